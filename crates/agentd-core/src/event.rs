@@ -1,0 +1,219 @@
+//! The run journal's events and what each one changes in the derived rows.
+
+use serde::{Deserialize, Serialize};
+
+use crate::message::{ContentPart, Message, Role, Usage};
+use crate::run::{RunError, RunStatus};
+
+/// One entry of a run's journal. Serialises as `{"type": "run.created", "data": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum EventKind {
+    #[serde(rename = "run.created")]
+    RunCreated {
+        input: String,
+        model: String,
+        max_steps: u32,
+    },
+    #[serde(rename = "run.started")]
+    RunStarted { node: String },
+    #[serde(rename = "step.started")]
+    StepStarted { step: u32 },
+    #[serde(rename = "llm.completed")]
+    LlmCompleted {
+        step: u32,
+        message: Message,
+        usage: Usage,
+        finish_reason: String,
+        provider: String,
+        model: String,
+    },
+    #[serde(rename = "tool.called")]
+    ToolCalled {
+        call_id: String,
+        name: String,
+        arguments: serde_json::Value,
+    },
+    #[serde(rename = "tool.started")]
+    ToolStarted { call_id: String, name: String },
+    #[serde(rename = "tool.result")]
+    ToolResult {
+        call_id: String,
+        name: String,
+        content: Vec<ContentPart>,
+        is_error: bool,
+        /// `ok`, `error` or (after a crash) `interrupted`.
+        status: String,
+        duration_ms: u64,
+    },
+    #[serde(rename = "step.completed")]
+    StepCompleted { step: u32 },
+    #[serde(rename = "run.completed")]
+    RunCompleted { output: String, usage: Usage },
+    #[serde(rename = "run.failed")]
+    RunFailed { error: RunError },
+    #[serde(rename = "run.cancelled")]
+    RunCancelled {
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+/// What an event changes in the rows derived from the journal.
+#[derive(Debug, Default, PartialEq)]
+pub struct Effects {
+    pub status: Option<RunStatus>,
+    /// A message appended to the session.
+    pub message: Option<Message>,
+    /// Usage to add to the run's total.
+    pub usage: Option<Usage>,
+    pub output: Option<String>,
+    pub error: Option<RunError>,
+}
+
+impl EventKind {
+    /// The event's type name as stored and streamed (`run.created`, ...).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::RunCreated { .. } => "run.created",
+            EventKind::RunStarted { .. } => "run.started",
+            EventKind::StepStarted { .. } => "step.started",
+            EventKind::LlmCompleted { .. } => "llm.completed",
+            EventKind::ToolCalled { .. } => "tool.called",
+            EventKind::ToolStarted { .. } => "tool.started",
+            EventKind::ToolResult { .. } => "tool.result",
+            EventKind::StepCompleted { .. } => "step.completed",
+            EventKind::RunCompleted { .. } => "run.completed",
+            EventKind::RunFailed { .. } => "run.failed",
+            EventKind::RunCancelled { .. } => "run.cancelled",
+        }
+    }
+
+    /// True for the events that end a run.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            EventKind::RunCompleted { .. } | EventKind::RunFailed { .. } | EventKind::RunCancelled { .. }
+        )
+    }
+
+    /// The event's `data` object alone.
+    pub fn data(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut m)) => {
+                m.remove("data").unwrap_or(serde_json::Value::Null)
+            }
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    /// Rebuilds an event from its stored type name and data.
+    pub fn from_parts(type_name: &str, data: serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({"type": type_name, "data": data}))
+    }
+
+    /// The derived-row changes this event implies; stores apply them in the
+    /// same transaction that appends the event.
+    pub fn effects(&self) -> Effects {
+        let mut e = Effects::default();
+        match self {
+            EventKind::RunCreated { input, .. } => {
+                e.status = Some(RunStatus::Queued);
+                e.message = Some(Message::text(Role::User, input.clone()));
+            }
+            EventKind::RunStarted { .. } => e.status = Some(RunStatus::Running),
+            EventKind::LlmCompleted { message, usage, .. } => {
+                e.message = Some(message.clone());
+                e.usage = Some(*usage);
+            }
+            EventKind::ToolResult {
+                call_id, content, ..
+            } => e.message = Some(Message::tool_result(call_id, content.clone())),
+            EventKind::RunCompleted { output, .. } => {
+                e.status = Some(RunStatus::Completed);
+                e.output = Some(output.clone());
+            }
+            EventKind::RunFailed { error } => {
+                e.status = Some(RunStatus::Failed);
+                e.error = Some(error.clone());
+            }
+            EventKind::RunCancelled { reason } => {
+                e.status = Some(RunStatus::Cancelled);
+                e.error = Some(RunError::new(
+                    "cancelled",
+                    reason.clone().unwrap_or_else(|| "run was cancelled".into()),
+                ));
+            }
+            EventKind::StepStarted { .. }
+            | EventKind::ToolCalled { .. }
+            | EventKind::ToolStarted { .. }
+            | EventKind::StepCompleted { .. } => {}
+        }
+        e
+    }
+}
+
+/// An event as stored in the journal, with its per-run sequence number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub run_id: String,
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub data: serde_json::Value,
+    pub created_at: String,
+}
+
+impl StoredEvent {
+    /// True if this is one of the events that end a run.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self.type_name.as_str(),
+            "run.completed" | "run.failed" | "run.cancelled"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_round_trips_through_type_and_data() {
+        let ev = EventKind::ToolCalled {
+            call_id: "c1".into(),
+            name: "echo".into(),
+            arguments: serde_json::json!({"a": 1}),
+        };
+        assert_eq!(ev.type_name(), "tool.called");
+        let data = ev.data();
+        assert_eq!(data["call_id"], "c1");
+        let back = EventKind::from_parts("tool.called", data).unwrap();
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn type_name_matches_serde_tag() {
+        let ev = EventKind::RunCancelled { reason: None };
+        let v = serde_json::to_value(&ev).unwrap();
+        assert_eq!(v["type"], ev.type_name());
+        assert!(ev.is_terminal());
+    }
+
+    #[test]
+    fn effects_derive_status_and_messages() {
+        let created = EventKind::RunCreated {
+            input: "hi".into(),
+            model: "m".into(),
+            max_steps: 3,
+        };
+        let fx = created.effects();
+        assert_eq!(fx.status, Some(RunStatus::Queued));
+        assert_eq!(fx.message.unwrap().text_content(), "hi");
+        let failed = EventKind::RunFailed {
+            error: RunError::new("max_steps_exceeded", "x"),
+        };
+        assert_eq!(failed.effects().status, Some(RunStatus::Failed));
+        assert!(EventKind::StepStarted { step: 1 }.effects() == Effects::default());
+    }
+}

@@ -1,0 +1,83 @@
+//! Identifiers and tenant scope.
+
+use serde::{Deserialize, Serialize};
+
+/// A new time-ordered identifier with a short type prefix (`run_…`, `ses_…`).
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// The owner of every stored row: organisation, user and project.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Tenant {
+    pub org: String,
+    pub user: String,
+    pub project: String,
+}
+
+impl Default for Tenant {
+    fn default() -> Self {
+        Self {
+            org: "default".into(),
+            user: "default".into(),
+            project: "default".into(),
+        }
+    }
+}
+
+/// Why a tenant scope value was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {field}: must be 1-128 characters of [A-Za-z0-9._:@-]")]
+pub struct InvalidScope {
+    pub field: &'static str,
+}
+
+impl Tenant {
+    /// Builds a tenant from optional header values, defaulting each to `default`.
+    pub fn from_parts(
+        org: Option<&str>,
+        user: Option<&str>,
+        project: Option<&str>,
+    ) -> Result<Self, InvalidScope> {
+        fn check(field: &'static str, v: Option<&str>) -> Result<String, InvalidScope> {
+            let v = v.unwrap_or("default");
+            let ok = !v.is_empty()
+                && v.len() <= 128
+                && v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c));
+            if ok {
+                Ok(v.to_string())
+            } else {
+                Err(InvalidScope { field })
+            }
+        }
+        Ok(Self {
+            org: check("x-org-id", org)?,
+            user: check("x-user-id", user)?,
+            project: check("x-project-id", project)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_prefixed_and_ordered() {
+        let a = new_id("run");
+        let b = new_id("run");
+        assert!(a.starts_with("run_"));
+        assert!(a < b, "uuid v7 ids sort by creation time");
+    }
+
+    #[test]
+    fn scope_defaults_and_validation() {
+        let t = Tenant::from_parts(None, Some("alice"), None).unwrap();
+        assert_eq!(t.org, "default");
+        assert_eq!(t.user, "alice");
+        assert!(Tenant::from_parts(Some("a b"), None, None).is_err());
+        assert!(Tenant::from_parts(Some(""), None, None).is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! Domain types shared by every agentd crate: ids, tenant scope, messages,
+//! run status and the journal's event enum. No I/O lives here.
+
+pub mod event;
+pub mod ids;
+pub mod message;
+pub mod run;
+
+pub use event::{EventKind, StoredEvent};
+pub use ids::{new_id, Tenant};
+pub use message::{ContentPart, Message, Role, ToolCall, ToolSpec, Usage};
+pub use run::{Run, RunError, RunStatus, Session};

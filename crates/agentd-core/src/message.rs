@@ -1,0 +1,118 @@
+//! Conversation messages, content parts, tool calls and token usage.
+
+use serde::{Deserialize, Serialize};
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+/// One part of a message's content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ContentPart {
+    Text {
+        text: String,
+    },
+    /// An image by URL (`https:` or a `data:` URL with base64 content).
+    Image {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mime_type: Option<String>,
+    },
+}
+
+impl ContentPart {
+    pub fn text(s: impl Into<String>) -> Self {
+        ContentPart::Text { text: s.into() }
+    }
+}
+
+/// A tool call requested by the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// Parsed JSON arguments; a model's unparsable arguments are kept as a string value.
+    pub arguments: serde_json::Value,
+}
+
+/// A message in a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    #[serde(default)]
+    pub content: Vec<ContentPart>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For `tool` messages: the call this answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// Reasoning text the model emitted, kept apart from the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
+}
+
+impl Message {
+    /// A plain text message.
+    pub fn text(role: Role, text: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: vec![ContentPart::text(text)],
+            tool_calls: vec![],
+            tool_call_id: None,
+            thinking: None,
+        }
+    }
+
+    /// The answer of a tool call.
+    pub fn tool_result(call_id: &str, content: Vec<ContentPart>) -> Self {
+        Self {
+            role: Role::Tool,
+            content,
+            tool_calls: vec![],
+            tool_call_id: Some(call_id.to_string()),
+            thinking: None,
+        }
+    }
+
+    /// All text parts joined.
+    pub fn text_content(&self) -> String {
+        let mut out = String::new();
+        for p in &self.content {
+            if let ContentPart::Text { text } = p {
+                out.push_str(text);
+            }
+        }
+        out
+    }
+}
+
+/// What a model is told about a tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub input_schema: serde_json::Value,
+}
+
+/// Token counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, o: &Usage) {
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.total_tokens += o.total_tokens;
+    }
+}

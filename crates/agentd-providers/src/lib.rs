@@ -1,0 +1,80 @@
+//! LLM providers behind one [`Provider`] trait: an OpenAI-compatible HTTP
+//! client and a scripted provider for tests and offline demos.
+
+mod openai;
+mod scripted;
+
+use agentd_core::{Message, ToolSpec, Usage};
+use async_trait::async_trait;
+
+pub use openai::{OpenAiConfig, OpenAiProvider};
+pub use scripted::{ScriptedProvider, ScriptedTurn};
+
+/// A piece of a streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta {
+    Text(String),
+    Thinking(String),
+}
+
+/// One request to a model.
+#[derive(Debug, Clone)]
+pub struct ChatRequest<'a> {
+    pub model: &'a str,
+    pub messages: &'a [Message],
+    pub tools: &'a [ToolSpec],
+    pub max_tokens: Option<u32>,
+}
+
+/// A model's complete answer.
+#[derive(Debug, Clone)]
+pub struct ChatResponse {
+    pub message: Message,
+    pub usage: Usage,
+    pub finish_reason: String,
+}
+
+/// Why a provider call failed. Messages never contain credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("provider answered HTTP {status}: {message}")]
+    Http { status: u16, message: String },
+    #[error("could not reach provider: {0}")]
+    Connect(String),
+    #[error("provider timed out")]
+    Timeout,
+    #[error("provider sent an invalid response: {0}")]
+    InvalidResponse(String),
+    #[error("provider stream ended early: {0}")]
+    StreamInterrupted(String),
+    #[error("provider misconfigured: {0}")]
+    Config(String),
+}
+
+impl ProviderError {
+    /// Machine-readable code used in run errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProviderError::Http { .. } => "provider_http_error",
+            ProviderError::Connect(_) => "provider_unreachable",
+            ProviderError::Timeout => "provider_timeout",
+            ProviderError::InvalidResponse(_) => "provider_invalid_response",
+            ProviderError::StreamInterrupted(_) => "provider_stream_interrupted",
+            ProviderError::Config(_) => "provider_config_error",
+        }
+    }
+}
+
+/// Receives streamed deltas while a call is in flight.
+pub type DeltaSink<'a> = &'a (dyn Fn(Delta) + Send + Sync);
+
+/// A chat model endpoint.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The adapter kind (`openai`, `scripted`).
+    fn kind(&self) -> &'static str;
+    /// Sends one chat request; deltas go to `on_delta` as they arrive.
+    async fn chat(&self, req: ChatRequest<'_>, on_delta: DeltaSink<'_>) -> Result<ChatResponse, ProviderError>;
+    /// Checks the endpoint is reachable and the credentials work; returns a short description.
+    async fn check(&self) -> Result<String, ProviderError>;
+}

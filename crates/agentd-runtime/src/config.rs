@@ -1,0 +1,136 @@
+//! `agentd.toml`: providers, model profiles and agent settings.
+//! Precedence is defaults < file < environment < command-line flags.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration file. Unknown keys are ignored so a newer file
+/// still loads in an older binary.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Config {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    /// Model used when a run names none: a profile or `provider/model`.
+    pub default_model: Option<String>,
+    /// Largest accepted request body in bytes.
+    pub max_body_bytes: Option<usize>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelProfile>,
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentConfig>,
+    /// Directory of the file, for resolving relative paths.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// One provider endpoint.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderConfig {
+    /// `openai` (any OpenAI-compatible server) or `scripted`.
+    #[serde(rename = "type", default = "default_kind")]
+    pub kind: String,
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the API key.
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub timeout_secs: Option<u64>,
+    /// Use SSE streaming (default true).
+    pub stream: Option<bool>,
+    /// For `scripted`: a JSON file with the turns to play.
+    pub script: Option<PathBuf>,
+    /// For `scripted`: the turns inline.
+    pub turns: Option<Vec<agentd_providers::ScriptedTurn>>,
+}
+
+fn default_kind() -> String {
+    "openai".into()
+}
+
+/// A named model: which provider and model id, and its limits.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelProfile {
+    pub provider: String,
+    pub model: String,
+    pub context_window: Option<u64>,
+    pub max_tokens: Option<u32>,
+}
+
+/// Settings of an agent (`[agents.default]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AgentConfig {
+    pub system_prompt: Option<String>,
+    pub max_steps: Option<u32>,
+    pub model: Option<String>,
+    /// Tool names the agent may use (all builtin tools when absent).
+    pub tools: Option<Vec<String>>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads `path`, or `./agentd.toml` when it exists, or the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from("agentd.toml");
+                if !p.exists() {
+                    return Ok(Self::default());
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        let mut cfg = Self::parse(&text).map_err(|message| ConfigError::Parse { path: path.clone(), message })?;
+        cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(cfg)
+    }
+
+    /// Parses the TOML text of a config file.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The default agent's settings.
+    pub fn default_agent(&self) -> AgentConfig {
+        self.agents.get("default").cloned().unwrap_or_default()
+    }
+
+    /// Resolves a path from the file relative to the file's directory.
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_example_file() {
+        let text = include_str!("../../../agentd.example.toml");
+        let cfg = Config::parse(text).expect("example parses");
+        assert!(cfg.models.contains_key("fast"));
+        assert_eq!(cfg.default_agent().max_steps, Some(20));
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored_and_bad_types_rejected() {
+        assert!(Config::parse("future_key = 1\n[agents.default.policy]\nmode = \"ask\"").is_ok());
+        assert!(Config::parse("max_body_bytes = \"lots\"").is_err());
+    }
+}

@@ -1,0 +1,55 @@
+//! Live fan-out of a run's events and token deltas to subscribers (SSE
+//! clients, the CLI). Stored events are also in the journal; deltas are not.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use agentd_core::StoredEvent;
+use agentd_providers::Delta;
+use tokio::sync::broadcast;
+
+/// One item on a run's live channel.
+#[derive(Debug, Clone)]
+pub enum Live {
+    Event(StoredEvent),
+    Delta(Delta),
+}
+
+/// Per-run broadcast channels, present while a run executes in this process.
+#[derive(Default)]
+pub struct Hub {
+    channels: Mutex<HashMap<String, broadcast::Sender<Live>>>,
+}
+
+const CAPACITY: usize = 1024;
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Live>>> {
+        // A panic while holding this lock leaves a plain map: still usable.
+        self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates the run's channel (if missing) and subscribes to it.
+    pub fn open(&self, run_id: &str) -> broadcast::Receiver<Live> {
+        self.lock()
+            .entry(run_id.to_string())
+            .or_insert_with(|| broadcast::channel(CAPACITY).0)
+            .subscribe()
+    }
+
+    /// Subscribes if the run is live here.
+    pub fn subscribe(&self, run_id: &str) -> Option<broadcast::Receiver<Live>> {
+        self.lock().get(run_id).map(|s| s.subscribe())
+    }
+
+    pub fn publish(&self, run_id: &str, item: Live) {
+        if let Some(s) = self.lock().get(run_id) {
+            let _ = s.send(item);
+        }
+    }
+
+    /// Drops the run's channel; subscribers drain what is buffered, then see it closed.
+    pub fn close(&self, run_id: &str) {
+        self.lock().remove(run_id);
+    }
+}
