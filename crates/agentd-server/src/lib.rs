@@ -1,1 +1,107 @@
+//! The HTTP face of agentd: `/v1` REST + SSE over the runtime.
 
+mod error;
+mod runs;
+mod sessions;
+mod sse;
+
+use std::sync::Arc;
+
+use agentd_runtime::Runtime;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+pub use error::ApiError;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub rt: Arc<Runtime>,
+}
+
+/// Default largest request body: 1 MiB.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+
+/// Builds the router with every route and layer.
+pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
+    let v1 = Router::new()
+        .route("/runs", post(runs::create).get(runs::list))
+        .route("/runs/{id}", get(runs::get_one))
+        .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/events", get(runs::events))
+        .route("/sessions", post(sessions::create).get(sessions::list))
+        .route("/sessions/{id}", get(sessions::get_one).delete(sessions::delete))
+        .route("/sessions/{id}/runs", get(sessions::runs))
+        .route("/tools", get(list_tools));
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .nest("/v1", v1)
+        .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the server hit an unexpected error").into_response()
+        }))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(AppState { rt })
+}
+
+/// `200` when the database answers and a provider is configured; else `503`
+/// with what is missing.
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    let db = match s.rt.store.ping().await {
+        Ok(()) => json!({"ok": true}),
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    };
+    let providers = s.rt.models.provider_names();
+    let prov = if providers.is_empty() {
+        json!({"ok": false, "configured": [], "error": "no provider configured: set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml"})
+    } else {
+        json!({"ok": true, "configured": providers})
+    };
+    let ready = db["ok"] == true && prov["ok"] == true;
+    let mut missing = vec![];
+    if db["ok"] != true {
+        missing.push("database");
+    }
+    if prov["ok"] != true {
+        missing.push("provider");
+    }
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (
+        code,
+        Json(json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "missing": missing,
+            "checks": {"database": db, "providers": prov},
+        })),
+    )
+}
+
+/// Every tool available to the default agent.
+async fn list_tools(State(s): State<AppState>) -> Json<serde_json::Value> {
+    let data: Vec<_> = s
+        .rt
+        .tools
+        .specs()
+        .into_iter()
+        .filter(|t| s.rt.agent.tools.as_ref().is_none_or(|a| a.contains(&t.name)))
+        .map(|t| json!({"name": t.name, "source": "builtin", "description": t.description, "input_schema": t.input_schema}))
+        .collect();
+    Json(json!({"data": data, "next_cursor": null}))
+}
+
+/// A list answer: `{"data": [...], "next_cursor": ...}` from `limit + 1` rows.
+pub(crate) fn page<T: serde::Serialize>(mut rows: Vec<T>, limit: usize, cursor: impl Fn(&T) -> serde_json::Value) -> Json<serde_json::Value> {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more { rows.last().map(&cursor).unwrap_or(serde_json::Value::Null) } else { serde_json::Value::Null };
+    Json(json!({"data": rows, "next_cursor": next}))
+}

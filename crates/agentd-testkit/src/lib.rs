@@ -1,1 +1,213 @@
+//! A mock OpenAI-compatible chat-completions server on loopback, playing
+//! scripted turns (or an automatic tool-round pattern) for tests and benches.
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub enum Turn {
+    /// A text answer, streamed in the given chunks.
+    Text(Vec<String>),
+    /// Reasoning chunks, then text chunks.
+    Thinking { thinking: Vec<String>, text: Vec<String> },
+    /// Tool calls `(name, arguments)` in one assistant turn.
+    ToolCalls(Vec<(String, Value)>),
+    /// Waits, then answers with text (a slow model).
+    Slow(Duration, String),
+    /// An HTTP error status with a JSON error body.
+    Status(u16, String),
+    /// A 200 answer whose body (or first stream chunk) is not JSON.
+    InvalidJson,
+    /// Streams these text chunks, then closes the connection mid-answer.
+    CutStream(Vec<String>),
+}
+
+impl Turn {
+    pub fn text(s: &str) -> Self {
+        Turn::Text(vec![s.to_string()])
+    }
+
+    pub fn tool(name: &str, args: Value) -> Self {
+        Turn::ToolCalls(vec![(name.to_string(), args)])
+    }
+}
+
+struct MockState {
+    script: Mutex<VecDeque<Turn>>,
+    requests: Mutex<Vec<Value>>,
+    auto_rounds: usize,
+    calls: AtomicU64,
+    busy_nanos: AtomicU64,
+}
+
+/// A running mock server; stops when dropped.
+pub struct MockOpenAi {
+    /// Base URL to use as `OPENAI_BASE_URL` (ends in `/v1`).
+    pub base_url: String,
+    state: Arc<MockState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockOpenAi {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl MockOpenAi {
+    /// Starts a server that plays `script` in order; when the script is
+    /// empty it answers with `auto_rounds` rounds of `echo` calls, then "done".
+    pub async fn start(script: Vec<Turn>, auto_rounds: usize) -> std::io::Result<Self> {
+        let state = Arc::new(MockState {
+            script: Mutex::new(script.into()),
+            requests: Mutex::new(vec![]),
+            auto_rounds,
+            calls: AtomicU64::new(0),
+            busy_nanos: AtomicU64::new(0),
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/models", get(|| async { Json(json!({"object": "list", "data": [{"id": "mock-model", "object": "model"}]})) }))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { base_url: format!("http://{addr}/v1"), state, task })
+    }
+
+    /// Adds turns to the end of the script.
+    pub fn push(&self, turns: impl IntoIterator<Item = Turn>) {
+        lock(&self.state.script).extend(turns);
+    }
+
+    /// Every request body received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        lock(&self.state.requests).clone()
+    }
+
+    /// Number of chat requests served.
+    pub fn calls(&self) -> u64 {
+        self.state.calls.load(Ordering::Relaxed)
+    }
+
+    /// Total time spent inside the handler building answers.
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.state.busy_nanos.load(Ordering::Relaxed))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The automatic pattern: `echo` until `rounds` tool results follow the last user message.
+fn auto_turn(body: &Value, rounds: usize) -> Turn {
+    let msgs = body["messages"].as_array().cloned().unwrap_or_default();
+    let done = msgs.iter().rev().take_while(|m| m["role"] != "user").filter(|m| m["role"] == "tool").count();
+    if done < rounds {
+        Turn::tool("echo", json!({"round": done + 1}))
+    } else {
+        Turn::text("done")
+    }
+}
+
+fn chunk(delta: Value, finish: Option<&str>) -> Value {
+    json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "model": "mock-model",
+           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+}
+
+fn sse(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+const USAGE: fn() -> Value = || json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
+
+async fn chat(State(st): State<Arc<MockState>>, Json(body): Json<Value>) -> Response {
+    let started = Instant::now();
+    st.calls.fetch_add(1, Ordering::Relaxed);
+    lock(&st.requests).push(body.clone());
+    let turn = lock(&st.script).pop_front().unwrap_or_else(|| auto_turn(&body, st.auto_rounds));
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    let resp = answer(turn, stream).await;
+    st.busy_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    resp
+}
+
+async fn answer(turn: Turn, stream: bool) -> Response {
+    let (text, thinking, calls): (Vec<String>, Vec<String>, Vec<(String, Value)>) = match turn {
+        Turn::Status(code, msg) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (status, Json(json!({"error": {"message": msg, "type": "server_error"}}))).into_response();
+        }
+        Turn::InvalidJson => {
+            let body = if stream { "data: {this is not json\n\n" } else { "{\"choices\": [ oops" };
+            let ct = if stream { "text/event-stream" } else { "application/json" };
+            return ([(header::CONTENT_TYPE, ct)], body).into_response();
+        }
+        Turn::CutStream(chunks) => {
+            let frames: Vec<Result<Bytes, Infallible>> =
+                chunks.iter().map(|c| Ok(sse(&chunk(json!({"content": c}), None)))).collect();
+            return ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(futures::stream::iter(frames)))
+                .into_response();
+        }
+        Turn::Slow(d, t) => {
+            tokio::time::sleep(d).await;
+            (vec![t], vec![], vec![])
+        }
+        Turn::Text(t) => (t, vec![], vec![]),
+        Turn::Thinking { thinking, text } => (text, thinking, vec![]),
+        Turn::ToolCalls(c) => (vec![], vec![], c),
+    };
+    let finish = if calls.is_empty() { "stop" } else { "tool_calls" };
+    let call_id = |i: usize| format!("call_{}_{i}", std::process::id() as u64 + i as u64);
+    if !stream {
+        let tool_calls: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (n, a))| json!({"id": call_id(i), "type": "function", "function": {"name": n, "arguments": a.to_string()}}))
+            .collect();
+        let mut msg = json!({"role": "assistant", "content": text.concat()});
+        if !tool_calls.is_empty() {
+            msg["tool_calls"] = Value::Array(tool_calls);
+        }
+        if !thinking.is_empty() {
+            msg["reasoning_content"] = json!(thinking.concat());
+        }
+        return Json(json!({"id": "chatcmpl-mock", "object": "chat.completion", "model": "mock-model",
+            "choices": [{"index": 0, "message": msg, "finish_reason": finish}], "usage": USAGE()}))
+        .into_response();
+    }
+    let mut frames = vec![sse(&chunk(json!({"role": "assistant", "content": ""}), None))];
+    frames.extend(thinking.iter().map(|t| sse(&chunk(json!({"reasoning_content": t}), None))));
+    frames.extend(text.iter().map(|t| sse(&chunk(json!({"content": t}), None))));
+    for (i, (n, a)) in calls.iter().enumerate() {
+        // Arguments arrive in two pieces, as real servers split them.
+        let args = a.to_string();
+        let (head, tail) = args.split_at(args.len() / 2);
+        frames.push(sse(&chunk(
+            json!({"tool_calls": [{"index": i, "id": call_id(i), "type": "function", "function": {"name": n, "arguments": head}}]}),
+            None,
+        )));
+        frames.push(sse(&chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": tail}}]}), None)));
+    }
+    frames.push(sse(&chunk(json!({}), Some(finish))));
+    frames.push(sse(&json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "choices": [], "usage": USAGE()})));
+    frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    let body: Vec<Result<Bytes, Infallible>> = frames.into_iter().map(Ok).collect();
+    ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(futures::stream::iter(body))).into_response()
+}

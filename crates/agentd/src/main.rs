@@ -1,1 +1,38 @@
-fn main() {}
+//! `agentd`: a self-hosted, durable agent runtime. This file only parses
+//! the command line and dispatches.
+
+mod bench;
+mod cli;
+mod client;
+mod doctor;
+mod local;
+mod serve;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    init_tracing(args.verbose);
+    // reqwest is built without a default TLS crypto backend; pick ring once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(cli::dispatch(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: bool) {
+    let default = if verbose { "info,agentd=debug" } else { "warn,agentd=info,agentd_server=info,agentd_runtime=info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTD_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

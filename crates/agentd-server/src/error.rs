@@ -1,0 +1,168 @@
+//! API errors and the extractors that turn bad input into them.
+
+use agentd_core::Tenant;
+use agentd_runtime::RuntimeError;
+use agentd_store::StoreError;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// An error answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub extra: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), extra: None }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut err = json!({"code": self.code, "message": self.message});
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (self.extra, err.as_object_mut()) {
+            obj.extend(extra);
+        }
+        (self.status, Json(json!({ "error": err }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::not_found("not_found", "not found"),
+            StoreError::RunFinished => ApiError::new(StatusCode::CONFLICT, "run_already_finished", "run already finished"),
+            other => {
+                tracing::error!(error = %other, "store error");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the database reported an error")
+            }
+        }
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::BadRequest { code, message } => ApiError::bad_request(code, message),
+            RuntimeError::NotFound { code, message } => ApiError::not_found(code, message),
+            RuntimeError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            RuntimeError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// A JSON body parsed regardless of content type, with JSON error answers:
+/// `400 invalid_json`, `400 invalid_request` (wrong shape), `413 payload_too_large`.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match MaybeJson::<T>::from_request(req, state).await? {
+            MaybeJson(Some(v)) => Ok(ApiJson(v)),
+            MaybeJson(None) => Err(ApiError::bad_request("invalid_json", "request body is empty; expected a JSON object")),
+        }
+    }
+}
+
+/// Like [`ApiJson`], but an empty body is `None`.
+pub struct MaybeJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is larger than the configured limit")
+            } else {
+                ApiError::bad_request("invalid_body", r.body_text())
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(MaybeJson(None));
+        }
+        serde_json::from_slice(&bytes).map(|v| MaybeJson(Some(v))).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::bad_request("invalid_request", e.to_string()),
+            _ => ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")),
+        })
+    }
+}
+
+/// The caller's tenant scope, from `x-org-id`, `x-user-id`, `x-project-id`.
+pub struct Scope(pub Tenant);
+
+impl<S: Send + Sync> FromRequestParts<S> for Scope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let get = |name: &str| -> Result<Option<&str>, ApiError> {
+            match parts.headers.get(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .to_str()
+                    .map(Some)
+                    .map_err(|_| ApiError::bad_request("invalid_scope", format!("{name} is not valid text"))),
+            }
+        };
+        let t = Tenant::from_parts(get("x-org-id")?, get("x-user-id")?, get("x-project-id")?)
+            .map_err(|e| ApiError::bad_request("invalid_scope", e.to_string()))?;
+        Ok(Scope(t))
+    }
+}
+
+/// Query-string parameters, parsed by hand so errors are JSON too.
+pub struct Params(pub std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        serde_urlencoded_pairs(q).map(Params)
+    }
+}
+
+fn serde_urlencoded_pairs(q: &str) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
+        &format!("/?{q}").parse().map_err(|_| ApiError::bad_request("invalid_query", "malformed query string"))?,
+    )
+    .map(|axum::extract::Query(m)| m)
+    .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+}
+
+impl Params {
+    /// An integer parameter within `[min, max]`, or `default` when absent.
+    pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+        match self.0.get(name) {
+            None => Ok(default),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(ApiError::bad_request("invalid_query", format!("`{name}` must be an integer between {min} and {max}"))),
+            },
+        }
+    }
+
+    pub fn str(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}

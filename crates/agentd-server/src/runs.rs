@@ -1,0 +1,107 @@
+//! `/v1/runs` handlers.
+
+use agentd_core::RunStatus;
+use agentd_runtime::CreateRun;
+use agentd_store::{EventQuery, Page, RunFilter};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::{ApiError, ApiJson, MaybeJson, Params, Scope};
+use crate::{page, sse, AppState};
+
+/// Body of `POST /v1/runs`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    input: String,
+    session_id: Option<String>,
+    model: Option<String>,
+    max_steps: Option<u32>,
+    #[serde(default)]
+    stream: bool,
+}
+
+pub async fn create(State(s): State<AppState>, Scope(t): Scope, ApiJson(b): ApiJson<CreateBody>) -> Result<Response, ApiError> {
+    let req = CreateRun { input: b.input, session_id: b.session_id, model: b.model, max_steps: b.max_steps };
+    let (run, rx) = s.rt.create_run(&t, req, b.stream).await?;
+    if !b.stream {
+        return Ok((StatusCode::ACCEPTED, Json(run)).into_response());
+    }
+    let id = run.id.clone();
+    let mut resp = sse::run_events(s.rt.clone(), t, id.clone(), 0, rx).into_response();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-run-id", v);
+    }
+    Ok(resp)
+}
+
+pub async fn get_one(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(s.rt.get_run(&t, &id).await?).into_response())
+}
+
+pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
+    let status = match p.str("status") {
+        Some(v) => Some(RunStatus::parse(&v).ok_or_else(|| ApiError::bad_request("invalid_query", format!("unknown status {v:?}")))?),
+        None => None,
+    };
+    let filter = RunFilter { session_id: p.str("session_id"), status };
+    list_runs(&s, &t, filter, &p).await
+}
+
+pub(crate) async fn list_runs(s: &AppState, t: &agentd_core::Tenant, filter: RunFilter, p: &Params) -> Result<Response, ApiError> {
+    let limit = p.int("limit", 20, 1, 100)? as u32;
+    let rows = s.rt.store.list_runs(t, &filter, &Page { after: p.str("after"), limit: limit + 1 }).await?;
+    Ok(page(rows, limit as usize, |r| json!(r.id)).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    reason: Option<String>,
+}
+
+pub async fn cancel(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+    MaybeJson(body): MaybeJson<CancelBody>,
+) -> Result<Response, ApiError> {
+    let reason = body.and_then(|b| b.reason);
+    Ok(Json(s.rt.cancel(&t, &id, reason).await?).into_response())
+}
+
+/// The journal as a JSON page, or (with `Accept: text/event-stream`) as SSE.
+pub async fn events(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    p: Params,
+) -> Result<Response, ApiError> {
+    // Existence check first, so unknown runs are a JSON 404 in both modes.
+    s.rt.get_run(&t, &id).await?;
+    let mut after = p.int("after", 0, 0, i64::MAX)?;
+    let wants_sse = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if wants_sse {
+        if let Some(v) = headers.get("last-event-id") {
+            after = v
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be a sequence number"))?;
+        }
+        return Ok(sse::run_events(s.rt.clone(), t, id, after, None).into_response());
+    }
+    let limit = p.int("limit", 100, 1, 1000)? as u32;
+    let types = p.str("type").map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let rows = s.rt.store.events(&t, &id, &EventQuery { after, limit: limit + 1, types }).await?;
+    Ok(page(rows, limit as usize, |e| json!(e.seq)).into_response())
+}

@@ -1,0 +1,130 @@
+//! A run's journal as Server-Sent Events: the stored backlog after a cursor,
+//! then live events and deltas, ending after the terminal event.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentd_core::{StoredEvent, Tenant};
+use agentd_providers::Delta;
+use agentd_runtime::{Live, Runtime};
+use agentd_store::EventQuery;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Streams a run's events with `seq > after`. `rx` is an already open live
+/// subscription (so nothing between creation and streaming is lost).
+pub fn run_events(rt: Arc<Runtime>, t: Tenant, run_id: String, after: i64, rx: Option<broadcast::Receiver<Live>>) -> Response {
+    let (tx, out) = mpsc::channel(256);
+    tokio::spawn(async move {
+        let mut f = Feed { rt, t, run_id, last: after, tx };
+        if let Err(Closed) = f.pump(rx).await {
+            tracing::debug!(run_id = %f.run_id, "SSE client went away");
+        }
+    });
+    Sse::new(ReceiverStream::new(out)).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// The client disconnected (or the database failed): stop streaming.
+struct Closed;
+
+struct Feed {
+    rt: Arc<Runtime>,
+    t: Tenant,
+    run_id: String,
+    last: i64,
+    tx: mpsc::Sender<Result<Event, Infallible>>,
+}
+
+enum Progress {
+    Open,
+    Ended,
+}
+
+impl Feed {
+    async fn pump(&mut self, rx: Option<broadcast::Receiver<Live>>) -> Result<(), Closed> {
+        // Subscribe before reading the backlog so nothing falls in between.
+        let mut rx = rx.or_else(|| self.rt.hub.subscribe(&self.run_id));
+        if let Progress::Ended = self.backfill().await? {
+            return Ok(());
+        }
+        loop {
+            let Some(live) = rx.as_mut() else {
+                // Not executing in this process: poll the journal.
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                if let Progress::Ended = self.backfill().await? {
+                    return Ok(());
+                }
+                rx = self.rt.hub.subscribe(&self.run_id);
+                continue;
+            };
+            let item = tokio::select! {
+                r = live.recv() => r,
+                _ = self.tx.closed() => return Err(Closed),
+            };
+            match item {
+                Ok(Live::Event(ev)) if ev.seq == self.last + 1 => {
+                    if let Progress::Ended = self.send_event(&ev).await? {
+                        return Ok(());
+                    }
+                }
+                Ok(Live::Event(ev)) if ev.seq <= self.last => {}
+                Ok(Live::Delta(d)) => self.send(delta_frame(&d)).await?,
+                // A gap, a lagging receiver or the run leaving this process: the journal is the truth.
+                Ok(Live::Event(_)) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if let Progress::Ended = self.backfill().await? {
+                        return Ok(());
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    rx = None;
+                    if let Progress::Ended = self.backfill().await? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&self, ev: Event) -> Result<(), Closed> {
+        self.tx.send(Ok(ev)).await.map_err(|_| Closed)
+    }
+
+    async fn send_event(&mut self, ev: &StoredEvent) -> Result<Progress, Closed> {
+        let data = serde_json::to_string(ev).map_err(|_| Closed)?;
+        self.send(Event::default().id(ev.seq.to_string()).event(&ev.type_name).data(data)).await?;
+        self.last = ev.seq;
+        Ok(if ev.is_terminal() { Progress::Ended } else { Progress::Open })
+    }
+
+    /// Sends every stored event after `last`.
+    async fn backfill(&mut self) -> Result<Progress, Closed> {
+        loop {
+            let q = EventQuery { after: self.last, limit: 500, types: None };
+            let evs = self.rt.store.events(&self.t, &self.run_id, &q).await.map_err(|e| {
+                tracing::warn!(error = %e, "reading events for SSE failed");
+                Closed
+            })?;
+            let n = evs.len();
+            for ev in &evs {
+                if let Progress::Ended = self.send_event(ev).await? {
+                    return Ok(Progress::Ended);
+                }
+            }
+            if n < 500 {
+                return Ok(Progress::Open);
+            }
+        }
+    }
+}
+
+fn delta_frame(d: &Delta) -> Event {
+    let data = match d {
+        Delta::Text(t) => serde_json::json!({"text": t}),
+        Delta::Thinking(t) => serde_json::json!({"thinking": t}),
+    };
+    Event::default().event("llm.delta").data(data.to_string())
+}
+

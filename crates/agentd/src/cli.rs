@@ -1,0 +1,140 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "agentd", version, about = "A self-hosted, durable agent runtime")]
+pub struct Cli {
+    /// More log output (or set AGENTD_LOG, e.g. AGENTD_LOG=debug).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Where the local database and config are.
+#[derive(Args, Clone)]
+pub struct LocalOpts {
+    /// Data directory holding the SQLite database.
+    #[arg(long, env = "AGENTD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Config file (default: ./agentd.toml when present).
+    #[arg(long, env = "AGENTD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// How to reach a running server.
+#[derive(Args, Clone)]
+pub struct RemoteOpts {
+    /// Server URL.
+    #[arg(long, env = "AGENTD_URL", default_value = "http://127.0.0.1:7700")]
+    pub url: String,
+    /// Tenant scope sent as x-org-id / x-user-id / x-project-id.
+    #[arg(long, env = "AGENTD_ORG")]
+    pub org: Option<String>,
+    #[arg(long, env = "AGENTD_USER")]
+    pub user: Option<String>,
+    #[arg(long, env = "AGENTD_PROJECT")]
+    pub project: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Run the HTTP server.
+    Serve {
+        /// Address to listen on (loopback by default).
+        #[arg(long, env = "AGENTD_LISTEN")]
+        listen: Option<String>,
+        #[command(flatten)]
+        local: LocalOpts,
+    },
+    /// Run an agent once and stream its answer (in-process, or against a server with --url).
+    Run {
+        input: String,
+        /// A model profile or provider/model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Continue an existing session.
+        #[arg(long)]
+        session: Option<String>,
+        #[arg(long)]
+        max_steps: Option<u32>,
+        /// Run against this server instead of in-process.
+        #[arg(long)]
+        url: Option<String>,
+        /// Print journal events to stderr as they happen.
+        #[arg(long)]
+        events: bool,
+        #[command(flatten)]
+        local: LocalOpts,
+    },
+    /// Follow a run's events as they happen.
+    Tail {
+        run_id: String,
+        /// Start after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// List sessions.
+    Sessions {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// List runs.
+    Runs {
+        #[arg(long)]
+        session: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Check configuration, database and providers.
+    Doctor {
+        #[command(flatten)]
+        local: LocalOpts,
+    },
+    /// Measure the run loop against a fast mock model on loopback.
+    Bench {
+        /// Runs per concurrency level.
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+        /// Tool rounds per run.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Concurrency levels, comma separated.
+        #[arg(long, default_value = "1,32", value_delimiter = ',')]
+        concurrency: Vec<usize>,
+    },
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Serve { listen, local } => crate::serve::serve(listen, local).await,
+        Cmd::Run { input, model, session, max_steps, url, events, local } => {
+            let req = agentd_runtime::CreateRun { input, session_id: session, model, max_steps };
+            match url {
+                Some(url) => crate::client::run_remote(&url, req, events).await,
+                None => crate::local::run_local(local, req, events).await,
+            }
+        }
+        Cmd::Tail { run_id, after, remote } => crate::client::tail(&remote, &run_id, after).await,
+        Cmd::Sessions { limit, remote } => crate::client::list(&remote, &format!("/v1/sessions?limit={limit}")).await,
+        Cmd::Runs { session, limit, remote } => {
+            let path = match session {
+                Some(s) => format!("/v1/sessions/{s}/runs?limit={limit}"),
+                None => format!("/v1/runs?limit={limit}"),
+            };
+            crate::client::list(&remote, &path).await
+        }
+        Cmd::Doctor { local } => crate::doctor::doctor(local).await,
+        Cmd::Bench { runs, rounds, concurrency } => crate::bench::bench(runs, rounds, concurrency).await,
+    }
+}

@@ -1,0 +1,124 @@
+//! Commands that talk to a running server: `run --url`, `tail`, `sessions`, `runs`.
+
+use std::process::ExitCode;
+
+use agentd_providers::Delta;
+use agentd_runtime::CreateRun;
+use anyhow::{bail, Context};
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::cli::RemoteOpts;
+use crate::local::Printer;
+
+fn client(remote: Option<&RemoteOpts>) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(r) = remote {
+        for (name, v) in [("x-org-id", &r.org), ("x-user-id", &r.user), ("x-project-id", &r.project)] {
+            if let Some(v) = v {
+                headers.insert(name, v.parse().context("invalid scope value")?);
+            }
+        }
+    }
+    Ok(reqwest::Client::builder().default_headers(headers).build()?)
+}
+
+async fn error_of(resp: reqwest::Response) -> anyhow::Error {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    anyhow::anyhow!(
+        "server answered {status}: {} {}",
+        body["error"]["code"].as_str().unwrap_or(""),
+        body["error"]["message"].as_str().unwrap_or("")
+    )
+}
+
+/// Follows an SSE response until the terminal event; prints deltas.
+async fn follow(resp: reqwest::Response, show_events: bool) -> anyhow::Result<ExitCode> {
+    let mut printer = Printer::default();
+    let mut events = resp.bytes_stream().eventsource();
+    while let Some(ev) = events.next().await {
+        let ev = ev.context("stream broke")?;
+        let v: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
+        if ev.event == "llm.delta" {
+            if let Some(t) = v["text"].as_str() {
+                printer.delta(&Delta::Text(t.into()));
+            } else if let Some(t) = v["thinking"].as_str() {
+                printer.delta(&Delta::Thinking(t.into()));
+            }
+            continue;
+        }
+        if show_events {
+            eprintln!("[{}] {} {}", ev.id, ev.event, v["data"]);
+        }
+        match ev.event.as_str() {
+            "run.completed" => return Ok(printer.finish("completed", v["data"]["output"].as_str(), None)),
+            "run.failed" | "run.cancelled" => {
+                let code = v["data"]["error"]["code"].as_str().unwrap_or("cancelled");
+                let msg = v["data"]["error"]["message"].as_str().or(v["data"]["reason"].as_str()).unwrap_or("");
+                let status = ev.event.trim_start_matches("run.");
+                return Ok(printer.finish(status, None, Some((code, msg))));
+            }
+            _ => {}
+        }
+    }
+    bail!("the stream ended before the run finished")
+}
+
+pub async fn run_remote(url: &str, req: CreateRun, show_events: bool) -> anyhow::Result<ExitCode> {
+    let body = json!({"input": req.input, "session_id": req.session_id, "model": req.model, "max_steps": req.max_steps, "stream": true});
+    let resp = client(None)?
+        .post(format!("{}/v1/runs", url.trim_end_matches('/')))
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    if !resp.status().is_success() {
+        return Err(error_of(resp).await);
+    }
+    if let Some(id) = resp.headers().get("x-run-id").and_then(|v| v.to_str().ok()) {
+        eprintln!("run {id}");
+    }
+    follow(resp, show_events).await
+}
+
+pub async fn tail(remote: &RemoteOpts, run_id: &str, after: i64) -> anyhow::Result<ExitCode> {
+    let resp = client(Some(remote))?
+        .get(format!("{}/v1/runs/{run_id}/events?after={after}", remote.url.trim_end_matches('/')))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", remote.url))?;
+    if !resp.status().is_success() {
+        return Err(error_of(resp).await);
+    }
+    follow(resp, true).await
+}
+
+pub async fn list(remote: &RemoteOpts, path: &str) -> anyhow::Result<ExitCode> {
+    let resp = client(Some(remote))?
+        .get(format!("{}{path}", remote.url.trim_end_matches('/')))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", remote.url))?;
+    if !resp.status().is_success() {
+        return Err(error_of(resp).await);
+    }
+    let body: Value = resp.json().await?;
+    for row in body["data"].as_array().into_iter().flatten() {
+        let id = row["id"].as_str().unwrap_or("?");
+        let when = row["created_at"].as_str().unwrap_or("");
+        match row.get("status") {
+            Some(status) => {
+                let input: String = row["input"].as_str().unwrap_or("").chars().take(60).collect();
+                println!("{id}  {when}  {:<10} {input}", status.as_str().unwrap_or(""));
+            }
+            None => println!("{id}  {when}  {}", row["title"].as_str().unwrap_or("")),
+        }
+    }
+    if let Some(c) = body["next_cursor"].as_str() {
+        eprintln!("more: pass after={c}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,67 @@
+//! `agentd doctor`: what is configured, and does it work.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::cli::LocalOpts;
+
+pub async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    let s = match crate::local::setup(&local) {
+        Ok(s) => {
+            let src = local.config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| {
+                if std::path::Path::new("agentd.toml").exists() { "./agentd.toml".into() } else { "none (defaults + environment)".into() }
+            });
+            println!("✓ config: {src}");
+            s
+        }
+        Err(e) => {
+            println!("✗ config: {e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let rt = match crate::local::runtime(&s).await {
+        Ok(rt) => rt,
+        Err(e) => {
+            println!("✗ runtime: {e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    match rt.store.ping().await {
+        Ok(()) => println!("✓ database: {}", s.data_dir.join("agentd.db").display()),
+        Err(e) => {
+            ok = false;
+            println!("✗ database: {e}");
+        }
+    }
+    if rt.models.is_empty() {
+        ok = false;
+        println!("✗ providers: none configured; set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml");
+    }
+    for (name, p) in rt.models.providers() {
+        match tokio::time::timeout(Duration::from_secs(10), p.check()).await {
+            Ok(Ok(msg)) => println!("✓ provider {name} ({}): {msg}", p.kind()),
+            Ok(Err(e)) => {
+                ok = false;
+                println!("✗ provider {name} ({}): {e}", p.kind());
+            }
+            Err(_) => {
+                ok = false;
+                println!("✗ provider {name} ({}): no answer within 10s", p.kind());
+            }
+        }
+    }
+    match rt.models.default_model() {
+        Some(m) => match rt.models.resolve(m) {
+            Ok(_) => println!("✓ default model: {m}"),
+            Err(e) => {
+                ok = false;
+                println!("✗ default model: {e}");
+            }
+        },
+        None => println!("- default model: none (runs must name a model)"),
+    }
+    let tools: Vec<String> = rt.tools.specs().into_iter().map(|t| t.name).collect();
+    println!("✓ tools: {}", tools.join(", "));
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
