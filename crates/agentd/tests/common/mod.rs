@@ -1,0 +1,201 @@
+//! Starts the real `agentd` binary on a random loopback port with a
+//! temporary data dir, and talks to it over HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::Value;
+
+pub const API_KEY: &str = "sk-test-SECRET-0123456789";
+
+pub struct Server {
+    pub url: String,
+    pub data_dir: PathBuf,
+    child: Child,
+    _tmp: Option<tempfile::TempDir>,
+    http: reqwest::Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// reqwest is built without a default TLS backend; tests pick ring like the binary does.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_agentd")
+}
+
+/// Options for starting a server.
+#[derive(Default)]
+pub struct Opts<'a> {
+    /// Mock base URL; `None` starts with no provider at all.
+    pub mock: Option<&'a str>,
+    pub data_dir: Option<&'a Path>,
+    pub config: Option<&'a Path>,
+}
+
+impl Server {
+    pub fn start(mock: &str) -> Self {
+        Self::start_with(Opts { mock: Some(mock), ..Default::default() })
+    }
+
+    pub fn start_with(o: Opts<'_>) -> Self {
+        install_crypto();
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = o.data_dir.map(Path::to_path_buf).unwrap_or_else(|| tmp.path().join("data"));
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .current_dir(tmp.path())
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .env_remove("AGENTD_CONFIG")
+            .env_remove("AGENTD_LISTEN")
+            .env_remove("AGENTD_DATA_DIR")
+            .env("AGENTD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(m) = o.mock {
+            cmd.env("OPENAI_BASE_URL", m).env("OPENAI_API_KEY", API_KEY);
+        }
+        if let Some(c) = o.config {
+            cmd.arg("--config").arg(c);
+        }
+        let mut child = cmd.spawn().expect("start agentd");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines.next().expect("agentd exited before listening").expect("read stdout");
+            if let Some(rest) = line.strip_prefix("agentd listening on ") {
+                break rest.split_whitespace().next().unwrap_or_default().to_string();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { url, data_dir, child, _tmp: Some(tmp), http: reqwest::Client::new() }
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+
+    /// Keeps the temp dir alive beyond this server (for restarts).
+    pub fn take_tmp(&mut self) -> tempfile::TempDir {
+        self._tmp.take().expect("tmp already taken")
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{}", self.url, path))
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>, org: Option<&str>) -> (u16, Value) {
+        let mut r = self.req(method, path);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        if let Some(o) = org {
+            r = r.header("x-org-id", o);
+        }
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body), None).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None, None).await
+    }
+
+    /// Polls a run until it reaches a terminal state.
+    pub async fn wait_run(&self, id: &str) -> Value {
+        for _ in 0..1000 {
+            let (code, run) = self.get(&format!("/v1/runs/{id}")).await;
+            assert_eq!(code, 200, "{run}");
+            if ["completed", "failed", "cancelled"].contains(&run["status"].as_str().unwrap_or("")) {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("run {id} did not finish");
+    }
+
+    /// Every stored event of a run.
+    pub async fn events(&self, id: &str) -> Vec<Value> {
+        let (code, body) = self.get(&format!("/v1/runs/{id}/events?limit=1000")).await;
+        assert_eq!(code, 200, "{body}");
+        body["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the run's journal has an event of this type.
+    pub async fn wait_event(&self, id: &str, ty: &str) {
+        for _ in 0..1000 {
+            if self.events(id).await.iter().any(|e| e["type"] == ty) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("run {id} never journaled {ty}");
+    }
+}
+
+/// One SSE frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub id: String,
+    pub event: String,
+    pub data: Value,
+}
+
+/// Reads raw SSE frames until the server ends the stream (raw, so a frame
+/// without `id:` is seen as such; comment-only keep-alives are skipped).
+pub async fn frames(resp: reqwest::Response) -> Vec<Frame> {
+    let mut out = vec![];
+    let mut buf = String::new();
+    let mut s = resp.bytes_stream();
+    let read = async {
+        while let Some(chunk) = s.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk.expect("sse chunk")));
+            while let Some(pos) = buf.find("\n\n") {
+                let block: String = buf.drain(..pos + 2).collect();
+                let mut f = Frame { id: String::new(), event: String::new(), data: Value::Null };
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        f.id = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        f.event = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if !f.event.is_empty() || !data.is_empty() {
+                    f.data = serde_json::from_str(&data).unwrap_or(Value::String(data));
+                    out.push(f);
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read).await.expect("SSE stream did not end");
+    out
+}
+
+pub fn types(events: &[Value]) -> Vec<String> {
+    events.iter().map(|e| e["type"].as_str().unwrap_or("").to_string()).collect()
+}
