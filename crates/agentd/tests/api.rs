@@ -1,0 +1,342 @@
+//! Black-box tests of bad input, provider failures, tenant scope, sessions,
+//! readiness and the CLI.
+
+mod common;
+
+use std::process::Command;
+
+use agentd_testkit::{MockOpenAi, Turn};
+use common::{types, Server, API_KEY};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn raw(s: &Server, method: Method, path: &str, body: &'static [u8]) -> (u16, Value) {
+    let resp = s.req(method, path).header("content-type", "application/json").body(body).send().await.unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn code_of(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_defined_errors_and_server_keeps_serving() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let s = Server::start(&mock.base_url);
+    let (c, v) = raw(&s, Method::POST, "/v1/runs", b"{\"input\": ").await;
+    assert_eq!((c, code_of(&v)), (400, "invalid_json"));
+    let (c, v) = raw(&s, Method::POST, "/v1/runs", b"").await;
+    assert_eq!((c, code_of(&v)), (400, "invalid_json"));
+    let (c, v) = s.post("/v1/runs", json!({"input": 5})).await;
+    assert_eq!((c, code_of(&v)), (400, "invalid_request"));
+    let (c, v) = s.post("/v1/runs", json!({"input": "x", "bogus_field": 1})).await;
+    assert_eq!((c, code_of(&v)), (400, "invalid_request"));
+    assert!(v["error"]["message"].as_str().unwrap().contains("bogus_field"));
+    let (c, v) = s.post("/v1/runs", json!({"input": "  "})).await;
+    assert_eq!((c, code_of(&v)), (400, "input_required"));
+    let (c, v) = s.post("/v1/runs", json!({"input": "x", "max_steps": 0})).await;
+    assert_eq!((c, code_of(&v)), (400, "invalid_max_steps"));
+    let (c, v) = s.post("/v1/runs", json!({"input": "x", "model": "nope/gpt"})).await;
+    assert_eq!((c, code_of(&v)), (400, "unknown_provider"));
+    let (c, v) = s.post("/v1/runs", json!({"input": "x", "model": "no-such-profile"})).await;
+    assert_eq!((c, code_of(&v)), (400, "unknown_model"));
+    let (c, v) = s.post("/v1/runs", json!({"input": "x", "session_id": "ses_missing"})).await;
+    assert_eq!((c, code_of(&v)), (404, "session_not_found"));
+    for path in ["/v1/runs/run_missing", "/v1/runs/run_missing/events"] {
+        let (c, v) = s.get(path).await;
+        assert_eq!((c, code_of(&v)), (404, "run_not_found"), "{path}");
+    }
+    let resp = s.req(Method::GET, "/v1/runs/run_missing/events").header("accept", "text/event-stream").send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let (c, v) = s.post("/v1/runs/run_missing/cancel", json!({})).await;
+    assert_eq!((c, code_of(&v)), (404, "run_not_found"));
+    let (c, v) = s.get("/v1/sessions/ses_missing").await;
+    assert_eq!((c, code_of(&v)), (404, "session_not_found"));
+    let (c, v) = s.get("/v1/nothing-here").await;
+    assert_eq!((c, code_of(&v)), (404, "route_not_found"));
+    let (c, v) = s.call(Method::PUT, "/v1/runs", Some(json!({})), None).await;
+    assert_eq!((c, code_of(&v)), (405, "method_not_allowed"));
+    let (c, v) = s.call(Method::GET, "/v1/runs", None, Some("bad org!")).await;
+    assert_eq!((c, code_of(&v)), (400, "invalid_scope"));
+
+    // 2 MiB body against the 1 MiB default limit.
+    let big = json!({"input": "x".repeat(2 << 20)});
+    let (c, v) = s.post("/v1/runs", big).await;
+    assert_eq!((c, code_of(&v)), (413, "payload_too_large"));
+
+    // None of that created a run, and the server still works.
+    let (_, list) = s.get("/v1/runs").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 0);
+    assert_eq!(s.get("/healthz").await.0, 200);
+    mock.push([Turn::text("still here")]);
+    let (c, run) = s.post("/v1/runs", json!({"input": "x"})).await;
+    assert_eq!(c, 202);
+    assert_eq!(s.wait_run(run["id"].as_str().unwrap()).await["output"], "still here");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_failures_fail_the_run_with_a_reason() {
+    let mock = MockOpenAi::start(
+        vec![
+            Turn::Status(500, "upstream exploded".into()),
+            Turn::InvalidJson,
+            Turn::CutStream(vec!["partial ".into(), "answ".into()]),
+            Turn::Status(401, "bad key".into()),
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let s = Server::start(&mock.base_url);
+    let mut all = String::new();
+    for (expect, detail) in [
+        ("provider_http_error", "500"),
+        ("provider_invalid_response", "JSON"),
+        ("provider_stream_interrupted", "ended"),
+        ("provider_http_error", "401"),
+    ] {
+        let (_, run) = s.post("/v1/runs", json!({"input": "x"})).await;
+        let id = run["id"].as_str().unwrap();
+        let done = s.wait_run(id).await;
+        assert_eq!(done["status"], "failed", "{done}");
+        assert_eq!(done["error"]["code"], expect, "{done}");
+        assert!(done["error"]["message"].as_str().unwrap().contains(detail), "{done}");
+        let evs = s.events(id).await;
+        assert_eq!(evs.last().unwrap()["type"], "run.failed");
+        assert!(!types(&evs).contains(&"llm.completed".to_string()));
+        all.push_str(&done.to_string());
+        all.push_str(&Value::Array(evs).to_string());
+    }
+    assert!(!all.contains(API_KEY), "the API key leaked into a run or event");
+    // The server keeps serving after each failure.
+    mock.push([Turn::text("recovered")]);
+    let (_, run) = s.post("/v1/runs", json!({"input": "x"})).await;
+    assert_eq!(s.wait_run(run["id"].as_str().unwrap()).await["output"], "recovered");
+    // The key was sent to the provider as a bearer token (and only there).
+    assert!(mock.requests().iter().all(|r| !r.to_string().contains(API_KEY)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenant_scope_isolates_runs_and_sessions() {
+    let mock = MockOpenAi::start(vec![Turn::text("mine")], 0).await.unwrap();
+    let s = Server::start(&mock.base_url);
+    let (c, run) = s.call(Method::POST, "/v1/runs", Some(json!({"input": "secret"})), Some("acme")).await;
+    assert_eq!(c, 202);
+    let id = run["id"].as_str().unwrap();
+    let sid = run["session_id"].as_str().unwrap();
+    // Wait as the owner.
+    for _ in 0..500 {
+        let (_, r) = s.call(Method::GET, &format!("/v1/runs/{id}"), None, Some("acme")).await;
+        if r["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let probes: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, format!("/v1/runs/{id}"), None),
+        (Method::GET, format!("/v1/runs/{id}/events"), None),
+        (Method::POST, format!("/v1/runs/{id}/cancel"), Some(json!({}))),
+        (Method::GET, format!("/v1/sessions/{sid}"), None),
+        (Method::GET, format!("/v1/sessions/{sid}/runs"), None),
+        (Method::DELETE, format!("/v1/sessions/{sid}"), None),
+        (Method::POST, "/v1/runs".into(), Some(json!({"input": "x", "session_id": sid}))),
+    ];
+    for other in [None, Some("globex")] {
+        for (m, p, b) in &probes {
+            let (c, v) = s.call(m.clone(), p, b.clone(), other).await;
+            assert_eq!(c, 404, "{m} {p} as {other:?}: {v}");
+        }
+        let (_, runs) = s.call(Method::GET, "/v1/runs", None, other).await;
+        assert!(runs["data"].as_array().unwrap().is_empty());
+        let (_, sessions) = s.call(Method::GET, "/v1/sessions", None, other).await;
+        assert!(sessions["data"].as_array().unwrap().is_empty());
+    }
+    // Same org, other project: also invisible.
+    let resp = s.req(Method::GET, &format!("/v1/runs/{id}")).header("x-org-id", "acme").header("x-project-id", "p2").send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    // The owner still sees everything intact.
+    let (c, r) = s.call(Method::GET, &format!("/v1/runs/{id}"), None, Some("acme")).await;
+    assert_eq!((c, r["output"].as_str()), (200, Some("mine")));
+    let (c, _) = s.call(Method::GET, &format!("/v1/sessions/{sid}"), None, Some("acme")).await;
+    assert_eq!(c, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_crud_and_pagination() {
+    let mock = MockOpenAi::start(vec![Turn::text("a1"), Turn::text("a2")], 0).await.unwrap();
+    let s = Server::start(&mock.base_url);
+    let (c, ses) = s.post("/v1/sessions", json!({"title": "chat", "metadata": {"k": 1}})).await;
+    assert_eq!(c, 201);
+    assert_eq!(ses["title"], "chat");
+    let sid = ses["id"].as_str().unwrap();
+    let (c, _) = raw(&s, Method::POST, "/v1/sessions", b"").await;
+    assert_eq!(c, 201, "an empty body creates an untitled session");
+    let (c, v) = s.post("/v1/sessions", json!({"metadata": [1]})).await;
+    assert_eq!((c, code_of(&v)), (400, "invalid_request"));
+
+    let (_, page1) = s.get("/v1/sessions?limit=1").await;
+    assert_eq!(page1["data"].as_array().unwrap().len(), 1);
+    let cursor = page1["next_cursor"].as_str().expect("a cursor when more exist").to_string();
+    let (_, page2) = s.get(&format!("/v1/sessions?limit=1&after={cursor}")).await;
+    assert_eq!(page2["data"].as_array().unwrap().len(), 1);
+    assert!(page2["next_cursor"].is_null());
+    assert_ne!(page1["data"][0]["id"], page2["data"][0]["id"]);
+
+    for input in ["q1", "q2"] {
+        let (_, run) = s.post("/v1/runs", json!({"input": input, "session_id": sid})).await;
+        s.wait_run(run["id"].as_str().unwrap()).await;
+    }
+    let (_, full) = s.get(&format!("/v1/sessions/{sid}")).await;
+    let texts: Vec<&str> = full["messages"].as_array().unwrap().iter().map(|m| m["content"][0]["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["q1", "a1", "q2", "a2"]);
+    let (_, runs) = s.get(&format!("/v1/sessions/{sid}/runs")).await;
+    assert_eq!(runs["data"].as_array().unwrap().len(), 2);
+    assert!(runs["next_cursor"].is_null());
+    let run_id = runs["data"][0]["id"].as_str().unwrap().to_string();
+
+    let (c, _) = s.call(Method::DELETE, &format!("/v1/sessions/{sid}"), None, None).await;
+    assert_eq!(c, 204);
+    assert_eq!(s.get(&format!("/v1/sessions/{sid}")).await.0, 404);
+    assert_eq!(s.get(&format!("/v1/runs/{run_id}")).await.0, 404, "runs go with their session");
+    assert_eq!(s.call(Method::DELETE, &format!("/v1/sessions/{sid}"), None, None).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_reports_missing_provider_and_tools_are_listed() {
+    let s = Server::start_with(common::Opts::default());
+    assert_eq!(s.get("/healthz").await.0, 200);
+    let (c, v) = s.get("/readyz").await;
+    assert_eq!(c, 503);
+    assert_eq!(v["missing"], json!(["provider"]));
+    assert_eq!(v["checks"]["database"]["ok"], true);
+    let (c, v) = s.post("/v1/runs", json!({"input": "x"})).await;
+    assert_eq!((c, code_of(&v)), (400, "model_required"));
+
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let s = Server::start(&mock.base_url);
+    let (c, v) = s.get("/readyz").await;
+    assert_eq!(c, 200, "{v}");
+    assert_eq!(v["checks"]["providers"]["configured"], json!(["openai"]));
+    assert!(!v.to_string().contains(API_KEY));
+    let (_, tools) = s.get("/v1/tools").await;
+    let names: Vec<&str> = tools["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"echo") && names.contains(&"current_time"), "{tools}");
+    assert_eq!(tools["data"][0]["source"], "builtin");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn config_file_profiles_and_scripted_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+        default_model = "offline"
+        [providers.demo]
+        type = "scripted"
+        turns = [{ tool_calls = [{ name = "echo", arguments = { hello = "world" } }] }, { text = "scripted answer" }]
+        [models.offline]
+        provider = "demo"
+        model = "script"
+        [agents.default]
+        max_steps = 5
+        "#,
+    )
+    .unwrap();
+    let s = Server::start_with(common::Opts { config: Some(&cfg), ..Default::default() });
+    assert_eq!(s.get("/readyz").await.0, 200);
+    let (c, run) = s.post("/v1/runs", json!({"input": "hi"})).await;
+    assert_eq!(c, 202, "{run}");
+    assert_eq!(run["model"], "offline");
+    assert_eq!(run["max_steps"], 5);
+    let done = s.wait_run(run["id"].as_str().unwrap()).await;
+    assert_eq!(done["output"], "scripted answer");
+    let (c, v) = s.post("/v1/runs", json!({"input": "x", "model": "openai/gpt-4o"})).await;
+    assert_eq!((c, code_of(&v)), (400, "unknown_provider"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_run_in_process_and_against_server() {
+    common::install_crypto();
+    let mock = MockOpenAi::start(vec![Turn::Text(vec!["It is ".into(), "noon.".into()])], 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let base = mock.base_url.clone();
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(common::bin())
+            .args(["run", "what time is it?", "--model", "openai/gpt-4o-mini", "--data-dir"])
+            .arg(d.join("data"))
+            .current_dir(&d)
+            .env("OPENAI_BASE_URL", &base)
+            .env("OPENAI_API_KEY", API_KEY)
+            .env_remove("AGENTD_CONFIG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "It is noon.");
+
+    let s = Server::start(&mock.base_url);
+    mock.push([Turn::text("remote answer")]);
+    let url = s.url.clone();
+    let out = tokio::task::spawn_blocking(move || Command::new(common::bin()).args(["run", "hi", "--url", &url]).output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "remote answer");
+
+    // A failing run exits non-zero with the reason.
+    mock.push([Turn::Status(500, "down".into())]);
+    let url = s.url.clone();
+    let out = tokio::task::spawn_blocking(move || Command::new(common::bin()).args(["run", "hi", "--url", &url]).output().unwrap())
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("provider_http_error"));
+
+    // `runs` lists them; `tail` replays a finished run and exits 0.
+    let url = s.url.clone();
+    let out = tokio::task::spawn_blocking(move || Command::new(common::bin()).args(["runs", "--url", &url]).output().unwrap())
+        .await
+        .unwrap();
+    let listing = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(listing.lines().count(), 2, "{listing}");
+    let first_id = listing.lines().last().unwrap().split_whitespace().next().unwrap().to_string();
+    let url = s.url.clone();
+    let out = tokio::task::spawn_blocking(move || Command::new(common::bin()).args(["tail", &first_id, "--url", &url]).output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run.completed"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_reports_provider_state() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let base = mock.base_url.clone();
+    let (good, bad) = tokio::task::spawn_blocking(move || {
+        let run = |with: bool| {
+            let mut c = Command::new(common::bin());
+            c.args(["doctor", "--data-dir"]).arg(d.join("data")).current_dir(&d).env_remove("OPENAI_API_KEY").env_remove("OPENAI_BASE_URL").env_remove("AGENTD_CONFIG");
+            if with {
+                c.env("OPENAI_BASE_URL", &base).env("OPENAI_API_KEY", API_KEY);
+            }
+            c.output().unwrap()
+        };
+        (run(true), run(false))
+    })
+    .await
+    .unwrap();
+    let g = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success(), "{g}");
+    assert!(g.contains("✓ provider openai"), "{g}");
+    assert!(!g.contains(API_KEY));
+    let b = String::from_utf8_lossy(&bad.stdout);
+    assert!(!bad.status.success());
+    assert!(b.contains("✗ providers: none configured"), "{b}");
+}
