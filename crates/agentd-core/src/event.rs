@@ -100,9 +100,7 @@ impl EventKind {
     /// The event's `data` object alone.
     pub fn data(&self) -> serde_json::Value {
         match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(mut m)) => {
-                m.remove("data").unwrap_or(serde_json::Value::Null)
-            }
+            Ok(serde_json::Value::Object(mut m)) => m.remove("data").unwrap_or(serde_json::Value::Null),
             _ => serde_json::Value::Null,
         }
     }
@@ -126,9 +124,9 @@ impl EventKind {
                 e.message = Some(message.clone());
                 e.usage = Some(*usage);
             }
-            EventKind::ToolResult {
-                call_id, content, ..
-            } => e.message = Some(Message::tool_result(call_id, content.clone())),
+            EventKind::ToolResult { call_id, content, .. } => {
+                e.message = Some(Message::tool_result(call_id, content.clone()))
+            }
             EventKind::RunCompleted { output, .. } => {
                 e.status = Some(RunStatus::Completed);
                 e.output = Some(output.clone());

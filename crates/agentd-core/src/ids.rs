@@ -34,18 +34,11 @@ pub struct InvalidScope {
 
 impl Tenant {
     /// Builds a tenant from optional header values, defaulting each to `default`.
-    pub fn from_parts(
-        org: Option<&str>,
-        user: Option<&str>,
-        project: Option<&str>,
-    ) -> Result<Self, InvalidScope> {
+    pub fn from_parts(org: Option<&str>, user: Option<&str>, project: Option<&str>) -> Result<Self, InvalidScope> {
         fn check(field: &'static str, v: Option<&str>) -> Result<String, InvalidScope> {
             let v = v.unwrap_or("default");
-            let ok = !v.is_empty()
-                && v.len() <= 128
-                && v
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c));
+            let ok =
+                !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c));
             if ok {
                 Ok(v.to_string())
             } else {

@@ -7,6 +7,6 @@ pub mod message;
 pub mod run;
 
 pub use event::{EventKind, StoredEvent};
-pub use ids::{new_id, Tenant};
+pub use ids::{Tenant, new_id};
 pub use message::{ContentPart, Message, Role, ToolCall, ToolSpec, Usage};
 pub use run::{Run, RunError, RunStatus, Session};

@@ -39,10 +39,7 @@ impl RunStatus {
 
     /// True when the run can no longer change.
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
-        )
+        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
     }
 }
 

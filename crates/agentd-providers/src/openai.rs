@@ -8,7 +8,7 @@ use agentd_core::{ContentPart, Message, Role, ToolCall, Usage};
 use async_trait::async_trait;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::{ChatRequest, ChatResponse, Delta, DeltaSink, Provider, ProviderError};
 
@@ -88,7 +88,10 @@ async fn http_error(resp: reqwest::Response) -> ProviderError {
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
         .unwrap_or(body);
-    ProviderError::Http { status, message: truncate(&message, 500) }
+    ProviderError::Http {
+        status,
+        message: truncate(&message, 500),
+    }
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -171,7 +174,11 @@ fn parse_usage(v: &Value) -> Option<Usage> {
     }
     let i = v["prompt_tokens"].as_u64().unwrap_or(0);
     let o = v["completion_tokens"].as_u64().unwrap_or(0);
-    Some(Usage { input_tokens: i, output_tokens: o, total_tokens: v["total_tokens"].as_u64().unwrap_or(i + o) })
+    Some(Usage {
+        input_tokens: i,
+        output_tokens: o,
+        total_tokens: v["total_tokens"].as_u64().unwrap_or(i + o),
+    })
 }
 
 /// Accumulates streamed chunks into one message.
@@ -188,7 +195,10 @@ impl StreamState {
     fn apply(&mut self, chunk: &Value, on_delta: DeltaSink<'_>) -> Result<(), ProviderError> {
         if chunk.get("error").is_some() {
             let msg = chunk["error"]["message"].as_str().unwrap_or("error in stream");
-            return Err(ProviderError::Http { status: 200, message: truncate(msg, 500) });
+            return Err(ProviderError::Http {
+                status: 200,
+                message: truncate(msg, 500),
+            });
         }
         if let Some(u) = parse_usage(&chunk["usage"]) {
             self.usage = Some(u);
@@ -241,7 +251,11 @@ impl StreamState {
         ChatResponse {
             message: Message {
                 role: Role::Assistant,
-                content: if self.text.is_empty() { vec![] } else { vec![ContentPart::text(self.text)] },
+                content: if self.text.is_empty() {
+                    vec![]
+                } else {
+                    vec![ContentPart::text(self.text)]
+                },
                 tool_calls,
                 tool_call_id: None,
                 thinking: (!self.thinking.is_empty()).then_some(self.thinking),
@@ -261,14 +275,20 @@ fn parse_full(v: &Value) -> Result<ChatResponse, ProviderError> {
         return Err(ProviderError::InvalidResponse("choice has no message".into()));
     }
     let text = m["content"].as_str().unwrap_or_default().to_string();
-    let thinking = m["reasoning_content"].as_str().or(m["reasoning"].as_str()).map(str::to_string);
+    let thinking = m["reasoning_content"]
+        .as_str()
+        .or(m["reasoning"].as_str())
+        .map(str::to_string);
     let tool_calls = m["tool_calls"]
         .as_array()
         .map(|a| {
             a.iter()
                 .enumerate()
                 .map(|(i, c)| ToolCall {
-                    id: c["id"].as_str().map(str::to_string).unwrap_or_else(|| format!("call_{i}")),
+                    id: c["id"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("call_{i}")),
                     name: c["function"]["name"].as_str().unwrap_or_default().to_string(),
                     arguments: parse_arguments(c["function"]["arguments"].as_str().unwrap_or_default()),
                 })
@@ -278,7 +298,11 @@ fn parse_full(v: &Value) -> Result<ChatResponse, ProviderError> {
     Ok(ChatResponse {
         message: Message {
             role: Role::Assistant,
-            content: if text.is_empty() { vec![] } else { vec![ContentPart::text(text)] },
+            content: if text.is_empty() {
+                vec![]
+            } else {
+                vec![ContentPart::text(text)]
+            },
             tool_calls,
             tool_call_id: None,
             thinking,
@@ -347,7 +371,9 @@ impl Provider for OpenAiProvider {
             state.apply(&chunk, on_delta)?;
         }
         if !done && state.finish_reason.is_none() {
-            return Err(ProviderError::StreamInterrupted("the stream closed before the answer was complete".into()));
+            return Err(ProviderError::StreamInterrupted(
+                "the stream closed before the answer was complete".into(),
+            ));
         }
         Ok(state.finish())
     }
@@ -396,7 +422,11 @@ mod tests {
         let m = Message {
             role: Role::Assistant,
             content: vec![],
-            tool_calls: vec![ToolCall { id: "c".into(), name: "echo".into(), arguments: json!({"x": 1}) }],
+            tool_calls: vec![ToolCall {
+                id: "c".into(),
+                name: "echo".into(),
+                arguments: json!({"x": 1}),
+            }],
             tool_call_id: None,
             thinking: None,
         };
@@ -407,6 +437,9 @@ mod tests {
 
     #[test]
     fn full_response_without_choices_is_invalid() {
-        assert!(matches!(parse_full(&json!({"foo": 1})), Err(ProviderError::InvalidResponse(_))));
+        assert!(matches!(
+            parse_full(&json!({"foo": 1})),
+            Err(ProviderError::InvalidResponse(_))
+        ));
     }
 }

@@ -39,12 +39,26 @@ impl Runtime {
     }
 
     async fn fail(&self, t: &Tenant, run_id: &str, code: &str, message: String) -> Result<(), Stop> {
-        self.journal(t, run_id, &[EventKind::RunFailed { error: RunError::new(code, message) }]).await?;
+        self.journal(
+            t,
+            run_id,
+            &[EventKind::RunFailed {
+                error: RunError::new(code, message),
+            }],
+        )
+        .await?;
         Ok(())
     }
 
     async fn drive_inner(&self, t: &Tenant, run: &Run, cancel: &CancellationToken) -> Result<(), Stop> {
-        self.journal(t, &run.id, &[EventKind::RunStarted { node: self.node_id.clone() }]).await?;
+        self.journal(
+            t,
+            &run.id,
+            &[EventKind::RunStarted {
+                node: self.node_id.clone(),
+            }],
+        )
+        .await?;
         let model = match self.models.resolve(&run.model) {
             Ok(m) => m,
             Err(e) => return self.fail(t, &run.id, e.code(), e.to_string()).await,
@@ -53,17 +67,33 @@ impl Runtime {
             .tools
             .specs()
             .into_iter()
-            .filter(|s| self.agent.tools.as_ref().is_none_or(|allowed| allowed.contains(&s.name)))
+            .filter(|s| {
+                self.agent
+                    .tools
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.contains(&s.name))
+            })
             .collect();
         let mut messages = vec![Message::text(Role::System, self.agent.system_prompt.clone())];
-        messages.extend(self.store.session_messages(t, &run.session_id).await?.into_iter().map(|m| m.message));
+        messages.extend(
+            self.store
+                .session_messages(t, &run.session_id)
+                .await?
+                .into_iter()
+                .map(|m| m.message),
+        );
         let mut total = Usage::default();
 
         for step in 1..=run.max_steps {
             self.journal(t, &run.id, &[EventKind::StepStarted { step }]).await?;
             let run_id = run.id.as_str();
             let sink = |d: Delta| self.hub.publish(run_id, Live::Delta(d));
-            let req = ChatRequest { model: &model.model, messages: &messages, tools: &tools, max_tokens: model.max_tokens };
+            let req = ChatRequest {
+                model: &model.model,
+                messages: &messages,
+                tools: &tools,
+                max_tokens: model.max_tokens,
+            };
             let resp = tokio::select! {
                 _ = cancel.cancelled() => return Err(Stop::Halted),
                 r = model.provider.chat(req, &sink) => r,
@@ -87,17 +117,28 @@ impl Runtime {
                 self.journal(
                     t,
                     &run.id,
-                    &[completed, EventKind::StepCompleted { step }, EventKind::RunCompleted { output, usage: total }],
+                    &[
+                        completed,
+                        EventKind::StepCompleted { step },
+                        EventKind::RunCompleted { output, usage: total },
+                    ],
                 )
                 .await?;
                 return Ok(());
             }
             let mut evs = vec![completed];
             for c in &calls {
-                evs.push(EventKind::ToolCalled { call_id: c.id.clone(), name: c.name.clone(), arguments: c.arguments.clone() });
+                evs.push(EventKind::ToolCalled {
+                    call_id: c.id.clone(),
+                    name: c.name.clone(),
+                    arguments: c.arguments.clone(),
+                });
             }
             for c in &calls {
-                evs.push(EventKind::ToolStarted { call_id: c.id.clone(), name: c.name.clone() });
+                evs.push(EventKind::ToolStarted {
+                    call_id: c.id.clone(),
+                    name: c.name.clone(),
+                });
             }
             self.journal(t, &run.id, &evs).await?;
             messages.push(resp.message);
@@ -135,7 +176,12 @@ impl Runtime {
     }
 
     /// Runs one tool call in its own task, so a panicking tool becomes an error result.
-    async fn call_tool<'a>(&self, run: &Run, call: &'a ToolCall, cancel: &CancellationToken) -> (&'a ToolCall, ToolOutput, u64) {
+    async fn call_tool<'a>(
+        &self,
+        run: &Run,
+        call: &'a ToolCall,
+        cancel: &CancellationToken,
+    ) -> (&'a ToolCall, ToolOutput, u64) {
         let started = Instant::now();
         let allowed = self.agent.tools.as_ref().is_none_or(|a| a.contains(&call.name));
         let out = match self.tools.get(&call.name).filter(|_| allowed) {
@@ -169,4 +215,3 @@ fn truncate(s: &str, max: usize) -> String {
         None => s.to_string(),
     }
 }
-

@@ -3,11 +3,11 @@
 use agentd_core::Tenant;
 use agentd_runtime::RuntimeError;
 use agentd_store::StoreError;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -23,7 +23,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            extra: None,
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -49,10 +54,16 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::not_found("not_found", "not found"),
-            StoreError::RunFinished => ApiError::new(StatusCode::CONFLICT, "run_already_finished", "run already finished"),
+            StoreError::RunFinished => {
+                ApiError::new(StatusCode::CONFLICT, "run_already_finished", "run already finished")
+            }
             other => {
                 tracing::error!(error = %other, "store error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the database reported an error")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the database reported an error",
+                )
             }
         }
     }
@@ -79,7 +90,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match MaybeJson::<T>::from_request(req, state).await? {
             MaybeJson(Some(v)) => Ok(ApiJson(v)),
-            MaybeJson(None) => Err(ApiError::bad_request("invalid_json", "request body is empty; expected a JSON object")),
+            MaybeJson(None) => Err(ApiError::bad_request(
+                "invalid_json",
+                "request body is empty; expected a JSON object",
+            )),
         }
     }
 }
@@ -93,7 +107,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is larger than the configured limit")
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "request body is larger than the configured limit",
+                )
             } else {
                 ApiError::bad_request("invalid_body", r.body_text())
             }
@@ -101,10 +119,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MaybeJson(None));
         }
-        serde_json::from_slice(&bytes).map(|v| MaybeJson(Some(v))).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => ApiError::bad_request("invalid_request", e.to_string()),
-            _ => ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")),
-        })
+        serde_json::from_slice(&bytes)
+            .map(|v| MaybeJson(Some(v)))
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => ApiError::bad_request("invalid_request", e.to_string()),
+                _ => ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")),
+            })
     }
 }
 
@@ -144,7 +164,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
 fn serde_urlencoded_pairs(q: &str) -> Result<std::collections::HashMap<String, String>, ApiError> {
     axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
-        &format!("/?{q}").parse().map_err(|_| ApiError::bad_request("invalid_query", "malformed query string"))?,
+        &format!("/?{q}")
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid_query", "malformed query string"))?,
     )
     .map(|axum::extract::Query(m)| m)
     .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
@@ -157,7 +179,10 @@ impl Params {
             None => Ok(default),
             Some(v) => match v.parse::<i64>() {
                 Ok(n) if (min..=max).contains(&n) => Ok(n),
-                _ => Err(ApiError::bad_request("invalid_query", format!("`{name}` must be an integer between {min} and {max}"))),
+                _ => Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("`{name}` must be an integer between {min} and {max}"),
+                )),
             },
         }
     }

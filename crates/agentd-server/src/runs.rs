@@ -3,15 +3,15 @@
 use agentd_core::RunStatus;
 use agentd_runtime::CreateRun;
 use agentd_store::{EventQuery, Page, RunFilter};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, ApiJson, MaybeJson, Params, Scope};
-use crate::{page, sse, AppState};
+use crate::{AppState, page, sse};
 
 /// Body of `POST /v1/runs`.
 #[derive(Deserialize)]
@@ -25,8 +25,17 @@ pub struct CreateBody {
     stream: bool,
 }
 
-pub async fn create(State(s): State<AppState>, Scope(t): Scope, ApiJson(b): ApiJson<CreateBody>) -> Result<Response, ApiError> {
-    let req = CreateRun { input: b.input, session_id: b.session_id, model: b.model, max_steps: b.max_steps };
+pub async fn create(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    ApiJson(b): ApiJson<CreateBody>,
+) -> Result<Response, ApiError> {
+    let req = CreateRun {
+        input: b.input,
+        session_id: b.session_id,
+        model: b.model,
+        max_steps: b.max_steps,
+    };
     let (run, rx) = s.rt.create_run(&t, req, b.stream).await?;
     if !b.stream {
         return Ok((StatusCode::ACCEPTED, Json(run)).into_response());
@@ -45,16 +54,37 @@ pub async fn get_one(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<
 
 pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let status = match p.str("status") {
-        Some(v) => Some(RunStatus::parse(&v).ok_or_else(|| ApiError::bad_request("invalid_query", format!("unknown status {v:?}")))?),
+        Some(v) => Some(
+            RunStatus::parse(&v)
+                .ok_or_else(|| ApiError::bad_request("invalid_query", format!("unknown status {v:?}")))?,
+        ),
         None => None,
     };
-    let filter = RunFilter { session_id: p.str("session_id"), status };
+    let filter = RunFilter {
+        session_id: p.str("session_id"),
+        status,
+    };
     list_runs(&s, &t, filter, &p).await
 }
 
-pub(crate) async fn list_runs(s: &AppState, t: &agentd_core::Tenant, filter: RunFilter, p: &Params) -> Result<Response, ApiError> {
+pub(crate) async fn list_runs(
+    s: &AppState,
+    t: &agentd_core::Tenant,
+    filter: RunFilter,
+    p: &Params,
+) -> Result<Response, ApiError> {
     let limit = p.int("limit", 20, 1, 100)? as u32;
-    let rows = s.rt.store.list_runs(t, &filter, &Page { after: p.str("after"), limit: limit + 1 }).await?;
+    let rows =
+        s.rt.store
+            .list_runs(
+                t,
+                &filter,
+                &Page {
+                    after: p.str("after"),
+                    limit: limit + 1,
+                },
+            )
+            .await?;
     Ok(page(rows, limit as usize, |r| json!(r.id)).into_response())
 }
 
@@ -96,12 +126,27 @@ pub async fn events(
                 .ok()
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .filter(|n| *n >= 0)
-                .ok_or_else(|| ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be a sequence number"))?;
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be a sequence number")
+                })?;
         }
         return Ok(sse::run_events(s.rt.clone(), t, id, after, None).into_response());
     }
     let limit = p.int("limit", 100, 1, 1000)? as u32;
-    let types = p.str("type").map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
-    let rows = s.rt.store.events(&t, &id, &EventQuery { after, limit: limit + 1, types }).await?;
+    let types = p
+        .str("type")
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let rows =
+        s.rt.store
+            .events(
+                &t,
+                &id,
+                &EventQuery {
+                    after,
+                    limit: limit + 1,
+                    types,
+                },
+            )
+            .await?;
     Ok(page(rows, limit as usize, |e| json!(e.seq)).into_response())
 }

@@ -2,15 +2,15 @@
 
 use agentd_core::RunStatus;
 use agentd_store::{Page, RunFilter};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{ApiError, MaybeJson, Params, Scope};
-use crate::{page, runs, AppState};
+use crate::{AppState, page, runs};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -24,11 +24,18 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found("session_not_found", format!("session {id} not found"))
 }
 
-pub async fn create(State(s): State<AppState>, Scope(t): Scope, MaybeJson(body): MaybeJson<CreateBody>) -> Result<Response, ApiError> {
+pub async fn create(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    MaybeJson(body): MaybeJson<CreateBody>,
+) -> Result<Response, ApiError> {
     let b = body.unwrap_or_default();
     let metadata = b.metadata.unwrap_or_else(|| json!({}));
     if !metadata.is_object() {
-        return Err(ApiError::bad_request("invalid_request", "`metadata` must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "`metadata` must be a JSON object",
+        ));
     }
     let session = s.rt.store.create_session(&t, b.title, metadata).await?;
     Ok((StatusCode::CREATED, Json(session)).into_response())
@@ -36,7 +43,16 @@ pub async fn create(State(s): State<AppState>, Scope(t): Scope, MaybeJson(body):
 
 pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let limit = p.int("limit", 20, 1, 100)? as u32;
-    let rows = s.rt.store.list_sessions(&t, &Page { after: p.str("after"), limit: limit + 1 }).await?;
+    let rows =
+        s.rt.store
+            .list_sessions(
+                &t,
+                &Page {
+                    after: p.str("after"),
+                    limit: limit + 1,
+                },
+            )
+            .await?;
     Ok(page(rows, limit as usize, |r| json!(r.id)).into_response())
 }
 
@@ -52,8 +68,22 @@ pub async fn get_one(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<
 pub async fn delete(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<String>) -> Result<Response, ApiError> {
     s.rt.store.get_session(&t, &id).await?.ok_or_else(|| not_found(&id))?;
     for status in [RunStatus::Queued, RunStatus::Running] {
-        let filter = RunFilter { session_id: Some(id.clone()), status: Some(status) };
-        for run in s.rt.store.list_runs(&t, &filter, &Page { after: None, limit: 10_000 }).await? {
+        let filter = RunFilter {
+            session_id: Some(id.clone()),
+            status: Some(status),
+        };
+        for run in
+            s.rt.store
+                .list_runs(
+                    &t,
+                    &filter,
+                    &Page {
+                        after: None,
+                        limit: 10_000,
+                    },
+                )
+                .await?
+        {
             // Already finished in between is fine.
             let _ = s.rt.cancel(&t, &run.id, Some("session deleted".into())).await;
         }
@@ -64,7 +94,21 @@ pub async fn delete(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<S
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn runs(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<String>, p: Params) -> Result<Response, ApiError> {
+pub async fn runs(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
     s.rt.store.get_session(&t, &id).await?.ok_or_else(|| not_found(&id))?;
-    runs::list_runs(&s, &t, RunFilter { session_id: Some(id), status: None }, &p).await
+    runs::list_runs(
+        &s,
+        &t,
+        RunFilter {
+            session_id: Some(id),
+            status: None,
+        },
+        &p,
+    )
+    .await
 }

@@ -74,12 +74,7 @@ pub trait Store: Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<()>;
 
-    async fn create_session(
-        &self,
-        t: &Tenant,
-        title: Option<String>,
-        metadata: serde_json::Value,
-    ) -> Result<Session>;
+    async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session>;
     async fn get_session(&self, t: &Tenant, id: &str) -> Result<Option<Session>>;
     async fn list_sessions(&self, t: &Tenant, page: &Page) -> Result<Vec<Session>>;
     /// Deletes a session with its runs, events and messages. False if unknown.

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use agentd_core::{EventKind, Run, RunError, RunStatus, Session, StoredEvent, Tenant, Usage};
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 
-use crate::{now, EventQuery, NewRun, Page, Result, RunFilter, SessionMessage, Store, StoreError};
+use crate::{EventQuery, NewRun, Page, Result, RunFilter, SessionMessage, Store, StoreError, now};
 
 /// Schema versions, applied in order; each runs once.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
@@ -357,7 +359,9 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY id")
             .fetch_all(&self.reader)
             .await?;
-        rows.iter().map(|r| Ok((tenant_from_row(r)?, run_from_row(r)?))).collect()
+        rows.iter()
+            .map(|r| Ok((tenant_from_row(r)?, run_from_row(r)?)))
+            .collect()
     }
 }
 

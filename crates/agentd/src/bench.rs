@@ -27,11 +27,20 @@ pub async fn bench(runs: usize, rounds: usize, levels: Vec<usize>) -> anyhow::Re
         stream: true,
     })?;
     models.insert_provider("mock", Arc::new(provider));
-    let agent = AgentSettings { max_steps: (rounds + 1) as u32, ..AgentSettings::default() };
+    let agent = AgentSettings {
+        max_steps: (rounds + 1) as u32,
+        ..AgentSettings::default()
+    };
     let rt = Runtime::new(Arc::new(store), models, ToolRegistry::builtin(), agent);
 
-    println!("agentd bench: {runs} runs × {rounds} tool rounds, streaming mock on loopback, SQLite WAL journal in {}", dir.display());
-    println!("{:>5} {:>10} {:>10} {:>10} {:>12} {:>14}", "conc", "median ms", "p99 ms", "runs/s", "mock ms/run", "overhead/round");
+    println!(
+        "agentd bench: {runs} runs × {rounds} tool rounds, streaming mock on loopback, SQLite WAL journal in {}",
+        dir.display()
+    );
+    println!(
+        "{:>5} {:>10} {:>10} {:>10} {:>12} {:>14}",
+        "conc", "median ms", "p99 ms", "runs/s", "mock ms/run", "overhead/round"
+    );
     for c in levels {
         let c = c.max(1);
         // Warm-up so connection setup is not measured.
@@ -55,7 +64,9 @@ pub async fn bench(runs: usize, rounds: usize, levels: Vec<usize>) -> anyhow::Re
         let total = started.elapsed();
         walls.sort();
         let median = walls[walls.len() / 2];
-        let p99 = walls[((walls.len() as f64 * 0.99).ceil() as usize).saturating_sub(1).min(walls.len() - 1)];
+        let p99 = walls[((walls.len() as f64 * 0.99).ceil() as usize)
+            .saturating_sub(1)
+            .min(walls.len() - 1)];
         let mock_per_run = (mock.busy() - busy0) / runs as u32;
         let mean: Duration = walls.iter().sum::<Duration>() / runs as u32;
         let overhead = mean.saturating_sub(mock_per_run) / rounds.max(1) as u32;
@@ -68,7 +79,9 @@ pub async fn bench(runs: usize, rounds: usize, levels: Vec<usize>) -> anyhow::Re
             ms(overhead)
         );
     }
-    println!("overhead/round = (mean wall per run − mock handler time per run) / rounds; at concurrency > 1 it includes queueing.");
+    println!(
+        "overhead/round = (mean wall per run − mock handler time per run) / rounds; at concurrency > 1 it includes queueing."
+    );
     rt.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)
@@ -80,8 +93,15 @@ fn ms(d: Duration) -> f64 {
 
 async fn one_run(rt: &Arc<Runtime>, input: &str) -> anyhow::Result<Duration> {
     let t0 = Instant::now();
-    let req = CreateRun { input: input.into(), model: Some("mock/mock-model".into()), ..Default::default() };
-    let (run, rx) = rt.create_run(&Tenant::default(), req, true).await.map_err(|e| anyhow::anyhow!(e))?;
+    let req = CreateRun {
+        input: input.into(),
+        model: Some("mock/mock-model".into()),
+        ..Default::default()
+    };
+    let (run, rx) = rt
+        .create_run(&Tenant::default(), req, true)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     let mut rx = rx.context("no live channel")?;
     loop {
         match rx.recv().await {
@@ -91,8 +111,16 @@ async fn one_run(rt: &Arc<Runtime>, input: &str) -> anyhow::Result<Duration> {
             }
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                let r = rt.get_run(&Tenant::default(), &run.id).await.map_err(|e| anyhow::anyhow!(e))?;
-                anyhow::ensure!(r.status.as_str() == "completed", "run {} ended {}", run.id, r.status.as_str());
+                let r = rt
+                    .get_run(&Tenant::default(), &run.id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                anyhow::ensure!(
+                    r.status.as_str() == "completed",
+                    "run {} ended {}",
+                    run.id,
+                    r.status.as_str()
+                );
                 return Ok(t0.elapsed());
             }
         }

@@ -118,8 +118,21 @@ pub enum Cmd {
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Serve { listen, local } => crate::serve::serve(listen, local).await,
-        Cmd::Run { input, model, session, max_steps, url, events, local } => {
-            let req = agentd_runtime::CreateRun { input, session_id: session, model, max_steps };
+        Cmd::Run {
+            input,
+            model,
+            session,
+            max_steps,
+            url,
+            events,
+            local,
+        } => {
+            let req = agentd_runtime::CreateRun {
+                input,
+                session_id: session,
+                model,
+                max_steps,
+            };
             match url {
                 Some(url) => crate::client::run_remote(&url, req, events).await,
                 None => crate::local::run_local(local, req, events).await,
@@ -135,6 +148,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::client::list(&remote, &path).await
         }
         Cmd::Doctor { local } => crate::doctor::doctor(local).await,
-        Cmd::Bench { runs, rounds, concurrency } => crate::bench::bench(runs, rounds, concurrency).await,
+        Cmd::Bench {
+            runs,
+            rounds,
+            concurrency,
+        } => crate::bench::bench(runs, rounds, concurrency).await,
     }
 }

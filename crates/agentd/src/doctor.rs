@@ -9,9 +9,17 @@ pub async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
     let mut ok = true;
     let s = match crate::local::setup(&local) {
         Ok(s) => {
-            let src = local.config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| {
-                if std::path::Path::new("agentd.toml").exists() { "./agentd.toml".into() } else { "none (defaults + environment)".into() }
-            });
+            let src = local
+                .config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| {
+                    if std::path::Path::new("agentd.toml").exists() {
+                        "./agentd.toml".into()
+                    } else {
+                        "none (defaults + environment)".into()
+                    }
+                });
             println!("✓ config: {src}");
             s
         }
@@ -36,7 +44,9 @@ pub async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
     }
     if rt.models.is_empty() {
         ok = false;
-        println!("✗ providers: none configured; set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml");
+        println!(
+            "✗ providers: none configured; set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml"
+        );
     }
     for (name, p) in rt.models.providers() {
         match tokio::time::timeout(Duration::from_secs(10), p.check()).await {

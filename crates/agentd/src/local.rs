@@ -35,9 +35,16 @@ pub fn setup(local: &LocalOpts) -> anyhow::Result<Setup> {
 pub async fn runtime(s: &Setup) -> anyhow::Result<Arc<Runtime>> {
     std::fs::create_dir_all(&s.data_dir).with_context(|| format!("cannot create data dir {}", s.data_dir.display()))?;
     let db = s.data_dir.join("agentd.db");
-    let store = SqliteStore::open(&db).await.with_context(|| format!("cannot open database {}", db.display()))?;
+    let store = SqliteStore::open(&db)
+        .await
+        .with_context(|| format!("cannot open database {}", db.display()))?;
     let models = ModelRegistry::from_config(&s.config)?;
-    Ok(Runtime::new(Arc::new(store), models, ToolRegistry::builtin(), AgentSettings::from_config(&s.config)))
+    Ok(Runtime::new(
+        Arc::new(store),
+        models,
+        ToolRegistry::builtin(),
+        AgentSettings::from_config(&s.config),
+    ))
 }
 
 /// `agentd run` without a server: the runtime lives in this process.
@@ -73,7 +80,11 @@ pub async fn run_local(local: LocalOpts, req: CreateRun, show_events: bool) -> a
     }
     rt.shutdown().await;
     let run = rt.get_run(&t, &run.id).await.map_err(|e| anyhow::anyhow!(e))?;
-    Ok(printer.finish(&run.status.as_str().to_string(), run.output.as_deref(), run.error.as_ref().map(|e| (e.code.as_str(), e.message.as_str()))))
+    Ok(printer.finish(
+        run.status.as_str(),
+        run.output.as_deref(),
+        run.error.as_ref().map(|e| (e.code.as_str(), e.message.as_str())),
+    ))
 }
 
 /// Prints a streamed answer: text to stdout, reasoning dimmed to stderr.
