@@ -2,6 +2,8 @@
 //! [`Store`] trait so several database engines can implement it.
 
 mod sqlite;
+#[doc(hidden)]
+pub mod suite;
 
 use agentd_core::{EventKind, Message, Run, RunStatus, Session, StoredEvent, Tenant};
 use async_trait::async_trait;

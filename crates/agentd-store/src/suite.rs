@@ -1,0 +1,172 @@
+//! The behaviour every [`Store`] implementation must have. Each backend's
+//! tests call these functions with a fresh, empty store.
+
+use std::sync::Arc;
+
+use agentd_core::{ContentPart, EventKind, Message, Role, RunError, RunStatus, Tenant, Usage};
+
+use crate::{EventQuery, NewRun, Page, RunFilter, Store, StoreError};
+
+fn tenant(org: &str) -> Tenant {
+    Tenant { org: org.into(), user: "u".into(), project: "p".into() }
+}
+
+async fn new_run(s: &dyn Store, t: &Tenant, session: Option<&str>) -> (String, String) {
+    let sid = match session {
+        Some(s) => s.to_string(),
+        None => s.create_session(t, Some("t".into()), serde_json::json!({})).await.expect("session").id,
+    };
+    let id = agentd_core::new_id("run");
+    let nr = NewRun { id: id.clone(), session_id: sid.clone(), input: "hello".into(), model: "m/x".into(), max_steps: 4 };
+    let (run, ev) = s.create_run(t, &nr).await.expect("create run");
+    assert_eq!(run.status, RunStatus::Queued);
+    assert_eq!((ev.seq, ev.type_name.as_str()), (1, "run.created"));
+    (sid, id)
+}
+
+fn assistant(text: &str) -> EventKind {
+    EventKind::LlmCompleted {
+        step: 1,
+        message: Message::text(Role::Assistant, text),
+        usage: Usage { input_tokens: 3, output_tokens: 2, total_tokens: 5 },
+        finish_reason: "stop".into(),
+        provider: "p".into(),
+        model: "m".into(),
+    }
+}
+
+/// Appends get gap-free sequence numbers and update the derived rows.
+pub async fn append_derives_rows(s: Arc<dyn Store>) {
+    let t = tenant("a");
+    let (sid, id) = new_run(&*s, &t, None).await;
+    let evs = s
+        .append(&t, &id, &[EventKind::RunStarted { node: "n".into() }, EventKind::StepStarted { step: 1 }])
+        .await
+        .unwrap();
+    assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(s.get_run(&t, &id).await.unwrap().unwrap().status, RunStatus::Running);
+    s.append(&t, &id, &[assistant("hi"), assistant("again")]).await.unwrap();
+    let tool = EventKind::ToolResult {
+        call_id: "c1".into(),
+        name: "echo".into(),
+        content: vec![ContentPart::text("{}")],
+        is_error: false,
+        status: "ok".into(),
+        duration_ms: 1,
+    };
+    s.append(&t, &id, &[tool]).await.unwrap();
+    s.append(&t, &id, &[EventKind::RunCompleted { output: "again".into(), usage: Usage::default() }]).await.unwrap();
+    let run = s.get_run(&t, &id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.output.as_deref(), Some("again"));
+    assert_eq!(run.usage.total_tokens, 10);
+    assert_eq!(run.last_seq, 7);
+    let msgs = s.session_messages(&t, &sid).await.unwrap();
+    let roles: Vec<Role> = msgs.iter().map(|m| m.message.role).collect();
+    assert_eq!(roles, [Role::User, Role::Assistant, Role::Assistant, Role::Tool]);
+    assert_eq!(msgs.iter().map(|m| m.index).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    assert_eq!(msgs[3].message.tool_call_id.as_deref(), Some("c1"));
+    let all = s.events(&t, &id, &EventQuery { after: 0, limit: 100, types: None }).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
+    let only = EventQuery { after: 0, limit: 100, types: Some(vec!["llm.completed".into()]) };
+    assert_eq!(s.events(&t, &id, &only).await.unwrap().len(), 2);
+    let page = s.events(&t, &id, &EventQuery { after: 5, limit: 1, types: None }).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [6]);
+    // The stored data rebuilds the same event.
+    let back = EventKind::from_parts(&all[3].type_name, all[3].data.clone()).unwrap();
+    assert_eq!(back, assistant("hi"));
+}
+
+/// Nothing is appended once a run is terminal; the failed batch leaves no trace.
+pub async fn terminal_runs_are_sealed(s: Arc<dyn Store>) {
+    let t = tenant("a");
+    let (sid, id) = new_run(&*s, &t, None).await;
+    s.append(&t, &id, &[EventKind::RunCancelled { reason: Some("stop".into()) }]).await.unwrap();
+    let err = s.append(&t, &id, &[assistant("late")]).await.unwrap_err();
+    assert!(matches!(err, StoreError::RunFinished), "{err}");
+    let err = s
+        .append(&t, &id, &[EventKind::RunFailed { error: RunError::new("x", "y") }])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::RunFinished));
+    let run = s.get_run(&t, &id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Cancelled);
+    assert_eq!(run.error.unwrap().code, "cancelled");
+    assert_eq!(run.last_seq, 2);
+    assert_eq!(s.session_messages(&t, &sid).await.unwrap().len(), 1, "the late assistant message was not stored");
+    // A batch that would go past a terminal event is refused whole.
+    let (_, id2) = new_run(&*s, &t, None).await;
+    let batch = [EventKind::RunCompleted { output: "x".into(), usage: Usage::default() }, assistant("after")];
+    assert!(matches!(s.append(&t, &id2, &batch).await, Err(StoreError::RunFinished)));
+    assert_eq!(s.get_run(&t, &id2).await.unwrap().unwrap().last_seq, 1);
+}
+
+/// Another tenant sees nothing and changes nothing.
+pub async fn tenant_scope_on_every_query(s: Arc<dyn Store>) {
+    let a = tenant("a");
+    let (sid, id) = new_run(&*s, &a, None).await;
+    for other in [tenant("b"), Tenant { project: "other".into(), ..a.clone() }, Tenant { user: "v".into(), ..a.clone() }] {
+        assert!(s.get_run(&other, &id).await.unwrap().is_none());
+        assert!(s.get_session(&other, &sid).await.unwrap().is_none());
+        assert!(s.session_messages(&other, &sid).await.unwrap().is_empty());
+        assert!(s.events(&other, &id, &EventQuery { after: 0, limit: 10, types: None }).await.unwrap().is_empty());
+        assert!(s.list_runs(&other, &RunFilter::default(), &Page { after: None, limit: 10 }).await.unwrap().is_empty());
+        assert!(s.list_sessions(&other, &Page { after: None, limit: 10 }).await.unwrap().is_empty());
+        assert!(matches!(s.append(&other, &id, &[assistant("x")]).await, Err(StoreError::NotFound)));
+        assert!(!s.delete_session(&other, &sid).await.unwrap());
+        let nr = NewRun { id: agentd_core::new_id("run"), session_id: sid.clone(), input: "x".into(), model: "m".into(), max_steps: 1 };
+        assert!(matches!(s.create_run(&other, &nr).await, Err(StoreError::NotFound)));
+    }
+    assert_eq!(s.get_run(&a, &id).await.unwrap().unwrap().last_seq, 1);
+    assert_eq!(s.session_messages(&a, &sid).await.unwrap().len(), 1);
+}
+
+/// Concurrent appends to one run never share or skip a sequence number.
+pub async fn concurrent_appends_are_gap_free(s: Arc<dyn Store>) {
+    let t = tenant("a");
+    let (_, id) = new_run(&*s, &t, None).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40u32 {
+        let (s, t, id) = (s.clone(), t.clone(), id.clone());
+        tasks.spawn(async move { s.append(&t, &id, &[EventKind::StepStarted { step: i }]).await.map(|v| v.len()) });
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(r.unwrap().unwrap(), 1);
+    }
+    let evs = s.events(&t, &id, &EventQuery { after: 0, limit: 1000, types: None }).await.unwrap();
+    assert_eq!(evs.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=41).collect::<Vec<_>>());
+}
+
+/// Listing, pagination, filters, deletion and the recovery query.
+pub async fn listing_and_deletion(s: Arc<dyn Store>) {
+    let t = tenant("a");
+    let (sid, r1) = new_run(&*s, &t, None).await;
+    let (_, r2) = new_run(&*s, &t, Some(&sid)).await;
+    let (other_sid, r3) = new_run(&*s, &t, None).await;
+    s.append(&t, &r1, &[EventKind::RunCompleted { output: "x".into(), usage: Usage::default() }]).await.unwrap();
+    let all = s.list_runs(&t, &RunFilter::default(), &Page { after: None, limit: 10 }).await.unwrap();
+    assert_eq!(all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [&r3, &r2, &r1], "newest first");
+    let p1 = s.list_runs(&t, &RunFilter::default(), &Page { after: None, limit: 2 }).await.unwrap();
+    let p2 = s.list_runs(&t, &RunFilter::default(), &Page { after: Some(p1[1].id.clone()), limit: 2 }).await.unwrap();
+    assert_eq!(p2.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [&r1]);
+    let in_session = RunFilter { session_id: Some(sid.clone()), status: None };
+    assert_eq!(s.list_runs(&t, &in_session, &Page { after: None, limit: 10 }).await.unwrap().len(), 2);
+    let queued = RunFilter { session_id: None, status: Some(RunStatus::Queued) };
+    assert_eq!(s.list_runs(&t, &queued, &Page { after: None, limit: 10 }).await.unwrap().len(), 2);
+    let unfinished = s.unfinished_runs().await.unwrap();
+    let mut ids: Vec<&str> = unfinished.iter().map(|(_, r)| r.id.as_str()).collect();
+    ids.sort();
+    let mut want = vec![r2.as_str(), r3.as_str()];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(unfinished.iter().all(|(tt, _)| tt == &t));
+
+    assert!(s.delete_session(&t, &sid).await.unwrap());
+    assert!(s.get_run(&t, &r1).await.unwrap().is_none());
+    assert!(s.events(&t, &r2, &EventQuery { after: 0, limit: 10, types: None }).await.unwrap().is_empty());
+    assert!(s.session_messages(&t, &sid).await.unwrap().is_empty());
+    assert!(s.get_run(&t, &r3).await.unwrap().is_some(), "other sessions untouched");
+    assert!(s.get_session(&t, &other_sid).await.unwrap().is_some());
+    let nr = NewRun { id: agentd_core::new_id("run"), session_id: sid, input: "x".into(), model: "m".into(), max_steps: 1 };
+    assert!(matches!(s.create_run(&t, &nr).await, Err(StoreError::NotFound)));
+}

@@ -1,0 +1,58 @@
+//! The store suite against SQLite files, plus what only a file can show.
+
+use std::sync::Arc;
+
+use agentd_core::{EventKind, Tenant, Usage};
+use agentd_store::{suite, EventQuery, NewRun, SqliteStore, Store};
+
+async fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("agentd.db")).await.unwrap();
+    (dir, Arc::new(s))
+}
+
+macro_rules! suite_tests {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $name() {
+            let (_dir, s) = fresh().await;
+            suite::$name(s).await;
+        }
+    )*};
+}
+
+suite_tests!(
+    append_derives_rows,
+    terminal_runs_are_sealed,
+    tenant_scope_on_every_query,
+    concurrent_appends_are_gap_free,
+    listing_and_deletion,
+);
+
+#[tokio::test]
+async fn reopening_keeps_everything_and_migrations_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentd.db");
+    let t = Tenant::default();
+    let (run_id, sid) = {
+        let s = SqliteStore::open(&path).await.unwrap();
+        let ses = s.create_session(&t, None, serde_json::json!({"k": 1})).await.unwrap();
+        let nr = NewRun { id: agentd_core::new_id("run"), session_id: ses.id.clone(), input: "x".into(), model: "m".into(), max_steps: 2 };
+        s.create_run(&t, &nr).await.unwrap();
+        s.append(&t, &nr.id, &[EventKind::RunCompleted { output: "kept".into(), usage: Usage::default() }]).await.unwrap();
+        (nr.id, ses.id)
+    };
+    let s = SqliteStore::open(&path).await.unwrap();
+    let run = s.get_run(&t, &run_id).await.unwrap().unwrap();
+    assert_eq!(run.output.as_deref(), Some("kept"));
+    assert_eq!(s.get_session(&t, &sid).await.unwrap().unwrap().metadata, serde_json::json!({"k": 1}));
+    assert_eq!(s.events(&t, &run_id, &EventQuery { after: 0, limit: 10, types: None }).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn unreadable_path_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    assert!(SqliteStore::open(&file.join("agentd.db")).await.is_err());
+}
