@@ -10,30 +10,15 @@ use crate::run::{RunError, RunStatus};
 #[serde(tag = "type", content = "data")]
 pub enum EventKind {
     #[serde(rename = "run.created")]
-    RunCreated {
-        input: String,
-        model: String,
-        max_steps: u32,
-    },
+    RunCreated { input: String, model: String, max_steps: u32 },
     #[serde(rename = "run.started")]
     RunStarted { node: String },
     #[serde(rename = "step.started")]
     StepStarted { step: u32 },
     #[serde(rename = "llm.completed")]
-    LlmCompleted {
-        step: u32,
-        message: Message,
-        usage: Usage,
-        finish_reason: String,
-        provider: String,
-        model: String,
-    },
+    LlmCompleted { step: u32, message: Message, usage: Usage, finish_reason: String, provider: String, model: String },
     #[serde(rename = "tool.called")]
-    ToolCalled {
-        call_id: String,
-        name: String,
-        arguments: serde_json::Value,
-    },
+    ToolCalled { call_id: String, name: String, arguments: serde_json::Value },
     #[serde(rename = "tool.started")]
     ToolStarted { call_id: String, name: String },
     #[serde(rename = "tool.result")]
@@ -91,10 +76,7 @@ impl EventKind {
 
     /// True for the events that end a run.
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self,
-            EventKind::RunCompleted { .. } | EventKind::RunFailed { .. } | EventKind::RunCancelled { .. }
-        )
+        matches!(self, EventKind::RunCompleted { .. } | EventKind::RunFailed { .. } | EventKind::RunCancelled { .. })
     }
 
     /// The event's `data` object alone.
@@ -137,10 +119,8 @@ impl EventKind {
             }
             EventKind::RunCancelled { reason } => {
                 e.status = Some(RunStatus::Cancelled);
-                e.error = Some(RunError::new(
-                    "cancelled",
-                    reason.clone().unwrap_or_else(|| "run was cancelled".into()),
-                ));
+                e.error =
+                    Some(RunError::new("cancelled", reason.clone().unwrap_or_else(|| "run was cancelled".into())));
             }
             EventKind::StepStarted { .. }
             | EventKind::ToolCalled { .. }
@@ -165,10 +145,7 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// True if this is one of the events that end a run.
     pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.type_name.as_str(),
-            "run.completed" | "run.failed" | "run.cancelled"
-        )
+        matches!(self.type_name.as_str(), "run.completed" | "run.failed" | "run.cancelled")
     }
 }
 
@@ -178,11 +155,8 @@ mod tests {
 
     #[test]
     fn event_round_trips_through_type_and_data() {
-        let ev = EventKind::ToolCalled {
-            call_id: "c1".into(),
-            name: "echo".into(),
-            arguments: serde_json::json!({"a": 1}),
-        };
+        let ev =
+            EventKind::ToolCalled { call_id: "c1".into(), name: "echo".into(), arguments: serde_json::json!({"a": 1}) };
         assert_eq!(ev.type_name(), "tool.called");
         let data = ev.data();
         assert_eq!(data["call_id"], "c1");
@@ -200,17 +174,11 @@ mod tests {
 
     #[test]
     fn effects_derive_status_and_messages() {
-        let created = EventKind::RunCreated {
-            input: "hi".into(),
-            model: "m".into(),
-            max_steps: 3,
-        };
+        let created = EventKind::RunCreated { input: "hi".into(), model: "m".into(), max_steps: 3 };
         let fx = created.effects();
         assert_eq!(fx.status, Some(RunStatus::Queued));
         assert_eq!(fx.message.unwrap().text_content(), "hi");
-        let failed = EventKind::RunFailed {
-            error: RunError::new("max_steps_exceeded", "x"),
-        };
+        let failed = EventKind::RunFailed { error: RunError::new("max_steps_exceeded", "x") };
         assert_eq!(failed.effects().status, Some(RunStatus::Failed));
         assert!(EventKind::StepStarted { step: 1 }.effects() == Effects::default());
     }

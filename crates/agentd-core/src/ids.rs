@@ -17,11 +17,7 @@ pub struct Tenant {
 
 impl Default for Tenant {
     fn default() -> Self {
-        Self {
-            org: "default".into(),
-            user: "default".into(),
-            project: "default".into(),
-        }
+        Self { org: "default".into(), user: "default".into(), project: "default".into() }
     }
 }
 
@@ -39,11 +35,7 @@ impl Tenant {
             let v = v.unwrap_or("default");
             let ok =
                 !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c));
-            if ok {
-                Ok(v.to_string())
-            } else {
-                Err(InvalidScope { field })
-            }
+            if ok { Ok(v.to_string()) } else { Err(InvalidScope { field }) }
         }
         Ok(Self {
             org: check("x-org-id", org)?,

@@ -61,24 +61,12 @@ pub struct Message {
 impl Message {
     /// A plain text message.
     pub fn text(role: Role, text: impl Into<String>) -> Self {
-        Self {
-            role,
-            content: vec![ContentPart::text(text)],
-            tool_calls: vec![],
-            tool_call_id: None,
-            thinking: None,
-        }
+        Self { role, content: vec![ContentPart::text(text)], tool_calls: vec![], tool_call_id: None, thinking: None }
     }
 
     /// The answer of a tool call.
     pub fn tool_result(call_id: &str, content: Vec<ContentPart>) -> Self {
-        Self {
-            role: Role::Tool,
-            content,
-            tool_calls: vec![],
-            tool_call_id: Some(call_id.to_string()),
-            thinking: None,
-        }
+        Self { role: Role::Tool, content, tool_calls: vec![], tool_call_id: Some(call_id.to_string()), thinking: None }
     }
 
     /// All text parts joined.

@@ -88,10 +88,7 @@ async fn http_error(resp: reqwest::Response) -> ProviderError {
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
         .unwrap_or(body);
-    ProviderError::Http {
-        status,
-        message: truncate(&message, 500),
-    }
+    ProviderError::Http { status, message: truncate(&message, 500) }
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -174,11 +171,7 @@ fn parse_usage(v: &Value) -> Option<Usage> {
     }
     let i = v["prompt_tokens"].as_u64().unwrap_or(0);
     let o = v["completion_tokens"].as_u64().unwrap_or(0);
-    Some(Usage {
-        input_tokens: i,
-        output_tokens: o,
-        total_tokens: v["total_tokens"].as_u64().unwrap_or(i + o),
-    })
+    Some(Usage { input_tokens: i, output_tokens: o, total_tokens: v["total_tokens"].as_u64().unwrap_or(i + o) })
 }
 
 /// Accumulates streamed chunks into one message.
@@ -195,10 +188,7 @@ impl StreamState {
     fn apply(&mut self, chunk: &Value, on_delta: DeltaSink<'_>) -> Result<(), ProviderError> {
         if chunk.get("error").is_some() {
             let msg = chunk["error"]["message"].as_str().unwrap_or("error in stream");
-            return Err(ProviderError::Http {
-                status: 200,
-                message: truncate(msg, 500),
-            });
+            return Err(ProviderError::Http { status: 200, message: truncate(msg, 500) });
         }
         if let Some(u) = parse_usage(&chunk["usage"]) {
             self.usage = Some(u);
@@ -251,11 +241,7 @@ impl StreamState {
         ChatResponse {
             message: Message {
                 role: Role::Assistant,
-                content: if self.text.is_empty() {
-                    vec![]
-                } else {
-                    vec![ContentPart::text(self.text)]
-                },
+                content: if self.text.is_empty() { vec![] } else { vec![ContentPart::text(self.text)] },
                 tool_calls,
                 tool_call_id: None,
                 thinking: (!self.thinking.is_empty()).then_some(self.thinking),
@@ -267,28 +253,20 @@ impl StreamState {
 }
 
 fn parse_full(v: &Value) -> Result<ChatResponse, ProviderError> {
-    let choice = v["choices"]
-        .get(0)
-        .ok_or_else(|| ProviderError::InvalidResponse("no choices in response".into()))?;
+    let choice = v["choices"].get(0).ok_or_else(|| ProviderError::InvalidResponse("no choices in response".into()))?;
     let m = &choice["message"];
     if !m.is_object() {
         return Err(ProviderError::InvalidResponse("choice has no message".into()));
     }
     let text = m["content"].as_str().unwrap_or_default().to_string();
-    let thinking = m["reasoning_content"]
-        .as_str()
-        .or(m["reasoning"].as_str())
-        .map(str::to_string);
+    let thinking = m["reasoning_content"].as_str().or(m["reasoning"].as_str()).map(str::to_string);
     let tool_calls = m["tool_calls"]
         .as_array()
         .map(|a| {
             a.iter()
                 .enumerate()
                 .map(|(i, c)| ToolCall {
-                    id: c["id"]
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| format!("call_{i}")),
+                    id: c["id"].as_str().map(str::to_string).unwrap_or_else(|| format!("call_{i}")),
                     name: c["function"]["name"].as_str().unwrap_or_default().to_string(),
                     arguments: parse_arguments(c["function"]["arguments"].as_str().unwrap_or_default()),
                 })
@@ -298,11 +276,7 @@ fn parse_full(v: &Value) -> Result<ChatResponse, ProviderError> {
     Ok(ChatResponse {
         message: Message {
             role: Role::Assistant,
-            content: if text.is_empty() {
-                vec![]
-            } else {
-                vec![ContentPart::text(text)]
-            },
+            content: if text.is_empty() { vec![] } else { vec![ContentPart::text(text)] },
             tool_calls,
             tool_call_id: None,
             thinking,
@@ -337,13 +311,7 @@ impl Provider for OpenAiProvider {
         if let Some(n) = req.max_tokens {
             body["max_tokens"] = json!(n);
         }
-        let resp = self
-            .http
-            .post(self.url("chat/completions"))
-            .json(&body)
-            .send()
-            .await
-            .map_err(map_send_error)?;
+        let resp = self.http.post(self.url("chat/completions")).json(&body).send().await.map_err(map_send_error)?;
         if !resp.status().is_success() {
             return Err(http_error(resp).await);
         }
@@ -371,9 +339,7 @@ impl Provider for OpenAiProvider {
             state.apply(&chunk, on_delta)?;
         }
         if !done && state.finish_reason.is_none() {
-            return Err(ProviderError::StreamInterrupted(
-                "the stream closed before the answer was complete".into(),
-            ));
+            return Err(ProviderError::StreamInterrupted("the stream closed before the answer was complete".into()));
         }
         Ok(state.finish())
     }
@@ -422,11 +388,7 @@ mod tests {
         let m = Message {
             role: Role::Assistant,
             content: vec![],
-            tool_calls: vec![ToolCall {
-                id: "c".into(),
-                name: "echo".into(),
-                arguments: json!({"x": 1}),
-            }],
+            tool_calls: vec![ToolCall { id: "c".into(), name: "echo".into(), arguments: json!({"x": 1}) }],
             tool_call_id: None,
             thinking: None,
         };
@@ -437,9 +399,6 @@ mod tests {
 
     #[test]
     fn full_response_without_choices_is_invalid() {
-        assert!(matches!(
-            parse_full(&json!({"foo": 1})),
-            Err(ProviderError::InvalidResponse(_))
-        ));
+        assert!(matches!(parse_full(&json!({"foo": 1})), Err(ProviderError::InvalidResponse(_))));
     }
 }

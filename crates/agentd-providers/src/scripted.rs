@@ -39,9 +39,7 @@ impl ScriptedProvider {
 
     /// Parses a JSON array of turns.
     pub fn from_json(s: &str) -> Result<Self, ProviderError> {
-        serde_json::from_str(s)
-            .map(Self::new)
-            .map_err(|e| ProviderError::Config(format!("invalid script: {e}")))
+        serde_json::from_str(s).map(Self::new).map_err(|e| ProviderError::Config(format!("invalid script: {e}")))
     }
 }
 
@@ -76,11 +74,7 @@ impl Provider for ScriptedProvider {
             .map(|(i, c)| ToolCall {
                 id: format!("call_{}_{}", turn_no + 1, i + 1),
                 name: c.name.clone(),
-                arguments: if c.arguments.is_null() {
-                    serde_json::json!({})
-                } else {
-                    c.arguments.clone()
-                },
+                arguments: if c.arguments.is_null() { serde_json::json!({}) } else { c.arguments.clone() },
             })
             .collect();
         let finish_reason = if tool_calls.is_empty() { "stop" } else { "tool_calls" };
@@ -88,11 +82,7 @@ impl Provider for ScriptedProvider {
         Ok(ChatResponse {
             message: Message {
                 role: Role::Assistant,
-                content: if turn.text.is_empty() {
-                    vec![]
-                } else {
-                    vec![ContentPart::text(turn.text.clone())]
-                },
+                content: if turn.text.is_empty() { vec![] } else { vec![ContentPart::text(turn.text.clone())] },
                 tool_calls,
                 tool_call_id: None,
                 thinking: turn.thinking.clone(),
@@ -123,46 +113,16 @@ mod tests {
         .unwrap();
         let mut msgs = vec![Message::text(Role::User, "hi")];
         let sink = |_d: Delta| {};
-        let r1 = p
-            .chat(
-                ChatRequest {
-                    model: "m",
-                    messages: &msgs,
-                    tools: &[],
-                    max_tokens: None,
-                },
-                &sink,
-            )
-            .await
-            .unwrap();
+        let r1 =
+            p.chat(ChatRequest { model: "m", messages: &msgs, tools: &[], max_tokens: None }, &sink).await.unwrap();
         assert_eq!(r1.message.tool_calls[0].name, "echo");
         msgs.push(r1.message);
         msgs.push(Message::tool_result("call_1_1", vec![ContentPart::text("{}")]));
-        let r2 = p
-            .chat(
-                ChatRequest {
-                    model: "m",
-                    messages: &msgs,
-                    tools: &[],
-                    max_tokens: None,
-                },
-                &sink,
-            )
-            .await
-            .unwrap();
+        let r2 =
+            p.chat(ChatRequest { model: "m", messages: &msgs, tools: &[], max_tokens: None }, &sink).await.unwrap();
         assert_eq!(r2.message.text_content(), "done now");
         msgs.push(r2.message);
-        let r3 = p
-            .chat(
-                ChatRequest {
-                    model: "m",
-                    messages: &msgs,
-                    tools: &[],
-                    max_tokens: None,
-                },
-                &sink,
-            )
-            .await;
+        let r3 = p.chat(ChatRequest { model: "m", messages: &msgs, tools: &[], max_tokens: None }, &sink).await;
         assert!(matches!(r3, Err(ProviderError::InvalidResponse(_))));
     }
 }

@@ -94,14 +94,8 @@ impl Config {
                 p
             }
         };
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let mut cfg = Self::parse(&text).map_err(|message| ConfigError::Parse {
-            path: path.clone(),
-            message,
-        })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        let mut cfg = Self::parse(&text).map_err(|message| ConfigError::Parse { path: path.clone(), message })?;
         cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(cfg)
     }
@@ -118,11 +112,7 @@ impl Config {
 
     /// Resolves a path from the file relative to the file's directory.
     pub fn resolve_path(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base_dir.join(p)
-        }
+        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
     }
 }
 

@@ -31,10 +31,7 @@ impl Hub {
 
     /// Creates the run's channel (if missing) and subscribes to it.
     pub fn open(&self, run_id: &str) -> broadcast::Receiver<Live> {
-        self.lock()
-            .entry(run_id.to_string())
-            .or_insert_with(|| broadcast::channel(CAPACITY).0)
-            .subscribe()
+        self.lock().entry(run_id.to_string()).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe()
     }
 
     /// Subscribes if the run is live here.

@@ -69,10 +69,7 @@ pub enum RuntimeError {
 
 impl RuntimeError {
     fn bad(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            message: message.into(),
-        }
+        Self::BadRequest { code, message: message.into() }
     }
 }
 
@@ -138,10 +135,7 @@ impl Runtime {
         subscribe: bool,
     ) -> Result<(Run, Option<broadcast::Receiver<Live>>), RuntimeError> {
         if req.input.trim().is_empty() {
-            return Err(RuntimeError::bad(
-                "input_required",
-                "`input` must be a non-empty string",
-            ));
+            return Err(RuntimeError::bad("input_required", "`input` must be a non-empty string"));
         }
         let max_steps = req.max_steps.unwrap_or(self.agent.max_steps);
         if max_steps == 0 || max_steps > MAX_STEPS_LIMIT {
@@ -153,16 +147,10 @@ impl Runtime {
         let model = match req.model.as_deref().or(self.models.default_model()) {
             Some(m) => m.to_string(),
             None => {
-                return Err(RuntimeError::bad(
-                    "model_required",
-                    models::ModelError::NoModel.to_string(),
-                ));
+                return Err(RuntimeError::bad("model_required", models::ModelError::NoModel.to_string()));
             }
         };
-        self.models.resolve(&model).map_err(|e| RuntimeError::BadRequest {
-            code: e.code(),
-            message: e.to_string(),
-        })?;
+        self.models.resolve(&model).map_err(|e| RuntimeError::BadRequest { code: e.code(), message: e.to_string() })?;
         let session_id = match req.session_id {
             Some(id) => {
                 if self.store.get_session(t, &id).await?.is_none() {
@@ -175,13 +163,7 @@ impl Runtime {
             }
             None => self.store.create_session(t, None, serde_json::json!({})).await?.id,
         };
-        let new = NewRun {
-            id: agentd_core::new_id("run"),
-            session_id,
-            input: req.input,
-            model,
-            max_steps,
-        };
+        let new = NewRun { id: agentd_core::new_id("run"), session_id, input: req.input, model, max_steps };
         // The channel exists before the task starts so no live item is missed.
         let rx = self.hub.open(&new.id);
         let (run, created) = match self.store.create_run(t, &new).await {
@@ -189,10 +171,9 @@ impl Runtime {
             Err(e) => {
                 self.hub.close(&new.id);
                 return Err(match e {
-                    StoreError::NotFound => RuntimeError::NotFound {
-                        code: "session_not_found",
-                        message: "session not found".into(),
-                    },
+                    StoreError::NotFound => {
+                        RuntimeError::NotFound { code: "session_not_found", message: "session not found".into() }
+                    }
                     other => other.into(),
                 });
             }
@@ -211,9 +192,7 @@ impl Runtime {
             let run_id = run.id.clone();
             if let Err(e) = rt.drive(&t, run, &token).await {
                 tracing::error!(run_id = %run_id, error = %e, "run stopped on a store error");
-                let fail = EventKind::RunFailed {
-                    error: agentd_core::RunError::new("internal_error", e.to_string()),
-                };
+                let fail = EventKind::RunFailed { error: agentd_core::RunError::new("internal_error", e.to_string()) };
                 let _ = rt.journal(&t, &run_id, &[fail]).await;
             }
             rt.active().remove(&run_id);
@@ -246,10 +225,7 @@ impl Runtime {
         self.store
             .get_run(t, run_id)
             .await?
-            .ok_or_else(|| RuntimeError::NotFound {
-                code: "run_not_found",
-                message: format!("run {run_id} not found"),
-            })
+            .ok_or_else(|| RuntimeError::NotFound { code: "run_not_found", message: format!("run {run_id} not found") })
     }
 
     /// Deals with runs a previous process left unfinished. Until journal

@@ -137,16 +137,8 @@ impl ModelRegistry {
             .model
             .or_else(|| cfg.default_model.clone())
             .or_else(|| env("AGENTD_DEFAULT_MODEL"))
-            .or_else(|| {
-                providers
-                    .contains_key("openai")
-                    .then(|| "openai/gpt-4o-mini".to_string())
-            });
-        Ok(Self {
-            providers,
-            profiles: cfg.models.clone(),
-            default_model,
-        })
+            .or_else(|| providers.contains_key("openai").then(|| "openai/gpt-4o-mini".to_string()));
+        Ok(Self { providers, profiles: cfg.models.clone(), default_model })
     }
 
     /// Adds or replaces a provider (used by tests and the bench).
@@ -185,19 +177,10 @@ impl ModelRegistry {
             return Err(ModelError::UnknownModel(name.to_string()));
         };
         let provider = self.providers.get(&provider_name).cloned().ok_or_else(|| {
-            let known = if self.providers.is_empty() {
-                "none".into()
-            } else {
-                self.provider_names().join(", ")
-            };
+            let known = if self.providers.is_empty() { "none".into() } else { self.provider_names().join(", ") };
             ModelError::UnknownProvider(provider_name.clone(), known)
         })?;
-        Ok(ResolvedModel {
-            provider_name,
-            provider,
-            model,
-            max_tokens,
-        })
+        Ok(ResolvedModel { provider_name, provider, model, max_tokens })
     }
 }
 
@@ -221,10 +204,7 @@ mod tests {
         .unwrap();
         let reg = ModelRegistry::from_config(&cfg).unwrap();
         let m = reg.resolve("fast").unwrap();
-        assert_eq!(
-            (m.provider_name.as_str(), m.model.as_str(), m.max_tokens),
-            ("local", "tiny", Some(64))
-        );
+        assert_eq!((m.provider_name.as_str(), m.model.as_str(), m.max_tokens), ("local", "tiny", Some(64)));
         assert_eq!(reg.resolve("local/other").unwrap().model, "other");
         assert_eq!(reg.resolve("nope/x").err().unwrap().code(), "unknown_provider");
         assert_eq!(reg.resolve("nope").err().unwrap().code(), "unknown_model");

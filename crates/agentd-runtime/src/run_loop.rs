@@ -38,109 +38,60 @@ impl Runtime {
         }
     }
 
-    async fn fail(&self, t: &Tenant, run_id: &str, code: &str, message: String) -> Result<(), Stop> {
-        self.journal(
-            t,
-            run_id,
-            &[EventKind::RunFailed {
-                error: RunError::new(code, message),
-            }],
-        )
-        .await?;
-        Ok(())
-    }
-
     async fn drive_inner(&self, t: &Tenant, run: &Run, cancel: &CancellationToken) -> Result<(), Stop> {
-        self.journal(
-            t,
-            &run.id,
-            &[EventKind::RunStarted {
-                node: self.node_id.clone(),
-            }],
-        )
-        .await?;
+        // Events that must precede the next model call are carried and written
+        // with the next `step.started` in one transaction: `run.started`, the
+        // previous `step.completed`, the last tool result of a step.
+        let mut carry = vec![EventKind::RunStarted { node: self.node_id.clone() }];
         let model = match self.models.resolve(&run.model) {
             Ok(m) => m,
-            Err(e) => return self.fail(t, &run.id, e.code(), e.to_string()).await,
+            Err(e) => return self.finish(t, run, carry, failed(e.code(), e.to_string())).await,
         };
-        let tools: Vec<_> = self
-            .tools
-            .specs()
-            .into_iter()
-            .filter(|s| {
-                self.agent
-                    .tools
-                    .as_ref()
-                    .is_none_or(|allowed| allowed.contains(&s.name))
-            })
-            .collect();
+        let allowed = |name: &str| self.agent.tools.as_ref().is_none_or(|a| a.iter().any(|x| x == name));
+        let tools: Vec<_> = self.tools.specs().into_iter().filter(|s| allowed(&s.name)).collect();
         let mut messages = vec![Message::text(Role::System, self.agent.system_prompt.clone())];
-        messages.extend(
-            self.store
-                .session_messages(t, &run.session_id)
-                .await?
-                .into_iter()
-                .map(|m| m.message),
-        );
+        let history = self.store.session_messages(t, &run.session_id).await?;
+        messages.extend(history.into_iter().map(|m| m.message));
         let mut total = Usage::default();
 
         for step in 1..=run.max_steps {
-            self.journal(t, &run.id, &[EventKind::StepStarted { step }]).await?;
+            carry.push(EventKind::StepStarted { step });
+            self.journal(t, &run.id, &std::mem::take(&mut carry)).await?;
             let run_id = run.id.as_str();
             let sink = |d: Delta| self.hub.publish(run_id, Live::Delta(d));
-            let req = ChatRequest {
-                model: &model.model,
-                messages: &messages,
-                tools: &tools,
-                max_tokens: model.max_tokens,
-            };
+            let req =
+                ChatRequest { model: &model.model, messages: &messages, tools: &tools, max_tokens: model.max_tokens };
             let resp = tokio::select! {
                 _ = cancel.cancelled() => return Err(Stop::Halted),
                 r = model.provider.chat(req, &sink) => r,
             };
             let resp = match resp {
                 Ok(r) => r,
-                Err(e) => return self.fail(t, &run.id, e.code(), e.to_string()).await,
+                Err(e) => return self.finish(t, run, carry, failed(e.code(), e.to_string())).await,
             };
             total.add(&resp.usage);
-            let completed = EventKind::LlmCompleted {
+            let calls = resp.message.tool_calls.clone();
+            carry.push(EventKind::LlmCompleted {
                 step,
                 message: resp.message.clone(),
                 usage: resp.usage,
                 finish_reason: resp.finish_reason.clone(),
                 provider: model.provider_name.clone(),
                 model: model.model.clone(),
-            };
-            let calls = resp.message.tool_calls.clone();
+            });
             if calls.is_empty() {
-                let output = resp.message.text_content();
-                self.journal(
-                    t,
-                    &run.id,
-                    &[
-                        completed,
-                        EventKind::StepCompleted { step },
-                        EventKind::RunCompleted { output, usage: total },
-                    ],
-                )
-                .await?;
-                return Ok(());
-            }
-            let mut evs = vec![completed];
-            for c in &calls {
-                evs.push(EventKind::ToolCalled {
-                    call_id: c.id.clone(),
-                    name: c.name.clone(),
-                    arguments: c.arguments.clone(),
-                });
+                carry.push(EventKind::StepCompleted { step });
+                let done = EventKind::RunCompleted { output: resp.message.text_content(), usage: total };
+                return self.finish(t, run, carry, done).await;
             }
             for c in &calls {
-                evs.push(EventKind::ToolStarted {
-                    call_id: c.id.clone(),
-                    name: c.name.clone(),
-                });
+                let (call_id, name) = (c.id.clone(), c.name.clone());
+                carry.push(EventKind::ToolCalled { call_id, name, arguments: c.arguments.clone() });
             }
-            self.journal(t, &run.id, &evs).await?;
+            for c in &calls {
+                carry.push(EventKind::ToolStarted { call_id: c.id.clone(), name: c.name.clone() });
+            }
+            self.journal(t, &run.id, &std::mem::take(&mut carry)).await?;
             messages.push(resp.message);
 
             let mut pending: FuturesUnordered<_> = calls.iter().map(|c| self.call_tool(run, c, cancel)).collect();
@@ -149,30 +100,34 @@ impl Runtime {
                 r = pending.next() => r,
             } {
                 let status = if out.is_error { "error" } else { "ok" };
-                self.journal(
-                    t,
-                    &run.id,
-                    &[EventKind::ToolResult {
-                        call_id: call.id.clone(),
-                        name: call.name.clone(),
-                        content: out.content.clone(),
-                        is_error: out.is_error,
-                        status: status.into(),
-                        duration_ms: ms,
-                    }],
-                )
-                .await?;
+                let result = EventKind::ToolResult {
+                    call_id: call.id.clone(),
+                    name: call.name.clone(),
+                    content: out.content.clone(),
+                    is_error: out.is_error,
+                    status: status.into(),
+                    duration_ms: ms,
+                };
+                // Results are journaled as they arrive; the last one of the
+                // step rides with the next step's first transaction.
+                if pending.is_empty() {
+                    carry.push(result);
+                } else {
+                    self.journal(t, &run.id, &[result]).await?;
+                }
                 messages.push(Message::tool_result(&call.id, out.content));
             }
-            self.journal(t, &run.id, &[EventKind::StepCompleted { step }]).await?;
+            carry.push(EventKind::StepCompleted { step });
         }
-        self.fail(
-            t,
-            &run.id,
-            "max_steps_exceeded",
-            format!("the run reached max_steps ({}) without a final answer", run.max_steps),
-        )
-        .await
+        let msg = format!("the run reached max_steps ({}) without a final answer", run.max_steps);
+        self.finish(t, run, carry, failed("max_steps_exceeded", msg)).await
+    }
+
+    /// Journals the carried events followed by the terminal one.
+    async fn finish(&self, t: &Tenant, run: &Run, mut carry: Vec<EventKind>, last: EventKind) -> Result<(), Stop> {
+        carry.push(last);
+        self.journal(t, &run.id, &carry).await?;
+        Ok(())
     }
 
     /// Runs one tool call in its own task, so a panicking tool becomes an error result.
@@ -183,7 +138,7 @@ impl Runtime {
         cancel: &CancellationToken,
     ) -> (&'a ToolCall, ToolOutput, u64) {
         let started = Instant::now();
-        let allowed = self.agent.tools.as_ref().is_none_or(|a| a.contains(&call.name));
+        let allowed = self.agent.tools.as_ref().is_none_or(|a| a.iter().any(|x| x == &call.name));
         let out = match self.tools.get(&call.name).filter(|_| allowed) {
             None => ToolOutput::error(format!("unknown tool {:?}", call.name)),
             Some(_) if !call.arguments.is_object() => ToolOutput::error(format!(
@@ -214,4 +169,8 @@ fn truncate(s: &str, max: usize) -> String {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
     }
+}
+
+fn failed(code: &str, message: String) -> EventKind {
+    EventKind::RunFailed { error: RunError::new(code, message) }
 }

@@ -23,12 +23,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            extra: None,
-        }
+        Self { status, code, message: message.into(), extra: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -59,11 +54,7 @@ impl From<StoreError> for ApiError {
             }
             other => {
                 tracing::error!(error = %other, "store error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    "the database reported an error",
-                )
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the database reported an error")
             }
         }
     }
@@ -90,10 +81,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match MaybeJson::<T>::from_request(req, state).await? {
             MaybeJson(Some(v)) => Ok(ApiJson(v)),
-            MaybeJson(None) => Err(ApiError::bad_request(
-                "invalid_json",
-                "request body is empty; expected a JSON object",
-            )),
+            MaybeJson(None) => {
+                Err(ApiError::bad_request("invalid_json", "request body is empty; expected a JSON object"))
+            }
         }
     }
 }
@@ -119,12 +109,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MaybeJson(None));
         }
-        serde_json::from_slice(&bytes)
-            .map(|v| MaybeJson(Some(v)))
-            .map_err(|e| match e.classify() {
-                serde_json::error::Category::Data => ApiError::bad_request("invalid_request", e.to_string()),
-                _ => ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")),
-            })
+        serde_json::from_slice(&bytes).map(|v| MaybeJson(Some(v))).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ApiError::bad_request("invalid_request", e.to_string()),
+            _ => ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")),
+        })
     }
 }
 
@@ -164,9 +152,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
 fn serde_urlencoded_pairs(q: &str) -> Result<std::collections::HashMap<String, String>, ApiError> {
     axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
-        &format!("/?{q}")
-            .parse()
-            .map_err(|_| ApiError::bad_request("invalid_query", "malformed query string"))?,
+        &format!("/?{q}").parse().map_err(|_| ApiError::bad_request("invalid_query", "malformed query string"))?,
     )
     .map(|axum::extract::Query(m)| m)
     .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))

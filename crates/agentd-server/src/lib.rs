@@ -43,20 +43,12 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .nest("/v1", v1)
         .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed on this route",
-            )
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
         })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "the server hit an unexpected error",
-            )
-            .into_response()
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the server hit an unexpected error")
+                .into_response()
         }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(AppState { rt })
@@ -83,11 +75,7 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     if prov["ok"] != true {
         missing.push("provider");
     }
-    let code = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         code,
         Json(json!({
@@ -119,10 +107,6 @@ pub(crate) fn page<T: serde::Serialize>(
 ) -> Json<serde_json::Value> {
     let more = rows.len() > limit;
     rows.truncate(limit);
-    let next = if more {
-        rows.last().map(&cursor).unwrap_or(serde_json::Value::Null)
-    } else {
-        serde_json::Value::Null
-    };
+    let next = if more { rows.last().map(&cursor).unwrap_or(serde_json::Value::Null) } else { serde_json::Value::Null };
     Json(json!({"data": rows, "next_cursor": next}))
 }

@@ -30,12 +30,7 @@ pub async fn create(
     Scope(t): Scope,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
-    let req = CreateRun {
-        input: b.input,
-        session_id: b.session_id,
-        model: b.model,
-        max_steps: b.max_steps,
-    };
+    let req = CreateRun { input: b.input, session_id: b.session_id, model: b.model, max_steps: b.max_steps };
     let (run, rx) = s.rt.create_run(&t, req, b.stream).await?;
     if !b.stream {
         return Ok((StatusCode::ACCEPTED, Json(run)).into_response());
@@ -60,10 +55,7 @@ pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Resu
         ),
         None => None,
     };
-    let filter = RunFilter {
-        session_id: p.str("session_id"),
-        status,
-    };
+    let filter = RunFilter { session_id: p.str("session_id"), status };
     list_runs(&s, &t, filter, &p).await
 }
 
@@ -74,17 +66,7 @@ pub(crate) async fn list_runs(
     p: &Params,
 ) -> Result<Response, ApiError> {
     let limit = p.int("limit", 20, 1, 100)? as u32;
-    let rows =
-        s.rt.store
-            .list_runs(
-                t,
-                &filter,
-                &Page {
-                    after: p.str("after"),
-                    limit: limit + 1,
-                },
-            )
-            .await?;
+    let rows = s.rt.store.list_runs(t, &filter, &Page { after: p.str("after"), limit: limit + 1 }).await?;
     Ok(page(rows, limit as usize, |r| json!(r.id)).into_response())
 }
 
@@ -115,38 +97,19 @@ pub async fn events(
     // Existence check first, so unknown runs are a JSON 404 in both modes.
     s.rt.get_run(&t, &id).await?;
     let mut after = p.int("after", 0, 0, i64::MAX)?;
-    let wants_sse = headers
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
+    let wants_sse =
+        headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/event-stream"));
     if wants_sse {
         if let Some(v) = headers.get("last-event-id") {
-            after = v
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| {
+            after =
+                v.to_str().ok().and_then(|v| v.trim().parse::<i64>().ok()).filter(|n| *n >= 0).ok_or_else(|| {
                     ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be a sequence number")
                 })?;
         }
         return Ok(sse::run_events(s.rt.clone(), t, id, after, None).into_response());
     }
     let limit = p.int("limit", 100, 1, 1000)? as u32;
-    let types = p
-        .str("type")
-        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
-    let rows =
-        s.rt.store
-            .events(
-                &t,
-                &id,
-                &EventQuery {
-                    after,
-                    limit: limit + 1,
-                    types,
-                },
-            )
-            .await?;
+    let types = p.str("type").map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let rows = s.rt.store.events(&t, &id, &EventQuery { after, limit: limit + 1, types }).await?;
     Ok(page(rows, limit as usize, |e| json!(e.seq)).into_response())
 }

@@ -32,10 +32,7 @@ pub async fn create(
     let b = body.unwrap_or_default();
     let metadata = b.metadata.unwrap_or_else(|| json!({}));
     if !metadata.is_object() {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "`metadata` must be a JSON object",
-        ));
+        return Err(ApiError::bad_request("invalid_request", "`metadata` must be a JSON object"));
     }
     let session = s.rt.store.create_session(&t, b.title, metadata).await?;
     Ok((StatusCode::CREATED, Json(session)).into_response())
@@ -43,16 +40,7 @@ pub async fn create(
 
 pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let limit = p.int("limit", 20, 1, 100)? as u32;
-    let rows =
-        s.rt.store
-            .list_sessions(
-                &t,
-                &Page {
-                    after: p.str("after"),
-                    limit: limit + 1,
-                },
-            )
-            .await?;
+    let rows = s.rt.store.list_sessions(&t, &Page { after: p.str("after"), limit: limit + 1 }).await?;
     Ok(page(rows, limit as usize, |r| json!(r.id)).into_response())
 }
 
@@ -68,22 +56,8 @@ pub async fn get_one(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<
 pub async fn delete(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<String>) -> Result<Response, ApiError> {
     s.rt.store.get_session(&t, &id).await?.ok_or_else(|| not_found(&id))?;
     for status in [RunStatus::Queued, RunStatus::Running] {
-        let filter = RunFilter {
-            session_id: Some(id.clone()),
-            status: Some(status),
-        };
-        for run in
-            s.rt.store
-                .list_runs(
-                    &t,
-                    &filter,
-                    &Page {
-                        after: None,
-                        limit: 10_000,
-                    },
-                )
-                .await?
-        {
+        let filter = RunFilter { session_id: Some(id.clone()), status: Some(status) };
+        for run in s.rt.store.list_runs(&t, &filter, &Page { after: None, limit: 10_000 }).await? {
             // Already finished in between is fine.
             let _ = s.rt.cancel(&t, &run.id, Some("session deleted".into())).await;
         }
@@ -101,14 +75,5 @@ pub async fn runs(
     p: Params,
 ) -> Result<Response, ApiError> {
     s.rt.store.get_session(&t, &id).await?.ok_or_else(|| not_found(&id))?;
-    runs::list_runs(
-        &s,
-        &t,
-        RunFilter {
-            session_id: Some(id),
-            status: None,
-        },
-        &p,
-    )
-    .await
+    runs::list_runs(&s, &t, RunFilter { session_id: Some(id), status: None }, &p).await
 }

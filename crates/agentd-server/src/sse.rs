@@ -25,20 +25,12 @@ pub fn run_events(
 ) -> Response {
     let (tx, out) = mpsc::channel(256);
     tokio::spawn(async move {
-        let mut f = Feed {
-            rt,
-            t,
-            run_id,
-            last: after,
-            tx,
-        };
+        let mut f = Feed { rt, t, run_id, last: after, tx };
         if let Err(Closed) = f.pump(rx).await {
             tracing::debug!(run_id = %f.run_id, "SSE client went away");
         }
     });
-    Sse::new(ReceiverStream::new(out))
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    Sse::new(ReceiverStream::new(out)).keep_alive(KeepAlive::default()).into_response()
 }
 
 /// The client disconnected (or the database failed): stop streaming.
@@ -108,24 +100,15 @@ impl Feed {
 
     async fn send_event(&mut self, ev: &StoredEvent) -> Result<Progress, Closed> {
         let data = serde_json::to_string(ev).map_err(|_| Closed)?;
-        self.send(Event::default().id(ev.seq.to_string()).event(&ev.type_name).data(data))
-            .await?;
+        self.send(Event::default().id(ev.seq.to_string()).event(&ev.type_name).data(data)).await?;
         self.last = ev.seq;
-        Ok(if ev.is_terminal() {
-            Progress::Ended
-        } else {
-            Progress::Open
-        })
+        Ok(if ev.is_terminal() { Progress::Ended } else { Progress::Open })
     }
 
     /// Sends every stored event after `last`.
     async fn backfill(&mut self) -> Result<Progress, Closed> {
         loop {
-            let q = EventQuery {
-                after: self.last,
-                limit: 500,
-                types: None,
-            };
+            let q = EventQuery { after: self.last, limit: 500, types: None };
             let evs = self.rt.store.events(&self.t, &self.run_id, &q).await.map_err(|e| {
                 tracing::warn!(error = %e, "reading events for SSE failed");
                 Closed

@@ -19,7 +19,10 @@ pub enum StoreError {
     #[error("run already finished")]
     RunFinished,
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(String),
+    /// The store's worker threads are gone (the process is shutting down).
+    #[error("store is closed")]
+    Closed,
     #[error("corrupt row: {0}")]
     Corrupt(String),
 }

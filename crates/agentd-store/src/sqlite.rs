@@ -1,131 +1,229 @@
-//! SQLite store: WAL mode, one writer connection (SQLite serialises writes
-//! anyway; one connection avoids busy retries) and a small reader pool.
+//! SQLite store (WAL). All writes go through one writer thread that owns
+//! the write connection and commits whatever is queued as one transaction
+//! (group commit, each request in its own savepoint); reads run on the
+//! blocking pool over a small set of read-only connections. One thread hop
+//! per request instead of one per statement.
 
-use std::path::Path;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agentd_core::{EventKind, Run, RunError, RunStatus, Session, StoredEvent, Tenant, Usage};
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{EventQuery, NewRun, Page, Result, RunFilter, SessionMessage, Store, StoreError, now};
 
 /// Schema versions, applied in order; each runs once.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
 
+/// Most requests committed together in one transaction.
+const MAX_BATCH: usize = 128;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// Runs a request's statements; returns whether they succeeded and how to
+/// hand the result back once the batch is committed (or failed).
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Deliver) + Send>;
+type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
+
 /// The embedded default store.
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    writer: mpsc::UnboundedSender<Job>,
+    readers: Arc<ReadPool>,
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self> {
-        let opts = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
-            .await?;
-        migrate(&writer).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts.read_only(true))
-            .await?;
-        Ok(Self { writer, reader })
+        let path = path.to_path_buf();
+        let p = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
+            let conn = open_conn(&p, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                tracing::warn!(%mode, "SQLite refused WAL mode");
+            }
+            migrate(&conn)?;
+            Ok(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Db(e.to_string()))??;
+        let (tx, rx) = mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("agentd-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Db(format!("cannot start writer thread: {e}")))?;
+        Ok(Self { writer: tx, readers: Arc::new(ReadPool { path, idle: Mutex::new(vec![]) }) })
+    }
+
+    /// Runs `f` inside the writer's transaction; the result arrives after commit.
+    async fn write<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let r = f(conn);
+            let ok = r.is_ok();
+            let deliver: Deliver = Box::new(move |commit_err| {
+                let r = match (commit_err, r) {
+                    (Some(e), Ok(_)) => Err(StoreError::Db(e.to_string())),
+                    (_, r) => r,
+                };
+                let _ = tx.send(r);
+            });
+            (ok, deliver)
+        });
+        self.writer.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a read-only connection on the blocking pool.
+    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+                Some(c) => c,
+                None => open_conn(&pool.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
+            };
+            let r = f(&conn);
+            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < 8 {
+                idle.push(conn);
+            }
+            r
+        })
+        .await
+        .map_err(|e| StoreError::Db(e.to_string()))?
     }
 }
 
-async fn migrate(pool: &SqlitePool) -> Result<()> {
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
-    )
-    .execute(pool)
-    .await?;
-    for (version, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await?;
-        let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if done.is_none() {
-            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
-                .bind(version)
-                .bind(now())
-                .execute(&mut *tx)
-                .await?;
+fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
         }
-        tx.commit().await?;
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let msg = e.to_string();
+            for job in batch {
+                // Nothing ran: report the failure without running the job.
+                drop(job);
+                tracing::error!(error = %msg, "SQLite BEGIN failed");
+            }
+            continue;
+        }
+        let mut delivers = Vec::with_capacity(batch.len());
+        for job in batch {
+            let sp = conn.execute_batch("SAVEPOINT req");
+            let (ok, deliver) = job(&conn);
+            if sp.is_ok() {
+                let undo = if ok { "RELEASE req" } else { "ROLLBACK TO req; RELEASE req" };
+                if let Err(e) = conn.execute_batch(undo) {
+                    tracing::error!(error = %e, "SQLite savepoint failed");
+                }
+            }
+            delivers.push(deliver);
+        }
+        let commit = conn.execute_batch("COMMIT").err().map(|e| e.to_string());
+        if commit.is_some() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for d in delivers {
+            d(commit.as_deref());
+        }
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )?;
+    for (version, sql) in MIGRATIONS {
+        let done: Option<i64> = conn
+            .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
+            .optional()?;
+        if done.is_none() {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now()])?;
+            tx.commit()?;
+        }
     }
     Ok(())
 }
 
-fn json_col<T: serde::de::DeserializeOwned>(row: &SqliteRow, col: &str) -> Result<T> {
-    let s: String = row.try_get(col)?;
-    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+fn corrupt(col: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{col}: {e}"))
 }
 
-fn session_from_row(row: &SqliteRow) -> Result<Session> {
+fn json_col<T: serde::de::DeserializeOwned>(row: &Row<'_>, col: &str) -> Result<T> {
+    let s: String = row.get(col)?;
+    serde_json::from_str(&s).map_err(|e| corrupt(col, e))
+}
+
+fn session_from_row(row: &Row<'_>) -> Result<Session> {
     Ok(Session {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
+        id: row.get("id")?,
+        title: row.get("title")?,
         metadata: json_col(row, "metadata")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
     })
 }
 
-fn run_from_row(row: &SqliteRow) -> Result<Run> {
-    let status: String = row.try_get("status")?;
-    let error: Option<String> = row.try_get("error")?;
-    let error: Option<RunError> = match error {
-        Some(s) => Some(serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("error: {e}")))?),
-        None => None,
-    };
-    let max_steps: i64 = row.try_get("max_steps")?;
+fn run_from_row(row: &Row<'_>) -> Result<Run> {
+    let status: String = row.get("status")?;
+    let error: Option<String> = row.get("error")?;
+    let error: Option<RunError> =
+        error.map(|s| serde_json::from_str(&s).map_err(|e| corrupt("error", e))).transpose()?;
     Ok(Run {
-        id: row.try_get("id")?,
-        session_id: row.try_get("session_id")?,
-        status: RunStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-        input: row.try_get("input")?,
-        model: row.try_get("model")?,
-        max_steps: max_steps as u32,
-        output: row.try_get("output")?,
+        id: row.get("id")?,
+        session_id: row.get("session_id")?,
+        status: RunStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        input: row.get("input")?,
+        model: row.get("model")?,
+        max_steps: row.get("max_steps")?,
+        output: row.get("output")?,
         error,
         usage: json_col(row, "usage")?,
-        last_seq: row.try_get("last_seq")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        last_seq: row.get("last_seq")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
     })
 }
 
-fn event_from_row(row: &SqliteRow) -> Result<StoredEvent> {
+fn event_from_row(row: &Row<'_>) -> Result<StoredEvent> {
     Ok(StoredEvent {
-        run_id: row.try_get("run_id")?,
-        seq: row.try_get("seq")?,
-        type_name: row.try_get("type")?,
+        run_id: row.get("run_id")?,
+        seq: row.get("seq")?,
+        type_name: row.get("type")?,
         data: json_col(row, "data")?,
-        created_at: row.try_get("created_at")?,
+        created_at: row.get("created_at")?,
     })
 }
 
-fn tenant_from_row(row: &SqliteRow) -> Result<Tenant> {
-    Ok(Tenant {
-        org: row.try_get("org")?,
-        user: row.try_get("usr")?,
-        project: row.try_get("project")?,
-    })
+fn tenant_from_row(row: &Row<'_>) -> Result<Tenant> {
+    Ok(Tenant { org: row.get("org")?, user: row.get("usr")?, project: row.get("project")? })
 }
 
 fn limit(l: u32) -> i64 {
@@ -136,257 +234,206 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Collects mapped rows, keeping the first mapping error.
+fn collect<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+    f: fn(&Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut rows = stmt.query(params)?;
+    let mut out = vec![];
+    while let Some(r) = rows.next()? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
     }
 
     async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session> {
         let ts = now();
-        let s = Session {
-            id: agentd_core::new_id("ses"),
-            title,
-            metadata,
-            created_at: ts.clone(),
-            updated_at: ts,
-        };
-        sqlx::query(
-            "INSERT INTO sessions (id, org, usr, project, title, metadata, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&s.id)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .bind(&s.title)
-        .bind(to_json(&s.metadata)?)
-        .bind(&s.created_at)
-        .bind(&s.updated_at)
-        .execute(&self.writer)
+        let s = Session { id: agentd_core::new_id("ses"), title, metadata, created_at: ts.clone(), updated_at: ts };
+        let (t, row) = (t.clone(), s.clone());
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO sessions (id, org, usr, project, title, metadata, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                row.id,
+                t.org,
+                t.user,
+                t.project,
+                row.title,
+                to_json(&row.metadata)?,
+                row.created_at,
+                row.updated_at
+            ])?;
+            Ok(())
+        })
         .await?;
         Ok(s)
     }
 
     async fn get_session(&self, t: &Tenant, id: &str) -> Result<Option<Session>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = ? AND org = ? AND usr = ? AND project = ?")
-            .bind(id)
-            .bind(&t.org)
-            .bind(&t.user)
-            .bind(&t.project)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(session_from_row).transpose()
+        let (t, id) = (t.clone(), id.to_string());
+        self.read(move |c| {
+            let mut st =
+                c.prepare_cached("SELECT * FROM sessions WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4")?;
+            Ok(collect(&mut st, params![id, t.org, t.user, t.project], session_from_row)?.pop())
+        })
+        .await
     }
 
     async fn list_sessions(&self, t: &Tenant, page: &Page) -> Result<Vec<Session>> {
-        let rows = sqlx::query(
-            "SELECT * FROM sessions WHERE org = ? AND usr = ? AND project = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
-        )
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .bind(&page.after)
-        .bind(&page.after)
-        .bind(limit(page.limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(session_from_row).collect()
+        let (t, page) = (t.clone(), page.clone());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT * FROM sessions WHERE org = ?1 AND usr = ?2 AND project = ?3 AND (?4 IS NULL OR id < ?4)
+                 ORDER BY id DESC LIMIT ?5",
+            )?;
+            collect(&mut st, params![t.org, t.user, t.project, page.after, limit(page.limit)], session_from_row)
+        })
+        .await
     }
 
     async fn delete_session(&self, t: &Tenant, id: &str) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
-        let n = sqlx::query("DELETE FROM sessions WHERE id = ? AND org = ? AND usr = ? AND project = ?")
-            .bind(id)
-            .bind(&t.org)
-            .bind(&t.user)
-            .bind(&t.project)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Ok(false);
-        }
-        for sql in [
-            "DELETE FROM events WHERE run_id IN (SELECT id FROM runs WHERE session_id = ? AND org = ? AND usr = ? AND project = ?)",
-            "DELETE FROM runs WHERE session_id = ? AND org = ? AND usr = ? AND project = ?",
-            "DELETE FROM messages WHERE session_id = ? AND org = ? AND usr = ? AND project = ?",
-        ] {
-            sqlx::query(sql)
-                .bind(id)
-                .bind(&t.org)
-                .bind(&t.user)
-                .bind(&t.project)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let (t, id) = (t.clone(), id.to_string());
+        self.write(move |c| {
+            let p = params![id, t.org, t.user, t.project];
+            let n = c.execute("DELETE FROM sessions WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            c.execute(
+                "DELETE FROM events WHERE run_id IN
+                   (SELECT id FROM runs WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4)",
+                p,
+            )?;
+            c.execute("DELETE FROM runs WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
+            c.execute("DELETE FROM messages WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn session_messages(&self, t: &Tenant, session_id: &str) -> Result<Vec<SessionMessage>> {
-        let rows = sqlx::query(
-            "SELECT * FROM messages WHERE session_id = ? AND org = ? AND usr = ? AND project = ? ORDER BY idx",
-        )
-        .bind(session_id)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        let (t, id) = (t.clone(), session_id.to_string());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT * FROM messages WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 ORDER BY idx",
+            )?;
+            collect(&mut st, params![id, t.org, t.user, t.project], |r| {
                 Ok(SessionMessage {
-                    index: r.try_get("idx")?,
-                    run_id: r.try_get("run_id")?,
-                    seq: r.try_get("seq")?,
+                    index: r.get("idx")?,
+                    run_id: r.get("run_id")?,
+                    seq: r.get("seq")?,
                     message: json_col(r, "message")?,
-                    created_at: r.try_get("created_at")?,
+                    created_at: r.get("created_at")?,
                 })
             })
-            .collect()
+        })
+        .await
     }
 
     async fn create_run(&self, t: &Tenant, new: &NewRun) -> Result<(Run, StoredEvent)> {
-        let ts = now();
-        let mut tx = self.writer.begin().await?;
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT id FROM sessions WHERE id = ? AND org = ? AND usr = ? AND project = ?")
-                .bind(&new.session_id)
-                .bind(&t.org)
-                .bind(&t.user)
-                .bind(&t.project)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound);
-        }
-        sqlx::query(
-            "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-        )
-        .bind(&new.id)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .bind(&new.session_id)
-        .bind(&new.input)
-        .bind(&new.model)
-        .bind(i64::from(new.max_steps))
-        .bind(&ts)
-        .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
-        let created = EventKind::RunCreated {
-            input: new.input.clone(),
-            model: new.model.clone(),
-            max_steps: new.max_steps,
-        };
-        let mut evs = append_tx(&mut tx, t, &new.id, std::slice::from_ref(&created)).await?;
-        let run = sqlx::query("SELECT * FROM runs WHERE id = ?")
-            .bind(&new.id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let run = run_from_row(&run)?;
-        tx.commit().await?;
-        let ev = evs.pop().ok_or_else(|| StoreError::Corrupt("no event".into()))?;
-        Ok((run, ev))
+        let (t, new) = (t.clone(), new.clone());
+        self.write(move |c| {
+            let ts = now();
+            let exists: Option<String> = c
+                .prepare_cached("SELECT id FROM sessions WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4")?
+                .query_row(params![new.session_id, t.org, t.user, t.project], |r| r.get(0))
+                .optional()?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            c.prepare_cached(
+                "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?9)",
+            )?
+            .execute(params![new.id, t.org, t.user, t.project, new.session_id, new.input, new.model, new.max_steps, ts])?;
+            let created =
+                EventKind::RunCreated { input: new.input.clone(), model: new.model.clone(), max_steps: new.max_steps };
+            let mut evs = append_tx(c, &t, &new.id, std::slice::from_ref(&created))?;
+            let mut st = c.prepare_cached("SELECT * FROM runs WHERE id = ?1")?;
+            let run = collect(&mut st, [&new.id], run_from_row)?.pop().ok_or(StoreError::NotFound)?;
+            let ev = evs.pop().ok_or_else(|| StoreError::Corrupt("no event".into()))?;
+            Ok((run, ev))
+        })
+        .await
     }
 
     async fn get_run(&self, t: &Tenant, id: &str) -> Result<Option<Run>> {
-        let row = sqlx::query("SELECT * FROM runs WHERE id = ? AND org = ? AND usr = ? AND project = ?")
-            .bind(id)
-            .bind(&t.org)
-            .bind(&t.user)
-            .bind(&t.project)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.as_ref().map(run_from_row).transpose()
+        let (t, id) = (t.clone(), id.to_string());
+        self.read(move |c| {
+            let mut st =
+                c.prepare_cached("SELECT * FROM runs WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4")?;
+            Ok(collect(&mut st, params![id, t.org, t.user, t.project], run_from_row)?.pop())
+        })
+        .await
     }
 
     async fn list_runs(&self, t: &Tenant, f: &RunFilter, page: &Page) -> Result<Vec<Run>> {
-        let rows = sqlx::query(
-            "SELECT * FROM runs WHERE org = ? AND usr = ? AND project = ?
-               AND (? IS NULL OR session_id = ?) AND (? IS NULL OR status = ?) AND (? IS NULL OR id < ?)
-             ORDER BY id DESC LIMIT ?",
-        )
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .bind(&f.session_id)
-        .bind(&f.session_id)
-        .bind(f.status.map(|s| s.as_str()))
-        .bind(f.status.map(|s| s.as_str()))
-        .bind(&page.after)
-        .bind(&page.after)
-        .bind(limit(page.limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(run_from_row).collect()
+        let (t, f, page) = (t.clone(), f.clone(), page.clone());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT * FROM runs WHERE org = ?1 AND usr = ?2 AND project = ?3
+                   AND (?4 IS NULL OR session_id = ?4) AND (?5 IS NULL OR status = ?5) AND (?6 IS NULL OR id < ?6)
+                 ORDER BY id DESC LIMIT ?7",
+            )?;
+            let status = f.status.map(|s| s.as_str());
+            collect(
+                &mut st,
+                params![t.org, t.user, t.project, f.session_id, status, page.after, limit(page.limit)],
+                run_from_row,
+            )
+        })
+        .await
     }
 
     async fn append(&self, t: &Tenant, run_id: &str, events: &[EventKind]) -> Result<Vec<StoredEvent>> {
-        let mut tx = self.writer.begin().await?;
-        let out = append_tx(&mut tx, t, run_id, events).await?;
-        tx.commit().await?;
-        Ok(out)
+        let (t, id, events) = (t.clone(), run_id.to_string(), events.to_vec());
+        self.write(move |c| append_tx(c, &t, &id, &events)).await
     }
 
     async fn events(&self, t: &Tenant, run_id: &str, q: &EventQuery) -> Result<Vec<StoredEvent>> {
-        let types = match &q.types {
-            Some(v) => Some(to_json(v)?),
-            None => None,
-        };
-        let rows = sqlx::query(
-            "SELECT * FROM events WHERE run_id = ? AND org = ? AND usr = ? AND project = ? AND seq > ?
-               AND (? IS NULL OR type IN (SELECT value FROM json_each(?)))
-             ORDER BY seq LIMIT ?",
-        )
-        .bind(run_id)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .bind(q.after)
-        .bind(&types)
-        .bind(&types)
-        .bind(limit(q.limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(event_from_row).collect()
+        let types = q.types.as_ref().map(to_json).transpose()?;
+        let (t, id, after, lim) = (t.clone(), run_id.to_string(), q.after, limit(q.limit));
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT * FROM events WHERE run_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 AND seq > ?5
+                   AND (?6 IS NULL OR type IN (SELECT value FROM json_each(?6)))
+                 ORDER BY seq LIMIT ?7",
+            )?;
+            collect(&mut st, params![id, t.org, t.user, t.project, after, types, lim], event_from_row)
+        })
+        .await
     }
 
     async fn unfinished_runs(&self) -> Result<Vec<(Tenant, Run)>> {
-        let rows = sqlx::query("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY id")
-            .fetch_all(&self.reader)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((tenant_from_row(r)?, run_from_row(r)?)))
-            .collect()
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY id")?;
+            collect(&mut st, [], |r| Ok((tenant_from_row(r)?, run_from_row(r)?)))
+        })
+        .await
     }
 }
 
-/// Appends events and applies their effects inside an open transaction.
-async fn append_tx(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    t: &Tenant,
-    run_id: &str,
-    events: &[EventKind],
-) -> Result<Vec<StoredEvent>> {
-    let row = sqlx::query(
-        "SELECT session_id, status, last_seq, usage FROM runs WHERE id = ? AND org = ? AND usr = ? AND project = ?",
-    )
-    .bind(run_id)
-    .bind(&t.org)
-    .bind(&t.user)
-    .bind(&t.project)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    let session_id: String = row.try_get("session_id")?;
-    let status: String = row.try_get("status")?;
-    let mut seq: i64 = row.try_get("last_seq")?;
-    let mut usage: Usage = json_col(&row, "usage")?;
-    let mut status = RunStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?;
+/// Appends events and applies their effects inside the writer's transaction.
+fn append_tx(c: &Connection, t: &Tenant, run_id: &str, events: &[EventKind]) -> Result<Vec<StoredEvent>> {
+    let (session_id, status, mut seq, usage): (String, String, i64, String) = c
+        .prepare_cached(
+            "SELECT session_id, status, last_seq, usage FROM runs WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4",
+        )?
+        .query_row(params![run_id, t.org, t.user, t.project], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?
+        .ok_or(StoreError::NotFound)?;
+    let mut usage: Usage = serde_json::from_str(&usage).map_err(|e| corrupt("usage", e))?;
+    let mut status = RunStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
     let ts = now();
     let mut out = Vec::with_capacity(events.len());
     let (mut output, mut error) = (None, None);
@@ -396,39 +443,19 @@ async fn append_tx(
         }
         seq += 1;
         let data = ev.data();
-        sqlx::query("INSERT INTO events (run_id, seq, org, usr, project, type, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-            .bind(run_id)
-            .bind(seq)
-            .bind(&t.org)
-            .bind(&t.user)
-            .bind(&t.project)
-            .bind(ev.type_name())
-            .bind(to_json(&data)?)
-            .bind(&ts)
-            .execute(&mut **tx)
-            .await?;
+        c.prepare_cached(
+            "INSERT INTO events (run_id, seq, org, usr, project, type, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![run_id, seq, t.org, t.user, t.project, ev.type_name(), to_json(&data)?, ts])?;
         let fx = ev.effects();
         if let Some(m) = fx.message {
-            sqlx::query(
+            c.prepare_cached(
                 "INSERT INTO messages (session_id, idx, org, usr, project, run_id, seq, message, created_at)
-                 SELECT ?, message_count, ?, ?, ?, ?, ?, ?, ? FROM sessions WHERE id = ?",
-            )
-            .bind(&session_id)
-            .bind(&t.org)
-            .bind(&t.user)
-            .bind(&t.project)
-            .bind(run_id)
-            .bind(seq)
-            .bind(to_json(&m)?)
-            .bind(&ts)
-            .bind(&session_id)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query("UPDATE sessions SET message_count = message_count + 1, updated_at = ? WHERE id = ?")
-                .bind(&ts)
-                .bind(&session_id)
-                .execute(&mut **tx)
-                .await?;
+                 SELECT ?1, message_count, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM sessions WHERE id = ?1",
+            )?
+            .execute(params![session_id, t.org, t.user, t.project, run_id, seq, to_json(&m)?, ts])?;
+            c.prepare_cached("UPDATE sessions SET message_count = message_count + 1, updated_at = ?1 WHERE id = ?2")?
+                .execute(params![ts, session_id])?;
         }
         if let Some(u) = fx.usage {
             usage.add(&u);
@@ -446,21 +473,11 @@ async fn append_tx(
             created_at: ts.clone(),
         });
     }
-    let error = match error {
-        Some(e) => Some(to_json(&e)?),
-        None => None,
-    };
-    sqlx::query(
-        "UPDATE runs SET status = ?, last_seq = ?, usage = ?, output = COALESCE(?, output), error = COALESCE(?, error), updated_at = ? WHERE id = ?",
-    )
-    .bind(status.as_str())
-    .bind(seq)
-    .bind(to_json(&usage)?)
-    .bind(output)
-    .bind(error)
-    .bind(&ts)
-    .bind(run_id)
-    .execute(&mut **tx)
-    .await?;
+    let error = error.as_ref().map(to_json).transpose()?;
+    c.prepare_cached(
+        "UPDATE runs SET status = ?1, last_seq = ?2, usage = ?3, output = COALESCE(?4, output),
+           error = COALESCE(?5, error), updated_at = ?6 WHERE id = ?7",
+    )?
+    .execute(params![status.as_str(), seq, to_json(&usage)?, output, error, ts, run_id])?;
     Ok(out)
 }

@@ -17,7 +17,8 @@ async fn new_run(s: &dyn Store, t: &Tenant, session: Option<&str>) -> (String, S
         None => s.create_session(t, Some("t".into()), serde_json::json!({})).await.expect("session").id,
     };
     let id = agentd_core::new_id("run");
-    let nr = NewRun { id: id.clone(), session_id: sid.clone(), input: "hello".into(), model: "m/x".into(), max_steps: 4 };
+    let nr =
+        NewRun { id: id.clone(), session_id: sid.clone(), input: "hello".into(), model: "m/x".into(), max_steps: 4 };
     let (run, ev) = s.create_run(t, &nr).await.expect("create run");
     assert_eq!(run.status, RunStatus::Queued);
     assert_eq!((ev.seq, ev.type_name.as_str()), (1, "run.created"));
@@ -84,10 +85,7 @@ pub async fn terminal_runs_are_sealed(s: Arc<dyn Store>) {
     s.append(&t, &id, &[EventKind::RunCancelled { reason: Some("stop".into()) }]).await.unwrap();
     let err = s.append(&t, &id, &[assistant("late")]).await.unwrap_err();
     assert!(matches!(err, StoreError::RunFinished), "{err}");
-    let err = s
-        .append(&t, &id, &[EventKind::RunFailed { error: RunError::new("x", "y") }])
-        .await
-        .unwrap_err();
+    let err = s.append(&t, &id, &[EventKind::RunFailed { error: RunError::new("x", "y") }]).await.unwrap_err();
     assert!(matches!(err, StoreError::RunFinished));
     let run = s.get_run(&t, &id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Cancelled);
@@ -105,7 +103,9 @@ pub async fn terminal_runs_are_sealed(s: Arc<dyn Store>) {
 pub async fn tenant_scope_on_every_query(s: Arc<dyn Store>) {
     let a = tenant("a");
     let (sid, id) = new_run(&*s, &a, None).await;
-    for other in [tenant("b"), Tenant { project: "other".into(), ..a.clone() }, Tenant { user: "v".into(), ..a.clone() }] {
+    for other in
+        [tenant("b"), Tenant { project: "other".into(), ..a.clone() }, Tenant { user: "v".into(), ..a.clone() }]
+    {
         assert!(s.get_run(&other, &id).await.unwrap().is_none());
         assert!(s.get_session(&other, &sid).await.unwrap().is_none());
         assert!(s.session_messages(&other, &sid).await.unwrap().is_empty());
@@ -114,7 +114,13 @@ pub async fn tenant_scope_on_every_query(s: Arc<dyn Store>) {
         assert!(s.list_sessions(&other, &Page { after: None, limit: 10 }).await.unwrap().is_empty());
         assert!(matches!(s.append(&other, &id, &[assistant("x")]).await, Err(StoreError::NotFound)));
         assert!(!s.delete_session(&other, &sid).await.unwrap());
-        let nr = NewRun { id: agentd_core::new_id("run"), session_id: sid.clone(), input: "x".into(), model: "m".into(), max_steps: 1 };
+        let nr = NewRun {
+            id: agentd_core::new_id("run"),
+            session_id: sid.clone(),
+            input: "x".into(),
+            model: "m".into(),
+            max_steps: 1,
+        };
         assert!(matches!(s.create_run(&other, &nr).await, Err(StoreError::NotFound)));
     }
     assert_eq!(s.get_run(&a, &id).await.unwrap().unwrap().last_seq, 1);
@@ -167,6 +173,7 @@ pub async fn listing_and_deletion(s: Arc<dyn Store>) {
     assert!(s.session_messages(&t, &sid).await.unwrap().is_empty());
     assert!(s.get_run(&t, &r3).await.unwrap().is_some(), "other sessions untouched");
     assert!(s.get_session(&t, &other_sid).await.unwrap().is_some());
-    let nr = NewRun { id: agentd_core::new_id("run"), session_id: sid, input: "x".into(), model: "m".into(), max_steps: 1 };
+    let nr =
+        NewRun { id: agentd_core::new_id("run"), session_id: sid, input: "x".into(), model: "m".into(), max_steps: 1 };
     assert!(matches!(s.create_run(&t, &nr).await, Err(StoreError::NotFound)));
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use agentd_core::{EventKind, Tenant, Usage};
-use agentd_store::{suite, EventQuery, NewRun, SqliteStore, Store};
+use agentd_store::{EventQuery, NewRun, SqliteStore, Store, suite};
 
 async fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
@@ -37,9 +37,17 @@ async fn reopening_keeps_everything_and_migrations_run_once() {
     let (run_id, sid) = {
         let s = SqliteStore::open(&path).await.unwrap();
         let ses = s.create_session(&t, None, serde_json::json!({"k": 1})).await.unwrap();
-        let nr = NewRun { id: agentd_core::new_id("run"), session_id: ses.id.clone(), input: "x".into(), model: "m".into(), max_steps: 2 };
+        let nr = NewRun {
+            id: agentd_core::new_id("run"),
+            session_id: ses.id.clone(),
+            input: "x".into(),
+            model: "m".into(),
+            max_steps: 2,
+        };
         s.create_run(&t, &nr).await.unwrap();
-        s.append(&t, &nr.id, &[EventKind::RunCompleted { output: "kept".into(), usage: Usage::default() }]).await.unwrap();
+        s.append(&t, &nr.id, &[EventKind::RunCompleted { output: "kept".into(), usage: Usage::default() }])
+            .await
+            .unwrap();
         (nr.id, ses.id)
     };
     let s = SqliteStore::open(&path).await.unwrap();

@@ -49,6 +49,7 @@ struct MockState {
     script: Mutex<VecDeque<Turn>>,
     requests: Mutex<Vec<Value>>,
     auto_rounds: usize,
+    latency: Duration,
     calls: AtomicU64,
     busy_nanos: AtomicU64,
 }
@@ -71,10 +72,16 @@ impl MockOpenAi {
     /// Starts a server that plays `script` in order; when the script is
     /// empty it answers with `auto_rounds` rounds of `echo` calls, then "done".
     pub async fn start(script: Vec<Turn>, auto_rounds: usize) -> std::io::Result<Self> {
+        Self::start_with_latency(script, auto_rounds, Duration::ZERO).await
+    }
+
+    /// Like [`MockOpenAi::start`], but every answer waits `latency` first (a model's think time).
+    pub async fn start_with_latency(script: Vec<Turn>, auto_rounds: usize, latency: Duration) -> std::io::Result<Self> {
         let state = Arc::new(MockState {
             script: Mutex::new(script.into()),
             requests: Mutex::new(vec![]),
             auto_rounds,
+            latency,
             calls: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
         });
@@ -90,11 +97,7 @@ impl MockOpenAi {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self {
-            base_url: format!("http://{addr}/v1"),
-            state,
-            task,
-        })
+        Ok(Self { base_url: format!("http://{addr}/v1"), state, task })
     }
 
     /// Adds turns to the end of the script.
@@ -125,17 +128,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The automatic pattern: `echo` until `rounds` tool results follow the last user message.
 fn auto_turn(body: &Value, rounds: usize) -> Turn {
     let msgs = body["messages"].as_array().cloned().unwrap_or_default();
-    let done = msgs
-        .iter()
-        .rev()
-        .take_while(|m| m["role"] != "user")
-        .filter(|m| m["role"] == "tool")
-        .count();
-    if done < rounds {
-        Turn::tool("echo", json!({"round": done + 1}))
-    } else {
-        Turn::text("done")
-    }
+    let done = msgs.iter().rev().take_while(|m| m["role"] != "user").filter(|m| m["role"] == "tool").count();
+    if done < rounds { Turn::tool("echo", json!({"round": done + 1})) } else { Turn::text("done") }
 }
 
 fn chunk(delta: Value, finish: Option<&str>) -> Value {
@@ -153,13 +147,13 @@ async fn chat(State(st): State<Arc<MockState>>, Json(body): Json<Value>) -> Resp
     let started = Instant::now();
     st.calls.fetch_add(1, Ordering::Relaxed);
     lock(&st.requests).push(body.clone());
-    let turn = lock(&st.script)
-        .pop_front()
-        .unwrap_or_else(|| auto_turn(&body, st.auto_rounds));
+    let turn = lock(&st.script).pop_front().unwrap_or_else(|| auto_turn(&body, st.auto_rounds));
     let stream = body["stream"].as_bool().unwrap_or(false);
+    if !st.latency.is_zero() {
+        tokio::time::sleep(st.latency).await;
+    }
     let resp = answer(turn, stream).await;
-    st.busy_nanos
-        .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    st.busy_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     resp
 }
 
@@ -170,27 +164,14 @@ async fn answer(turn: Turn, stream: bool) -> Response {
             return (status, Json(json!({"error": {"message": msg, "type": "server_error"}}))).into_response();
         }
         Turn::InvalidJson => {
-            let body = if stream {
-                "data: {this is not json\n\n"
-            } else {
-                "{\"choices\": [ oops"
-            };
-            let ct = if stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            };
+            let body = if stream { "data: {this is not json\n\n" } else { "{\"choices\": [ oops" };
+            let ct = if stream { "text/event-stream" } else { "application/json" };
             return ([(header::CONTENT_TYPE, ct)], body).into_response();
         }
         Turn::CutStream(chunks) => {
-            let frames: Vec<Result<Bytes, Infallible>> = chunks
-                .iter()
-                .map(|c| Ok(sse(&chunk(json!({"content": c}), None))))
-                .collect();
-            return (
-                [(header::CONTENT_TYPE, "text/event-stream")],
-                Body::from_stream(futures::stream::iter(frames)),
-            )
+            let frames: Vec<Result<Bytes, Infallible>> =
+                chunks.iter().map(|c| Ok(sse(&chunk(json!({"content": c}), None)))).collect();
+            return ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(futures::stream::iter(frames)))
                 .into_response();
         }
         Turn::Slow(d, t) => {
@@ -216,18 +197,12 @@ async fn answer(turn: Turn, stream: bool) -> Response {
         if !thinking.is_empty() {
             msg["reasoning_content"] = json!(thinking.concat());
         }
-        return Json(
-            json!({"id": "chatcmpl-mock", "object": "chat.completion", "model": "mock-model",
-            "choices": [{"index": 0, "message": msg, "finish_reason": finish}], "usage": USAGE()}),
-        )
+        return Json(json!({"id": "chatcmpl-mock", "object": "chat.completion", "model": "mock-model",
+            "choices": [{"index": 0, "message": msg, "finish_reason": finish}], "usage": USAGE()}))
         .into_response();
     }
     let mut frames = vec![sse(&chunk(json!({"role": "assistant", "content": ""}), None))];
-    frames.extend(
-        thinking
-            .iter()
-            .map(|t| sse(&chunk(json!({"reasoning_content": t}), None))),
-    );
+    frames.extend(thinking.iter().map(|t| sse(&chunk(json!({"reasoning_content": t}), None))));
     frames.extend(text.iter().map(|t| sse(&chunk(json!({"content": t}), None))));
     for (i, (n, a)) in calls.iter().enumerate() {
         // Arguments arrive in two pieces, as real servers split them.
@@ -237,20 +212,12 @@ async fn answer(turn: Turn, stream: bool) -> Response {
             json!({"tool_calls": [{"index": i, "id": call_id(i), "type": "function", "function": {"name": n, "arguments": head}}]}),
             None,
         )));
-        frames.push(sse(&chunk(
-            json!({"tool_calls": [{"index": i, "function": {"arguments": tail}}]}),
-            None,
-        )));
+        frames.push(sse(&chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": tail}}]}), None)));
     }
     frames.push(sse(&chunk(json!({}), Some(finish))));
-    frames.push(sse(
-        &json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "choices": [], "usage": USAGE()}),
-    ));
+    frames
+        .push(sse(&json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "choices": [], "usage": USAGE()})));
     frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
     let body: Vec<Result<Bytes, Infallible>> = frames.into_iter().map(Ok).collect();
-    (
-        [(header::CONTENT_TYPE, "text/event-stream")],
-        Body::from_stream(futures::stream::iter(body)),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(futures::stream::iter(body))).into_response()
 }

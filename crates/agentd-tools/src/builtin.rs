@@ -82,22 +82,15 @@ mod tests {
     async fn echo_returns_arguments() {
         let out = Echo.call(json!({"a": [1, 2]}), ctx()).await;
         assert!(!out.is_error);
-        let agentd_core::ContentPart::Text { text } = &out.content[0] else {
-            panic!()
-        };
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(text).unwrap(),
-            json!({"a": [1, 2]})
-        );
+        let agentd_core::ContentPart::Text { text } = &out.content[0] else { panic!() };
+        assert_eq!(serde_json::from_str::<serde_json::Value>(text).unwrap(), json!({"a": [1, 2]}));
         assert!(Echo.call(json!("str"), ctx()).await.is_error);
     }
 
     #[tokio::test]
     async fn current_time_is_parseable() {
         let out = CurrentTime.call(json!({}), ctx()).await;
-        let agentd_core::ContentPart::Text { text } = &out.content[0] else {
-            panic!()
-        };
+        let agentd_core::ContentPart::Text { text } = &out.content[0] else { panic!() };
         let v: serde_json::Value = serde_json::from_str(text).unwrap();
         assert!(chrono::DateTime::parse_from_rfc3339(v["utc"].as_str().unwrap()).is_ok());
     }

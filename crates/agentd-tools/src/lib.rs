@@ -31,17 +31,11 @@ pub struct ToolOutput {
 
 impl ToolOutput {
     pub fn text(s: impl Into<String>) -> Self {
-        Self {
-            content: vec![ContentPart::text(s)],
-            is_error: false,
-        }
+        Self { content: vec![ContentPart::text(s)], is_error: false }
     }
 
     pub fn error(s: impl Into<String>) -> Self {
-        Self {
-            content: vec![ContentPart::text(s)],
-            is_error: true,
-        }
+        Self { content: vec![ContentPart::text(s)], is_error: true }
     }
 }
 

@@ -112,27 +112,17 @@ pub enum Cmd {
         /// Concurrency levels, comma separated.
         #[arg(long, default_value = "1,32", value_delimiter = ',')]
         concurrency: Vec<usize>,
+        /// Think time the mock model adds to every answer, in ms.
+        #[arg(long, default_value_t = 0)]
+        mock_latency_ms: u64,
     },
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Serve { listen, local } => crate::serve::serve(listen, local).await,
-        Cmd::Run {
-            input,
-            model,
-            session,
-            max_steps,
-            url,
-            events,
-            local,
-        } => {
-            let req = agentd_runtime::CreateRun {
-                input,
-                session_id: session,
-                model,
-                max_steps,
-            };
+        Cmd::Run { input, model, session, max_steps, url, events, local } => {
+            let req = agentd_runtime::CreateRun { input, session_id: session, model, max_steps };
             match url {
                 Some(url) => crate::client::run_remote(&url, req, events).await,
                 None => crate::local::run_local(local, req, events).await,
@@ -148,10 +138,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::client::list(&remote, &path).await
         }
         Cmd::Doctor { local } => crate::doctor::doctor(local).await,
-        Cmd::Bench {
-            runs,
-            rounds,
-            concurrency,
-        } => crate::bench::bench(runs, rounds, concurrency).await,
+        Cmd::Bench { runs, rounds, concurrency, mock_latency_ms } => {
+            crate::bench::bench(runs, rounds, concurrency, mock_latency_ms).await
+        }
     }
 }

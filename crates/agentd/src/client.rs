@@ -15,11 +15,7 @@ use crate::local::Printer;
 fn client(remote: Option<&RemoteOpts>) -> anyhow::Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(r) = remote {
-        for (name, v) in [
-            ("x-org-id", &r.org),
-            ("x-user-id", &r.user),
-            ("x-project-id", &r.project),
-        ] {
+        for (name, v) in [("x-org-id", &r.org), ("x-user-id", &r.user), ("x-project-id", &r.project)] {
             if let Some(v) = v {
                 headers.insert(name, v.parse().context("invalid scope value")?);
             }
@@ -60,10 +56,7 @@ async fn follow(resp: reqwest::Response, show_events: bool) -> anyhow::Result<Ex
             "run.completed" => return Ok(printer.finish("completed", v["data"]["output"].as_str(), None)),
             "run.failed" | "run.cancelled" => {
                 let code = v["data"]["error"]["code"].as_str().unwrap_or("cancelled");
-                let msg = v["data"]["error"]["message"]
-                    .as_str()
-                    .or(v["data"]["reason"].as_str())
-                    .unwrap_or("");
+                let msg = v["data"]["error"]["message"].as_str().or(v["data"]["reason"].as_str()).unwrap_or("");
                 let status = ev.event.trim_start_matches("run.");
                 return Ok(printer.finish(status, None, Some((code, msg))));
             }
@@ -92,10 +85,7 @@ pub async fn run_remote(url: &str, req: CreateRun, show_events: bool) -> anyhow:
 
 pub async fn tail(remote: &RemoteOpts, run_id: &str, after: i64) -> anyhow::Result<ExitCode> {
     let resp = client(Some(remote))?
-        .get(format!(
-            "{}/v1/runs/{run_id}/events?after={after}",
-            remote.url.trim_end_matches('/')
-        ))
+        .get(format!("{}/v1/runs/{run_id}/events?after={after}", remote.url.trim_end_matches('/')))
         .header("accept", "text/event-stream")
         .send()
         .await

@@ -9,17 +9,13 @@ pub async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
     let mut ok = true;
     let s = match crate::local::setup(&local) {
         Ok(s) => {
-            let src = local
-                .config
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| {
-                    if std::path::Path::new("agentd.toml").exists() {
-                        "./agentd.toml".into()
-                    } else {
-                        "none (defaults + environment)".into()
-                    }
-                });
+            let src = local.config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| {
+                if std::path::Path::new("agentd.toml").exists() {
+                    "./agentd.toml".into()
+                } else {
+                    "none (defaults + environment)".into()
+                }
+            });
             println!("✓ config: {src}");
             s
         }

@@ -23,11 +23,8 @@ pub struct Setup {
 /// Reads the config file and resolves the data dir (flag/env > file > `./data`).
 pub fn setup(local: &LocalOpts) -> anyhow::Result<Setup> {
     let config = Config::load(local.config.as_deref())?;
-    let data_dir = local
-        .data_dir
-        .clone()
-        .or_else(|| config.data_dir.clone())
-        .unwrap_or_else(|| PathBuf::from("./data"));
+    let data_dir =
+        local.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from("./data"));
     Ok(Setup { config, data_dir })
 }
 
@@ -35,16 +32,9 @@ pub fn setup(local: &LocalOpts) -> anyhow::Result<Setup> {
 pub async fn runtime(s: &Setup) -> anyhow::Result<Arc<Runtime>> {
     std::fs::create_dir_all(&s.data_dir).with_context(|| format!("cannot create data dir {}", s.data_dir.display()))?;
     let db = s.data_dir.join("agentd.db");
-    let store = SqliteStore::open(&db)
-        .await
-        .with_context(|| format!("cannot open database {}", db.display()))?;
+    let store = SqliteStore::open(&db).await.with_context(|| format!("cannot open database {}", db.display()))?;
     let models = ModelRegistry::from_config(&s.config)?;
-    Ok(Runtime::new(
-        Arc::new(store),
-        models,
-        ToolRegistry::builtin(),
-        AgentSettings::from_config(&s.config),
-    ))
+    Ok(Runtime::new(Arc::new(store), models, ToolRegistry::builtin(), AgentSettings::from_config(&s.config)))
 }
 
 /// `agentd run` without a server: the runtime lives in this process.

@@ -32,15 +32,8 @@ fn main() -> std::process::ExitCode {
 }
 
 fn init_tracing(verbose: bool) {
-    let default = if verbose {
-        "info,agentd=debug"
-    } else {
-        "warn,agentd=info,agentd_server=info,agentd_runtime=info"
-    };
+    let default = if verbose { "info,agentd=debug" } else { "warn,agentd=info,agentd_server=info,agentd_runtime=info" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("AGENTD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }

@@ -9,16 +9,11 @@ use crate::cli::LocalOpts;
 
 pub async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::Result<ExitCode> {
     let s = crate::local::setup(&local)?;
-    let listen = listen
-        .or_else(|| s.config.listen.clone())
-        .unwrap_or_else(|| "127.0.0.1:7700".into());
+    let listen = listen.or_else(|| s.config.listen.clone()).unwrap_or_else(|| "127.0.0.1:7700".into());
     let rt = crate::local::runtime(&s).await?;
     let n = rt.recover().await.context("recovering unfinished runs")?;
     if n > 0 {
-        tracing::warn!(
-            runs = n,
-            "marked runs left unfinished by a previous process as failed (interrupted)"
-        );
+        tracing::warn!(runs = n, "marked runs left unfinished by a previous process as failed (interrupted)");
     }
     if rt.models.is_empty() {
         tracing::warn!(
@@ -27,9 +22,8 @@ pub async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::Result<E
     }
     let max_body = s.config.max_body_bytes.unwrap_or(agentd_server::DEFAULT_MAX_BODY);
     let app = agentd_server::router(rt.clone(), max_body);
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port when listening on :0.
     println!("agentd listening on http://{addr} (data dir {})", s.data_dir.display());

@@ -11,13 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 async fn raw(s: &Server, method: Method, path: &str, body: &'static [u8]) -> (u16, Value) {
-    let resp = s
-        .req(method, path)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.req(method, path).header("content-type", "application/json").body(body).send().await.unwrap();
     let code = resp.status().as_u16();
     (code, resp.json().await.unwrap_or(Value::Null))
 }
@@ -45,24 +39,16 @@ async fn bad_input_gets_defined_errors_and_server_keeps_serving() {
     assert_eq!((c, code_of(&v)), (400, "invalid_max_steps"));
     let (c, v) = s.post("/v1/runs", json!({"input": "x", "model": "nope/gpt"})).await;
     assert_eq!((c, code_of(&v)), (400, "unknown_provider"));
-    let (c, v) = s
-        .post("/v1/runs", json!({"input": "x", "model": "no-such-profile"}))
-        .await;
+    let (c, v) = s.post("/v1/runs", json!({"input": "x", "model": "no-such-profile"})).await;
     assert_eq!((c, code_of(&v)), (400, "unknown_model"));
-    let (c, v) = s
-        .post("/v1/runs", json!({"input": "x", "session_id": "ses_missing"}))
-        .await;
+    let (c, v) = s.post("/v1/runs", json!({"input": "x", "session_id": "ses_missing"})).await;
     assert_eq!((c, code_of(&v)), (404, "session_not_found"));
     for path in ["/v1/runs/run_missing", "/v1/runs/run_missing/events"] {
         let (c, v) = s.get(path).await;
         assert_eq!((c, code_of(&v)), (404, "run_not_found"), "{path}");
     }
-    let resp = s
-        .req(Method::GET, "/v1/runs/run_missing/events")
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        s.req(Method::GET, "/v1/runs/run_missing/events").header("accept", "text/event-stream").send().await.unwrap();
     assert_eq!(resp.status(), 404);
     let (c, v) = s.post("/v1/runs/run_missing/cancel", json!({})).await;
     assert_eq!((c, code_of(&v)), (404, "run_not_found"));
@@ -136,9 +122,7 @@ async fn provider_failures_fail_the_run_with_a_reason() {
 async fn tenant_scope_isolates_runs_and_sessions() {
     let mock = MockOpenAi::start(vec![Turn::text("mine")], 0).await.unwrap();
     let s = Server::start(&mock.base_url);
-    let (c, run) = s
-        .call(Method::POST, "/v1/runs", Some(json!({"input": "secret"})), Some("acme"))
-        .await;
+    let (c, run) = s.call(Method::POST, "/v1/runs", Some(json!({"input": "secret"})), Some("acme")).await;
     assert_eq!(c, 202);
     let id = run["id"].as_str().unwrap();
     let sid = run["session_id"].as_str().unwrap();
@@ -157,11 +141,7 @@ async fn tenant_scope_isolates_runs_and_sessions() {
         (Method::GET, format!("/v1/sessions/{sid}"), None),
         (Method::GET, format!("/v1/sessions/{sid}/runs"), None),
         (Method::DELETE, format!("/v1/sessions/{sid}"), None),
-        (
-            Method::POST,
-            "/v1/runs".into(),
-            Some(json!({"input": "x", "session_id": sid})),
-        ),
+        (Method::POST, "/v1/runs".into(), Some(json!({"input": "x", "session_id": sid}))),
     ];
     for other in [None, Some("globex")] {
         for (m, p, b) in &probes {
@@ -185,21 +165,15 @@ async fn tenant_scope_isolates_runs_and_sessions() {
     // The owner still sees everything intact.
     let (c, r) = s.call(Method::GET, &format!("/v1/runs/{id}"), None, Some("acme")).await;
     assert_eq!((c, r["output"].as_str()), (200, Some("mine")));
-    let (c, _) = s
-        .call(Method::GET, &format!("/v1/sessions/{sid}"), None, Some("acme"))
-        .await;
+    let (c, _) = s.call(Method::GET, &format!("/v1/sessions/{sid}"), None, Some("acme")).await;
     assert_eq!(c, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_crud_and_pagination() {
-    let mock = MockOpenAi::start(vec![Turn::text("a1"), Turn::text("a2")], 0)
-        .await
-        .unwrap();
+    let mock = MockOpenAi::start(vec![Turn::text("a1"), Turn::text("a2")], 0).await.unwrap();
     let s = Server::start(&mock.base_url);
-    let (c, ses) = s
-        .post("/v1/sessions", json!({"title": "chat", "metadata": {"k": 1}}))
-        .await;
+    let (c, ses) = s.post("/v1/sessions", json!({"title": "chat", "metadata": {"k": 1}})).await;
     assert_eq!(c, 201);
     assert_eq!(ses["title"], "chat");
     let sid = ses["id"].as_str().unwrap();
@@ -210,10 +184,7 @@ async fn sessions_crud_and_pagination() {
 
     let (_, page1) = s.get("/v1/sessions?limit=1").await;
     assert_eq!(page1["data"].as_array().unwrap().len(), 1);
-    let cursor = page1["next_cursor"]
-        .as_str()
-        .expect("a cursor when more exist")
-        .to_string();
+    let cursor = page1["next_cursor"].as_str().expect("a cursor when more exist").to_string();
     let (_, page2) = s.get(&format!("/v1/sessions?limit=1&after={cursor}")).await;
     assert_eq!(page2["data"].as_array().unwrap().len(), 1);
     assert!(page2["next_cursor"].is_null());
@@ -224,12 +195,8 @@ async fn sessions_crud_and_pagination() {
         s.wait_run(run["id"].as_str().unwrap()).await;
     }
     let (_, full) = s.get(&format!("/v1/sessions/{sid}")).await;
-    let texts: Vec<&str> = full["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"][0]["text"].as_str().unwrap())
-        .collect();
+    let texts: Vec<&str> =
+        full["messages"].as_array().unwrap().iter().map(|m| m["content"][0]["text"].as_str().unwrap()).collect();
     assert_eq!(texts, ["q1", "a1", "q2", "a2"]);
     let (_, runs) = s.get(&format!("/v1/sessions/{sid}/runs")).await;
     assert_eq!(runs["data"].as_array().unwrap().len(), 2);
@@ -239,17 +206,8 @@ async fn sessions_crud_and_pagination() {
     let (c, _) = s.call(Method::DELETE, &format!("/v1/sessions/{sid}"), None, None).await;
     assert_eq!(c, 204);
     assert_eq!(s.get(&format!("/v1/sessions/{sid}")).await.0, 404);
-    assert_eq!(
-        s.get(&format!("/v1/runs/{run_id}")).await.0,
-        404,
-        "runs go with their session"
-    );
-    assert_eq!(
-        s.call(Method::DELETE, &format!("/v1/sessions/{sid}"), None, None)
-            .await
-            .0,
-        404
-    );
+    assert_eq!(s.get(&format!("/v1/runs/{run_id}")).await.0, 404, "runs go with their session");
+    assert_eq!(s.call(Method::DELETE, &format!("/v1/sessions/{sid}"), None, None).await.0, 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -270,12 +228,7 @@ async fn readyz_reports_missing_provider_and_tools_are_listed() {
     assert_eq!(v["checks"]["providers"]["configured"], json!(["openai"]));
     assert!(!v.to_string().contains(API_KEY));
     let (_, tools) = s.get("/v1/tools").await;
-    let names: Vec<&str> = tools["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = tools["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"echo") && names.contains(&"current_time"), "{tools}");
     assert_eq!(tools["data"][0]["source"], "builtin");
 }
@@ -299,10 +252,7 @@ async fn config_file_profiles_and_scripted_provider() {
         "#,
     )
     .unwrap();
-    let s = Server::start_with(common::Opts {
-        config: Some(&cfg),
-        ..Default::default()
-    });
+    let s = Server::start_with(common::Opts { config: Some(&cfg), ..Default::default() });
     assert_eq!(s.get("/readyz").await.0, 200);
     let (c, run) = s.post("/v1/runs", json!({"input": "hi"})).await;
     assert_eq!(c, 202, "{run}");
@@ -310,18 +260,14 @@ async fn config_file_profiles_and_scripted_provider() {
     assert_eq!(run["max_steps"], 5);
     let done = s.wait_run(run["id"].as_str().unwrap()).await;
     assert_eq!(done["output"], "scripted answer");
-    let (c, v) = s
-        .post("/v1/runs", json!({"input": "x", "model": "openai/gpt-4o"}))
-        .await;
+    let (c, v) = s.post("/v1/runs", json!({"input": "x", "model": "openai/gpt-4o"})).await;
     assert_eq!((c, code_of(&v)), (400, "unknown_provider"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_run_in_process_and_against_server() {
     common::install_crypto();
-    let mock = MockOpenAi::start(vec![Turn::Text(vec!["It is ".into(), "noon.".into()])], 0)
-        .await
-        .unwrap();
+    let mock = MockOpenAi::start(vec![Turn::Text(vec!["It is ".into(), "noon.".into()])], 0).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let base = mock.base_url.clone();
     let d = dir.path().to_path_buf();
@@ -345,10 +291,7 @@ async fn cli_run_in_process_and_against_server() {
     mock.push([Turn::text("remote answer")]);
     let url = s.url.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(common::bin())
-            .args(["run", "hi", "--url", &url])
-            .output()
-            .unwrap()
+        Command::new(common::bin()).args(["run", "hi", "--url", &url]).output().unwrap()
     })
     .await
     .unwrap();
@@ -359,10 +302,7 @@ async fn cli_run_in_process_and_against_server() {
     mock.push([Turn::Status(500, "down".into())]);
     let url = s.url.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(common::bin())
-            .args(["run", "hi", "--url", &url])
-            .output()
-            .unwrap()
+        Command::new(common::bin()).args(["run", "hi", "--url", &url]).output().unwrap()
     })
     .await
     .unwrap();
@@ -372,29 +312,16 @@ async fn cli_run_in_process_and_against_server() {
     // `runs` lists them; `tail` replays a finished run and exits 0.
     let url = s.url.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(common::bin())
-            .args(["runs", "--url", &url])
-            .output()
-            .unwrap()
+        Command::new(common::bin()).args(["runs", "--url", &url]).output().unwrap()
     })
     .await
     .unwrap();
     let listing = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(listing.lines().count(), 2, "{listing}");
-    let first_id = listing
-        .lines()
-        .last()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let first_id = listing.lines().last().unwrap().split_whitespace().next().unwrap().to_string();
     let url = s.url.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(common::bin())
-            .args(["tail", &first_id, "--url", &url])
-            .output()
-            .unwrap()
+        Command::new(common::bin()).args(["tail", &first_id, "--url", &url]).output().unwrap()
     })
     .await
     .unwrap();

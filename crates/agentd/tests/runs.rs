@@ -11,14 +11,9 @@ use serde_json::{Value, json};
 async fn plain_answer_is_journaled_and_derived() {
     let mock = MockOpenAi::start(vec![Turn::text("Hello there")], 0).await.unwrap();
     let s = Server::start(&mock.base_url);
-    let (code, run) = s
-        .post("/v1/runs", json!({"input": "hi", "model": "openai/gpt-4o-mini"}))
-        .await;
+    let (code, run) = s.post("/v1/runs", json!({"input": "hi", "model": "openai/gpt-4o-mini"})).await;
     assert_eq!(code, 202, "{run}");
-    assert!(
-        ["queued", "running"].contains(&run["status"].as_str().unwrap()),
-        "{run}"
-    );
+    assert!(["queued", "running"].contains(&run["status"].as_str().unwrap()), "{run}");
     let id = run["id"].as_str().unwrap();
     let done = s.wait_run(id).await;
     assert_eq!(done["status"], "completed");
@@ -30,14 +25,7 @@ async fn plain_answer_is_journaled_and_derived() {
     let evs = s.events(id).await;
     assert_eq!(
         types(&evs),
-        [
-            "run.created",
-            "run.started",
-            "step.started",
-            "llm.completed",
-            "step.completed",
-            "run.completed"
-        ]
+        ["run.created", "run.started", "step.started", "llm.completed", "step.completed", "run.completed"]
     );
     let seqs: Vec<i64> = evs.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=6).collect::<Vec<_>>(), "seq is gap-free from 1");
@@ -48,16 +36,9 @@ async fn plain_answer_is_journaled_and_derived() {
     assert_eq!(req["model"], "gpt-4o-mini");
     assert_eq!(req["messages"][0]["role"], "system");
     assert_eq!(req["messages"][1]["content"], "hi");
-    let (code, ses) = s
-        .get(&format!("/v1/sessions/{}", done["session_id"].as_str().unwrap()))
-        .await;
+    let (code, ses) = s.get(&format!("/v1/sessions/{}", done["session_id"].as_str().unwrap())).await;
     assert_eq!(code, 200);
-    let roles: Vec<&str> = ses["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["role"].as_str().unwrap())
-        .collect();
+    let roles: Vec<&str> = ses["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["user", "assistant"]);
 }
 
@@ -87,24 +68,15 @@ async fn three_rounds_of_tool_calls_then_answer() {
     assert_eq!(mock.calls(), 4);
     // Each tool result went back to the model: echo's output is its arguments.
     let last = &mock.requests()[3];
-    let tool_msgs: Vec<&Value> = last["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] == "tool")
-        .collect();
+    let tool_msgs: Vec<&Value> = last["messages"].as_array().unwrap().iter().filter(|m| m["role"] == "tool").collect();
     assert_eq!(tool_msgs.len(), 3);
     let first: Value = serde_json::from_str(tool_msgs[0]["content"].as_str().unwrap()).unwrap();
     assert_eq!(first, json!({"round": 1}));
     let time: Value = serde_json::from_str(tool_msgs[2]["content"].as_str().unwrap()).unwrap();
     assert!(time["utc"].is_string());
     // The tools were offered to the model.
-    let names: Vec<&str> = last["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["function"]["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        last["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"echo") && names.contains(&"current_time"));
 }
 
@@ -150,33 +122,16 @@ async fn two_tool_calls_in_one_turn() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn streamed_deltas_arrive_in_order_over_sse() {
-    let chunks: Vec<String> = ["one ", "two ", "three ", "four ", "five"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mock = MockOpenAi::start(
-        vec![Turn::Thinking {
-            thinking: vec!["let me ".into(), "think".into()],
-            text: chunks,
-        }],
-        0,
-    )
-    .await
-    .unwrap();
+    let chunks: Vec<String> = ["one ", "two ", "three ", "four ", "five"].iter().map(|s| s.to_string()).collect();
+    let mock =
+        MockOpenAi::start(vec![Turn::Thinking { thinking: vec!["let me ".into(), "think".into()], text: chunks }], 0)
+            .await
+            .unwrap();
     let s = Server::start(&mock.base_url);
-    let resp = s
-        .req(reqwest::Method::POST, "/v1/runs")
-        .json(&json!({"input": "count", "stream": true}))
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        s.req(reqwest::Method::POST, "/v1/runs").json(&json!({"input": "count", "stream": true})).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let run_id = resp.headers()["x-run-id"].to_str().unwrap().to_string();
     let fr = frames(resp).await;
     assert_eq!(fr[0].event, "run.created");
@@ -194,20 +149,14 @@ async fn streamed_deltas_arrive_in_order_over_sse() {
     let completed = fr.iter().position(|f| f.event == "llm.completed").unwrap();
     assert!(first_delta < completed);
     assert_eq!(fr.last().unwrap().event, "run.completed");
-    let ids: Vec<i64> = fr
-        .iter()
-        .filter(|f| !f.id.is_empty())
-        .map(|f| f.id.parse().unwrap())
-        .collect();
+    let ids: Vec<i64> = fr.iter().filter(|f| !f.id.is_empty()).map(|f| f.id.parse().unwrap()).collect();
     assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>());
     assert_eq!(s.wait_run(&run_id).await["output"], "one two three four five");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn last_event_id_resume_skips_what_was_seen() {
-    let mock = MockOpenAi::start(vec![Turn::tool("echo", json!({"x": 1})), Turn::text("fin")], 0)
-        .await
-        .unwrap();
+    let mock = MockOpenAi::start(vec![Turn::tool("echo", json!({"x": 1})), Turn::text("fin")], 0).await.unwrap();
     let s = Server::start(&mock.base_url);
     let (_, run) = s.post("/v1/runs", json!({"input": "x"})).await;
     let id = run["id"].as_str().unwrap();
@@ -241,9 +190,7 @@ async fn last_event_id_resume_skips_what_was_seen() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn events_pagination_and_type_filter() {
-    let mock = MockOpenAi::start(vec![Turn::tool("echo", json!({})), Turn::text("x")], 0)
-        .await
-        .unwrap();
+    let mock = MockOpenAi::start(vec![Turn::tool("echo", json!({})), Turn::text("x")], 0).await.unwrap();
     let s = Server::start(&mock.base_url);
     let (_, run) = s.post("/v1/runs", json!({"input": "x"})).await;
     let id = run["id"].as_str().unwrap();
@@ -254,9 +201,7 @@ async fn events_pagination_and_type_filter() {
     let (_, p2) = s.get(&format!("/v1/runs/{id}/events?after=3&limit=1000")).await;
     assert_eq!(p2["data"][0]["seq"], 4);
     assert!(p2["next_cursor"].is_null());
-    let (_, f) = s
-        .get(&format!("/v1/runs/{id}/events?type=tool.called,tool.result"))
-        .await;
+    let (_, f) = s.get(&format!("/v1/runs/{id}/events?type=tool.called,tool.result")).await;
     assert_eq!(types(f["data"].as_array().unwrap()), ["tool.called", "tool.result"]);
     let (code, e) = s.get(&format!("/v1/runs/{id}/events?limit=abc")).await;
     assert_eq!((code, e["error"]["code"].as_str()), (400, Some("invalid_query")));
@@ -264,19 +209,13 @@ async fn events_pagination_and_type_filter() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_during_slow_llm_call() {
-    let mock = MockOpenAi::start(
-        vec![Turn::Slow(std::time::Duration::from_secs(60), "too late".into())],
-        0,
-    )
-    .await
-    .unwrap();
+    let mock =
+        MockOpenAi::start(vec![Turn::Slow(std::time::Duration::from_secs(60), "too late".into())], 0).await.unwrap();
     let s = Server::start(&mock.base_url);
     let (_, run) = s.post("/v1/runs", json!({"input": "slow"})).await;
     let id = run["id"].as_str().unwrap();
     s.wait_event(id, "step.started").await;
-    let (code, c) = s
-        .post(&format!("/v1/runs/{id}/cancel"), json!({"reason": "user pressed stop"}))
-        .await;
+    let (code, c) = s.post(&format!("/v1/runs/{id}/cancel"), json!({"reason": "user pressed stop"})).await;
     assert_eq!(code, 200, "{c}");
     assert_eq!(c["status"], "cancelled");
     let evs = s.events(id).await;
@@ -317,9 +256,8 @@ async fn max_steps_exceeded_fails_clearly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn everything_reads_back_unchanged_after_restart() {
-    let mock = MockOpenAi::start(vec![Turn::tool("echo", json!({"k": "v"})), Turn::text("persisted")], 0)
-        .await
-        .unwrap();
+    let mock =
+        MockOpenAi::start(vec![Turn::tool("echo", json!({"k": "v"})), Turn::text("persisted")], 0).await.unwrap();
     let mut s = Server::start(&mock.base_url);
     let tmp = s.take_tmp();
     let data_dir = s.data_dir.clone();
@@ -332,11 +270,7 @@ async fn everything_reads_back_unchanged_after_restart() {
     let (_, before_list) = s.get(&format!("/v1/sessions/{sid}/runs")).await;
     s.stop();
 
-    let s2 = Server::start_with(common::Opts {
-        mock: Some(&mock.base_url),
-        data_dir: Some(&data_dir),
-        config: None,
-    });
+    let s2 = Server::start_with(common::Opts { mock: Some(&mock.base_url), data_dir: Some(&data_dir), config: None });
     assert_eq!(s2.get(&format!("/v1/runs/{id}")).await.1, before_run);
     assert_eq!(s2.events(&id).await, before_events);
     assert_eq!(s2.get(&format!("/v1/sessions/{sid}")).await.1, before_session);

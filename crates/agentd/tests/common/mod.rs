@@ -47,19 +47,13 @@ pub struct Opts<'a> {
 
 impl Server {
     pub fn start(mock: &str) -> Self {
-        Self::start_with(Opts {
-            mock: Some(mock),
-            ..Default::default()
-        })
+        Self::start_with(Opts { mock: Some(mock), ..Default::default() })
     }
 
     pub fn start_with(o: Opts<'_>) -> Self {
         install_crypto();
         let tmp = tempfile::tempdir().expect("tempdir");
-        let data_dir = o
-            .data_dir
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| tmp.path().join("data"));
+        let data_dir = o.data_dir.map(Path::to_path_buf).unwrap_or_else(|| tmp.path().join("data"));
         let mut cmd = Command::new(bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
@@ -82,31 +76,19 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let url = loop {
-            let line = lines
-                .next()
-                .expect("agentd exited before listening")
-                .expect("read stdout");
+            let line = lines.next().expect("agentd exited before listening").expect("read stdout");
             if let Some(rest) = line.strip_prefix("agentd listening on ") {
                 break rest.split_whitespace().next().unwrap_or_default().to_string();
             }
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server {
-            url,
-            data_dir,
-            child,
-            _tmp: Some(tmp),
-            http: reqwest::Client::new(),
-        }
+        Server { url, data_dir, child, _tmp: Some(tmp), http: reqwest::Client::new() }
     }
 
     /// Stops the server with SIGTERM and waits for it to exit.
     pub fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 
@@ -198,11 +180,7 @@ pub async fn frames(resp: reqwest::Response) -> Vec<Frame> {
             buf.push_str(&String::from_utf8_lossy(&chunk.expect("sse chunk")));
             while let Some(pos) = buf.find("\n\n") {
                 let block: String = buf.drain(..pos + 2).collect();
-                let mut f = Frame {
-                    id: String::new(),
-                    event: String::new(),
-                    data: Value::Null,
-                };
+                let mut f = Frame { id: String::new(), event: String::new(), data: Value::Null };
                 let mut data = String::new();
                 for line in block.lines() {
                     if let Some(v) = line.strip_prefix("id:") {
@@ -220,15 +198,10 @@ pub async fn frames(resp: reqwest::Response) -> Vec<Frame> {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), read)
-        .await
-        .expect("SSE stream did not end");
+    tokio::time::timeout(Duration::from_secs(30), read).await.expect("SSE stream did not end");
     out
 }
 
 pub fn types(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["type"].as_str().unwrap_or("").to_string())
-        .collect()
+    events.iter().map(|e| e["type"].as_str().unwrap_or("").to_string()).collect()
 }
