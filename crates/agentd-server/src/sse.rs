@@ -59,7 +59,10 @@ impl Feed {
         loop {
             let Some(live) = rx.as_mut() else {
                 // Not executing in this process: poll the journal.
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = self.tx.closed() => return Err(Closed),
+                }
                 if let Progress::Ended = self.backfill().await? {
                     return Ok(());
                 }

@@ -284,3 +284,43 @@ async fn everything_reads_back_unchanged_after_restart() {
     assert_eq!(msgs.last().unwrap()["content"], "again");
     drop(tmp);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_cut_off_by_a_crash_is_failed_interrupted_on_next_start() {
+    let mock =
+        MockOpenAi::start(vec![Turn::Slow(std::time::Duration::from_secs(60), "never".into())], 0).await.unwrap();
+    let mut s = Server::start(&mock.base_url);
+    let tmp = s.take_tmp();
+    let data_dir = s.data_dir.clone();
+    let (_, run) = s.post("/v1/runs", json!({"input": "slow"})).await;
+    let id = run["id"].as_str().unwrap().to_string();
+    s.wait_event(&id, "step.started").await;
+    drop(s); // SIGKILL: no chance to clean up
+
+    let s2 = Server::start_with(common::Opts { mock: Some(&mock.base_url), data_dir: Some(&data_dir), config: None });
+    let r = s2.get(&format!("/v1/runs/{id}")).await.1;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["code"], "interrupted");
+    let evs = s2.events(&id).await;
+    assert_eq!(types(&evs), ["run.created", "run.started", "step.started", "run.failed"]);
+    drop(tmp);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn non_streaming_provider_mode_works() {
+    let mock = MockOpenAi::start(vec![Turn::tool("echo", json!({"n": 1})), Turn::text("plain json")], 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    let text = format!(
+        "[providers.batch]\ntype = \"openai\"\nbase_url = \"{}\"\nstream = false\napi_key_env = \"BATCH_KEY\"\n",
+        mock.base_url
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let s = Server::start_with(common::Opts { config: Some(&cfg), ..Default::default() });
+    let (c, run) = s.post("/v1/runs", json!({"input": "x", "model": "batch/some-model"})).await;
+    assert_eq!(c, 202, "{run}");
+    let done = s.wait_run(run["id"].as_str().unwrap()).await;
+    assert_eq!(done["output"], "plain json", "{done}");
+    assert!(mock.requests().iter().all(|r| r["stream"] == false));
+    assert_eq!(mock.requests()[0]["model"], "some-model");
+}
