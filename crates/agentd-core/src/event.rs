@@ -13,6 +13,20 @@ pub enum EventKind {
     RunCreated { input: String, model: String, max_steps: u32 },
     #[serde(rename = "run.started")]
     RunStarted { node: String },
+    /// A node picked up an unfinished run from its journal.
+    #[serde(rename = "run.resumed")]
+    RunResumed {
+        node: String,
+        /// The last event written before the interruption.
+        from_seq: i64,
+    },
+    /// A message sent to a busy session with `if_busy: steer`; the run takes
+    /// it in at its next step (as `run.steered`).
+    #[serde(rename = "input.queued")]
+    InputQueued { input: String },
+    /// The run took in a queued message; it joins the conversation here.
+    #[serde(rename = "run.steered")]
+    RunSteered { input: String, queued_seq: i64 },
     #[serde(rename = "step.started")]
     StepStarted { step: u32 },
     #[serde(rename = "llm.completed")]
@@ -62,6 +76,9 @@ impl EventKind {
         match self {
             EventKind::RunCreated { .. } => "run.created",
             EventKind::RunStarted { .. } => "run.started",
+            EventKind::RunResumed { .. } => "run.resumed",
+            EventKind::InputQueued { .. } => "input.queued",
+            EventKind::RunSteered { .. } => "run.steered",
             EventKind::StepStarted { .. } => "step.started",
             EventKind::LlmCompleted { .. } => "llm.completed",
             EventKind::ToolCalled { .. } => "tool.called",
@@ -101,7 +118,8 @@ impl EventKind {
                 e.status = Some(RunStatus::Queued);
                 e.message = Some(Message::text(Role::User, input.clone()));
             }
-            EventKind::RunStarted { .. } => e.status = Some(RunStatus::Running),
+            EventKind::RunStarted { .. } | EventKind::RunResumed { .. } => e.status = Some(RunStatus::Running),
+            EventKind::RunSteered { input, .. } => e.message = Some(Message::text(Role::User, input.clone())),
             EventKind::LlmCompleted { message, usage, .. } => {
                 e.message = Some(message.clone());
                 e.usage = Some(*usage);
@@ -122,7 +140,8 @@ impl EventKind {
                 e.error =
                     Some(RunError::new("cancelled", reason.clone().unwrap_or_else(|| "run was cancelled".into())));
             }
-            EventKind::StepStarted { .. }
+            EventKind::InputQueued { .. }
+            | EventKind::StepStarted { .. }
             | EventKind::ToolCalled { .. }
             | EventKind::ToolStarted { .. }
             | EventKind::StepCompleted { .. } => {}

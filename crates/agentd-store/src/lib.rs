@@ -25,6 +25,15 @@ pub enum StoreError {
     Closed,
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// Another node holds this run's lease now; this node must stop writing.
+    #[error("lease lost")]
+    LeaseLost,
+    /// Someone else appended to the journal since the writer last looked.
+    #[error("journal moved on to seq {last_seq}")]
+    SeqConflict { last_seq: i64 },
+    /// The session already has an unfinished run (and the caller asked to reject).
+    #[error("session busy with run {0}")]
+    SessionBusy(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -51,6 +60,45 @@ pub struct NewRun {
     pub input: String,
     pub model: String,
     pub max_steps: u32,
+    /// Refuse with [`StoreError::SessionBusy`] if the session has an unfinished run.
+    pub reject_if_busy: bool,
+}
+
+/// Conditions an append must meet (checked in its transaction).
+#[derive(Debug, Clone, Default)]
+pub struct AppendGuard {
+    /// The writer must hold the run's lease.
+    pub lease_node: Option<String>,
+    /// The journal must end at this seq (nobody else wrote in between).
+    pub expected_seq: Option<i64>,
+}
+
+/// How many runs one claim may take.
+#[derive(Debug, Clone)]
+pub struct ClaimLimits {
+    /// Most runs to claim now (free slots on this node).
+    pub max: u32,
+    /// Most leased runs per organisation across all nodes.
+    pub per_tenant: u32,
+    pub lease_ms: i64,
+}
+
+/// What a prune removed.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct PruneStats {
+    pub runs: u64,
+    pub events: u64,
+    pub sessions: u64,
+    pub messages: u64,
+}
+
+/// Which tenants a prune applies to.
+#[derive(Debug, Clone, Default)]
+pub struct PruneScope {
+    /// Only this organisation.
+    pub org: Option<String>,
+    /// Every organisation but these (they have their own time-to-live).
+    pub except_orgs: Vec<String>,
 }
 
 /// A message of a session with where it came from.
@@ -93,15 +141,97 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends events with the next sequence numbers and applies their
     /// effects to the run and session rows, all in one transaction.
-    /// Fails with [`StoreError::RunFinished`] once the run is terminal.
-    async fn append(&self, t: &Tenant, run_id: &str, events: &[EventKind]) -> Result<Vec<StoredEvent>>;
+    /// Fails with [`StoreError::RunFinished`] once the run is terminal, and
+    /// with `LeaseLost` / `SeqConflict` when the guard does not hold.
+    async fn append_guarded(
+        &self,
+        t: &Tenant,
+        run_id: &str,
+        guard: &AppendGuard,
+        events: &[EventKind],
+    ) -> Result<Vec<StoredEvent>>;
+
+    /// Appends without conditions (API writes such as cancel).
+    async fn append(&self, t: &Tenant, run_id: &str, events: &[EventKind]) -> Result<Vec<StoredEvent>> {
+        self.append_guarded(t, run_id, &AppendGuard::default(), events).await
+    }
     async fn events(&self, t: &Tenant, run_id: &str, q: &EventQuery) -> Result<Vec<StoredEvent>>;
 
     /// Runs of every tenant that have not reached a terminal state.
     async fn unfinished_runs(&self) -> Result<Vec<(Tenant, Run)>>;
+
+    /// The oldest unfinished run of a session: the one its lane is serving.
+    async fn active_run(&self, t: &Tenant, session_id: &str) -> Result<Option<Run>>;
+
+    /// Leases up to `limits.max` claimable runs to `node`: unfinished, not
+    /// leased (or lease expired), first in their session's lane, within the
+    /// per-tenant limit, taken round-robin across tenants.
+    async fn claim_runs(&self, node: &str, limits: &ClaimLimits) -> Result<Vec<(Tenant, Run)>>;
+    /// Extends `node`'s leases; returns the ids it no longer holds (taken
+    /// over, finished or deleted).
+    async fn renew_leases(&self, node: &str, run_ids: &[String], lease_ms: i64) -> Result<Vec<String>>;
+    /// Gives up `node`'s leases on these runs (all of them when `run_ids` is `None`).
+    async fn release_leases(&self, node: &str, run_ids: Option<&[String]>) -> Result<u64>;
+
+    /// Deletes finished runs (and their events) last updated before `cutoff`,
+    /// and sessions idle since then that have no runs left.
+    async fn prune(&self, cutoff: &str, scope: &PruneScope) -> Result<PruneStats>;
 }
 
 /// The current time as stored: RFC 3339 UTC with milliseconds.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A timestamp in the stored format, `age` before now.
+pub fn ago(age: std::time::Duration) -> String {
+    let d = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+    let t = chrono::Utc::now().checked_sub_signed(d).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Unix milliseconds now, for leases.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Picks up to `max` candidates round-robin across organisations, keeping
+/// each organisation under `per_tenant` leased runs (`active` holds the
+/// current counts). Candidates come oldest first.
+pub fn fair_pick(
+    candidates: Vec<(Tenant, Run)>,
+    active: &std::collections::HashMap<String, u32>,
+    max: u32,
+    per_tenant: u32,
+) -> Vec<(Tenant, Run)> {
+    let mut queues: Vec<(String, std::collections::VecDeque<(Tenant, Run)>)> = vec![];
+    for c in candidates {
+        match queues.iter_mut().find(|(org, _)| *org == c.0.org) {
+            Some((_, q)) => q.push_back(c),
+            None => queues.push((c.0.org.clone(), std::collections::VecDeque::from([c]))),
+        }
+    }
+    let mut taken: std::collections::HashMap<String, u32> = active.clone();
+    let mut out = vec![];
+    while (out.len() as u32) < max {
+        let mut progressed = false;
+        for (org, q) in queues.iter_mut() {
+            if (out.len() as u32) >= max {
+                break;
+            }
+            let n = taken.entry(org.clone()).or_insert(0);
+            if *n >= per_tenant {
+                continue;
+            }
+            if let Some(c) = q.pop_front() {
+                *n += 1;
+                out.push(c);
+                progressed = true;
+            }
+        }
+        if !progressed {
+            break;
+        }
+    }
+    out
 }

@@ -13,10 +13,16 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{EventQuery, NewRun, Page, Result, RunFilter, SessionMessage, Store, StoreError, now};
+use crate::{
+    AppendGuard, ClaimLimits, EventQuery, NewRun, Page, PruneScope, PruneStats, Result, RunFilter, SessionMessage,
+    Store, StoreError, fair_pick, now, now_ms,
+};
 
 /// Schema versions, applied in order; each runs once.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_leases.sql")),
+];
 
 /// Most requests committed together in one transaction.
 const MAX_BATCH: usize = 128;
@@ -351,6 +357,11 @@ impl Store for SqliteStore {
             if exists.is_none() {
                 return Err(StoreError::NotFound);
             }
+            if new.reject_if_busy {
+                if let Some(active) = active_run_tx(c, &t, &new.session_id)? {
+                    return Err(StoreError::SessionBusy(active.id));
+                }
+            }
             c.prepare_cached(
                 "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?9)",
@@ -358,7 +369,7 @@ impl Store for SqliteStore {
             .execute(params![new.id, t.org, t.user, t.project, new.session_id, new.input, new.model, new.max_steps, ts])?;
             let created =
                 EventKind::RunCreated { input: new.input.clone(), model: new.model.clone(), max_steps: new.max_steps };
-            let mut evs = append_tx(c, &t, &new.id, std::slice::from_ref(&created))?;
+            let mut evs = append_tx(c, &t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created))?;
             let mut st = c.prepare_cached("SELECT * FROM runs WHERE id = ?1")?;
             let run = collect(&mut st, [&new.id], run_from_row)?.pop().ok_or(StoreError::NotFound)?;
             let ev = evs.pop().ok_or_else(|| StoreError::Corrupt("no event".into()))?;
@@ -395,9 +406,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn append(&self, t: &Tenant, run_id: &str, events: &[EventKind]) -> Result<Vec<StoredEvent>> {
-        let (t, id, events) = (t.clone(), run_id.to_string(), events.to_vec());
-        self.write(move |c| append_tx(c, &t, &id, &events)).await
+    async fn append_guarded(
+        &self,
+        t: &Tenant,
+        run_id: &str,
+        guard: &AppendGuard,
+        events: &[EventKind],
+    ) -> Result<Vec<StoredEvent>> {
+        let (t, id, guard, events) = (t.clone(), run_id.to_string(), guard.clone(), events.to_vec());
+        self.write(move |c| append_tx(c, &t, &id, &guard, &events)).await
     }
 
     async fn events(&self, t: &Tenant, run_id: &str, q: &EventQuery) -> Result<Vec<StoredEvent>> {
@@ -421,19 +438,158 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn active_run(&self, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
+        let (t, sid) = (t.clone(), session_id.to_string());
+        self.read(move |c| active_run_tx(c, &t, &sid)).await
+    }
+
+    async fn claim_runs(&self, node: &str, limits: &ClaimLimits) -> Result<Vec<(Tenant, Run)>> {
+        let (node, limits) = (node.to_string(), limits.clone());
+        self.write(move |c| {
+            let now = now_ms();
+            let scan = i64::from(limits.max) * 4 + 16;
+            let mut st = c.prepare_cached(
+                "SELECT r.* FROM runs r
+                 WHERE r.status IN ('queued', 'running')
+                   AND (r.lease_until IS NULL OR r.lease_until < ?1)
+                   AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.session_id = r.session_id
+                                     AND o.status IN ('queued', 'running') AND o.id < r.id)
+                 ORDER BY r.id LIMIT ?2",
+            )?;
+            let candidates = collect(&mut st, params![now, scan], |r| Ok((tenant_from_row(r)?, run_from_row(r)?)))?;
+            if candidates.is_empty() {
+                return Ok(vec![]);
+            }
+            let mut active = std::collections::HashMap::new();
+            let mut st = c.prepare_cached(
+                "SELECT org, count(*) FROM runs WHERE status IN ('queued', 'running') AND lease_until >= ?1 GROUP BY org",
+            )?;
+            let mut rows = st.query([now])?;
+            while let Some(r) = rows.next()? {
+                active.insert(r.get::<_, String>(0)?, r.get::<_, u32>(1)?);
+            }
+            let picked = fair_pick(candidates, &active, limits.max, limits.per_tenant);
+            let mut upd = c.prepare_cached("UPDATE runs SET lease_node = ?1, lease_until = ?2 WHERE id = ?3")?;
+            for (_, run) in &picked {
+                upd.execute(params![node, now + limits.lease_ms, run.id])?;
+            }
+            Ok(picked)
+        })
+        .await
+    }
+
+    async fn renew_leases(&self, node: &str, run_ids: &[String], lease_ms: i64) -> Result<Vec<String>> {
+        let (node, ids) = (node.to_string(), run_ids.to_vec());
+        self.write(move |c| {
+            let until = now_ms() + lease_ms;
+            let mut st = c.prepare_cached(
+                "UPDATE runs SET lease_until = ?1
+                 WHERE id = ?2 AND lease_node = ?3 AND status IN ('queued', 'running')",
+            )?;
+            let mut lost = vec![];
+            for id in ids {
+                if st.execute(params![until, id, node])? == 0 {
+                    lost.push(id);
+                }
+            }
+            Ok(lost)
+        })
+        .await
+    }
+
+    async fn release_leases(&self, node: &str, run_ids: Option<&[String]>) -> Result<u64> {
+        let (node, ids) = (node.to_string(), run_ids.map(<[String]>::to_vec));
+        self.write(move |c| {
+            let n = match ids {
+                None => {
+                    c.execute("UPDATE runs SET lease_node = NULL, lease_until = NULL WHERE lease_node = ?1", [&node])?
+                }
+                Some(ids) => {
+                    let mut st = c.prepare_cached(
+                        "UPDATE runs SET lease_node = NULL, lease_until = NULL WHERE id = ?1 AND lease_node = ?2",
+                    )?;
+                    let mut n = 0;
+                    for id in ids {
+                        n += st.execute(params![id, node])?;
+                    }
+                    n
+                }
+            };
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn prune(&self, cutoff: &str, scope: &PruneScope) -> Result<PruneStats> {
+        let (cutoff, org, except) = (cutoff.to_string(), scope.org.clone(), to_json(&scope.except_orgs)?);
+        self.write(move |c| {
+            // Which organisations: ?2 = only this one (or all), ?3 = JSON list to skip.
+            let runs = "SELECT id FROM runs WHERE status IN ('completed', 'failed', 'cancelled') AND updated_at < ?1
+                          AND (?2 IS NULL OR org = ?2) AND org NOT IN (SELECT value FROM json_each(?3))";
+            let events =
+                c.execute(&format!("DELETE FROM events WHERE run_id IN ({runs})"), params![cutoff, org, except])?;
+            let runs = c.execute(&format!("DELETE FROM runs WHERE id IN ({runs})"), params![cutoff, org, except])?;
+            let idle = "SELECT s.id FROM sessions s WHERE s.updated_at < ?1
+                          AND (?2 IS NULL OR s.org = ?2) AND s.org NOT IN (SELECT value FROM json_each(?3))
+                          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id)";
+            let messages =
+                c.execute(&format!("DELETE FROM messages WHERE session_id IN ({idle})"), params![cutoff, org, except])?;
+            let sessions =
+                c.execute(&format!("DELETE FROM sessions WHERE id IN ({idle})"), params![cutoff, org, except])?;
+            Ok(PruneStats {
+                runs: runs as u64,
+                events: events as u64,
+                sessions: sessions as u64,
+                messages: messages as u64,
+            })
+        })
+        .await
+    }
+}
+
+fn active_run_tx(c: &Connection, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
+    let mut st = c.prepare_cached(
+        "SELECT * FROM runs WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4
+           AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+    )?;
+    Ok(collect(&mut st, params![session_id, t.org, t.user, t.project], run_from_row)?.pop())
 }
 
 /// Appends events and applies their effects inside the writer's transaction.
-fn append_tx(c: &Connection, t: &Tenant, run_id: &str, events: &[EventKind]) -> Result<Vec<StoredEvent>> {
-    let (session_id, status, mut seq, usage): (String, String, i64, String) = c
+fn append_tx(
+    c: &Connection,
+    t: &Tenant,
+    run_id: &str,
+    guard: &AppendGuard,
+    events: &[EventKind],
+) -> Result<Vec<StoredEvent>> {
+    type Head = (String, String, i64, String, Option<String>);
+    let (session_id, status, mut seq, usage, lease): Head = c
         .prepare_cached(
-            "SELECT session_id, status, last_seq, usage FROM runs WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4",
+            "SELECT session_id, status, last_seq, usage, lease_node FROM runs
+             WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4",
         )?
-        .query_row(params![run_id, t.org, t.user, t.project], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .query_row(params![run_id, t.org, t.user, t.project], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()?
         .ok_or(StoreError::NotFound)?;
     let mut usage: Usage = serde_json::from_str(&usage).map_err(|e| corrupt("usage", e))?;
     let mut status = RunStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
+    if status.is_terminal() && !events.is_empty() {
+        return Err(StoreError::RunFinished);
+    }
+    if let Some(node) = &guard.lease_node {
+        if lease.as_deref() != Some(node.as_str()) {
+            return Err(StoreError::LeaseLost);
+        }
+    }
+    if let Some(expected) = guard.expected_seq {
+        if expected != seq {
+            return Err(StoreError::SeqConflict { last_seq: seq });
+        }
+    }
     let ts = now();
     let mut out = Vec::with_capacity(events.len());
     let (mut output, mut error) = (None, None);

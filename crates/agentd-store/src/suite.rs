@@ -17,8 +17,14 @@ async fn new_run(s: &dyn Store, t: &Tenant, session: Option<&str>) -> (String, S
         None => s.create_session(t, Some("t".into()), serde_json::json!({})).await.expect("session").id,
     };
     let id = agentd_core::new_id("run");
-    let nr =
-        NewRun { id: id.clone(), session_id: sid.clone(), input: "hello".into(), model: "m/x".into(), max_steps: 4 };
+    let nr = NewRun {
+        id: id.clone(),
+        session_id: sid.clone(),
+        input: "hello".into(),
+        model: "m/x".into(),
+        max_steps: 4,
+        reject_if_busy: false,
+    };
     let (run, ev) = s.create_run(t, &nr).await.expect("create run");
     assert_eq!(run.status, RunStatus::Queued);
     assert_eq!((ev.seq, ev.type_name.as_str()), (1, "run.created"));
@@ -120,6 +126,7 @@ pub async fn tenant_scope_on_every_query(s: Arc<dyn Store>) {
             input: "x".into(),
             model: "m".into(),
             max_steps: 1,
+            reject_if_busy: false,
         };
         assert!(matches!(s.create_run(&other, &nr).await, Err(StoreError::NotFound)));
     }
@@ -173,7 +180,135 @@ pub async fn listing_and_deletion(s: Arc<dyn Store>) {
     assert!(s.session_messages(&t, &sid).await.unwrap().is_empty());
     assert!(s.get_run(&t, &r3).await.unwrap().is_some(), "other sessions untouched");
     assert!(s.get_session(&t, &other_sid).await.unwrap().is_some());
-    let nr =
-        NewRun { id: agentd_core::new_id("run"), session_id: sid, input: "x".into(), model: "m".into(), max_steps: 1 };
+    let nr = NewRun {
+        id: agentd_core::new_id("run"),
+        session_id: sid,
+        input: "x".into(),
+        model: "m".into(),
+        max_steps: 1,
+        reject_if_busy: false,
+    };
     assert!(matches!(s.create_run(&t, &nr).await, Err(StoreError::NotFound)));
+}
+
+fn claim(max: u32, per_tenant: u32, lease_ms: i64) -> crate::ClaimLimits {
+    crate::ClaimLimits { max, per_tenant, lease_ms }
+}
+
+/// Appends can require the writer's lease and an unchanged journal end.
+pub async fn guarded_appends(s: Arc<dyn Store>) {
+    use crate::AppendGuard;
+    let t = tenant("a");
+    let (_, id) = new_run(&*s, &t, None).await;
+    let held = AppendGuard { lease_node: Some("n1".into()), expected_seq: None };
+    assert!(matches!(
+        s.append_guarded(&t, &id, &held, &[EventKind::StepStarted { step: 1 }]).await,
+        Err(StoreError::LeaseLost)
+    ));
+    let claimed = s.claim_runs("n1", &claim(10, 10, 60_000)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    s.append_guarded(&t, &id, &held, &[EventKind::StepStarted { step: 1 }]).await.unwrap();
+    let stale = AppendGuard { lease_node: Some("n2".into()), expected_seq: None };
+    assert!(matches!(
+        s.append_guarded(&t, &id, &stale, &[EventKind::StepStarted { step: 2 }]).await,
+        Err(StoreError::LeaseLost)
+    ));
+    let exact = AppendGuard { lease_node: Some("n1".into()), expected_seq: Some(2) };
+    s.append_guarded(&t, &id, &exact, &[EventKind::StepStarted { step: 2 }]).await.unwrap();
+    // Someone else wrote (seq 3 is now taken): the stale expectation is refused.
+    match s.append_guarded(&t, &id, &exact, &[EventKind::StepStarted { step: 3 }]).await {
+        Err(StoreError::SeqConflict { last_seq }) => assert_eq!(last_seq, 3),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(s.get_run(&t, &id).await.unwrap().unwrap().last_seq, 3);
+}
+
+/// One run per session lane, per-tenant limits, fairness, lease expiry.
+pub async fn claiming_respects_lanes_limits_and_leases(s: Arc<dyn Store>) {
+    let a = tenant("a");
+    let b = tenant("b");
+    // Session 1 of tenant a has two runs: only the first is claimable.
+    let (s1, a1) = new_run(&*s, &a, None).await;
+    let (_, a2) = new_run(&*s, &a, Some(&s1)).await;
+    let (_, a3) = new_run(&*s, &a, None).await;
+    let (_, a4) = new_run(&*s, &a, None).await;
+    let (_, b1) = new_run(&*s, &b, None).await;
+    // Per-tenant limit 2, max 3: a gets two, b gets one, round-robin.
+    let got = s.claim_runs("n1", &claim(3, 2, 60_000)).await.unwrap();
+    let mut ids: Vec<&str> = got.iter().map(|(_, r)| r.id.as_str()).collect();
+    ids.sort();
+    let mut want = vec![a1.as_str(), a3.as_str(), b1.as_str()];
+    want.sort();
+    assert_eq!(ids, want, "a2 waits behind a1 in its lane; a4 is over a's limit");
+    assert!(got.iter().any(|(t, _)| t == &b));
+    // Leased runs are not claimed again, by anyone.
+    assert!(s.claim_runs("n2", &claim(10, 2, 60_000)).await.unwrap().is_empty(), "a is at its limit, a2 blocked");
+    // Finish a1: its lane moves on to a2 (a has one slot again).
+    s.append(&a, &a1, &[EventKind::RunCompleted { output: "x".into(), usage: Usage::default() }]).await.unwrap();
+    let got = s.claim_runs("n2", &claim(10, 2, 60_000)).await.unwrap();
+    assert_eq!(got.iter().map(|(_, r)| r.id.as_str()).collect::<Vec<_>>(), [a2.as_str()]);
+    // Renewal reports what a node no longer holds.
+    let lost = s.renew_leases("n1", &[a1.clone(), a3.clone(), a2.clone()], 60_000).await.unwrap();
+    let mut lost_sorted = lost.clone();
+    lost_sorted.sort();
+    let mut want = vec![a1.clone(), a2.clone()];
+    want.sort();
+    assert_eq!(lost_sorted, want, "a1 finished, a2 belongs to n2");
+    // Released or expired leases are claimable again.
+    assert_eq!(s.release_leases("n1", Some(&[a3.clone()])).await.unwrap(), 1);
+    let got = s.claim_runs("n3", &claim(10, 10, 1)).await.unwrap();
+    let ids: Vec<&str> = got.iter().map(|(_, r)| r.id.as_str()).collect();
+    assert!(ids.contains(&a3.as_str()) && ids.contains(&a4.as_str()), "{ids:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let again = s.claim_runs("n4", &claim(10, 10, 60_000)).await.unwrap();
+    assert!(again.iter().any(|(_, r)| r.id == a3), "an expired lease is taken over");
+    assert_eq!(s.release_leases("n4", None).await.unwrap() as usize, again.len());
+}
+
+/// `reject_if_busy` refuses a second unfinished run in a session atomically.
+pub async fn busy_sessions_reject(s: Arc<dyn Store>) {
+    let t = tenant("a");
+    let (sid, first) = new_run(&*s, &t, None).await;
+    assert_eq!(s.active_run(&t, &sid).await.unwrap().unwrap().id, first);
+    let nr = NewRun {
+        id: agentd_core::new_id("run"),
+        session_id: sid.clone(),
+        input: "x".into(),
+        model: "m".into(),
+        max_steps: 1,
+        reject_if_busy: true,
+    };
+    match s.create_run(&t, &nr).await {
+        Err(StoreError::SessionBusy(active)) => assert_eq!(active, first),
+        other => panic!("expected busy, got {other:?}"),
+    }
+    s.append(&t, &first, &[EventKind::RunCancelled { reason: None }]).await.unwrap();
+    assert!(s.active_run(&t, &sid).await.unwrap().is_none());
+    s.create_run(&t, &nr).await.unwrap();
+}
+
+/// Pruning removes only finished runs older than the cutoff, within scope.
+pub async fn prune_removes_old_finished_runs(s: Arc<dyn Store>) {
+    use crate::PruneScope;
+    let a = tenant("a");
+    let b = tenant("b");
+    let (sa, done_a) = new_run(&*s, &a, None).await;
+    let (_, open_a) = new_run(&*s, &a, None).await;
+    let (sb, done_b) = new_run(&*s, &b, None).await;
+    for (t, id) in [(&a, &done_a), (&b, &done_b)] {
+        s.append(t, id, &[EventKind::RunCompleted { output: "x".into(), usage: Usage::default() }]).await.unwrap();
+    }
+    // A cutoff in the past removes nothing.
+    let none = s.prune("2000-01-01T00:00:00.000Z", &PruneScope::default()).await.unwrap();
+    assert_eq!(none, crate::PruneStats::default());
+    let future = crate::ago(std::time::Duration::ZERO).replace("20", "30");
+    let only_b = s.prune(&future, &PruneScope { org: None, except_orgs: vec!["a".into()] }).await.unwrap();
+    assert_eq!((only_b.runs, only_b.events, only_b.sessions), (1, 2, 1));
+    assert!(s.get_session(&b, &sb).await.unwrap().is_none());
+    let rest = s.prune(&future, &PruneScope { org: Some("a".into()), except_orgs: vec![] }).await.unwrap();
+    assert_eq!((rest.runs, rest.events), (1, 2));
+    assert!(s.get_run(&a, &done_a).await.unwrap().is_none());
+    assert!(s.get_run(&a, &open_a).await.unwrap().is_some(), "unfinished runs are never pruned");
+    assert_eq!(rest.sessions, 1, "the finished run's session went with it; the open one stays");
+    assert!(s.get_session(&a, &sa).await.unwrap().is_none());
 }

@@ -27,6 +27,10 @@ suite_tests!(
     tenant_scope_on_every_query,
     concurrent_appends_are_gap_free,
     listing_and_deletion,
+    guarded_appends,
+    claiming_respects_lanes_limits_and_leases,
+    busy_sessions_reject,
+    prune_removes_old_finished_runs,
 );
 
 #[tokio::test]
@@ -43,6 +47,7 @@ async fn reopening_keeps_everything_and_migrations_run_once() {
             input: "x".into(),
             model: "m".into(),
             max_steps: 2,
+            reject_if_busy: false,
         };
         s.create_run(&t, &nr).await.unwrap();
         s.append(&t, &nr.id, &[EventKind::RunCompleted { output: "kept".into(), usage: Usage::default() }])

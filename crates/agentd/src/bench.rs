@@ -136,6 +136,7 @@ async fn journal_bench(rt: &Arc<Runtime>) -> anyhow::Result<()> {
         input: "journal bench".into(),
         model: "mock/mock-model".into(),
         max_steps: 1,
+        reject_if_busy: false,
     };
     rt.store.create_run(&t, &nr).await?;
     let n = 2000;
