@@ -22,6 +22,17 @@ pub struct Config {
     pub models: BTreeMap<String, ModelProfile>,
     #[serde(default)]
     pub agents: BTreeMap<String, AgentConfig>,
+    /// Concurrency limits, leases and shutdown grace.
+    #[serde(default)]
+    pub scheduler: crate::SchedulerSettings,
+    /// How long finished runs are kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    /// This node's name in leases and `run.started` / `run.resumed` events
+    /// (default: kept in the data dir for SQLite, random per process for PostgreSQL).
+    pub node_id: Option<String>,
+    /// PostgreSQL URL (`postgres://…`); SQLite under the data dir when absent.
+    pub database: Option<String>,
     /// Directory of the file, for resolving relative paths.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -68,6 +79,24 @@ pub struct AgentConfig {
     pub model: Option<String>,
     /// Tool names the agent may use (all builtin tools when absent).
     pub tools: Option<Vec<String>>,
+}
+
+/// Time-to-live of finished runs (`[retention]`), with per-organisation overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RetentionConfig {
+    /// Days to keep finished runs and their events; forever when absent.
+    pub finished_runs_days: Option<u64>,
+    /// How often the server prunes (default hourly).
+    pub prune_interval_secs: Option<u64>,
+    /// `[retention.tenants.<org>]` overrides.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, TenantRetention>,
+}
+
+/// One organisation's retention.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TenantRetention {
+    pub finished_runs_days: Option<u64>,
 }
 
 /// Why the configuration could not be loaded.

@@ -1,24 +1,31 @@
-//! The agent runtime: creates runs, drives the LLM/tool loop over the
-//! journal, and fans live events out to subscribers.
+//! The agent runtime: creates runs, schedules them under leases, drives the
+//! LLM/tool loop over the journal (resuming from it after a crash), and fans
+//! live events out to subscribers.
 
 pub mod config;
+mod fold;
 pub mod hub;
 pub mod models;
 mod run_loop;
+mod scheduler;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use agentd_core::{EventKind, Run, StoredEvent, Tenant};
 use agentd_store::{NewRun, Store, StoreError};
 use agentd_tools::ToolRegistry;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use config::Config;
+pub use fold::Folded;
 pub use hub::{Hub, Live};
 pub use models::{ModelError, ModelRegistry, ResolvedModel};
+pub use scheduler::SchedulerSettings;
 
 /// Hard upper bound for `max_steps`.
 pub const MAX_STEPS_LIMIT: u32 = 1000;
@@ -52,6 +59,11 @@ impl AgentSettings {
             tools: a.tools,
         }
     }
+
+    /// Whether the agent may use this tool.
+    pub fn allows(&self, name: &str) -> bool {
+        self.tools.as_ref().is_none_or(|a| a.iter().any(|x| x == name))
+    }
 }
 
 /// Errors the runtime reports to callers; each maps to an API status.
@@ -63,6 +75,9 @@ pub enum RuntimeError {
     NotFound { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The session has an unfinished run and the caller asked to reject.
+    #[error("session is busy with run {active_run_id}")]
+    Busy { active_run_id: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -73,6 +88,21 @@ impl RuntimeError {
     }
 }
 
+/// What to do when a message arrives for a session that has an unfinished run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IfBusy {
+    /// Queue a new run behind the active one (FIFO per session).
+    #[default]
+    Enqueue,
+    /// Refuse with the active run's id.
+    Reject,
+    /// Cancel the active run(s), then start.
+    Interrupt,
+    /// Hand the message to the active run at its next step.
+    Steer,
+}
+
 /// A request to start a run.
 #[derive(Debug, Clone, Default)]
 pub struct CreateRun {
@@ -80,6 +110,21 @@ pub struct CreateRun {
     pub session_id: Option<String>,
     pub model: Option<String>,
     pub max_steps: Option<u32>,
+    pub if_busy: IfBusy,
+}
+
+/// The answer to [`Runtime::create_run`].
+pub struct Created {
+    pub run: Run,
+    /// Live items of the run from `run.created` on (when asked for).
+    pub live: Option<broadcast::Receiver<Live>>,
+    /// The message went to this already active run (`if_busy: steer`).
+    pub steered: bool,
+}
+
+/// A run executing in this process.
+struct Active {
+    cancel: CancellationToken,
 }
 
 /// The runtime of one node.
@@ -90,50 +135,55 @@ pub struct Runtime {
     pub agent: AgentSettings,
     pub hub: Hub,
     pub node_id: String,
-    active: Mutex<HashMap<String, CancellationToken>>,
+    pub sched: SchedulerSettings,
+    active: Mutex<HashMap<String, Active>>,
     tasks: TaskTracker,
+    /// Wakes the scheduler: a run was created or a slot freed.
+    wake: Notify,
+    /// Stops the scheduler and heartbeat.
+    stopping: CancellationToken,
+    /// Runs stop at their next step boundary.
+    draining: AtomicBool,
 }
 
 impl Runtime {
-    pub fn new(store: Arc<dyn Store>, models: ModelRegistry, tools: ToolRegistry, agent: AgentSettings) -> Arc<Self> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        models: ModelRegistry,
+        tools: ToolRegistry,
+        agent: AgentSettings,
+        node_id: String,
+        sched: SchedulerSettings,
+    ) -> Arc<Self> {
         Arc::new(Self {
             store,
             models,
             tools,
             agent,
             hub: Hub::default(),
-            node_id: format!("node-{}", std::process::id()),
+            node_id,
+            sched,
             active: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
+            wake: Notify::new(),
+            stopping: CancellationToken::new(),
+            draining: AtomicBool::new(false),
         })
     }
 
-    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends events to the journal and publishes them live.
-    pub(crate) async fn journal(
-        &self,
-        t: &Tenant,
-        run_id: &str,
-        events: &[EventKind],
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let stored = self.store.append(t, run_id, events).await?;
-        for ev in &stored {
-            self.hub.publish(run_id, Live::Event(ev.clone()));
-        }
-        Ok(stored)
-    }
-
-    /// Validates and stores a new run, then starts it. With `subscribe`, the
-    /// returned receiver sees every live item from `run.created` on.
+    /// Validates and stores a new run (status `queued`; the scheduler starts
+    /// it). With `subscribe`, the returned receiver sees every live item from
+    /// `run.created` on.
     pub async fn create_run(
         self: &Arc<Self>,
         t: &Tenant,
         req: CreateRun,
         subscribe: bool,
-    ) -> Result<(Run, Option<broadcast::Receiver<Live>>), RuntimeError> {
+    ) -> Result<Created, RuntimeError> {
         if req.input.trim().is_empty() {
             return Err(RuntimeError::bad("input_required", "`input` must be a non-empty string"));
         }
@@ -146,9 +196,7 @@ impl Runtime {
         }
         let model = match req.model.as_deref().or(self.models.default_model()) {
             Some(m) => m.to_string(),
-            None => {
-                return Err(RuntimeError::bad("model_required", models::ModelError::NoModel.to_string()));
-            }
+            None => return Err(RuntimeError::bad("model_required", models::ModelError::NoModel.to_string())),
         };
         self.models.resolve(&model).map_err(|e| RuntimeError::BadRequest { code: e.code(), message: e.to_string() })?;
         let session_id = match req.session_id {
@@ -159,12 +207,36 @@ impl Runtime {
                         message: format!("session {id} not found"),
                     });
                 }
+                match req.if_busy {
+                    IfBusy::Steer => {
+                        if let Some(run) = self.steer(t, &id, &req.input).await? {
+                            let live = if subscribe { self.hub.subscribe(&run.id) } else { None };
+                            return Ok(Created { run, live, steered: true });
+                        }
+                    }
+                    IfBusy::Interrupt => {
+                        while let Some(active) = self.store.active_run(t, &id).await? {
+                            match self.cancel(t, &active.id, Some("interrupted by a newer message".into())).await {
+                                Ok(_) | Err(RuntimeError::Conflict { .. }) => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    }
+                    IfBusy::Enqueue | IfBusy::Reject => {}
+                }
                 id
             }
             None => self.store.create_session(t, None, serde_json::json!({})).await?.id,
         };
-        let new = NewRun { id: agentd_core::new_id("run"), session_id, input: req.input, model, max_steps };
-        // The channel exists before the task starts so no live item is missed.
+        let new = NewRun {
+            id: agentd_core::new_id("run"),
+            session_id,
+            input: req.input,
+            model,
+            max_steps,
+            reject_if_busy: req.if_busy == IfBusy::Reject,
+        };
+        // The channel exists before the scheduler can start the run, so no live item is missed.
         let rx = self.hub.open(&new.id);
         let (run, created) = match self.store.create_run(t, &new).await {
             Ok(r) => r,
@@ -174,33 +246,47 @@ impl Runtime {
                     StoreError::NotFound => {
                         RuntimeError::NotFound { code: "session_not_found", message: "session not found".into() }
                     }
+                    StoreError::SessionBusy(active_run_id) => RuntimeError::Busy { active_run_id },
                     other => other.into(),
                 });
             }
         };
         self.hub.publish(&run.id, Live::Event(created));
-        self.spawn(t.clone(), run.clone());
-        Ok((run, subscribe.then_some(rx)))
+        self.wake.notify_one();
+        Ok(Created { run, live: subscribe.then_some(rx), steered: false })
     }
 
-    fn spawn(self: &Arc<Self>, t: Tenant, run: Run) {
-        let token = CancellationToken::new();
-        self.active().insert(run.id.clone(), token.clone());
-        let rt = self.clone();
-        self.tasks.spawn(async move {
-            rt.hub.open(&run.id);
-            let run_id = run.id.clone();
-            if let Err(e) = rt.drive(&t, run, &token).await {
-                tracing::error!(run_id = %run_id, error = %e, "run stopped on a store error");
-                let fail = EventKind::RunFailed { error: agentd_core::RunError::new("internal_error", e.to_string()) };
-                let _ = rt.journal(&t, &run_id, &[fail]).await;
-            }
-            rt.active().remove(&run_id);
-            rt.hub.close(&run_id);
-        });
+    /// Queues `input` on the session's active run; `None` if there is none.
+    async fn steer(&self, t: &Tenant, session_id: &str, input: &str) -> Result<Option<Run>, RuntimeError> {
+        let Some(active) = self.store.active_run(t, session_id).await? else { return Ok(None) };
+        match self.journal(t, &active.id, &[EventKind::InputQueued { input: input.to_string() }]).await {
+            Ok(_) => Ok(Some(self.get_run(t, &active.id).await?)),
+            // It finished in the meantime: the message starts a run of its own.
+            Err(StoreError::RunFinished) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
-    /// Cancels a run: journals `run.cancelled` and stops its task if it runs here.
+    /// Appends events to the journal (no lease needed) and publishes them live.
+    pub(crate) async fn journal(
+        &self,
+        t: &Tenant,
+        run_id: &str,
+        events: &[EventKind],
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let stored = self.store.append(t, run_id, events).await?;
+        self.publish(run_id, &stored);
+        Ok(stored)
+    }
+
+    pub(crate) fn publish(&self, run_id: &str, stored: &[StoredEvent]) {
+        for ev in stored {
+            self.hub.publish(run_id, Live::Event(ev.clone()));
+        }
+    }
+
+    /// Cancels a run: journals `run.cancelled` and stops its task if it runs
+    /// here (a run on another node notices at its next heartbeat or write).
     pub async fn cancel(&self, t: &Tenant, run_id: &str, reason: Option<String>) -> Result<Run, RuntimeError> {
         let run = self.get_run(t, run_id).await?;
         if run.status.is_terminal() {
@@ -214,10 +300,12 @@ impl Runtime {
             }
             Err(e) => return Err(e.into()),
         }
-        if let Some(tok) = self.active().get(run_id) {
-            tok.cancel();
+        if let Some(a) = self.active().get(run_id) {
+            a.cancel.cancel();
         }
         self.hub.close(run_id);
+        // Its session lane may hold the next run.
+        self.wake.notify_one();
         self.get_run(t, run_id).await
     }
 
@@ -228,35 +316,32 @@ impl Runtime {
             .ok_or_else(|| RuntimeError::NotFound { code: "run_not_found", message: format!("run {run_id} not found") })
     }
 
-    /// Deals with runs a previous process left unfinished. Until journal
-    /// replay lands they are failed with `interrupted`, never left hanging.
-    pub async fn recover(&self) -> Result<usize, StoreError> {
-        let runs = self.store.unfinished_runs().await?;
-        let n = runs.len();
-        for (t, run) in runs {
-            let ev = EventKind::RunFailed {
-                error: agentd_core::RunError::new("interrupted", "the server stopped while this run was in progress"),
-            };
-            match self.store.append(&t, &run.id, &[ev]).await {
-                Ok(_) | Err(StoreError::RunFinished) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(n)
-    }
-
-    /// Stops every running run (journaling nothing) and waits for the tasks.
-    pub async fn shutdown(&self) {
-        for tok in self.active().values() {
-            tok.cancel();
-        }
-        self.tasks.close();
-        self.tasks.wait().await;
-    }
-
     /// Number of runs executing in this process.
     pub fn active_runs(&self) -> usize {
         self.active().len()
+    }
+
+    fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Stops claiming, lets runs reach their next step boundary within
+    /// `grace`, stops the rest, and releases this node's leases so the runs
+    /// resume at the next start (here or on another node).
+    pub async fn shutdown(&self, grace: Duration) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.stopping.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!(runs = self.active_runs(), "grace period over; stopping runs mid-step");
+            for a in self.active().values() {
+                a.cancel.cancel();
+            }
+            self.tasks.wait().await;
+        }
+        if let Err(e) = self.store.release_leases(&self.node_id, None).await {
+            tracing::warn!(error = %e, "could not release leases; they expire on their own");
+        }
     }
 }
 
@@ -264,5 +349,16 @@ fn already_finished(run: &Run) -> RuntimeError {
     RuntimeError::Conflict {
         code: "run_already_finished",
         message: format!("run {} already finished with status {}", run.id, run.status.as_str()),
+    }
+}
+
+/// Runs a closure when dropped (used to free a run's slot however its task ends).
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
     }
 }

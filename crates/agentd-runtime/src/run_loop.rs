@@ -1,21 +1,24 @@
 //! The loop of one run: LLM call → tool calls (concurrently) → results → …
 //! until a final answer, `max_steps`, cancellation or an error. Every state
-//! change goes through the journal first.
+//! change goes through the journal first, so a run can be resumed from it:
+//! an unanswered LLM call is asked again, a finished tool call is never
+//! repeated, an interrupted one is re-run only if the tool is idempotent.
 
 use std::time::Instant;
 
-use agentd_core::{EventKind, Message, Role, Run, RunError, Tenant, ToolCall, Usage};
+use agentd_core::{EventKind, Message, Role, Run, RunError, StoredEvent, Tenant, ToolCall};
 use agentd_providers::{ChatRequest, Delta};
-use agentd_store::StoreError;
+use agentd_store::{AppendGuard, EventQuery, StoreError};
 use agentd_tools::{ToolContext, ToolOutput};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::fold::Folded;
 use crate::{Live, Runtime};
 
 /// Why the loop stopped early.
-enum Stop {
-    /// The run was finished by someone else (cancelled) or this process is shutting down.
+pub(crate) enum Stop {
+    /// Finished elsewhere (cancelled), lease lost, or this process is stopping.
     Halted,
     Store(StoreError),
 }
@@ -23,14 +26,99 @@ enum Stop {
 impl From<StoreError> for Stop {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::RunFinished => Stop::Halted,
+            StoreError::RunFinished | StoreError::LeaseLost => Stop::Halted,
             other => Stop::Store(other),
         }
     }
 }
 
+/// Writes a run's journal as its lease holder, expecting to be the only
+/// writer; messages queued by others (`input.queued`) are picked up on the way.
+struct Writer<'a> {
+    rt: &'a Runtime,
+    t: &'a Tenant,
+    run_id: &'a str,
+    guard: AppendGuard,
+    /// `input.queued` messages not yet taken in: (seq, input).
+    inputs: Vec<(i64, String)>,
+}
+
+impl Writer<'_> {
+    async fn write(&mut self, events: &[EventKind]) -> Result<(), Stop> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        loop {
+            match self.rt.store.append_guarded(self.t, self.run_id, &self.guard, events).await {
+                Ok(stored) => {
+                    self.guard.expected_seq = stored.last().map(|e| e.seq);
+                    self.rt.publish(self.run_id, &stored);
+                    return Ok(());
+                }
+                Err(StoreError::SeqConflict { .. }) => self.catch_up().await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reads what others appended since our last write.
+    async fn catch_up(&mut self) -> Result<(), Stop> {
+        let after = self.guard.expected_seq.unwrap_or(0);
+        let q = EventQuery { after, limit: 10_000, types: None };
+        let foreign = self.rt.store.events(self.t, self.run_id, &q).await?;
+        for ev in &foreign {
+            if ev.type_name == "input.queued" {
+                if let Some(input) = ev.data["input"].as_str() {
+                    self.inputs.push((ev.seq, input.to_string()));
+                }
+            }
+        }
+        if let Some(last) = foreign.last() {
+            self.guard.expected_seq = Some(last.seq);
+        }
+        Ok(())
+    }
+
+    /// Writes `events` + `last` unless messages arrived that the run must
+    /// still answer; then writes only `events` and returns false.
+    async fn write_final(&mut self, mut events: Vec<EventKind>, last: EventKind) -> Result<bool, Stop> {
+        // A failure ends the run even if messages are waiting.
+        let must_end = matches!(last, EventKind::RunFailed { .. });
+        if self.inputs.is_empty() || must_end {
+            events.push(last);
+            match self.rt.store.append_guarded(self.t, self.run_id, &self.guard, &events).await {
+                Ok(stored) => {
+                    self.guard.expected_seq = stored.last().map(|e| e.seq);
+                    self.rt.publish(self.run_id, &stored);
+                    return Ok(true);
+                }
+                Err(StoreError::SeqConflict { .. }) => {
+                    self.catch_up().await?;
+                    if self.inputs.is_empty() || must_end {
+                        self.write(&events).await?;
+                        return Ok(true);
+                    }
+                    events.pop();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.write(&events).await?;
+        Ok(false)
+    }
+
+    /// Turns queued inputs into `run.steered` events and conversation messages.
+    fn take_inputs(&mut self, carry: &mut Vec<EventKind>, messages: &mut Vec<Message>) {
+        for (queued_seq, input) in self.inputs.drain(..) {
+            messages.push(Message::text(Role::User, input.clone()));
+            carry.push(EventKind::RunSteered { input, queued_seq });
+        }
+    }
+}
+
 impl Runtime {
-    /// Executes a run to its end. Store errors other than "already finished" are returned.
+    /// Executes (or resumes) a run to its end. Store errors other than
+    /// "finished" / "lease lost" are returned.
     pub(crate) async fn drive(&self, t: &Tenant, run: Run, cancel: &CancellationToken) -> Result<(), StoreError> {
         match self.drive_inner(t, &run, cancel).await {
             Ok(()) | Err(Stop::Halted) => Ok(()),
@@ -38,25 +126,98 @@ impl Runtime {
         }
     }
 
+    async fn all_events(&self, t: &Tenant, run_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out: Vec<StoredEvent> = vec![];
+        loop {
+            let after = out.last().map_or(0, |e| e.seq);
+            let page = self.store.events(t, run_id, &EventQuery { after, limit: 5_000, types: None }).await?;
+            let n = page.len();
+            out.extend(page);
+            if n < 5_000 {
+                return Ok(out);
+            }
+        }
+    }
+
     async fn drive_inner(&self, t: &Tenant, run: &Run, cancel: &CancellationToken) -> Result<(), Stop> {
+        let journal = self.all_events(t, &run.id).await?;
+        let f = Folded::from_events(&journal);
+        let mut w = Writer {
+            rt: self,
+            t,
+            run_id: &run.id,
+            guard: AppendGuard { lease_node: Some(self.node_id.clone()), expected_seq: Some(f.last_seq) },
+            inputs: f.pending_inputs.clone(),
+        };
         // Events that must precede the next model call are carried and written
-        // with the next `step.started` in one transaction: `run.started`, the
-        // previous `step.completed`, the last tool result of a step.
-        let mut carry = vec![EventKind::RunStarted { node: self.node_id.clone() }];
+        // with the next `step.started` in one transaction.
+        let mut carry = if f.started {
+            vec![EventKind::RunResumed { node: self.node_id.clone(), from_seq: f.last_seq }]
+        } else {
+            vec![EventKind::RunStarted { node: self.node_id.clone() }]
+        };
         let model = match self.models.resolve(&run.model) {
             Ok(m) => m,
-            Err(e) => return self.finish(t, run, carry, failed(e.code(), e.to_string())).await,
+            Err(e) => {
+                w.write_final(carry, failed(e.code(), e.to_string())).await?;
+                return Ok(());
+            }
         };
-        let allowed = |name: &str| self.agent.tools.as_ref().is_none_or(|a| a.iter().any(|x| x == name));
-        let tools: Vec<_> = self.tools.specs().into_iter().filter(|s| allowed(&s.name)).collect();
+        let tools: Vec<_> = self.tools.specs().into_iter().filter(|s| self.agent.allows(&s.name)).collect();
         let mut messages = vec![Message::text(Role::System, self.agent.system_prompt.clone())];
         let history = self.store.session_messages(t, &run.session_id).await?;
         messages.extend(history.into_iter().map(|m| m.message));
-        let mut total = Usage::default();
+        let mut total = run.usage;
 
-        for step in 1..=run.max_steps {
+        // Where the journal stops decides where to go on.
+        let mut first_step = f.step.max(1);
+        if f.started && f.step > 0 && !f.step_completed && f.answered {
+            if f.calls.is_empty() {
+                // Answered without tools but not completed: the answer stands.
+                carry.push(EventKind::StepCompleted { step: f.step });
+                w.write_final(carry, EventKind::RunCompleted { output: f.last_text.clone(), usage: total }).await?;
+                return Ok(());
+            }
+            w.write(&std::mem::take(&mut carry)).await?;
+            let pending = f.unfinished_calls();
+            let (rerun, lost): (Vec<ToolCall>, Vec<ToolCall>) = pending.into_iter().partition(|c| {
+                !f.tool_started.contains(&c.id) || self.tools.get(&c.name).is_some_and(|x| x.idempotent())
+            });
+            for c in &lost {
+                let out = ToolOutput::error(format!(
+                    "interrupted: the run stopped while `{}` was executing; its outcome is unknown and it was not \
+                     run again because it is not idempotent",
+                    c.name
+                ));
+                let ev = tool_result(c, &out, "interrupted", 0);
+                w.write(&[ev]).await?;
+            }
+            let restarted: Vec<EventKind> = rerun
+                .iter()
+                .filter(|c| !f.tool_started.contains(&c.id))
+                .map(|c| EventKind::ToolStarted { call_id: c.id.clone(), name: c.name.clone() })
+                .collect();
+            w.write(&restarted).await?;
+            self.run_tools(run, &rerun, cancel, &mut w, &mut carry).await?;
+            // The session history already holds every result now.
+            let history = self.store.session_messages(t, &run.session_id).await?;
+            messages.truncate(1);
+            messages.extend(history.into_iter().map(|m| m.message));
+            carry.push(EventKind::StepCompleted { step: f.step });
+            first_step = f.step + 1;
+        } else if f.started && f.step_completed {
+            first_step = f.step + 1;
+        }
+
+        for step in first_step..=run.max_steps {
+            if self.is_draining() {
+                // Leave at a journal boundary; the next node takes it from here.
+                w.write(&carry).await?;
+                return Err(Stop::Halted);
+            }
+            w.take_inputs(&mut carry, &mut messages);
             carry.push(EventKind::StepStarted { step });
-            self.journal(t, &run.id, &std::mem::take(&mut carry)).await?;
+            w.write(&std::mem::take(&mut carry)).await?;
             let run_id = run.id.as_str();
             let sink = |d: Delta| self.hub.publish(run_id, Live::Delta(d));
             let req =
@@ -67,7 +228,10 @@ impl Runtime {
             };
             let resp = match resp {
                 Ok(r) => r,
-                Err(e) => return self.finish(t, run, carry, failed(e.code(), e.to_string())).await,
+                Err(e) => {
+                    w.write_final(carry, failed(e.code(), e.to_string())).await?;
+                    return Ok(());
+                }
             };
             total.add(&resp.usage);
             let calls = resp.message.tool_calls.clone();
@@ -82,7 +246,12 @@ impl Runtime {
             if calls.is_empty() {
                 carry.push(EventKind::StepCompleted { step });
                 let done = EventKind::RunCompleted { output: resp.message.text_content(), usage: total };
-                return self.finish(t, run, carry, done).await;
+                if w.write_final(std::mem::take(&mut carry), done).await? {
+                    return Ok(());
+                }
+                // A message arrived meanwhile: answer it in another step.
+                messages.push(resp.message);
+                continue;
             }
             for c in &calls {
                 let (call_id, name) = (c.id.clone(), c.name.clone());
@@ -91,43 +260,43 @@ impl Runtime {
             for c in &calls {
                 carry.push(EventKind::ToolStarted { call_id: c.id.clone(), name: c.name.clone() });
             }
-            self.journal(t, &run.id, &std::mem::take(&mut carry)).await?;
+            w.write(&std::mem::take(&mut carry)).await?;
             messages.push(resp.message);
-
-            let mut pending: FuturesUnordered<_> = calls.iter().map(|c| self.call_tool(run, c, cancel)).collect();
-            while let Some((call, out, ms)) = tokio::select! {
-                _ = cancel.cancelled() => return Err(Stop::Halted),
-                r = pending.next() => r,
-            } {
-                let status = if out.is_error { "error" } else { "ok" };
-                let result = EventKind::ToolResult {
-                    call_id: call.id.clone(),
-                    name: call.name.clone(),
-                    content: out.content.clone(),
-                    is_error: out.is_error,
-                    status: status.into(),
-                    duration_ms: ms,
-                };
-                // Results are journaled as they arrive; the last one of the
-                // step rides with the next step's first transaction.
-                if pending.is_empty() {
-                    carry.push(result);
-                } else {
-                    self.journal(t, &run.id, &[result]).await?;
-                }
-                messages.push(Message::tool_result(&call.id, out.content));
-            }
+            let results = self.run_tools(run, &calls, cancel, &mut w, &mut carry).await?;
+            messages.extend(results);
             carry.push(EventKind::StepCompleted { step });
         }
         let msg = format!("the run reached max_steps ({}) without a final answer", run.max_steps);
-        self.finish(t, run, carry, failed("max_steps_exceeded", msg)).await
+        w.write_final(carry, failed("max_steps_exceeded", msg)).await?;
+        Ok(())
     }
 
-    /// Journals the carried events followed by the terminal one.
-    async fn finish(&self, t: &Tenant, run: &Run, mut carry: Vec<EventKind>, last: EventKind) -> Result<(), Stop> {
-        carry.push(last);
-        self.journal(t, &run.id, &carry).await?;
-        Ok(())
+    /// Runs tool calls concurrently and journals each result as it arrives;
+    /// the last one goes into `carry`, to share the next transaction.
+    async fn run_tools(
+        &self,
+        run: &Run,
+        calls: &[ToolCall],
+        cancel: &CancellationToken,
+        w: &mut Writer<'_>,
+        carry: &mut Vec<EventKind>,
+    ) -> Result<Vec<Message>, Stop> {
+        let mut messages = vec![];
+        let mut pending: FuturesUnordered<_> = calls.iter().map(|c| self.call_tool(run, c, cancel)).collect();
+        while let Some((call, out, ms)) = tokio::select! {
+            _ = cancel.cancelled() => return Err(Stop::Halted),
+            r = pending.next() => r,
+        } {
+            let status = if out.is_error { "error" } else { "ok" };
+            let result = tool_result(call, &out, status, ms);
+            if pending.is_empty() {
+                carry.push(result);
+            } else {
+                w.write(&[result]).await?;
+            }
+            messages.push(Message::tool_result(&call.id, out.content));
+        }
+        Ok(messages)
     }
 
     /// Runs one tool call in its own task, so a panicking tool becomes an error result.
@@ -138,8 +307,7 @@ impl Runtime {
         cancel: &CancellationToken,
     ) -> (&'a ToolCall, ToolOutput, u64) {
         let started = Instant::now();
-        let allowed = self.agent.tools.as_ref().is_none_or(|a| a.iter().any(|x| x == &call.name));
-        let out = match self.tools.get(&call.name).filter(|_| allowed) {
+        let out = match self.tools.get(&call.name).filter(|_| self.agent.allows(&call.name)) {
             None => ToolOutput::error(format!("unknown tool {:?}", call.name)),
             Some(_) if !call.arguments.is_object() => ToolOutput::error(format!(
                 "arguments for {} must be a JSON object, got: {}",
@@ -164,13 +332,24 @@ impl Runtime {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
+fn tool_result(call: &ToolCall, out: &ToolOutput, status: &str, ms: u64) -> EventKind {
+    EventKind::ToolResult {
+        call_id: call.id.clone(),
+        name: call.name.clone(),
+        content: out.content.clone(),
+        is_error: out.is_error,
+        status: status.into(),
+        duration_ms: ms,
     }
 }
 
 fn failed(code: &str, message: String) -> EventKind {
     EventKind::RunFailed { error: RunError::new(code, message) }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
 }

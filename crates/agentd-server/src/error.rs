@@ -66,6 +66,12 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::BadRequest { code, message } => ApiError::bad_request(code, message),
             RuntimeError::NotFound { code, message } => ApiError::not_found(code, message),
             RuntimeError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            RuntimeError::Busy { active_run_id } => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "session_busy",
+                message: format!("the session is busy with run {active_run_id}"),
+                extra: Some(json!({ "active_run_id": active_run_id })),
+            },
             RuntimeError::Store(s) => s.into(),
         }
     }

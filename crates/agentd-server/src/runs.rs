@@ -1,7 +1,7 @@
 //! `/v1/runs` handlers.
 
 use agentd_core::RunStatus;
-use agentd_runtime::CreateRun;
+use agentd_runtime::{CreateRun, IfBusy};
 use agentd_store::{EventQuery, Page, RunFilter};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -23,6 +23,9 @@ pub struct CreateBody {
     max_steps: Option<u32>,
     #[serde(default)]
     stream: bool,
+    /// What to do if the session already has an unfinished run.
+    #[serde(default)]
+    if_busy: IfBusy,
 }
 
 pub async fn create(
@@ -30,10 +33,21 @@ pub async fn create(
     Scope(t): Scope,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
-    let req = CreateRun { input: b.input, session_id: b.session_id, model: b.model, max_steps: b.max_steps };
-    let (run, rx) = s.rt.create_run(&t, req, b.stream).await?;
+    let req = CreateRun {
+        input: b.input,
+        session_id: b.session_id,
+        model: b.model,
+        max_steps: b.max_steps,
+        if_busy: b.if_busy,
+    };
+    let created = s.rt.create_run(&t, req, b.stream).await?;
+    let (run, rx) = (created.run, created.live);
     if !b.stream {
-        return Ok((StatusCode::ACCEPTED, Json(run)).into_response());
+        let mut v = json!(run);
+        if created.steered {
+            v["steered"] = json!(true);
+        }
+        return Ok((StatusCode::ACCEPTED, Json(v)).into_response());
     }
     let id = run.id.clone();
     let mut resp = sse::run_events(s.rt.clone(), t, id.clone(), 0, rx).into_response();

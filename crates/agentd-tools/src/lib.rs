@@ -1,6 +1,7 @@
 //! Tools an agent can call, behind the [`Tool`] trait, and the builtin ones.
 
 mod builtin;
+pub mod testing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,6 +63,13 @@ impl ToolRegistry {
         r.register(Arc::new(Echo));
         r.register(Arc::new(CurrentTime));
         r
+    }
+
+    /// Adds the test-only tools (`test_append` writing to `file`, `test_sleep`).
+    pub fn with_test_tools(mut self, file: std::path::PathBuf) -> Self {
+        self.register(Arc::new(testing::AppendLine { path: file }));
+        self.register(Arc::new(testing::Sleep));
+        self
     }
 
     pub fn register(&mut self, tool: Arc<dyn Tool>) {

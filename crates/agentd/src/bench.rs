@@ -31,7 +31,12 @@ pub async fn bench(runs: usize, rounds: usize, levels: Vec<usize>, latency_ms: u
     let timed = Arc::new(Timed { inner: Box::new(provider), nanos: AtomicU64::new(0) });
     models.insert_provider("mock", timed.clone());
     let agent = AgentSettings { max_steps: (rounds + 1) as u32, ..AgentSettings::default() };
-    let rt = Runtime::new(Arc::new(store), models, ToolRegistry::builtin(), agent);
+    let sched = agentd_runtime::SchedulerSettings {
+        max_concurrent_runs: 1024,
+        per_tenant_concurrent_runs: 1024,
+        ..Default::default()
+    };
+    let rt = Runtime::new(Arc::new(store), models, ToolRegistry::builtin(), agent, "bench".into(), sched);
 
     println!(
         "agentd bench: {runs} runs × {rounds} tool rounds, streaming mock on loopback, SQLite WAL journal in {}",
@@ -39,6 +44,8 @@ pub async fn bench(runs: usize, rounds: usize, levels: Vec<usize>, latency_ms: u
     );
     journal_bench(&rt).await?;
     provider_bench(&rt).await?;
+    // The journal bench's run is finished now; start scheduling only after it.
+    rt.start().await?;
     println!(
         "{:>5} {:>10} {:>10} {:>10} {:>12} {:>12} {:>14}",
         "conc", "median ms", "p99 ms", "runs/s", "mock ms/run", "llm ms/run", "overhead/round"
@@ -96,7 +103,7 @@ pub async fn bench(runs: usize, rounds: usize, levels: Vec<usize>, latency_ms: u
     if !latency.is_zero() {
         println!("ideal runs/s = concurrency / mock time per run: what a harness costing nothing would reach.");
     }
-    rt.shutdown().await;
+    rt.shutdown(Duration::from_secs(1)).await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ExitCode::SUCCESS)
 }
@@ -108,8 +115,9 @@ fn ms(d: Duration) -> f64 {
 async fn one_run(rt: &Arc<Runtime>, input: &str) -> anyhow::Result<Duration> {
     let t0 = Instant::now();
     let req = CreateRun { input: input.into(), model: Some("mock/mock-model".into()), ..Default::default() };
-    let (run, rx) = rt.create_run(&Tenant::default(), req, true).await.map_err(|e| anyhow::anyhow!(e))?;
-    let mut rx = rx.context("no live channel")?;
+    let created = rt.create_run(&Tenant::default(), req, true).await.map_err(|e| anyhow::anyhow!(e))?;
+    let run = created.run;
+    let mut rx = created.live.context("no live channel")?;
     loop {
         match rx.recv().await {
             Ok(Live::Event(ev)) if ev.is_terminal() => {
@@ -152,6 +160,7 @@ async fn journal_bench(rt: &Arc<Runtime>) -> anyhow::Result<()> {
     }
     let read = t0.elapsed() / n;
     println!("journal: append (1 event, 1 transaction) {:.1} µs; read 1 event {:.1} µs", micros(append), micros(read));
+    rt.store.append(&t, &nr.id, &[agentd_core::EventKind::RunCancelled { reason: Some("bench only".into()) }]).await?;
     Ok(())
 }
 

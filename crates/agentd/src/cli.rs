@@ -24,6 +24,15 @@ pub struct LocalOpts {
     /// Config file (default: ./agentd.toml when present).
     #[arg(long, env = "AGENTD_CONFIG")]
     pub config: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://…); SQLite under the data dir when absent.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database: Option<String>,
+    /// This node's name in leases and run events.
+    #[arg(long, env = "AGENTD_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Register the test-only tools (`test_append` writes to FILE, `test_sleep`).
+    #[arg(long, env = "AGENTD_TEST_TOOLS_FILE", hide = true)]
+    pub enable_test_tools: Option<PathBuf>,
 }
 
 /// How to reach a running server.
@@ -101,6 +110,17 @@ pub enum Cmd {
         #[command(flatten)]
         local: LocalOpts,
     },
+    /// Delete finished runs (and their events) older than a given age, and idle sessions with no runs left.
+    Prune {
+        /// Age such as 30d, 12h, 90m or 3600s.
+        #[arg(long)]
+        older_than: String,
+        /// Only this organisation.
+        #[arg(long)]
+        org: Option<String>,
+        #[command(flatten)]
+        local: LocalOpts,
+    },
     /// Measure the run loop against a fast mock model on loopback.
     Bench {
         /// Runs per concurrency level.
@@ -122,7 +142,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Serve { listen, local } => crate::serve::serve(listen, local).await,
         Cmd::Run { input, model, session, max_steps, url, events, local } => {
-            let req = agentd_runtime::CreateRun { input, session_id: session, model, max_steps };
+            let req = agentd_runtime::CreateRun { input, session_id: session, model, max_steps, ..Default::default() };
             match url {
                 Some(url) => crate::client::run_remote(&url, req, events).await,
                 None => crate::local::run_local(local, req, events).await,
@@ -138,6 +158,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::client::list(&remote, &path).await
         }
         Cmd::Doctor { local } => crate::doctor::doctor(local).await,
+        Cmd::Prune { older_than, org, local } => crate::local::prune(local, &older_than, org).await,
         Cmd::Bench { runs, rounds, concurrency, mock_latency_ms } => {
             crate::bench::bench(runs, rounds, concurrency, mock_latency_ms).await
         }

@@ -24,7 +24,14 @@ pub async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let rt = match crate::local::runtime(&s).await {
+    let opened = match crate::local::open_store(&s, false).await {
+        Ok(o) => o,
+        Err(e) => {
+            println!("✗ database: {e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let rt = match crate::local::build_runtime(&s, &opened) {
         Ok(rt) => rt,
         Err(e) => {
             println!("✗ runtime: {e:#}");
@@ -32,7 +39,7 @@ pub async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
         }
     };
     match rt.store.ping().await {
-        Ok(()) => println!("✓ database: {}", s.data_dir.join("agentd.db").display()),
+        Ok(()) => println!("✓ database: {}", opened.description),
         Err(e) => {
             ok = false;
             println!("✗ database: {e}");

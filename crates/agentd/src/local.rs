@@ -1,49 +1,122 @@
-//! Building a runtime from config and a data directory; in-process runs.
+//! Building a node (store + runtime) from config and flags; in-process runs; prune.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use agentd_core::Tenant;
 use agentd_providers::Delta;
 use agentd_runtime::{AgentSettings, Config, CreateRun, Live, ModelRegistry, Runtime};
-use agentd_store::SqliteStore;
+use agentd_store::{PruneScope, SqliteStore, Store};
 use agentd_tools::ToolRegistry;
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use crate::cli::LocalOpts;
 
-/// Loaded configuration with the data directory resolved.
+/// Loaded configuration with flags and environment applied.
 pub struct Setup {
     pub config: Config,
     pub data_dir: PathBuf,
+    pub database: Option<String>,
+    pub node_id: Option<String>,
+    pub test_tools: Option<PathBuf>,
 }
 
-/// Reads the config file and resolves the data dir (flag/env > file > `./data`).
+/// Reads the config file and applies flags/env (flags/env > file > defaults).
 pub fn setup(local: &LocalOpts) -> anyhow::Result<Setup> {
     let config = Config::load(local.config.as_deref())?;
     let data_dir =
         local.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from("./data"));
-    Ok(Setup { config, data_dir })
+    let database = local.database.clone().or_else(|| config.database.clone()).filter(|d| !d.is_empty());
+    let node_id = local.node_id.clone().or_else(|| config.node_id.clone()).filter(|n| !n.is_empty());
+    Ok(Setup { config, data_dir, database, node_id, test_tools: local.enable_test_tools.clone() })
 }
 
-/// Opens the store and builds the runtime.
-pub async fn runtime(s: &Setup) -> anyhow::Result<Arc<Runtime>> {
+/// A store plus what keeps it exclusively ours.
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    /// Held while this process owns the SQLite data dir.
+    pub _lock: Option<File>,
+    pub node_id: String,
+    pub description: String,
+}
+
+/// Opens the configured database. With `exclusive`, an SQLite data dir is
+/// locked so two processes never execute runs from one file.
+pub async fn open_store(s: &Setup, exclusive: bool) -> anyhow::Result<Opened> {
+    if let Some(url) = &s.database {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            bail!("PostgreSQL is not available in this build yet");
+        }
+        bail!("unsupported database URL (expected postgres://…); leave it unset for SQLite");
+    }
     std::fs::create_dir_all(&s.data_dir).with_context(|| format!("cannot create data dir {}", s.data_dir.display()))?;
+    let lock = if exclusive {
+        let path = s.data_dir.join("agentd.lock");
+        let f = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        if f.try_lock().is_err() {
+            bail!(
+                "data dir {} is in use by another agentd process; talk to it with --url, or pick another --data-dir",
+                s.data_dir.display()
+            );
+        }
+        Some(f)
+    } else {
+        None
+    };
     let db = s.data_dir.join("agentd.db");
     let store = SqliteStore::open(&db).await.with_context(|| format!("cannot open database {}", db.display()))?;
+    let node_id = match &s.node_id {
+        Some(n) => n.clone(),
+        None => persistent_node_id(&s.data_dir)?,
+    };
+    Ok(Opened { store: Arc::new(store), _lock: lock, node_id, description: db.display().to_string() })
+}
+
+/// The node id kept in the data dir, so a restarted node resumes its own runs at once.
+fn persistent_node_id(dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = dir.join("node-id");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim();
+        if !s.is_empty() {
+            return Ok(s.to_string());
+        }
+    }
+    let id = agentd_core::new_id("node");
+    std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(id)
+}
+
+/// A runtime over an opened store (not started).
+pub fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime>> {
     let models = ModelRegistry::from_config(&s.config)?;
-    Ok(Runtime::new(Arc::new(store), models, ToolRegistry::builtin(), AgentSettings::from_config(&s.config)))
+    let mut tools = ToolRegistry::builtin();
+    if let Some(file) = &s.test_tools {
+        tools = tools.with_test_tools(file.clone());
+    }
+    Ok(Runtime::new(
+        o.store.clone(),
+        models,
+        tools,
+        AgentSettings::from_config(&s.config),
+        o.node_id.clone(),
+        s.config.scheduler.clone(),
+    ))
 }
 
 /// `agentd run` without a server: the runtime lives in this process.
 pub async fn run_local(local: LocalOpts, req: CreateRun, show_events: bool) -> anyhow::Result<ExitCode> {
     let s = setup(&local)?;
-    let rt = runtime(&s).await?;
+    let opened = open_store(&s, true).await?;
+    let rt = build_runtime(&s, &opened)?;
+    rt.start().await?;
     let t = Tenant::default();
-    let (run, rx) = rt.create_run(&t, req, true).await.map_err(|e| anyhow::anyhow!(e))?;
-    let mut rx = rx.context("no live channel")?;
+    let created = rt.create_run(&t, req, true).await.map_err(|e| anyhow::anyhow!(e))?;
+    let run = created.run;
+    let mut rx = created.live.context("no live channel")?;
     let mut printer = Printer::default();
     loop {
         let item = tokio::select! {
@@ -51,6 +124,7 @@ pub async fn run_local(local: LocalOpts, req: CreateRun, show_events: bool) -> a
             _ = tokio::signal::ctrl_c() => {
                 let _ = rt.cancel(&t, &run.id, Some("interrupted from the terminal".into())).await;
                 eprintln!("\ncancelled");
+                rt.shutdown(Duration::from_secs(2)).await;
                 return Ok(ExitCode::from(130));
             }
         };
@@ -68,13 +142,42 @@ pub async fn run_local(local: LocalOpts, req: CreateRun, show_events: bool) -> a
             Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
         }
     }
-    rt.shutdown().await;
+    rt.shutdown(Duration::from_secs(2)).await;
     let run = rt.get_run(&t, &run.id).await.map_err(|e| anyhow::anyhow!(e))?;
     Ok(printer.finish(
         run.status.as_str(),
         run.output.as_deref(),
         run.error.as_ref().map(|e| (e.code.as_str(), e.message.as_str())),
     ))
+}
+
+/// Parses ages like `30d`, `12h`, `90m`, `3600s`.
+pub fn parse_age(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().with_context(|| format!("invalid age {s:?}: expected e.g. 30d, 12h, 90m, 3600s"))?;
+    let secs = match unit {
+        "d" => n * 86_400,
+        "h" => n * 3_600,
+        "m" => n * 60,
+        "s" | "" => n,
+        _ => bail!("invalid age unit in {s:?}: use d, h, m or s"),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// `agentd prune --older-than AGE`.
+pub async fn prune(local: LocalOpts, older_than: &str, org: Option<String>) -> anyhow::Result<ExitCode> {
+    let age = parse_age(older_than)?;
+    let s = setup(&local)?;
+    let opened = open_store(&s, false).await?;
+    let cutoff = agentd_store::ago(age);
+    let stats = opened.store.prune(&cutoff, &PruneScope { org, except_orgs: vec![] }).await?;
+    println!(
+        "pruned {} runs, {} events, {} sessions, {} messages finished before {cutoff}",
+        stats.runs, stats.events, stats.sessions, stats.messages
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints a streamed answer: text to stdout, reasoning dimmed to stderr.
@@ -114,5 +217,19 @@ impl Printer {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse() {
+        assert_eq!(parse_age("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(parse_age("12h").unwrap(), Duration::from_secs(12 * 3_600));
+        assert_eq!(parse_age("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_age("3w").is_err());
+        assert!(parse_age("d").is_err());
     }
 }

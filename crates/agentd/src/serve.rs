@@ -1,8 +1,11 @@
 //! `agentd serve`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
+use agentd_runtime::config::RetentionConfig;
+use agentd_store::{PruneScope, Store};
 use anyhow::Context;
 
 use crate::cli::LocalOpts;
@@ -10,11 +13,8 @@ use crate::cli::LocalOpts;
 pub async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::Result<ExitCode> {
     let s = crate::local::setup(&local)?;
     let listen = listen.or_else(|| s.config.listen.clone()).unwrap_or_else(|| "127.0.0.1:7700".into());
-    let rt = crate::local::runtime(&s).await?;
-    let n = rt.recover().await.context("recovering unfinished runs")?;
-    if n > 0 {
-        tracing::warn!(runs = n, "marked runs left unfinished by a previous process as failed (interrupted)");
-    }
+    let opened = crate::local::open_store(&s, true).await?;
+    let rt = crate::local::build_runtime(&s, &opened)?;
     if rt.models.is_empty() {
         tracing::warn!(
             "no provider configured: set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml; /readyz answers 503"
@@ -25,9 +25,12 @@ pub async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::Result<E
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    // Unfinished runs (ours from before a restart, or expired leases) resume from here on.
+    rt.start().await.context("starting the scheduler")?;
     // Tests and scripts read this line to find the port when listening on :0.
-    println!("agentd listening on http://{addr} (data dir {})", s.data_dir.display());
+    println!("agentd listening on http://{addr} (node {}, database {})", rt.node_id, opened.description);
     tracing::info!(%addr, "serving");
+    let pruner = tokio::spawn(retention_loop(opened.store.clone(), s.config.retention.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -38,13 +41,43 @@ pub async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::Result<E
             .await
     });
     shutdown_signal().await;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: no new runs are claimed; running ones stop at their next step");
+    pruner.abort();
     let _ = stop_tx.send(());
-    // Runs stop at their next await point; the next start deals with them.
-    rt.shutdown().await;
-    // Open SSE streams would hold graceful shutdown forever: give them a grace period.
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    rt.shutdown(Duration::from_millis(s.config.scheduler.shutdown_grace_ms)).await;
+    // Open SSE streams would hold graceful shutdown forever: give them a moment.
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    drop(opened);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prunes finished runs past their tenant's time-to-live, periodically.
+async fn retention_loop(store: Arc<dyn Store>, cfg: RetentionConfig) {
+    let every = Duration::from_secs(cfg.prune_interval_secs.unwrap_or(3600).max(1));
+    loop {
+        let overrides: Vec<String> = cfg.tenants.keys().cloned().collect();
+        for (org, t) in &cfg.tenants {
+            if let Some(days) = t.finished_runs_days {
+                let scope = PruneScope { org: Some(org.clone()), except_orgs: vec![] };
+                report(store.prune(&agentd_store::ago(Duration::from_secs(days * 86_400)), &scope).await);
+            }
+        }
+        if let Some(days) = cfg.finished_runs_days {
+            let scope = PruneScope { org: None, except_orgs: overrides };
+            report(store.prune(&agentd_store::ago(Duration::from_secs(days * 86_400)), &scope).await);
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+fn report(r: Result<agentd_store::PruneStats, agentd_store::StoreError>) {
+    match r {
+        Ok(s) if s.runs > 0 || s.sessions > 0 => {
+            tracing::info!(runs = s.runs, events = s.events, sessions = s.sessions, "pruned finished runs")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "pruning failed"),
+    }
 }
 
 async fn shutdown_signal() {

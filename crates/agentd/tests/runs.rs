@@ -286,7 +286,7 @@ async fn everything_reads_back_unchanged_after_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn run_cut_off_by_a_crash_is_failed_interrupted_on_next_start() {
+async fn run_cut_off_by_a_crash_resumes_on_next_start() {
     let mock =
         MockOpenAi::start(vec![Turn::Slow(std::time::Duration::from_secs(60), "never".into())], 0).await.unwrap();
     let mut s = Server::start(&mock.base_url);
@@ -297,12 +297,32 @@ async fn run_cut_off_by_a_crash_is_failed_interrupted_on_next_start() {
     s.wait_event(&id, "step.started").await;
     drop(s); // SIGKILL: no chance to clean up
 
+    // On the next start the LLM call without its answer is asked again (the
+    // mock answers "done" once its script is used up).
     let s2 = Server::start_with(common::Opts { mock: Some(&mock.base_url), data_dir: Some(&data_dir), config: None });
-    let r = s2.get(&format!("/v1/runs/{id}")).await.1;
-    assert_eq!(r["status"], "failed", "{r}");
-    assert_eq!(r["error"]["code"], "interrupted");
+    let r = s2.wait_run(&id).await;
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["output"], "done");
     let evs = s2.events(&id).await;
-    assert_eq!(types(&evs), ["run.created", "run.started", "step.started", "run.failed"]);
+    let seqs: Vec<i64> = evs.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=evs.len() as i64).collect::<Vec<_>>(), "gap-free");
+    let resumed = evs.iter().find(|e| e["type"] == "run.resumed").expect("run.resumed");
+    assert_eq!(resumed["data"]["from_seq"], 3);
+    assert!(resumed["data"]["node"].is_string());
+    assert_eq!(
+        types(&evs),
+        [
+            "run.created",
+            "run.started",
+            "step.started",
+            "run.resumed",
+            "step.started",
+            "llm.completed",
+            "step.completed",
+            "run.completed"
+        ]
+    );
+    assert_eq!(mock.calls(), 2);
     drop(tmp);
 }
 

@@ -1,0 +1,164 @@
+//! Rebuilding where a run stands from its journal, so any node can go on
+//! with it after a crash or a lost lease.
+
+use std::collections::HashSet;
+
+use agentd_core::{EventKind, StoredEvent, ToolCall};
+
+/// What the journal says about a run.
+#[derive(Debug, Default)]
+pub struct Folded {
+    /// `run.started` was written.
+    pub started: bool,
+    /// The last step that was started, and whether it completed.
+    pub step: u32,
+    pub step_completed: bool,
+    /// The tool calls of the last step's `llm.completed` (empty if the model
+    /// answered without tools or has not answered yet).
+    pub calls: Vec<ToolCall>,
+    /// Whether the last started step has its `llm.completed`.
+    pub answered: bool,
+    /// Calls of the last step that have a `tool.result`.
+    pub results: HashSet<String>,
+    /// Calls of the last step that have a `tool.started`.
+    pub tool_started: HashSet<String>,
+    /// `input.queued` messages not yet taken in, as (seq, input).
+    pub pending_inputs: Vec<(i64, String)>,
+    /// Text of the last model answer (for an answered final step).
+    pub last_text: String,
+    pub last_seq: i64,
+}
+
+impl Folded {
+    /// Folds a run's events in order.
+    pub fn from_events(events: &[StoredEvent]) -> Self {
+        let mut f = Folded::default();
+        let mut steered: HashSet<i64> = HashSet::new();
+        for ev in events {
+            f.last_seq = ev.seq;
+            let Ok(kind) = EventKind::from_parts(&ev.type_name, ev.data.clone()) else { continue };
+            match kind {
+                EventKind::RunStarted { .. } => f.started = true,
+                EventKind::StepStarted { step } => {
+                    if step != f.step {
+                        f.calls.clear();
+                        f.results.clear();
+                        f.tool_started.clear();
+                        f.answered = false;
+                    }
+                    f.step = step;
+                    f.step_completed = false;
+                }
+                EventKind::LlmCompleted { step, message, .. } if step == f.step => {
+                    f.answered = true;
+                    f.last_text = message.text_content();
+                    f.calls = message.tool_calls;
+                }
+                EventKind::ToolStarted { call_id, .. } => {
+                    f.tool_started.insert(call_id);
+                }
+                EventKind::ToolResult { call_id, .. } => {
+                    f.results.insert(call_id);
+                }
+                EventKind::StepCompleted { step } if step == f.step => f.step_completed = true,
+                EventKind::InputQueued { input } => f.pending_inputs.push((ev.seq, input)),
+                EventKind::RunSteered { queued_seq, .. } => {
+                    steered.insert(queued_seq);
+                }
+                _ => {}
+            }
+        }
+        f.pending_inputs.retain(|(seq, _)| !steered.contains(seq));
+        f
+    }
+
+    /// Tool calls of the last step still without a result.
+    pub fn unfinished_calls(&self) -> Vec<ToolCall> {
+        self.calls.iter().filter(|c| !self.results.contains(&c.id)).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentd_core::{ContentPart, Message, Role, Usage};
+
+    fn stored(seq: i64, k: EventKind) -> StoredEvent {
+        StoredEvent {
+            run_id: "r".into(),
+            seq,
+            type_name: k.type_name().into(),
+            data: k.data(),
+            created_at: String::new(),
+        }
+    }
+
+    fn answer(step: u32, calls: &[&str]) -> EventKind {
+        let mut m = Message::text(Role::Assistant, "");
+        m.tool_calls = calls
+            .iter()
+            .map(|id| ToolCall { id: id.to_string(), name: "t".into(), arguments: serde_json::json!({}) })
+            .collect();
+        EventKind::LlmCompleted {
+            step,
+            message: m,
+            usage: Usage::default(),
+            finish_reason: "tool_calls".into(),
+            provider: "p".into(),
+            model: "m".into(),
+        }
+    }
+
+    #[test]
+    fn finds_unfinished_tool_calls_and_pending_inputs() {
+        let evs = vec![
+            stored(1, EventKind::RunCreated { input: "x".into(), model: "m".into(), max_steps: 5 }),
+            stored(2, EventKind::RunStarted { node: "n".into() }),
+            stored(3, EventKind::StepStarted { step: 1 }),
+            stored(4, answer(1, &["a", "b", "c"])),
+            stored(5, EventKind::ToolStarted { call_id: "a".into(), name: "t".into() }),
+            stored(6, EventKind::ToolStarted { call_id: "b".into(), name: "t".into() }),
+            stored(7, EventKind::InputQueued { input: "also this".into() }),
+            stored(
+                8,
+                EventKind::ToolResult {
+                    call_id: "a".into(),
+                    name: "t".into(),
+                    content: vec![ContentPart::text("ok")],
+                    is_error: false,
+                    status: "ok".into(),
+                    duration_ms: 1,
+                },
+            ),
+        ];
+        let f = Folded::from_events(&evs);
+        assert!(f.started && f.answered && !f.step_completed);
+        assert_eq!(f.step, 1);
+        let open: Vec<String> = f.unfinished_calls().into_iter().map(|c| c.id).collect();
+        assert_eq!(open, ["b", "c"]);
+        assert!(f.tool_started.contains("b") && !f.tool_started.contains("c"));
+        assert_eq!(f.pending_inputs, vec![(7, "also this".to_string())]);
+        assert_eq!(f.last_seq, 8);
+
+        let mut more = evs.clone();
+        more.push(stored(9, EventKind::RunSteered { input: "also this".into(), queued_seq: 7 }));
+        more.push(stored(10, EventKind::StepCompleted { step: 1 }));
+        let f = Folded::from_events(&more);
+        assert!(f.pending_inputs.is_empty());
+        assert!(f.step_completed);
+    }
+
+    #[test]
+    fn a_new_step_without_answer_is_asked_again() {
+        let evs = vec![
+            stored(1, EventKind::RunStarted { node: "n".into() }),
+            stored(2, EventKind::StepStarted { step: 1 }),
+            stored(3, answer(1, &["a"])),
+            stored(4, EventKind::StepCompleted { step: 1 }),
+            stored(5, EventKind::StepStarted { step: 2 }),
+        ];
+        let f = Folded::from_events(&evs);
+        assert_eq!(f.step, 2);
+        assert!(!f.answered && f.calls.is_empty());
+    }
+}
