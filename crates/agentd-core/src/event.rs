@@ -64,6 +64,9 @@ pub struct Effects {
     pub status: Option<RunStatus>,
     /// A message appended to the session.
     pub message: Option<Message>,
+    /// The run's input joins the session now (when it starts, not when it
+    /// is queued behind another run of the session).
+    pub input_message: bool,
     /// Usage to add to the run's total.
     pub usage: Option<Usage>,
     pub output: Option<String>,
@@ -114,11 +117,12 @@ impl EventKind {
     pub fn effects(&self) -> Effects {
         let mut e = Effects::default();
         match self {
-            EventKind::RunCreated { input, .. } => {
-                e.status = Some(RunStatus::Queued);
-                e.message = Some(Message::text(Role::User, input.clone()));
+            EventKind::RunCreated { .. } => e.status = Some(RunStatus::Queued),
+            EventKind::RunStarted { .. } => {
+                e.status = Some(RunStatus::Running);
+                e.input_message = true;
             }
-            EventKind::RunStarted { .. } | EventKind::RunResumed { .. } => e.status = Some(RunStatus::Running),
+            EventKind::RunResumed { .. } => e.status = Some(RunStatus::Running),
             EventKind::RunSteered { input, .. } => e.message = Some(Message::text(Role::User, input.clone())),
             EventKind::LlmCompleted { message, usage, .. } => {
                 e.message = Some(message.clone());
@@ -196,7 +200,8 @@ mod tests {
         let created = EventKind::RunCreated { input: "hi".into(), model: "m".into(), max_steps: 3 };
         let fx = created.effects();
         assert_eq!(fx.status, Some(RunStatus::Queued));
-        assert_eq!(fx.message.unwrap().text_content(), "hi");
+        assert!(fx.message.is_none(), "a queued run's input is not in the session yet");
+        assert!(EventKind::RunStarted { node: "n".into() }.effects().input_message);
         let failed = EventKind::RunFailed { error: RunError::new("max_steps_exceeded", "x") };
         assert_eq!(failed.effects().status, Some(RunStatus::Failed));
         assert!(EventKind::StepStarted { step: 1 }.effects() == Effects::default());

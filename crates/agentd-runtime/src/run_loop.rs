@@ -167,6 +167,10 @@ impl Runtime {
         let mut messages = vec![Message::text(Role::System, self.agent.system_prompt.clone())];
         let history = self.store.session_messages(t, &run.session_id).await?;
         messages.extend(history.into_iter().map(|m| m.message));
+        if !f.started {
+            // `run.started` (carried) puts the input into the session.
+            messages.push(Message::text(Role::User, run.input.clone()));
+        }
         let mut total = run.usage;
 
         // Where the journal stops decides where to go on.
@@ -218,6 +222,11 @@ impl Runtime {
             w.take_inputs(&mut carry, &mut messages);
             carry.push(EventKind::StepStarted { step });
             w.write(&std::mem::take(&mut carry)).await?;
+            if !w.inputs.is_empty() {
+                // Messages that arrived while the last step ran join before the model is asked.
+                w.take_inputs(&mut carry, &mut messages);
+                w.write(&std::mem::take(&mut carry)).await?;
+            }
             let run_id = run.id.as_str();
             let sink = |d: Delta| self.hub.publish(run_id, Live::Delta(d));
             let req =

@@ -564,14 +564,14 @@ fn append_tx(
     guard: &AppendGuard,
     events: &[EventKind],
 ) -> Result<Vec<StoredEvent>> {
-    type Head = (String, String, i64, String, Option<String>);
-    let (session_id, status, mut seq, usage, lease): Head = c
+    type Head = (String, String, i64, String, Option<String>, String);
+    let (session_id, status, mut seq, usage, lease, input): Head = c
         .prepare_cached(
-            "SELECT session_id, status, last_seq, usage, lease_node FROM runs
+            "SELECT session_id, status, last_seq, usage, lease_node, input FROM runs
              WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4",
         )?
         .query_row(params![run_id, t.org, t.user, t.project], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
         })
         .optional()?
         .ok_or(StoreError::NotFound)?;
@@ -604,7 +604,9 @@ fn append_tx(
         )?
         .execute(params![run_id, seq, t.org, t.user, t.project, ev.type_name(), to_json(&data)?, ts])?;
         let fx = ev.effects();
-        if let Some(m) = fx.message {
+        let input_message =
+            fx.input_message.then(|| agentd_core::Message::text(agentd_core::Role::User, input.clone()));
+        if let Some(m) = fx.message.or(input_message) {
             c.prepare_cached(
                 "INSERT INTO messages (session_id, idx, org, usr, project, run_id, seq, message, created_at)
                  SELECT ?1, message_count, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM sessions WHERE id = ?1",

@@ -49,8 +49,10 @@ struct MockState {
     script: Mutex<VecDeque<Turn>>,
     requests: Mutex<Vec<Value>>,
     auto_rounds: usize,
+    auto_tool: (String, Value),
     latency: Duration,
     calls: AtomicU64,
+    ids: AtomicU64,
     busy_nanos: AtomicU64,
 }
 
@@ -77,12 +79,24 @@ impl MockOpenAi {
 
     /// Like [`MockOpenAi::start`], but every answer waits `latency` first (a model's think time).
     pub async fn start_with_latency(script: Vec<Turn>, auto_rounds: usize, latency: Duration) -> std::io::Result<Self> {
+        Self::start_full(script, auto_rounds, ("echo", json!({})), latency).await
+    }
+
+    /// The automatic pattern calls `tool` with `args` (plus `"round": n`) for `auto_rounds` rounds.
+    pub async fn start_full(
+        script: Vec<Turn>,
+        auto_rounds: usize,
+        tool: (&str, Value),
+        latency: Duration,
+    ) -> std::io::Result<Self> {
         let state = Arc::new(MockState {
             script: Mutex::new(script.into()),
             requests: Mutex::new(vec![]),
             auto_rounds,
+            auto_tool: (tool.0.to_string(), tool.1),
             latency,
             calls: AtomicU64::new(0),
+            ids: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
         });
         let app = Router::new()
@@ -125,11 +139,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The automatic pattern: `echo` until `rounds` tool results follow the last user message.
-fn auto_turn(body: &Value, rounds: usize) -> Turn {
+/// The automatic pattern: the auto tool until `rounds` tool results follow
+/// the last user message, then "done". Stateless, so resumed runs and
+/// concurrent runs get consistent answers. Returns the round number too.
+fn auto_turn(body: &Value, rounds: usize, tool: &(String, Value)) -> (Turn, usize) {
     let msgs = body["messages"].as_array().cloned().unwrap_or_default();
     let done = msgs.iter().rev().take_while(|m| m["role"] != "user").filter(|m| m["role"] == "tool").count();
-    if done < rounds { Turn::tool("echo", json!({"round": done + 1})) } else { Turn::text("done") }
+    if done < rounds {
+        let mut args = tool.1.clone();
+        if let Some(o) = args.as_object_mut() {
+            o.insert("round".into(), json!(done + 1));
+        }
+        (Turn::tool(&tool.0, args), done + 1)
+    } else {
+        (Turn::text("done"), done + 1)
+    }
 }
 
 fn chunk(delta: Value, finish: Option<&str>) -> Value {
@@ -147,17 +171,26 @@ async fn chat(State(st): State<Arc<MockState>>, Json(body): Json<Value>) -> Resp
     let started = Instant::now();
     st.calls.fetch_add(1, Ordering::Relaxed);
     lock(&st.requests).push(body.clone());
-    let turn = lock(&st.script).pop_front().unwrap_or_else(|| auto_turn(&body, st.auto_rounds));
+    let scripted = lock(&st.script).pop_front();
+    // Call ids: unique per request for scripted turns, per round for the auto
+    // pattern (so a re-asked round gets the same ids).
+    let (turn, id_base) = match scripted {
+        Some(t) => (t, format!("s{}", st.ids.fetch_add(1, Ordering::Relaxed))),
+        None => {
+            let (t, round) = auto_turn(&body, st.auto_rounds, &st.auto_tool);
+            (t, format!("r{round}"))
+        }
+    };
     let stream = body["stream"].as_bool().unwrap_or(false);
     if !st.latency.is_zero() {
         tokio::time::sleep(st.latency).await;
     }
-    let resp = answer(turn, stream).await;
+    let resp = answer(turn, stream, &id_base).await;
     st.busy_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     resp
 }
 
-async fn answer(turn: Turn, stream: bool) -> Response {
+async fn answer(turn: Turn, stream: bool, id_base: &str) -> Response {
     let (text, thinking, calls): (Vec<String>, Vec<String>, Vec<(String, Value)>) = match turn {
         Turn::Status(code, msg) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -183,7 +216,7 @@ async fn answer(turn: Turn, stream: bool) -> Response {
         Turn::ToolCalls(c) => (vec![], vec![], c),
     };
     let finish = if calls.is_empty() { "stop" } else { "tool_calls" };
-    let call_id = |i: usize| format!("call_{}_{i}", std::process::id() as u64 + i as u64);
+    let call_id = |i: usize| format!("call_{id_base}_{i}");
     if !stream {
         let tool_calls: Vec<Value> = calls
             .iter()

@@ -270,7 +270,11 @@ async fn everything_reads_back_unchanged_after_restart() {
     let (_, before_list) = s.get(&format!("/v1/sessions/{sid}/runs")).await;
     s.stop();
 
-    let s2 = Server::start_with(common::Opts { mock: Some(&mock.base_url), data_dir: Some(&data_dir), config: None });
+    let s2 = Server::start_with(common::Opts {
+        mock: Some(&mock.base_url),
+        data_dir: Some(&data_dir),
+        ..Default::default()
+    });
     assert_eq!(s2.get(&format!("/v1/runs/{id}")).await.1, before_run);
     assert_eq!(s2.events(&id).await, before_events);
     assert_eq!(s2.get(&format!("/v1/sessions/{sid}")).await.1, before_session);
@@ -299,7 +303,11 @@ async fn run_cut_off_by_a_crash_resumes_on_next_start() {
 
     // On the next start the LLM call without its answer is asked again (the
     // mock answers "done" once its script is used up).
-    let s2 = Server::start_with(common::Opts { mock: Some(&mock.base_url), data_dir: Some(&data_dir), config: None });
+    let s2 = Server::start_with(common::Opts {
+        mock: Some(&mock.base_url),
+        data_dir: Some(&data_dir),
+        ..Default::default()
+    });
     let r = s2.wait_run(&id).await;
     assert_eq!(r["status"], "completed", "{r}");
     assert_eq!(r["output"], "done");

@@ -43,6 +43,9 @@ pub struct Opts<'a> {
     pub mock: Option<&'a str>,
     pub data_dir: Option<&'a Path>,
     pub config: Option<&'a Path>,
+    /// Extra command-line arguments for `serve`.
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -63,6 +66,9 @@ impl Server {
             .env_remove("AGENTD_CONFIG")
             .env_remove("AGENTD_LISTEN")
             .env_remove("AGENTD_DATA_DIR")
+            .env_remove("DATABASE_URL")
+            .env_remove("AGENTD_NODE_ID")
+            .env_remove("AGENTD_TEST_TOOLS_FILE")
             .env("AGENTD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -71,6 +77,10 @@ impl Server {
         }
         if let Some(c) = o.config {
             cmd.arg("--config").arg(c);
+        }
+        cmd.args(&o.args);
+        for (k, v) in &o.env {
+            cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("start agentd");
         let stdout = child.stdout.take().expect("stdout");
@@ -90,6 +100,16 @@ impl Server {
     pub fn stop(mut self) {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait")
     }
 
     /// Keeps the temp dir alive beyond this server (for restarts).
