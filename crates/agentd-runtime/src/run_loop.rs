@@ -67,10 +67,10 @@ impl Writer<'_> {
         let q = EventQuery { after, limit: 10_000, types: None };
         let foreign = self.rt.store.events(self.t, self.run_id, &q).await?;
         for ev in &foreign {
-            if ev.type_name == "input.queued" {
-                if let Some(input) = ev.data["input"].as_str() {
-                    self.inputs.push((ev.seq, input.to_string()));
-                }
+            if ev.type_name == "input.queued"
+                && let Some(input) = ev.data["input"].as_str()
+            {
+                self.inputs.push((ev.seq, input.to_string()));
             }
         }
         if let Some(last) = foreign.last() {

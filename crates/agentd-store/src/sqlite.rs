@@ -357,10 +357,10 @@ impl Store for SqliteStore {
             if exists.is_none() {
                 return Err(StoreError::NotFound);
             }
-            if new.reject_if_busy {
-                if let Some(active) = active_run_tx(c, &t, &new.session_id)? {
-                    return Err(StoreError::SessionBusy(active.id));
-                }
+            if new.reject_if_busy
+                && let Some(active) = active_run_tx(c, &t, &new.session_id)?
+            {
+                return Err(StoreError::SessionBusy(active.id));
             }
             c.prepare_cached(
                 "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at)
@@ -580,15 +580,15 @@ fn append_tx(
     if status.is_terminal() && !events.is_empty() {
         return Err(StoreError::RunFinished);
     }
-    if let Some(node) = &guard.lease_node {
-        if lease.as_deref() != Some(node.as_str()) {
-            return Err(StoreError::LeaseLost);
-        }
+    if let Some(node) = &guard.lease_node
+        && lease.as_deref() != Some(node.as_str())
+    {
+        return Err(StoreError::LeaseLost);
     }
-    if let Some(expected) = guard.expected_seq {
-        if expected != seq {
-            return Err(StoreError::SeqConflict { last_seq: seq });
-        }
+    if let Some(expected) = guard.expected_seq
+        && expected != seq
+    {
+        return Err(StoreError::SeqConflict { last_seq: seq });
     }
     let ts = now();
     let mut out = Vec::with_capacity(events.len());

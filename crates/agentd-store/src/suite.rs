@@ -256,7 +256,7 @@ pub async fn claiming_respects_lanes_limits_and_leases(s: Arc<dyn Store>) {
     want.sort();
     assert_eq!(lost_sorted, want, "a1 finished, a2 belongs to n2");
     // Released or expired leases are claimable again.
-    assert_eq!(s.release_leases("n1", Some(&[a3.clone()])).await.unwrap(), 1);
+    assert_eq!(s.release_leases("n1", Some(std::slice::from_ref(&a3))).await.unwrap(), 1);
     let got = s.claim_runs("n3", &claim(10, 10, 1)).await.unwrap();
     let ids: Vec<&str> = got.iter().map(|(_, r)| r.id.as_str()).collect();
     assert!(ids.contains(&a3.as_str()) && ids.contains(&a4.as_str()), "{ids:?}");
