@@ -1,6 +1,7 @@
 //! Durable storage for sessions, runs and the run journal, behind the
 //! [`Store`] trait so several database engines can implement it.
 
+mod postgres;
 mod sqlite;
 #[doc(hidden)]
 pub mod suite;
@@ -8,7 +9,19 @@ pub mod suite;
 use agentd_core::{EventKind, Message, Run, RunStatus, Session, StoredEvent, Tenant};
 use async_trait::async_trait;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+/// A journal append seen through the database (other nodes' writes too).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Change {
+    pub run_id: String,
+    /// The last sequence number written.
+    pub seq: i64,
+    /// The type of the last event written.
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
 
 /// Errors a store reports.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +185,12 @@ pub trait Store: Send + Sync + 'static {
     async fn renew_leases(&self, node: &str, run_ids: &[String], lease_ms: i64) -> Result<Vec<String>>;
     /// Gives up `node`'s leases on these runs (all of them when `run_ids` is `None`).
     async fn release_leases(&self, node: &str, run_ids: Option<&[String]>) -> Result<u64>;
+
+    /// Appends made anywhere (including other nodes), when the database can
+    /// tell (PostgreSQL LISTEN/NOTIFY); `None` for a single-process store.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
 
     /// Deletes finished runs (and their events) last updated before `cutoff`,
     /// and sessions idle since then that have no runs left.

@@ -1,0 +1,648 @@
+//! PostgreSQL store for several nodes sharing one queue: row locks serialise
+//! appends per run, `FOR UPDATE SKIP LOCKED` lets nodes claim runs without
+//! blocking each other, and `NOTIFY` tells every node about every append.
+
+use std::collections::HashMap;
+
+use agentd_core::{EventKind, Run, RunError, RunStatus, Session, StoredEvent, Tenant, Usage};
+use async_trait::async_trait;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use tokio::sync::broadcast;
+
+use crate::{
+    AppendGuard, Change, ClaimLimits, EventQuery, NewRun, Page, PruneScope, PruneStats, Result, RunFilter,
+    SessionMessage, Store, StoreError, fair_pick, now, now_ms,
+};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+/// Advisory lock key serialising migrations when several nodes start at once.
+const MIGRATION_LOCK: i64 = 0x6167_656e_7464;
+const CHANNEL: &str = "agentd_events";
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Db(e.to_string())
+    }
+}
+
+/// The multi-node store.
+pub struct PgStore {
+    pool: PgPool,
+    changes: broadcast::Sender<Change>,
+}
+
+impl PgStore {
+    /// Connects, applies migrations and starts listening for other nodes' appends.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        migrate(&pool).await?;
+        let (changes, _) = broadcast::channel(4096);
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(CHANNEL).await?;
+        let tx = changes.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(n) => {
+                        if let Ok(c) = serde_json::from_str::<Change>(n.payload()) {
+                            let _ = tx.send(c);
+                        }
+                    }
+                    Err(e) => {
+                        // PgListener reconnects on the next recv; do not spin.
+                        tracing::warn!(error = %e, "LISTEN connection failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(Self { pool, changes })
+    }
+}
+
+async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+    let res = async {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        for (version, sql) in MIGRATIONS {
+            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if done.is_none() {
+                sqlx::raw_sql(*sql).execute(&mut *conn).await?;
+                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                    .bind(version)
+                    .bind(now())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
+    res
+}
+
+fn corrupt(col: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{col}: {e}"))
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(row: &PgRow, col: &str) -> Result<T> {
+    let s: String = row.try_get(col)?;
+    serde_json::from_str(&s).map_err(|e| corrupt(col, e))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn session_from_row(row: &PgRow) -> Result<Session> {
+    Ok(Session {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        metadata: json_col(row, "metadata")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn run_from_row(row: &PgRow) -> Result<Run> {
+    let status: String = row.try_get("status")?;
+    let error: Option<String> = row.try_get("error")?;
+    let error: Option<RunError> =
+        error.map(|s| serde_json::from_str(&s).map_err(|e| corrupt("error", e))).transpose()?;
+    let max_steps: i64 = row.try_get("max_steps")?;
+    Ok(Run {
+        id: row.try_get("id")?,
+        session_id: row.try_get("session_id")?,
+        status: RunStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        input: row.try_get("input")?,
+        model: row.try_get("model")?,
+        max_steps: max_steps as u32,
+        output: row.try_get("output")?,
+        error,
+        usage: json_col(row, "usage")?,
+        last_seq: row.try_get("last_seq")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn event_from_row(row: &PgRow) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        run_id: row.try_get("run_id")?,
+        seq: row.try_get("seq")?,
+        type_name: row.try_get("type")?,
+        data: json_col(row, "data")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn tenant_from_row(row: &PgRow) -> Result<Tenant> {
+    Ok(Tenant { org: row.try_get("org")?, user: row.try_get("usr")?, project: row.try_get("project")? })
+}
+
+fn limit(l: u32) -> i64 {
+    i64::from(l.clamp(1, 10_000))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session> {
+        let ts = now();
+        let s = Session { id: agentd_core::new_id("ses"), title, metadata, created_at: ts.clone(), updated_at: ts };
+        sqlx::query(
+            "INSERT INTO sessions (id, org, usr, project, title, metadata, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&s.id)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(&s.title)
+        .bind(to_json(&s.metadata)?)
+        .bind(&s.created_at)
+        .bind(&s.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(s)
+    }
+
+    async fn get_session(&self, t: &Tenant, id: &str) -> Result<Option<Session>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4")
+            .bind(id)
+            .bind(&t.org)
+            .bind(&t.user)
+            .bind(&t.project)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn list_sessions(&self, t: &Tenant, page: &Page) -> Result<Vec<Session>> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE org = $1 AND usr = $2 AND project = $3 AND ($4::text IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5",
+        )
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(&page.after)
+        .bind(limit(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn delete_session(&self, t: &Tenant, id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("DELETE FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4")
+            .bind(id)
+            .bind(&t.org)
+            .bind(&t.user)
+            .bind(&t.project)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM events WHERE run_id IN
+               (SELECT id FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4)",
+            "DELETE FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
+            "DELETE FROM messages WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
+        ] {
+            sqlx::query(sql).bind(id).bind(&t.org).bind(&t.user).bind(&t.project).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn session_messages(&self, t: &Tenant, session_id: &str) -> Result<Vec<SessionMessage>> {
+        let rows = sqlx::query(
+            "SELECT * FROM messages WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4 ORDER BY idx",
+        )
+        .bind(session_id)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SessionMessage {
+                    index: r.try_get("idx")?,
+                    run_id: r.try_get("run_id")?,
+                    seq: r.try_get("seq")?,
+                    message: json_col(r, "message")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_run(&self, t: &Tenant, new: &NewRun) -> Result<(Run, StoredEvent)> {
+        let ts = now();
+        let mut tx = self.pool.begin().await?;
+        // Locking the session row serialises run creation per session (for reject).
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE",
+        )
+        .bind(&new.session_id)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        if new.reject_if_busy
+            && let Some(active) = active_run_tx(&mut tx, t, &new.session_id).await?
+        {
+            return Err(StoreError::SessionBusy(active.id));
+        }
+        sqlx::query(
+            "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9)",
+        )
+        .bind(&new.id)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(&new.session_id)
+        .bind(&new.input)
+        .bind(&new.model)
+        .bind(i64::from(new.max_steps))
+        .bind(&ts)
+        .execute(&mut *tx)
+        .await?;
+        let created =
+            EventKind::RunCreated { input: new.input.clone(), model: new.model.clone(), max_steps: new.max_steps };
+        let mut evs = append_tx(&mut tx, t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created)).await?;
+        let row = sqlx::query("SELECT * FROM runs WHERE id = $1").bind(&new.id).fetch_one(&mut *tx).await?;
+        let run = run_from_row(&row)?;
+        tx.commit().await?;
+        let ev = evs.pop().ok_or_else(|| StoreError::Corrupt("no event".into()))?;
+        Ok((run, ev))
+    }
+
+    async fn get_run(&self, t: &Tenant, id: &str) -> Result<Option<Run>> {
+        let row = sqlx::query("SELECT * FROM runs WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4")
+            .bind(id)
+            .bind(&t.org)
+            .bind(&t.user)
+            .bind(&t.project)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn list_runs(&self, t: &Tenant, f: &RunFilter, page: &Page) -> Result<Vec<Run>> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE org = $1 AND usr = $2 AND project = $3
+               AND ($4::text IS NULL OR session_id = $4) AND ($5::text IS NULL OR status = $5)
+               AND ($6::text IS NULL OR id < $6)
+             ORDER BY id DESC LIMIT $7",
+        )
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(&f.session_id)
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(&page.after)
+        .bind(limit(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn append_guarded(
+        &self,
+        t: &Tenant,
+        run_id: &str,
+        guard: &AppendGuard,
+        events: &[EventKind],
+    ) -> Result<Vec<StoredEvent>> {
+        let mut tx = self.pool.begin().await?;
+        let out = append_tx(&mut tx, t, run_id, guard, events).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn events(&self, t: &Tenant, run_id: &str, q: &EventQuery) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE run_id = $1 AND org = $2 AND usr = $3 AND project = $4 AND seq > $5
+               AND ($6::text[] IS NULL OR type = ANY($6))
+             ORDER BY seq LIMIT $7",
+        )
+        .bind(run_id)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(q.after)
+        .bind(&q.types)
+        .bind(limit(q.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn unfinished_runs(&self) -> Result<Vec<(Tenant, Run)>> {
+        let rows = sqlx::query("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok((tenant_from_row(r)?, run_from_row(r)?))).collect()
+    }
+
+    async fn active_run(&self, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
+        let mut tx = self.pool.begin().await?;
+        let r = active_run_tx(&mut tx, t, session_id).await?;
+        tx.commit().await?;
+        Ok(r)
+    }
+
+    async fn claim_runs(&self, node: &str, limits: &ClaimLimits) -> Result<Vec<(Tenant, Run)>> {
+        let now = now_ms();
+        let scan = i64::from(limits.max) * 4 + 16;
+        let mut tx = self.pool.begin().await?;
+        // SKIP LOCKED: nodes claiming at the same time take different runs.
+        let rows = sqlx::query(
+            "SELECT r.* FROM runs r
+             WHERE r.status IN ('queued', 'running')
+               AND (r.lease_until IS NULL OR r.lease_until < $1)
+               AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.session_id = r.session_id
+                                 AND o.status IN ('queued', 'running') AND o.id < r.id)
+             ORDER BY r.id LIMIT $2
+             FOR UPDATE OF r SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(scan)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(vec![]);
+        }
+        let candidates =
+            rows.iter().map(|r| Ok((tenant_from_row(r)?, run_from_row(r)?))).collect::<Result<Vec<_>>>()?;
+        let counts = sqlx::query(
+            "SELECT org, count(*) AS n FROM runs WHERE status IN ('queued', 'running') AND lease_until >= $1 GROUP BY org",
+        )
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut active = HashMap::new();
+        for r in &counts {
+            let n: i64 = r.try_get("n")?;
+            active.insert(r.try_get::<String, _>("org")?, n as u32);
+        }
+        let picked = fair_pick(candidates, &active, limits.max, limits.per_tenant);
+        let ids: Vec<String> = picked.iter().map(|(_, r)| r.id.clone()).collect();
+        sqlx::query("UPDATE runs SET lease_node = $1, lease_until = $2 WHERE id = ANY($3)")
+            .bind(node)
+            .bind(now + limits.lease_ms)
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(picked)
+    }
+
+    async fn renew_leases(&self, node: &str, run_ids: &[String], lease_ms: i64) -> Result<Vec<String>> {
+        let held: Vec<String> = sqlx::query_scalar(
+            "UPDATE runs SET lease_until = $1
+             WHERE id = ANY($2) AND lease_node = $3 AND status IN ('queued', 'running') RETURNING id",
+        )
+        .bind(now_ms() + lease_ms)
+        .bind(run_ids)
+        .bind(node)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(run_ids.iter().filter(|id| !held.contains(id)).cloned().collect())
+    }
+
+    async fn release_leases(&self, node: &str, run_ids: Option<&[String]>) -> Result<u64> {
+        let n = match run_ids {
+            None => {
+                sqlx::query("UPDATE runs SET lease_node = NULL, lease_until = NULL WHERE lease_node = $1")
+                    .bind(node)
+                    .execute(&self.pool)
+                    .await?
+            }
+            Some(ids) => {
+                sqlx::query(
+                    "UPDATE runs SET lease_node = NULL, lease_until = NULL WHERE id = ANY($1) AND lease_node = $2",
+                )
+                .bind(ids)
+                .bind(node)
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        Ok(n.rows_affected())
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+        Some(self.changes.subscribe())
+    }
+
+    async fn prune(&self, cutoff: &str, scope: &PruneScope) -> Result<PruneStats> {
+        let mut tx = self.pool.begin().await?;
+        let run_ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE status IN ('completed', 'failed', 'cancelled') AND updated_at < $1
+               AND ($2::text IS NULL OR org = $2) AND NOT (org = ANY($3))",
+        )
+        .bind(cutoff)
+        .bind(&scope.org)
+        .bind(&scope.except_orgs)
+        .fetch_all(&mut *tx)
+        .await?;
+        let events = sqlx::query("DELETE FROM events WHERE run_id = ANY($1)")
+            .bind(&run_ids)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let runs =
+            sqlx::query("DELETE FROM runs WHERE id = ANY($1)").bind(&run_ids).execute(&mut *tx).await?.rows_affected();
+        let idle: Vec<String> = sqlx::query_scalar(
+            "SELECT s.id FROM sessions s WHERE s.updated_at < $1
+               AND ($2::text IS NULL OR s.org = $2) AND NOT (s.org = ANY($3))
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id)",
+        )
+        .bind(cutoff)
+        .bind(&scope.org)
+        .bind(&scope.except_orgs)
+        .fetch_all(&mut *tx)
+        .await?;
+        let messages = sqlx::query("DELETE FROM messages WHERE session_id = ANY($1)")
+            .bind(&idle)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let sessions =
+            sqlx::query("DELETE FROM sessions WHERE id = ANY($1)").bind(&idle).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(PruneStats { runs, events, sessions, messages })
+    }
+}
+
+async fn active_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
+    let row = sqlx::query(
+        "SELECT * FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4
+           AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+    )
+    .bind(session_id)
+    .bind(&t.org)
+    .bind(&t.user)
+    .bind(&t.project)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(run_from_row).transpose()
+}
+
+/// Appends events and applies their effects inside an open transaction; the
+/// run row is locked, so appends to one run are serialised across nodes.
+async fn append_tx(
+    tx: &mut Transaction<'_, Postgres>,
+    t: &Tenant,
+    run_id: &str,
+    guard: &AppendGuard,
+    events: &[EventKind],
+) -> Result<Vec<StoredEvent>> {
+    let row = sqlx::query(
+        "SELECT session_id, status, last_seq, usage, lease_node, input FROM runs
+         WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE",
+    )
+    .bind(run_id)
+    .bind(&t.org)
+    .bind(&t.user)
+    .bind(&t.project)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let session_id: String = row.try_get("session_id")?;
+    let status: String = row.try_get("status")?;
+    let mut seq: i64 = row.try_get("last_seq")?;
+    let mut usage: Usage = json_col(&row, "usage")?;
+    let lease: Option<String> = row.try_get("lease_node")?;
+    let input: String = row.try_get("input")?;
+    let mut status = RunStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
+    if status.is_terminal() && !events.is_empty() {
+        return Err(StoreError::RunFinished);
+    }
+    if let Some(node) = &guard.lease_node
+        && lease.as_deref() != Some(node.as_str())
+    {
+        return Err(StoreError::LeaseLost);
+    }
+    if let Some(expected) = guard.expected_seq
+        && expected != seq
+    {
+        return Err(StoreError::SeqConflict { last_seq: seq });
+    }
+    let ts = now();
+    let mut out = Vec::with_capacity(events.len());
+    let (mut output, mut error) = (None, None);
+    for ev in events {
+        if status.is_terminal() {
+            return Err(StoreError::RunFinished);
+        }
+        seq += 1;
+        let data = ev.data();
+        sqlx::query(
+            "INSERT INTO events (run_id, seq, org, usr, project, type, data, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(run_id)
+        .bind(seq)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(ev.type_name())
+        .bind(to_json(&data)?)
+        .bind(&ts)
+        .execute(&mut **tx)
+        .await?;
+        let fx = ev.effects();
+        let input_message =
+            fx.input_message.then(|| agentd_core::Message::text(agentd_core::Role::User, input.clone()));
+        if let Some(m) = fx.message.or(input_message) {
+            let idx: i64 = sqlx::query_scalar(
+                "UPDATE sessions SET message_count = message_count + 1, updated_at = $2 WHERE id = $1
+                 RETURNING message_count - 1",
+            )
+            .bind(&session_id)
+            .bind(&ts)
+            .fetch_one(&mut **tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO messages (session_id, idx, org, usr, project, run_id, seq, message, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&session_id)
+            .bind(idx)
+            .bind(&t.org)
+            .bind(&t.user)
+            .bind(&t.project)
+            .bind(run_id)
+            .bind(seq)
+            .bind(to_json(&m)?)
+            .bind(&ts)
+            .execute(&mut **tx)
+            .await?;
+        }
+        if let Some(u) = fx.usage {
+            usage.add(&u);
+        }
+        if let Some(s) = fx.status {
+            status = s;
+        }
+        output = fx.output.or(output);
+        error = fx.error.or(error);
+        out.push(StoredEvent {
+            run_id: run_id.to_string(),
+            seq,
+            type_name: ev.type_name().to_string(),
+            data,
+            created_at: ts.clone(),
+        });
+    }
+    let error = error.as_ref().map(to_json).transpose()?;
+    sqlx::query(
+        "UPDATE runs SET status = $1, last_seq = $2, usage = $3, output = COALESCE($4, output),
+           error = COALESCE($5, error), updated_at = $6 WHERE id = $7",
+    )
+    .bind(status.as_str())
+    .bind(seq)
+    .bind(to_json(&usage)?)
+    .bind(output)
+    .bind(error)
+    .bind(&ts)
+    .bind(run_id)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(last) = out.last() {
+        let change = Change { run_id: run_id.to_string(), seq: last.seq, type_name: last.type_name.clone() };
+        sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(to_json(&change)?).execute(&mut **tx).await?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,108 @@
+//! The store suite against a real PostgreSQL (started by scripts/test, which
+//! sets AGENTD_TEST_PG to an admin URL); each test gets a fresh database.
+
+use std::sync::Arc;
+
+use agentd_store::{PgStore, Store, suite};
+
+/// Creates an empty database and returns its URL.
+pub async fn fresh_database() -> String {
+    let admin = std::env::var("AGENTD_TEST_PG")
+        .expect("AGENTD_TEST_PG is not set: run the suite with scripts/test (it starts PostgreSQL)");
+    let name = format!("agentd_t_{}", agentd_core::new_id("db").trim_start_matches("db_"));
+    let pool = sqlx::PgPool::connect(&admin).await.expect("connect to the test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.expect("create database");
+    pool.close().await;
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}
+
+async fn fresh() -> Arc<dyn Store> {
+    Arc::new(PgStore::connect(&fresh_database().await).await.expect("open PgStore"))
+}
+
+macro_rules! suite_tests {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $name() {
+            suite::$name(fresh().await).await;
+        }
+    )*};
+}
+
+suite_tests!(
+    append_derives_rows,
+    terminal_runs_are_sealed,
+    tenant_scope_on_every_query,
+    concurrent_appends_are_gap_free,
+    listing_and_deletion,
+    guarded_appends,
+    claiming_respects_lanes_limits_and_leases,
+    busy_sessions_reject,
+    prune_removes_old_finished_runs,
+);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn appends_are_announced_to_every_connection() {
+    let url = fresh_database().await;
+    let a = PgStore::connect(&url).await.unwrap();
+    let b = PgStore::connect(&url).await.unwrap();
+    let mut changes = b.changes().expect("PostgreSQL announces changes");
+    let t = agentd_core::Tenant::default();
+    let ses = a.create_session(&t, None, serde_json::json!({})).await.unwrap();
+    let nr = agentd_store::NewRun {
+        id: agentd_core::new_id("run"),
+        session_id: ses.id,
+        input: "x".into(),
+        model: "m".into(),
+        max_steps: 1,
+        reject_if_busy: false,
+    };
+    a.create_run(&t, &nr).await.unwrap();
+    let c = tokio::time::timeout(std::time::Duration::from_secs(10), changes.recv()).await.unwrap().unwrap();
+    assert_eq!((c.run_id.as_str(), c.seq, c.type_name.as_str()), (nr.id.as_str(), 1, "run.created"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_claiming_at_once_never_share_a_run() {
+    let url = fresh_database().await;
+    let a: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(PgStore::connect(&url).await.unwrap());
+    let t = agentd_core::Tenant::default();
+    for _ in 0..60 {
+        let ses = a.create_session(&t, None, serde_json::json!({})).await.unwrap();
+        let nr = agentd_store::NewRun {
+            id: agentd_core::new_id("run"),
+            session_id: ses.id,
+            input: "x".into(),
+            model: "m".into(),
+            max_steps: 1,
+            reject_if_busy: false,
+        };
+        a.create_run(&t, &nr).await.unwrap();
+    }
+    let limits = agentd_store::ClaimLimits { max: 7, per_tenant: 1000, lease_ms: 60_000 };
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, s) in [a.clone(), b.clone(), a.clone(), b.clone()].into_iter().enumerate() {
+        let limits = limits.clone();
+        tasks.spawn(async move {
+            let mut got = vec![];
+            loop {
+                let batch = s.claim_runs(&format!("n{i}"), &limits).await.unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch.into_iter().map(|(_, r)| r.id));
+            }
+        });
+    }
+    let mut all = vec![];
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r.unwrap());
+    }
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "a run was claimed twice");
+    assert_eq!(n, 60);
+}
