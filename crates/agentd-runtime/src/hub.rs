@@ -13,6 +13,8 @@ use tokio::sync::broadcast;
 pub enum Live {
     Event(StoredEvent),
     Delta(Delta),
+    /// The journal grew elsewhere (another node) up to this seq: read it.
+    Changed(i64),
 }
 
 /// Per-run broadcast channels, present while a run executes in this process.
@@ -37,6 +39,12 @@ impl Hub {
     /// Subscribes if the run is live here.
     pub fn subscribe(&self, run_id: &str) -> Option<broadcast::Receiver<Live>> {
         self.lock().get(run_id).map(|s| s.subscribe())
+    }
+
+    /// Drops channels nobody listens to (publishers look channels up by
+    /// run id each time, so a dropped one is simply made again when needed).
+    pub fn sweep(&self) {
+        self.lock().retain(|_, s| s.receiver_count() > 0);
     }
 
     pub fn publish(&self, run_id: &str, item: Live) {

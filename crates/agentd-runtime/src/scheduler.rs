@@ -47,11 +47,54 @@ impl Runtime {
         if released > 0 {
             tracing::info!(runs = released, node = %self.node_id, "resuming runs this node held before it stopped");
         }
-        let rt = self.clone();
-        tokio::spawn(async move { rt.schedule_loop().await });
+        // A node without any provider serves the API only: it would fail
+        // every run it claimed, so it claims none.
+        if self.models.is_empty() {
+            tracing::warn!("no provider configured: this node serves the API but executes no runs");
+        } else {
+            let rt = self.clone();
+            tokio::spawn(async move { rt.schedule_loop().await });
+        }
         let rt = self.clone();
         tokio::spawn(async move { rt.heartbeat_loop().await });
+        if let Some(changes) = self.store.changes() {
+            let rt = self.clone();
+            tokio::spawn(async move { rt.follow_changes(changes).await });
+        }
         Ok(())
+    }
+
+    /// Reacts to appends made by any node: wakes the scheduler for new or
+    /// finished runs, stops local runs cancelled elsewhere, and tells local
+    /// SSE subscribers of remote runs to read the journal.
+    async fn follow_changes(self: Arc<Self>, mut changes: tokio::sync::broadcast::Receiver<agentd_store::Change>) {
+        let mut swept = std::time::Instant::now();
+        loop {
+            let c = tokio::select! {
+                r = changes.recv() => r,
+                _ = self.stopping.cancelled() => return,
+            };
+            match c {
+                Ok(c) => {
+                    if matches!(c.type_name.as_str(), "run.created" | "run.completed" | "run.failed" | "run.cancelled")
+                    {
+                        self.wake.notify_one();
+                    }
+                    if c.type_name == "run.cancelled"
+                        && let Some(a) = self.active().get(&c.run_id)
+                    {
+                        a.cancel.cancel();
+                    }
+                    self.hub.publish(&c.run_id, crate::Live::Changed(c.seq));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.wake.notify_one(),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+            if swept.elapsed() > Duration::from_secs(30) {
+                self.hub.sweep();
+                swept = std::time::Instant::now();
+            }
+        }
     }
 
     async fn schedule_loop(self: Arc<Self>) {

@@ -51,8 +51,9 @@ enum Progress {
 
 impl Feed {
     async fn pump(&mut self, rx: Option<broadcast::Receiver<Live>>) -> Result<(), Closed> {
-        // Subscribe before reading the backlog so nothing falls in between.
-        let mut rx = rx.or_else(|| self.rt.hub.subscribe(&self.run_id));
+        // Subscribe before reading the backlog so nothing falls in between;
+        // for a run executing on another node the channel carries `Changed`.
+        let mut rx = rx.or_else(|| Some(self.rt.hub.open(&self.run_id)));
         if let Progress::Ended = self.backfill().await? {
             return Ok(());
         }
@@ -66,12 +67,14 @@ impl Feed {
                 if let Progress::Ended = self.backfill().await? {
                     return Ok(());
                 }
-                rx = self.rt.hub.subscribe(&self.run_id);
+                rx = Some(self.rt.hub.open(&self.run_id));
                 continue;
             };
             let item = tokio::select! {
                 r = live.recv() => r,
                 _ = self.tx.closed() => return Err(Closed),
+                // A safety net should a notification from another node be lost.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => Ok(Live::Changed(i64::MAX)),
             };
             match item {
                 Ok(Live::Event(ev)) if ev.seq == self.last + 1 => {
@@ -81,8 +84,9 @@ impl Feed {
                 }
                 Ok(Live::Event(ev)) if ev.seq <= self.last => {}
                 Ok(Live::Delta(d)) => self.send(delta_frame(&d)).await?,
-                // A gap, a lagging receiver or the run leaving this process: the journal is the truth.
-                Ok(Live::Event(_)) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                Ok(Live::Changed(seq)) if seq <= self.last => {}
+                // A gap, a change elsewhere or a lagging receiver: the journal is the truth.
+                Ok(Live::Event(_)) | Ok(Live::Changed(_)) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     if let Progress::Ended = self.backfill().await? {
                         return Ok(());
                     }

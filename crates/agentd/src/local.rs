@@ -48,10 +48,14 @@ pub struct Opened {
 /// locked so two processes never execute runs from one file.
 pub async fn open_store(s: &Setup, exclusive: bool) -> anyhow::Result<Opened> {
     if let Some(url) = &s.database {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            bail!("PostgreSQL is not available in this build yet");
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!("unsupported database URL (expected postgres://…); leave it unset for SQLite");
         }
-        bail!("unsupported database URL (expected postgres://…); leave it unset for SQLite");
+        let store = agentd_store::PgStore::connect(url).await.context("cannot open the PostgreSQL database")?;
+        // A fresh id per process unless configured: a restarted node then
+        // picks its old runs up when their leases expire.
+        let node_id = s.node_id.clone().unwrap_or_else(|| agentd_core::new_id("node"));
+        return Ok(Opened { store: Arc::new(store), _lock: None, node_id, description: redact_url(url) });
     }
     std::fs::create_dir_all(&s.data_dir).with_context(|| format!("cannot create data dir {}", s.data_dir.display()))?;
     let lock = if exclusive {
@@ -74,6 +78,18 @@ pub async fn open_store(s: &Setup, exclusive: bool) -> anyhow::Result<Opened> {
         None => persistent_node_id(&s.data_dir)?,
     };
     Ok(Opened { store: Arc::new(store), _lock: lock, node_id, description: db.display().to_string() })
+}
+
+/// A database URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..scheme + 3], user, &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// The node id kept in the data dir, so a restarted node resumes its own runs at once.
@@ -138,7 +154,7 @@ pub async fn run_local(local: LocalOpts, req: CreateRun, show_events: bool) -> a
                     break;
                 }
             }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Ok(Live::Changed(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
             Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
         }
     }
@@ -223,6 +239,12 @@ impl Printer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(redact_url("postgres://u:secret@h:5/db"), "postgres://u@h:5/db");
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+    }
 
     #[test]
     fn ages_parse() {

@@ -225,3 +225,15 @@ pub async fn frames(resp: reqwest::Response) -> Vec<Frame> {
 pub fn types(events: &[Value]) -> Vec<String> {
     events.iter().map(|e| e["type"].as_str().unwrap_or("").to_string()).collect()
 }
+
+/// Creates an empty PostgreSQL database on the test server and returns its URL.
+pub async fn fresh_pg_database() -> String {
+    let admin = std::env::var("AGENTD_TEST_PG")
+        .expect("AGENTD_TEST_PG is not set: run the suite with scripts/test (it starts PostgreSQL)");
+    let name = format!("agentd_e2e_{}", agentd_core::new_id("db").trim_start_matches("db_"));
+    let pool = sqlx::PgPool::connect(&admin).await.expect("connect to the test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.expect("create database");
+    pool.close().await;
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{name}")
+}

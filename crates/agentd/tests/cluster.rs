@@ -1,0 +1,150 @@
+//! Several nodes on one PostgreSQL: shared queue, lease takeover after a
+//! node dies, and SSE on one node for a run executing on another.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use agentd_testkit::{MockOpenAi, Turn};
+use common::{Opts, Server};
+use serde_json::json;
+
+fn node<'a>(mock: &'a str, db: &str, id: &str, cfg: &'a Path, effects: &Path) -> Opts<'a> {
+    Opts {
+        mock: Some(mock),
+        config: Some(cfg),
+        args: vec![
+            "--database".into(),
+            db.into(),
+            "--node-id".into(),
+            id.into(),
+            "--enable-test-tools".into(),
+            effects.display().to_string(),
+        ],
+        ..Default::default()
+    }
+}
+
+fn short_leases(dir: &Path) -> std::path::PathBuf {
+    let cfg = dir.join("agentd.toml");
+    std::fs::write(&cfg, "[scheduler]\nlease_ms = 1500\npoll_ms = 200\nshutdown_grace_ms = 1000\n").unwrap();
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_share_the_queue_and_survive_losing_one() {
+    let db = common::fresh_pg_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = short_leases(dir.path());
+    let effects = dir.path().join("effects.log");
+    let mock = MockOpenAi::start_full(vec![], 3, ("test_append", json!({"delay_ms": 10})), Duration::from_millis(5))
+        .await
+        .unwrap();
+    let a = Server::start_with(node(&mock.base_url, &db, "node-a", &cfg, &effects));
+    let b = Server::start_with(node(&mock.base_url, &db, "node-b", &cfg, &effects));
+    let mut runs = vec![];
+    for i in 0..200 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let (c, r) = s.post("/v1/runs", json!({"input": format!("job {i}")})).await;
+        assert_eq!(c, 202, "{r}");
+        runs.push(r["id"].as_str().unwrap().to_string());
+    }
+    // Let part of the work happen, then kill node A outright.
+    loop {
+        let (_, done) = b.get("/v1/runs?status=completed&limit=100").await;
+        if done["data"].as_array().unwrap().len() >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(a);
+    let killed_at = agentd_store::now();
+    let started = Instant::now();
+    for id in &runs {
+        let r = b.wait_run(id).await;
+        assert_eq!(r["status"], "completed", "{r}");
+    }
+    eprintln!("all 200 runs completed {:?} after node A was killed", started.elapsed());
+
+    let lines = std::fs::read_to_string(&effects).unwrap();
+    let mut written: HashMap<String, usize> = HashMap::new();
+    for l in lines.lines() {
+        *written.entry(l.split_whitespace().take(2).collect::<Vec<_>>().join(" ")).or_default() += 1;
+    }
+    let (mut on_a, mut on_b, mut taken_over) = (0, 0, 0);
+    for id in &runs {
+        let evs = b.events(id).await;
+        let seqs: Vec<i64> = evs.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+        assert_eq!(seqs, (1..=evs.len() as i64).collect::<Vec<_>>(), "run {id}: gap-free");
+        let mut results: HashMap<&str, Vec<&str>> = HashMap::new();
+        for e in evs.iter().filter(|e| e["type"] == "tool.result") {
+            results
+                .entry(e["data"]["call_id"].as_str().unwrap())
+                .or_default()
+                .push(e["data"]["status"].as_str().unwrap());
+        }
+        assert_eq!(results.len(), 3, "run {id}");
+        for (call, st) in &results {
+            assert_eq!(st.len(), 1, "run {id} call {call}: executed twice");
+            let n = written.get(&format!("{id} {call}")).copied().unwrap_or(0);
+            assert!(n <= 1, "run {id} call {call}: side effect {n} times");
+            if st[0] == "ok" {
+                assert_eq!(n, 1, "run {id} call {call}");
+            }
+        }
+        // Which node ran it; a takeover by B only ever follows A's death.
+        let started_by = evs.iter().find(|e| e["type"] == "run.started").unwrap()["data"]["node"].as_str().unwrap();
+        match started_by {
+            "node-a" => on_a += 1,
+            "node-b" => on_b += 1,
+            other => panic!("unknown node {other}"),
+        }
+        for r in evs.iter().filter(|e| e["type"] == "run.resumed") {
+            assert_eq!(r["data"]["node"], "node-b");
+            assert!(r["created_at"].as_str().unwrap() >= killed_at.as_str(), "B resumed {id} while A was alive");
+            taken_over += 1;
+        }
+    }
+    eprintln!("started on A: {on_a}, on B: {on_b}, taken over by B: {taken_over}");
+    assert!(on_a > 0 && on_b > 0, "both nodes claimed work");
+    assert!(taken_over > 0, "some of A's runs were in flight when it died");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sse_on_one_node_follows_a_run_on_another() {
+    let db = common::fresh_pg_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = short_leases(dir.path());
+    let effects = dir.path().join("effects.log");
+    let mock = MockOpenAi::start(
+        vec![Turn::tool("echo", json!({"x": 1})), Turn::Slow(Duration::from_millis(500), "from A".into())],
+        0,
+    )
+    .await
+    .unwrap();
+    let a = Server::start_with(node(&mock.base_url, &db, "node-a", &cfg, &effects));
+    // B starts with no provider, so it can serve the API but never runs anything itself.
+    let b = Server::start_with(Opts {
+        config: Some(&cfg),
+        args: vec!["--database".into(), db.clone(), "--node-id".into(), "node-b".into()],
+        ..Default::default()
+    });
+    let (_, run) = a.post("/v1/runs", json!({"input": "hello"})).await;
+    let id = run["id"].as_str().unwrap().to_string();
+    let resp = b
+        .req(reqwest::Method::GET, &format!("/v1/runs/{id}/events"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let frames = common::frames(resp).await;
+    let ids: Vec<i64> = frames.iter().map(|f| f.id.parse().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as i64).collect::<Vec<_>>(), "every stored event, in order");
+    assert_eq!(frames.last().unwrap().event, "run.completed");
+    assert_eq!(frames.last().unwrap().data["data"]["output"], "from A");
+    let started = frames.iter().find(|f| f.event == "run.started").unwrap();
+    assert_eq!(started.data["data"]["node"], "node-a");
+}
