@@ -17,13 +17,16 @@ pub enum Live {
     Changed(i64),
 }
 
-/// Per-run broadcast channels, present while a run executes in this process.
+/// Per-run broadcast channels, present while someone listens to a run.
+/// Publishing to a run nobody listens to costs nothing.
 #[derive(Default)]
 pub struct Hub {
     channels: Mutex<HashMap<String, broadcast::Sender<Live>>>,
 }
 
-const CAPACITY: usize = 1024;
+/// Items buffered per channel; a subscriber that falls further behind
+/// re-reads the journal (and misses only token deltas).
+const CAPACITY: usize = 256;
 
 impl Hub {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Live>>> {

@@ -144,6 +144,7 @@ pub struct Runtime {
     stopping: CancellationToken,
     /// Runs stop at their next step boundary.
     draining: AtomicBool,
+    tool_specs: std::sync::OnceLock<Arc<Vec<agentd_core::ToolSpec>>>,
 }
 
 impl Runtime {
@@ -168,6 +169,7 @@ impl Runtime {
             wake: Notify::new(),
             stopping: CancellationToken::new(),
             draining: AtomicBool::new(false),
+            tool_specs: std::sync::OnceLock::new(),
         })
     }
 
@@ -236,8 +238,9 @@ impl Runtime {
             max_steps,
             reject_if_busy: req.if_busy == IfBusy::Reject,
         };
-        // The channel exists before the scheduler can start the run, so no live item is missed.
-        let rx = self.hub.open(&new.id);
+        // A channel only when someone listens (they cost memory); it exists
+        // before the scheduler can start the run, so no live item is missed.
+        let rx = subscribe.then(|| self.hub.open(&new.id));
         let (run, created) = match self.store.create_run(t, &new).await {
             Ok(r) => r,
             Err(e) => {
@@ -253,7 +256,7 @@ impl Runtime {
         };
         self.hub.publish(&run.id, Live::Event(created));
         self.wake.notify_one();
-        Ok(Created { run, live: subscribe.then_some(rx), steered: false })
+        Ok(Created { run, live: rx, steered: false })
     }
 
     /// Queues `input` on the session's active run; `None` if there is none.
@@ -314,6 +317,13 @@ impl Runtime {
             .get_run(t, run_id)
             .await?
             .ok_or_else(|| RuntimeError::NotFound { code: "run_not_found", message: format!("run {run_id} not found") })
+    }
+
+    /// The tool specs offered to the model, computed once and shared by every run.
+    pub fn agent_tools(&self) -> Arc<Vec<agentd_core::ToolSpec>> {
+        self.tool_specs
+            .get_or_init(|| Arc::new(self.tools.specs().into_iter().filter(|s| self.agent.allows(&s.name)).collect()))
+            .clone()
     }
 
     /// Number of runs executing in this process.

@@ -140,8 +140,8 @@ impl Runtime {
     }
 
     async fn drive_inner(&self, t: &Tenant, run: &Run, cancel: &CancellationToken) -> Result<(), Stop> {
-        let journal = self.all_events(t, &run.id).await?;
-        let f = Folded::from_events(&journal);
+        // Only the fold is kept: thousands of runs may wait at once.
+        let f = Folded::from_events(&self.all_events(t, &run.id).await?);
         let mut w = Writer {
             rt: self,
             t,
@@ -163,7 +163,7 @@ impl Runtime {
                 return Ok(());
             }
         };
-        let tools: Vec<_> = self.tools.specs().into_iter().filter(|s| self.agent.allows(&s.name)).collect();
+        let tools = self.agent_tools();
         let mut messages = vec![Message::text(Role::System, self.agent.system_prompt.clone())];
         let history = self.store.session_messages(t, &run.session_id).await?;
         messages.extend(history.into_iter().map(|m| m.message));

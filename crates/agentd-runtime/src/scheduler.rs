@@ -169,7 +169,6 @@ impl Runtime {
                 rt.hub.close(&run_id);
                 rt.wake.notify_one();
             }));
-            rt.hub.open(&run.id);
             if let Err(e) = rt.drive(&t, run.clone(), &token).await {
                 tracing::error!(run_id = %run.id, error = %e, "run stopped on a store error");
                 let fail = agentd_core::EventKind::RunFailed {

@@ -121,20 +121,36 @@ pub enum Cmd {
         #[command(flatten)]
         local: LocalOpts,
     },
-    /// Measure the run loop against a fast mock model on loopback.
+    /// Measure the run loop against a mock model on loopback (a child process).
     Bench {
-        /// Runs per concurrency level.
+        /// throughput: runs/s and overhead per tool round; waiting: memory of N runs
+        /// all waiting on a slow model; resume: time to get N interrupted runs going again.
+        #[arg(long, default_value = "throughput")]
+        scenario: String,
+        /// Runs per concurrency level (or waiting / interrupted runs).
         #[arg(long, default_value_t = 200)]
         runs: usize,
         /// Tool rounds per run.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
-        /// Concurrency levels, comma separated.
+        /// Concurrency levels, comma separated (throughput).
         #[arg(long, default_value = "1,32", value_delimiter = ',')]
         concurrency: Vec<usize>,
         /// Think time the mock model adds to every answer, in ms.
         #[arg(long, default_value_t = 0)]
         mock_latency_ms: u64,
+        /// PostgreSQL URL to bench against (a fresh temporary SQLite file otherwise).
+        #[arg(long)]
+        database: Option<String>,
+    },
+    /// A mock OpenAI-compatible model for benchmarks and demos (loopback only).
+    #[command(hide = true)]
+    MockLlm {
+        /// Tool rounds (echo) before the final answer.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
     },
 }
 
@@ -159,8 +175,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Doctor { local } => crate::doctor::doctor(local).await,
         Cmd::Prune { older_than, org, local } => crate::local::prune(local, &older_than, org).await,
-        Cmd::Bench { runs, rounds, concurrency, mock_latency_ms } => {
-            crate::bench::bench(runs, rounds, concurrency, mock_latency_ms).await
+        Cmd::Bench { scenario, runs, rounds, concurrency, mock_latency_ms, database } => {
+            let opts = crate::bench::BenchOpts { runs, rounds, concurrency, mock_latency_ms, database };
+            crate::bench::bench(&scenario, opts).await
         }
+        Cmd::MockLlm { rounds, latency_ms } => crate::bench::mock_llm(rounds, latency_ms).await,
     }
 }
