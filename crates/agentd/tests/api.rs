@@ -372,3 +372,42 @@ async fn doctor_reports_provider_state() {
     assert!(!bad.status.success());
     assert!(b.contains("✗ providers: none configured"), "{b}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_command_deletes_old_finished_runs_only() {
+    let mock =
+        MockOpenAi::start(vec![Turn::text("old news"), Turn::Slow(std::time::Duration::from_secs(30), "x".into())], 0)
+            .await
+            .unwrap();
+    let mut s = Server::start(&mock.base_url);
+    let tmp = s.take_tmp();
+    let data = s.data_dir.clone();
+    let (_, done) = s.post("/v1/runs", json!({"input": "finished"})).await;
+    let done = done["id"].as_str().unwrap().to_string();
+    s.wait_run(&done).await;
+    let (_, open) = s.post("/v1/runs", json!({"input": "still going"})).await;
+    let open = open["id"].as_str().unwrap().to_string();
+    s.wait_event(&open, "step.started").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Pruning works next to a running server (SQLite allows a second writer process).
+    let d = data.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(common::bin()).args(["prune", "--older-than", "1s", "--data-dir"]).arg(&d).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pruned 1 runs"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(s.get(&format!("/v1/runs/{done}")).await.0, 404);
+    assert_eq!(s.get(&format!("/v1/runs/{open}")).await.0, 200, "an unfinished run is never pruned");
+    let d = data.clone();
+    let bad = tokio::task::spawn_blocking(move || {
+        Command::new(common::bin()).args(["prune", "--older-than", "soon", "--data-dir"]).arg(&d).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid age"));
+    drop(s);
+    drop(tmp);
+}
