@@ -23,7 +23,7 @@ impl Default for Tenant {
 
 /// Why a tenant scope value was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid {field}: must be 1-128 characters of [A-Za-z0-9._:@-]")]
+#[error("invalid {field}: must be 1-128 characters of [A-Za-z0-9._:@-], not starting with a dot")]
 pub struct InvalidScope {
     pub field: &'static str,
 }
@@ -33,8 +33,11 @@ impl Tenant {
     pub fn from_parts(org: Option<&str>, user: Option<&str>, project: Option<&str>) -> Result<Self, InvalidScope> {
         fn check(field: &'static str, v: Option<&str>) -> Result<String, InvalidScope> {
             let v = v.unwrap_or("default");
-            let ok =
-                !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c));
+            // Values name workspace directories, so nothing that starts with a dot.
+            let ok = !v.is_empty()
+                && !v.starts_with('.')
+                && v.len() <= 128
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c));
             if ok { Ok(v.to_string()) } else { Err(InvalidScope { field }) }
         }
         Ok(Self {
@@ -64,5 +67,7 @@ mod tests {
         assert_eq!(t.user, "alice");
         assert!(Tenant::from_parts(Some("a b"), None, None).is_err());
         assert!(Tenant::from_parts(Some(""), None, None).is_err());
+        assert!(Tenant::from_parts(Some(".."), None, None).is_err());
+        assert!(Tenant::from_parts(None, None, Some(".hidden")).is_err());
     }
 }

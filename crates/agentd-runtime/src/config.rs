@@ -77,8 +77,19 @@ pub struct AgentConfig {
     pub system_prompt: Option<String>,
     pub max_steps: Option<u32>,
     pub model: Option<String>,
-    /// Tool names the agent may use (all builtin tools when absent).
+    /// Tool names or globs the agent may use (every tool when absent).
     pub tools: Option<Vec<String>>,
+    /// How far shell commands reach (`[agents.default.sandbox]`).
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
+}
+
+/// `[agents.<name>.sandbox]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SandboxConfig {
+    /// `restricted` (bubblewrap, the default) or `none`.
+    #[serde(default)]
+    pub mode: agentd_tools::SandboxMode,
 }
 
 /// Time-to-live of finished runs (`[retention]`), with per-organisation overrides.

@@ -60,9 +60,14 @@ impl AgentSettings {
         }
     }
 
-    /// Whether the agent may use this tool.
+    /// Whether the agent may use this tool: its list names it exactly or by
+    /// a glob (`mcp__github__*`); no list means every tool.
     pub fn allows(&self, name: &str) -> bool {
-        self.tools.as_ref().is_none_or(|a| a.iter().any(|x| x == name))
+        self.tools.as_ref().is_none_or(|a| {
+            a.iter().any(|p| {
+                p == name || globset::Glob::new(p).map(|g| g.compile_matcher().is_match(name)).unwrap_or(false)
+            })
+        })
     }
 }
 
@@ -78,6 +83,9 @@ pub enum RuntimeError {
     /// The session has an unfinished run and the caller asked to reject.
     #[error("session is busy with run {active_run_id}")]
     Busy { active_run_id: String },
+    /// Tool arguments that violate the tool's schema.
+    #[error("{0}")]
+    InvalidArguments(agentd_tools::InvalidArguments),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -145,6 +153,8 @@ pub struct Runtime {
     /// Runs stop at their next step boundary.
     draining: AtomicBool,
     tool_specs: std::sync::OnceLock<Arc<Vec<agentd_core::ToolSpec>>>,
+    /// Per-session workspaces live under `<root>/<org>/<user>/<project>/`.
+    workspaces: std::path::PathBuf,
 }
 
 impl Runtime {
@@ -155,6 +165,7 @@ impl Runtime {
         agent: AgentSettings,
         node_id: String,
         sched: SchedulerSettings,
+        workspaces: std::path::PathBuf,
     ) -> Arc<Self> {
         Arc::new(Self {
             store,
@@ -170,6 +181,7 @@ impl Runtime {
             stopping: CancellationToken::new(),
             draining: AtomicBool::new(false),
             tool_specs: std::sync::OnceLock::new(),
+            workspaces,
         })
     }
 
@@ -324,6 +336,50 @@ impl Runtime {
         self.tool_specs
             .get_or_init(|| Arc::new(self.tools.specs().into_iter().filter(|s| self.agent.allows(&s.name)).collect()))
             .clone()
+    }
+
+    /// The workspace of a session, or the tenant's scratch workspace.
+    pub fn workspace(&self, t: &Tenant, session_id: Option<&str>) -> std::io::Result<agentd_tools::Workspace> {
+        let dir = self.workspaces.join(&t.org).join(&t.user).join(&t.project).join(session_id.unwrap_or("_scratch"));
+        agentd_tools::Workspace::open(&dir)
+    }
+
+    /// Calls a tool directly, without a model: arguments are checked against
+    /// its schema; the session's workspace (or the tenant's scratch one) is used.
+    pub async fn call_tool_direct(
+        &self,
+        t: &Tenant,
+        name: &str,
+        args: serde_json::Value,
+        session_id: Option<&str>,
+    ) -> Result<agentd_tools::ToolOutput, RuntimeError> {
+        let tool = self.tools.get(name).filter(|_| self.agent.allows(name)).ok_or_else(|| RuntimeError::NotFound {
+            code: "tool_not_found",
+            message: format!("no tool named {name:?}"),
+        })?;
+        if !args.is_object() {
+            return Err(RuntimeError::bad("invalid_arguments", "`arguments` must be a JSON object"));
+        }
+        self.tools.validate(name, &args).map_err(RuntimeError::InvalidArguments)?;
+        if let Some(id) = session_id
+            && self.store.get_session(t, id).await?.is_none()
+        {
+            return Err(RuntimeError::NotFound {
+                code: "session_not_found",
+                message: format!("session {id} not found"),
+            });
+        }
+        let ws =
+            self.workspace(t, session_id).map_err(|e| RuntimeError::bad("workspace_unavailable", e.to_string()))?;
+        let call_id = agentd_core::new_id("call");
+        let ctx = agentd_tools::ToolContext {
+            run_id: "direct".into(),
+            idempotency_key: format!("direct:{call_id}"),
+            call_id,
+            cancel: CancellationToken::new(),
+            workspace: Some(ws),
+        };
+        Ok(tool.call(args, ctx).await)
     }
 
     /// Number of runs executing in this process.

@@ -202,7 +202,7 @@ impl Runtime {
                 .map(|c| EventKind::ToolStarted { call_id: c.id.clone(), name: c.name.clone() })
                 .collect();
             w.write(&restarted).await?;
-            self.run_tools(run, &rerun, cancel, &mut w, &mut carry).await?;
+            self.run_tools(t, run, &rerun, cancel, &mut w, &mut carry).await?;
             // The session history already holds every result now.
             let history = self.store.session_messages(t, &run.session_id).await?;
             messages.truncate(1);
@@ -271,7 +271,7 @@ impl Runtime {
             }
             w.write(&std::mem::take(&mut carry)).await?;
             messages.push(resp.message);
-            let results = self.run_tools(run, &calls, cancel, &mut w, &mut carry).await?;
+            let results = self.run_tools(t, run, &calls, cancel, &mut w, &mut carry).await?;
             messages.extend(results);
             carry.push(EventKind::StepCompleted { step });
         }
@@ -284,6 +284,7 @@ impl Runtime {
     /// the last one goes into `carry`, to share the next transaction.
     async fn run_tools(
         &self,
+        t: &Tenant,
         run: &Run,
         calls: &[ToolCall],
         cancel: &CancellationToken,
@@ -291,7 +292,7 @@ impl Runtime {
         carry: &mut Vec<EventKind>,
     ) -> Result<Vec<Message>, Stop> {
         let mut messages = vec![];
-        let mut pending: FuturesUnordered<_> = calls.iter().map(|c| self.call_tool(run, c, cancel)).collect();
+        let mut pending: FuturesUnordered<_> = calls.iter().map(|c| self.call_tool(t, run, c, cancel)).collect();
         while let Some((call, out, ms)) = tokio::select! {
             _ = cancel.cancelled() => return Err(Stop::Halted),
             r = pending.next() => r,
@@ -311,6 +312,7 @@ impl Runtime {
     /// Runs one tool call in its own task, so a panicking tool becomes an error result.
     async fn call_tool<'a>(
         &self,
+        t: &Tenant,
         run: &Run,
         call: &'a ToolCall,
         cancel: &CancellationToken,
@@ -323,12 +325,20 @@ impl Runtime {
                 call.name,
                 truncate(&call.arguments.to_string(), 200)
             )),
+            Some(_) if let Err(e) = self.tools.validate(&call.name, &call.arguments) => {
+                ToolOutput::error(e.to_string())
+            }
             Some(tool) => {
+                let workspace = match self.workspace(t, Some(&run.session_id)) {
+                    Ok(w) => Some(w),
+                    Err(e) => return (call, ToolOutput::error(format!("workspace unavailable: {e}")), 0),
+                };
                 let ctx = ToolContext {
                     run_id: run.id.clone(),
                     call_id: call.id.clone(),
                     idempotency_key: format!("{}:{}", run.id, call.id),
                     cancel: cancel.child_token(),
+                    workspace,
                 };
                 let args = call.arguments.clone();
                 match tokio::spawn(async move { tool.call(args, ctx).await }).await {

@@ -72,6 +72,12 @@ impl From<RuntimeError> for ApiError {
                 message: format!("the session is busy with run {active_run_id}"),
                 extra: Some(json!({ "active_run_id": active_run_id })),
             },
+            RuntimeError::InvalidArguments(e) => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid_arguments",
+                message: e.to_string(),
+                extra: Some(json!({ "field": e.field, "tool": e.tool })),
+            },
             RuntimeError::Store(s) => s.into(),
         }
     }

@@ -4,6 +4,7 @@ mod error;
 mod runs;
 mod sessions;
 mod sse;
+mod tools;
 
 use std::sync::Arc;
 
@@ -36,7 +37,8 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .route("/sessions", post(sessions::create).get(sessions::list))
         .route("/sessions/{id}", get(sessions::get_one).delete(sessions::delete))
         .route("/sessions/{id}/runs", get(sessions::runs))
-        .route("/tools", get(list_tools));
+        .route("/tools", get(tools::list))
+        .route("/tools/{name}/call", post(tools::call));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
@@ -84,19 +86,6 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
             "checks": {"database": db, "providers": prov},
         })),
     )
-}
-
-/// Every tool available to the default agent.
-async fn list_tools(State(s): State<AppState>) -> Json<serde_json::Value> {
-    let data: Vec<_> = s
-        .rt
-        .tools
-        .specs()
-        .into_iter()
-        .filter(|t| s.rt.agent.tools.as_ref().is_none_or(|a| a.contains(&t.name)))
-        .map(|t| json!({"name": t.name, "source": "builtin", "description": t.description, "input_schema": t.input_schema}))
-        .collect();
-    Json(json!({"data": data, "next_cursor": null}))
 }
 
 /// A list answer: `{"data": [...], "next_cursor": ...}` from `limit + 1` rows.

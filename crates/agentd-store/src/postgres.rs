@@ -260,49 +260,17 @@ impl Store for PgStore {
     }
 
     async fn create_run(&self, t: &Tenant, new: &NewRun) -> Result<(Run, StoredEvent)> {
-        let ts = now();
         let mut tx = self.pool.begin().await?;
-        // Locking the session row serialises run creation per session (for reject).
-        let exists: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE",
-        )
-        .bind(&new.session_id)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if exists.is_none() {
-            return Err(StoreError::NotFound);
+        match create_run_tx(&mut tx, t, new).await {
+            Ok(r) => {
+                tx.commit().await?;
+                Ok(r)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
         }
-        if new.reject_if_busy
-            && let Some(active) = active_run_tx(&mut tx, t, &new.session_id).await?
-        {
-            return Err(StoreError::SessionBusy(active.id));
-        }
-        sqlx::query(
-            "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9)",
-        )
-        .bind(&new.id)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .bind(&new.session_id)
-        .bind(&new.input)
-        .bind(&new.model)
-        .bind(i64::from(new.max_steps))
-        .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
-        let created =
-            EventKind::RunCreated { input: new.input.clone(), model: new.model.clone(), max_steps: new.max_steps };
-        let mut evs = append_tx(&mut tx, t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created)).await?;
-        let row = sqlx::query("SELECT * FROM runs WHERE id = $1").bind(&new.id).fetch_one(&mut *tx).await?;
-        let run = run_from_row(&row)?;
-        tx.commit().await?;
-        let ev = evs.pop().ok_or_else(|| StoreError::Corrupt("no event".into()))?;
-        Ok((run, ev))
     }
 
     async fn get_run(&self, t: &Tenant, id: &str) -> Result<Option<Run>> {
@@ -343,9 +311,18 @@ impl Store for PgStore {
         events: &[EventKind],
     ) -> Result<Vec<StoredEvent>> {
         let mut tx = self.pool.begin().await?;
-        let out = append_tx(&mut tx, t, run_id, guard, events).await?;
-        tx.commit().await?;
-        Ok(out)
+        match append_tx(&mut tx, t, run_id, guard, events).await {
+            Ok(out) => {
+                tx.commit().await?;
+                Ok(out)
+            }
+            Err(e) => {
+                // Roll back now: a dropped transaction would keep the run row
+                // locked until the connection is reused (SKIP LOCKED would skip it).
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
     }
 
     async fn events(&self, t: &Tenant, run_id: &str, q: &EventQuery) -> Result<Vec<StoredEvent>> {
@@ -503,6 +480,51 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(PruneStats { runs, events, sessions, messages })
     }
+}
+
+/// Creates the run row and its `run.created` event inside an open transaction.
+async fn create_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, new: &NewRun) -> Result<(Run, StoredEvent)> {
+    let ts = now();
+    // Locking the session row serialises run creation per session (for reject).
+    let exists: Option<String> = sqlx::query_scalar(
+        "SELECT id FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE",
+    )
+    .bind(&new.session_id)
+    .bind(&t.org)
+    .bind(&t.user)
+    .bind(&t.project)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    if new.reject_if_busy
+        && let Some(active) = active_run_tx(tx, t, &new.session_id).await?
+    {
+        return Err(StoreError::SessionBusy(active.id));
+    }
+    sqlx::query(
+        "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9)",
+    )
+    .bind(&new.id)
+    .bind(&t.org)
+    .bind(&t.user)
+    .bind(&t.project)
+    .bind(&new.session_id)
+    .bind(&new.input)
+    .bind(&new.model)
+    .bind(i64::from(new.max_steps))
+    .bind(&ts)
+    .execute(&mut **tx)
+    .await?;
+    let created =
+        EventKind::RunCreated { input: new.input.clone(), model: new.model.clone(), max_steps: new.max_steps };
+    let mut evs = append_tx(tx, t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created)).await?;
+    let row = sqlx::query("SELECT * FROM runs WHERE id = $1").bind(&new.id).fetch_one(&mut **tx).await?;
+    let run = run_from_row(&row)?;
+    let ev = evs.pop().ok_or_else(|| StoreError::Corrupt("no event".into()))?;
+    Ok((run, ev))
 }
 
 async fn active_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, session_id: &str) -> Result<Option<Run>> {

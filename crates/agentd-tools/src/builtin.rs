@@ -75,6 +75,7 @@ mod tests {
             call_id: "c".into(),
             idempotency_key: "r:c".into(),
             cancel: CancellationToken::new(),
+            workspace: None,
         }
     }
 

@@ -1,16 +1,24 @@
-//! Tools an agent can call, behind the [`Tool`] trait, and the builtin ones.
+//! Tools an agent can call, behind the [`Tool`] trait: builtin ones (echo,
+//! current_time, workspace file tools, shell, http_fetch) and test-only ones.
 
 mod builtin;
+mod fs;
+mod http_fetch;
+mod shell;
 pub mod testing;
+pub mod workspace;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use agentd_core::{ContentPart, ToolSpec};
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 pub use builtin::{CurrentTime, Echo};
+pub use http_fetch::html_to_text;
+pub use shell::{SandboxMode, find_bwrap};
+pub use workspace::{PathError, Workspace};
 
 /// What a tool call knows about where it runs.
 #[derive(Clone, Debug)]
@@ -21,6 +29,8 @@ pub struct ToolContext {
     pub idempotency_key: String,
     /// Fires when the run is cancelled; long tools must stop when it does.
     pub cancel: CancellationToken,
+    /// The directory file and shell tools are confined to.
+    pub workspace: Option<Workspace>,
 }
 
 /// A tool's answer.
@@ -50,19 +60,49 @@ pub trait Tool: Send + Sync {
     async fn call(&self, args: serde_json::Value, ctx: ToolContext) -> ToolOutput;
 }
 
+/// A registered tool with its compiled argument validator.
+struct Entry {
+    tool: Arc<dyn Tool>,
+    source: &'static str,
+    validator: OnceLock<Result<jsonschema::Validator, String>>,
+}
+
 /// The tools available to an agent, by name.
 #[derive(Clone, Default)]
 pub struct ToolRegistry {
-    tools: BTreeMap<String, Arc<dyn Tool>>,
+    tools: BTreeMap<String, Arc<Entry>>,
+}
+
+/// Why arguments were refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("invalid arguments for {tool}: {field}: {message}")]
+pub struct InvalidArguments {
+    pub tool: String,
+    /// JSON pointer of the offending field (`/path`), or `/` for the whole object.
+    pub field: String,
+    pub message: String,
 }
 
 impl ToolRegistry {
-    /// A registry with the builtin tools.
-    pub fn builtin() -> Self {
+    /// A registry with every builtin tool; `shell` runs under `sandbox`.
+    pub fn builtin_with(sandbox: SandboxMode) -> Self {
         let mut r = Self::default();
         r.register(Arc::new(Echo));
         r.register(Arc::new(CurrentTime));
+        r.register(Arc::new(fs::ReadFile));
+        r.register(Arc::new(fs::WriteFile));
+        r.register(Arc::new(fs::EditFile));
+        r.register(Arc::new(fs::ListDir));
+        r.register(Arc::new(fs::Glob));
+        r.register(Arc::new(fs::Grep));
+        r.register(Arc::new(shell::Shell { sandbox }));
+        r.register(Arc::new(http_fetch::HttpFetch::default()));
         r
+    }
+
+    /// Every builtin tool, `shell` sandboxed.
+    pub fn builtin() -> Self {
+        Self::builtin_with(SandboxMode::Restricted)
     }
 
     /// Adds the test-only tools (`test_append` writing to `file`, `test_sleep`).
@@ -73,14 +113,69 @@ impl ToolRegistry {
     }
 
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
-        self.tools.insert(tool.spec().name, tool);
+        self.register_as(tool, "builtin");
+    }
+
+    /// Registers a tool with its source (`builtin`, `mcp`, `skill`, `http`).
+    pub fn register_as(&mut self, tool: Arc<dyn Tool>, source: &'static str) {
+        let entry = Entry { tool: tool.clone(), source, validator: OnceLock::new() };
+        self.tools.insert(tool.spec().name, Arc::new(entry));
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn Tool>> {
-        self.tools.get(name).cloned()
+        self.tools.get(name).map(|e| e.tool.clone())
+    }
+
+    /// Where a tool comes from.
+    pub fn source(&self, name: &str) -> Option<&'static str> {
+        self.tools.get(name).map(|e| e.source)
     }
 
     pub fn specs(&self) -> Vec<ToolSpec> {
-        self.tools.values().map(|t| t.spec()).collect()
+        self.tools.values().map(|e| e.tool.spec()).collect()
+    }
+
+    /// Checks arguments against the tool's JSON Schema, naming the first bad field.
+    pub fn validate(&self, name: &str, args: &serde_json::Value) -> Result<(), InvalidArguments> {
+        let Some(e) = self.tools.get(name) else { return Ok(()) };
+        let v = e
+            .validator
+            .get_or_init(|| jsonschema::validator_for(&e.tool.spec().input_schema).map_err(|x| x.to_string()));
+        let bad = |field: String, message: String| InvalidArguments { tool: name.into(), field, message };
+        match v {
+            Err(schema_err) => Err(bad("/".into(), format!("the tool's schema is invalid: {schema_err}"))),
+            Ok(v) => match v.iter_errors(args).next() {
+                None => Ok(()),
+                Some(err) => {
+                    let mut field = err.instance_path().to_string();
+                    // A missing required property is reported on its parent: name it.
+                    if let jsonschema::error::ValidationErrorKind::Required { property } = err.kind() {
+                        field = format!("{field}/{}", property.as_str().unwrap_or_default());
+                    }
+                    if field.is_empty() {
+                        field = "/".into();
+                    }
+                    Err(bad(field, err.to_string()))
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_field() {
+        let r = ToolRegistry::builtin();
+        assert!(r.validate("read_file", &serde_json::json!({"path": "a"})).is_ok());
+        let e = r.validate("read_file", &serde_json::json!({"path": 5})).unwrap_err();
+        assert_eq!(e.field, "/path");
+        let e = r.validate("read_file", &serde_json::json!({})).unwrap_err();
+        assert_eq!(e.field, "/path", "{e}");
+        let e = r.validate("shell", &serde_json::json!({"command": "x", "argv": ["y"]})).unwrap_err();
+        assert_eq!(e.field, "/");
+        assert!(r.validate("echo", &serde_json::json!({"anything": [1]})).is_ok());
     }
 }

@@ -148,7 +148,8 @@ async fn rig(o: &BenchOpts, max_concurrent: u32, node: &str) -> anyhow::Result<R
         poll_ms: 50,
         ..Default::default()
     };
-    let rt = Runtime::new(store.clone(), models, ToolRegistry::builtin(), agent, node.into(), sched);
+    let ws = std::env::temp_dir().join(format!("agentd-bench-ws-{}", std::process::id()));
+    let rt = Runtime::new(store.clone(), models, ToolRegistry::builtin(), agent, node.into(), sched, ws);
     Ok(Rig { rt, timed, store, _mock: mock, dir, label })
 }
 

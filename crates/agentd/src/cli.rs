@@ -89,6 +89,11 @@ pub enum Cmd {
         #[command(flatten)]
         remote: RemoteOpts,
     },
+    /// Tools: `agentd tool call NAME --args '{...}'` runs one without a model (against a server).
+    Tool {
+        #[command(subcommand)]
+        cmd: ToolCmd,
+    },
     /// List sessions.
     Sessions {
         #[arg(long, default_value_t = 20)]
@@ -154,6 +159,27 @@ pub enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+pub enum ToolCmd {
+    /// List the tools the server offers.
+    List {
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Call a tool directly with JSON arguments.
+    Call {
+        name: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Use this session's workspace (the tenant's scratch workspace otherwise).
+        #[arg(long)]
+        session: Option<String>,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+}
+
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Serve { listen, local } => crate::serve::serve(listen, local).await,
@@ -163,6 +189,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(url) => crate::client::run_remote(&url, req, events).await,
                 None => crate::local::run_local(local, req, events).await,
             }
+        }
+        Cmd::Tool { cmd: ToolCmd::List { remote } } => crate::client::tool_list(&remote).await,
+        Cmd::Tool { cmd: ToolCmd::Call { name, args, session, remote } } => {
+            crate::client::tool_call(&remote, &name, &args, session).await
         }
         Cmd::Tail { run_id, after, remote } => crate::client::tail(&remote, &run_id, after).await,
         Cmd::Sessions { limit, remote } => crate::client::list(&remote, &format!("/v1/sessions?limit={limit}")).await,

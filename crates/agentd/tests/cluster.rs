@@ -29,7 +29,11 @@ fn node<'a>(mock: &'a str, db: &str, id: &str, cfg: &'a Path, effects: &Path) ->
 
 fn short_leases(dir: &Path) -> std::path::PathBuf {
     let cfg = dir.join("agentd.toml");
-    std::fs::write(&cfg, "[scheduler]\nlease_ms = 1500\npoll_ms = 200\nshutdown_grace_ms = 1000\nmax_concurrent_runs = 8\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[scheduler]\nlease_ms = 1500\npoll_ms = 200\nshutdown_grace_ms = 1000\nmax_concurrent_runs = 8\n",
+    )
+    .unwrap();
     cfg
 }
 
