@@ -1,0 +1,199 @@
+//! Builtin tools through the real server: direct calls, workspace
+//! confinement, the shell sandbox, schema errors, tools inside a run.
+
+mod common;
+
+use agentd_testkit::{MockOpenAi, Turn};
+use common::{Opts, Server, types};
+use serde_json::{Value, json};
+
+async fn call(s: &Server, name: &str, args: Value) -> (u16, Value) {
+    s.post(&format!("/v1/tools/{name}/call"), json!({ "arguments": args })).await
+}
+
+fn text(v: &Value) -> String {
+    v["content"].as_array().unwrap().iter().filter_map(|c| c["text"].as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tools_are_listed_with_source_and_schema() {
+    let s = Server::start_with(Opts::default());
+    let (c, v) = s.get("/v1/tools").await;
+    assert_eq!(c, 200);
+    let names: Vec<&str> = v["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for want in [
+        "read_file",
+        "write_file",
+        "edit_file",
+        "list_dir",
+        "glob",
+        "grep",
+        "shell",
+        "http_fetch",
+        "current_time",
+        "echo",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let read = v["data"].as_array().unwrap().iter().find(|t| t["name"] == "read_file").unwrap();
+    assert_eq!(read["source"], "builtin");
+    assert_eq!(read["input_schema"]["required"], json!(["path"]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn file_tools_work_inside_the_workspace() {
+    let s = Server::start_with(Opts::default());
+    let (c, v) = call(&s, "write_file", json!({"path": "notes/a.txt", "content": "alpha\nbeta\ngamma\nbeta\n"})).await;
+    assert_eq!((c, v["is_error"].as_bool()), (200, Some(false)), "{v}");
+    let (_, v) = call(&s, "read_file", json!({"path": "notes/a.txt", "offset": 2, "limit": 2})).await;
+    assert!(text(&v).starts_with("beta\ngamma"), "{v}");
+    assert!(text(&v).contains("more lines"), "{v}");
+    let (_, v) = call(&s, "edit_file", json!({"path": "notes/a.txt", "old": "beta", "new": "BETA"})).await;
+    assert_eq!(v["is_error"], true);
+    assert!(text(&v).contains("ambiguous"), "{v}");
+    let (_, v) = call(&s, "edit_file", json!({"path": "notes/a.txt", "old": "delta", "new": "x"})).await;
+    assert!(text(&v).contains("not found"), "{v}");
+    let (_, v) = call(&s, "edit_file", json!({"path": "notes/a.txt", "old": "gamma", "new": "GAMMA"})).await;
+    assert_eq!(v["is_error"], false, "{v}");
+    let (_, v) = call(&s, "grep", json!({"pattern": "^G.MMA$"})).await;
+    assert_eq!(text(&v).trim(), "notes/a.txt:3:GAMMA");
+    let (_, v) = call(&s, "glob", json!({"pattern": "**/*.txt"})).await;
+    assert_eq!(text(&v).trim(), "notes/a.txt");
+    let (_, v) = call(&s, "list_dir", json!({})).await;
+    assert_eq!(text(&v).trim(), "notes/");
+    let (c, v) = s.post("/v1/tools/echo/call?format=json", json!({"arguments": {"k": [1, 2]}})).await;
+    assert_eq!((c, &v["json"]), (200, &json!({"k": [1, 2]})));
+    // A session has its own workspace.
+    let (_, ses) = s.post("/v1/sessions", json!({})).await;
+    let (_, v) = s.post("/v1/tools/list_dir/call", json!({"arguments": {}, "session_id": ses["id"]})).await;
+    assert_eq!(text(&v), "(empty)");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workspace_escapes_are_refused() {
+    let s = Server::start_with(Opts::default());
+    // The tenant's scratch workspace, with a symlink planted to /etc.
+    let ws = s.data_dir.join("workspaces/default/default/default/_scratch");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::os::unix::fs::symlink("/etc", ws.join("etc")).unwrap();
+    for (tool, args, why) in [
+        ("read_file", json!({"path": "../../../../../../etc/passwd"}), "outside"),
+        ("read_file", json!({"path": "/etc/passwd"}), "absolute"),
+        ("read_file", json!({"path": "etc/passwd"}), "outside"),
+        ("read_file", json!({"path": "a\u{0}b"}), "NUL"),
+        ("write_file", json!({"path": "../escape.txt", "content": "x"}), "outside"),
+        ("write_file", json!({"path": "etc/evil", "content": "x"}), "outside"),
+        ("list_dir", json!({"path": ".."}), "outside"),
+        ("grep", json!({"pattern": "root", "path": "etc"}), "outside"),
+        ("glob", json!({"pattern": "../*"}), ".."),
+    ] {
+        let (c, v) = call(&s, tool, args.clone()).await;
+        assert_eq!(c, 200, "{tool} {args}: {v}");
+        assert_eq!(v["is_error"], true, "{tool} {args} was not refused: {v}");
+        assert!(text(&v).contains(why), "{tool} {args}: {v}");
+    }
+    assert!(!s.data_dir.join("workspaces/default/default/default/escape.txt").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_arguments_and_unknown_tools() {
+    let s = Server::start_with(Opts::default());
+    let (c, v) = call(&s, "read_file", json!({"path": 7})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_arguments")), "{v}");
+    assert_eq!(v["error"]["field"], "/path");
+    assert!(v["error"]["message"].as_str().unwrap().contains("/path"));
+    let (c, v) = call(&s, "write_file", json!({"path": "x"})).await;
+    assert_eq!((c, v["error"]["field"].as_str()), (400, Some("/content")), "{v}");
+    let (c, v) = call(&s, "read_file", json!({"path": "x", "bogus": 1})).await;
+    assert_eq!(c, 400, "{v}");
+    let (c, v) = call(&s, "no_such_tool", json!({})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (404, Some("tool_not_found")));
+    let (c, v) = s.post("/v1/tools/echo/call", json!({"arguments": [1]})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_arguments")), "{v}");
+    let (c, v) = s.post("/v1/tools/echo/call", json!({"arguments": {}, "session_id": "ses_nope"})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (404, Some("session_not_found")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shell_runs_sandboxed_with_limits() {
+    let s = Server::start_with(Opts {
+        env: vec![("AGENTD_SECRET_FOR_TEST".into(), "hunter2".into())],
+        ..Default::default()
+    });
+    let (_, v) = call(&s, "shell", json!({"command": "echo hi > out.txt && cat out.txt && pwd"})).await;
+    assert_eq!(v["is_error"], false, "{v}");
+    let t = text(&v);
+    assert!(t.starts_with("exit code: 0") && t.contains("hi"), "{t}");
+    assert!(s.data_dir.join("workspaces/default/default/default/_scratch/out.txt").exists());
+    // The rest of the system is read-only, the network is gone, the environment is clean.
+    let (_, v) = call(&s, "shell", json!({"argv": ["touch", "/usr/agentd-sandbox-test"]})).await;
+    assert_eq!(v["is_error"], true, "{v}");
+    assert!(!std::path::Path::new("/usr/agentd-sandbox-test").exists());
+    let (_, v) = call(&s, "shell", json!({"command": "cat /proc/net/dev | grep -c ':' ; env"})).await;
+    let t = text(&v);
+    assert!(!t.contains("hunter2") && !t.contains("OPENAI_API_KEY"), "{t}");
+    assert!(t.contains("\n1\n"), "only the loopback interface: {t}");
+    let (_, v) = call(&s, "shell", json!({"command": "exit 3"})).await;
+    assert_eq!(v["is_error"], true);
+    assert!(text(&v).starts_with("exit code: 3"));
+    let (_, v) = call(&s, "shell", json!({"command": "sleep 30", "timeout_ms": 300})).await;
+    assert!(text(&v).contains("timed out"), "{v}");
+    let (c, _) = call(&s, "shell", json!({"command": "x", "argv": ["y"]})).await;
+    assert_eq!(c, 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_fetch_reads_a_loopback_page() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let s = Server::start_with(Opts::default());
+    let (_, v) = call(&s, "http_fetch", json!({"url": format!("{}/models", mock.base_url)})).await;
+    assert_eq!(v["is_error"], false, "{v}");
+    assert!(text(&v).starts_with("HTTP 200") && text(&v).contains("mock-model"), "{v}");
+    let (_, v) = call(&s, "http_fetch", json!({"url": format!("{}/nothing", mock.base_url)})).await;
+    assert_eq!(v["is_error"], true);
+    let (c, _) = call(&s, "http_fetch", json!({"url": "file:///etc/passwd"})).await;
+    assert_eq!(c, 400, "only http(s) URLs pass the schema");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_writes_and_reads_its_session_workspace() {
+    let mock = MockOpenAi::start(
+        vec![
+            Turn::tool("write_file", json!({"path": "plan.md", "content": "step one"})),
+            Turn::tool("read_file", json!({"path": "plan.md"})),
+            Turn::tool("read_file", json!({"path": 5})),
+            Turn::text("done"),
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let s = Server::start(&mock.base_url);
+    let (_, run) = s.post("/v1/runs", json!({"input": "plan"})).await;
+    let id = run["id"].as_str().unwrap();
+    let done = s.wait_run(id).await;
+    assert_eq!(done["status"], "completed");
+    let sid = done["session_id"].as_str().unwrap();
+    let file = s.data_dir.join(format!("workspaces/default/default/default/{sid}/plan.md"));
+    assert_eq!(std::fs::read_to_string(file).unwrap(), "step one");
+    let evs = s.events(id).await;
+    let results: Vec<&Value> = evs.iter().filter(|e| e["type"] == "tool.result").collect();
+    assert_eq!(results[1]["data"]["content"][0]["text"], "step one");
+    assert_eq!(results[2]["data"]["is_error"], true, "schema violations reach the model as errors");
+    assert!(results[2]["data"]["content"][0]["text"].as_str().unwrap().contains("/path"));
+    assert!(types(&evs).contains(&"run.completed".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_tool_lists_accept_globs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, "[agents.default]\ntools = [\"echo\", \"*_file\"]\n").unwrap();
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
+    let (_, v) = s.get("/v1/tools").await;
+    let mut names: Vec<&str> = v["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["echo", "edit_file", "read_file", "write_file"]);
+    let (c, _) = call(&s, "shell", json!({"command": "true"})).await;
+    assert_eq!(c, 404, "tools outside the agent's list cannot be called");
+}
