@@ -9,4 +9,4 @@ pub mod run;
 pub use event::{EventKind, StoredEvent};
 pub use ids::{Tenant, new_id};
 pub use message::{ContentPart, Message, Role, ToolCall, ToolSpec, Usage};
-pub use run::{Run, RunError, RunStatus, Session};
+pub use run::{HttpToolDef, Run, RunError, RunStatus, Session};

@@ -83,3 +83,26 @@ pub struct Session {
     pub created_at: String,
     pub updated_at: String,
 }
+
+/// A tool a user registered at run time that POSTs its arguments to a URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpToolDef {
+    pub name: String,
+    pub description: String,
+    pub input_schema: serde_json::Value,
+    pub url: String,
+    /// Plain headers sent as they are.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Header name → environment variable holding its (secret) value.
+    #[serde(default)]
+    pub secret_headers: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_http_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub created_at: String,
+}
+
+fn default_http_timeout() -> u64 {
+    30_000
+}

@@ -130,6 +130,13 @@ pub struct Created {
     pub steered: bool,
 }
 
+/// The tools one run may use.
+pub struct ToolSet {
+    /// What the model is offered.
+    pub specs: Arc<Vec<agentd_core::ToolSpec>>,
+    http: HashMap<String, Arc<agentd_tools::HttpTool>>,
+}
+
 /// A run executing in this process.
 struct Active {
     cancel: CancellationToken,
@@ -338,6 +345,40 @@ impl Runtime {
             .clone()
     }
 
+    /// The tools a run of this tenant may use: the agent's builtin tools plus
+    /// the tenant's registered HTTP tools.
+    pub async fn toolset(&self, t: &Tenant) -> Result<ToolSet, StoreError> {
+        let base = self.agent_tools();
+        let mut http = HashMap::new();
+        for def in self.store.list_http_tools(t).await? {
+            if self.agent.allows(&def.name) && self.tools.get(&def.name).is_none() {
+                http.insert(def.name.clone(), Arc::new(agentd_tools::HttpTool::new(def)));
+            }
+        }
+        let specs = if http.is_empty() {
+            base
+        } else {
+            let mut v = (*base).clone();
+            v.extend(http.values().map(|h| agentd_tools::Tool::spec(h.as_ref())));
+            Arc::new(v)
+        };
+        Ok(ToolSet { specs, http })
+    }
+
+    /// Finds a tool by name, with the verdict on its arguments.
+    pub(crate) fn lookup(
+        &self,
+        set: &ToolSet,
+        name: &str,
+        args: &serde_json::Value,
+    ) -> Option<(Arc<dyn agentd_tools::Tool>, Result<(), String>)> {
+        if let Some(h) = set.http.get(name) {
+            return Some((h.clone(), h.check(args)));
+        }
+        let tool = self.tools.get(name).filter(|_| self.agent.allows(name))?;
+        Some((tool, self.tools.validate(name, args).map_err(|e| e.to_string())))
+    }
+
     /// The workspace of a session, or the tenant's scratch workspace.
     pub fn workspace(&self, t: &Tenant, session_id: Option<&str>) -> std::io::Result<agentd_tools::Workspace> {
         let dir = self.workspaces.join(&t.org).join(&t.user).join(&t.project).join(session_id.unwrap_or("_scratch"));
@@ -353,14 +394,21 @@ impl Runtime {
         args: serde_json::Value,
         session_id: Option<&str>,
     ) -> Result<agentd_tools::ToolOutput, RuntimeError> {
-        let tool = self.tools.get(name).filter(|_| self.agent.allows(name)).ok_or_else(|| RuntimeError::NotFound {
+        let set = self.toolset(t).await?;
+        let (tool, _) = self.lookup(&set, name, &args).ok_or_else(|| RuntimeError::NotFound {
             code: "tool_not_found",
             message: format!("no tool named {name:?}"),
         })?;
         if !args.is_object() {
             return Err(RuntimeError::bad("invalid_arguments", "`arguments` must be a JSON object"));
         }
-        self.tools.validate(name, &args).map_err(RuntimeError::InvalidArguments)?;
+        match set.http.get(name) {
+            Some(h) => h.check(&args).map_err(|m| {
+                let field = m.split(": ").nth(1).unwrap_or("/").to_string();
+                RuntimeError::InvalidArguments(agentd_tools::InvalidArguments { tool: name.into(), field, message: m })
+            })?,
+            None => self.tools.validate(name, &args).map_err(RuntimeError::InvalidArguments)?,
+        }
         if let Some(id) = session_id
             && self.store.get_session(t, id).await?.is_none()
         {

@@ -14,7 +14,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::fold::Folded;
-use crate::{Live, Runtime};
+use crate::{Live, Runtime, ToolSet};
 
 /// Why the loop stopped early.
 pub(crate) enum Stop {
@@ -163,7 +163,8 @@ impl Runtime {
                 return Ok(());
             }
         };
-        let tools = self.agent_tools();
+        let toolset = self.toolset(t).await?;
+        let tools = toolset.specs.clone();
         let mut messages = vec![Message::text(Role::System, self.agent.system_prompt.clone())];
         let history = self.store.session_messages(t, &run.session_id).await?;
         messages.extend(history.into_iter().map(|m| m.message));
@@ -202,7 +203,7 @@ impl Runtime {
                 .map(|c| EventKind::ToolStarted { call_id: c.id.clone(), name: c.name.clone() })
                 .collect();
             w.write(&restarted).await?;
-            self.run_tools(t, run, &rerun, cancel, &mut w, &mut carry).await?;
+            self.run_tools(t, run, &toolset, &rerun, cancel, &mut w, &mut carry).await?;
             // The session history already holds every result now.
             let history = self.store.session_messages(t, &run.session_id).await?;
             messages.truncate(1);
@@ -271,7 +272,7 @@ impl Runtime {
             }
             w.write(&std::mem::take(&mut carry)).await?;
             messages.push(resp.message);
-            let results = self.run_tools(t, run, &calls, cancel, &mut w, &mut carry).await?;
+            let results = self.run_tools(t, run, &toolset, &calls, cancel, &mut w, &mut carry).await?;
             messages.extend(results);
             carry.push(EventKind::StepCompleted { step });
         }
@@ -282,17 +283,19 @@ impl Runtime {
 
     /// Runs tool calls concurrently and journals each result as it arrives;
     /// the last one goes into `carry`, to share the next transaction.
+    #[allow(clippy::too_many_arguments)]
     async fn run_tools(
         &self,
         t: &Tenant,
         run: &Run,
+        set: &ToolSet,
         calls: &[ToolCall],
         cancel: &CancellationToken,
         w: &mut Writer<'_>,
         carry: &mut Vec<EventKind>,
     ) -> Result<Vec<Message>, Stop> {
         let mut messages = vec![];
-        let mut pending: FuturesUnordered<_> = calls.iter().map(|c| self.call_tool(t, run, c, cancel)).collect();
+        let mut pending: FuturesUnordered<_> = calls.iter().map(|c| self.call_tool(t, run, set, c, cancel)).collect();
         while let Some((call, out, ms)) = tokio::select! {
             _ = cancel.cancelled() => return Err(Stop::Halted),
             r = pending.next() => r,
@@ -314,21 +317,20 @@ impl Runtime {
         &self,
         t: &Tenant,
         run: &Run,
+        set: &ToolSet,
         call: &'a ToolCall,
         cancel: &CancellationToken,
     ) -> (&'a ToolCall, ToolOutput, u64) {
         let started = Instant::now();
-        let out = match self.tools.get(&call.name).filter(|_| self.agent.allows(&call.name)) {
+        let out = match self.lookup(set, &call.name, &call.arguments) {
             None => ToolOutput::error(format!("unknown tool {:?}", call.name)),
             Some(_) if !call.arguments.is_object() => ToolOutput::error(format!(
                 "arguments for {} must be a JSON object, got: {}",
                 call.name,
                 truncate(&call.arguments.to_string(), 200)
             )),
-            Some(_) if let Err(e) = self.tools.validate(&call.name, &call.arguments) => {
-                ToolOutput::error(e.to_string())
-            }
-            Some(tool) => {
+            Some((_, Err(e))) => ToolOutput::error(e),
+            Some((tool, Ok(()))) => {
                 let workspace = match self.workspace(t, Some(&run.session_id)) {
                     Ok(w) => Some(w),
                     Err(e) => return (call, ToolOutput::error(format!("workspace unavailable: {e}")), 0),

@@ -38,7 +38,9 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .route("/sessions/{id}", get(sessions::get_one).delete(sessions::delete))
         .route("/sessions/{id}/runs", get(sessions::runs))
         .route("/tools", get(tools::list))
-        .route("/tools/{name}/call", post(tools::call));
+        .route("/tools/{name}/call", post(tools::call))
+        .route("/http-tools", post(tools::create_http).get(tools::list_http))
+        .route("/http-tools/{name}", axum::routing::delete(tools::delete_http));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))

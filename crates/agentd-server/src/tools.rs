@@ -3,6 +3,7 @@
 use agentd_core::ContentPart;
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -10,21 +11,22 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, Params, Scope};
 
-/// Every tool available to the default agent, with source and schema.
-pub async fn list(State(s): State<AppState>) -> Json<Value> {
-    let data: Vec<Value> =
-        s.rt.agent_tools()
-            .iter()
-            .map(|t| {
-                json!({
-                    "name": t.name,
-                    "source": s.rt.tools.source(&t.name).unwrap_or("builtin"),
-                    "description": t.description,
-                    "input_schema": t.input_schema,
-                })
+/// Every tool available to the caller, with source and schema.
+pub async fn list(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
+    let set = s.rt.toolset(&t).await?;
+    let data: Vec<Value> = set
+        .specs
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "source": s.rt.tools.source(&t.name).unwrap_or("http"),
+                "description": t.description,
+                "input_schema": t.input_schema,
             })
-            .collect();
-    Json(json!({"data": data, "next_cursor": null}))
+        })
+        .collect();
+    Ok(Json(json!({"data": data, "next_cursor": null})))
 }
 
 #[derive(Deserialize)]
@@ -62,4 +64,76 @@ pub async fn call(
         v["json"] = serde_json::from_str(&text).unwrap_or(Value::Null);
     }
     Ok(Json(v).into_response())
+}
+
+/// Body of `POST /v1/http-tools`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpToolBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "empty_schema")]
+    input_schema: Value,
+    url: String,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    secret_headers: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_timeout")]
+    timeout_ms: u64,
+}
+
+fn empty_schema() -> Value {
+    json!({"type": "object"})
+}
+
+fn default_timeout() -> u64 {
+    30_000
+}
+
+/// Registers an HTTP tool for the caller's tenant.
+pub async fn create_http(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    ApiJson(b): ApiJson<HttpToolBody>,
+) -> Result<Response, ApiError> {
+    let def = agentd_core::HttpToolDef {
+        name: b.name,
+        description: b.description,
+        input_schema: b.input_schema,
+        url: b.url,
+        headers: b.headers,
+        secret_headers: b.secret_headers,
+        timeout_ms: b.timeout_ms,
+        created_at: agentd_store::now(),
+    };
+    agentd_tools::validate_http_tool(&def).map_err(|m| ApiError::bad_request("invalid_request", m))?;
+    if s.rt.tools.get(&def.name).is_some() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "tool_exists", format!("{} is a builtin tool", def.name)));
+    }
+    match s.rt.store.create_http_tool(&t, &def).await {
+        Ok(()) => Ok((StatusCode::CREATED, Json(def)).into_response()),
+        Err(agentd_store::StoreError::AlreadyExists) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "tool_exists", format!("an HTTP tool named {} exists", def.name)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn list_http(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
+    let defs = s.rt.store.list_http_tools(&t).await?;
+    Ok(Json(json!({"data": defs, "next_cursor": null})))
+}
+
+pub async fn delete_http(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    if s.rt.store.delete_http_tool(&t, &name).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found("tool_not_found", format!("no HTTP tool named {name:?}")))
+    }
 }

@@ -6,7 +6,7 @@ mod sqlite;
 #[doc(hidden)]
 pub mod suite;
 
-use agentd_core::{EventKind, Message, Run, RunStatus, Session, StoredEvent, Tenant};
+use agentd_core::{EventKind, HttpToolDef, Message, Run, RunStatus, Session, StoredEvent, Tenant};
 use async_trait::async_trait;
 
 pub use postgres::PgStore;
@@ -44,6 +44,9 @@ pub enum StoreError {
     /// Someone else appended to the journal since the writer last looked.
     #[error("journal moved on to seq {last_seq}")]
     SeqConflict { last_seq: i64 },
+    /// Something with this name exists already.
+    #[error("already exists")]
+    AlreadyExists,
     /// The session already has an unfinished run (and the caller asked to reject).
     #[error("session busy with run {0}")]
     SessionBusy(String),
@@ -185,6 +188,12 @@ pub trait Store: Send + Sync + 'static {
     async fn renew_leases(&self, node: &str, run_ids: &[String], lease_ms: i64) -> Result<Vec<String>>;
     /// Gives up `node`'s leases on these runs (all of them when `run_ids` is `None`).
     async fn release_leases(&self, node: &str, run_ids: Option<&[String]>) -> Result<u64>;
+
+    /// Registers an HTTP tool for the tenant; `AlreadyExists` if the name is taken.
+    async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<()>;
+    async fn list_http_tools(&self, t: &Tenant) -> Result<Vec<HttpToolDef>>;
+    /// Removes an HTTP tool; false if the tenant has none by that name.
+    async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<bool>;
 
     /// Appends made anywhere (including other nodes), when the database can
     /// tell (PostgreSQL LISTEN/NOTIFY); `None` for a single-process store.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use agentd_core::{EventKind, Run, RunError, RunStatus, Session, StoredEvent, Tenant, Usage};
+use agentd_core::{EventKind, HttpToolDef, Run, RunError, RunStatus, Session, StoredEvent, Tenant, Usage};
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
@@ -15,7 +15,10 @@ use crate::{
     SessionMessage, Store, StoreError, fair_pick, now, now_ms,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_http_tools.sql")),
+];
 /// Advisory lock key serialising migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;
 const CHANNEL: &str = "agentd_events";
@@ -348,6 +351,45 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(|r| Ok((tenant_from_row(r)?, run_from_row(r)?))).collect()
+    }
+
+    async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<()> {
+        let n = sqlx::query(
+            "INSERT INTO http_tools (org, usr, project, name, def, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(&def.name)
+        .bind(to_json(def)?)
+        .bind(&def.created_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 { Err(StoreError::AlreadyExists) } else { Ok(()) }
+    }
+
+    async fn list_http_tools(&self, t: &Tenant) -> Result<Vec<HttpToolDef>> {
+        let rows = sqlx::query("SELECT def FROM http_tools WHERE org = $1 AND usr = $2 AND project = $3 ORDER BY name")
+            .bind(&t.org)
+            .bind(&t.user)
+            .bind(&t.project)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| json_col(r, "def")).collect()
+    }
+
+    async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM http_tools WHERE org = $1 AND usr = $2 AND project = $3 AND name = $4")
+            .bind(&t.org)
+            .bind(&t.user)
+            .bind(&t.project)
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
     }
 
     async fn active_run(&self, t: &Tenant, session_id: &str) -> Result<Option<Run>> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentd_core::{EventKind, Run, RunError, RunStatus, Session, StoredEvent, Tenant, Usage};
+use agentd_core::{EventKind, HttpToolDef, Run, RunError, RunStatus, Session, StoredEvent, Tenant, Usage};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
@@ -22,6 +22,7 @@ use crate::{
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_leases.sql")),
+    (3, include_str!("../migrations/sqlite/0003_http_tools.sql")),
 ];
 
 /// Most requests committed together in one transaction.
@@ -435,6 +436,42 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut st = c.prepare_cached("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY id")?;
             collect(&mut st, [], |r| Ok((tenant_from_row(r)?, run_from_row(r)?)))
+        })
+        .await
+    }
+
+    async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<()> {
+        let (t, def) = (t.clone(), def.clone());
+        self.write(move |c| {
+            let n = c.execute(
+                "INSERT INTO http_tools (org, usr, project, name, def, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO NOTHING",
+                params![t.org, t.user, t.project, def.name, to_json(&def)?, def.created_at],
+            )?;
+            if n == 0 { Err(StoreError::AlreadyExists) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn list_http_tools(&self, t: &Tenant) -> Result<Vec<HttpToolDef>> {
+        let t = t.clone();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT def FROM http_tools WHERE org = ?1 AND usr = ?2 AND project = ?3 ORDER BY name",
+            )?;
+            collect(&mut st, params![t.org, t.user, t.project], |r| json_col(r, "def"))
+        })
+        .await
+    }
+
+    async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<bool> {
+        let (t, name) = (t.clone(), name.to_string());
+        self.write(move |c| {
+            let n = c.execute(
+                "DELETE FROM http_tools WHERE org = ?1 AND usr = ?2 AND project = ?3 AND name = ?4",
+                params![t.org, t.user, t.project, name],
+            )?;
+            Ok(n > 0)
         })
         .await
     }

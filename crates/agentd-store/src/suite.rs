@@ -313,3 +313,27 @@ pub async fn prune_removes_old_finished_runs(s: Arc<dyn Store>) {
     assert_eq!(rest.sessions, 1, "the finished run's session went with it; the open one stays");
     assert!(s.get_session(&a, &sa).await.unwrap().is_none());
 }
+
+/// HTTP tools belong to their tenant; names are unique per tenant.
+pub async fn http_tools_are_tenant_scoped(s: Arc<dyn Store>) {
+    let a = tenant("a");
+    let b = tenant("b");
+    let def = agentd_core::HttpToolDef {
+        name: "lookup".into(),
+        description: "d".into(),
+        input_schema: serde_json::json!({"type": "object"}),
+        url: "http://127.0.0.1:9/x".into(),
+        headers: Default::default(),
+        secret_headers: [("Authorization".to_string(), "AGENTD_SECRET_X".to_string())].into(),
+        timeout_ms: 1000,
+        created_at: crate::now(),
+    };
+    s.create_http_tool(&a, &def).await.unwrap();
+    assert!(matches!(s.create_http_tool(&a, &def).await, Err(StoreError::AlreadyExists)));
+    s.create_http_tool(&b, &def).await.unwrap();
+    assert_eq!(s.list_http_tools(&a).await.unwrap(), vec![def.clone()]);
+    assert!(s.delete_http_tool(&b, "lookup").await.unwrap());
+    assert!(s.list_http_tools(&b).await.unwrap().is_empty());
+    assert_eq!(s.list_http_tools(&a).await.unwrap().len(), 1, "deleting b's left a's alone");
+    assert!(!s.delete_http_tool(&tenant("c"), "lookup").await.unwrap());
+}

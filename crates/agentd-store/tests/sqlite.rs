@@ -31,6 +31,7 @@ suite_tests!(
     claiming_respects_lanes_limits_and_leases,
     busy_sessions_reject,
     prune_removes_old_finished_runs,
+    http_tools_are_tenant_scoped,
 );
 
 #[tokio::test]

@@ -101,6 +101,7 @@ impl MockOpenAi {
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
+            .route("/echo", post(echo))
             .route(
                 "/v1/models",
                 get(|| async { Json(json!({"object": "list", "data": [{"id": "mock-model", "object": "model"}]})) }),
@@ -154,6 +155,17 @@ fn auto_turn(body: &Value, rounds: usize, tool: &(String, Value)) -> (Turn, usiz
     } else {
         (Turn::text("done"), done + 1)
     }
+}
+
+/// Answers what it was sent: the JSON body and the headers that matter to tests.
+async fn echo(headers: axum::http::HeaderMap, Json(body): Json<Value>) -> Json<Value> {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    Json(json!({
+        "body": body,
+        "authorization": h("authorization"),
+        "idempotency_key": h("idempotency-key"),
+        "x_plain": h("x-plain"),
+    }))
 }
 
 fn chunk(delta: Value, finish: Option<&str>) -> Value {

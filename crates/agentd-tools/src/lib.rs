@@ -4,6 +4,7 @@
 mod builtin;
 mod fs;
 mod http_fetch;
+mod http_tool;
 mod shell;
 pub mod testing;
 pub mod workspace;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use builtin::{CurrentTime, Echo};
 pub use http_fetch::html_to_text;
+pub use http_tool::{HttpTool, SECRET_ENV_PREFIX, validate_http_tool};
 pub use shell::{SandboxMode, find_bwrap};
 pub use workspace::{PathError, Workspace};
 

@@ -197,3 +197,81 @@ async fn agent_tool_lists_accept_globs() {
     let (c, _) = call(&s, "shell", json!({"command": "true"})).await;
     assert_eq!(c, 404, "tools outside the agent's list cannot be called");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http_tools_are_registered_per_tenant_and_called() {
+    let mock = MockOpenAi::start(vec![Turn::tool("lookup", json!({"q": "from the model"})), Turn::text("ok")], 0)
+        .await
+        .unwrap();
+    let s = Server::start_with(Opts {
+        mock: Some(&mock.base_url),
+        env: vec![("AGENTD_SECRET_TOKEN".into(), "Bearer s3cr3t".into())],
+        ..Default::default()
+    });
+    let echo_url = mock.base_url.trim_end_matches("/v1").to_string() + "/echo";
+    let def = json!({
+        "name": "lookup",
+        "description": "Looks things up",
+        "input_schema": {"type": "object", "required": ["q"], "properties": {"q": {"type": "string"}}},
+        "url": echo_url,
+        "headers": {"X-Plain": "1"},
+        "secret_headers": {"Authorization": "AGENTD_SECRET_TOKEN"},
+    });
+    let (c, v) = s.post("/v1/http-tools", def.clone()).await;
+    assert_eq!(c, 201, "{v}");
+    let (c, _) = s.post("/v1/http-tools", def.clone()).await;
+    assert_eq!(c, 409);
+    let mut bad = def.clone();
+    bad["name"] = json!("shell");
+    assert_eq!(s.post("/v1/http-tools", bad).await.0, 409, "builtin names are taken");
+    let mut bad = def.clone();
+    bad["name"] = json!("steal");
+    bad["secret_headers"] = json!({"Authorization": "OPENAI_API_KEY"});
+    let (c, v) = s.post("/v1/http-tools", bad).await;
+    assert_eq!(c, 400, "only AGENTD_SECRET_* variables may be sent: {v}");
+    let mut bad = def.clone();
+    bad["name"] = json!("files");
+    bad["url"] = json!("file:///etc/passwd");
+    assert_eq!(s.post("/v1/http-tools", bad).await.0, 400);
+
+    let (_, tools) = s.get("/v1/tools").await;
+    let lookup = tools["data"].as_array().unwrap().iter().find(|t| t["name"] == "lookup").expect("listed").clone();
+    assert_eq!(lookup["source"], "http");
+    let (_, listed) = s.get("/v1/http-tools").await;
+    assert!(!listed.to_string().contains("s3cr3t"), "secret values are never shown");
+
+    let (c, v) = call(&s, "lookup", json!({"q": "direct"})).await;
+    assert_eq!((c, v["is_error"].as_bool()), (200, Some(false)), "{v}");
+    let echoed: Value = serde_json::from_str(&text(&v)).unwrap();
+    assert_eq!(echoed["body"], json!({"q": "direct"}));
+    assert_eq!(echoed["authorization"], "Bearer s3cr3t");
+    assert_eq!(echoed["x_plain"], "1");
+    assert!(echoed["idempotency_key"].as_str().unwrap().starts_with("direct:"));
+    let (c, v) = call(&s, "lookup", json!({"q": 5})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_arguments")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("/q"), "{v}");
+
+    // Another tenant neither sees nor calls it.
+    let (_, other) = s.call(reqwest::Method::GET, "/v1/tools", None, Some("globex")).await;
+    assert!(!other.to_string().contains("lookup"));
+    let (c, _) = s
+        .call(reqwest::Method::POST, "/v1/tools/lookup/call", Some(json!({"arguments": {"q": "x"}})), Some("globex"))
+        .await;
+    assert_eq!(c, 404);
+
+    // A run's model can call it; the idempotency key is run id + call id.
+    let (_, run) = s.post("/v1/runs", json!({"input": "look it up"})).await;
+    let id = run["id"].as_str().unwrap();
+    assert_eq!(s.wait_run(id).await["status"], "completed");
+    let evs = s.events(id).await;
+    let result = evs.iter().find(|e| e["type"] == "tool.result").unwrap();
+    let echoed: Value = serde_json::from_str(result["data"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(echoed["body"], json!({"q": "from the model"}));
+    let call_id = result["data"]["call_id"].as_str().unwrap();
+    assert_eq!(echoed["idempotency_key"], format!("{id}:{call_id}"));
+
+    let (c, _) = s.call(reqwest::Method::DELETE, "/v1/http-tools/lookup", None, None).await;
+    assert_eq!(c, 204);
+    assert_eq!(call(&s, "lookup", json!({"q": "x"})).await.0, 404);
+    assert_eq!(s.call(reqwest::Method::DELETE, "/v1/http-tools/lookup", None, None).await.0, 404);
+}
