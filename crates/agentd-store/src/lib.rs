@@ -1,6 +1,7 @@
 //! Durable storage for sessions, runs and the run journal, behind the
 //! [`Store`] trait so several database engines can implement it.
 
+mod plan;
 mod postgres;
 mod sqlite;
 #[doc(hidden)]

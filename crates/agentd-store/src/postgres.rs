@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 
-use agentd_core::{EventKind, HttpToolDef, Run, RunError, RunStatus, Session, StoredEvent, Tenant, Usage};
+use agentd_core::{EventKind, HttpToolDef, Run, RunError, RunStatus, Session, StoredEvent, Tenant};
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::broadcast;
 
+use crate::plan::{RunHead, plan_append};
 use crate::{
     AppendGuard, Change, ClaimLimits, EventQuery, NewRun, Page, PruneScope, PruneStats, Result, RunFilter,
     SessionMessage, Store, StoreError, fair_pick, now, now_ms,
@@ -604,109 +605,72 @@ async fn append_tx(
     .await?
     .ok_or(StoreError::NotFound)?;
     let session_id: String = row.try_get("session_id")?;
-    let status: String = row.try_get("status")?;
-    let mut seq: i64 = row.try_get("last_seq")?;
-    let mut usage: Usage = json_col(&row, "usage")?;
-    let lease: Option<String> = row.try_get("lease_node")?;
-    let input: String = row.try_get("input")?;
-    let mut status = RunStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
-    if status.is_terminal() && !events.is_empty() {
-        return Err(StoreError::RunFinished);
-    }
-    if let Some(node) = &guard.lease_node
-        && lease.as_deref() != Some(node.as_str())
-    {
-        return Err(StoreError::LeaseLost);
-    }
-    if let Some(expected) = guard.expected_seq
-        && expected != seq
-    {
-        return Err(StoreError::SeqConflict { last_seq: seq });
-    }
-    let ts = now();
-    let mut out = Vec::with_capacity(events.len());
-    let (mut output, mut error) = (None, None);
-    for ev in events {
-        if status.is_terminal() {
-            return Err(StoreError::RunFinished);
-        }
-        seq += 1;
-        let data = ev.data();
+    let head = RunHead {
+        status: row.try_get("status")?,
+        last_seq: row.try_get("last_seq")?,
+        usage: row.try_get("usage")?,
+        lease_node: row.try_get("lease_node")?,
+        input: row.try_get("input")?,
+    };
+    let plan = plan_append(run_id, head, guard, events)?;
+    let ts = &plan.ts;
+    for ev in &plan.events {
         sqlx::query(
             "INSERT INTO events (run_id, seq, org, usr, project, type, data, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(run_id)
-        .bind(seq)
+        .bind(ev.seq)
         .bind(&t.org)
         .bind(&t.user)
         .bind(&t.project)
-        .bind(ev.type_name())
-        .bind(to_json(&data)?)
-        .bind(&ts)
+        .bind(&ev.type_name)
+        .bind(to_json(&ev.data)?)
+        .bind(ts)
         .execute(&mut **tx)
         .await?;
-        let fx = ev.effects();
-        let input_message =
-            fx.input_message.then(|| agentd_core::Message::text(agentd_core::Role::User, input.clone()));
-        if let Some(m) = fx.message.or(input_message) {
-            let idx: i64 = sqlx::query_scalar(
-                "UPDATE sessions SET message_count = message_count + 1, updated_at = $2 WHERE id = $1
-                 RETURNING message_count - 1",
-            )
-            .bind(&session_id)
-            .bind(&ts)
-            .fetch_one(&mut **tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO messages (session_id, idx, org, usr, project, run_id, seq, message, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&session_id)
-            .bind(idx)
-            .bind(&t.org)
-            .bind(&t.user)
-            .bind(&t.project)
-            .bind(run_id)
-            .bind(seq)
-            .bind(to_json(&m)?)
-            .bind(&ts)
-            .execute(&mut **tx)
-            .await?;
-        }
-        if let Some(u) = fx.usage {
-            usage.add(&u);
-        }
-        if let Some(s) = fx.status {
-            status = s;
-        }
-        output = fx.output.or(output);
-        error = fx.error.or(error);
-        out.push(StoredEvent {
-            run_id: run_id.to_string(),
-            seq,
-            type_name: ev.type_name().to_string(),
-            data,
-            created_at: ts.clone(),
-        });
     }
-    let error = error.as_ref().map(to_json).transpose()?;
+    for (seq, m) in &plan.messages {
+        let idx: i64 = sqlx::query_scalar(
+            "UPDATE sessions SET message_count = message_count + 1, updated_at = $2 WHERE id = $1
+             RETURNING message_count - 1",
+        )
+        .bind(&session_id)
+        .bind(ts)
+        .fetch_one(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO messages (session_id, idx, org, usr, project, run_id, seq, message, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&session_id)
+        .bind(idx)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(run_id)
+        .bind(seq)
+        .bind(m)
+        .bind(ts)
+        .execute(&mut **tx)
+        .await?;
+    }
     sqlx::query(
         "UPDATE runs SET status = $1, last_seq = $2, usage = $3, output = COALESCE($4, output),
            error = COALESCE($5, error), updated_at = $6 WHERE id = $7",
     )
-    .bind(status.as_str())
-    .bind(seq)
-    .bind(to_json(&usage)?)
-    .bind(output)
-    .bind(error)
-    .bind(&ts)
+    .bind(plan.status.as_str())
+    .bind(plan.last_seq)
+    .bind(&plan.usage)
+    .bind(&plan.output)
+    .bind(&plan.error)
+    .bind(ts)
     .bind(run_id)
     .execute(&mut **tx)
     .await?;
-    if let Some(last) = out.last() {
+    if let Some(last) = plan.events.last() {
         let change = Change { run_id: run_id.to_string(), seq: last.seq, type_name: last.type_name.clone() };
         sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(to_json(&change)?).execute(&mut **tx).await?;
     }
-    Ok(out)
+    Ok(plan.events)
 }

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentd_core::{EventKind, HttpToolDef, Run, RunError, RunStatus, Session, StoredEvent, Tenant, Usage};
+use agentd_core::{EventKind, HttpToolDef, Run, RunError, RunStatus, Session, StoredEvent, Tenant};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::plan::{RunHead, plan_append};
 use crate::{
     AppendGuard, ClaimLimits, EventQuery, NewRun, Page, PruneScope, PruneStats, Result, RunFilter, SessionMessage,
     Store, StoreError, fair_pick, now, now_ms,
@@ -601,78 +602,44 @@ fn append_tx(
     guard: &AppendGuard,
     events: &[EventKind],
 ) -> Result<Vec<StoredEvent>> {
-    type Head = (String, String, i64, String, Option<String>, String);
-    let (session_id, status, mut seq, usage, lease, input): Head = c
+    let (session_id, head) = c
         .prepare_cached(
             "SELECT session_id, status, last_seq, usage, lease_node, input FROM runs
              WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4",
         )?
         .query_row(params![run_id, t.org, t.user, t.project], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            let head = RunHead {
+                status: r.get(1)?,
+                last_seq: r.get(2)?,
+                usage: r.get(3)?,
+                lease_node: r.get(4)?,
+                input: r.get(5)?,
+            };
+            Ok((r.get::<_, String>(0)?, head))
         })
         .optional()?
         .ok_or(StoreError::NotFound)?;
-    let mut usage: Usage = serde_json::from_str(&usage).map_err(|e| corrupt("usage", e))?;
-    let mut status = RunStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?;
-    if status.is_terminal() && !events.is_empty() {
-        return Err(StoreError::RunFinished);
+    let plan = plan_append(run_id, head, guard, events)?;
+    let ts = &plan.ts;
+    let mut ins = c.prepare_cached(
+        "INSERT INTO events (run_id, seq, org, usr, project, type, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for ev in &plan.events {
+        ins.execute(params![run_id, ev.seq, t.org, t.user, t.project, ev.type_name, to_json(&ev.data)?, ts])?;
     }
-    if let Some(node) = &guard.lease_node
-        && lease.as_deref() != Some(node.as_str())
-    {
-        return Err(StoreError::LeaseLost);
-    }
-    if let Some(expected) = guard.expected_seq
-        && expected != seq
-    {
-        return Err(StoreError::SeqConflict { last_seq: seq });
-    }
-    let ts = now();
-    let mut out = Vec::with_capacity(events.len());
-    let (mut output, mut error) = (None, None);
-    for ev in events {
-        if status.is_terminal() {
-            return Err(StoreError::RunFinished);
-        }
-        seq += 1;
-        let data = ev.data();
+    for (seq, m) in &plan.messages {
         c.prepare_cached(
-            "INSERT INTO events (run_id, seq, org, usr, project, type, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO messages (session_id, idx, org, usr, project, run_id, seq, message, created_at)
+             SELECT ?1, message_count, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM sessions WHERE id = ?1",
         )?
-        .execute(params![run_id, seq, t.org, t.user, t.project, ev.type_name(), to_json(&data)?, ts])?;
-        let fx = ev.effects();
-        let input_message =
-            fx.input_message.then(|| agentd_core::Message::text(agentd_core::Role::User, input.clone()));
-        if let Some(m) = fx.message.or(input_message) {
-            c.prepare_cached(
-                "INSERT INTO messages (session_id, idx, org, usr, project, run_id, seq, message, created_at)
-                 SELECT ?1, message_count, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM sessions WHERE id = ?1",
-            )?
-            .execute(params![session_id, t.org, t.user, t.project, run_id, seq, to_json(&m)?, ts])?;
-            c.prepare_cached("UPDATE sessions SET message_count = message_count + 1, updated_at = ?1 WHERE id = ?2")?
-                .execute(params![ts, session_id])?;
-        }
-        if let Some(u) = fx.usage {
-            usage.add(&u);
-        }
-        if let Some(s) = fx.status {
-            status = s;
-        }
-        output = fx.output.or(output);
-        error = fx.error.or(error);
-        out.push(StoredEvent {
-            run_id: run_id.to_string(),
-            seq,
-            type_name: ev.type_name().to_string(),
-            data,
-            created_at: ts.clone(),
-        });
+        .execute(params![session_id, t.org, t.user, t.project, run_id, seq, m, ts])?;
+        c.prepare_cached("UPDATE sessions SET message_count = message_count + 1, updated_at = ?1 WHERE id = ?2")?
+            .execute(params![ts, session_id])?;
     }
-    let error = error.as_ref().map(to_json).transpose()?;
     c.prepare_cached(
         "UPDATE runs SET status = ?1, last_seq = ?2, usage = ?3, output = COALESCE(?4, output),
            error = COALESCE(?5, error), updated_at = ?6 WHERE id = ?7",
     )?
-    .execute(params![status.as_str(), seq, to_json(&usage)?, output, error, ts, run_id])?;
-    Ok(out)
+    .execute(params![plan.status.as_str(), plan.last_seq, plan.usage, plan.output, plan.error, ts, run_id])?;
+    Ok(plan.events)
 }

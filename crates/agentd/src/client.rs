@@ -34,6 +34,15 @@ async fn error_of(resp: reqwest::Response) -> anyhow::Error {
     )
 }
 
+/// Sends a request; a non-2xx answer becomes an error with the server's code and message.
+async fn send(req: reqwest::RequestBuilder, url: &str) -> anyhow::Result<reqwest::Response> {
+    let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
+    if !resp.status().is_success() {
+        return Err(error_of(resp).await);
+    }
+    Ok(resp)
+}
+
 /// Follows an SSE response until the terminal event; prints deltas.
 async fn follow(resp: reqwest::Response, show_events: bool) -> anyhow::Result<ExitCode> {
     let mut printer = Printer::default();
@@ -68,15 +77,7 @@ async fn follow(resp: reqwest::Response, show_events: bool) -> anyhow::Result<Ex
 
 pub async fn run_remote(url: &str, req: CreateRun, show_events: bool) -> anyhow::Result<ExitCode> {
     let body = json!({"input": req.input, "session_id": req.session_id, "model": req.model, "max_steps": req.max_steps, "stream": true});
-    let resp = client(None)?
-        .post(format!("{}/v1/runs", url.trim_end_matches('/')))
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    if !resp.status().is_success() {
-        return Err(error_of(resp).await);
-    }
+    let resp = send(client(None)?.post(format!("{}/v1/runs", url.trim_end_matches('/'))).json(&body), url).await?;
     if let Some(id) = resp.headers().get("x-run-id").and_then(|v| v.to_str().ok()) {
         eprintln!("run {id}");
     }
@@ -84,27 +85,19 @@ pub async fn run_remote(url: &str, req: CreateRun, show_events: bool) -> anyhow:
 }
 
 pub async fn tail(remote: &RemoteOpts, run_id: &str, after: i64) -> anyhow::Result<ExitCode> {
-    let resp = client(Some(remote))?
-        .get(format!("{}/v1/runs/{run_id}/events?after={after}", remote.url.trim_end_matches('/')))
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", remote.url))?;
-    if !resp.status().is_success() {
-        return Err(error_of(resp).await);
-    }
+    let resp = send(
+        client(Some(remote))?
+            .get(format!("{}/v1/runs/{run_id}/events?after={after}", remote.url.trim_end_matches('/')))
+            .header("accept", "text/event-stream"),
+        &remote.url,
+    )
+    .await?;
     follow(resp, true).await
 }
 
 pub async fn list(remote: &RemoteOpts, path: &str) -> anyhow::Result<ExitCode> {
-    let resp = client(Some(remote))?
-        .get(format!("{}{path}", remote.url.trim_end_matches('/')))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", remote.url))?;
-    if !resp.status().is_success() {
-        return Err(error_of(resp).await);
-    }
+    let resp =
+        send(client(Some(remote))?.get(format!("{}{path}", remote.url.trim_end_matches('/'))), &remote.url).await?;
     let body: Value = resp.json().await?;
     for row in body["data"].as_array().into_iter().flatten() {
         let id = row["id"].as_str().unwrap_or("?");
@@ -124,14 +117,8 @@ pub async fn list(remote: &RemoteOpts, path: &str) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn tool_list(remote: &RemoteOpts) -> anyhow::Result<ExitCode> {
-    let resp = client(Some(remote))?
-        .get(format!("{}/v1/tools", remote.url.trim_end_matches('/')))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", remote.url))?;
-    if !resp.status().is_success() {
-        return Err(error_of(resp).await);
-    }
+    let resp =
+        send(client(Some(remote))?.get(format!("{}/v1/tools", remote.url.trim_end_matches('/'))), &remote.url).await?;
     let body: Value = resp.json().await?;
     for t in body["data"].as_array().into_iter().flatten() {
         println!(
@@ -151,15 +138,13 @@ pub async fn tool_call(
     session: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let arguments: Value = serde_json::from_str(args).context("--args must be a JSON object")?;
-    let resp = client(Some(remote))?
-        .post(format!("{}/v1/tools/{name}/call", remote.url.trim_end_matches('/')))
-        .json(&json!({"arguments": arguments, "session_id": session}))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", remote.url))?;
-    if !resp.status().is_success() {
-        return Err(error_of(resp).await);
-    }
+    let resp = send(
+        client(Some(remote))?
+            .post(format!("{}/v1/tools/{name}/call", remote.url.trim_end_matches('/')))
+            .json(&json!({"arguments": arguments, "session_id": session})),
+        &remote.url,
+    )
+    .await?;
     let body: Value = resp.json().await?;
     for part in body["content"].as_array().into_iter().flatten() {
         match part["type"].as_str() {

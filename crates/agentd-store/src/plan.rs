@@ -1,0 +1,95 @@
+//! What an append writes, decided once for every backend: the guard checks,
+//! the sequence numbers, the session messages and the run row's new state.
+//! Backends only execute the plan inside their transaction.
+
+use agentd_core::{EventKind, Message, Role, RunStatus, StoredEvent, Usage};
+
+use crate::{AppendGuard, Result, StoreError, now};
+
+/// The run row as an append finds it.
+pub struct RunHead {
+    pub status: String,
+    pub last_seq: i64,
+    pub usage: String,
+    pub lease_node: Option<String>,
+    pub input: String,
+}
+
+/// Everything an append writes.
+pub struct AppendPlan {
+    /// The new events, as stored and returned.
+    pub events: Vec<StoredEvent>,
+    /// Session messages to add, with the seq of the event that made each.
+    pub messages: Vec<(i64, String)>,
+    pub status: RunStatus,
+    pub last_seq: i64,
+    pub usage: String,
+    pub output: Option<String>,
+    /// JSON of the run error, if an event set one.
+    pub error: Option<String>,
+    pub ts: String,
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Checks the guard and works out what appending `events` writes.
+pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[EventKind]) -> Result<AppendPlan> {
+    let mut status =
+        RunStatus::parse(&head.status).ok_or_else(|| StoreError::Corrupt(format!("status {}", head.status)))?;
+    let mut usage: Usage = serde_json::from_str(&head.usage).map_err(|e| StoreError::Corrupt(format!("usage: {e}")))?;
+    if status.is_terminal() && !events.is_empty() {
+        return Err(StoreError::RunFinished);
+    }
+    if let Some(node) = &guard.lease_node
+        && head.lease_node.as_deref() != Some(node.as_str())
+    {
+        return Err(StoreError::LeaseLost);
+    }
+    if let Some(expected) = guard.expected_seq
+        && expected != head.last_seq
+    {
+        return Err(StoreError::SeqConflict { last_seq: head.last_seq });
+    }
+    let ts = now();
+    let mut seq = head.last_seq;
+    let (mut out, mut messages) = (Vec::with_capacity(events.len()), vec![]);
+    let (mut output, mut error) = (None, None);
+    for ev in events {
+        if status.is_terminal() {
+            return Err(StoreError::RunFinished);
+        }
+        seq += 1;
+        let fx = ev.effects();
+        let input = fx.input_message.then(|| Message::text(Role::User, head.input.clone()));
+        if let Some(m) = fx.message.or(input) {
+            messages.push((seq, to_json(&m)?));
+        }
+        if let Some(u) = fx.usage {
+            usage.add(&u);
+        }
+        if let Some(s) = fx.status {
+            status = s;
+        }
+        output = fx.output.or(output);
+        error = fx.error.or(error);
+        out.push(StoredEvent {
+            run_id: run_id.to_string(),
+            seq,
+            type_name: ev.type_name().to_string(),
+            data: ev.data(),
+            created_at: ts.clone(),
+        });
+    }
+    Ok(AppendPlan {
+        events: out,
+        messages,
+        status,
+        last_seq: seq,
+        usage: to_json(&usage)?,
+        output,
+        error: error.as_ref().map(to_json).transpose()?,
+        ts,
+    })
+}
