@@ -33,6 +33,11 @@ pub struct Config {
     pub node_id: Option<String>,
     /// PostgreSQL URL (`postgres://…`); SQLite under the data dir when absent.
     pub database: Option<String>,
+    /// `[mcp_servers.<name>]` entries in the usual format, shared by all tenants.
+    #[serde(default)]
+    pub mcp_servers: BTreeMap<String, agentd_mcp::McpServerConfig>,
+    /// A JSON file in the usual `{"mcpServers": {...}}` format.
+    pub mcp_servers_file: Option<PathBuf>,
     /// Directory of the file, for resolving relative paths.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -148,6 +153,25 @@ impl Config {
     /// The default agent's settings.
     pub fn default_agent(&self) -> AgentConfig {
         self.agents.get("default").cloned().unwrap_or_default()
+    }
+
+    /// Every configured MCP server: the `[mcp_servers]` tables plus the file.
+    pub fn all_mcp_servers(&self) -> Result<BTreeMap<String, agentd_mcp::McpServerConfig>, ConfigError> {
+        let mut all = self.mcp_servers.clone();
+        if let Some(f) = &self.mcp_servers_file {
+            let path = self.resolve_path(f);
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            #[derive(Deserialize)]
+            struct File {
+                #[serde(rename = "mcpServers")]
+                mcp_servers: BTreeMap<String, agentd_mcp::McpServerConfig>,
+            }
+            let file: File = serde_json::from_str(&text)
+                .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
+            all.extend(file.mcp_servers);
+        }
+        Ok(all)
     }
 
     /// Resolves a path from the file relative to the file's directory.

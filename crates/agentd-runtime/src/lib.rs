@@ -135,6 +135,20 @@ pub struct ToolSet {
     /// What the model is offered.
     pub specs: Arc<Vec<agentd_core::ToolSpec>>,
     http: HashMap<String, Arc<agentd_tools::HttpTool>>,
+    mcp: HashMap<String, (Arc<agentd_mcp::McpTool>, agentd_core::ToolSpec)>,
+}
+
+impl ToolSet {
+    /// Where a tool of this set comes from.
+    pub fn source(&self, rt: &Runtime, name: &str) -> &'static str {
+        if self.http.contains_key(name) {
+            "http"
+        } else if self.mcp.contains_key(name) {
+            "mcp"
+        } else {
+            rt.tools.source(name).unwrap_or("builtin")
+        }
+    }
 }
 
 /// A run executing in this process.
@@ -162,6 +176,8 @@ pub struct Runtime {
     tool_specs: std::sync::OnceLock<Arc<Vec<agentd_core::ToolSpec>>>,
     /// Per-session workspaces live under `<root>/<org>/<user>/<project>/`.
     workspaces: std::path::PathBuf,
+    /// MCP servers (shared from config, or per tenant from the API).
+    pub mcp: agentd_mcp::McpManager,
 }
 
 impl Runtime {
@@ -189,6 +205,7 @@ impl Runtime {
             draining: AtomicBool::new(false),
             tool_specs: std::sync::OnceLock::new(),
             workspaces,
+            mcp: agentd_mcp::McpManager::default(),
         })
     }
 
@@ -355,14 +372,22 @@ impl Runtime {
                 http.insert(def.name.clone(), Arc::new(agentd_tools::HttpTool::new(def)));
             }
         }
-        let specs = if http.is_empty() {
+        let mut mcp = HashMap::new();
+        for tool in self.mcp.tools_for(t) {
+            let spec = agentd_tools::Tool::spec(tool.as_ref());
+            if self.agent.allows(&spec.name) {
+                mcp.insert(spec.name.clone(), (tool, spec));
+            }
+        }
+        let specs = if http.is_empty() && mcp.is_empty() {
             base
         } else {
             let mut v = (*base).clone();
             v.extend(http.values().map(|h| agentd_tools::Tool::spec(h.as_ref())));
+            v.extend(mcp.values().map(|(_, s)| s.clone()));
             Arc::new(v)
         };
-        Ok(ToolSet { specs, http })
+        Ok(ToolSet { specs, http, mcp })
     }
 
     /// Finds a tool by name, with the verdict on its arguments.
@@ -374,6 +399,10 @@ impl Runtime {
     ) -> Option<(Arc<dyn agentd_tools::Tool>, Result<(), String>)> {
         if let Some(h) = set.http.get(name) {
             return Some((h.clone(), h.check(args)));
+        }
+        if let Some((tool, spec)) = set.mcp.get(name) {
+            let verdict = agentd_tools::check_args(name, &spec.input_schema, args).map_err(|e| e.to_string());
+            return Some((tool.clone(), verdict));
         }
         let tool = self.tools.get(name).filter(|_| self.agent.allows(name))?;
         Some((tool, self.tools.validate(name, args).map_err(|e| e.to_string())))
@@ -402,12 +431,15 @@ impl Runtime {
         if !args.is_object() {
             return Err(RuntimeError::bad("invalid_arguments", "`arguments` must be a JSON object"));
         }
-        match set.http.get(name) {
-            Some(h) => h.check(&args).map_err(|m| {
+        if let Some(h) = set.http.get(name) {
+            h.check(&args).map_err(|m| {
                 let field = m.split(": ").nth(1).unwrap_or("/").to_string();
                 RuntimeError::InvalidArguments(agentd_tools::InvalidArguments { tool: name.into(), field, message: m })
-            })?,
-            None => self.tools.validate(name, &args).map_err(RuntimeError::InvalidArguments)?,
+            })?;
+        } else if let Some((_, spec)) = set.mcp.get(name) {
+            agentd_tools::check_args(name, &spec.input_schema, &args).map_err(RuntimeError::InvalidArguments)?;
+        } else {
+            self.tools.validate(name, &args).map_err(RuntimeError::InvalidArguments)?;
         }
         if let Some(id) = session_id
             && self.store.get_session(t, id).await?.is_none()
@@ -453,6 +485,7 @@ impl Runtime {
             }
             self.tasks.wait().await;
         }
+        self.mcp.shutdown();
         if let Err(e) = self.store.release_leases(&self.node_id, None).await {
             tracing::warn!(error = %e, "could not release leases; they expire on their own");
         }

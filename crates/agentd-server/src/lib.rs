@@ -40,7 +40,10 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .route("/tools", get(tools::list))
         .route("/tools/{name}/call", post(tools::call))
         .route("/http-tools", post(tools::create_http).get(tools::list_http))
-        .route("/http-tools/{name}", axum::routing::delete(tools::delete_http));
+        .route("/http-tools/{name}", axum::routing::delete(tools::delete_http))
+        .route("/mcp-servers", post(tools::add_mcp).get(tools::list_mcp))
+        .route("/mcp-servers/{name}", axum::routing::delete(tools::delete_mcp))
+        .route("/mcp-servers/{name}/restart", post(tools::restart_mcp));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))

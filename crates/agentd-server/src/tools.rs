@@ -20,7 +20,7 @@ pub async fn list(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Val
         .map(|t| {
             json!({
                 "name": t.name,
-                "source": s.rt.tools.source(&t.name).unwrap_or("http"),
+                "source": set.source(&s.rt, &t.name),
                 "description": t.description,
                 "input_schema": t.input_schema,
             })
@@ -136,4 +136,54 @@ pub async fn delete_http(
     } else {
         Err(ApiError::not_found("tool_not_found", format!("no HTTP tool named {name:?}")))
     }
+}
+
+/// Body of `POST /v1/mcp-servers`: a name plus one entry in the usual format.
+#[derive(Deserialize)]
+pub struct McpServerBody {
+    name: String,
+    #[serde(flatten)]
+    config: agentd_mcp::McpServerConfig,
+}
+
+fn mcp_error(e: agentd_mcp::McpError) -> ApiError {
+    match e {
+        agentd_mcp::McpError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "mcp_server_exists", e.to_string()),
+        agentd_mcp::McpError::NotFound(_) => ApiError::not_found("mcp_server_not_found", e.to_string()),
+        agentd_mcp::McpError::Invalid(_) => ApiError::bad_request("invalid_request", e.to_string()),
+    }
+}
+
+/// Adds an MCP server owned by the caller's tenant; it connects in the background.
+pub async fn add_mcp(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    ApiJson(b): ApiJson<McpServerBody>,
+) -> Result<Response, ApiError> {
+    s.rt.mcp.add(Some(t.clone()), &b.name, b.config).map_err(mcp_error)?;
+    let info = s.rt.mcp.list(&t).into_iter().find(|i| i.name == b.name);
+    Ok((StatusCode::CREATED, Json(json!(info))).into_response())
+}
+
+pub async fn list_mcp(State(s): State<AppState>, Scope(t): Scope) -> Json<Value> {
+    Json(json!({"data": s.rt.mcp.list(&t), "next_cursor": null}))
+}
+
+pub async fn delete_mcp(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    s.rt.mcp.remove(&t, &name).map_err(mcp_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn restart_mcp(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    s.rt.mcp.restart(&t, &name).map_err(mcp_error)?;
+    let info = s.rt.mcp.list(&t).into_iter().find(|i| i.name == name);
+    Ok((StatusCode::ACCEPTED, Json(json!(info))).into_response())
 }

@@ -85,6 +85,25 @@ pub struct InvalidArguments {
     pub message: String,
 }
 
+/// Checks arguments against a JSON Schema (for tools whose schema comes
+/// from elsewhere, such as MCP servers); the error names the field.
+pub fn check_args(tool: &str, schema: &serde_json::Value, args: &serde_json::Value) -> Result<(), InvalidArguments> {
+    let Ok(v) = jsonschema::validator_for(schema) else { return Ok(()) };
+    match v.iter_errors(args).next() {
+        None => Ok(()),
+        Some(err) => {
+            let mut field = err.instance_path().to_string();
+            if let jsonschema::error::ValidationErrorKind::Required { property } = err.kind() {
+                field = format!("{field}/{}", property.as_str().unwrap_or_default());
+            }
+            if field.is_empty() {
+                field = "/".into();
+            }
+            Err(InvalidArguments { tool: tool.into(), field, message: err.to_string() })
+        }
+    }
+}
+
 impl ToolRegistry {
     /// A registry with every builtin tool; `shell` runs under `sandbox`.
     pub fn builtin_with(sandbox: SandboxMode) -> Self {

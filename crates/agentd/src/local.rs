@@ -113,7 +113,7 @@ pub fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime>> {
     if let Some(file) = &s.test_tools {
         tools = tools.with_test_tools(file.clone());
     }
-    Ok(Runtime::new(
+    let rt = Runtime::new(
         o.store.clone(),
         models,
         tools,
@@ -121,7 +121,11 @@ pub fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime>> {
         o.node_id.clone(),
         s.config.scheduler.clone(),
         s.data_dir.join("workspaces"),
-    ))
+    );
+    for (name, cfg) in s.config.all_mcp_servers()? {
+        rt.mcp.add(None, &name, cfg).map_err(|e| anyhow::anyhow!("MCP server {name}: {e}"))?;
+    }
+    Ok(rt)
 }
 
 /// `agentd run` without a server: the runtime lives in this process.

@@ -1,0 +1,365 @@
+//! MCP client on the official SDK (rmcp): one shared connection per server
+//! for the whole process, connected and supervised in the background
+//! (`starting` → `ready`, reconnect with backoff, `failed` after repeated
+//! failures), with the server's tools exposed as `mcp__<server>__<tool>`.
+
+mod tool;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use agentd_core::Tenant;
+use rmcp::model::Tool as McpToolDef;
+use rmcp::service::{NotificationContext, RoleClient};
+use rmcp::{ClientHandler, Peer, ServiceExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use tool::McpTool;
+
+/// One server entry in the usual `mcpServers` format: `command`/`args`/`env`
+/// (stdio) or `url`/`headers` (streamable HTTP).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct McpServerConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Per-call timeout in seconds (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+}
+
+impl McpServerConfig {
+    /// Checks the entry names exactly one transport.
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.command, &self.url) {
+            (Some(c), None) if !c.trim().is_empty() => Ok(()),
+            (None, Some(u)) if u.starts_with("http://") || u.starts_with("https://") => Ok(()),
+            (None, Some(_)) => Err("`url` must be an http(s) URL".into()),
+            _ => Err("give either `command` (stdio) or `url` (streamable HTTP)".into()),
+        }
+    }
+}
+
+/// Whether a server name can be part of tool names.
+pub fn valid_server_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A server's connection state, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum ServerState {
+    Starting,
+    Ready,
+    Restarting { error: String },
+    Failed { error: String },
+}
+
+/// What the API lists about a server.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerInfo {
+    pub name: String,
+    /// `config` (shared by all tenants) or `tenant`.
+    pub scope: &'static str,
+    #[serde(flatten)]
+    pub state: ServerState,
+    pub tools: usize,
+    /// Process id of a stdio server while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(flatten)]
+    pub config: McpServerConfig,
+}
+
+/// Errors of the manager.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum McpError {
+    #[error("an MCP server named {0} exists")]
+    Exists(String),
+    #[error("no MCP server named {0}")]
+    NotFound(String),
+    #[error("invalid MCP server: {0}")]
+    Invalid(String),
+}
+
+/// A live connection: the peer to send requests through and its tools.
+pub(crate) struct Conn {
+    pub peer: Peer<RoleClient>,
+    pub tools: Vec<McpToolDef>,
+    pub pid: Option<u32>,
+}
+
+/// One supervised server.
+pub(crate) struct Server {
+    pub name: String,
+    pub owner: Option<Tenant>,
+    pub config: McpServerConfig,
+    pub state: Mutex<ServerState>,
+    pub conn: RwLock<Option<Arc<Conn>>>,
+    restart: Notify,
+    refresh: Arc<Notify>,
+    stop: CancellationToken,
+}
+
+impl Server {
+    fn set_state(&self, s: ServerState) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
+    pub(crate) fn state(&self) -> ServerState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn conn(&self) -> Option<Arc<Conn>> {
+        self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Hands `notifications/tools/list_changed` to the supervisor.
+#[derive(Clone)]
+struct Handler {
+    refresh: Arc<Notify>,
+}
+
+impl ClientHandler for Handler {
+    fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) -> impl Future<Output = ()> + Send + '_ {
+        self.refresh.notify_one();
+        std::future::ready(())
+    }
+}
+
+/// Every MCP server of this process. Servers from config are shared by all
+/// tenants; servers added over the API belong to the tenant that added them.
+#[derive(Default)]
+pub struct McpManager {
+    servers: RwLock<Servers>,
+}
+
+/// Servers by (owning tenant, or `None` for shared ones; name).
+type Servers = HashMap<(Option<Tenant>, String), Arc<Server>>;
+
+/// Consecutive failed connection attempts before a server is `failed`.
+const FAILURE_BUDGET: u32 = 5;
+
+impl McpManager {
+    fn map(&self) -> std::sync::RwLockReadGuard<'_, Servers> {
+        self.servers.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a server and starts connecting in the background.
+    pub fn add(&self, owner: Option<Tenant>, name: &str, config: McpServerConfig) -> Result<(), McpError> {
+        if !valid_server_name(name) {
+            return Err(McpError::Invalid("names are 1-64 characters of [A-Za-z0-9_-]".into()));
+        }
+        config.validate().map_err(McpError::Invalid)?;
+        let mut map = self.servers.write().unwrap_or_else(|e| e.into_inner());
+        // A tenant's name may not shadow a shared one (tool names would clash).
+        if map.contains_key(&(owner.clone(), name.to_string())) || map.contains_key(&(None, name.to_string())) {
+            return Err(McpError::Exists(name.into()));
+        }
+        let server = Arc::new(Server {
+            name: name.into(),
+            owner: owner.clone(),
+            config,
+            state: Mutex::new(ServerState::Starting),
+            conn: RwLock::new(None),
+            restart: Notify::new(),
+            refresh: Arc::new(Notify::new()),
+            stop: CancellationToken::new(),
+        });
+        map.insert((owner, name.into()), server.clone());
+        tokio::spawn(supervise(server));
+        Ok(())
+    }
+
+    /// Servers the tenant can see: shared ones and its own.
+    pub fn list(&self, t: &Tenant) -> Vec<ServerInfo> {
+        let mut out: Vec<ServerInfo> = self
+            .map()
+            .values()
+            .filter(|s| s.owner.as_ref().is_none_or(|o| o == t))
+            .map(|s| ServerInfo {
+                name: s.name.clone(),
+                scope: if s.owner.is_some() { "tenant" } else { "config" },
+                state: s.state(),
+                tools: s.conn().map_or(0, |c| c.tools.len()),
+                pid: s.conn().and_then(|c| c.pid),
+                config: redacted(&s.config),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    fn find(&self, t: &Tenant, name: &str) -> Option<Arc<Server>> {
+        let map = self.map();
+        map.get(&(Some(t.clone()), name.to_string())).or_else(|| map.get(&(None, name.to_string()))).cloned()
+    }
+
+    /// Removes a tenant's own server (shared ones come from config).
+    pub fn remove(&self, t: &Tenant, name: &str) -> Result<(), McpError> {
+        let mut map = self.servers.write().unwrap_or_else(|e| e.into_inner());
+        match map.remove(&(Some(t.clone()), name.to_string())) {
+            Some(s) => {
+                s.stop.cancel();
+                Ok(())
+            }
+            None => Err(McpError::NotFound(name.into())),
+        }
+    }
+
+    /// Drops the connection and connects again (also after `failed`).
+    pub fn restart(&self, t: &Tenant, name: &str) -> Result<(), McpError> {
+        let s = self.find(t, name).ok_or_else(|| McpError::NotFound(name.into()))?;
+        s.restart.notify_one();
+        Ok(())
+    }
+
+    /// The tools of every server the tenant can use, ready or not (a call to
+    /// a server that is not ready fails fast with a clear message).
+    pub fn tools_for(&self, t: &Tenant) -> Vec<Arc<McpTool>> {
+        let mut out = vec![];
+        for s in self.map().values().filter(|s| s.owner.as_ref().is_none_or(|o| o == t)) {
+            if let Some(c) = s.conn() {
+                for def in &c.tools {
+                    out.push(Arc::new(McpTool::new(s.clone(), def.clone())));
+                }
+            }
+        }
+        out
+    }
+
+    /// Stops every server (closing their connections and child processes).
+    pub fn shutdown(&self) {
+        for s in self.map().values() {
+            s.stop.cancel();
+        }
+    }
+}
+
+/// Header values are shown as their names only (they may hold tokens).
+fn redacted(c: &McpServerConfig) -> McpServerConfig {
+    let mut c = c.clone();
+    for v in c.headers.values_mut() {
+        *v = "<redacted>".into();
+    }
+    for v in c.env.values_mut() {
+        *v = "<redacted>".into();
+    }
+    c
+}
+
+type Service = rmcp::service::RunningService<RoleClient, Handler>;
+
+async fn connect(s: &Server) -> Result<(Service, Option<u32>), String> {
+    let handler = Handler { refresh: s.refresh.clone() };
+    if let Some(cmd) = &s.config.command {
+        let c = tokio::process::Command::new(cmd);
+        let c = rmcp::transport::ConfigureCommandExt::configure(c, |c| {
+            c.args(&s.config.args).envs(&s.config.env).stderr(std::process::Stdio::null());
+            // The server must not outlive agentd, even after `kill -9`.
+            // SAFETY: prctl is async-signal-safe and only touches the child.
+            #[cfg(target_os = "linux")]
+            unsafe {
+                c.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        });
+        let transport = rmcp::transport::TokioChildProcess::new(c).map_err(|e| format!("cannot start {cmd}: {e}"))?;
+        let pid = transport.id();
+        handler.serve(transport).await.map(|s| (s, pid)).map_err(|e| format!("initialize failed: {e}"))
+    } else {
+        let url = s.config.url.clone().unwrap_or_default();
+        let mut cfg = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url);
+        for (k, v) in &s.config.headers {
+            let (Ok(k), Ok(v)) = (k.parse(), v.parse()) else { return Err(format!("invalid header {k}")) };
+            cfg.custom_headers.insert(k, v);
+        }
+        let transport = rmcp::transport::StreamableHttpClientTransport::from_config(cfg);
+        handler.serve(transport).await.map(|s| (s, None)).map_err(|e| format!("initialize failed: {e}"))
+    }
+}
+
+/// Keeps one server connected: connect, list tools, refresh them on
+/// `list_changed`, reconnect with backoff when the connection ends.
+async fn supervise(s: Arc<Server>) {
+    let mut failures = 0u32;
+    loop {
+        if s.stop.is_cancelled() {
+            return;
+        }
+        let service = tokio::select! {
+            r = connect(&s) => r,
+            _ = s.stop.cancelled() => return,
+        };
+        let error = match service {
+            Ok((service, pid)) => {
+                let peer = service.peer().clone();
+                match peer.list_all_tools().await {
+                    Ok(tools) => {
+                        failures = 0;
+                        *s.conn.write().unwrap_or_else(|e| e.into_inner()) =
+                            Some(Arc::new(Conn { peer: peer.clone(), tools, pid }));
+                        s.set_state(ServerState::Ready);
+                        tracing::info!(server = %s.name, "MCP server ready");
+                        let ct = service.cancellation_token();
+                        let waiting = service.waiting();
+                        tokio::pin!(waiting);
+                        loop {
+                            tokio::select! {
+                                _ = &mut waiting => break "the connection closed".to_string(),
+                                _ = s.refresh.notified() => {
+                                    if let Ok(tools) = peer.list_all_tools().await {
+                                        *s.conn.write().unwrap_or_else(|e| e.into_inner()) =
+                                            Some(Arc::new(Conn { peer: peer.clone(), tools, pid }));
+                                    }
+                                }
+                                _ = s.restart.notified() => { ct.cancel(); break "restart requested".to_string() }
+                                _ = s.stop.cancelled() => { ct.cancel(); *s.conn.write().unwrap_or_else(|e| e.into_inner()) = None; return }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        format!("tools/list failed: {e}")
+                    }
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                e
+            }
+        };
+        *s.conn.write().unwrap_or_else(|e| e.into_inner()) = None;
+        tracing::warn!(server = %s.name, error = %error, failures, "MCP server not connected");
+        if failures >= FAILURE_BUDGET {
+            s.set_state(ServerState::Failed { error });
+            // Wait for an explicit restart.
+            tokio::select! {
+                _ = s.restart.notified() => failures = 0,
+                _ = s.stop.cancelled() => return,
+            }
+        } else {
+            s.set_state(ServerState::Restarting { error });
+            let backoff = Duration::from_millis(200 * 2u64.pow(failures.min(6)));
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = s.restart.notified() => failures = 0,
+                _ = s.stop.cancelled() => return,
+            }
+        }
+        s.set_state(ServerState::Starting);
+    }
+}

@@ -1,0 +1,204 @@
+//! MCP against a real server from npm (`@modelcontextprotocol/server-everything`,
+//! installed by scripts/install-test-deps; its path is in AGENTD_TEST_MCP_EVERYTHING).
+
+mod common;
+
+use std::time::Duration;
+
+use agentd_testkit::{MockOpenAi, Turn};
+use common::{Opts, Server};
+use serde_json::{Value, json};
+
+fn everything() -> String {
+    let p = std::env::var("AGENTD_TEST_MCP_EVERYTHING")
+        .expect("AGENTD_TEST_MCP_EVERYTHING is not set: run the suite with scripts/test (it installs the MCP servers)");
+    assert!(std::path::Path::new(&p).exists(), "{p} is missing: run scripts/install-test-deps");
+    p
+}
+
+async fn wait_ready(s: &Server, name: &str, org: Option<&str>) -> Value {
+    for _ in 0..300 {
+        let (_, v) = s.call(reqwest::Method::GET, "/v1/mcp-servers", None, org).await;
+        if let Some(info) = v["data"].as_array().unwrap().iter().find(|i| i["name"] == name)
+            && info["state"] == "ready"
+            && info["tools"].as_u64().unwrap_or(0) > 0
+        {
+            return info.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("MCP server {name} never became ready");
+}
+
+fn text(v: &Value) -> String {
+    v["content"].as_array().unwrap().iter().filter_map(|c| c["text"].as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stdio_server_from_config_tools_and_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, format!("[mcp_servers.everything]\ncommand = \"{}\"\nargs = [\"stdio\"]\n", everything()))
+        .unwrap();
+    let mock = MockOpenAi::start(
+        vec![Turn::tool("mcp__everything__get-sum", json!({"a": 2, "b": 40})), Turn::text("42 it is")],
+        0,
+    )
+    .await
+    .unwrap();
+    let s = Server::start_with(Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
+    let info = wait_ready(&s, "everything", None).await;
+    assert_eq!(info["scope"], "config");
+
+    let (_, tools) = s.get("/v1/tools").await;
+    let echo = tools["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "mcp__everything__echo")
+        .expect("echo listed")
+        .clone();
+    assert_eq!(echo["source"], "mcp");
+    assert!(echo["input_schema"]["properties"]["message"].is_object(), "the server's schema, unchanged: {echo}");
+
+    let (c, v) = s.post("/v1/tools/mcp__everything__echo/call", json!({"arguments": {"message": "hello mcp"}})).await;
+    assert_eq!((c, v["is_error"].as_bool()), (200, Some(false)), "{v}");
+    assert!(text(&v).contains("hello mcp"), "{v}");
+    let (_, v) = s.post("/v1/tools/mcp__everything__get-sum/call", json!({"arguments": {"a": 2, "b": 3}})).await;
+    assert!(text(&v).contains('5'), "{v}");
+    let (c, v) = s.post("/v1/tools/mcp__everything__get-sum/call", json!({"arguments": {"a": "two", "b": 3}})).await;
+    assert_eq!((c, v["error"]["field"].as_str()), (400, Some("/a")), "{v}");
+    let (_, v) = s.post("/v1/tools/mcp__everything__get-tiny-image/call", json!({"arguments": {}})).await;
+    let image = v["content"].as_array().unwrap().iter().find(|p| p["type"] == "image").expect("an image part");
+    assert!(image["url"].as_str().unwrap().starts_with("data:image/png;base64,"), "{image}");
+
+    // A run's model calls an MCP tool like any other.
+    let (_, run) = s.post("/v1/runs", json!({"input": "add"})).await;
+    let id = run["id"].as_str().unwrap();
+    assert_eq!(s.wait_run(id).await["output"], "42 it is");
+    let evs = s.events(id).await;
+    let result = evs.iter().find(|e| e["type"] == "tool.result").unwrap();
+    assert!(result["data"]["content"][0]["text"].as_str().unwrap().contains("42"), "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_added_over_the_api_belong_to_their_tenant() {
+    let s = Server::start_with(Opts::default());
+    let body =
+        json!({"name": "mine", "command": everything(), "args": ["stdio"], "env": {"SOME_TOKEN": "secret-value"}});
+    let (c, v) = s.call(reqwest::Method::POST, "/v1/mcp-servers", Some(body.clone()), Some("acme")).await;
+    assert_eq!(c, 201, "{v}");
+    let (c, _) = s.call(reqwest::Method::POST, "/v1/mcp-servers", Some(body), Some("acme")).await;
+    assert_eq!(c, 409);
+    let info = wait_ready(&s, "mine", Some("acme")).await;
+    assert_eq!(info["scope"], "tenant");
+    assert!(!info.to_string().contains("secret-value"), "env values are never shown: {info}");
+    // Invisible and unusable for another tenant.
+    let (_, other) = s.call(reqwest::Method::GET, "/v1/mcp-servers", None, Some("globex")).await;
+    assert!(other["data"].as_array().unwrap().is_empty());
+    let (_, tools) = s.call(reqwest::Method::GET, "/v1/tools", None, Some("globex")).await;
+    assert!(!tools.to_string().contains("mcp__mine__"));
+    let call = json!({"arguments": {"message": "x"}});
+    let (c, _) =
+        s.call(reqwest::Method::POST, "/v1/tools/mcp__mine__echo/call", Some(call.clone()), Some("globex")).await;
+    assert_eq!(c, 404);
+    let (c, v) =
+        s.call(reqwest::Method::POST, "/v1/tools/mcp__mine__echo/call", Some(call.clone()), Some("acme")).await;
+    assert_eq!(c, 200, "{v}");
+    // Restart reconnects; delete removes.
+    let (c, _) = s.call(reqwest::Method::POST, "/v1/mcp-servers/mine/restart", None, Some("acme")).await;
+    assert_eq!(c, 202);
+    wait_ready(&s, "mine", Some("acme")).await;
+    let (c, _) = s.call(reqwest::Method::DELETE, "/v1/mcp-servers/mine", None, Some("globex")).await;
+    assert_eq!(c, 404);
+    let (c, _) = s.call(reqwest::Method::DELETE, "/v1/mcp-servers/mine", None, Some("acme")).await;
+    assert_eq!(c, 204);
+    let (c, _) = s.call(reqwest::Method::POST, "/v1/tools/mcp__mine__echo/call", Some(call), Some("acme")).await;
+    assert_eq!(c, 404);
+    let (c, v) = s.post("/v1/mcp-servers", json!({"name": "bad name", "command": "x"})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_request")));
+    let (c, _) = s.post("/v1/mcp-servers", json!({"name": "neither"})).await;
+    assert_eq!(c, 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_cannot_start_is_reported_not_hung() {
+    let s = Server::start_with(Opts::default());
+    let (c, _) = s.post("/v1/mcp-servers", json!({"name": "ghost", "command": "/nonexistent/mcp-server"})).await;
+    assert_eq!(c, 201);
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        let (_, v) = s.get("/v1/mcp-servers").await;
+        seen = v["data"][0].clone();
+        if seen["state"] == "restarting" || seen["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen["state"] == "restarting" || seen["state"] == "failed", "{seen}");
+    assert!(seen["error"].as_str().unwrap().contains("cannot start"), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_stdio_server_fails_the_call_cleanly_and_comes_back() {
+    let s = Server::start_with(Opts::default());
+    let (c, _) =
+        s.post("/v1/mcp-servers", json!({"name": "fragile", "command": everything(), "args": ["stdio"]})).await;
+    assert_eq!(c, 201);
+    let info = wait_ready(&s, "fragile", None).await;
+    let pid = info["pid"].as_u64().expect("a stdio server reports its pid");
+    // A long call is in flight when the server dies.
+    let url = format!("{}/v1/tools/mcp__fragile__trigger-long-running-operation/call", s.url);
+    let pending = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .json(&json!({"arguments": {"duration": 10, "steps": 5}}))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status().unwrap();
+    let failed = tokio::time::timeout(Duration::from_secs(10), pending).await.expect("the call does not hang").unwrap();
+    assert_eq!(failed["is_error"], true, "{failed}");
+    // It is restarted (a new process) and the next call succeeds.
+    let mut again = Value::Null;
+    for _ in 0..100 {
+        let info = wait_ready(&s, "fragile", None).await;
+        if info["pid"].as_u64() != Some(pid) {
+            again = info;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(again["pid"].is_u64(), "the server came back with a new process");
+    let (_, v) = s.post("/v1/tools/mcp__fragile__echo/call", json!({"arguments": {"message": "alive"}})).await;
+    assert!(text(&v).contains("alive"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_run_cancels_its_mcp_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, format!("[mcp_servers.everything]\ncommand = \"{}\"\nargs = [\"stdio\"]\n", everything()))
+        .unwrap();
+    let mock = MockOpenAi::start(
+        vec![Turn::tool("mcp__everything__trigger-long-running-operation", json!({"duration": 30, "steps": 3}))],
+        0,
+    )
+    .await
+    .unwrap();
+    let s = Server::start_with(Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
+    wait_ready(&s, "everything", None).await;
+    let (_, run) = s.post("/v1/runs", json!({"input": "wait"})).await;
+    let id = run["id"].as_str().unwrap().to_string();
+    s.wait_event(&id, "tool.started").await;
+    let (c, r) = s.post(&format!("/v1/runs/{id}/cancel"), json!({})).await;
+    assert_eq!((c, r["status"].as_str()), (200, Some("cancelled")));
+    // The shared connection stays usable for everyone else.
+    let (_, v) = s.post("/v1/tools/mcp__everything__echo/call", json!({"arguments": {"message": "still here"}})).await;
+    assert!(text(&v).contains("still here"), "{v}");
+}
