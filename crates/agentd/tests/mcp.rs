@@ -202,3 +202,43 @@ async fn cancelling_a_run_cancels_its_mcp_call() {
     let (_, v) = s.post("/v1/tools/mcp__everything__echo/call", json!({"arguments": {"message": "still here"}})).await;
     assert!(text(&v).contains("still here"), "{v}");
 }
+
+/// Kills the child when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streamable_http_server() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _server = Child(
+        std::process::Command::new(everything())
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait for it to listen.
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = Server::start_with(Opts::default());
+    let body = json!({"name": "remote", "url": format!("http://127.0.0.1:{port}/mcp"), "headers": {"X-Trace": "t1"}});
+    let (c, v) = s.post("/v1/mcp-servers", body).await;
+    assert_eq!(c, 201, "{v}");
+    let info = wait_ready(&s, "remote", None).await;
+    assert!(info.get("pid").is_none());
+    assert_eq!(info["headers"]["X-Trace"], "<redacted>");
+    let (_, v) = s.post("/v1/tools/mcp__remote__get-sum/call", json!({"arguments": {"a": 20, "b": 22}})).await;
+    assert!(text(&v).contains("42"), "{v}");
+}
