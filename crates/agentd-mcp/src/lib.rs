@@ -363,3 +363,34 @@ async fn supervise(s: Arc<Server>) {
         s.set_state(ServerState::Starting);
     }
 }
+
+/// Times `n` calls of one tool straight through the SDK (no agentd in
+/// between), for comparing agentd's per-call overhead.
+pub async fn raw_sdk_calls(
+    config: &McpServerConfig,
+    tool: &str,
+    args: serde_json::Value,
+    n: usize,
+) -> Result<Vec<Duration>, String> {
+    let s = Server {
+        name: "raw".into(),
+        owner: None,
+        config: config.clone(),
+        state: Mutex::new(ServerState::Starting),
+        conn: RwLock::new(None),
+        restart: Notify::new(),
+        refresh: Arc::new(Notify::new()),
+        stop: CancellationToken::new(),
+    };
+    let (service, _) = connect(&s).await?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut params = rmcp::model::CallToolRequestParams::new(tool.to_string());
+        params.arguments = args.as_object().cloned();
+        let t0 = std::time::Instant::now();
+        service.peer().call_tool_once(params).await.map_err(|e| e.to_string())?;
+        out.push(t0.elapsed());
+    }
+    let _ = service.cancel().await;
+    Ok(out)
+}

@@ -365,9 +365,15 @@ impl Runtime {
     /// The tools a run of this tenant may use: the agent's builtin tools plus
     /// the tenant's registered HTTP tools.
     pub async fn toolset(&self, t: &Tenant) -> Result<ToolSet, StoreError> {
+        self.toolset_with(t, true).await
+    }
+
+    /// The tool set; `with_http` false skips the store read for HTTP tools.
+    async fn toolset_with(&self, t: &Tenant, with_http: bool) -> Result<ToolSet, StoreError> {
         let base = self.agent_tools();
         let mut http = HashMap::new();
-        for def in self.store.list_http_tools(t).await? {
+        let defs = if with_http { self.store.list_http_tools(t).await? } else { vec![] };
+        for def in defs {
             if self.agent.allows(&def.name) && self.tools.get(&def.name).is_none() {
                 http.insert(def.name.clone(), Arc::new(agentd_tools::HttpTool::new(def)));
             }
@@ -396,16 +402,15 @@ impl Runtime {
         set: &ToolSet,
         name: &str,
         args: &serde_json::Value,
-    ) -> Option<(Arc<dyn agentd_tools::Tool>, Result<(), String>)> {
+    ) -> Option<(Arc<dyn agentd_tools::Tool>, Result<(), agentd_tools::InvalidArguments>)> {
         if let Some(h) = set.http.get(name) {
             return Some((h.clone(), h.check(args)));
         }
         if let Some((tool, spec)) = set.mcp.get(name) {
-            let verdict = agentd_tools::check_args(name, &spec.input_schema, args).map_err(|e| e.to_string());
-            return Some((tool.clone(), verdict));
+            return Some((tool.clone(), agentd_tools::check_args(name, &spec.input_schema, args)));
         }
         let tool = self.tools.get(name).filter(|_| self.agent.allows(name))?;
-        Some((tool, self.tools.validate(name, args).map_err(|e| e.to_string())))
+        Some((tool, self.tools.validate(name, args)))
     }
 
     /// The workspace of a session, or the tenant's scratch workspace.
@@ -423,24 +428,17 @@ impl Runtime {
         args: serde_json::Value,
         session_id: Option<&str>,
     ) -> Result<agentd_tools::ToolOutput, RuntimeError> {
-        let set = self.toolset(t).await?;
-        let (tool, _) = self.lookup(&set, name, &args).ok_or_else(|| RuntimeError::NotFound {
+        // Builtin and MCP tools need no look at the tenant's HTTP tools.
+        let with_http = self.tools.get(name).is_none() && !name.starts_with("mcp__");
+        let set = self.toolset_with(t, with_http).await?;
+        let (tool, verdict) = self.lookup(&set, name, &args).ok_or_else(|| RuntimeError::NotFound {
             code: "tool_not_found",
             message: format!("no tool named {name:?}"),
         })?;
         if !args.is_object() {
             return Err(RuntimeError::bad("invalid_arguments", "`arguments` must be a JSON object"));
         }
-        if let Some(h) = set.http.get(name) {
-            h.check(&args).map_err(|m| {
-                let field = m.split(": ").nth(1).unwrap_or("/").to_string();
-                RuntimeError::InvalidArguments(agentd_tools::InvalidArguments { tool: name.into(), field, message: m })
-            })?;
-        } else if let Some((_, spec)) = set.mcp.get(name) {
-            agentd_tools::check_args(name, &spec.input_schema, &args).map_err(RuntimeError::InvalidArguments)?;
-        } else {
-            self.tools.validate(name, &args).map_err(RuntimeError::InvalidArguments)?;
-        }
+        verdict.map_err(RuntimeError::InvalidArguments)?;
         if let Some(id) = session_id
             && self.store.get_session(t, id).await?.is_none()
         {
@@ -449,15 +447,19 @@ impl Runtime {
                 message: format!("session {id} not found"),
             });
         }
-        let ws =
-            self.workspace(t, session_id).map_err(|e| RuntimeError::bad("workspace_unavailable", e.to_string()))?;
+        let ws = match tool.needs_workspace() {
+            true => Some(
+                self.workspace(t, session_id).map_err(|e| RuntimeError::bad("workspace_unavailable", e.to_string()))?,
+            ),
+            false => None,
+        };
         let call_id = agentd_core::new_id("call");
         let ctx = agentd_tools::ToolContext {
             run_id: "direct".into(),
             idempotency_key: format!("direct:{call_id}"),
             call_id,
             cancel: CancellationToken::new(),
-            workspace: Some(ws),
+            workspace: ws,
         };
         Ok(tool.call(args, ctx).await)
     }

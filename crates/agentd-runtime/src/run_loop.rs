@@ -329,11 +329,15 @@ impl Runtime {
                 call.name,
                 truncate(&call.arguments.to_string(), 200)
             )),
-            Some((_, Err(e))) => ToolOutput::error(e),
+            Some((_, Err(e))) => ToolOutput::error(e.to_string()),
             Some((tool, Ok(()))) => {
-                let workspace = match self.workspace(t, Some(&run.session_id)) {
-                    Ok(w) => Some(w),
-                    Err(e) => return (call, ToolOutput::error(format!("workspace unavailable: {e}")), 0),
+                let workspace = if tool.needs_workspace() {
+                    match self.workspace(t, Some(&run.session_id)) {
+                        Ok(w) => Some(w),
+                        Err(e) => return (call, ToolOutput::error(format!("workspace unavailable: {e}")), 0),
+                    }
+                } else {
+                    None
                 };
                 let ctx = ToolContext {
                     run_id: run.id.clone(),

@@ -66,6 +66,9 @@ impl Tool for ReadFile {
             }}),
         }
     }
+    fn needs_workspace(&self) -> bool {
+        true
+    }
     fn idempotent(&self) -> bool {
         true
     }
@@ -119,6 +122,9 @@ impl Tool for WriteFile {
             }}),
         }
     }
+    fn needs_workspace(&self) -> bool {
+        true
+    }
     fn idempotent(&self) -> bool {
         true
     }
@@ -166,6 +172,9 @@ impl Tool for EditFile {
                 "path": {"type": "string"}, "old": {"type": "string", "minLength": 1}, "new": {"type": "string"}
             }}),
         }
+    }
+    fn needs_workspace(&self) -> bool {
+        true
     }
     fn idempotent(&self) -> bool {
         // A second identical call finds `old` gone and fails: not safe to repeat blindly.
@@ -220,6 +229,9 @@ impl Tool for ListDir {
             description: "Lists a directory of the workspace (default: its root).".into(),
             input_schema: json!({"type": "object", "additionalProperties": false, "properties": {"path": {"type": "string"}}}),
         }
+    }
+    fn needs_workspace(&self) -> bool {
+        true
     }
     fn idempotent(&self) -> bool {
         true
@@ -288,6 +300,9 @@ impl Tool for Glob {
             input_schema: json!({"type": "object", "required": ["pattern"], "additionalProperties": false, "properties": {"pattern": {"type": "string"}}}),
         }
     }
+    fn needs_workspace(&self) -> bool {
+        true
+    }
     fn idempotent(&self) -> bool {
         true
     }
@@ -333,6 +348,9 @@ impl Tool for Grep {
                 "pattern": {"type": "string"}, "path": {"type": "string"}
             }}),
         }
+    }
+    fn needs_workspace(&self) -> bool {
+        true
     }
     fn idempotent(&self) -> bool {
         true

@@ -1,7 +1,7 @@
 //! Tools registered at run time (`/v1/http-tools`): calling one POSTs the
 //! arguments as JSON to its URL and answers the response.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use agentd_core::{HttpToolDef, ToolSpec};
@@ -64,28 +64,16 @@ pub fn validate_http_tool(def: &HttpToolDef) -> Result<(), String> {
 /// A registered HTTP tool.
 pub struct HttpTool {
     def: HttpToolDef,
-    validator: OnceLock<Option<Arc<jsonschema::Validator>>>,
 }
 
 impl HttpTool {
     pub fn new(def: HttpToolDef) -> Self {
-        Self { def, validator: OnceLock::new() }
+        Self { def }
     }
 
     /// Checks arguments against the registered schema; the error names the field.
-    pub fn check(&self, args: &serde_json::Value) -> Result<(), String> {
-        let v = self.validator.get_or_init(|| jsonschema::validator_for(&self.def.input_schema).ok().map(Arc::new));
-        match v
-            .as_ref()
-            .and_then(|v| v.iter_errors(args).next().map(|e| (e.instance_path().to_string(), e.to_string())))
-        {
-            None => Ok(()),
-            Some((path, msg)) => Err(format!(
-                "invalid arguments for {}: {}: {msg}",
-                self.def.name,
-                if path.is_empty() { "/".into() } else { path }
-            )),
-        }
+    pub fn check(&self, args: &serde_json::Value) -> Result<(), crate::InvalidArguments> {
+        crate::check_args(&self.def.name, &self.def.input_schema, args)
     }
 }
 
@@ -105,7 +93,7 @@ impl Tool for HttpTool {
 
     async fn call(&self, args: serde_json::Value, ctx: ToolContext) -> ToolOutput {
         if let Err(e) = self.check(&args) {
-            return ToolOutput::error(e);
+            return ToolOutput::error(e.to_string());
         }
         let mut req = client()
             .post(&self.def.url)

@@ -59,6 +59,10 @@ pub trait Tool: Send + Sync {
     /// True when running the call twice has the same effect as once, so a
     /// call interrupted by a crash may simply be run again.
     fn idempotent(&self) -> bool;
+    /// Whether the call needs the run's workspace directory (file and shell tools).
+    fn needs_workspace(&self) -> bool {
+        false
+    }
     async fn call(&self, args: serde_json::Value, ctx: ToolContext) -> ToolOutput;
 }
 

@@ -84,6 +84,9 @@ impl Tool for Shell {
         }
     }
 
+    fn needs_workspace(&self) -> bool {
+        true
+    }
     fn idempotent(&self) -> bool {
         false
     }

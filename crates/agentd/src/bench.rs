@@ -158,7 +158,8 @@ pub async fn bench(scenario: &str, o: BenchOpts) -> anyhow::Result<ExitCode> {
         "throughput" => throughput(o).await,
         "waiting" => waiting(o).await,
         "resume" => resume(o).await,
-        other => bail!("unknown scenario {other:?}: throughput, waiting or resume"),
+        "mcp" => mcp(o).await,
+        other => bail!("unknown scenario {other:?}: throughput, waiting, resume or mcp"),
     }
 }
 
@@ -401,6 +402,65 @@ async fn resume(o: BenchOpts) -> anyhow::Result<ExitCode> {
     println!(
         "all {n} runs resumed (journal folded, run.resumed written, model asked again) {:.0} ms after start",
         ms(all)
+    );
+    r.rt.shutdown(Duration::from_millis(10)).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Per-call overhead of an MCP stdio tool through agentd versus the raw SDK,
+/// and of a builtin tool, median of `runs` calls each.
+async fn mcp(o: BenchOpts) -> anyhow::Result<ExitCode> {
+    let Some(command) = o.database.clone().or_else(|| std::env::var("AGENTD_TEST_MCP_EVERYTHING").ok()) else {
+        bail!("give the mcp-server-everything binary with --database PATH or AGENTD_TEST_MCP_EVERYTHING");
+    };
+    let n = o.runs.max(10);
+    let cfg = agentd_mcp::McpServerConfig { command: Some(command), args: vec!["stdio".into()], ..Default::default() };
+    let args = serde_json::json!({"message": "bench"});
+    let mut raw = agentd_mcp::raw_sdk_calls(&cfg, "echo", args.clone(), n).await.map_err(|e| anyhow::anyhow!(e))?;
+    let r = rig(&BenchOpts { database: None, ..o }, 16, "bench").await?;
+    r.rt.mcp.add(None, "everything", cfg).map_err(|e| anyhow::anyhow!(e))?;
+    let t = Tenant::default();
+    let started = Instant::now();
+    while r.rt.mcp.tools_for(&t).is_empty() {
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "MCP server did not become ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let timed = |name: &'static str, args: serde_json::Value| {
+        let rt = r.rt.clone();
+        let t = t.clone();
+        async move {
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t0 = Instant::now();
+                let out = rt.call_tool_direct(&t, name, args.clone(), None).await.map_err(|e| anyhow::anyhow!(e))?;
+                anyhow::ensure!(!out.is_error, "{name} failed: {:?}", out.content);
+                v.push(t0.elapsed());
+            }
+            anyhow::Ok(v)
+        }
+    };
+    let mut via = timed("mcp__everything__echo", args.clone()).await?;
+    let mut builtin = timed("echo", args).await?;
+    raw.sort();
+    via.sort();
+    builtin.sort();
+    let (raw_m, via_m, builtin_m) = (pct(&raw, 0.5), pct(&via, 0.5), pct(&builtin, 0.5));
+    println!("agentd bench mcp: {n} calls each, mcp-server-everything over stdio");
+    println!(
+        "raw SDK call (echo):         median {:.1} µs, p99 {:.1} µs",
+        raw_m.as_secs_f64() * 1e6,
+        pct(&raw, 0.99).as_secs_f64() * 1e6
+    );
+    println!(
+        "through agentd (echo):       median {:.1} µs, p99 {:.1} µs",
+        via_m.as_secs_f64() * 1e6,
+        pct(&via, 0.99).as_secs_f64() * 1e6
+    );
+    println!(
+        "agentd adds {:.1} µs per MCP call (ratio {:.2}); builtin echo through agentd: median {:.1} µs",
+        (via_m.as_secs_f64() - raw_m.as_secs_f64()) * 1e6,
+        via_m.as_secs_f64() / raw_m.as_secs_f64().max(1e-9),
+        builtin_m.as_secs_f64() * 1e6
     );
     r.rt.shutdown(Duration::from_millis(10)).await;
     Ok(ExitCode::SUCCESS)

@@ -144,7 +144,8 @@ pub enum Cmd {
         /// Think time the mock model adds to every answer, in ms.
         #[arg(long, default_value_t = 0)]
         mock_latency_ms: u64,
-        /// PostgreSQL URL to bench against (a fresh temporary SQLite file otherwise).
+        /// PostgreSQL URL to bench against (a fresh temporary SQLite file otherwise);
+        /// for `mcp`, the mcp-server-everything binary.
         #[arg(long)]
         database: Option<String>,
     },
