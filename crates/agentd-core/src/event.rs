@@ -45,6 +45,9 @@ pub enum EventKind {
         status: String,
         duration_ms: u64,
     },
+    /// The model loaded a skill's full instructions (via `load_skill`).
+    #[serde(rename = "skill.loaded")]
+    SkillLoaded { name: String, call_id: String },
     #[serde(rename = "step.completed")]
     StepCompleted { step: u32 },
     #[serde(rename = "run.completed")]
@@ -87,6 +90,7 @@ impl EventKind {
             EventKind::ToolCalled { .. } => "tool.called",
             EventKind::ToolStarted { .. } => "tool.started",
             EventKind::ToolResult { .. } => "tool.result",
+            EventKind::SkillLoaded { .. } => "skill.loaded",
             EventKind::StepCompleted { .. } => "step.completed",
             EventKind::RunCompleted { .. } => "run.completed",
             EventKind::RunFailed { .. } => "run.failed",
@@ -145,6 +149,7 @@ impl EventKind {
                     Some(RunError::new("cancelled", reason.clone().unwrap_or_else(|| "run was cancelled".into())));
             }
             EventKind::InputQueued { .. }
+            | EventKind::SkillLoaded { .. }
             | EventKind::StepStarted { .. }
             | EventKind::ToolCalled { .. }
             | EventKind::ToolStarted { .. }

@@ -38,6 +38,9 @@ pub struct Config {
     pub mcp_servers: BTreeMap<String, agentd_mcp::McpServerConfig>,
     /// A JSON file in the usual `{"mcpServers": {...}}` format.
     pub mcp_servers_file: Option<PathBuf>,
+    /// Directories of skills (each skill a subdirectory with a SKILL.md), shared by all tenants.
+    #[serde(default)]
+    pub skills_dirs: Vec<PathBuf>,
     /// Directory of the file, for resolving relative paths.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -84,6 +87,8 @@ pub struct AgentConfig {
     pub model: Option<String>,
     /// Tool names or globs the agent may use (every tool when absent).
     pub tools: Option<Vec<String>>,
+    /// Skill names or globs the agent may use (every skill when absent).
+    pub skills: Option<Vec<String>>,
     /// How far shell commands reach (`[agents.default.sandbox]`).
     #[serde(default)]
     pub sandbox: SandboxConfig,

@@ -17,6 +17,7 @@ use std::time::Duration;
 use agentd_core::{EventKind, Run, StoredEvent, Tenant};
 use agentd_store::{NewRun, Store, StoreError};
 use agentd_tools::ToolRegistry;
+use agentd_tools::skills::Skill;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,6 +38,8 @@ pub struct AgentSettings {
     pub max_steps: u32,
     /// Tool names the agent may use; `None` means all registered tools.
     pub tools: Option<Vec<String>>,
+    /// Skill names or globs the agent may use; `None` means all skills.
+    pub skills: Option<Vec<String>>,
 }
 
 impl Default for AgentSettings {
@@ -45,6 +48,7 @@ impl Default for AgentSettings {
             system_prompt: "You are a helpful assistant. Use the tools you have when they help.".into(),
             max_steps: 20,
             tools: None,
+            skills: None,
         }
     }
 }
@@ -57,18 +61,28 @@ impl AgentSettings {
             system_prompt: a.system_prompt.unwrap_or(d.system_prompt),
             max_steps: a.max_steps.unwrap_or(d.max_steps).clamp(1, MAX_STEPS_LIMIT),
             tools: a.tools,
+            skills: a.skills,
         }
     }
 
     /// Whether the agent may use this tool: its list names it exactly or by
     /// a glob (`mcp__github__*`); no list means every tool.
     pub fn allows(&self, name: &str) -> bool {
-        self.tools.as_ref().is_none_or(|a| {
-            a.iter().any(|p| {
-                p == name || globset::Glob::new(p).map(|g| g.compile_matcher().is_match(name)).unwrap_or(false)
-            })
-        })
+        matches_any(self.tools.as_deref(), name)
     }
+
+    /// Whether the agent may use this skill (exact name or glob).
+    pub fn allows_skill(&self, name: &str) -> bool {
+        matches_any(self.skills.as_deref(), name)
+    }
+}
+
+/// No list allows everything; otherwise an exact name or a glob must match.
+fn matches_any(list: Option<&[String]>, name: &str) -> bool {
+    list.is_none_or(|a| {
+        a.iter()
+            .any(|p| p == name || globset::Glob::new(p).map(|g| g.compile_matcher().is_match(name)).unwrap_or(false))
+    })
 }
 
 /// Errors the runtime reports to callers; each maps to an API status.
@@ -136,6 +150,9 @@ pub struct ToolSet {
     pub specs: Arc<Vec<agentd_core::ToolSpec>>,
     http: HashMap<String, Arc<agentd_tools::HttpTool>>,
     mcp: HashMap<String, (Arc<agentd_mcp::McpTool>, agentd_core::ToolSpec)>,
+    skill: Option<(Arc<agentd_tools::skills::LoadSkill>, agentd_core::ToolSpec)>,
+    /// The system-prompt section listing the skills (empty without skills).
+    pub skills_prompt: String,
 }
 
 impl ToolSet {
@@ -145,6 +162,8 @@ impl ToolSet {
             "http"
         } else if self.mcp.contains_key(name) {
             "mcp"
+        } else if name == "load_skill" && self.skill.is_some() {
+            "skill"
         } else {
             rt.tools.source(name).unwrap_or("builtin")
         }
@@ -178,6 +197,8 @@ pub struct Runtime {
     workspaces: std::path::PathBuf,
     /// MCP servers (shared from config, or per tenant from the API).
     pub mcp: agentd_mcp::McpManager,
+    /// Skills from the configured directories, and the ones that failed to load.
+    config_skills: std::sync::RwLock<(Vec<Skill>, Vec<agentd_tools::skills::SkillError>)>,
 }
 
 impl Runtime {
@@ -206,6 +227,7 @@ impl Runtime {
             tool_specs: std::sync::OnceLock::new(),
             workspaces,
             mcp: agentd_mcp::McpManager::default(),
+            config_skills: Default::default(),
         })
     }
 
@@ -355,6 +377,40 @@ impl Runtime {
             .ok_or_else(|| RuntimeError::NotFound { code: "run_not_found", message: format!("run {run_id} not found") })
     }
 
+    /// Loads the skills of these directories (replacing earlier ones);
+    /// broken skills are kept as errors, never stop the others.
+    pub fn load_skill_dirs(&self, dirs: &[std::path::PathBuf]) {
+        let (mut ok, mut bad) = (vec![], vec![]);
+        for d in dirs {
+            let (o, b) = agentd_tools::skills::load_dir(d);
+            ok.extend(o);
+            bad.extend(b);
+        }
+        for e in &bad {
+            tracing::warn!(path = %e.path, reason = %e.reason, "skill not loaded");
+        }
+        *self.config_skills.write().unwrap_or_else(|e| e.into_inner()) = (ok, bad);
+    }
+
+    /// Skills from configured directories that failed to load, with reasons.
+    pub fn skill_errors(&self) -> Vec<agentd_tools::skills::SkillError> {
+        self.config_skills.read().unwrap_or_else(|e| e.into_inner()).1.clone()
+    }
+
+    /// Every skill the tenant's agent may use: configured ones and uploaded ones.
+    pub async fn skills_for(&self, t: &Tenant) -> Result<Vec<Skill>, StoreError> {
+        let mut out: Vec<Skill> = self.config_skills.read().unwrap_or_else(|e| e.into_inner()).0.clone();
+        for d in self.store.list_docs(t, "skill").await? {
+            match serde_json::from_value::<Skill>(d) {
+                Ok(s) if !out.iter().any(|c| c.name == s.name) => out.push(s),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "stored skill is unreadable"),
+            }
+        }
+        out.retain(|s| self.agent.allows_skill(&s.name));
+        Ok(out)
+    }
+
     /// The tool specs offered to the model, computed once and shared by every run.
     pub fn agent_tools(&self) -> Arc<Vec<agentd_core::ToolSpec>> {
         self.tool_specs
@@ -385,15 +441,23 @@ impl Runtime {
                 mcp.insert(spec.name.clone(), (tool, spec));
             }
         }
-        let specs = if http.is_empty() && mcp.is_empty() {
+        let skills = if with_http { self.skills_for(t).await? } else { vec![] };
+        let prompt = agentd_tools::skills::skills_prompt(&skills, 8_000);
+        let skill = (!skills.is_empty() && self.agent.allows("load_skill")).then(|| {
+            let tool = Arc::new(agentd_tools::skills::LoadSkill { skills: Arc::new(skills) });
+            let spec = agentd_tools::Tool::spec(tool.as_ref());
+            (tool, spec)
+        });
+        let specs = if http.is_empty() && mcp.is_empty() && skill.is_none() {
             base
         } else {
             let mut v = (*base).clone();
             v.extend(http.values().map(|h| agentd_tools::Tool::spec(h.as_ref())));
             v.extend(mcp.values().map(|(_, s)| s.clone()));
+            v.extend(skill.iter().map(|(_, s)| s.clone()));
             Arc::new(v)
         };
-        Ok(ToolSet { specs, http, mcp })
+        Ok(ToolSet { specs, http, mcp, skill, skills_prompt: prompt })
     }
 
     /// Finds a tool by name, with the verdict on its arguments.
@@ -407,6 +471,9 @@ impl Runtime {
             return Some((h.clone(), h.check(args)));
         }
         if let Some((tool, spec)) = set.mcp.get(name) {
+            return Some((tool.clone(), agentd_tools::check_args(name, &spec.input_schema, args)));
+        }
+        if let Some((tool, spec)) = set.skill.as_ref().filter(|_| name == "load_skill") {
             return Some((tool.clone(), agentd_tools::check_args(name, &spec.input_schema, args)));
         }
         let tool = self.tools.get(name).filter(|_| self.agent.allows(name))?;
@@ -429,7 +496,7 @@ impl Runtime {
         session_id: Option<&str>,
     ) -> Result<agentd_tools::ToolOutput, RuntimeError> {
         // Builtin and MCP tools need no look at the tenant's HTTP tools.
-        let with_http = self.tools.get(name).is_none() && !name.starts_with("mcp__");
+        let with_http = (self.tools.get(name).is_none() && !name.starts_with("mcp__")) || name == "load_skill";
         let set = self.toolset_with(t, with_http).await?;
         let (tool, verdict) = self.lookup(&set, name, &args).ok_or_else(|| RuntimeError::NotFound {
             code: "tool_not_found",

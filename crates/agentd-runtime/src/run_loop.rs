@@ -165,7 +165,8 @@ impl Runtime {
         };
         let toolset = self.toolset(t).await?;
         let tools = toolset.specs.clone();
-        let mut messages = vec![Message::text(Role::System, self.agent.system_prompt.clone())];
+        let system = format!("{}{}", self.agent.system_prompt, toolset.skills_prompt);
+        let mut messages = vec![Message::text(Role::System, system)];
         let history = self.store.session_messages(t, &run.session_id).await?;
         messages.extend(history.into_iter().map(|m| m.message));
         if !f.started {
@@ -301,11 +302,15 @@ impl Runtime {
             r = pending.next() => r,
         } {
             let status = if out.is_error { "error" } else { "ok" };
-            let result = tool_result(call, &out, status, ms);
+            let mut evs = vec![tool_result(call, &out, status, ms)];
+            if call.name == "load_skill" && !out.is_error {
+                let name = call.arguments["name"].as_str().unwrap_or_default().to_string();
+                evs.push(EventKind::SkillLoaded { name, call_id: call.id.clone() });
+            }
             if pending.is_empty() {
-                carry.push(result);
+                carry.extend(evs);
             } else {
-                w.write(&[result]).await?;
+                w.write(&evs).await?;
             }
             messages.push(Message::tool_result(&call.id, out.content));
         }

@@ -43,7 +43,9 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .route("/http-tools/{name}", axum::routing::delete(tools::delete_http))
         .route("/mcp-servers", post(tools::add_mcp).get(tools::list_mcp))
         .route("/mcp-servers/{name}", axum::routing::delete(tools::delete_mcp))
-        .route("/mcp-servers/{name}/restart", post(tools::restart_mcp));
+        .route("/mcp-servers/{name}/restart", post(tools::restart_mcp))
+        .route("/skills", post(tools::create_skill).get(tools::list_skills))
+        .route("/skills/{name}", get(tools::get_skill).delete(tools::delete_skill));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))

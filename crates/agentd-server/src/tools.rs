@@ -187,3 +187,95 @@ pub async fn restart_mcp(
     let info = s.rt.mcp.list(&t).into_iter().find(|i| i.name == name);
     Ok((StatusCode::ACCEPTED, Json(json!(info))).into_response())
 }
+
+/// Body of `POST /v1/skills`: the SKILL.md text and optional files beside it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkillBody {
+    content: String,
+    #[serde(default)]
+    files: std::collections::BTreeMap<String, String>,
+}
+
+/// Uploads a skill for the caller's tenant.
+pub async fn create_skill(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    ApiJson(b): ApiJson<SkillBody>,
+) -> Result<Response, ApiError> {
+    let mut skill =
+        agentd_tools::skills::parse_skill(&b.content).map_err(|m| ApiError::bad_request("invalid_skill", m))?;
+    for rel in b.files.keys() {
+        let p = std::path::Path::new(rel);
+        let ok = !rel.is_empty()
+            && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+            && !rel.contains('\0');
+        if !ok {
+            return Err(ApiError::bad_request(
+                "invalid_skill",
+                format!("file path {rel:?} must be relative, without `..`"),
+            ));
+        }
+    }
+    if b.files.values().map(String::len).sum::<usize>() > 4 * 1024 * 1024 {
+        return Err(ApiError::bad_request("invalid_skill", "files beside SKILL.md may total at most 4 MiB"));
+    }
+    skill.files = b.files;
+    skill.source = "tenant".into();
+    let taken = s.rt.skills_for(&t).await?.iter().any(|k| k.name == skill.name);
+    if taken {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "skill_exists",
+            format!("a skill named {} exists", skill.name),
+        ));
+    }
+    let doc = json!(skill);
+    match s.rt.store.create_doc(&t, "skill", &skill.name, &doc).await {
+        Ok(()) => Ok((
+            StatusCode::CREATED,
+            Json(json!({"name": skill.name, "description": skill.description, "source": "tenant"})),
+        )
+            .into_response()),
+        Err(agentd_store::StoreError::AlreadyExists) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "skill_exists", format!("a skill named {} exists", skill.name)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Skills the caller's agent can use (name, description, source), plus
+/// configured skills that failed to load.
+pub async fn list_skills(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
+    let data: Vec<Value> = s
+        .rt
+        .skills_for(&t)
+        .await?
+        .into_iter()
+        .map(|k| json!({"name": k.name, "description": k.description, "source": k.source, "files": k.files.keys().collect::<Vec<_>>()}))
+        .collect();
+    Ok(Json(json!({"data": data, "errors": s.rt.skill_errors(), "next_cursor": null})))
+}
+
+pub async fn get_skill(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let skill = s.rt.skills_for(&t).await?.into_iter().find(|k| k.name == name);
+    skill
+        .map(|k| Json(json!(k)))
+        .ok_or_else(|| ApiError::not_found("skill_not_found", format!("no skill named {name:?}")))
+}
+
+pub async fn delete_skill(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    if s.rt.store.delete_doc(&t, "skill", &name).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found("skill_not_found", format!("no uploaded skill named {name:?}")))
+    }
+}

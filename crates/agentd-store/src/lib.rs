@@ -190,11 +190,28 @@ pub trait Store: Send + Sync + 'static {
     /// Gives up `node`'s leases on these runs (all of them when `run_ids` is `None`).
     async fn release_leases(&self, node: &str, run_ids: Option<&[String]>) -> Result<u64>;
 
-    /// Registers an HTTP tool for the tenant; `AlreadyExists` if the name is taken.
-    async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<()>;
-    async fn list_http_tools(&self, t: &Tenant) -> Result<Vec<HttpToolDef>>;
-    /// Removes an HTTP tool; false if the tenant has none by that name.
-    async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<bool>;
+    /// Stores a named document of a kind (`http_tool`, `skill`) for the
+    /// tenant; `AlreadyExists` if the name is taken.
+    async fn create_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<()>;
+    /// The tenant's documents of a kind, by name.
+    async fn list_docs(&self, t: &Tenant, kind: &str) -> Result<Vec<serde_json::Value>>;
+    /// Removes one; false if the tenant has none by that name.
+    async fn delete_doc(&self, t: &Tenant, kind: &str, name: &str) -> Result<bool>;
+
+    /// Registers an HTTP tool for the tenant.
+    async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<()> {
+        let doc = serde_json::to_value(def).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.create_doc(t, "http_tool", &def.name, &doc).await
+    }
+
+    async fn list_http_tools(&self, t: &Tenant) -> Result<Vec<HttpToolDef>> {
+        let docs = self.list_docs(t, "http_tool").await?;
+        docs.into_iter().map(|d| serde_json::from_value(d).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
+    }
+
+    async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<bool> {
+        self.delete_doc(t, "http_tool", name).await
+    }
 
     /// Appends made anywhere (including other nodes), when the database can
     /// tell (PostgreSQL LISTEN/NOTIFY); `None` for a single-process store.

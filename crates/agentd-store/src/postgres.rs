@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use agentd_core::{EventKind, HttpToolDef, Run, RunError, RunStatus, Session, StoredEvent, Tenant};
+use agentd_core::{EventKind, Run, RunError, RunStatus, Session, StoredEvent, Tenant};
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
@@ -18,7 +18,7 @@ use crate::{
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
-    (2, include_str!("../migrations/postgres/0002_http_tools.sql")),
+    (2, include_str!("../migrations/postgres/0002_tenant_docs.sql")),
 ];
 /// Advisory lock key serialising migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;
@@ -354,42 +354,49 @@ impl Store for PgStore {
         rows.iter().map(|r| Ok((tenant_from_row(r)?, run_from_row(r)?))).collect()
     }
 
-    async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<()> {
+    async fn create_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<()> {
         let n = sqlx::query(
-            "INSERT INTO http_tools (org, usr, project, name, def, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT DO NOTHING",
         )
+        .bind(kind)
         .bind(&t.org)
         .bind(&t.user)
         .bind(&t.project)
-        .bind(&def.name)
-        .bind(to_json(def)?)
-        .bind(&def.created_at)
+        .bind(name)
+        .bind(to_json(doc)?)
+        .bind(now())
         .execute(&self.pool)
         .await?
         .rows_affected();
         if n == 0 { Err(StoreError::AlreadyExists) } else { Ok(()) }
     }
 
-    async fn list_http_tools(&self, t: &Tenant) -> Result<Vec<HttpToolDef>> {
-        let rows = sqlx::query("SELECT def FROM http_tools WHERE org = $1 AND usr = $2 AND project = $3 ORDER BY name")
-            .bind(&t.org)
-            .bind(&t.user)
-            .bind(&t.project)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| json_col(r, "def")).collect()
+    async fn list_docs(&self, t: &Tenant, kind: &str) -> Result<Vec<serde_json::Value>> {
+        let rows = sqlx::query(
+            "SELECT doc FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 ORDER BY name",
+        )
+        .bind(kind)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| json_col(r, "doc")).collect()
     }
 
-    async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<bool> {
-        let n = sqlx::query("DELETE FROM http_tools WHERE org = $1 AND usr = $2 AND project = $3 AND name = $4")
-            .bind(&t.org)
-            .bind(&t.user)
-            .bind(&t.project)
-            .bind(name)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+    async fn delete_doc(&self, t: &Tenant, kind: &str, name: &str) -> Result<bool> {
+        let n = sqlx::query(
+            "DELETE FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",
+        )
+        .bind(kind)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(name)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         Ok(n > 0)
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentd_core::{EventKind, HttpToolDef, Run, RunError, RunStatus, Session, StoredEvent, Tenant};
+use agentd_core::{EventKind, Run, RunError, RunStatus, Session, StoredEvent, Tenant};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
@@ -23,7 +23,7 @@ use crate::{
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_leases.sql")),
-    (3, include_str!("../migrations/sqlite/0003_http_tools.sql")),
+    (3, include_str!("../migrations/sqlite/0003_tenant_docs.sql")),
 ];
 
 /// Most requests committed together in one transaction.
@@ -441,36 +441,36 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<()> {
-        let (t, def) = (t.clone(), def.clone());
+    async fn create_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<()> {
+        let (t, kind, name, doc) = (t.clone(), kind.to_string(), name.to_string(), to_json(doc)?);
         self.write(move |c| {
             let n = c.execute(
-                "INSERT INTO http_tools (org, usr, project, name, def, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT DO NOTHING",
-                params![t.org, t.user, t.project, def.name, to_json(&def)?, def.created_at],
+                params![kind, t.org, t.user, t.project, name, doc, now()],
             )?;
             if n == 0 { Err(StoreError::AlreadyExists) } else { Ok(()) }
         })
         .await
     }
 
-    async fn list_http_tools(&self, t: &Tenant) -> Result<Vec<HttpToolDef>> {
-        let t = t.clone();
+    async fn list_docs(&self, t: &Tenant, kind: &str) -> Result<Vec<serde_json::Value>> {
+        let (t, kind) = (t.clone(), kind.to_string());
         self.read(move |c| {
             let mut st = c.prepare_cached(
-                "SELECT def FROM http_tools WHERE org = ?1 AND usr = ?2 AND project = ?3 ORDER BY name",
+                "SELECT doc FROM tenant_docs WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 ORDER BY name",
             )?;
-            collect(&mut st, params![t.org, t.user, t.project], |r| json_col(r, "def"))
+            collect(&mut st, params![kind, t.org, t.user, t.project], |r| json_col(r, "doc"))
         })
         .await
     }
 
-    async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<bool> {
-        let (t, name) = (t.clone(), name.to_string());
+    async fn delete_doc(&self, t: &Tenant, kind: &str, name: &str) -> Result<bool> {
+        let (t, kind, name) = (t.clone(), kind.to_string(), name.to_string());
         self.write(move |c| {
             let n = c.execute(
-                "DELETE FROM http_tools WHERE org = ?1 AND usr = ?2 AND project = ?3 AND name = ?4",
-                params![t.org, t.user, t.project, name],
+                "DELETE FROM tenant_docs WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 AND name = ?5",
+                params![kind, t.org, t.user, t.project, name],
             )?;
             Ok(n > 0)
         })

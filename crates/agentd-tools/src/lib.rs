@@ -6,6 +6,7 @@ mod fs;
 mod http_fetch;
 mod http_tool;
 mod shell;
+pub mod skills;
 pub mod testing;
 pub mod workspace;
 

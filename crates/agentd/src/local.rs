@@ -122,6 +122,8 @@ pub fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime>> {
         s.config.scheduler.clone(),
         s.data_dir.join("workspaces"),
     );
+    let dirs: Vec<PathBuf> = s.config.skills_dirs.iter().map(|d| s.config.resolve_path(d)).collect();
+    rt.load_skill_dirs(&dirs);
     for (name, cfg) in s.config.all_mcp_servers()? {
         rt.mcp.add(None, &name, cfg).map_err(|e| anyhow::anyhow!("MCP server {name}: {e}"))?;
     }
