@@ -242,3 +242,40 @@ async fn streamable_http_server() {
     let (_, v) = s.post("/v1/tools/mcp__remote__get-sum/call", json!({"arguments": {"a": 20, "b": 22}})).await;
     assert!(text(&v).contains("42"), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pypi_time_server_from_an_mcp_servers_file_inside_a_run() {
+    let time = std::env::var("AGENTD_TEST_MCP_TIME")
+        .expect("AGENTD_TEST_MCP_TIME is not set: run the suite with scripts/test (it installs mcp-server-time)");
+    let dir = tempfile::tempdir().unwrap();
+    // The format every MCP host uses, pasted as it is.
+    std::fs::write(
+        dir.path().join("mcp.json"),
+        json!({"mcpServers": {"time": {"command": time, "args": []}}}).to_string(),
+    )
+    .unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, "mcp_servers_file = \"mcp.json\"\n").unwrap();
+    let mock = MockOpenAi::start(
+        vec![Turn::tool("mcp__time__get_current_time", json!({"timezone": "UTC"})), Turn::text("it is now")],
+        0,
+    )
+    .await
+    .unwrap();
+    let s = Server::start_with(Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
+    wait_ready(&s, "time", None).await;
+    let (_, run) = s.post("/v1/runs", json!({"input": "what time is it?"})).await;
+    let id = run["id"].as_str().unwrap();
+    let done = s.wait_run(id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let evs = s.events(id).await;
+    let result = evs.iter().find(|e| e["type"] == "tool.result").unwrap();
+    assert_eq!(result["data"]["is_error"], false, "{result}");
+    let text = result["data"]["content"][0]["text"].as_str().unwrap();
+    let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    assert_eq!(v["timezone"], "UTC", "{text}");
+    assert!(v["datetime"].as_str().unwrap_or_default().starts_with("20"), "{text}");
+    // The model was offered the server's tool with its schema.
+    let offered = mock.requests()[0]["tools"].as_array().unwrap().clone();
+    assert!(offered.iter().any(|t| t["function"]["name"] == "mcp__time__get_current_time"));
+}
