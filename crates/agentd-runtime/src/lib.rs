@@ -528,7 +528,23 @@ impl Runtime {
             cancel: CancellationToken::new(),
             workspace: ws,
         };
-        Ok(tool.call(args, ctx).await)
+        let (call_id, started) = (ctx.call_id.clone(), std::time::Instant::now());
+        let out = tool.call(args.clone(), ctx).await;
+        let record = agentd_store::DirectCall {
+            id: call_id,
+            session_id: session_id.map(str::to_string),
+            tool: name.to_string(),
+            arguments: args,
+            content: out.content.clone(),
+            is_error: out.is_error,
+            duration_ms: started.elapsed().as_millis() as u64,
+            created_at: agentd_store::now(),
+        };
+        // The journal keeps direct calls too; a failed write is logged, the answer still returned.
+        if let Err(e) = self.store.record_tool_call(t, &record).await {
+            tracing::warn!(error = %e, "could not journal a direct tool call");
+        }
+        Ok(out)
     }
 
     /// Number of runs executing in this process.

@@ -39,6 +39,7 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .route("/sessions/{id}/runs", get(sessions::runs))
         .route("/tools", get(tools::list))
         .route("/tools/{name}/call", post(tools::call))
+        .route("/tool-calls", get(tools::list_calls))
         .route("/http-tools", post(tools::create_http).get(tools::list_http))
         .route("/http-tools/{name}", axum::routing::delete(tools::delete_http))
         .route("/mcp-servers", post(tools::add_mcp).get(tools::list_mcp))

@@ -51,10 +51,13 @@ enum Progress {
 
 impl Feed {
     async fn pump(&mut self, rx: Option<broadcast::Receiver<Live>>) -> Result<(), Closed> {
-        // Subscribe before reading the backlog so nothing falls in between;
-        // for a run executing on another node the channel carries `Changed`.
+        // A receiver opened when the run was created has seen everything,
+        // deltas included: read it in order (the journal fills any gap).
+        // Otherwise subscribe first, then read the backlog, so nothing falls
+        // in between; for a run on another node the channel carries `Changed`.
+        let from_creation = rx.is_some();
         let mut rx = rx.or_else(|| Some(self.rt.hub.open(&self.run_id)));
-        if let Progress::Ended = self.backfill().await? {
+        if !from_creation && let Progress::Ended = self.backfill().await? {
             return Ok(());
         }
         loop {

@@ -279,3 +279,11 @@ pub async fn delete_skill(
         Err(ApiError::not_found("skill_not_found", format!("no uploaded skill named {name:?}")))
     }
 }
+
+/// Direct tool calls, newest first (`?session_id=&after=&limit=`).
+pub async fn list_calls(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
+    let limit = p.int("limit", 20, 1, 100)? as u32;
+    let page = agentd_store::Page { after: p.str("after"), limit: limit + 1 };
+    let rows = s.rt.store.list_tool_calls(&t, p.str("session_id").as_deref(), &page).await?;
+    Ok(crate::page(rows, limit as usize, |c| json!(c.id)).into_response())
+}

@@ -107,6 +107,20 @@ pub struct PruneStats {
     pub events: u64,
     pub sessions: u64,
     pub messages: u64,
+    pub tool_calls: u64,
+}
+
+/// A tool call made without a model, as journaled.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DirectCall {
+    pub id: String,
+    pub session_id: Option<String>,
+    pub tool: String,
+    pub arguments: serde_json::Value,
+    pub content: Vec<agentd_core::ContentPart>,
+    pub is_error: bool,
+    pub duration_ms: u64,
+    pub created_at: String,
 }
 
 /// Which tenants a prune applies to.
@@ -212,6 +226,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<bool> {
         self.delete_doc(t, "http_tool", name).await
     }
+
+    /// Journals a tool call made without a model.
+    async fn record_tool_call(&self, t: &Tenant, call: &DirectCall) -> Result<()>;
+    /// Direct tool calls, newest first (optionally of one session).
+    async fn list_tool_calls(&self, t: &Tenant, session_id: Option<&str>, page: &Page) -> Result<Vec<DirectCall>>;
 
     /// Appends made anywhere (including other nodes), when the database can
     /// tell (PostgreSQL LISTEN/NOTIFY); `None` for a single-process store.

@@ -12,13 +12,14 @@ use tokio::sync::broadcast;
 
 use crate::plan::{RunHead, plan_append};
 use crate::{
-    AppendGuard, Change, ClaimLimits, EventQuery, NewRun, Page, PruneScope, PruneStats, Result, RunFilter,
+    AppendGuard, Change, ClaimLimits, DirectCall, EventQuery, NewRun, Page, PruneScope, PruneStats, Result, RunFilter,
     SessionMessage, Store, StoreError, fair_pick, now, now_ms,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_tenant_docs.sql")),
+    (3, include_str!("../migrations/postgres/0003_tool_calls.sql")),
 ];
 /// Advisory lock key serialising migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;
@@ -354,6 +355,38 @@ impl Store for PgStore {
         rows.iter().map(|r| Ok((tenant_from_row(r)?, run_from_row(r)?))).collect()
     }
 
+    async fn record_tool_call(&self, t: &Tenant, call: &DirectCall) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tool_calls (id, org, usr, project, session_id, record, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&call.id)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(&call.session_id)
+        .bind(to_json(call)?)
+        .bind(&call.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_tool_calls(&self, t: &Tenant, session_id: Option<&str>, page: &Page) -> Result<Vec<DirectCall>> {
+        let rows = sqlx::query(
+            "SELECT record FROM tool_calls WHERE org = $1 AND usr = $2 AND project = $3
+               AND ($4::text IS NULL OR session_id = $4) AND ($5::text IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
+        )
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(session_id)
+        .bind(&page.after)
+        .bind(limit(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| json_col(r, "record")).collect()
+    }
+
     async fn create_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<()> {
         let n = sqlx::query(
             "INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -527,8 +560,17 @@ impl Store for PgStore {
             .rows_affected();
         let sessions =
             sqlx::query("DELETE FROM sessions WHERE id = ANY($1)").bind(&idle).execute(&mut *tx).await?.rows_affected();
+        let tool_calls = sqlx::query(
+            "DELETE FROM tool_calls WHERE created_at < $1 AND ($2::text IS NULL OR org = $2) AND NOT (org = ANY($3))",
+        )
+        .bind(cutoff)
+        .bind(&scope.org)
+        .bind(&scope.except_orgs)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
-        Ok(PruneStats { runs, events, sessions, messages })
+        Ok(PruneStats { runs, events, sessions, messages, tool_calls })
     }
 }
 

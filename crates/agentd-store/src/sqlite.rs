@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::plan::{RunHead, plan_append};
 use crate::{
-    AppendGuard, ClaimLimits, EventQuery, NewRun, Page, PruneScope, PruneStats, Result, RunFilter, SessionMessage,
-    Store, StoreError, fair_pick, now, now_ms,
+    AppendGuard, ClaimLimits, DirectCall, EventQuery, NewRun, Page, PruneScope, PruneStats, Result, RunFilter,
+    SessionMessage, Store, StoreError, fair_pick, now, now_ms,
 };
 
 /// Schema versions, applied in order; each runs once.
@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_leases.sql")),
     (3, include_str!("../migrations/sqlite/0003_tenant_docs.sql")),
+    (4, include_str!("../migrations/sqlite/0004_tool_calls.sql")),
 ];
 
 /// Most requests committed together in one transaction.
@@ -441,6 +442,32 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn record_tool_call(&self, t: &Tenant, call: &DirectCall) -> Result<()> {
+        let (t, call, record) = (t.clone(), call.clone(), to_json(call)?);
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO tool_calls (id, org, usr, project, session_id, record, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![call.id, t.org, t.user, t.project, call.session_id, record, call.created_at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_tool_calls(&self, t: &Tenant, session_id: Option<&str>, page: &Page) -> Result<Vec<DirectCall>> {
+        let (t, sid, page) = (t.clone(), session_id.map(str::to_string), page.clone());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT record FROM tool_calls WHERE org = ?1 AND usr = ?2 AND project = ?3
+                   AND (?4 IS NULL OR session_id = ?4) AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6",
+            )?;
+            collect(&mut st, params![t.org, t.user, t.project, sid, page.after, limit(page.limit)], |r| {
+                json_col(r, "record")
+            })
+        })
+        .await
+    }
+
     async fn create_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<()> {
         let (t, kind, name, doc) = (t.clone(), kind.to_string(), name.to_string(), to_json(doc)?);
         self.write(move |c| {
@@ -575,11 +602,17 @@ impl Store for SqliteStore {
                 c.execute(&format!("DELETE FROM messages WHERE session_id IN ({idle})"), params![cutoff, org, except])?;
             let sessions =
                 c.execute(&format!("DELETE FROM sessions WHERE id IN ({idle})"), params![cutoff, org, except])?;
+            let tool_calls = c.execute(
+                "DELETE FROM tool_calls WHERE created_at < ?1 AND (?2 IS NULL OR org = ?2)
+                   AND org NOT IN (SELECT value FROM json_each(?3))",
+                params![cutoff, org, except],
+            )?;
             Ok(PruneStats {
                 runs: runs as u64,
                 events: events as u64,
                 sessions: sessions as u64,
                 messages: messages as u64,
+                tool_calls: tool_calls as u64,
             })
         })
         .await

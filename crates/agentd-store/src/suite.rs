@@ -337,3 +337,28 @@ pub async fn http_tools_are_tenant_scoped(s: Arc<dyn Store>) {
     assert_eq!(s.list_http_tools(&a).await.unwrap().len(), 1, "deleting b's left a's alone");
     assert!(!s.delete_http_tool(&tenant("c"), "lookup").await.unwrap());
 }
+
+/// Direct tool calls are journaled per tenant and listed newest first.
+pub async fn direct_calls_are_journaled(s: Arc<dyn Store>) {
+    let a = tenant("a");
+    for i in 0..3 {
+        let call = crate::DirectCall {
+            id: agentd_core::new_id("call"),
+            session_id: (i == 2).then(|| "ses_x".to_string()),
+            tool: "echo".into(),
+            arguments: serde_json::json!({"i": i}),
+            content: vec![ContentPart::text(format!("{i}"))],
+            is_error: false,
+            duration_ms: 1,
+            created_at: crate::now(),
+        };
+        s.record_tool_call(&a, &call).await.unwrap();
+    }
+    let all = s.list_tool_calls(&a, None, &Page { after: None, limit: 10 }).await.unwrap();
+    assert_eq!(all.iter().map(|c| c.arguments["i"].as_i64().unwrap()).collect::<Vec<_>>(), [2, 1, 0]);
+    let one = s.list_tool_calls(&a, Some("ses_x"), &Page { after: None, limit: 10 }).await.unwrap();
+    assert_eq!(one.len(), 1);
+    let page2 = s.list_tool_calls(&a, None, &Page { after: Some(all[0].id.clone()), limit: 1 }).await.unwrap();
+    assert_eq!(page2[0].id, all[1].id);
+    assert!(s.list_tool_calls(&tenant("b"), None, &Page { after: None, limit: 10 }).await.unwrap().is_empty());
+}

@@ -32,6 +32,7 @@ suite_tests!(
     busy_sessions_reject,
     prune_removes_old_finished_runs,
     http_tools_are_tenant_scoped,
+    direct_calls_are_journaled,
 );
 
 #[tokio::test]

@@ -197,8 +197,8 @@ pub async fn prune(local: LocalOpts, older_than: &str, org: Option<String>) -> a
     let cutoff = agentd_store::ago(age);
     let stats = opened.store.prune(&cutoff, &PruneScope { org, except_orgs: vec![] }).await?;
     println!(
-        "pruned {} runs, {} events, {} sessions, {} messages finished before {cutoff}",
-        stats.runs, stats.events, stats.sessions, stats.messages
+        "pruned {} runs, {} events, {} sessions, {} messages, {} direct tool calls finished before {cutoff}",
+        stats.runs, stats.events, stats.sessions, stats.messages, stats.tool_calls
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -63,6 +63,12 @@ async fn file_tools_work_inside_the_workspace() {
     assert_eq!(text(&v).trim(), "notes/");
     let (c, v) = s.post("/v1/tools/echo/call?format=json", json!({"arguments": {"k": [1, 2]}})).await;
     assert_eq!((c, &v["json"]), (200, &json!({"k": [1, 2]})));
+    // Direct calls are journaled, newest first.
+    let (_, calls) = s.get("/v1/tool-calls?limit=2").await;
+    assert_eq!(calls["data"][0]["tool"], "echo");
+    assert_eq!(calls["data"][0]["arguments"], json!({"k": [1, 2]}));
+    assert_eq!(calls["data"][1]["tool"], "list_dir");
+    assert!(calls["next_cursor"].is_string());
     // A session has its own workspace.
     let (_, ses) = s.post("/v1/sessions", json!({})).await;
     let (_, v) = s.post("/v1/tools/list_dir/call", json!({"arguments": {}, "session_id": ses["id"]})).await;
