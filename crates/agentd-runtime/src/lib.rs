@@ -156,6 +156,11 @@ pub struct ToolSet {
 }
 
 impl ToolSet {
+    /// The skills this set offers.
+    pub fn skills(&self) -> &[Skill] {
+        self.skill.as_ref().map(|(t, _)| t.skills.as_slice()).unwrap_or(&[])
+    }
+
     /// Where a tool of this set comes from.
     pub fn source(&self, rt: &Runtime, name: &str) -> &'static str {
         if self.http.contains_key(name) {

@@ -172,6 +172,12 @@ impl Runtime {
         if !f.started {
             // `run.started` (carried) puts the input into the session.
             messages.push(Message::text(Role::User, run.input.clone()));
+            // A skill named explicitly (`/name` or `$name`) is loaded right away.
+            for skill in agentd_tools::skills::mentioned(toolset.skills(), &run.input) {
+                let text = format!("Instructions of the skill {} (the user asked for it):\n{}", skill.name, skill.body);
+                messages.push(Message::text(Role::System, text));
+                carry.push(EventKind::SkillLoaded { name: skill.name.clone(), call_id: "mentioned".into() });
+            }
         }
         let mut total = run.usage;
 

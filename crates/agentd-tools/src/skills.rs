@@ -159,6 +159,15 @@ pub struct LoadSkill {
     pub skills: std::sync::Arc<Vec<Skill>>,
 }
 
+/// Skills the text names explicitly as `/name` or `$name` (a word of its own).
+pub fn mentioned<'a>(skills: &'a [Skill], text: &str) -> Vec<&'a Skill> {
+    let words: Vec<&str> = text.split(|c: char| c.is_whitespace() || ",.;:!?()\"'".contains(c)).collect();
+    skills
+        .iter()
+        .filter(|s| words.iter().any(|w| w.strip_prefix('/').or_else(|| w.strip_prefix('$')) == Some(s.name.as_str())))
+        .collect()
+}
+
 /// The system-prompt section listing skills (name + description only),
 /// cut to `budget` characters.
 pub fn skills_prompt(skills: &[Skill], budget: usize) -> String {
@@ -246,6 +255,15 @@ mod tests {
         assert_eq!(s.body, "# PDF\nUse it well.\n");
         let q = parse_skill("---\nname: \"x\"\ndescription: 'quoted: yes'\n---\nbody").unwrap();
         assert_eq!(q.description, "quoted: yes");
+    }
+
+    #[test]
+    fn explicit_mentions_are_found() {
+        let s = parse_skill("---\nname: pdf\ndescription: d\n---\nbody").unwrap();
+        let skills = vec![s];
+        assert_eq!(mentioned(&skills, "use /pdf for this").len(), 1);
+        assert_eq!(mentioned(&skills, "with $pdf, please").len(), 1);
+        assert!(mentioned(&skills, "a pdf file or /pdfs").is_empty());
     }
 
     #[test]

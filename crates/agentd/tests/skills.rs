@@ -128,3 +128,18 @@ async fn uploaded_skills_belong_to_their_tenant() {
     assert_eq!(s.call(reqwest::Method::DELETE, "/v1/skills/reviews", None, Some("acme")).await.0, 204);
     assert_eq!(s.call(reqwest::Method::DELETE, "/v1/skills/reviews", None, Some("acme")).await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn naming_a_skill_loads_it_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = skills_config(dir.path());
+    let mock = MockOpenAi::start(vec![Turn::text("done")], 0).await.unwrap();
+    let s = Server::start_with(Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
+    let (_, run) = s.post("/v1/runs", json!({"input": "use /pdf on report.pdf"})).await;
+    let id = run["id"].as_str().unwrap();
+    assert_eq!(s.wait_run(id).await["status"], "completed");
+    assert!(mock.requests()[0].to_string().contains("SECRET-BODY-MARKER"), "the body goes with the first request");
+    let evs = s.events(id).await;
+    let loaded = evs.iter().find(|e| e["type"] == "skill.loaded").expect("skill.loaded");
+    assert_eq!((loaded["data"]["name"].as_str(), loaded["data"]["call_id"].as_str()), (Some("pdf"), Some("mentioned")));
+}
