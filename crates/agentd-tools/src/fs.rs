@@ -78,10 +78,7 @@ impl Tool for ReadFile {
         let offset = args["offset"].as_u64().unwrap_or(1).max(1) as usize;
         let limit = args["limit"].as_u64().unwrap_or(2000).max(1) as usize;
         blocking(move || {
-            let p = match ws.resolve(&path, true) {
-                Ok(p) => p,
-                Err(e) => return ToolOutput::error(e.to_string()),
-            };
+            let p = tool_body!(ws.resolve(&path, true).map_err(|e| ToolOutput::error(e.to_string())));
             if p.is_dir() {
                 return ToolOutput::error(format!("{path} is a directory; use list_dir"));
             }
@@ -136,10 +133,7 @@ impl Tool for WriteFile {
             return ToolOutput::error(format!("content is {} bytes; the limit is {MAX_WRITE}", content.len()));
         }
         blocking(move || {
-            let p = match ws.resolve(&path, false) {
-                Ok(p) => p,
-                Err(e) => return ToolOutput::error(e.to_string()),
-            };
+            let p = tool_body!(ws.resolve(&path, false).map_err(|e| ToolOutput::error(e.to_string())));
             if p.is_dir() {
                 return ToolOutput::error(format!("{path} is a directory"));
             }
@@ -189,10 +183,7 @@ impl Tool for EditFile {
             return ToolOutput::error("`old` must not be empty");
         }
         blocking(move || {
-            let p = match ws.resolve(&path, true) {
-                Ok(p) => p,
-                Err(e) => return ToolOutput::error(e.to_string()),
-            };
+            let p = tool_body!(ws.resolve(&path, true).map_err(|e| ToolOutput::error(e.to_string())));
             let text = match std::fs::read_to_string(&p) {
                 Ok(t) => t,
                 Err(e) => return ToolOutput::error(format!("cannot read {path}: {e}")),
@@ -240,10 +231,7 @@ impl Tool for ListDir {
         let ws = tool_body!(ws(&ctx)).clone();
         let path = args["path"].as_str().unwrap_or(".").to_string();
         blocking(move || {
-            let p = match ws.resolve(&path, true) {
-                Ok(p) => p,
-                Err(e) => return ToolOutput::error(e.to_string()),
-            };
+            let p = tool_body!(ws.resolve(&path, true).map_err(|e| ToolOutput::error(e.to_string())));
             let rd = match std::fs::read_dir(&p) {
                 Ok(rd) => rd,
                 Err(e) => return ToolOutput::error(format!("cannot list {path}: {e}")),
@@ -364,10 +352,7 @@ impl Tool for Grep {
             Err(e) => return ToolOutput::error(format!("invalid regex: {e}")),
         };
         blocking(move || {
-            let start = match ws.resolve(&path, true) {
-                Ok(p) => p,
-                Err(e) => return ToolOutput::error(e.to_string()),
-            };
+            let start = tool_body!(ws.resolve(&path, true).map_err(|e| ToolOutput::error(e.to_string())));
             let mut out = String::new();
             let mut n = 0;
             'files: for (rel, full) in walk(&ws, &start) {
