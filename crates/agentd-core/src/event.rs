@@ -10,7 +10,13 @@ use crate::run::{RunError, RunStatus};
 #[serde(tag = "type", content = "data")]
 pub enum EventKind {
     #[serde(rename = "run.created")]
-    RunCreated { input: String, model: String, max_steps: u32 },
+    RunCreated {
+        input: String,
+        model: String,
+        max_steps: u32,
+        #[serde(default = "default_agent")]
+        agent: String,
+    },
     #[serde(rename = "run.started")]
     RunStarted { node: String },
     /// A node picked up an unfinished run from its journal.
@@ -59,6 +65,10 @@ pub enum EventKind {
         #[serde(default)]
         reason: Option<String>,
     },
+}
+
+fn default_agent() -> String {
+    "default".into()
 }
 
 /// What an event changes in the rows derived from the journal.
@@ -202,7 +212,8 @@ mod tests {
 
     #[test]
     fn effects_derive_status_and_messages() {
-        let created = EventKind::RunCreated { input: "hi".into(), model: "m".into(), max_steps: 3 };
+        let created =
+            EventKind::RunCreated { input: "hi".into(), model: "m".into(), max_steps: 3, agent: "default".into() };
         let fx = created.effects();
         assert_eq!(fx.status, Some(RunStatus::Queued));
         assert!(fx.message.is_none(), "a queued run's input is not in the session yet");

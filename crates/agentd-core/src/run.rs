@@ -63,6 +63,8 @@ pub struct Run {
     pub session_id: String,
     pub status: RunStatus,
     pub input: String,
+    /// The agent whose settings the run uses.
+    pub agent: String,
     pub model: String,
     pub max_steps: u32,
     pub output: Option<String>,

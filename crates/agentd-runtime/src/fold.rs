@@ -112,7 +112,10 @@ mod tests {
     #[test]
     fn finds_unfinished_tool_calls_and_pending_inputs() {
         let evs = vec![
-            stored(1, EventKind::RunCreated { input: "x".into(), model: "m".into(), max_steps: 5 }),
+            stored(
+                1,
+                EventKind::RunCreated { input: "x".into(), model: "m".into(), max_steps: 5, agent: "default".into() },
+            ),
             stored(2, EventKind::RunStarted { node: "n".into() }),
             stored(3, EventKind::StepStarted { step: 1 }),
             stored(4, answer(1, &["a", "b", "c"])),

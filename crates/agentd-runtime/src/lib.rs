@@ -27,7 +27,7 @@ pub use fold::Folded;
 pub use hub::{Hub, Live};
 pub use models::{ModelError, ModelRegistry, ResolvedModel};
 pub use scheduler::SchedulerSettings;
-pub use toolset::ToolSet;
+pub use toolset::{AgentDef, ToolSet};
 
 /// Hard upper bound for `max_steps`.
 pub const MAX_STEPS_LIMIT: u32 = 1000;
@@ -35,6 +35,10 @@ pub const MAX_STEPS_LIMIT: u32 = 1000;
 /// Settings of the agent that runs execute.
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
+    /// `default` for `[agents.default]`.
+    pub name: String,
+    /// The model a run uses when it names none.
+    pub model: Option<String>,
     pub system_prompt: String,
     pub max_steps: u32,
     /// Tool names the agent may use; `None` means all registered tools.
@@ -46,6 +50,8 @@ pub struct AgentSettings {
 impl Default for AgentSettings {
     fn default() -> Self {
         Self {
+            name: "default".into(),
+            model: None,
             system_prompt: "You are a helpful assistant. Use the tools you have when they help.".into(),
             max_steps: 20,
             tools: None,
@@ -56,9 +62,29 @@ impl Default for AgentSettings {
 
 impl AgentSettings {
     pub fn from_config(cfg: &Config) -> Self {
-        let a = cfg.default_agent();
-        let d = Self::default();
+        Self::from_agent_config("default", &cfg.default_agent(), &Self::default())
+    }
+
+    /// Every `[agents.<name>]` of the config; fields a named agent leaves
+    /// unset come from `[agents.default]`.
+    pub fn all_from_config(cfg: &Config) -> Vec<Self> {
+        let default = Self::from_config(cfg);
+        let mut out = vec![default.clone()];
+        for (name, a) in &cfg.agents {
+            if name != "default" {
+                out.push(Self::from_agent_config(name, a, &default));
+            }
+        }
+        out
+    }
+
+    /// Settings of `[agents.<name>]`; unset fields come from `base`.
+    pub fn from_agent_config(name: &str, a: &config::AgentConfig, base: &Self) -> Self {
+        let a = a.clone();
+        let d = base.clone();
         Self {
+            name: name.into(),
+            model: a.model,
             system_prompt: a.system_prompt.unwrap_or(d.system_prompt),
             max_steps: a.max_steps.unwrap_or(d.max_steps).clamp(1, MAX_STEPS_LIMIT),
             tools: a.tools,
@@ -134,6 +160,8 @@ pub struct CreateRun {
     pub model: Option<String>,
     pub max_steps: Option<u32>,
     pub if_busy: IfBusy,
+    /// The agent to run (`default` when absent).
+    pub agent: Option<String>,
 }
 
 /// The answer to [`Runtime::create_run`].
@@ -170,6 +198,8 @@ pub struct Runtime {
     tool_specs: std::sync::OnceLock<Arc<Vec<agentd_core::ToolSpec>>>,
     /// Per-session workspaces live under `<root>/<org>/<user>/<project>/`.
     workspaces: std::path::PathBuf,
+    /// Agents from `[agents.<name>]`, `default` included.
+    config_agents: std::collections::BTreeMap<String, AgentSettings>,
     /// MCP servers (shared from config, or per tenant from the API).
     pub mcp: agentd_mcp::McpManager,
     /// Skills from the configured directories, and the ones that failed to load.
@@ -181,16 +211,22 @@ impl Runtime {
         store: Arc<dyn Store>,
         models: ModelRegistry,
         tools: ToolRegistry,
-        agent: AgentSettings,
+        agents: Vec<AgentSettings>,
         node_id: String,
         sched: SchedulerSettings,
         workspaces: std::path::PathBuf,
     ) -> Arc<Self> {
+        let config_agents: std::collections::BTreeMap<String, AgentSettings> =
+            agents.into_iter().map(|a| (a.name.clone(), a)).collect();
+        let agent = config_agents.get("default").cloned().unwrap_or_default();
+        let mut config_agents = config_agents;
+        config_agents.insert("default".into(), agent.clone());
         Arc::new(Self {
             store,
             models,
             tools,
             agent,
+            config_agents,
             hub: Hub::default(),
             node_id,
             sched,
@@ -222,14 +258,16 @@ impl Runtime {
         if req.input.trim().is_empty() {
             return Err(RuntimeError::bad("input_required", "`input` must be a non-empty string"));
         }
-        let max_steps = req.max_steps.unwrap_or(self.agent.max_steps);
+        let agent_name = req.agent.clone().unwrap_or_else(|| "default".into());
+        let agent = self.agent_for(t, &agent_name).await?;
+        let max_steps = req.max_steps.unwrap_or(agent.max_steps);
         if max_steps == 0 || max_steps > MAX_STEPS_LIMIT {
             return Err(RuntimeError::bad(
                 "invalid_max_steps",
                 format!("`max_steps` must be between 1 and {MAX_STEPS_LIMIT}"),
             ));
         }
-        let model = match req.model.as_deref().or(self.models.default_model()) {
+        let model = match req.model.as_deref().or(agent.model.as_deref()).or(self.models.default_model()) {
             Some(m) => m.to_string(),
             None => return Err(RuntimeError::bad("model_required", models::ModelError::NoModel.to_string())),
         };
@@ -270,6 +308,7 @@ impl Runtime {
             model,
             max_steps,
             reject_if_busy: req.if_busy == IfBusy::Reject,
+            agent: agent_name,
         };
         // A channel only when someone listens (they cost memory); it exists
         // before the scheduler can start the run, so no live item is missed.

@@ -163,9 +163,16 @@ impl Runtime {
                 return Ok(());
             }
         };
-        let toolset = self.toolset(t).await?;
+        let agent = match self.agent_for(t, &run.agent).await {
+            Ok(a) => a,
+            Err(e) => {
+                w.write_final(carry, failed("agent_not_found", e.to_string())).await?;
+                return Ok(());
+            }
+        };
+        let toolset = self.toolset_with(t, &agent, true).await?;
         let tools = toolset.specs.clone();
-        let system = format!("{}{}", self.agent.system_prompt, toolset.skills_prompt);
+        let system = format!("{}{}", agent.system_prompt, toolset.skills_prompt);
         let mut messages = vec![Message::text(Role::System, system)];
         let history = self.store.session_messages(t, &run.session_id).await?;
         messages.extend(history.into_iter().map(|m| m.message));

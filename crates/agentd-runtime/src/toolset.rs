@@ -10,7 +10,7 @@ use agentd_store::StoreError;
 use agentd_tools::skills::Skill;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Runtime, RuntimeError};
+use crate::{AgentSettings, Runtime, RuntimeError};
 
 /// The tools one run may use.
 pub struct ToolSet {
@@ -21,6 +21,8 @@ pub struct ToolSet {
     skill: Option<(Arc<agentd_tools::skills::LoadSkill>, agentd_core::ToolSpec)>,
     /// The system-prompt section listing the skills (empty without skills).
     pub skills_prompt: String,
+    /// The agent the set was made for.
+    pub agent: AgentSettings,
 }
 
 impl ToolSet {
@@ -64,8 +66,13 @@ impl Runtime {
         self.config_skills.read().unwrap_or_else(|e| e.into_inner()).1.clone()
     }
 
-    /// Every skill the tenant's agent may use: configured ones and uploaded ones.
+    /// Every skill the tenant's default agent may use: configured ones and uploaded ones.
     pub async fn skills_for(&self, t: &Tenant) -> Result<Vec<Skill>, StoreError> {
+        self.skills_for_agent(t, &self.agent).await
+    }
+
+    /// Every skill this agent may use.
+    pub async fn skills_for_agent(&self, t: &Tenant, agent: &AgentSettings) -> Result<Vec<Skill>, StoreError> {
         let mut out: Vec<Skill> = self.config_skills.read().unwrap_or_else(|e| e.into_inner()).0.clone();
         for d in self.store.list_docs(t, "skill").await? {
             match serde_json::from_value::<Skill>(d) {
@@ -74,7 +81,7 @@ impl Runtime {
                 Err(e) => tracing::warn!(error = %e, "stored skill is unreadable"),
             }
         }
-        out.retain(|s| self.agent.allows_skill(&s.name));
+        out.retain(|s| agent.allows_skill(&s.name));
         Ok(out)
     }
 
@@ -88,29 +95,39 @@ impl Runtime {
     /// The tools a run of this tenant may use: the agent's builtin tools plus
     /// the tenant's registered HTTP tools.
     pub async fn toolset(&self, t: &Tenant) -> Result<ToolSet, StoreError> {
-        self.toolset_with(t, true).await
+        self.toolset_with(t, &self.agent, true).await
     }
 
-    /// The tool set; `with_http` false skips the store read for HTTP tools.
-    async fn toolset_with(&self, t: &Tenant, with_http: bool) -> Result<ToolSet, StoreError> {
-        let base = self.agent_tools();
+    /// The tool set of one agent; `with_http` false skips the store reads
+    /// for HTTP tools and skills.
+    pub(crate) async fn toolset_with(
+        &self,
+        t: &Tenant,
+        agent: &AgentSettings,
+        with_http: bool,
+    ) -> Result<ToolSet, StoreError> {
+        let base = if agent.name == self.agent.name {
+            self.agent_tools()
+        } else {
+            Arc::new(self.tools.specs().into_iter().filter(|s| agent.allows(&s.name)).collect())
+        };
         let mut http = HashMap::new();
         let defs = if with_http { self.store.list_http_tools(t).await? } else { vec![] };
         for def in defs {
-            if self.agent.allows(&def.name) && self.tools.get(&def.name).is_none() {
+            if agent.allows(&def.name) && self.tools.get(&def.name).is_none() {
                 http.insert(def.name.clone(), Arc::new(agentd_tools::HttpTool::new(def)));
             }
         }
         let mut mcp = HashMap::new();
         for tool in self.mcp.tools_for(t) {
             let spec = agentd_tools::Tool::spec(tool.as_ref());
-            if self.agent.allows(&spec.name) {
+            if agent.allows(&spec.name) {
                 mcp.insert(spec.name.clone(), (tool, spec));
             }
         }
-        let skills = if with_http { self.skills_for(t).await? } else { vec![] };
+        let skills = if with_http { self.skills_for_agent(t, agent).await? } else { vec![] };
         let prompt = agentd_tools::skills::skills_prompt(&skills, 8_000);
-        let skill = (!skills.is_empty() && self.agent.allows("load_skill")).then(|| {
+        let skill = (!skills.is_empty() && agent.allows("load_skill")).then(|| {
             let tool = Arc::new(agentd_tools::skills::LoadSkill { skills: Arc::new(skills) });
             let spec = agentd_tools::Tool::spec(tool.as_ref());
             (tool, spec)
@@ -124,7 +141,7 @@ impl Runtime {
             v.extend(skill.iter().map(|(_, s)| s.clone()));
             Arc::new(v)
         };
-        Ok(ToolSet { specs, http, mcp, skill, skills_prompt: prompt })
+        Ok(ToolSet { specs, http, mcp, skill, skills_prompt: prompt, agent: agent.clone() })
     }
 
     /// Finds a tool by name, with the verdict on its arguments.
@@ -143,7 +160,7 @@ impl Runtime {
         if let Some((tool, spec)) = set.skill.as_ref().filter(|_| name == "load_skill") {
             return Some((tool.clone(), agentd_tools::check_args(name, &spec.input_schema, args)));
         }
-        let tool = self.tools.get(name).filter(|_| self.agent.allows(name))?;
+        let tool = self.tools.get(name).filter(|_| set.agent.allows(name))?;
         Some((tool, self.tools.validate(name, args)))
     }
 
@@ -164,7 +181,7 @@ impl Runtime {
     ) -> Result<agentd_tools::ToolOutput, RuntimeError> {
         // Builtin and MCP tools need no look at the tenant's HTTP tools.
         let with_http = (self.tools.get(name).is_none() && !name.starts_with("mcp__")) || name == "load_skill";
-        let set = self.toolset_with(t, with_http).await?;
+        let set = self.toolset_with(t, &self.agent, with_http).await?;
         let (tool, verdict) = self.lookup(&set, name, &args).ok_or_else(|| RuntimeError::NotFound {
             code: "tool_not_found",
             message: format!("no tool named {name:?}"),
@@ -212,5 +229,66 @@ impl Runtime {
             tracing::warn!(error = %e, "could not journal a direct tool call");
         }
         Ok(out)
+    }
+}
+
+/// An agent defined over the API (`/v1/agents`), stored per tenant.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentDef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<u32>,
+    /// Tool names or globs (every tool when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// Skill names or globs (every skill when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skills: Option<Vec<String>>,
+}
+
+impl AgentDef {
+    /// The settings a run of this agent uses; unset fields come from `base`.
+    pub fn settings(&self, base: &AgentSettings) -> AgentSettings {
+        AgentSettings {
+            name: self.name.clone(),
+            system_prompt: self.system_prompt.clone().unwrap_or_else(|| base.system_prompt.clone()),
+            max_steps: self.max_steps.unwrap_or(base.max_steps).clamp(1, crate::MAX_STEPS_LIMIT),
+            tools: self.tools.clone(),
+            skills: self.skills.clone(),
+            model: self.model.clone(),
+        }
+    }
+}
+
+impl Runtime {
+    /// An agent by name: the configured ones, then the tenant's own.
+    pub async fn agent_for(&self, t: &Tenant, name: &str) -> Result<AgentSettings, RuntimeError> {
+        if let Some(a) = self.config_agents.get(name) {
+            return Ok(a.clone());
+        }
+        for d in self.store.list_docs(t, "agent").await? {
+            if let Ok(def) = serde_json::from_value::<AgentDef>(d)
+                && def.name == name
+            {
+                return Ok(def.settings(&self.agent));
+            }
+        }
+        Err(RuntimeError::NotFound { code: "agent_not_found", message: format!("no agent named {name:?}") })
+    }
+
+    /// The tool set of a named agent.
+    pub async fn toolset_for_agent(&self, t: &Tenant, name: &str) -> Result<ToolSet, RuntimeError> {
+        let agent = self.agent_for(t, name).await?;
+        Ok(self.toolset_with(t, &agent, true).await?)
+    }
+
+    /// Names of the configured agents.
+    pub fn config_agent_names(&self) -> Vec<String> {
+        self.config_agents.keys().cloned().collect()
     }
 }

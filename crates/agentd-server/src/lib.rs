@@ -45,6 +45,8 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .route("/mcp-servers", post(tools::add_mcp).get(tools::list_mcp))
         .route("/mcp-servers/{name}", axum::routing::delete(tools::delete_mcp))
         .route("/mcp-servers/{name}/restart", post(tools::restart_mcp))
+        .route("/agents", post(tools::create_agent).get(tools::list_agents))
+        .route("/agents/{name}", axum::routing::delete(tools::delete_agent))
         .route("/skills", post(tools::create_skill).get(tools::list_skills))
         .route("/skills/{name}", get(tools::get_skill).delete(tools::delete_skill));
     Router::new()

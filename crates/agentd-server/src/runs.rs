@@ -26,6 +26,8 @@ pub struct CreateBody {
     /// What to do if the session already has an unfinished run.
     #[serde(default)]
     if_busy: IfBusy,
+    /// The agent to run (`default` when absent).
+    agent: Option<String>,
 }
 
 pub async fn create(
@@ -39,6 +41,7 @@ pub async fn create(
         model: b.model,
         max_steps: b.max_steps,
         if_busy: b.if_busy,
+        agent: b.agent,
     };
     let created = s.rt.create_run(&t, req, b.stream).await?;
     let (run, rx) = (created.run, created.live);

@@ -12,8 +12,12 @@ use crate::AppState;
 use crate::error::{ApiError, ApiJson, Params, Scope};
 
 /// Every tool available to the caller, with source and schema.
-pub async fn list(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
-    let set = s.rt.toolset(&t).await?;
+/// `?agent=NAME` lists that agent's tools.
+pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Json<Value>, ApiError> {
+    let set = match p.str("agent") {
+        Some(name) => s.rt.toolset_for_agent(&t, &name).await?,
+        None => s.rt.toolset(&t).await?,
+    };
     let data: Vec<Value> = set
         .specs
         .iter()
@@ -286,4 +290,63 @@ pub async fn list_calls(State(s): State<AppState>, Scope(t): Scope, p: Params) -
     let page = agentd_store::Page { after: p.str("after"), limit: limit + 1 };
     let rows = s.rt.store.list_tool_calls(&t, p.str("session_id").as_deref(), &page).await?;
     Ok(crate::page(rows, limit as usize, |c| json!(c.id)).into_response())
+}
+
+/// Defines an agent for the caller's tenant: prompt, model, step limit, and
+/// the tools and skills it may use (exact names or globs).
+pub async fn create_agent(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    ApiJson(def): ApiJson<agentd_runtime::AgentDef>,
+) -> Result<Response, ApiError> {
+    let name_ok = !def.name.is_empty()
+        && def.name.len() <= 64
+        && def.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !name_ok {
+        return Err(ApiError::bad_request("invalid_request", "`name` must be 1-64 characters of [A-Za-z0-9_-]"));
+    }
+    if def.max_steps.is_some_and(|n| n == 0 || n > agentd_runtime::MAX_STEPS_LIMIT) {
+        return Err(ApiError::bad_request("invalid_request", "`max_steps` is out of range"));
+    }
+    if let Some(m) = &def.model {
+        s.rt.models.resolve(m).map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
+    }
+    if s.rt.config_agent_names().contains(&def.name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "agent_exists",
+            format!("{} is defined in the config", def.name),
+        ));
+    }
+    match s.rt.store.create_doc(&t, "agent", &def.name, &json!(def)).await {
+        Ok(()) => Ok((StatusCode::CREATED, Json(json!(def))).into_response()),
+        Err(agentd_store::StoreError::AlreadyExists) => {
+            Err(ApiError::new(StatusCode::CONFLICT, "agent_exists", format!("an agent named {} exists", def.name)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Configured agents (by name) and the tenant's own (whole).
+pub async fn list_agents(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
+    let mut data: Vec<Value> =
+        s.rt.config_agent_names().into_iter().map(|n| json!({"name": n, "source": "config"})).collect();
+    for d in s.rt.store.list_docs(&t, "agent").await? {
+        let mut d = d;
+        d["source"] = json!("tenant");
+        data.push(d);
+    }
+    Ok(Json(json!({"data": data, "next_cursor": null})))
+}
+
+pub async fn delete_agent(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    if s.rt.store.delete_doc(&t, "agent", &name).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found("agent_not_found", format!("no agent named {name:?} defined over the API")))
+    }
 }

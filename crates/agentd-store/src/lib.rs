@@ -77,6 +77,8 @@ pub struct NewRun {
     pub input: String,
     pub model: String,
     pub max_steps: u32,
+    /// The agent whose settings the run uses.
+    pub agent: String,
     /// Refuse with [`StoreError::SessionBusy`] if the session has an unfinished run.
     pub reject_if_busy: bool,
 }

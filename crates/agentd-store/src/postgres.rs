@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_tenant_docs.sql")),
     (3, include_str!("../migrations/postgres/0003_tool_calls.sql")),
+    (4, include_str!("../migrations/postgres/0004_run_agent.sql")),
 ];
 /// Advisory lock key serialising migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;
@@ -134,6 +135,7 @@ fn run_from_row(row: &PgRow) -> Result<Run> {
         session_id: row.try_get("session_id")?,
         status: RunStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         input: row.try_get("input")?,
+        agent: row.try_get("agent")?,
         model: row.try_get("model")?,
         max_steps: max_steps as u32,
         output: row.try_get("output")?,
@@ -596,8 +598,8 @@ async fn create_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, new: &New
         return Err(StoreError::SessionBusy(active.id));
     }
     sqlx::query(
-        "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9)",
+        "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at, agent)
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $10)",
     )
     .bind(&new.id)
     .bind(&t.org)
@@ -608,10 +610,15 @@ async fn create_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, new: &New
     .bind(&new.model)
     .bind(i64::from(new.max_steps))
     .bind(&ts)
+    .bind(&new.agent)
     .execute(&mut **tx)
     .await?;
-    let created =
-        EventKind::RunCreated { input: new.input.clone(), model: new.model.clone(), max_steps: new.max_steps };
+    let created = EventKind::RunCreated {
+        input: new.input.clone(),
+        model: new.model.clone(),
+        max_steps: new.max_steps,
+        agent: new.agent.clone(),
+    };
     let mut evs = append_tx(tx, t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created)).await?;
     let row = sqlx::query("SELECT * FROM runs WHERE id = $1").bind(&new.id).fetch_one(&mut **tx).await?;
     let run = run_from_row(&row)?;

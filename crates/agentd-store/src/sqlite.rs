@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/0002_leases.sql")),
     (3, include_str!("../migrations/sqlite/0003_tenant_docs.sql")),
     (4, include_str!("../migrations/sqlite/0004_tool_calls.sql")),
+    (5, include_str!("../migrations/sqlite/0005_run_agent.sql")),
 ];
 
 /// Most requests committed together in one transaction.
@@ -210,6 +211,7 @@ fn run_from_row(row: &Row<'_>) -> Result<Run> {
         session_id: row.get("session_id")?,
         status: RunStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         input: row.get("input")?,
+        agent: row.get("agent")?,
         model: row.get("model")?,
         max_steps: row.get("max_steps")?,
         output: row.get("output")?,
@@ -366,12 +368,27 @@ impl Store for SqliteStore {
                 return Err(StoreError::SessionBusy(active.id));
             }
             c.prepare_cached(
-                "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?9)",
+                "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at, agent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?9, ?10)",
             )?
-            .execute(params![new.id, t.org, t.user, t.project, new.session_id, new.input, new.model, new.max_steps, ts])?;
-            let created =
-                EventKind::RunCreated { input: new.input.clone(), model: new.model.clone(), max_steps: new.max_steps };
+            .execute(params![
+                new.id,
+                t.org,
+                t.user,
+                t.project,
+                new.session_id,
+                new.input,
+                new.model,
+                new.max_steps,
+                ts,
+                new.agent
+            ])?;
+            let created = EventKind::RunCreated {
+                input: new.input.clone(),
+                model: new.model.clone(),
+                max_steps: new.max_steps,
+                agent: new.agent.clone(),
+            };
             let mut evs = append_tx(c, &t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created))?;
             let mut st = c.prepare_cached("SELECT * FROM runs WHERE id = ?1")?;
             let run = collect(&mut st, [&new.id], run_from_row)?.pop().ok_or(StoreError::NotFound)?;

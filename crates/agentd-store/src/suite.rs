@@ -24,6 +24,7 @@ async fn new_run(s: &dyn Store, t: &Tenant, session: Option<&str>) -> (String, S
         model: "m/x".into(),
         max_steps: 4,
         reject_if_busy: false,
+        agent: "default".into(),
     };
     let (run, ev) = s.create_run(t, &nr).await.expect("create run");
     assert_eq!(run.status, RunStatus::Queued);
@@ -127,6 +128,7 @@ pub async fn tenant_scope_on_every_query(s: Arc<dyn Store>) {
             model: "m".into(),
             max_steps: 1,
             reject_if_busy: false,
+            agent: "default".into(),
         };
         assert!(matches!(s.create_run(&other, &nr).await, Err(StoreError::NotFound)));
     }
@@ -188,6 +190,7 @@ pub async fn listing_and_deletion(s: Arc<dyn Store>) {
         model: "m".into(),
         max_steps: 1,
         reject_if_busy: false,
+        agent: "default".into(),
     };
     assert!(matches!(s.create_run(&t, &nr).await, Err(StoreError::NotFound)));
 }
@@ -278,6 +281,7 @@ pub async fn busy_sessions_reject(s: Arc<dyn Store>) {
         model: "m".into(),
         max_steps: 1,
         reject_if_busy: true,
+        agent: "default".into(),
     };
     match s.create_run(&t, &nr).await {
         Err(StoreError::SessionBusy(active)) => assert_eq!(active, first),

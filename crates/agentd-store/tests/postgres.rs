@@ -59,6 +59,7 @@ async fn appends_are_announced_to_every_connection() {
         model: "m".into(),
         max_steps: 1,
         reject_if_busy: false,
+        agent: "default".into(),
     };
     a.create_run(&t, &nr).await.unwrap();
     let c = tokio::time::timeout(std::time::Duration::from_secs(10), changes.recv()).await.unwrap().unwrap();
@@ -80,6 +81,7 @@ async fn two_nodes_claiming_at_once_never_share_a_run() {
             model: "m".into(),
             max_steps: 1,
             reject_if_busy: false,
+            agent: "default".into(),
         };
         a.create_run(&t, &nr).await.unwrap();
     }

@@ -50,6 +50,7 @@ async fn reopening_keeps_everything_and_migrations_run_once() {
             model: "m".into(),
             max_steps: 2,
             reject_if_busy: false,
+            agent: "default".into(),
         };
         s.create_run(&t, &nr).await.unwrap();
         s.append(&t, &nr.id, &[EventKind::RunCompleted { output: "kept".into(), usage: Usage::default() }])

@@ -149,7 +149,7 @@ async fn rig(o: &BenchOpts, max_concurrent: u32, node: &str) -> anyhow::Result<R
         ..Default::default()
     };
     let ws = std::env::temp_dir().join(format!("agentd-bench-ws-{}", std::process::id()));
-    let rt = Runtime::new(store.clone(), models, ToolRegistry::builtin(), agent, node.into(), sched, ws);
+    let rt = Runtime::new(store.clone(), models, ToolRegistry::builtin(), vec![agent], node.into(), sched, ws);
     Ok(Rig { rt, timed, store, _mock: mock, dir, label })
 }
 
@@ -272,6 +272,7 @@ async fn journal_bench(store: &dyn Store) -> anyhow::Result<()> {
         model: "mock/mock-model".into(),
         max_steps: 1,
         reject_if_busy: false,
+        agent: "default".into(),
     };
     store.create_run(&t, &nr).await?;
     let n = 2000;
@@ -379,6 +380,7 @@ async fn resume(o: BenchOpts) -> anyhow::Result<ExitCode> {
             model: "mock/mock-model".into(),
             max_steps: 5,
             reject_if_busy: false,
+            agent: "default".into(),
         };
         r.store.create_run(&t, &nr).await?;
     }

@@ -117,7 +117,7 @@ pub fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime>> {
         o.store.clone(),
         models,
         tools,
-        AgentSettings::from_config(&s.config),
+        AgentSettings::all_from_config(&s.config),
         o.node_id.clone(),
         s.config.scheduler.clone(),
         s.data_dir.join("workspaces"),

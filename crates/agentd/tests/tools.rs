@@ -281,3 +281,62 @@ async fn http_tools_are_registered_per_tenant_and_called() {
     assert_eq!(call(&s, "lookup", json!({"q": "x"})).await.0, 404);
     assert_eq!(s.call(reqwest::Method::DELETE, "/v1/http-tools/lookup", None, None).await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_from_config_and_api_choose_prompt_tools_and_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, "[agents.researcher]\nsystem_prompt = \"You research.\"\ntools = [\"current_time\"]\n")
+        .unwrap();
+    let mock = MockOpenAi::start(vec![Turn::text("a"), Turn::text("b"), Turn::text("c")], 0).await.unwrap();
+    let s = Server::start_with(Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
+    let def =
+        json!({"name": "reviewer", "system_prompt": "You review code.", "tools": ["echo", "*_file"], "max_steps": 3});
+    let (c, v) = s.call(reqwest::Method::POST, "/v1/agents", Some(def.clone()), Some("acme")).await;
+    assert_eq!(c, 201, "{v}");
+    assert_eq!(s.call(reqwest::Method::POST, "/v1/agents", Some(def), Some("acme")).await.0, 409);
+    let clash = json!({"name": "researcher"});
+    assert_eq!(s.call(reqwest::Method::POST, "/v1/agents", Some(clash), Some("acme")).await.0, 409);
+    let bad = json!({"name": "x", "model": "nope/nothing"});
+    assert_eq!(s.call(reqwest::Method::POST, "/v1/agents", Some(bad), Some("acme")).await.0, 400);
+    let (_, tools) = s.call(reqwest::Method::GET, "/v1/tools?agent=reviewer", None, Some("acme")).await;
+    let mut names: Vec<&str> = tools["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["echo", "edit_file", "read_file", "write_file"]);
+
+    // A run of the API agent: its prompt, only its tools, its step limit.
+    let (c, run) =
+        s.call(reqwest::Method::POST, "/v1/runs", Some(json!({"input": "x", "agent": "reviewer"})), Some("acme")).await;
+    assert_eq!(c, 202, "{run}");
+    assert_eq!((run["agent"].as_str(), run["max_steps"].as_u64()), (Some("reviewer"), Some(3)));
+    let id = run["id"].as_str().unwrap().to_string();
+    for _ in 0..200 {
+        let (_, r) = s.call(reqwest::Method::GET, &format!("/v1/runs/{id}"), None, Some("acme")).await;
+        if r["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let req = &mock.requests()[0];
+    assert!(req["messages"][0]["content"].as_str().unwrap().starts_with("You review code."));
+    let offered: Vec<&str> =
+        req["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert!(offered.contains(&"echo") && !offered.contains(&"shell"), "{offered:?}");
+    // The config agent, for any tenant.
+    let (_, run) = s.post("/v1/runs", json!({"input": "y", "agent": "researcher"})).await;
+    s.wait_run(run["id"].as_str().unwrap()).await;
+    let req = &mock.requests()[1];
+    assert!(req["messages"][0]["content"].as_str().unwrap().starts_with("You research."));
+    let offered: Vec<&str> =
+        req["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert_eq!(offered, ["current_time"]);
+    // Another tenant cannot use acme's agent; unknown agents are 404.
+    let (c, v) = s.post("/v1/runs", json!({"input": "z", "agent": "reviewer"})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (404, Some("agent_not_found")));
+    let (_, list) = s.call(reqwest::Method::GET, "/v1/agents", None, Some("acme")).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 3, "default, researcher, reviewer: {list}");
+    assert_eq!(s.call(reqwest::Method::DELETE, "/v1/agents/reviewer", None, Some("acme")).await.0, 204);
+    let (c, _) =
+        s.call(reqwest::Method::POST, "/v1/runs", Some(json!({"input": "x", "agent": "reviewer"})), Some("acme")).await;
+    assert_eq!(c, 404);
+}
