@@ -74,6 +74,8 @@ pub struct ServerInfo {
     #[serde(flatten)]
     pub state: ServerState,
     pub tools: usize,
+    /// The latest state changes, oldest first: `{at, state, error?}`.
+    pub events: Vec<serde_json::Value>,
     /// Process id of a stdio server while it runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
@@ -105,6 +107,8 @@ pub(crate) struct Server {
     pub owner: Option<Tenant>,
     pub config: McpServerConfig,
     pub state: Mutex<ServerState>,
+    /// Recent state changes, for the API.
+    pub history: Mutex<std::collections::VecDeque<serde_json::Value>>,
     pub conn: RwLock<Option<Arc<Conn>>>,
     restart: Notify,
     refresh: Arc<Notify>,
@@ -113,6 +117,13 @@ pub(crate) struct Server {
 
 impl Server {
     fn set_state(&self, s: ServerState) {
+        let mut event = serde_json::to_value(&s).unwrap_or_default();
+        event["at"] = serde_json::json!(chrono_now());
+        let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if h.len() >= 20 {
+            h.pop_front();
+        }
+        h.push_back(event);
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = s;
     }
 
@@ -172,6 +183,7 @@ impl McpManager {
             owner: owner.clone(),
             config,
             state: Mutex::new(ServerState::Starting),
+            history: Mutex::new([serde_json::json!({"state": "starting", "at": chrono_now()})].into()),
             conn: RwLock::new(None),
             restart: Notify::new(),
             refresh: Arc::new(Notify::new()),
@@ -193,6 +205,7 @@ impl McpManager {
                 scope: if s.owner.is_some() { "tenant" } else { "config" },
                 state: s.state(),
                 tools: s.conn().map_or(0, |c| c.tools.len()),
+                events: s.history.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect(),
                 pid: s.conn().and_then(|c| c.pid),
                 config: redacted(&s.config),
             })
@@ -245,6 +258,11 @@ impl McpManager {
             s.stop.cancel();
         }
     }
+}
+
+/// Seconds since the epoch with milliseconds, for state-change times.
+fn chrono_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// Header values are shown as their names only (they may hold tokens).
@@ -377,6 +395,7 @@ pub async fn raw_sdk_calls(
         owner: None,
         config: config.clone(),
         state: Mutex::new(ServerState::Starting),
+        history: Mutex::new(Default::default()),
         conn: RwLock::new(None),
         restart: Notify::new(),
         refresh: Arc::new(Notify::new()),

@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use crate::{Server, ServerState};
 
-/// Most text handed to the model from one result; the rest is cut with a marker.
-const MAX_TEXT: usize = 100 * 1024;
+/// Most text kept from one result (the journal's limit); the model sees
+/// less (the run loop cuts what it hands on).
+const MAX_TEXT: usize = 1024 * 1024;
 
 /// `mcp__<server>__<tool>`.
 pub struct McpTool {

@@ -175,7 +175,7 @@ impl Runtime {
         let system = format!("{}{}", agent.system_prompt, toolset.skills_prompt);
         let mut messages = vec![Message::text(Role::System, system)];
         let history = self.store.session_messages(t, &run.session_id).await?;
-        messages.extend(history.into_iter().map(|m| m.message));
+        messages.extend(history.into_iter().map(|m| model_view(m.message)));
         if !f.started {
             // `run.started` (carried) puts the input into the session.
             messages.push(Message::text(Role::User, run.input.clone()));
@@ -221,7 +221,7 @@ impl Runtime {
             // The session history already holds every result now.
             let history = self.store.session_messages(t, &run.session_id).await?;
             messages.truncate(1);
-            messages.extend(history.into_iter().map(|m| m.message));
+            messages.extend(history.into_iter().map(|m| model_view(m.message)));
             carry.push(EventKind::StepCompleted { step: f.step });
             first_step = f.step + 1;
         } else if f.started && f.step_completed {
@@ -325,7 +325,7 @@ impl Runtime {
             } else {
                 w.write(&evs).await?;
             }
-            messages.push(Message::tool_result(&call.id, out.content));
+            messages.push(Message::tool_result(&call.id, for_model(out.content)));
         }
         Ok(messages)
     }
@@ -384,6 +384,39 @@ fn tool_result(call: &ToolCall, out: &ToolOutput, status: &str, ms: u64) -> Even
         status: status.into(),
         duration_ms: ms,
     }
+}
+
+/// Most text of one tool result the model is handed; the journal keeps more.
+const MODEL_TEXT: usize = 100 * 1024;
+
+/// A stored message as the model sees it (tool results cut).
+fn model_view(mut m: Message) -> Message {
+    if m.role == Role::Tool {
+        m.content = for_model(m.content);
+    }
+    m
+}
+
+/// A tool result as the model sees it: long text cut with a marker.
+fn for_model(mut content: Vec<agentd_core::ContentPart>) -> Vec<agentd_core::ContentPart> {
+    let mut budget = MODEL_TEXT;
+    for part in &mut content {
+        if let agentd_core::ContentPart::Text { text } = part {
+            if text.len() > budget {
+                let mut end = budget;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let cut = text.len() - end;
+                text.truncate(end);
+                text.push_str(&format!(
+                    "\n[… {cut} more bytes cut for the model; the whole result is in the run journal]"
+                ));
+            }
+            budget = budget.saturating_sub(text.len());
+        }
+    }
+    content
 }
 
 fn failed(code: &str, message: String) -> EventKind {

@@ -48,7 +48,7 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .route("/agents", post(tools::create_agent).get(tools::list_agents))
         .route("/agents/{name}", axum::routing::delete(tools::delete_agent))
         .route("/skills", post(tools::create_skill).get(tools::list_skills))
-        .route("/skills/{name}", get(tools::get_skill).delete(tools::delete_skill));
+        .route("/skills/{name}", get(tools::get_skill).put(tools::replace_skill).delete(tools::delete_skill));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))

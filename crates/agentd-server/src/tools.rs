@@ -272,6 +272,31 @@ pub async fn get_skill(
         .ok_or_else(|| ApiError::not_found("skill_not_found", format!("no skill named {name:?}")))
 }
 
+/// Replaces an uploaded skill (the name in SKILL.md must match the path).
+pub async fn replace_skill(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<SkillBody>,
+) -> Result<Response, ApiError> {
+    let parsed =
+        agentd_tools::skills::parse_skill(&b.content).map_err(|m| ApiError::bad_request("invalid_skill", m))?;
+    if parsed.name != name {
+        return Err(ApiError::bad_request(
+            "invalid_skill",
+            format!("SKILL.md names {:?}, the path {name:?}", parsed.name),
+        ));
+    }
+    if !s.rt.store.delete_doc(&t, "skill", &name).await? {
+        return Err(ApiError::not_found("skill_not_found", format!("no uploaded skill named {name:?}")));
+    }
+    create_skill(State(s), Scope(t), ApiJson(b)).await.map(|r| {
+        let (mut parts, body) = r.into_parts();
+        parts.status = StatusCode::OK;
+        Response::from_parts(parts, body)
+    })
+}
+
 pub async fn delete_skill(
     State(s): State<AppState>,
     Scope(t): Scope,

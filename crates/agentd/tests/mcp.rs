@@ -137,6 +137,11 @@ async fn a_server_that_cannot_start_is_reported_not_hung() {
     }
     assert!(seen["state"] == "restarting" || seen["state"] == "failed", "{seen}");
     assert!(seen["error"].as_str().unwrap().contains("cannot start"), "{seen}");
+    // State changes are kept as events, oldest first.
+    let states: Vec<&str> = seen["events"].as_array().unwrap().iter().map(|e| e["state"].as_str().unwrap()).collect();
+    assert_eq!(states[0], "starting", "{seen}");
+    assert!(states.contains(&"restarting") || states.contains(&"failed"), "{seen}");
+    assert!(seen["events"][0]["at"].as_f64().unwrap() > 1.0e9);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -125,6 +125,12 @@ async fn uploaded_skills_belong_to_their_tenant() {
         )
         .await;
     assert_eq!(f["content"][0]["text"], "- tests");
+    let updated = json!({"content": "---\nname: reviews\ndescription: How we review now\n---\nTests, then names.\n"});
+    let (c, v) = s.call(reqwest::Method::PUT, "/v1/skills/reviews", Some(updated.clone()), Some("acme")).await;
+    assert_eq!(c, 200, "{v}");
+    let (_, one) = s.call(reqwest::Method::GET, "/v1/skills/reviews", None, Some("acme")).await;
+    assert_eq!(one["body"], "Tests, then names.\n");
+    assert_eq!(s.call(reqwest::Method::PUT, "/v1/skills/other", Some(updated), Some("acme")).await.0, 400);
     assert_eq!(s.call(reqwest::Method::DELETE, "/v1/skills/reviews", None, Some("acme")).await.0, 204);
     assert_eq!(s.call(reqwest::Method::DELETE, "/v1/skills/reviews", None, Some("acme")).await.0, 404);
 }

@@ -340,3 +340,20 @@ async fn agents_from_config_and_api_choose_prompt_tools_and_model() {
         s.call(reqwest::Method::POST, "/v1/runs", Some(json!({"input": "x", "agent": "reviewer"})), Some("acme")).await;
     assert_eq!(c, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_results_are_cut_for_the_model_but_journaled_whole() {
+    let blob = "x".repeat(150_000);
+    let mock = MockOpenAi::start(vec![Turn::tool("echo", json!({ "blob": blob })), Turn::text("ok")], 0).await.unwrap();
+    let s = Server::start(&mock.base_url);
+    let (_, run) = s.post("/v1/runs", json!({"input": "big"})).await;
+    let id = run["id"].as_str().unwrap();
+    assert_eq!(s.wait_run(id).await["status"], "completed");
+    let evs = s.events(id).await;
+    let result = evs.iter().find(|e| e["type"] == "tool.result").unwrap();
+    assert!(result["data"]["content"][0]["text"].as_str().unwrap().len() > 150_000, "the journal keeps it whole");
+    let sent =
+        mock.requests()[1]["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+    assert!(sent.len() < 110_000, "the model gets a cut version ({} bytes)", sent.len());
+    assert!(sent.contains("cut for the model"), "with a marker");
+}
