@@ -310,6 +310,15 @@ async fn connect(s: &Server) -> Result<(Service, Option<u32>), String> {
     }
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Keeps one server connected: connect, list tools, refresh them on
 /// `list_changed`, reconnect with backoff when the connection ends.
 async fn supervise(s: Arc<Server>) {
@@ -325,6 +334,11 @@ async fn supervise(s: Arc<Server>) {
         let error = match service {
             Ok((service, pid)) => {
                 let peer = service.peer().clone();
+                // agentd keeps the tool list itself and re-lists on list_changed:
+                // the SDK's response cache would only hand back a stale list.
+                let mut no_cache = rmcp::ClientCacheConfig::default();
+                no_cache.enabled = false;
+                peer.set_response_cache_config(no_cache).await;
                 match peer.list_all_tools().await {
                     Ok(tools) => {
                         failures = 0;
@@ -332,6 +346,20 @@ async fn supervise(s: Arc<Server>) {
                             Some(Arc::new(Conn { peer: peer.clone(), tools, pid }));
                         s.set_state(ServerState::Ready);
                         tracing::info!(server = %s.name, "MCP server ready");
+                        // Newer servers send list_changed only to a subscription;
+                        // older ones to the handler. Listen on both paths.
+                        let listener = {
+                            let (peer, refresh) = (peer.clone(), s.refresh.clone());
+                            tokio::spawn(async move {
+                                let filter = rmcp::model::SubscriptionFilter::builder().tools_list_changed().build();
+                                if let Ok(mut sub) = peer.listen(filter).await {
+                                    while let Ok(Some(_)) = sub.next().await {
+                                        refresh.notify_one();
+                                    }
+                                }
+                            })
+                        };
+                        let _listener = AbortOnDrop(listener);
                         let ct = service.cancellation_token();
                         let waiting = service.waiting();
                         tokio::pin!(waiting);

@@ -284,3 +284,35 @@ async fn pypi_time_server_from_an_mcp_servers_file_inside_a_run() {
     let offered = mock.requests()[0]["tools"].as_array().unwrap().clone();
     assert!(offered.iter().any(|t| t["function"]["name"] == "mcp__time__get_current_time"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tools_list_changed_refreshes_the_tools() {
+    // A plain JSON-RPC server in Python (no SDK needed).
+    let python = "python3";
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dynamic_mcp.py");
+    let s = Server::start_with(Opts::default());
+    let body = json!({"name": "dyn", "command": python, "args": [script]});
+    let (c, v) = s.post("/v1/mcp-servers", body).await;
+    assert_eq!(c, 201, "{v}");
+    wait_ready(&s, "dyn", None).await;
+    let names = |v: &Value| -> Vec<String> {
+        v["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+    };
+    let (_, tools) = s.get("/v1/tools").await;
+    assert!(names(&tools).contains(&"mcp__dyn__grow".to_string()));
+    assert!(!names(&tools).contains(&"mcp__dyn__grown".to_string()));
+    let (_, v) = s.post("/v1/tools/mcp__dyn__grow/call", json!({"arguments": {}})).await;
+    assert_eq!(v["is_error"], false, "{v}");
+    let mut seen = false;
+    for _ in 0..100 {
+        let (_, tools) = s.get("/v1/tools").await;
+        if names(&tools).contains(&"mcp__dyn__grown".to_string()) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "notifications/tools/list_changed made agentd list the new tool");
+    let (_, v) = s.post("/v1/tools/mcp__dyn__grown/call", json!({"arguments": {}})).await;
+    assert!(text(&v).contains("grown tool answers"), "{v}");
+}
