@@ -76,5 +76,21 @@ pub async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
     }
     let tools: Vec<String> = rt.tools.specs().into_iter().map(|t| t.name).collect();
     println!("✓ tools: {}", tools.join(", "));
+    match (s.config.default_agent().sandbox.mode, agentd_tools::find_bwrap()) {
+        (agentd_tools::SandboxMode::None, _) => {
+            println!("- sandbox: off (mode = \"none\"): shell commands run unsandboxed")
+        }
+        (_, Some(p)) => println!("✓ sandbox: bubblewrap at {}", p.display()),
+        (_, None) => {
+            ok = false;
+            println!(
+                "✗ sandbox: bubblewrap is not installed; install the `bubblewrap` package or set [agents.default.sandbox] mode = \"none\""
+            );
+        }
+    }
+    let skill_errors = rt.skill_errors();
+    for e in &skill_errors {
+        println!("✗ skill {}: {}", e.path, e.reason);
+    }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

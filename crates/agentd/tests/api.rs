@@ -367,6 +367,7 @@ async fn doctor_reports_provider_state() {
     let g = String::from_utf8_lossy(&good.stdout);
     assert!(good.status.success(), "{g}");
     assert!(g.contains("✓ provider openai"), "{g}");
+    assert!(g.contains("✓ sandbox: bubblewrap at"), "{g}");
     assert!(!g.contains(API_KEY));
     let b = String::from_utf8_lossy(&bad.stdout);
     assert!(!bad.status.success());
