@@ -83,6 +83,26 @@ pub struct NewRun {
     pub reject_if_busy: bool,
 }
 
+impl NewRun {
+    /// A run of the default agent with a fresh id, allowed to queue behind others.
+    pub fn new(
+        session_id: impl Into<String>,
+        input: impl Into<String>,
+        model: impl Into<String>,
+        max_steps: u32,
+    ) -> Self {
+        Self {
+            id: agentd_core::new_id("run"),
+            session_id: session_id.into(),
+            input: input.into(),
+            model: model.into(),
+            max_steps,
+            reject_if_busy: false,
+            agent: "default".into(),
+        }
+    }
+}
+
 /// Conditions an append must meet (checked in its transaction).
 #[derive(Debug, Clone, Default)]
 pub struct AppendGuard {

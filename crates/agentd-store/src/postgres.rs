@@ -157,6 +157,16 @@ fn event_from_row(row: &PgRow) -> Result<StoredEvent> {
     })
 }
 
+/// A query whose `$1` is a key and `$2`..`$4` the caller's tenant scope:
+/// the shape of most lookups here.
+fn scoped<'q>(
+    sql: &'static str,
+    key: &'q str,
+    t: &'q Tenant,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql).bind(key).bind(&t.org).bind(&t.user).bind(&t.project)
+}
+
 fn tenant_from_row(row: &PgRow) -> Result<Tenant> {
     Ok(Tenant { org: row.try_get("org")?, user: row.try_get("usr")?, project: row.try_get("project")? })
 }
@@ -175,14 +185,12 @@ impl Store for PgStore {
     async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session> {
         let ts = now();
         let s = Session { id: agentd_core::new_id("ses"), title, metadata, created_at: ts.clone(), updated_at: ts };
-        sqlx::query(
+        scoped(
             "INSERT INTO sessions (id, org, usr, project, title, metadata, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &s.id,
+            t,
         )
-        .bind(&s.id)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
         .bind(&s.title)
         .bind(to_json(&s.metadata)?)
         .bind(&s.created_at)
@@ -193,11 +201,7 @@ impl Store for PgStore {
     }
 
     async fn get_session(&self, t: &Tenant, id: &str) -> Result<Option<Session>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4")
-            .bind(id)
-            .bind(&t.org)
-            .bind(&t.user)
-            .bind(&t.project)
+        let row = scoped("SELECT * FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4", id, t)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(session_from_row).transpose()
@@ -220,11 +224,7 @@ impl Store for PgStore {
 
     async fn delete_session(&self, t: &Tenant, id: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query("DELETE FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4")
-            .bind(id)
-            .bind(&t.org)
-            .bind(&t.user)
-            .bind(&t.project)
+        let n = scoped("DELETE FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4", id, t)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -237,20 +237,18 @@ impl Store for PgStore {
             "DELETE FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
             "DELETE FROM messages WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
         ] {
-            sqlx::query(sql).bind(id).bind(&t.org).bind(&t.user).bind(&t.project).execute(&mut *tx).await?;
+            scoped(sql, id, t).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(true)
     }
 
     async fn session_messages(&self, t: &Tenant, session_id: &str) -> Result<Vec<SessionMessage>> {
-        let rows = sqlx::query(
+        let rows = scoped(
             "SELECT * FROM messages WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4 ORDER BY idx",
+            session_id,
+            t,
         )
-        .bind(session_id)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -281,11 +279,7 @@ impl Store for PgStore {
     }
 
     async fn get_run(&self, t: &Tenant, id: &str) -> Result<Option<Run>> {
-        let row = sqlx::query("SELECT * FROM runs WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4")
-            .bind(id)
-            .bind(&t.org)
-            .bind(&t.user)
-            .bind(&t.project)
+        let row = scoped("SELECT * FROM runs WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4", id, t)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(run_from_row).transpose()
@@ -333,15 +327,13 @@ impl Store for PgStore {
     }
 
     async fn events(&self, t: &Tenant, run_id: &str, q: &EventQuery) -> Result<Vec<StoredEvent>> {
-        let rows = sqlx::query(
+        let rows = scoped(
             "SELECT * FROM events WHERE run_id = $1 AND org = $2 AND usr = $3 AND project = $4 AND seq > $5
                AND ($6::text[] IS NULL OR type = ANY($6))
              ORDER BY seq LIMIT $7",
+            run_id,
+            t,
         )
-        .bind(run_id)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
         .bind(q.after)
         .bind(&q.types)
         .bind(limit(q.limit))
@@ -358,13 +350,7 @@ impl Store for PgStore {
     }
 
     async fn record_tool_call(&self, t: &Tenant, call: &DirectCall) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tool_calls (id, org, usr, project, session_id, record, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&call.id)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
+        scoped("INSERT INTO tool_calls (id, org, usr, project, session_id, record, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)", &call.id, t)
         .bind(&call.session_id)
         .bind(to_json(call)?)
         .bind(&call.created_at)
@@ -390,14 +376,8 @@ impl Store for PgStore {
     }
 
     async fn create_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<()> {
-        let n = sqlx::query(
-            "INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(kind)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
+        let n = scoped("INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT DO NOTHING", kind, t)
         .bind(name)
         .bind(to_json(doc)?)
         .bind(now())
@@ -408,26 +388,22 @@ impl Store for PgStore {
     }
 
     async fn list_docs(&self, t: &Tenant, kind: &str) -> Result<Vec<serde_json::Value>> {
-        let rows = sqlx::query(
+        let rows = scoped(
             "SELECT doc FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 ORDER BY name",
+            kind,
+            t,
         )
-        .bind(kind)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| json_col(r, "doc")).collect()
     }
 
     async fn delete_doc(&self, t: &Tenant, kind: &str, name: &str) -> Result<bool> {
-        let n = sqlx::query(
+        let n = scoped(
             "DELETE FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",
+            kind,
+            t,
         )
-        .bind(kind)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
         .bind(name)
         .execute(&self.pool)
         .await?
@@ -597,14 +573,8 @@ async fn create_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, new: &New
     {
         return Err(StoreError::SessionBusy(active.id));
     }
-    sqlx::query(
-        "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at, agent)
-         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $10)",
-    )
-    .bind(&new.id)
-    .bind(&t.org)
-    .bind(&t.user)
-    .bind(&t.project)
+    scoped("INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at, agent)
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $10)", &new.id, t)
     .bind(&new.session_id)
     .bind(&new.input)
     .bind(&new.model)
@@ -627,14 +597,12 @@ async fn create_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, new: &New
 }
 
 async fn active_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
-    let row = sqlx::query(
+    let row = scoped(
         "SELECT * FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4
            AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+        session_id,
+        t,
     )
-    .bind(session_id)
-    .bind(&t.org)
-    .bind(&t.user)
-    .bind(&t.project)
     .fetch_optional(&mut **tx)
     .await?;
     row.as_ref().map(run_from_row).transpose()
@@ -649,14 +617,12 @@ async fn append_tx(
     guard: &AppendGuard,
     events: &[EventKind],
 ) -> Result<Vec<StoredEvent>> {
-    let row = sqlx::query(
+    let row = scoped(
         "SELECT session_id, status, last_seq, usage, lease_node, input FROM runs
          WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE",
+        run_id,
+        t,
     )
-    .bind(run_id)
-    .bind(&t.org)
-    .bind(&t.user)
-    .bind(&t.project)
     .fetch_optional(&mut **tx)
     .await?
     .ok_or(StoreError::NotFound)?;

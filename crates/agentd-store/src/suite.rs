@@ -16,20 +16,11 @@ async fn new_run(s: &dyn Store, t: &Tenant, session: Option<&str>) -> (String, S
         Some(s) => s.to_string(),
         None => s.create_session(t, Some("t".into()), serde_json::json!({})).await.expect("session").id,
     };
-    let id = agentd_core::new_id("run");
-    let nr = NewRun {
-        id: id.clone(),
-        session_id: sid.clone(),
-        input: "hello".into(),
-        model: "m/x".into(),
-        max_steps: 4,
-        reject_if_busy: false,
-        agent: "default".into(),
-    };
+    let nr = NewRun::new(sid.clone(), "hello", "m/x", 4);
     let (run, ev) = s.create_run(t, &nr).await.expect("create run");
     assert_eq!(run.status, RunStatus::Queued);
     assert_eq!((ev.seq, ev.type_name.as_str()), (1, "run.created"));
-    (sid, id)
+    (sid, nr.id)
 }
 
 fn assistant(text: &str) -> EventKind {
@@ -121,15 +112,7 @@ pub async fn tenant_scope_on_every_query(s: Arc<dyn Store>) {
         assert!(s.list_sessions(&other, &Page { after: None, limit: 10 }).await.unwrap().is_empty());
         assert!(matches!(s.append(&other, &id, &[assistant("x")]).await, Err(StoreError::NotFound)));
         assert!(!s.delete_session(&other, &sid).await.unwrap());
-        let nr = NewRun {
-            id: agentd_core::new_id("run"),
-            session_id: sid.clone(),
-            input: "x".into(),
-            model: "m".into(),
-            max_steps: 1,
-            reject_if_busy: false,
-            agent: "default".into(),
-        };
+        let nr = NewRun::new(sid.clone(), "x", "m", 1);
         assert!(matches!(s.create_run(&other, &nr).await, Err(StoreError::NotFound)));
     }
     assert_eq!(s.get_run(&a, &id).await.unwrap().unwrap().last_seq, 1);
@@ -183,15 +166,7 @@ pub async fn listing_and_deletion(s: Arc<dyn Store>) {
     assert!(s.session_messages(&t, &sid).await.unwrap().is_empty());
     assert!(s.get_run(&t, &r3).await.unwrap().is_some(), "other sessions untouched");
     assert!(s.get_session(&t, &other_sid).await.unwrap().is_some());
-    let nr = NewRun {
-        id: agentd_core::new_id("run"),
-        session_id: sid,
-        input: "x".into(),
-        model: "m".into(),
-        max_steps: 1,
-        reject_if_busy: false,
-        agent: "default".into(),
-    };
+    let nr = NewRun::new(sid, "x", "m", 1);
     assert!(matches!(s.create_run(&t, &nr).await, Err(StoreError::NotFound)));
 }
 
@@ -274,15 +249,7 @@ pub async fn busy_sessions_reject(s: Arc<dyn Store>) {
     let t = tenant("a");
     let (sid, first) = new_run(&*s, &t, None).await;
     assert_eq!(s.active_run(&t, &sid).await.unwrap().unwrap().id, first);
-    let nr = NewRun {
-        id: agentd_core::new_id("run"),
-        session_id: sid.clone(),
-        input: "x".into(),
-        model: "m".into(),
-        max_steps: 1,
-        reject_if_busy: true,
-        agent: "default".into(),
-    };
+    let nr = NewRun { reject_if_busy: true, ..NewRun::new(sid.clone(), "x", "m", 1) };
     match s.create_run(&t, &nr).await {
         Err(StoreError::SessionBusy(active)) => assert_eq!(active, first),
         other => panic!("expected busy, got {other:?}"),

@@ -52,15 +52,7 @@ async fn appends_are_announced_to_every_connection() {
     let mut changes = b.changes().expect("PostgreSQL announces changes");
     let t = agentd_core::Tenant::default();
     let ses = a.create_session(&t, None, serde_json::json!({})).await.unwrap();
-    let nr = agentd_store::NewRun {
-        id: agentd_core::new_id("run"),
-        session_id: ses.id,
-        input: "x".into(),
-        model: "m".into(),
-        max_steps: 1,
-        reject_if_busy: false,
-        agent: "default".into(),
-    };
+    let nr = agentd_store::NewRun::new(ses.id, "x", "m", 1);
     a.create_run(&t, &nr).await.unwrap();
     let c = tokio::time::timeout(std::time::Duration::from_secs(10), changes.recv()).await.unwrap().unwrap();
     assert_eq!((c.run_id.as_str(), c.seq, c.type_name.as_str()), (nr.id.as_str(), 1, "run.created"));
@@ -74,15 +66,7 @@ async fn two_nodes_claiming_at_once_never_share_a_run() {
     let t = agentd_core::Tenant::default();
     for _ in 0..60 {
         let ses = a.create_session(&t, None, serde_json::json!({})).await.unwrap();
-        let nr = agentd_store::NewRun {
-            id: agentd_core::new_id("run"),
-            session_id: ses.id,
-            input: "x".into(),
-            model: "m".into(),
-            max_steps: 1,
-            reject_if_busy: false,
-            agent: "default".into(),
-        };
+        let nr = agentd_store::NewRun::new(ses.id, "x", "m", 1);
         a.create_run(&t, &nr).await.unwrap();
     }
     let limits = agentd_store::ClaimLimits { max: 7, per_tenant: 1000, lease_ms: 60_000 };

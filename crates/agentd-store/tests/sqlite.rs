@@ -43,15 +43,7 @@ async fn reopening_keeps_everything_and_migrations_run_once() {
     let (run_id, sid) = {
         let s = SqliteStore::open(&path).await.unwrap();
         let ses = s.create_session(&t, None, serde_json::json!({"k": 1})).await.unwrap();
-        let nr = NewRun {
-            id: agentd_core::new_id("run"),
-            session_id: ses.id.clone(),
-            input: "x".into(),
-            model: "m".into(),
-            max_steps: 2,
-            reject_if_busy: false,
-            agent: "default".into(),
-        };
+        let nr = NewRun::new(ses.id.clone(), "x", "m", 2);
         s.create_run(&t, &nr).await.unwrap();
         s.append(&t, &nr.id, &[EventKind::RunCompleted { output: "kept".into(), usage: Usage::default() }])
             .await

@@ -265,15 +265,7 @@ async fn one_run(rt: &Arc<Runtime>, input: &str) -> anyhow::Result<Duration> {
 async fn journal_bench(store: &dyn Store) -> anyhow::Result<()> {
     let t = Tenant::default();
     let ses = store.create_session(&t, None, serde_json::json!({})).await?;
-    let nr = NewRun {
-        id: agentd_core::new_id("run"),
-        session_id: ses.id,
-        input: "journal bench".into(),
-        model: "mock/mock-model".into(),
-        max_steps: 1,
-        reject_if_busy: false,
-        agent: "default".into(),
-    };
+    let nr = NewRun::new(ses.id, "journal bench", "mock/mock-model", 1);
     store.create_run(&t, &nr).await?;
     let n = 2000;
     let t0 = Instant::now();
@@ -373,15 +365,7 @@ async fn resume(o: BenchOpts) -> anyhow::Result<ExitCode> {
     println!("agentd bench resume: {n} runs left mid-call by a dead node; {}", r.label);
     for i in 0..n {
         let ses = r.store.create_session(&t, None, serde_json::json!({})).await?;
-        let nr = NewRun {
-            id: agentd_core::new_id("run"),
-            session_id: ses.id,
-            input: format!("interrupted {i}"),
-            model: "mock/mock-model".into(),
-            max_steps: 5,
-            reject_if_busy: false,
-            agent: "default".into(),
-        };
+        let nr = NewRun::new(ses.id, format!("interrupted {i}"), "mock/mock-model", 5);
         r.store.create_run(&t, &nr).await?;
     }
     // A node claims them all with a lease that lapses at once, starts them, and dies.
