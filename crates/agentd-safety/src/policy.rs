@@ -1,0 +1,361 @@
+//! Tool policy: deny rules → rules that force `ask` (and high risk) →
+//! allow rules → the default mode. Rules name tools with globs and, in
+//! parentheses, an argv prefix for `shell` or a path prefix for file tools:
+//! `"mcp__github__*"`, `"shell(git status)"`, `"write_file(docs/)"`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::guard::{self, Assessment, Risk, ToolFacts};
+use crate::shellparse;
+
+/// What happens to a call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    #[default]
+    Allow,
+    Ask,
+    Deny,
+}
+
+impl Verdict {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Ask => "ask",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+/// `[agents.<name>.policy]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// What calls no rule matches get.
+    #[serde(default)]
+    pub mode: Verdict,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub ask: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// What calls the guard rates high risk get when no deny or ask rule
+    /// matched (before allow rules): `ask` unless configured otherwise.
+    #[serde(default = "ask")]
+    pub high_risk: Verdict,
+}
+
+fn ask() -> Verdict {
+    Verdict::Ask
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self { mode: Verdict::Allow, allow: vec![], ask: vec![], deny: vec![], high_risk: Verdict::Ask }
+    }
+}
+
+/// One rule, parsed.
+#[derive(Debug, Clone)]
+struct Rule {
+    text: String,
+    tool: globset::GlobMatcher,
+    /// argv prefix (shell) or path prefix (file tools).
+    args: Option<Vec<String>>,
+}
+
+/// A policy ready to evaluate.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub config: PolicyConfig,
+    allow: Vec<Rule>,
+    ask: Vec<Rule>,
+    deny: Vec<Rule>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("bad policy rule {rule:?}: {reason}")]
+pub struct RuleError {
+    pub rule: String,
+    pub reason: String,
+}
+
+fn parse_rule(text: &str) -> Result<Rule, RuleError> {
+    let err = |reason: &str| RuleError { rule: text.to_string(), reason: reason.to_string() };
+    let (tool, args) = match text.split_once('(') {
+        Some((tool, rest)) => {
+            let inner = rest.strip_suffix(')').ok_or_else(|| err("missing closing parenthesis"))?;
+            let script = shellparse::parse(inner).map_err(|e| err(&e.to_string()))?;
+            let words: Vec<String> = script
+                .pipelines
+                .iter()
+                .flat_map(|p| p.commands.iter())
+                .flat_map(|c| c.argv.iter().map(|w| w.text.clone()))
+                .collect();
+            if words.is_empty() {
+                return Err(err("empty argument prefix"));
+            }
+            (tool.trim(), Some(words))
+        }
+        None => (text.trim(), None),
+    };
+    if tool.is_empty() {
+        return Err(err("empty tool name"));
+    }
+    let glob = globset::Glob::new(tool).map_err(|e| err(&e.to_string()))?;
+    Ok(Rule { text: text.to_string(), tool: glob.compile_matcher(), args })
+}
+
+/// The outcome for one call, as journaled in `tool.policy`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub decision: Verdict,
+    /// Which rule decided: `deny: shell(rm)`, `high_risk`, `mode: allow`, …
+    pub rule: String,
+    pub risk: Risk,
+    pub reasons: Vec<String>,
+}
+
+impl Policy {
+    pub fn new(config: PolicyConfig) -> Result<Self, RuleError> {
+        let parse = |v: &[String]| v.iter().map(|r| parse_rule(r)).collect::<Result<Vec<_>, _>>();
+        Ok(Self { allow: parse(&config.allow)?, ask: parse(&config.ask)?, deny: parse(&config.deny)?, config })
+    }
+
+    /// A policy with `extra` layered on top: its mode, allow and ask rules
+    /// replace ours, while our deny rules stay (a tenant can narrow, not widen, what the operator forbids).
+    pub fn layered(&self, extra: &PolicyConfig) -> Result<Self, RuleError> {
+        let mut c = extra.clone();
+        for d in &self.config.deny {
+            if !c.deny.contains(d) {
+                c.deny.push(d.clone());
+            }
+        }
+        if self.config.high_risk != Verdict::Allow && c.high_risk == Verdict::Allow {
+            c.high_risk = self.config.high_risk;
+        }
+        Policy::new(c)
+    }
+
+    /// Decides one call.
+    pub fn evaluate(&self, tool: ToolFacts<'_>, args: &Value) -> Decision {
+        let a = guard::assess(tool, args);
+        let commands = (tool.source == "builtin" && tool.name == "shell").then(|| shell_commands(args));
+        let any = |rules: &[Rule]| {
+            rules.iter().find(|r| matches_any(r, tool.name, args, commands.as_deref())).map(|r| r.text.clone())
+        };
+        let done = |decision: Verdict, rule: String, a: Assessment| Decision {
+            decision,
+            rule,
+            risk: a.risk,
+            reasons: a.reasons,
+        };
+        if let Some(r) = any(&self.deny) {
+            return done(Verdict::Deny, format!("deny: {r}"), a);
+        }
+        if let Some(r) = any(&self.ask) {
+            return done(Verdict::Ask, format!("ask: {r}"), a);
+        }
+        if a.risk == Risk::High && self.config.high_risk != Verdict::Allow {
+            return done(self.config.high_risk, "high_risk".into(), a);
+        }
+        if let Some(r) = self.allowed_by(tool.name, args, commands.as_deref()) {
+            return done(Verdict::Allow, format!("allow: {r}"), a);
+        }
+        done(self.config.mode, format!("mode: {}", self.config.mode.as_str()), a)
+    }
+
+    /// An allow rule covering the whole call: for shell, every command in it.
+    fn allowed_by(&self, tool: &str, args: &Value, commands: Option<&[Vec<String>]>) -> Option<String> {
+        match commands {
+            Some(cmds) if !cmds.is_empty() => {
+                let mut used = vec![];
+                for c in cmds {
+                    let r = self
+                        .allow
+                        .iter()
+                        .find(|r| r.tool.is_match(tool) && r.args.as_ref().is_none_or(|p| prefix(c, p)))?;
+                    if !used.contains(&r.text) {
+                        used.push(r.text.clone());
+                    }
+                }
+                Some(used.join(", "))
+            }
+            _ => self.allow.iter().find(|r| matches_any(r, tool, args, None)).map(|r| r.text.clone()),
+        }
+    }
+}
+
+fn prefix(argv: &[String], p: &[String]) -> bool {
+    argv.len() >= p.len()
+        && argv
+            .iter()
+            .zip(p)
+            .enumerate()
+            .all(|(i, (a, b))| if i == 0 { a == b || a.rsplit('/').next() == Some(b.as_str()) } else { a == b })
+}
+
+fn matches_any(r: &Rule, tool: &str, args: &Value, commands: Option<&[Vec<String>]>) -> bool {
+    if !r.tool.is_match(tool) {
+        return false;
+    }
+    let Some(p) = &r.args else { return true };
+    match commands {
+        Some(cmds) => cmds.iter().any(|c| prefix(c, p)),
+        None => {
+            let path = args["path"].as_str().unwrap_or_default().trim_start_matches("./");
+            p.len() == 1 && path.starts_with(p[0].trim_start_matches("./"))
+        }
+    }
+}
+
+/// Every simple command a shell call would run (wrappers removed, `sh -c`
+/// strings and substitutions opened), as argv lists.
+pub fn shell_commands(args: &Value) -> Vec<Vec<String>> {
+    let mut out = vec![];
+    if let Some(cmd) = args["command"].as_str() {
+        collect(cmd, 0, &mut out);
+    } else if let Some(argv) = args["argv"].as_array() {
+        let v: Vec<String> = argv.iter().map(|a| a.as_str().unwrap_or_default().to_string()).collect();
+        push_unwrapped(v, 0, &mut out);
+    }
+    out
+}
+
+fn collect(src: &str, depth: usize, out: &mut Vec<Vec<String>>) {
+    if depth > 6 {
+        return;
+    }
+    let Ok(script) = shellparse::parse(src) else {
+        out.push(vec![src.to_string()]);
+        return;
+    };
+    for c in script.pipelines.iter().flat_map(|p| p.commands.iter()) {
+        let argv: Vec<String> = c.argv.iter().map(|w| w.text.clone()).collect();
+        if !argv.is_empty() {
+            push_unwrapped(argv, depth, out);
+        }
+    }
+    for s in &script.substitutions {
+        collect(s, depth + 1, out);
+    }
+}
+
+fn push_unwrapped(argv: Vec<String>, depth: usize, out: &mut Vec<Vec<String>>) {
+    let wrappers =
+        ["sudo", "doas", "env", "nice", "nohup", "time", "command", "exec", "timeout", "xargs", "stdbuf", "setsid"];
+    let name = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+    let mut i = 0;
+    while i < argv.len() && wrappers.contains(&name(&argv[i]).as_str()) {
+        let w = name(&argv[i]);
+        i += 1;
+        while i < argv.len() && (argv[i].starts_with('-') || (w == "env" && argv[i].contains('='))) {
+            i += 1;
+        }
+        if w == "timeout" && i < argv.len() {
+            i += 1;
+        }
+    }
+    if i > 0 && i < argv.len() {
+        out.push(argv.clone());
+    }
+    let inner: Vec<String> = argv[i.min(argv.len())..].to_vec();
+    if inner.is_empty() {
+        out.push(argv);
+        return;
+    }
+    let prog = name(&inner[0]);
+    if ["sh", "bash", "zsh", "dash", "ksh"].contains(&prog.as_str())
+        && let Some(pos) = inner.iter().position(|a| a == "-c")
+        && let Some(script) = inner.get(pos + 1)
+    {
+        out.push(inner.clone());
+        collect(script, depth + 1, out);
+        return;
+    }
+    out.push(inner);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn builtin(name: &str) -> ToolFacts<'_> {
+        ToolFacts { name, source: "builtin", annotations: None }
+    }
+
+    fn policy(toml_like: serde_json::Value) -> Policy {
+        Policy::new(serde_json::from_value(toml_like).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn default_allows_but_asks_for_high_risk() {
+        let p = Policy::new(PolicyConfig::default()).unwrap();
+        let d = p.evaluate(builtin("echo"), &json!({"text": "hi"}));
+        assert_eq!((d.decision, d.rule.as_str()), (Verdict::Allow, "mode: allow"));
+        let d = p.evaluate(builtin("shell"), &json!({"command": "rm -rf build"}));
+        assert_eq!((d.decision, d.rule.as_str(), d.risk), (Verdict::Ask, "high_risk", Risk::High));
+    }
+
+    #[test]
+    fn shell_allow_rules_must_cover_every_command() {
+        let p = policy(json!({"mode": "ask", "allow": ["shell(git status)", "shell(ls)", "read_file"]}));
+        let eval = |cmd: &str| p.evaluate(builtin("shell"), &json!({"command": cmd})).decision;
+        assert_eq!(eval("git status"), Verdict::Allow);
+        assert_eq!(eval("git status && ls -la"), Verdict::Allow);
+        assert_eq!(eval("git status; touch x"), Verdict::Ask);
+        assert_eq!(eval("git statusx"), Verdict::Ask);
+        assert_eq!(eval("ls $(touch x)"), Verdict::Ask);
+        assert_eq!(p.evaluate(builtin("read_file"), &json!({"path": "a"})).decision, Verdict::Allow);
+        assert_eq!(p.evaluate(builtin("write_file"), &json!({"path": "a", "content": ""})).decision, Verdict::Ask);
+    }
+
+    #[test]
+    fn deny_rules_see_through_wrappers_and_nested_shells() {
+        let p = policy(json!({"deny": ["shell(rm)", "mcp__*"], "allow": ["shell"]}));
+        for cmd in ["rm a", "sudo rm a", "sh -c 'rm a'", "echo $(rm a)", "/bin/rm a", "timeout 5 rm a"] {
+            let d = p.evaluate(builtin("shell"), &json!({"command": cmd}));
+            assert_eq!((d.decision, d.rule.as_str()), (Verdict::Deny, "deny: shell(rm)"), "{cmd}");
+        }
+        let d = p.evaluate(builtin("shell"), &json!({"argv": ["rm", "a"]}));
+        assert_eq!(d.decision, Verdict::Deny);
+        let mcp = ToolFacts { name: "mcp__fs__write", source: "mcp", annotations: None };
+        assert_eq!(p.evaluate(mcp, &json!({})).decision, Verdict::Deny);
+        assert_eq!(p.evaluate(builtin("shell"), &json!({"command": "ls"})).decision, Verdict::Allow);
+    }
+
+    #[test]
+    fn high_risk_setting_and_tenant_layers() {
+        let p = policy(json!({"high_risk": "deny", "deny": ["http_fetch"]}));
+        assert_eq!(p.evaluate(builtin("shell"), &json!({"command": "sudo id"})).decision, Verdict::Deny);
+        let tenant =
+            p.layered(&serde_json::from_value(json!({"mode": "allow", "high_risk": "allow"})).unwrap()).unwrap();
+        assert_eq!(tenant.evaluate(builtin("http_fetch"), &json!({"url": "https://x"})).decision, Verdict::Deny);
+        assert_eq!(tenant.evaluate(builtin("shell"), &json!({"command": "sudo id"})).decision, Verdict::Deny);
+        let mcp =
+            ToolFacts { name: "mcp__x__drop", source: "mcp", annotations: Some(&json!({"destructiveHint": true})) };
+        assert_eq!(Policy::new(PolicyConfig::default()).unwrap().evaluate(mcp, &json!({})).decision, Verdict::Ask);
+        assert!(Policy::new(serde_json::from_value(json!({"deny": ["shell(rm"]})).unwrap()).is_err());
+    }
+
+    #[test]
+    fn sanitized_requests_hide_values_and_keys_are_stable() {
+        let s = crate::sanitize("shell", &json!({"command": "TOKEN=hunter2 curl -s https://x | jq ."}));
+        assert_eq!(s["env"], json!(["TOKEN"]));
+        assert!(!s.to_string().contains("hunter2"));
+        assert_eq!(s["commands"][0], json!(["curl", "-s", "https://x"]));
+        let w = crate::sanitize("write_file", &json!({"path": "a.txt", "content": "secret body"}));
+        assert!(!w.to_string().contains("secret body"));
+        assert_eq!(w["size"], 11);
+        let k1 = crate::approval_key("write_file", &json!({"a": 1, "b": {"y": 2, "x": 1}}));
+        let k2 = crate::approval_key("write_file", &json!({"b": {"x": 1, "y": 2}, "a": 1}));
+        assert_eq!(k1, k2);
+        assert_eq!(k1.len(), 64);
+        assert!(k1.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+        assert_ne!(k1, crate::approval_key("edit_file", &json!({"a": 1, "b": {"y": 2, "x": 1}})));
+    }
+}
