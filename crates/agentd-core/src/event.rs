@@ -47,10 +47,46 @@ pub enum EventKind {
         name: String,
         content: Vec<ContentPart>,
         is_error: bool,
-        /// `ok`, `error` or (after a crash) `interrupted`.
+        /// `ok`, `error`, `interrupted` (after a crash), `denied` (by policy
+        /// or a person) or `blocked` (a loop guard).
         status: String,
         duration_ms: u64,
+        /// How the call was fenced (shell): adapter, mode, network.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sandbox: Option<serde_json::Value>,
     },
+    /// The policy's decision on a call, with the rule that made it.
+    #[serde(rename = "tool.policy")]
+    ToolPolicy { call_id: String, name: String, decision: String, rule: String, risk: String, reasons: Vec<String> },
+    /// A call waits for a person; the run pauses (`waiting_approval`).
+    #[serde(rename = "approval.requested")]
+    ApprovalRequested {
+        approval_id: String,
+        call_id: String,
+        tool: String,
+        arguments_sanitized: serde_json::Value,
+        approval_key: String,
+        risk: String,
+        reasons: Vec<String>,
+        rule: String,
+        expires_at: Option<String>,
+    },
+    /// A person (or the expiry) answered; with no approvals left pending the run is queued again.
+    #[serde(rename = "approval.resolved")]
+    ApprovalResolved {
+        approval_id: String,
+        call_id: String,
+        approval_key: String,
+        decision: String,
+        reason: Option<String>,
+        /// Edited arguments the call runs with instead of the model's.
+        arguments: Option<serde_json::Value>,
+        /// Approvals of the run still pending after this one.
+        remaining: u32,
+    },
+    /// A loop guard or budget stopped something; the model is told.
+    #[serde(rename = "run.guarded")]
+    RunGuarded { guard: String, detail: String },
     /// The model loaded a skill's full instructions (via `load_skill`).
     #[serde(rename = "skill.loaded")]
     SkillLoaded { name: String, call_id: String },
@@ -84,6 +120,7 @@ pub struct Effects {
     pub usage: Option<Usage>,
     pub output: Option<String>,
     pub error: Option<RunError>,
+    pub approval: Option<crate::ApprovalChange>,
 }
 
 impl EventKind {
@@ -100,6 +137,10 @@ impl EventKind {
             EventKind::ToolCalled { .. } => "tool.called",
             EventKind::ToolStarted { .. } => "tool.started",
             EventKind::ToolResult { .. } => "tool.result",
+            EventKind::ToolPolicy { .. } => "tool.policy",
+            EventKind::ApprovalRequested { .. } => "approval.requested",
+            EventKind::ApprovalResolved { .. } => "approval.resolved",
+            EventKind::RunGuarded { .. } => "run.guarded",
             EventKind::SkillLoaded { .. } => "skill.loaded",
             EventKind::StepCompleted { .. } => "step.completed",
             EventKind::RunCompleted { .. } => "run.completed",
@@ -158,7 +199,45 @@ impl EventKind {
                 e.error =
                     Some(RunError::new("cancelled", reason.clone().unwrap_or_else(|| "run was cancelled".into())));
             }
+            EventKind::ApprovalRequested {
+                approval_id,
+                call_id,
+                tool,
+                arguments_sanitized,
+                approval_key,
+                risk,
+                reasons,
+                rule,
+                expires_at,
+            } => {
+                e.status = Some(RunStatus::WaitingApproval);
+                e.approval = Some(crate::ApprovalChange::Open {
+                    id: approval_id.clone(),
+                    call_id: call_id.clone(),
+                    tool: tool.clone(),
+                    approval_key: approval_key.clone(),
+                    risk: risk.clone(),
+                    expires_at: expires_at.clone(),
+                    request: serde_json::json!({
+                        "arguments_sanitized": arguments_sanitized, "reasons": reasons, "rule": rule
+                    }),
+                });
+            }
+            EventKind::ApprovalResolved { approval_id, decision, reason, arguments, remaining, .. } => {
+                if *remaining == 0 {
+                    e.status = Some(RunStatus::Queued);
+                }
+                e.approval = Some(crate::ApprovalChange::Close {
+                    id: approval_id.clone(),
+                    status: crate::approval::status_of(decision).to_string(),
+                    decision: decision.clone(),
+                    reason: reason.clone(),
+                    arguments: arguments.clone(),
+                });
+            }
             EventKind::InputQueued { .. }
+            | EventKind::ToolPolicy { .. }
+            | EventKind::RunGuarded { .. }
             | EventKind::SkillLoaded { .. }
             | EventKind::StepStarted { .. }
             | EventKind::ToolCalled { .. }

@@ -1,11 +1,13 @@
 //! Domain types shared by every agentd crate: ids, tenant scope, messages,
 //! run status and the journal's event enum. No I/O lives here.
 
+pub mod approval;
 pub mod event;
 pub mod ids;
 pub mod message;
 pub mod run;
 
+pub use approval::{Approval, ApprovalChange, Resolution};
 pub use event::{EventKind, StoredEvent};
 pub use ids::{Tenant, new_id};
 pub use message::{ContentPart, Message, Role, ToolCall, ToolSpec, Usage};

@@ -10,6 +10,8 @@ use crate::message::Usage;
 pub enum RunStatus {
     Queued,
     Running,
+    /// Paused until a person answers its pending approvals; no node holds it.
+    WaitingApproval,
     Completed,
     Failed,
     Cancelled,
@@ -20,6 +22,7 @@ impl RunStatus {
         match self {
             RunStatus::Queued => "queued",
             RunStatus::Running => "running",
+            RunStatus::WaitingApproval => "waiting_approval",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
@@ -30,6 +33,7 @@ impl RunStatus {
         Some(match s {
             "queued" => RunStatus::Queued,
             "running" => RunStatus::Running,
+            "waiting_approval" => RunStatus::WaitingApproval,
             "completed" => RunStatus::Completed,
             "failed" => RunStatus::Failed,
             "cancelled" => RunStatus::Cancelled,

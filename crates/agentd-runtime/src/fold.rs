@@ -131,6 +131,7 @@ mod tests {
                     is_error: false,
                     status: "ok".into(),
                     duration_ms: 1,
+                    sandbox: None,
                 },
             ),
         ];

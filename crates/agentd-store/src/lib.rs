@@ -7,7 +7,9 @@ mod sqlite;
 #[doc(hidden)]
 pub mod suite;
 
-use agentd_core::{EventKind, HttpToolDef, Message, Run, RunStatus, Session, StoredEvent, Tenant};
+use agentd_core::{
+    Approval, EventKind, HttpToolDef, Message, Resolution, Run, RunStatus, Session, StoredEvent, Tenant,
+};
 use async_trait::async_trait;
 
 pub use postgres::PgStore;
@@ -48,6 +50,9 @@ pub enum StoreError {
     /// Something with this name exists already.
     #[error("already exists")]
     AlreadyExists,
+    /// The approval was answered already (or its run ended); its status.
+    #[error("approval is {0}, not pending")]
+    NotPending(String),
     /// The session already has an unfinished run (and the caller asked to reject).
     #[error("session busy with run {0}")]
     SessionBusy(String),
@@ -67,6 +72,14 @@ pub struct Page {
 pub struct RunFilter {
     pub session_id: Option<String>,
     pub status: Option<RunStatus>,
+}
+
+/// Filters for approval listings.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalFilter {
+    pub run_id: Option<String>,
+    pub session_id: Option<String>,
+    pub status: Option<String>,
 }
 
 /// What is needed to create a run.
@@ -253,6 +266,18 @@ pub trait Store: Send + Sync + 'static {
     async fn record_tool_call(&self, t: &Tenant, call: &DirectCall) -> Result<()>;
     /// Direct tool calls, newest first (optionally of one session).
     async fn list_tool_calls(&self, t: &Tenant, session_id: Option<&str>, page: &Page) -> Result<Vec<DirectCall>>;
+
+    /// The tenant's approvals, oldest first.
+    async fn list_approvals(&self, t: &Tenant, f: &ApprovalFilter, page: &Page) -> Result<Vec<Approval>>;
+    async fn get_approval(&self, t: &Tenant, id: &str) -> Result<Option<Approval>>;
+    /// Answers a pending approval: appends `approval.resolved` to its run (which
+    /// is queued again once none of its approvals is pending) in one transaction.
+    /// `NotFound` for an unknown id, `NotPending` if it was answered already.
+    async fn resolve_approval(&self, t: &Tenant, id: &str, r: &Resolution) -> Result<(Approval, Vec<StoredEvent>)>;
+    /// Whether a person approved this key for the whole session.
+    async fn session_grant(&self, t: &Tenant, session_id: &str, approval_key: &str) -> Result<bool>;
+    /// Pending approvals of every tenant whose expiry is before `now`.
+    async fn expired_approvals(&self, now: &str, limit: u32) -> Result<Vec<(Tenant, String)>>;
 
     /// Appends made anywhere (including other nodes), when the database can
     /// tell (PostgreSQL LISTEN/NOTIFY); `None` for a single-process store.

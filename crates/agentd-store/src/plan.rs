@@ -2,7 +2,7 @@
 //! the sequence numbers, the session messages and the run row's new state.
 //! Backends only execute the plan inside their transaction.
 
-use agentd_core::{EventKind, Message, Role, RunStatus, StoredEvent, Usage};
+use agentd_core::{ApprovalChange, EventKind, Message, Role, RunStatus, StoredEvent, Usage};
 
 use crate::{AppendGuard, Result, StoreError, now};
 
@@ -28,6 +28,12 @@ pub struct AppendPlan {
     /// JSON of the run error, if an event set one.
     pub error: Option<String>,
     pub ts: String,
+    /// Approvals opened or answered by these events.
+    pub approvals: Vec<ApprovalChange>,
+    /// The run now waits for a person: nobody holds it.
+    pub release_lease: bool,
+    /// The run ended: its pending approvals are cancelled.
+    pub close_approvals: bool,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -55,7 +61,7 @@ pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[E
     let ts = now();
     let mut seq = head.last_seq;
     let (mut out, mut messages) = (Vec::with_capacity(events.len()), vec![]);
-    let (mut output, mut error) = (None, None);
+    let (mut output, mut error, mut approvals) = (None, None, vec![]);
     for ev in events {
         if status.is_terminal() {
             return Err(StoreError::RunFinished);
@@ -72,6 +78,7 @@ pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[E
         if let Some(s) = fx.status {
             status = s;
         }
+        approvals.extend(fx.approval);
         output = fx.output.or(output);
         error = fx.error.or(error);
         out.push(StoredEvent {
@@ -91,5 +98,8 @@ pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[E
         output,
         error: error.as_ref().map(to_json).transpose()?,
         ts,
+        approvals,
+        release_lease: status == RunStatus::WaitingApproval,
+        close_approvals: status.is_terminal(),
     })
 }

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use agentd_core::{EventKind, Run, RunError, RunStatus, Session, StoredEvent, Tenant};
+use agentd_core::{
+    Approval, ApprovalChange, EventKind, Resolution, Run, RunError, RunStatus, Session, StoredEvent, Tenant,
+};
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
@@ -12,8 +14,8 @@ use tokio::sync::broadcast;
 
 use crate::plan::{RunHead, plan_append};
 use crate::{
-    AppendGuard, Change, ClaimLimits, DirectCall, EventQuery, NewRun, Page, PruneScope, PruneStats, Result, RunFilter,
-    SessionMessage, Store, StoreError, fair_pick, now, now_ms,
+    AppendGuard, ApprovalFilter, Change, ClaimLimits, DirectCall, EventQuery, NewRun, Page, PruneScope, PruneStats,
+    Result, RunFilter, SessionMessage, Store, StoreError, fair_pick, now, now_ms,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -21,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/postgres/0002_tenant_docs.sql")),
     (3, include_str!("../migrations/postgres/0003_tool_calls.sql")),
     (4, include_str!("../migrations/postgres/0004_run_agent.sql")),
+    (5, include_str!("../migrations/postgres/0005_approvals.sql")),
 ];
 /// Advisory lock key serialising migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;
@@ -235,6 +238,7 @@ impl Store for PgStore {
             "DELETE FROM events WHERE run_id IN
                (SELECT id FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4)",
             "DELETE FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
+            "DELETE FROM approvals WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
             "DELETE FROM messages WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
         ] {
             scoped(sql, id, t).execute(&mut *tx).await?;
@@ -411,6 +415,74 @@ impl Store for PgStore {
         Ok(n > 0)
     }
 
+    async fn list_approvals(&self, t: &Tenant, f: &ApprovalFilter, page: &Page) -> Result<Vec<Approval>> {
+        let rows = sqlx::query(
+            "SELECT * FROM approvals WHERE org = $1 AND usr = $2 AND project = $3
+               AND ($4::text IS NULL OR run_id = $4) AND ($5::text IS NULL OR session_id = $5)
+               AND ($6::text IS NULL OR status = $6) AND ($7::text IS NULL OR id > $7)
+             ORDER BY id LIMIT $8",
+        )
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(&f.run_id)
+        .bind(&f.session_id)
+        .bind(&f.status)
+        .bind(&page.after)
+        .bind(limit(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(approval_from_row).collect()
+    }
+
+    async fn get_approval(&self, t: &Tenant, id: &str) -> Result<Option<Approval>> {
+        let row = scoped("SELECT * FROM approvals WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4", id, t)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(approval_from_row).transpose()
+    }
+
+    async fn resolve_approval(&self, t: &Tenant, id: &str, r: &Resolution) -> Result<(Approval, Vec<StoredEvent>)> {
+        let mut tx = self.pool.begin().await?;
+        match resolve_tx(&mut tx, t, id, r).await {
+            Ok(out) => {
+                tx.commit().await?;
+                Ok(out)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn session_grant(&self, t: &Tenant, session_id: &str, approval_key: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM approvals WHERE session_id = $1 AND approval_key = $2
+               AND decision = 'approve_for_session' AND org = $3 AND usr = $4 AND project = $5",
+        )
+        .bind(session_id)
+        .bind(approval_key)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
+    async fn expired_approvals(&self, now: &str, max: u32) -> Result<Vec<(Tenant, String)>> {
+        let rows = sqlx::query(
+            "SELECT org, usr, project, id FROM approvals
+             WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at < $1 ORDER BY expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((tenant_from_row(r)?, r.try_get::<String, _>("id")?))).collect()
+    }
+
     async fn active_run(&self, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
         let mut tx = self.pool.begin().await?;
         let r = active_run_tx(&mut tx, t, session_id).await?;
@@ -428,7 +500,7 @@ impl Store for PgStore {
              WHERE r.status IN ('queued', 'running')
                AND (r.lease_until IS NULL OR r.lease_until < $1)
                AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.session_id = r.session_id
-                                 AND o.status IN ('queued', 'running') AND o.id < r.id)
+                                 AND o.status IN ('queued', 'running', 'waiting_approval') AND o.id < r.id)
              ORDER BY r.id LIMIT $2
              FOR UPDATE OF r SKIP LOCKED",
         )
@@ -519,6 +591,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        sqlx::query("DELETE FROM approvals WHERE run_id = ANY($1)").bind(&run_ids).execute(&mut *tx).await?;
         let runs =
             sqlx::query("DELETE FROM runs WHERE id = ANY($1)").bind(&run_ids).execute(&mut *tx).await?.rows_affected();
         let idle: Vec<String> = sqlx::query_scalar(
@@ -596,10 +669,74 @@ async fn create_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, new: &New
     Ok((run, ev))
 }
 
+fn approval_from_row(r: &PgRow) -> Result<Approval> {
+    let request: String = r.try_get("request")?;
+    let request: serde_json::Value = serde_json::from_str(&request).map_err(|e| corrupt("request", e))?;
+    let arguments: Option<String> = r.try_get("arguments")?;
+    Ok(Approval {
+        id: r.try_get("id")?,
+        run_id: r.try_get("run_id")?,
+        session_id: r.try_get("session_id")?,
+        call_id: r.try_get("call_id")?,
+        tool: r.try_get("tool")?,
+        arguments_sanitized: request["arguments_sanitized"].clone(),
+        approval_key: r.try_get("approval_key")?,
+        risk: r.try_get("risk")?,
+        reasons: serde_json::from_value(request["reasons"].clone()).unwrap_or_default(),
+        rule: request["rule"].as_str().unwrap_or_default().to_string(),
+        status: r.try_get("status")?,
+        decision: r.try_get("decision")?,
+        reason: r.try_get("reason")?,
+        arguments: arguments.map(|a| serde_json::from_str(&a).map_err(|e| corrupt("arguments", e))).transpose()?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        resolved_at: r.try_get("resolved_at")?,
+    })
+}
+
+async fn resolve_tx(
+    tx: &mut Transaction<'_, Postgres>,
+    t: &Tenant,
+    id: &str,
+    r: &Resolution,
+) -> Result<(Approval, Vec<StoredEvent>)> {
+    let sql = "SELECT * FROM approvals WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4";
+    // Lock the run first (as every append does), then read the approval under it.
+    let run_id: String =
+        scoped("SELECT run_id FROM approvals WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4", id, t)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .try_get("run_id")?;
+    sqlx::query("SELECT id FROM runs WHERE id = $1 FOR UPDATE").bind(&run_id).execute(&mut **tx).await?;
+    let a = approval_from_row(&scoped(sql, id, t).fetch_one(&mut **tx).await?)?;
+    if a.status != "pending" {
+        return Err(StoreError::NotPending(a.status));
+    }
+    let remaining: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM approvals WHERE run_id = $1 AND status = 'pending' AND id <> $2")
+            .bind(&run_id)
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let ev = EventKind::ApprovalResolved {
+        approval_id: id.to_string(),
+        call_id: a.call_id.clone(),
+        approval_key: a.approval_key.clone(),
+        decision: r.decision.clone(),
+        reason: r.reason.clone(),
+        arguments: r.arguments.clone(),
+        remaining: remaining as u32,
+    };
+    let stored = append_tx(tx, t, &run_id, &AppendGuard::default(), &[ev]).await?;
+    let a = approval_from_row(&scoped(sql, id, t).fetch_one(&mut **tx).await?)?;
+    Ok((a, stored))
+}
+
 async fn active_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
     let row = scoped(
         "SELECT * FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4
-           AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+           AND status IN ('queued', 'running', 'waiting_approval') ORDER BY id LIMIT 1",
         session_id,
         t,
     )
@@ -677,9 +814,62 @@ async fn append_tx(
         .execute(&mut **tx)
         .await?;
     }
+    for a in &plan.approvals {
+        match a {
+            ApprovalChange::Open { id, call_id, tool, approval_key, risk, expires_at, request } => {
+                sqlx::query(
+                    "INSERT INTO approvals (id, org, usr, project, run_id, session_id, call_id, tool, approval_key,
+                       risk, status, request, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13)",
+                )
+                .bind(id)
+                .bind(&t.org)
+                .bind(&t.user)
+                .bind(&t.project)
+                .bind(run_id)
+                .bind(&session_id)
+                .bind(call_id)
+                .bind(tool)
+                .bind(approval_key)
+                .bind(risk)
+                .bind(to_json(request)?)
+                .bind(ts)
+                .bind(expires_at)
+                .execute(&mut **tx)
+                .await?;
+            }
+            ApprovalChange::Close { id, status, decision, reason, arguments } => {
+                sqlx::query(
+                    "UPDATE approvals SET status = $1, decision = $2, reason = $3, arguments = $4, resolved_at = $5
+                     WHERE id = $6 AND run_id = $7",
+                )
+                .bind(status)
+                .bind(decision)
+                .bind(reason)
+                .bind(arguments.as_ref().map(to_json).transpose()?)
+                .bind(ts)
+                .bind(id)
+                .bind(run_id)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+    }
+    if plan.close_approvals {
+        sqlx::query(
+            "UPDATE approvals SET status = 'cancelled', resolved_at = $1 WHERE run_id = $2 AND status = 'pending'",
+        )
+        .bind(ts)
+        .bind(run_id)
+        .execute(&mut **tx)
+        .await?;
+    }
     sqlx::query(
         "UPDATE runs SET status = $1, last_seq = $2, usage = $3, output = COALESCE($4, output),
-           error = COALESCE($5, error), updated_at = $6 WHERE id = $7",
+           error = COALESCE($5, error), updated_at = $6,
+           lease_node = CASE WHEN $8 THEN NULL ELSE lease_node END,
+           lease_until = CASE WHEN $8 THEN NULL ELSE lease_until END
+         WHERE id = $7",
     )
     .bind(plan.status.as_str())
     .bind(plan.last_seq)
@@ -688,6 +878,7 @@ async fn append_tx(
     .bind(&plan.error)
     .bind(ts)
     .bind(run_id)
+    .bind(plan.release_lease)
     .execute(&mut **tx)
     .await?;
     if let Some(last) = plan.events.last() {

@@ -8,15 +8,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentd_core::{EventKind, Run, RunError, RunStatus, Session, StoredEvent, Tenant};
+use agentd_core::{
+    Approval, ApprovalChange, EventKind, Resolution, Run, RunError, RunStatus, Session, StoredEvent, Tenant,
+};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::plan::{RunHead, plan_append};
 use crate::{
-    AppendGuard, ClaimLimits, DirectCall, EventQuery, NewRun, Page, PruneScope, PruneStats, Result, RunFilter,
-    SessionMessage, Store, StoreError, fair_pick, now, now_ms,
+    AppendGuard, ApprovalFilter, ClaimLimits, DirectCall, EventQuery, NewRun, Page, PruneScope, PruneStats, Result,
+    RunFilter, SessionMessage, Store, StoreError, fair_pick, now, now_ms,
 };
 
 /// Schema versions, applied in order; each runs once.
@@ -26,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/0003_tenant_docs.sql")),
     (4, include_str!("../migrations/sqlite/0004_tool_calls.sql")),
     (5, include_str!("../migrations/sqlite/0005_run_agent.sql")),
+    (6, include_str!("../migrations/sqlite/0006_approvals.sql")),
 ];
 
 /// Most requests committed together in one transaction.
@@ -326,6 +329,7 @@ impl Store for SqliteStore {
                 p,
             )?;
             c.execute("DELETE FROM runs WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
+            c.execute("DELETE FROM approvals WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
             c.execute("DELETE FROM messages WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
             Ok(true)
         })
@@ -521,6 +525,78 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn list_approvals(&self, t: &Tenant, f: &ApprovalFilter, page: &Page) -> Result<Vec<Approval>> {
+        let (t, f, page) = (t.clone(), f.clone(), page.clone());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT * FROM approvals WHERE org = ?1 AND usr = ?2 AND project = ?3
+                   AND (?4 IS NULL OR run_id = ?4) AND (?5 IS NULL OR session_id = ?5)
+                   AND (?6 IS NULL OR status = ?6) AND (?7 IS NULL OR id > ?7)
+                 ORDER BY id LIMIT ?8",
+            )?;
+            let p = params![t.org, t.user, t.project, f.run_id, f.session_id, f.status, page.after, limit(page.limit)];
+            collect(&mut st, p, approval_from_row)
+        })
+        .await
+    }
+
+    async fn get_approval(&self, t: &Tenant, id: &str) -> Result<Option<Approval>> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.read(move |c| get_approval_tx(c, &t, &id)).await
+    }
+
+    async fn resolve_approval(&self, t: &Tenant, id: &str, r: &Resolution) -> Result<(Approval, Vec<StoredEvent>)> {
+        let (t, id, r) = (t.clone(), id.to_string(), r.clone());
+        self.write(move |c| {
+            let a = get_approval_tx(c, &t, &id)?.ok_or(StoreError::NotFound)?;
+            if a.status != "pending" {
+                return Err(StoreError::NotPending(a.status));
+            }
+            let remaining: u32 = c
+                .prepare_cached("SELECT count(*) FROM approvals WHERE run_id = ?1 AND status = 'pending' AND id != ?2")?
+                .query_row(params![a.run_id, id], |row| row.get(0))?;
+            let ev = EventKind::ApprovalResolved {
+                approval_id: id.clone(),
+                call_id: a.call_id.clone(),
+                approval_key: a.approval_key.clone(),
+                decision: r.decision.clone(),
+                reason: r.reason.clone(),
+                arguments: r.arguments.clone(),
+                remaining,
+            };
+            let stored = append_tx(c, &t, &a.run_id, &AppendGuard::default(), &[ev])?;
+            let a = get_approval_tx(c, &t, &id)?.ok_or(StoreError::NotFound)?;
+            Ok((a, stored))
+        })
+        .await
+    }
+
+    async fn session_grant(&self, t: &Tenant, session_id: &str, approval_key: &str) -> Result<bool> {
+        let (t, sid, key) = (t.clone(), session_id.to_string(), approval_key.to_string());
+        self.read(move |c| {
+            let n: i64 = c
+                .prepare_cached(
+                    "SELECT count(*) FROM approvals WHERE session_id = ?1 AND approval_key = ?2
+                       AND decision = 'approve_for_session' AND org = ?3 AND usr = ?4 AND project = ?5",
+                )?
+                .query_row(params![sid, key, t.org, t.user, t.project], |r| r.get(0))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn expired_approvals(&self, now: &str, max: u32) -> Result<Vec<(Tenant, String)>> {
+        let now = now.to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT org, usr, project, id FROM approvals
+                 WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at < ?1 ORDER BY expires_at LIMIT ?2",
+            )?;
+            collect(&mut st, params![now, limit(max)], |r| Ok((tenant_from_row(r)?, r.get::<_, String>("id")?)))
+        })
+        .await
+    }
+
     async fn active_run(&self, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
         let (t, sid) = (t.clone(), session_id.to_string());
         self.read(move |c| active_run_tx(c, &t, &sid)).await
@@ -536,7 +612,7 @@ impl Store for SqliteStore {
                  WHERE r.status IN ('queued', 'running')
                    AND (r.lease_until IS NULL OR r.lease_until < ?1)
                    AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.session_id = r.session_id
-                                     AND o.status IN ('queued', 'running') AND o.id < r.id)
+                                     AND o.status IN ('queued', 'running', 'waiting_approval') AND o.id < r.id)
                  ORDER BY r.id LIMIT ?2",
             )?;
             let candidates = collect(&mut st, params![now, scan], |r| Ok((tenant_from_row(r)?, run_from_row(r)?)))?;
@@ -611,6 +687,7 @@ impl Store for SqliteStore {
                           AND (?2 IS NULL OR org = ?2) AND org NOT IN (SELECT value FROM json_each(?3))";
             let events =
                 c.execute(&format!("DELETE FROM events WHERE run_id IN ({runs})"), params![cutoff, org, except])?;
+            c.execute(&format!("DELETE FROM approvals WHERE run_id IN ({runs})"), params![cutoff, org, except])?;
             let runs = c.execute(&format!("DELETE FROM runs WHERE id IN ({runs})"), params![cutoff, org, except])?;
             let idle = "SELECT s.id FROM sessions s WHERE s.updated_at < ?1
                           AND (?2 IS NULL OR s.org = ?2) AND s.org NOT IN (SELECT value FROM json_each(?3))
@@ -636,10 +713,40 @@ impl Store for SqliteStore {
     }
 }
 
+fn approval_from_row(r: &Row<'_>) -> Result<Approval> {
+    let request: serde_json::Value = json_col(r, "request")?;
+    let arguments: Option<String> = r.get("arguments")?;
+    Ok(Approval {
+        id: r.get("id")?,
+        run_id: r.get("run_id")?,
+        session_id: r.get("session_id")?,
+        call_id: r.get("call_id")?,
+        tool: r.get("tool")?,
+        arguments_sanitized: request["arguments_sanitized"].clone(),
+        approval_key: r.get("approval_key")?,
+        risk: r.get("risk")?,
+        reasons: serde_json::from_value(request["reasons"].clone()).unwrap_or_default(),
+        rule: request["rule"].as_str().unwrap_or_default().to_string(),
+        status: r.get("status")?,
+        decision: r.get("decision")?,
+        reason: r.get("reason")?,
+        arguments: arguments.map(|a| serde_json::from_str(&a).map_err(|e| corrupt("arguments", e))).transpose()?,
+        created_at: r.get("created_at")?,
+        expires_at: r.get("expires_at")?,
+        resolved_at: r.get("resolved_at")?,
+    })
+}
+
+fn get_approval_tx(c: &Connection, t: &Tenant, id: &str) -> Result<Option<Approval>> {
+    let mut st =
+        c.prepare_cached("SELECT * FROM approvals WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4")?;
+    Ok(collect(&mut st, params![id, t.org, t.user, t.project], approval_from_row)?.pop())
+}
+
 fn active_run_tx(c: &Connection, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
     let mut st = c.prepare_cached(
         "SELECT * FROM runs WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4
-           AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+           AND status IN ('queued', 'running', 'waiting_approval') ORDER BY id LIMIT 1",
     )?;
     Ok(collect(&mut st, params![session_id, t.org, t.user, t.project], run_from_row)?.pop())
 }
@@ -686,10 +793,62 @@ fn append_tx(
         c.prepare_cached("UPDATE sessions SET message_count = message_count + 1, updated_at = ?1 WHERE id = ?2")?
             .execute(params![ts, session_id])?;
     }
+    for a in &plan.approvals {
+        match a {
+            ApprovalChange::Open { id, call_id, tool, approval_key, risk, expires_at, request } => {
+                c.prepare_cached(
+                    "INSERT INTO approvals (id, org, usr, project, run_id, session_id, call_id, tool, approval_key,
+                       risk, status, request, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?12, ?13)",
+                )?
+                .execute(params![
+                    id,
+                    t.org,
+                    t.user,
+                    t.project,
+                    run_id,
+                    session_id,
+                    call_id,
+                    tool,
+                    approval_key,
+                    risk,
+                    to_json(request)?,
+                    ts,
+                    expires_at
+                ])?;
+            }
+            ApprovalChange::Close { id, status, decision, reason, arguments } => {
+                let args = arguments.as_ref().map(to_json).transpose()?;
+                c.prepare_cached(
+                    "UPDATE approvals SET status = ?1, decision = ?2, reason = ?3, arguments = ?4, resolved_at = ?5
+                     WHERE id = ?6 AND run_id = ?7",
+                )?
+                .execute(params![status, decision, reason, args, ts, id, run_id])?;
+            }
+        }
+    }
+    if plan.close_approvals {
+        c.prepare_cached(
+            "UPDATE approvals SET status = 'cancelled', resolved_at = ?1 WHERE run_id = ?2 AND status = 'pending'",
+        )?
+        .execute(params![ts, run_id])?;
+    }
     c.prepare_cached(
         "UPDATE runs SET status = ?1, last_seq = ?2, usage = ?3, output = COALESCE(?4, output),
-           error = COALESCE(?5, error), updated_at = ?6 WHERE id = ?7",
+           error = COALESCE(?5, error), updated_at = ?6,
+           lease_node = CASE WHEN ?8 THEN NULL ELSE lease_node END,
+           lease_until = CASE WHEN ?8 THEN NULL ELSE lease_until END
+         WHERE id = ?7",
     )?
-    .execute(params![plan.status.as_str(), plan.last_seq, plan.usage, plan.output, plan.error, ts, run_id])?;
+    .execute(params![
+        plan.status.as_str(),
+        plan.last_seq,
+        plan.usage,
+        plan.output,
+        plan.error,
+        ts,
+        run_id,
+        plan.release_lease
+    ])?;
     Ok(plan.events)
 }

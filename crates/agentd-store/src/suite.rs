@@ -52,6 +52,7 @@ pub async fn append_derives_rows(s: Arc<dyn Store>) {
         is_error: false,
         status: "ok".into(),
         duration_ms: 1,
+        sandbox: None,
     };
     s.append(&t, &id, &[tool]).await.unwrap();
     s.append(&t, &id, &[EventKind::RunCompleted { output: "again".into(), usage: Usage::default() }]).await.unwrap();
@@ -332,4 +333,84 @@ pub async fn direct_calls_are_journaled(s: Arc<dyn Store>) {
     let page2 = s.list_tool_calls(&a, None, &Page { after: Some(all[0].id.clone()), limit: 1 }).await.unwrap();
     assert_eq!(page2[0].id, all[1].id);
     assert!(s.list_tool_calls(&tenant("b"), None, &Page { after: None, limit: 10 }).await.unwrap().is_empty());
+}
+
+fn ask(approval_id: &str, call_id: &str, key: &str, expires_at: Option<String>) -> EventKind {
+    EventKind::ApprovalRequested {
+        approval_id: approval_id.into(),
+        call_id: call_id.into(),
+        tool: "shell".into(),
+        arguments_sanitized: serde_json::json!({"commands": [["rm", "-rf", "x"]]}),
+        approval_key: key.into(),
+        risk: "high".into(),
+        reasons: vec!["rm -rf".into()],
+        rule: "high_risk".into(),
+        expires_at,
+    }
+}
+
+fn answer(decision: &str) -> agentd_core::Resolution {
+    agentd_core::Resolution { decision: decision.into(), reason: Some("because".into()), arguments: None }
+}
+
+/// Approvals are derived rows: a request pauses the run and frees its lease;
+/// answers are journaled once; the last answer queues the run again.
+pub async fn approvals_pause_and_resume_runs(s: Arc<dyn Store>) {
+    use crate::{ApprovalFilter, ClaimLimits};
+    let (t, other) = (tenant("a"), tenant("b"));
+    let (sid, id) = new_run(&*s, &t, None).await;
+    let limits = ClaimLimits { max: 10, per_tenant: 10, lease_ms: 60_000 };
+    assert_eq!(s.claim_runs("n1", &limits).await.unwrap().len(), 1);
+    let guard = crate::AppendGuard { lease_node: Some("n1".into()), expected_seq: None };
+    s.append_guarded(&t, &id, &guard, &[EventKind::RunStarted { node: "n1".into() }]).await.unwrap();
+    let past = crate::ago(std::time::Duration::from_secs(60));
+    let evs = [ask("apr_1", "c1", "k1", None), ask("apr_2", "c2", "k2", Some(past))];
+    s.append_guarded(&t, &id, &guard, &evs).await.unwrap();
+    assert_eq!(s.get_run(&t, &id).await.unwrap().unwrap().status, RunStatus::WaitingApproval);
+    // Nobody holds a waiting run and nobody may claim it.
+    assert!(matches!(s.append_guarded(&t, &id, &guard, &[assistant("x")]).await, Err(StoreError::LeaseLost)));
+    assert!(s.claim_runs("n2", &limits).await.unwrap().is_empty());
+    // A later run of the same session waits behind it.
+    let nr = NewRun::new(sid.clone(), "next", "m/x", 4);
+    s.create_run(&t, &nr).await.unwrap();
+    assert!(s.claim_runs("n2", &limits).await.unwrap().is_empty());
+    assert_eq!(s.active_run(&t, &sid).await.unwrap().unwrap().id, id);
+
+    let pending = ApprovalFilter { run_id: Some(id.clone()), status: Some("pending".into()), ..Default::default() };
+    let page = Page { after: None, limit: 50 };
+    let listed = s.list_approvals(&t, &pending, &page).await.unwrap();
+    assert_eq!(listed.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["apr_1", "apr_2"]);
+    assert_eq!((listed[0].session_id.as_str(), listed[0].risk.as_str()), (sid.as_str(), "high"));
+    assert_eq!(listed[0].reasons, ["rm -rf"]);
+    assert!(s.list_approvals(&other, &ApprovalFilter::default(), &page).await.unwrap().is_empty());
+    assert!(s.get_approval(&other, "apr_1").await.unwrap().is_none());
+    assert!(matches!(s.resolve_approval(&other, "apr_1", &answer("deny")).await, Err(StoreError::NotFound)));
+
+    let due = s.expired_approvals(&crate::now(), 10).await.unwrap();
+    assert_eq!(due.iter().map(|(_, id)| id.as_str()).collect::<Vec<_>>(), ["apr_2"]);
+
+    let (a, evs) = s.resolve_approval(&t, "apr_1", &answer("approve_for_session")).await.unwrap();
+    assert_eq!((a.status.as_str(), a.decision.as_deref()), ("approved", Some("approve_for_session")));
+    assert_eq!(evs[0].type_name, "approval.resolved");
+    assert_eq!(evs[0].data["remaining"], 1);
+    assert_eq!(s.get_run(&t, &id).await.unwrap().unwrap().status, RunStatus::WaitingApproval);
+    assert!(matches!(
+        s.resolve_approval(&t, "apr_1", &answer("deny")).await,
+        Err(StoreError::NotPending(st)) if st == "approved"
+    ));
+    assert!(s.session_grant(&t, &sid, "k1").await.unwrap());
+    assert!(!s.session_grant(&t, &sid, "k2").await.unwrap());
+    assert!(!s.session_grant(&other, &sid, "k1").await.unwrap());
+
+    let (a, _) = s.resolve_approval(&t, "apr_2", &answer("expired")).await.unwrap();
+    assert_eq!(a.status, "expired");
+    assert_eq!(s.get_run(&t, &id).await.unwrap().unwrap().status, RunStatus::Queued);
+    assert_eq!(s.claim_runs("n2", &limits).await.unwrap().len(), 1, "queued again and claimable");
+
+    // A run that ends cancels what is still pending.
+    let (_, id2) = new_run(&*s, &t, None).await;
+    s.append(&t, &id2, &[EventKind::RunStarted { node: "n".into() }, ask("apr_3", "c", "k", None)]).await.unwrap();
+    s.append(&t, &id2, &[EventKind::RunCancelled { reason: None }]).await.unwrap();
+    assert_eq!(s.get_approval(&t, "apr_3").await.unwrap().unwrap().status, "cancelled");
+    assert!(matches!(s.resolve_approval(&t, "apr_3", &answer("approve")).await, Err(StoreError::NotPending(_))));
 }

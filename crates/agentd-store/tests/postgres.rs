@@ -42,6 +42,7 @@ suite_tests!(
     prune_removes_old_finished_runs,
     http_tools_are_tenant_scoped,
     direct_calls_are_journaled,
+    approvals_pause_and_resume_runs,
 );
 
 #[tokio::test(flavor = "multi_thread")]
