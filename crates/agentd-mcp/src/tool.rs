@@ -88,6 +88,10 @@ impl Tool for McpTool {
         self.def.annotations.as_ref().and_then(|a| a.idempotent_hint).unwrap_or(false)
     }
 
+    fn annotations(&self) -> Option<Value> {
+        self.def.annotations.as_ref().and_then(|a| serde_json::to_value(a).ok())
+    }
+
     async fn call(&self, args: Value, ctx: ToolContext) -> ToolOutput {
         let Some(conn) = self.server.conn() else {
             let state = match self.server.state() {
@@ -113,7 +117,7 @@ impl Tool for McpTool {
         match res {
             Ok(CallToolResponse::Complete(result)) => {
                 let v = serde_json::to_value(&result).unwrap_or(Value::Null);
-                ToolOutput { content: to_parts(&v), is_error: v["isError"].as_bool().unwrap_or(false) }
+                ToolOutput { content: to_parts(&v), is_error: v["isError"].as_bool().unwrap_or(false), sandbox: None }
             }
             Ok(_) => {
                 ToolOutput::error("the MCP server asked for input or started a task; agentd does not support that yet")

@@ -89,17 +89,16 @@ pub struct AgentConfig {
     pub tools: Option<Vec<String>>,
     /// Skill names or globs the agent may use (every skill when absent).
     pub skills: Option<Vec<String>>,
-    /// How far shell commands reach (`[agents.default.sandbox]`).
-    #[serde(default)]
-    pub sandbox: SandboxConfig,
-}
-
-/// `[agents.<name>.sandbox]`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct SandboxConfig {
-    /// `restricted` (bubblewrap, the default) or `none`.
-    #[serde(default)]
-    pub mode: agentd_tools::SandboxMode,
+    /// How far shell commands reach (`[agents.default.sandbox]`; named
+    /// agents without one use the default agent's).
+    pub sandbox: Option<agentd_tools::SandboxSettings>,
+    /// Which calls run, ask a person, or are refused (`[agents.default.policy]`).
+    pub policy: Option<agentd_safety::PolicyConfig>,
+    /// The same tool with the same arguments this many times in a row is
+    /// refused with a corrective result (default 3; 0 turns it off).
+    pub max_repeated_calls: Option<u32>,
+    /// Wall-time budget of a run in seconds, time waiting for a person excluded (default 3600).
+    pub max_wall_secs: Option<u64>,
 }
 
 /// Time-to-live of finished runs (`[retention]`), with per-organisation overrides.
@@ -152,7 +151,13 @@ impl Config {
 
     /// Parses the TOML text of a config file.
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let cfg: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (name, a) in &cfg.agents {
+            if let Some(p) = &a.policy {
+                agentd_safety::Policy::new(p.clone()).map_err(|e| format!("agents.{name}.policy: {e}"))?;
+            }
+        }
+        Ok(cfg)
     }
 
     /// The default agent's settings.
@@ -200,6 +205,8 @@ mod tests {
     #[test]
     fn unknown_keys_are_ignored_and_bad_types_rejected() {
         assert!(Config::parse("future_key = 1\n[agents.default.policy]\nmode = \"ask\"").is_ok());
+        assert!(Config::parse("[agents.default.policy]\ndeny = [\"shell(rm\"]").is_err());
+        assert!(Config::parse("[agents.default.sandbox]\nmode = \"nope\"").is_err());
         assert!(Config::parse("max_body_bytes = \"lots\"").is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! Rebuilding where a run stands from its journal, so any node can go on
 //! with it after a crash or a lost lease.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use agentd_core::{EventKind, StoredEvent, ToolCall};
 
@@ -27,6 +27,33 @@ pub struct Folded {
     /// Text of the last model answer (for an answered final step).
     pub last_text: String,
     pub last_seq: i64,
+    /// Policy decisions on the last step's calls: call id → decision.
+    pub policy: HashMap<String, String>,
+    /// Approvals of the last step's calls, by call id.
+    pub approvals: HashMap<String, ApprovalState>,
+    /// How often a person refused each approval key in this run.
+    pub denials: HashMap<String, u32>,
+    /// Signature of the last tool call and how many identical calls came in a row.
+    pub last_call: Option<(String, u32)>,
+    /// Milliseconds the run executed so far; time waiting for people is excluded.
+    pub active_ms: i64,
+}
+
+/// An approval as the journal tells it.
+#[derive(Debug, Clone, Default)]
+pub struct ApprovalState {
+    pub approval_key: String,
+    /// `(decision, reason, edited arguments)` once answered.
+    pub resolved: Option<(String, Option<String>, Option<serde_json::Value>)>,
+}
+
+/// Identifies "the same call" for the loop guard: name + canonical arguments.
+pub fn call_signature(name: &str, args: &serde_json::Value) -> String {
+    format!("{name}:{}", agentd_safety::canonical_json(args))
+}
+
+fn millis(ts: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(ts).ok().map(|d| d.timestamp_millis())
 }
 
 impl Folded {
@@ -34,8 +61,27 @@ impl Folded {
     pub fn from_events(events: &[StoredEvent]) -> Self {
         let mut f = Folded::default();
         let mut steered: HashSet<i64> = HashSet::new();
+        // Active time: segments open at run.started / run.resumed and close
+        // at the last event before a pause (approval.requested) or a crash.
+        let (mut seg_start, mut last_ts): (Option<i64>, Option<i64>) = (None, None);
         for ev in events {
             f.last_seq = ev.seq;
+            let ts = millis(&ev.created_at);
+            match ev.type_name.as_str() {
+                "run.started" | "run.resumed" => {
+                    if let (Some(s), Some(l)) = (seg_start, last_ts) {
+                        f.active_ms += (l - s).max(0);
+                    }
+                    seg_start = ts;
+                }
+                "approval.requested" => {
+                    if let (Some(s), Some(t)) = (seg_start.take(), ts) {
+                        f.active_ms += (t - s).max(0);
+                    }
+                }
+                _ => {}
+            }
+            last_ts = ts.or(last_ts);
             let Ok(kind) = EventKind::from_parts(&ev.type_name, ev.data.clone()) else { continue };
             match kind {
                 EventKind::RunStarted { .. } => f.started = true,
@@ -44,6 +90,8 @@ impl Folded {
                         f.calls.clear();
                         f.results.clear();
                         f.tool_started.clear();
+                        f.policy.clear();
+                        f.approvals.clear();
                         f.answered = false;
                     }
                     f.step = step;
@@ -53,6 +101,27 @@ impl Folded {
                     f.answered = true;
                     f.last_text = message.text_content();
                     f.calls = message.tool_calls;
+                }
+                EventKind::ToolCalled { name, arguments, .. } => {
+                    let sig = call_signature(&name, &arguments);
+                    f.last_call = match f.last_call.take() {
+                        Some((last, n)) if last == sig => Some((last, n + 1)),
+                        _ => Some((sig, 1)),
+                    };
+                }
+                EventKind::ToolPolicy { call_id, decision, .. } => {
+                    f.policy.insert(call_id, decision);
+                }
+                EventKind::ApprovalRequested { call_id, approval_key, .. } => {
+                    f.approvals.insert(call_id, ApprovalState { approval_key, resolved: None });
+                }
+                EventKind::ApprovalResolved { call_id, approval_key, decision, reason, arguments, .. } => {
+                    if agentd_core::approval::status_of(&decision) != "approved" {
+                        *f.denials.entry(approval_key.clone()).or_default() += 1;
+                    }
+                    let a =
+                        f.approvals.entry(call_id).or_insert_with(|| ApprovalState { approval_key, resolved: None });
+                    a.resolved = Some((decision, reason, arguments));
                 }
                 EventKind::ToolStarted { call_id, .. } => {
                     f.tool_started.insert(call_id);
@@ -69,6 +138,9 @@ impl Folded {
             }
         }
         f.pending_inputs.retain(|(seq, _)| !steered.contains(seq));
+        if let (Some(s), Some(l)) = (seg_start, last_ts) {
+            f.active_ms += (l - s).max(0);
+        }
         f
     }
 

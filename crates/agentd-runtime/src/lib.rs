@@ -2,8 +2,10 @@
 //! LLM/tool loop over the journal (resuming from it after a crash), and fans
 //! live events out to subscribers.
 
+mod approvals;
 pub mod config;
 mod fold;
+mod gate;
 pub mod hub;
 pub mod models;
 mod run_loop;
@@ -22,6 +24,7 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use approvals::DECISIONS;
 pub use config::Config;
 pub use fold::Folded;
 pub use hub::{Hub, Live};
@@ -45,6 +48,29 @@ pub struct AgentSettings {
     pub tools: Option<Vec<String>>,
     /// Skill names or globs the agent may use; `None` means all skills.
     pub skills: Option<Vec<String>>,
+    /// The tool policy (allow / ask / deny).
+    pub policy: Arc<agentd_safety::Policy>,
+    /// The fence around shell commands.
+    pub sandbox: agentd_tools::SandboxSettings,
+    /// Identical calls in a row before the loop guard refuses one (0: off).
+    pub max_repeated_calls: u32,
+    /// Wall-time budget of a run, waiting for people excluded.
+    pub max_wall_secs: u64,
+}
+
+/// A policy that denies everything: what a broken policy falls back to.
+fn deny_all() -> agentd_safety::Policy {
+    let c = agentd_safety::PolicyConfig { mode: agentd_safety::Verdict::Deny, ..Default::default() };
+    agentd_safety::Policy::new(c).unwrap_or_else(|_| unreachable!("a policy without rules always parses"))
+}
+
+/// A policy from config; rules are checked when the config loads, so a
+/// failure here means a bug, and the agent fails closed.
+pub fn policy_from(c: &agentd_safety::PolicyConfig) -> Arc<agentd_safety::Policy> {
+    Arc::new(agentd_safety::Policy::new(c.clone()).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "invalid policy; denying every tool call");
+        deny_all()
+    }))
 }
 
 impl Default for AgentSettings {
@@ -56,6 +82,10 @@ impl Default for AgentSettings {
             max_steps: 20,
             tools: None,
             skills: None,
+            policy: policy_from(&agentd_safety::PolicyConfig::default()),
+            sandbox: agentd_tools::SandboxSettings::default(),
+            max_repeated_calls: 3,
+            max_wall_secs: 3600,
         }
     }
 }
@@ -89,6 +119,10 @@ impl AgentSettings {
             max_steps: a.max_steps.unwrap_or(d.max_steps).clamp(1, MAX_STEPS_LIMIT),
             tools: a.tools,
             skills: a.skills,
+            policy: a.policy.as_ref().map(policy_from).unwrap_or(d.policy),
+            sandbox: a.sandbox.unwrap_or(d.sandbox),
+            max_repeated_calls: a.max_repeated_calls.unwrap_or(d.max_repeated_calls),
+            max_wall_secs: a.max_wall_secs.unwrap_or(d.max_wall_secs).max(1),
         }
     }
 
@@ -121,6 +155,9 @@ pub enum RuntimeError {
     NotFound { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The policy refuses, or wants a person to approve, a direct call.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String, details: serde_json::Value },
     /// The session has an unfinished run and the caller asked to reject.
     #[error("session is busy with run {active_run_id}")]
     Busy { active_run_id: String },

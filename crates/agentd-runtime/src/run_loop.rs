@@ -4,7 +4,8 @@
 //! an unanswered LLM call is asked again, a finished tool call is never
 //! repeated, an interrupted one is re-run only if the tool is idempotent.
 
-use std::time::Instant;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use agentd_core::{EventKind, Message, Role, Run, RunError, StoredEvent, Tenant, ToolCall};
 use agentd_providers::{ChatRequest, Delta};
@@ -14,6 +15,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::fold::Folded;
+use crate::gate::{Known, LoopState, Plan};
 use crate::{Live, Runtime, ToolSet};
 
 /// Why the loop stopped early.
@@ -190,6 +192,9 @@ impl Runtime {
 
         // Where the journal stops decides where to go on.
         let mut first_step = f.step.max(1);
+        let mut loops = LoopState { last: f.last_call.clone(), max: agent.max_repeated_calls };
+        let budget_ms = (agent.max_wall_secs as i64).saturating_mul(1000) - f.active_ms;
+        let deadline = Instant::now() + Duration::from_millis(budget_ms.max(0) as u64);
         if f.started && f.step > 0 && !f.step_completed && f.answered {
             if f.calls.is_empty() {
                 // Answered without tools but not completed: the answer stands.
@@ -197,27 +202,20 @@ impl Runtime {
                 w.write_final(carry, EventKind::RunCompleted { output: f.last_text.clone(), usage: total }).await?;
                 return Ok(());
             }
-            w.write(&std::mem::take(&mut carry)).await?;
             let pending = f.unfinished_calls();
-            let (rerun, lost): (Vec<ToolCall>, Vec<ToolCall>) = pending.into_iter().partition(|c| {
-                !f.tool_started.contains(&c.id) || self.tools.get(&c.name).is_some_and(|x| x.idempotent())
-            });
-            for c in &lost {
-                let out = ToolOutput::error(format!(
-                    "interrupted: the run stopped while `{}` was executing; its outcome is unknown and it was not \
-                     run again because it is not idempotent",
-                    c.name
-                ));
-                let ev = tool_result(c, &out, "interrupted", 0);
-                w.write(&[ev]).await?;
+            let known = Known::from_fold(&f);
+            let ctx = StepCtx { t, run, set: &toolset, cancel, deadline };
+            match self
+                .handle_calls(&ctx, &pending, &known, &f.tool_started, &f.denials, &mut loops, &mut w, &mut carry)
+                .await?
+            {
+                Outcome::Continue(_) => {}
+                Outcome::Paused => return Ok(()),
+                Outcome::Failed(ev) => {
+                    w.write_final(carry, ev).await?;
+                    return Ok(());
+                }
             }
-            let restarted: Vec<EventKind> = rerun
-                .iter()
-                .filter(|c| !f.tool_started.contains(&c.id))
-                .map(|c| EventKind::ToolStarted { call_id: c.id.clone(), name: c.name.clone() })
-                .collect();
-            w.write(&restarted).await?;
-            self.run_tools(t, run, &toolset, &rerun, cancel, &mut w, &mut carry).await?;
             // The session history already holds every result now.
             let history = self.store.session_messages(t, &run.session_id).await?;
             messages.truncate(1);
@@ -234,6 +232,10 @@ impl Runtime {
                 w.write(&carry).await?;
                 return Err(Stop::Halted);
             }
+            if Instant::now() >= deadline {
+                w.write_final(carry, wall_time_exceeded(agent.max_wall_secs)).await?;
+                return Ok(());
+            }
             w.take_inputs(&mut carry, &mut messages);
             carry.push(EventKind::StepStarted { step });
             w.write(&std::mem::take(&mut carry)).await?;
@@ -248,6 +250,10 @@ impl Runtime {
                 ChatRequest { model: &model.model, messages: &messages, tools: &tools, max_tokens: model.max_tokens };
             let resp = tokio::select! {
                 _ = cancel.cancelled() => return Err(Stop::Halted),
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    w.write_final(carry, wall_time_exceeded(agent.max_wall_secs)).await?;
+                    return Ok(());
+                }
                 r = model.provider.chat(req, &sink) => r,
             };
             let resp = match resp {
@@ -281,13 +287,21 @@ impl Runtime {
                 let (call_id, name) = (c.id.clone(), c.name.clone());
                 carry.push(EventKind::ToolCalled { call_id, name, arguments: c.arguments.clone() });
             }
-            for c in &calls {
-                carry.push(EventKind::ToolStarted { call_id: c.id.clone(), name: c.name.clone() });
-            }
-            w.write(&std::mem::take(&mut carry)).await?;
             messages.push(resp.message);
-            let results = self.run_tools(t, run, &toolset, &calls, cancel, &mut w, &mut carry).await?;
-            messages.extend(results);
+            let ctx = StepCtx { t, run, set: &toolset, cancel, deadline };
+            let none = HashSet::new();
+            let denials = HashMap::new();
+            match self
+                .handle_calls(&ctx, &calls, &Known::default(), &none, &denials, &mut loops, &mut w, &mut carry)
+                .await?
+            {
+                Outcome::Continue(results) => messages.extend(results),
+                Outcome::Paused => return Ok(()),
+                Outcome::Failed(ev) => {
+                    w.write_final(carry, ev).await?;
+                    return Ok(());
+                }
+            }
             carry.push(EventKind::StepCompleted { step });
         }
         let msg = format!("the run reached max_steps ({}) without a final answer", run.max_steps);
@@ -295,23 +309,93 @@ impl Runtime {
         Ok(())
     }
 
+    /// Passes a step's calls through the gate, then runs the allowed ones;
+    /// pauses the run if a person must answer first.
+    #[allow(clippy::too_many_arguments)]
+    async fn handle_calls(
+        &self,
+        ctx: &StepCtx<'_>,
+        calls: &[ToolCall],
+        known: &Known,
+        started: &HashSet<String>,
+        denials: &HashMap<String, u32>,
+        loops: &mut LoopState,
+        w: &mut Writer<'_>,
+        carry: &mut Vec<EventKind>,
+    ) -> Result<Outcome, Stop> {
+        let plans = self.gate(ctx.t, ctx.run, ctx.set, calls, known, loops, carry).await?;
+        let (mut run, mut refused, mut asks, mut waiting) = (vec![], vec![], vec![], false);
+        for (c, plan) in calls.iter().zip(plans) {
+            match plan {
+                Plan::Run(call)
+                    if started.contains(&call.id) && !self.tools.get(&call.name).is_some_and(|x| x.idempotent()) =>
+                {
+                    let out = ToolOutput::error(format!(
+                        "interrupted: the run stopped while `{}` was executing; its outcome is unknown and it was not \
+                         run again because it is not idempotent",
+                        call.name
+                    ));
+                    refused.push(tool_result(&call, &out, "interrupted", 0));
+                }
+                Plan::Run(call) => {
+                    if !started.contains(&call.id) {
+                        carry.push(EventKind::ToolStarted { call_id: call.id.clone(), name: call.name.clone() });
+                    }
+                    run.push(call);
+                }
+                Plan::Refuse { out, status } => refused.push(tool_result(c, &out, status, 0)),
+                Plan::Ask(ev) => asks.push(ev),
+                Plan::Waiting => waiting = true,
+            }
+        }
+        w.write(&std::mem::take(carry)).await?;
+        let mut messages: Vec<Message> = vec![];
+        for ev in &refused {
+            if let EventKind::ToolResult { call_id, content, .. } = ev {
+                messages.push(Message::tool_result(call_id, content.clone()));
+            }
+        }
+        w.write(&refused).await?;
+        messages.extend(self.run_tools(ctx, &run, w, carry).await?);
+        if waiting || !asks.is_empty() {
+            // Nobody holds a waiting run: its task ends here and any node
+            // picks it up again once the last approval is answered.
+            carry.extend(asks);
+            w.write(&std::mem::take(carry)).await?;
+            return Ok(Outcome::Paused);
+        }
+        if let Some((key, n)) = calls
+            .iter()
+            .filter_map(|c| known.approvals.get(&c.id))
+            .find_map(|a| denials.get(&a.approval_key).filter(|n| **n >= 2).map(|n| (a.approval_key.clone(), *n)))
+        {
+            let msg = format!("a person refused the same request {n} times (approval key {key}); the run stops");
+            return Ok(Outcome::Failed(failed("approval_denied", msg)));
+        }
+        Ok(Outcome::Continue(messages))
+    }
+
     /// Runs tool calls concurrently and journals each result as it arrives;
     /// the last one goes into `carry`, to share the next transaction.
     #[allow(clippy::too_many_arguments)]
     async fn run_tools(
         &self,
-        t: &Tenant,
-        run: &Run,
-        set: &ToolSet,
+        ctx: &StepCtx<'_>,
         calls: &[ToolCall],
-        cancel: &CancellationToken,
         w: &mut Writer<'_>,
         carry: &mut Vec<EventKind>,
     ) -> Result<Vec<Message>, Stop> {
         let mut messages = vec![];
+        let (t, run, set, cancel) = (ctx.t, ctx.run, ctx.set, ctx.cancel);
         let mut pending: FuturesUnordered<_> = calls.iter().map(|c| self.call_tool(t, run, set, c, cancel)).collect();
         while let Some((call, out, ms)) = tokio::select! {
             _ = cancel.cancelled() => return Err(Stop::Halted),
+            _ = tokio::time::sleep_until(ctx.deadline.into()) => {
+                // Dropping the futures cancels the calls; the budget ends the run.
+                drop(pending);
+                w.write_final(std::mem::take(carry), wall_time_exceeded(set.agent.max_wall_secs)).await?;
+                return Err(Stop::Halted);
+            }
             r = pending.next() => r,
         } {
             let status = if out.is_error { "error" } else { "ok" };
@@ -363,6 +447,7 @@ impl Runtime {
                     idempotency_key: format!("{}:{}", run.id, call.id),
                     cancel: cancel.child_token(),
                     workspace,
+                    sandbox: set.agent.sandbox.clone(),
                 };
                 let args = call.arguments.clone();
                 match tokio::spawn(async move { tool.call(args, ctx).await }).await {
@@ -383,7 +468,31 @@ fn tool_result(call: &ToolCall, out: &ToolOutput, status: &str, ms: u64) -> Even
         is_error: out.is_error,
         status: status.into(),
         duration_ms: ms,
+        sandbox: out.sandbox.clone(),
     }
+}
+
+fn wall_time_exceeded(secs: u64) -> EventKind {
+    failed("wall_time_exceeded", format!("the run used up its wall-time budget ({secs} s)"))
+}
+
+/// What every call of one step shares.
+struct StepCtx<'a> {
+    t: &'a Tenant,
+    run: &'a Run,
+    set: &'a ToolSet,
+    cancel: &'a CancellationToken,
+    deadline: Instant,
+}
+
+/// How a step's calls ended.
+enum Outcome {
+    /// Results for the model.
+    Continue(Vec<Message>),
+    /// Waiting for a person; the task ends.
+    Paused,
+    /// The run must end with this event.
+    Failed(EventKind),
 }
 
 /// Most text of one tool result the model is handed; the journal keeps more.

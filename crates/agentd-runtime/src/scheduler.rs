@@ -54,6 +54,8 @@ impl Runtime {
         } else {
             let rt = self.clone();
             tokio::spawn(async move { rt.schedule_loop().await });
+            let rt = self.clone();
+            tokio::spawn(async move { rt.expire_approvals_loop().await });
         }
         let rt = self.clone();
         tokio::spawn(async move { rt.heartbeat_loop().await });
@@ -76,8 +78,10 @@ impl Runtime {
             };
             match c {
                 Ok(c) => {
-                    if matches!(c.type_name.as_str(), "run.created" | "run.completed" | "run.failed" | "run.cancelled")
-                    {
+                    if matches!(
+                        c.type_name.as_str(),
+                        "run.created" | "run.completed" | "run.failed" | "run.cancelled" | "approval.resolved"
+                    ) {
                         self.wake.notify_one();
                     }
                     if c.type_name == "run.cancelled"

@@ -190,6 +190,27 @@ impl Runtime {
             return Err(RuntimeError::bad("invalid_arguments", "`arguments` must be a JSON object"));
         }
         verdict.map_err(RuntimeError::InvalidArguments)?;
+        // A direct call has nobody to pause for: `ask` is answered with 403.
+        let annotations = tool.annotations();
+        let facts =
+            agentd_safety::ToolFacts { name, source: set.source(self, name), annotations: annotations.as_ref() };
+        let d = set.agent.policy.evaluate(facts, &args);
+        let details = serde_json::json!({"rule": d.rule, "risk": d.risk, "reasons": d.reasons});
+        match d.decision {
+            agentd_safety::Verdict::Allow => {}
+            agentd_safety::Verdict::Deny => {
+                let message = format!("permission denied: {}", d.rule);
+                return Err(RuntimeError::Forbidden { code: "permission_denied", message, details });
+            }
+            agentd_safety::Verdict::Ask => {
+                let message = format!(
+                    "the policy asks a person to approve this call ({}); direct calls cannot wait for approval — \
+                     run it through an agent run, or add an allow rule",
+                    d.rule
+                );
+                return Err(RuntimeError::Forbidden { code: "approval_required", message, details });
+            }
+        }
         if let Some(id) = session_id
             && self.store.get_session(t, id).await?.is_none()
         {
@@ -211,6 +232,7 @@ impl Runtime {
             call_id,
             cancel: CancellationToken::new(),
             workspace: ws,
+            sandbox: set.agent.sandbox.clone(),
         };
         let (call_id, started) = (ctx.call_id.clone(), std::time::Instant::now());
         let out = tool.call(args.clone(), ctx).await;
@@ -249,6 +271,10 @@ pub struct AgentDef {
     /// Skill names or globs (every skill when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skills: Option<Vec<String>>,
+    /// Policy layered over the operator's: its mode and allow / ask rules
+    /// apply, the operator's deny rules always stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<agentd_safety::PolicyConfig>,
 }
 
 impl AgentDef {
@@ -261,6 +287,24 @@ impl AgentDef {
             tools: self.tools.clone(),
             skills: self.skills.clone(),
             model: self.model.clone(),
+            policy: match &self.policy {
+                Some(p) => base.policy.layered(p).map(Arc::new).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "invalid tenant policy; denying every tool call");
+                    Arc::new(crate::deny_all())
+                }),
+                None => base.policy.clone(),
+            },
+            sandbox: base.sandbox.clone(),
+            max_repeated_calls: base.max_repeated_calls,
+            max_wall_secs: base.max_wall_secs,
+        }
+    }
+
+    /// Checks the policy rules parse.
+    pub fn validate(&self) -> Result<(), String> {
+        match &self.policy {
+            Some(p) => agentd_safety::Policy::new(p.clone()).map(|_| ()).map_err(|e| e.to_string()),
+            None => Ok(()),
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct PolicyConfig {
     /// matched (before allow rules): `ask` unless configured otherwise.
     #[serde(default = "ask")]
     pub high_risk: Verdict,
+    /// Seconds a pending approval waits before it resolves as denied (forever when absent).
+    #[serde(default)]
+    pub approval_timeout_secs: Option<u64>,
 }
 
 fn ask() -> Verdict {
@@ -54,7 +57,14 @@ fn ask() -> Verdict {
 
 impl Default for PolicyConfig {
     fn default() -> Self {
-        Self { mode: Verdict::Allow, allow: vec![], ask: vec![], deny: vec![], high_risk: Verdict::Ask }
+        Self {
+            mode: Verdict::Allow,
+            allow: vec![],
+            ask: vec![],
+            deny: vec![],
+            high_risk: Verdict::Ask,
+            approval_timeout_secs: None,
+        }
     }
 }
 
@@ -136,6 +146,9 @@ impl Policy {
         }
         if self.config.high_risk != Verdict::Allow && c.high_risk == Verdict::Allow {
             c.high_risk = self.config.high_risk;
+        }
+        if c.approval_timeout_secs.is_none() {
+            c.approval_timeout_secs = self.config.approval_timeout_secs;
         }
         Policy::new(c)
     }

@@ -49,6 +49,12 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::not_found("not_found", "not found"),
+            StoreError::NotPending(status) => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "approval_not_pending",
+                message: format!("the approval is {status}, not pending"),
+                extra: Some(json!({"status": status})),
+            },
             StoreError::RunFinished => {
                 ApiError::new(StatusCode::CONFLICT, "run_already_finished", "run already finished")
             }
@@ -78,6 +84,9 @@ impl From<RuntimeError> for ApiError {
                 message: e.to_string(),
                 extra: Some(json!({ "field": e.field, "tool": e.tool })),
             },
+            RuntimeError::Forbidden { code, message, details } => {
+                ApiError { status: StatusCode::FORBIDDEN, code, message, extra: Some(details) }
+            }
             RuntimeError::Store(s) => s.into(),
         }
     }

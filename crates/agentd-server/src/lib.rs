@@ -1,5 +1,6 @@
 //! The HTTP face of agentd: `/v1` REST + SSE over the runtime.
 
+mod approvals;
 mod error;
 mod runs;
 mod sessions;
@@ -48,7 +49,9 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .route("/agents", post(tools::create_agent).get(tools::list_agents))
         .route("/agents/{name}", axum::routing::delete(tools::delete_agent))
         .route("/skills", post(tools::create_skill).get(tools::list_skills))
-        .route("/skills/{name}", get(tools::get_skill).put(tools::replace_skill).delete(tools::delete_skill));
+        .route("/skills/{name}", get(tools::get_skill).put(tools::replace_skill).delete(tools::delete_skill))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}", get(approvals::get_one).post(approvals::answer));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))

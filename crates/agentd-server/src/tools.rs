@@ -336,6 +336,7 @@ pub async fn create_agent(
     if let Some(m) = &def.model {
         s.rt.models.resolve(m).map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
     }
+    def.validate().map_err(|m| ApiError::bad_request("invalid_policy", m))?;
     if s.rt.config_agent_names().contains(&def.name) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

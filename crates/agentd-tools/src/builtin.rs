@@ -76,6 +76,7 @@ mod tests {
             idempotency_key: "r:c".into(),
             cancel: CancellationToken::new(),
             workspace: None,
+            sandbox: Default::default(),
         }
     }
 

@@ -163,6 +163,7 @@ impl Tool for HttpFetch {
         ToolOutput {
             content: vec![agentd_core::ContentPart::text(out)],
             is_error: status.is_client_error() || status.is_server_error(),
+            sandbox: None,
         }
     }
 }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 pub use builtin::{CurrentTime, Echo};
 pub use http_fetch::html_to_text;
 pub use http_tool::{HttpTool, SECRET_ENV_PREFIX, validate_http_tool};
-pub use shell::{SandboxMode, find_bwrap};
+pub use shell::{SANDBOX_UNAVAILABLE, SandboxMode, SandboxSettings, find_bwrap};
 pub use workspace::{PathError, Workspace};
 
 /// What a tool call knows about where it runs.
@@ -34,6 +34,8 @@ pub struct ToolContext {
     pub cancel: CancellationToken,
     /// The directory file and shell tools are confined to.
     pub workspace: Option<Workspace>,
+    /// How far `shell` may reach (the agent's sandbox settings).
+    pub sandbox: SandboxSettings,
 }
 
 /// A tool's answer.
@@ -41,15 +43,23 @@ pub struct ToolContext {
 pub struct ToolOutput {
     pub content: Vec<ContentPart>,
     pub is_error: bool,
+    /// How the call was fenced (shell), for the journal.
+    pub sandbox: Option<serde_json::Value>,
 }
 
 impl ToolOutput {
     pub fn text(s: impl Into<String>) -> Self {
-        Self { content: vec![ContentPart::text(s)], is_error: false }
+        Self { content: vec![ContentPart::text(s)], is_error: false, sandbox: None }
     }
 
     pub fn error(s: impl Into<String>) -> Self {
-        Self { content: vec![ContentPart::text(s)], is_error: true }
+        Self { content: vec![ContentPart::text(s)], is_error: true, sandbox: None }
+    }
+
+    /// The same output with sandbox evidence attached.
+    pub fn with_sandbox(mut self, evidence: serde_json::Value) -> Self {
+        self.sandbox = Some(evidence);
+        self
     }
 }
 
@@ -63,6 +73,10 @@ pub trait Tool: Send + Sync {
     /// Whether the call needs the run's workspace directory (file and shell tools).
     fn needs_workspace(&self) -> bool {
         false
+    }
+    /// Hints about the tool's effects (MCP `annotations`: `readOnlyHint`, `destructiveHint`, …).
+    fn annotations(&self) -> Option<serde_json::Value> {
+        None
     }
     async fn call(&self, args: serde_json::Value, ctx: ToolContext) -> ToolOutput;
 }
@@ -110,8 +124,8 @@ pub fn check_args(tool: &str, schema: &serde_json::Value, args: &serde_json::Val
 }
 
 impl ToolRegistry {
-    /// A registry with every builtin tool; `shell` runs under `sandbox`.
-    pub fn builtin_with(sandbox: SandboxMode) -> Self {
+    /// A registry with every builtin tool (each call brings its sandbox settings).
+    pub fn builtin() -> Self {
         let mut r = Self::default();
         r.register(Arc::new(Echo));
         r.register(Arc::new(CurrentTime));
@@ -121,14 +135,9 @@ impl ToolRegistry {
         r.register(Arc::new(fs::ListDir));
         r.register(Arc::new(fs::Glob));
         r.register(Arc::new(fs::Grep));
-        r.register(Arc::new(shell::Shell { sandbox }));
+        r.register(Arc::new(shell::Shell));
         r.register(Arc::new(http_fetch::HttpFetch::default()));
         r
-    }
-
-    /// Every builtin tool, `shell` sandboxed.
-    pub fn builtin() -> Self {
-        Self::builtin_with(SandboxMode::Restricted)
     }
 
     /// Adds the test-only tools (`test_append` writing to `file`, `test_sleep`).

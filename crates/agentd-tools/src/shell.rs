@@ -14,7 +14,7 @@ use tokio::io::AsyncReadExt;
 use crate::{Tool, ToolContext, ToolOutput};
 
 /// How far a shell command can reach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxMode {
     /// bubblewrap: read-only root, writable workspace, no network.
@@ -24,13 +24,72 @@ pub enum SandboxMode {
     None,
 }
 
-const MAX_STREAM: usize = 64 * 1024;
+impl SandboxMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SandboxMode::Restricted => "restricted",
+            SandboxMode::None => "none",
+        }
+    }
+}
+
+/// `[agents.<name>.sandbox]`: the fence around shell commands.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxSettings {
+    pub mode: SandboxMode,
+    /// Commands may open network connections (off: only a private loopback).
+    pub network: bool,
+    /// CPU time per command (RLIMIT_CPU).
+    pub cpu_seconds: u64,
+    /// Address space per process (RLIMIT_AS).
+    pub memory_mb: u64,
+    /// Processes of the sandbox user (RLIMIT_NPROC; not enforced for root).
+    pub max_processes: u64,
+    /// Largest file a command may write (RLIMIT_FSIZE).
+    pub max_file_mb: u64,
+    /// Bytes of stdout and of stderr kept each.
+    pub max_output_bytes: usize,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        Self {
+            mode: SandboxMode::Restricted,
+            network: false,
+            cpu_seconds: 60,
+            memory_mb: 4096,
+            max_processes: 512,
+            max_file_mb: 1024,
+            max_output_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl SandboxSettings {
+    /// What a tool result records about the fence.
+    pub fn evidence(&self, adapter: &str) -> Value {
+        json!({
+            "adapter": adapter,
+            "mode": self.mode.as_str(),
+            "network": self.network || self.mode == SandboxMode::None,
+            "limits": {
+                "cpu_seconds": self.cpu_seconds, "memory_mb": self.memory_mb,
+                "max_processes": self.max_processes, "max_file_mb": self.max_file_mb,
+                "max_output_bytes": self.max_output_bytes,
+            }
+        })
+    }
+}
+
+/// The refusal when the sandbox is required but cannot be had.
+pub const SANDBOX_UNAVAILABLE: &str = "sandbox_unavailable";
+
 const DEFAULT_TIMEOUT_MS: u64 = 120_000;
 const MAX_TIMEOUT_MS: u64 = 600_000;
 
-pub struct Shell {
-    pub sandbox: SandboxMode,
-}
+/// `shell`; how it is fenced comes with each call ([`ToolContext::sandbox`]).
+pub struct Shell;
 
 /// Where bubblewrap is, if installed.
 pub fn find_bwrap() -> Option<PathBuf> {
@@ -40,8 +99,8 @@ pub fn find_bwrap() -> Option<PathBuf> {
         .or_else(|| Some(PathBuf::from("/usr/bin/bwrap")).filter(|p| p.is_file()))
 }
 
-/// Reads a stream to the end, keeping at most `MAX_STREAM` bytes.
-async fn read_capped(mut r: impl tokio::io::AsyncRead + Unpin) -> (String, bool) {
+/// Reads a stream to the end, keeping at most `max` bytes.
+async fn read_capped(mut r: impl tokio::io::AsyncRead + Unpin, max: usize) -> (String, bool) {
     let mut kept = Vec::new();
     let mut buf = [0u8; 8192];
     let mut cut = false;
@@ -49,7 +108,7 @@ async fn read_capped(mut r: impl tokio::io::AsyncRead + Unpin) -> (String, bool)
         match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                let room = MAX_STREAM.saturating_sub(kept.len());
+                let room = max.saturating_sub(kept.len());
                 kept.extend_from_slice(&buf[..n.min(room)]);
                 cut |= n > room;
             }
@@ -109,31 +168,52 @@ impl Tool for Shell {
         let timeout =
             Duration::from_millis(args["timeout_ms"].as_u64().unwrap_or(DEFAULT_TIMEOUT_MS).min(MAX_TIMEOUT_MS));
         let root = ws.root().to_path_buf();
-        let mut cmd = match self.sandbox {
+        let sb = ctx.sandbox.clone();
+        let (mut cmd, adapter) = match sb.mode {
             SandboxMode::None => {
                 let mut c = tokio::process::Command::new(&argv[0]);
                 c.args(&argv[1..]);
-                c
+                (c, "none")
             }
             SandboxMode::Restricted => {
                 let Some(bwrap) = find_bwrap() else {
-                    return ToolOutput::error(
-                        "shell runs sandboxed with bubblewrap, which is not installed: install the `bubblewrap` \
-                         package, or set `[agents.default.sandbox] mode = \"none\"` to run commands unsandboxed",
-                    );
+                    return ToolOutput::error(format!(
+                        "{SANDBOX_UNAVAILABLE}: shell runs sandboxed with bubblewrap, which is not installed: install \
+                         the `bubblewrap` package, or set `[agents.default.sandbox] mode = \"none\"` to run commands \
+                         unsandboxed"
+                    ));
                 };
                 let mut c = tokio::process::Command::new(bwrap);
                 c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"])
                     .arg("--bind")
                     .arg(&root)
                     .arg(&root)
-                    .args(["--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session", "--chdir"])
-                    .arg(&root)
-                    .arg("--")
-                    .args(&argv);
-                c
+                    .args(["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session"]);
+                if !sb.network {
+                    c.arg("--unshare-net");
+                }
+                c.arg("--chdir").arg(&root).arg("--").args(&argv);
+                (c, "bubblewrap")
             }
         };
+        let limits = [
+            (libc::RLIMIT_CPU, sb.cpu_seconds),
+            (libc::RLIMIT_AS, sb.memory_mb.saturating_mul(1024 * 1024)),
+            (libc::RLIMIT_NPROC, sb.max_processes),
+            (libc::RLIMIT_FSIZE, sb.max_file_mb.saturating_mul(1024 * 1024)),
+        ];
+        // SAFETY: only setrlimit runs between fork and exec; it is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                for (res, v) in limits {
+                    let lim = libc::rlimit { rlim_cur: v as libc::rlim_t, rlim_max: v as libc::rlim_t };
+                    if libc::setrlimit(res, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
         // A clean environment: the server's secrets never reach commands.
         cmd.env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -154,7 +234,8 @@ impl Tool for Shell {
             kill_group(pid);
             return ToolOutput::error("cannot capture output");
         };
-        let readers = futures::future::join(read_capped(out), read_capped(err));
+        let readers =
+            futures::future::join(read_capped(out, sb.max_output_bytes), read_capped(err, sb.max_output_bytes));
         let waited = async {
             let (o, e) = readers.await;
             (child.wait().await, o, e)
@@ -163,7 +244,8 @@ impl Tool for Shell {
             r = waited => r,
             _ = tokio::time::sleep(timeout) => {
                 kill_group(pid);
-                return ToolOutput::error(format!("timed out after {} ms; the command and its children were killed", timeout.as_millis()));
+                return ToolOutput::error(format!("timed out after {} ms; the command and its children were killed", timeout.as_millis()))
+                    .with_sandbox(sb.evidence(adapter));
             }
             _ = ctx.cancel.cancelled() => {
                 kill_group(pid);
@@ -180,6 +262,18 @@ impl Tool for Shell {
             mark(cut_out),
             mark(cut_err)
         );
-        ToolOutput { content: vec![agentd_core::ContentPart::text(text)], is_error: code != "0" }
+        if adapter == "bubblewrap" && code == "1" && stdout.is_empty() && stderr.starts_with("bwrap:") {
+            // bubblewrap itself failed (no user namespaces, a bind it cannot make): never run unfenced.
+            return ToolOutput::error(format!(
+                "{SANDBOX_UNAVAILABLE}: bubblewrap could not set up the sandbox: {}",
+                stderr.trim()
+            ))
+            .with_sandbox(sb.evidence(adapter));
+        }
+        ToolOutput {
+            content: vec![agentd_core::ContentPart::text(text)],
+            is_error: code != "0",
+            sandbox: Some(sb.evidence(adapter)),
+        }
     }
 }

@@ -76,7 +76,7 @@ pub async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
     }
     let tools: Vec<String> = rt.tools.specs().into_iter().map(|t| t.name).collect();
     println!("✓ tools: {}", tools.join(", "));
-    match (s.config.default_agent().sandbox.mode, agentd_tools::find_bwrap()) {
+    match (s.config.default_agent().sandbox.unwrap_or_default().mode, agentd_tools::find_bwrap()) {
         (agentd_tools::SandboxMode::None, _) => {
             println!("- sandbox: off (mode = \"none\"): shell commands run unsandboxed")
         }

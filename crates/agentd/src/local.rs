@@ -109,7 +109,7 @@ fn persistent_node_id(dir: &std::path::Path) -> anyhow::Result<String> {
 /// A runtime over an opened store (not started).
 pub fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime>> {
     let models = ModelRegistry::from_config(&s.config)?;
-    let mut tools = ToolRegistry::builtin_with(s.config.default_agent().sandbox.mode);
+    let mut tools = ToolRegistry::builtin();
     if let Some(file) = &s.test_tools {
         tools = tools.with_test_tools(file.clone());
     }

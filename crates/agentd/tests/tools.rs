@@ -77,7 +77,9 @@ async fn file_tools_work_inside_the_workspace() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn workspace_escapes_are_refused() {
-    let s = Server::start_with(Opts::default());
+    // The fence is tested here, not the gate: the guard would stop most of these first.
+    let (_dir, cfg) = gate_open();
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
     // The tenant's scratch workspace, with a symlink planted to /etc.
     let ws = s.data_dir.join("workspaces/default/default/default/_scratch");
     std::fs::create_dir_all(&ws).unwrap();
@@ -122,8 +124,10 @@ async fn bad_arguments_and_unknown_tools() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shell_runs_sandboxed_with_limits() {
+    let (_dir, cfg) = gate_open();
     let s = Server::start_with(Opts {
         env: vec![("AGENTD_SECRET_FOR_TEST".into(), "hunter2".into())],
+        config: Some(&cfg),
         ..Default::default()
     });
     let (_, v) = call(&s, "shell", json!({"command": "echo hi > out.txt && cat out.txt && pwd"})).await;
@@ -151,7 +155,9 @@ async fn shell_runs_sandboxed_with_limits() {
 #[tokio::test(flavor = "multi_thread")]
 async fn http_fetch_reads_a_loopback_page() {
     let mock = MockOpenAi::start(vec![], 0).await.unwrap();
-    let s = Server::start_with(Opts::default());
+    // Loopback addresses are high risk by default (a person must approve).
+    let (_dir, cfg) = gate_open();
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
     let (_, v) = call(&s, "http_fetch", json!({"url": format!("{}/models", mock.base_url)})).await;
     assert_eq!(v["is_error"], false, "{v}");
     assert!(text(&v).starts_with("HTTP 200") && text(&v).contains("mock-model"), "{v}");
@@ -356,4 +362,12 @@ async fn long_results_are_cut_for_the_model_but_journaled_whole() {
         mock.requests()[1]["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
     assert!(sent.len() < 110_000, "the model gets a cut version ({} bytes)", sent.len());
     assert!(sent.contains("cut for the model"), "with a marker");
+}
+
+/// A config whose policy lets high-risk calls through, to test the fence behind the gate.
+fn gate_open() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, "[agents.default.policy]\nhigh_risk = \"allow\"\n").unwrap();
+    (dir, cfg)
 }

@@ -1,0 +1,52 @@
+//! `/v1/approvals`: tool calls waiting for a person.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiJson, Params, Scope};
+
+/// Approvals, oldest first (`?run_id=&session_id=&status=&after=&limit=`).
+pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
+    let limit = p.int("limit", 50, 1, 200)? as u32;
+    let status = p.str("status");
+    let known = ["pending", "approved", "denied", "expired", "cancelled"];
+    if let Some(st) = &status
+        && !known.contains(&st.as_str())
+    {
+        return Err(ApiError::bad_request("invalid_status", format!("`status` must be one of {}", known.join(", "))));
+    }
+    let f = agentd_store::ApprovalFilter { run_id: p.str("run_id"), session_id: p.str("session_id"), status };
+    let page = agentd_store::Page { after: p.str("after"), limit: limit + 1 };
+    let rows = s.rt.list_approvals(&t, &f, &page).await?;
+    Ok(crate::page(rows, limit as usize, |a| json!(a.id)).into_response())
+}
+
+pub async fn get_one(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(s.rt.get_approval(&t, &id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    decision: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    arguments: Option<serde_json::Value>,
+}
+
+/// Answers one: `approve`, `approve_for_session` or `deny` (with a reason),
+/// or `approve` with edited `arguments`.
+pub async fn answer(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+    ApiJson(a): ApiJson<Answer>,
+) -> Result<Response, ApiError> {
+    let approval = s.rt.answer_approval(&t, &id, &a.decision, a.reason, a.arguments).await?;
+    Ok(Json(approval).into_response())
+}
