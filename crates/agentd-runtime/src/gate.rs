@@ -66,6 +66,7 @@ fn denied_by_person(reason: Option<&str>, expired: bool) -> ToolOutput {
 
 impl Runtime {
     /// Decides each call; journals policy decisions (into `carry`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn gate(
         &self,
         t: &Tenant,

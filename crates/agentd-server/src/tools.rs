@@ -56,6 +56,9 @@ pub async fn call(
 ) -> Result<Response, ApiError> {
     let out = s.rt.call_tool_direct(&t, &name, b.arguments, b.session_id.as_deref()).await?;
     let mut v = json!({"content": out.content, "is_error": out.is_error});
+    if let Some(sb) = &out.sandbox {
+        v["sandbox"] = sb.clone();
+    }
     if p.str("format").as_deref() == Some("json") {
         let text: String = out
             .content

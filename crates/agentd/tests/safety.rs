@@ -402,3 +402,97 @@ async fn a_run_stops_at_its_wall_time_budget() {
         "{done}"
     );
 }
+
+async fn shell(s: &Server, args: Value) -> Value {
+    let (c, v) = s.post("/v1/tools/shell/call", json!({ "arguments": args })).await;
+    assert_eq!(c, 200, "{v}");
+    v
+}
+
+fn out_text(v: &Value) -> String {
+    v["content"].as_array().unwrap().iter().filter_map(|c| c["text"].as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sandbox_fences_shell_commands() {
+    // The gate is opened so the fence itself is what stops these commands.
+    let (dir, cfg) =
+        config("[agents.default.policy]\nhigh_risk = \"allow\"\n[agents.default.sandbox]\ncpu_seconds = 1\n");
+    let secret = dir.path().join("outside-secret.txt");
+    std::fs::write(&secret, "top secret").unwrap();
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
+
+    let v = shell(&s, json!({"command": "echo ok > inside.txt && cat inside.txt"})).await;
+    assert_eq!(v["is_error"], false, "{v}");
+    assert_eq!(v["sandbox"]["adapter"], "bubblewrap");
+    assert_eq!((v["sandbox"]["mode"].as_str(), v["sandbox"]["network"].as_bool()), (Some("restricted"), Some(false)));
+
+    // No writes outside the workspace.
+    let target = dir.path().join("escaped.txt");
+    let v = shell(&s, json!({"command": format!("echo x > {}", target.display())})).await;
+    assert_eq!(v["is_error"], true, "{v}");
+    assert!(!target.exists());
+    let v = shell(&s, json!({"argv": ["touch", "/usr/agentd-sandbox-probe"]})).await;
+    assert_eq!(v["is_error"], true, "{v}");
+    assert!(!Path::new("/usr/agentd-sandbox-probe").exists());
+    // No reads outside the allowed binds: other files of the host, the server's data, /etc/shadow.
+    let v = shell(&s, json!({"argv": ["cat", secret.to_str().unwrap()]})).await;
+    assert_eq!(v["is_error"], true, "{v}");
+    assert!(!out_text(&v).contains("top secret"), "{v}");
+    let v = shell(&s, json!({"argv": ["ls", s.data_dir.to_str().unwrap()]})).await;
+    assert!(!out_text(&v).contains("agentd.db"), "the database is visible: {v}");
+    assert!(s.data_dir.join("agentd.db").exists());
+    if std::fs::read_to_string("/etc/shadow").is_ok_and(|t| !t.is_empty()) {
+        let v = shell(&s, json!({"argv": ["cat", "/etc/shadow"]})).await;
+        assert!(!out_text(&v).contains("root:"), "{v}");
+    }
+
+    // No network: a port listening on the host's loopback cannot be reached.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let probe = format!("bash -c 'echo > /dev/tcp/127.0.0.1/{port}' && echo CONNECTED");
+    let v = shell(&s, json!({"command": probe})).await;
+    assert!(!out_text(&v).contains("CONNECTED") && v["is_error"] == true, "{v}");
+
+    // Limits: a CPU-bound loop dies at its CPU budget, a sleeper at its timeout.
+    let v = shell(&s, json!({"command": "while :; do :; done", "timeout_ms": 20000})).await;
+    assert_eq!(v["is_error"], true, "{v}");
+    assert!(!out_text(&v).contains("timed out"), "killed by RLIMIT_CPU, not the timeout: {v}");
+    let v = shell(&s, json!({"command": "sleep 30", "timeout_ms": 300})).await;
+    assert!(out_text(&v).contains("timed out"), "{v}");
+
+    // With the network granted, the same probe connects.
+    let (_d2, cfg2) =
+        config("[agents.default.policy]\nhigh_risk = \"allow\"\n[agents.default.sandbox]\nnetwork = true\n");
+    let s2 = Server::start_with(Opts { config: Some(&cfg2), ..Default::default() });
+    let v =
+        shell(&s2, json!({"command": format!("bash -c 'echo > /dev/tcp/127.0.0.1/{port}' && echo CONNECTED")})).await;
+    assert!(out_text(&v).contains("CONNECTED"), "{v}");
+    assert_eq!(v["sandbox"]["network"], true);
+    drop(listener);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_bubblewrap_restricted_shell_is_refused() {
+    let empty = tempfile::tempdir().unwrap();
+    let path = empty.path().to_str().unwrap().to_string();
+    let mock =
+        MockOpenAi::start(vec![Turn::tool("shell", json!({"command": "echo hi"})), Turn::text("ok")], 0).await.unwrap();
+    let s = Server::start_with(Opts {
+        mock: Some(&mock.base_url),
+        env: vec![("PATH".into(), path.clone())],
+        ..Default::default()
+    });
+    let v = shell(&s, json!({"command": "echo hi"})).await;
+    assert_eq!(v["is_error"], true, "{v}");
+    let t = out_text(&v);
+    assert!(t.starts_with("sandbox_unavailable") && t.contains("bubblewrap") && t.contains("mode = \"none\""), "{t}");
+    let id = start_run(&s, json!({"input": "x"})).await;
+    assert_eq!(s.wait_run(&id).await["status"], "completed");
+    let res = of_type(&s.events(&id).await, "tool.result")[0].clone();
+    assert!(res["data"]["content"][0]["text"].as_str().unwrap().starts_with("sandbox_unavailable"), "{res}");
+    // doctor says so too.
+    let out = std::process::Command::new(common::bin()).arg("doctor").env("PATH", &path).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("✗ sandbox") && report.contains("bubblewrap is not installed"), "{report}");
+}
