@@ -5,6 +5,7 @@ pub mod approval;
 pub mod event;
 pub mod ids;
 pub mod message;
+pub mod redact;
 pub mod run;
 
 pub use approval::{Approval, ApprovalChange, Resolution};

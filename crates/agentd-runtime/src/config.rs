@@ -41,6 +41,9 @@ pub struct Config {
     /// Directories of skills (each skill a subdirectory with a SKILL.md), shared by all tenants.
     #[serde(default)]
     pub skills_dirs: Vec<PathBuf>,
+    /// Secrets to mask in events, logs and errors (`[secrets]`).
+    #[serde(default)]
+    pub secrets: SecretsConfig,
     /// Directory of the file, for resolving relative paths.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -99,6 +102,15 @@ pub struct AgentConfig {
     pub max_repeated_calls: Option<u32>,
     /// Wall-time budget of a run in seconds, time waiting for a person excluded (default 3600).
     pub max_wall_secs: Option<u64>,
+}
+
+/// `[secrets]`: besides secret-looking environment variables (`*_KEY`,
+/// `*TOKEN*`, `*SECRET*`, `*PASSWORD*`) and the providers' key variables,
+/// the values of these variables are masked.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SecretsConfig {
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 /// Time-to-live of finished runs (`[retention]`), with per-organisation overrides.

@@ -289,9 +289,13 @@ impl Runtime {
     pub async fn create_run(
         self: &Arc<Self>,
         t: &Tenant,
-        req: CreateRun,
+        mut req: CreateRun,
         subscribe: bool,
     ) -> Result<Created, RuntimeError> {
+        // The input is stored (run row, session, journal): secrets are masked before.
+        if let std::borrow::Cow::Owned(masked) = agentd_core::redact::redact(&req.input) {
+            req.input = masked;
+        }
         if req.input.trim().is_empty() {
             return Err(RuntimeError::bad("input_required", "`input` must be a non-empty string"));
         }

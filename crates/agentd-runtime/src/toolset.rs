@@ -235,7 +235,17 @@ impl Runtime {
             sandbox: set.agent.sandbox.clone(),
         };
         let (call_id, started) = (ctx.call_id.clone(), std::time::Instant::now());
-        let out = tool.call(args.clone(), ctx).await;
+        let mut out = tool.call(args.clone(), ctx).await;
+        // What leaves the server carries no secrets, as in the journal.
+        let mut args = args;
+        agentd_core::redact::redact_value(&mut args);
+        for part in &mut out.content {
+            if let agentd_core::ContentPart::Text { text } = part
+                && let std::borrow::Cow::Owned(masked) = agentd_core::redact::redact(text)
+            {
+                *text = masked;
+            }
+        }
         let record = agentd_store::DirectCall {
             id: call_id,
             session_id: session_id.map(str::to_string),

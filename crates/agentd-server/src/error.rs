@@ -37,7 +37,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut err = json!({"code": self.code, "message": self.message});
+        let message = agentd_core::redact::redact(&self.message).into_owned();
+        let mut err = json!({"code": self.code, "message": message});
         if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (self.extra, err.as_object_mut()) {
             obj.extend(extra);
         }

@@ -67,6 +67,11 @@ pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[E
             return Err(StoreError::RunFinished);
         }
         seq += 1;
+        // Secrets never reach the journal or the rows derived from it.
+        let mut data = ev.data();
+        let masked = agentd_core::redact::redact_value(&mut data);
+        let redacted = if masked { EventKind::from_parts(ev.type_name(), data.clone()).ok() } else { None };
+        let ev = redacted.as_ref().unwrap_or(ev);
         let fx = ev.effects();
         let input = fx.input_message.then(|| Message::text(Role::User, head.input.clone()));
         if let Some(m) = fx.message.or(input) {
@@ -85,7 +90,7 @@ pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[E
             run_id: run_id.to_string(),
             seq,
             type_name: ev.type_name().to_string(),
-            data: ev.data(),
+            data,
             created_at: ts.clone(),
         });
     }

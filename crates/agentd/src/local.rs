@@ -32,6 +32,13 @@ pub fn setup(local: &LocalOpts) -> anyhow::Result<Setup> {
         local.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from("./data"));
     let database = local.database.clone().or_else(|| config.database.clone()).filter(|d| !d.is_empty());
     let node_id = local.node_id.clone().or_else(|| config.node_id.clone()).filter(|n| !n.is_empty());
+    // Secret values to mask everywhere: secret-looking environment variables,
+    // the providers' key variables and the ones named in `[secrets] env`.
+    let mut names = config.secrets.env.clone();
+    names.extend(config.providers.values().filter_map(|p| p.api_key_env.clone()));
+    let mut values = agentd_core::redact::secrets_from_env(&names);
+    values.extend(database.clone());
+    agentd_core::redact::set_secrets(values);
     Ok(Setup { config, data_dir, database, node_id, test_tools: local.enable_test_tools.clone() })
 }
 

@@ -496,3 +496,56 @@ async fn without_bubblewrap_restricted_shell_is_refused() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("✗ sandbox") && report.contains("bubblewrap is not installed"), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_never_reach_the_journal() {
+    const DEPLOY: &str = "deploy-key-7f3a9c2e11";
+    const SERVICE: &str = "svc-token-abcdef987654";
+    const SHAPED: &str = "sk-live-abcdefghijklmnopqrstuvwx";
+    let mock = MockOpenAi::start(
+        vec![
+            Turn::tool("lookup", json!({"q": format!("use {SERVICE}")})),
+            Turn::text(&format!("the key is {DEPLOY} and {SHAPED}")),
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let s = Server::start_with(Opts {
+        mock: Some(&mock.base_url),
+        env: vec![("AGENTD_SECRET_DEPLOY".into(), DEPLOY.into()), ("MY_SERVICE_TOKEN".into(), SERVICE.into())],
+        ..Default::default()
+    });
+    // An HTTP tool that sends the deploy key and gets it echoed back.
+    let echo_url = mock.base_url.trim_end_matches("/v1").to_string() + "/echo";
+    let def = json!({
+        "name": "lookup", "url": echo_url,
+        "input_schema": {"type": "object", "properties": {"q": {"type": "string"}}},
+        "secret_headers": {"Authorization": "AGENTD_SECRET_DEPLOY"},
+    });
+    assert_eq!(s.post("/v1/http-tools", def).await.0, 201);
+    let id = start_run(&s, json!({"input": format!("here is my token {SERVICE}")})).await;
+    let done = s.wait_run(&id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(done["output"].as_str().unwrap().contains("[REDACTED]"), "{done}");
+    let evs = serde_json::to_string(&s.events(&id).await).unwrap();
+    let (_, msgs) = s.get(&format!("/v1/sessions/{}", done["session_id"].as_str().unwrap())).await;
+    assert!(msgs["messages"].as_array().is_some_and(|m| m.len() >= 4), "{msgs}");
+    let (_, run) = s.get(&format!("/v1/runs/{id}")).await;
+    let mut stored = String::new();
+    for f in ["agentd.db", "agentd.db-wal"] {
+        if let Ok(bytes) = std::fs::read(s.data_dir.join(f)) {
+            stored.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    assert!(stored.contains("[REDACTED]"), "the database was read");
+    for secret in [DEPLOY, SERVICE, SHAPED, common::API_KEY] {
+        for (what, text) in
+            [("events", &evs), ("messages", &msgs.to_string()), ("run", &run.to_string()), ("database", &stored)]
+        {
+            assert!(!text.contains(secret), "{secret} appears in the {what}");
+        }
+    }
+    // The tool did receive the real key (masking happens on the way in and out, not on the wire).
+    assert!(evs.contains("\"authorization\\\":\\\"[REDACTED]\\\""), "{evs}");
+}
