@@ -110,6 +110,42 @@ pub enum Cmd {
         #[command(flatten)]
         remote: RemoteOpts,
     },
+    /// List approvals (pending ones by default).
+    Approvals {
+        /// Only this run's.
+        #[arg(long)]
+        run: Option<String>,
+        /// pending, approved, denied, expired, cancelled, or all.
+        #[arg(long, default_value = "pending")]
+        status: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Approve a pending tool call (or refuse it with --deny).
+    Approve {
+        id: String,
+        /// Let identical requests pass for the rest of the session.
+        #[arg(long)]
+        for_session: bool,
+        /// Refuse instead of approving.
+        #[arg(long)]
+        deny: bool,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Run the call with these (edited) JSON arguments instead.
+        #[arg(long)]
+        args: Option<String>,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Refuse a pending tool call; the model is told, with the reason.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
     /// Check configuration, database and providers.
     Doctor {
         #[command(flatten)]
@@ -204,6 +240,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             crate::client::list(&remote, &path).await
         }
+        Cmd::Approvals { run, status, remote } => crate::approvals::list(&remote, run, &status).await,
+        Cmd::Approve { id, for_session, deny, reason, args, remote } => {
+            let decision = match (deny, for_session) {
+                (true, _) => "deny",
+                (false, true) => "approve_for_session",
+                (false, false) => "approve",
+            };
+            crate::approvals::answer(&remote, &id, decision, reason, args).await
+        }
+        Cmd::Deny { id, reason, remote } => crate::approvals::answer(&remote, &id, "deny", reason, None).await,
         Cmd::Doctor { local } => crate::doctor::doctor(local).await,
         Cmd::Prune { older_than, org, local } => crate::local::prune(local, &older_than, org).await,
         Cmd::Bench { scenario, runs, rounds, concurrency, mock_latency_ms, database } => {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::cli::RemoteOpts;
 use crate::local::Printer;
 
-fn client(remote: Option<&RemoteOpts>) -> anyhow::Result<reqwest::Client> {
+pub(crate) fn client(remote: Option<&RemoteOpts>) -> anyhow::Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(r) = remote {
         for (name, v) in [("x-org-id", &r.org), ("x-user-id", &r.user), ("x-project-id", &r.project)] {
@@ -35,7 +35,7 @@ async fn error_of(resp: reqwest::Response) -> anyhow::Error {
 }
 
 /// Sends a request; a non-2xx answer becomes an error with the server's code and message.
-async fn send(req: reqwest::RequestBuilder, url: &str) -> anyhow::Result<reqwest::Response> {
+pub(crate) async fn send(req: reqwest::RequestBuilder, url: &str) -> anyhow::Result<reqwest::Response> {
     let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
     if !resp.status().is_success() {
         return Err(error_of(resp).await);
@@ -43,8 +43,17 @@ async fn send(req: reqwest::RequestBuilder, url: &str) -> anyhow::Result<reqwest
     Ok(resp)
 }
 
-/// Follows an SSE response until the terminal event; prints deltas.
+/// Follows an SSE response until the terminal event; prints deltas. With
+/// `answer_at`, approvals are asked for at the terminal and answered there.
 async fn follow(resp: reqwest::Response, show_events: bool) -> anyhow::Result<ExitCode> {
+    follow_answering(resp, show_events, None).await
+}
+
+async fn follow_answering(
+    resp: reqwest::Response,
+    show_events: bool,
+    answer_at: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let mut printer = Printer::default();
     let mut events = resp.bytes_stream().eventsource();
     while let Some(ev) = events.next().await {
@@ -60,6 +69,29 @@ async fn follow(resp: reqwest::Response, show_events: bool) -> anyhow::Result<Ex
         }
         if show_events {
             eprintln!("[{}] {} {}", ev.id, ev.event, v["data"]);
+        }
+        if ev.event == "approval.requested" {
+            let id = v["data"]["approval_id"].as_str().unwrap_or("?").to_string();
+            match answer_at {
+                Some(base) if crate::approvals::interactive() => {
+                    let shown = json!({
+                        "id": id, "status": "pending", "risk": v["data"]["risk"], "tool": v["data"]["tool"],
+                        "arguments_sanitized": v["data"]["arguments_sanitized"], "reasons": v["data"]["reasons"],
+                    });
+                    if let Some((decision, reason)) = crate::approvals::prompt(&shown).await {
+                        let url = format!("{base}/v1/approvals/{id}");
+                        let body = json!({"decision": decision, "reason": reason});
+                        if let Err(e) = send(client(None)?.post(url).json(&body), base).await {
+                            eprintln!("answering failed: {e:#}");
+                        }
+                    }
+                }
+                _ => eprintln!(
+                    "\nwaiting for approval {id} ({}): answer with `agentd approve {id}` or `agentd deny {id}`",
+                    v["data"]["tool"].as_str().unwrap_or("")
+                ),
+            }
+            continue;
         }
         match ev.event.as_str() {
             "run.completed" => return Ok(printer.finish("completed", v["data"]["output"].as_str(), None)),
@@ -81,7 +113,7 @@ pub async fn run_remote(url: &str, req: CreateRun, show_events: bool) -> anyhow:
     if let Some(id) = resp.headers().get("x-run-id").and_then(|v| v.to_str().ok()) {
         eprintln!("run {id}");
     }
-    follow(resp, show_events).await
+    follow_answering(resp, show_events, Some(url.trim_end_matches('/'))).await
 }
 
 pub async fn tail(remote: &RemoteOpts, run_id: &str, after: i64) -> anyhow::Result<ExitCode> {

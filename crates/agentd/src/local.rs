@@ -169,7 +169,24 @@ pub async fn run_local(local: LocalOpts, req: CreateRun, show_events: bool) -> a
                 }
             }
             Ok(Live::Changed(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                // The run's task ended: finished, or paused for a person.
+                let now = rt.get_run(&t, &run.id).await.map_err(|e| anyhow::anyhow!(e))?;
+                if now.status.is_terminal() {
+                    break;
+                }
+                // Listen again before answering, so nothing of the resumed run is missed.
+                rx = rt.hub.open(&run.id);
+                if now.status == agentd_core::RunStatus::WaitingApproval && !answer_locally(&rt, &t, &run.id).await? {
+                    eprintln!(
+                        "\nrun {} is waiting for approval; start `agentd serve` on this data dir and answer with \
+                         `agentd approvals` / `agentd approve ID`",
+                        run.id
+                    );
+                    rt.shutdown(Duration::from_secs(2)).await;
+                    return Ok(ExitCode::from(3));
+                }
+            }
         }
     }
     rt.shutdown(Duration::from_secs(2)).await;
@@ -208,6 +225,29 @@ pub async fn prune(local: LocalOpts, older_than: &str, org: Option<String>) -> a
         stats.runs, stats.events, stats.sessions, stats.messages, stats.tool_calls
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks at the terminal for each pending approval of the run; false when
+/// nobody can be asked (no terminal, or stdin closed).
+async fn answer_locally(rt: &Arc<Runtime>, t: &Tenant, run_id: &str) -> anyhow::Result<bool> {
+    if !crate::approvals::interactive() {
+        return Ok(false);
+    }
+    let f = agentd_store::ApprovalFilter {
+        run_id: Some(run_id.to_string()),
+        status: Some("pending".into()),
+        ..Default::default()
+    };
+    let pending = rt
+        .list_approvals(t, &f, &agentd_store::Page { after: None, limit: 100 })
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    for a in pending {
+        let shown = serde_json::to_value(&a)?;
+        let Some((decision, reason)) = crate::approvals::prompt(&shown).await else { return Ok(false) };
+        rt.answer_approval(t, &a.id, &decision, reason, None).await.map_err(|e| anyhow::anyhow!(e))?;
+    }
+    Ok(true)
 }
 
 /// Prints a streamed answer: text to stdout, reasoning dimmed to stderr.

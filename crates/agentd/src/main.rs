@@ -1,6 +1,7 @@
 //! `agentd`: a self-hosted, durable agent runtime. This file only parses
 //! the command line and dispatches.
 
+mod approvals;
 mod bench;
 mod cli;
 mod client;

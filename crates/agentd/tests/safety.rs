@@ -549,3 +549,53 @@ async fn secrets_never_reach_the_journal() {
     // The tool did receive the real key (masking happens on the way in and out, not on the wire).
     assert!(evs.contains("\"authorization\\\":\\\"[REDACTED]\\\""), "{evs}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_lists_and_answers_approvals() {
+    let mock =
+        MockOpenAi::start(vec![Turn::tool("echo", json!({"text": "cli"})), Turn::text("answered")], 0).await.unwrap();
+    let (_d, cfg) = config(ASK);
+    let s = start(&mock, &cfg);
+    // `agentd run --url` without a terminal says how to answer and keeps following the run.
+    let mut run = tokio::process::Command::new(common::bin())
+        .args(["run", "do it", "--url", &s.url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (_, runs) = loop {
+        let r = s.get("/v1/runs").await;
+        if r.1["data"].as_array().is_some_and(|d| !d.is_empty()) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let id = runs["data"][0]["id"].as_str().unwrap().to_string();
+    wait_status(&s, &id, "waiting_approval").await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(common::bin()).args(args).args(["--url", &s.url]).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let listed = cli(&["approvals"]);
+    let aid = pending(&s, &id).await.remove(0)["id"].as_str().unwrap().to_string();
+    assert!(listed.contains(&aid) && listed.contains("echo") && listed.contains(&id), "{listed}");
+    let answered = cli(&["approve", &aid]);
+    assert!(answered.contains("approved"), "{answered}");
+    let out = tokio::time::timeout(Duration::from_secs(20), async {
+        let status = run.wait().await.unwrap();
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        use tokio::io::AsyncReadExt;
+        run.stdout.take().unwrap().read_to_string(&mut stdout).await.unwrap();
+        run.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
+        (status, stdout, stderr)
+    })
+    .await
+    .expect("agentd run finished");
+    assert!(out.0.success(), "{out:?}");
+    assert!(out.1.contains("answered"), "{out:?}");
+    assert!(out.2.contains(&format!("agentd approve {aid}")), "{out:?}");
+    assert!(cli(&["approvals", "--status", "all"]).contains("approved"));
+}
