@@ -102,6 +102,17 @@ pub struct AgentConfig {
     pub max_repeated_calls: Option<u32>,
     /// Wall-time budget of a run in seconds, time waiting for a person excluded (default 3600).
     pub max_wall_secs: Option<u64>,
+    /// What happens to a non-idempotent call a crash interrupted: `report`
+    /// (the model is told; the default) or `ask` (a person decides whether to run it again).
+    pub on_interrupted: Option<OnInterrupted>,
+}
+
+/// `on_interrupted` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInterrupted {
+    Report,
+    Ask,
 }
 
 /// `[secrets]`: besides secret-looking environment variables (`*_KEY`,

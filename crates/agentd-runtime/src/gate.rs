@@ -13,8 +13,9 @@ use crate::{Runtime, ToolSet};
 
 /// What happens to one call.
 pub(crate) enum Plan {
-    /// Run it, with these arguments (a person may have edited them).
-    Run(ToolCall),
+    /// Run it, with these arguments (a person may have edited them); true
+    /// when a person approved it (so it runs even if it was interrupted before).
+    Run(ToolCall, bool),
     /// Do not run it; the model sees this result.
     Refuse { out: ToolOutput, status: &'static str },
     /// Ask a person first (an `approval.requested` event).
@@ -87,7 +88,7 @@ impl Runtime {
                         if let Some(edited) = args {
                             call.arguments = edited.clone();
                         }
-                        Plan::Run(call)
+                        Plan::Run(call, true)
                     }
                     Some((d, reason, _)) => {
                         Plan::Refuse { out: denied_by_person(reason.as_deref(), d == "expired"), status: "denied" }
@@ -97,7 +98,7 @@ impl Runtime {
             }
             let decided = known.policy.get(&c.id).map(String::as_str);
             if decided == Some("allow") {
-                plans.push(Plan::Run(c.clone()));
+                plans.push(Plan::Run(c.clone(), false));
                 continue;
             }
             if decided == Some("deny") {
@@ -118,7 +119,7 @@ impl Runtime {
             }
             // Unknown tools and bad arguments fail when run; nobody is asked about them.
             let Some((tool, Ok(()))) = self.lookup(set, &c.name, &c.arguments) else {
-                plans.push(Plan::Run(c.clone()));
+                plans.push(Plan::Run(c.clone(), false));
                 continue;
             };
             let annotations = tool.annotations();
@@ -140,17 +141,14 @@ impl Runtime {
                 reasons: d.reasons.clone(),
             });
             plans.push(match d.decision {
-                Verdict::Allow => Plan::Run(c.clone()),
+                Verdict::Allow => Plan::Run(c.clone(), false),
                 Verdict::Deny => {
                     let why = if d.reasons.is_empty() { String::new() } else { format!(" ({})", d.reasons.join("; ")) };
                     let out = ToolOutput::error(format!("permission denied: {}{why}", d.rule));
                     Plan::Refuse { out, status: "denied" }
                 }
                 Verdict::Ask => {
-                    let expires_at = set.agent.policy.config.approval_timeout_secs.map(|s| {
-                        let at = chrono::Utc::now() + chrono::Duration::seconds(s.min(365 * 86_400) as i64);
-                        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                    });
+                    let expires_at = expiry(set);
                     Plan::Ask(EventKind::ApprovalRequested {
                         approval_id: agentd_core::new_id("apr"),
                         call_id: c.id.clone(),
@@ -167,4 +165,45 @@ impl Runtime {
         }
         Ok(plans)
     }
+
+    /// An approval request for re-running a call whose outcome a crash made unknown.
+    pub(crate) fn interrupted_approval(&self, set: &ToolSet, c: &ToolCall, carry: &mut Vec<EventKind>) -> EventKind {
+        let a = self.lookup(set, &c.name, &c.arguments).map(|(tool, _)| {
+            let annotations = tool.annotations();
+            let facts =
+                ToolFacts { name: &c.name, source: set.source(self, &c.name), annotations: annotations.as_ref() };
+            agentd_safety::assess(facts, &c.arguments)
+        });
+        let mut a = a.unwrap_or_default();
+        a.reasons.insert(0, "the run stopped while this call was executing; its outcome is unknown".into());
+        let rule = "interrupted".to_string();
+        carry.push(EventKind::ToolPolicy {
+            call_id: c.id.clone(),
+            name: c.name.clone(),
+            decision: "ask".into(),
+            rule: rule.clone(),
+            risk: a.risk.as_str().into(),
+            reasons: a.reasons.clone(),
+        });
+        let sanitized = agentd_safety::sanitize(&c.name, &c.arguments);
+        EventKind::ApprovalRequested {
+            approval_id: agentd_core::new_id("apr"),
+            call_id: c.id.clone(),
+            tool: c.name.clone(),
+            approval_key: agentd_safety::approval_key(&c.name, &sanitized),
+            arguments_sanitized: sanitized,
+            risk: a.risk.as_str().into(),
+            reasons: a.reasons,
+            rule,
+            expires_at: expiry(set),
+        }
+    }
+}
+
+/// When a new approval expires, per the agent's policy.
+fn expiry(set: &ToolSet) -> Option<String> {
+    set.agent.policy.config.approval_timeout_secs.map(|s| {
+        let at = chrono::Utc::now() + chrono::Duration::seconds(s.min(365 * 86_400) as i64);
+        at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    })
 }

@@ -56,6 +56,9 @@ pub struct AgentSettings {
     pub max_repeated_calls: u32,
     /// Wall-time budget of a run, waiting for people excluded.
     pub max_wall_secs: u64,
+    /// A non-idempotent call a crash interrupted asks a person whether to run
+    /// it again (instead of telling the model its outcome is unknown).
+    pub ask_on_interrupted: bool,
 }
 
 /// A policy that denies everything: what a broken policy falls back to.
@@ -86,6 +89,7 @@ impl Default for AgentSettings {
             sandbox: agentd_tools::SandboxSettings::default(),
             max_repeated_calls: 3,
             max_wall_secs: 3600,
+            ask_on_interrupted: false,
         }
     }
 }
@@ -123,6 +127,7 @@ impl AgentSettings {
             sandbox: a.sandbox.unwrap_or(d.sandbox),
             max_repeated_calls: a.max_repeated_calls.unwrap_or(d.max_repeated_calls),
             max_wall_secs: a.max_wall_secs.unwrap_or(d.max_wall_secs).max(1),
+            ask_on_interrupted: a.on_interrupted.map_or(d.ask_on_interrupted, |o| o == config::OnInterrupted::Ask),
         }
     }
 

@@ -327,9 +327,13 @@ impl Runtime {
         let (mut run, mut refused, mut asks, mut waiting) = (vec![], vec![], vec![], false);
         for (c, plan) in calls.iter().zip(plans) {
             match plan {
-                Plan::Run(call)
+                Plan::Run(call, false)
                     if started.contains(&call.id) && !self.tools.get(&call.name).is_some_and(|x| x.idempotent()) =>
                 {
+                    if ctx.set.agent.ask_on_interrupted {
+                        asks.push(self.interrupted_approval(ctx.set, &call, carry));
+                        continue;
+                    }
                     let out = ToolOutput::error(format!(
                         "interrupted: the run stopped while `{}` was executing; its outcome is unknown and it was not \
                          run again because it is not idempotent",
@@ -337,7 +341,7 @@ impl Runtime {
                     ));
                     refused.push(tool_result(&call, &out, "interrupted", 0));
                 }
-                Plan::Run(call) => {
+                Plan::Run(call, _) => {
                     if !started.contains(&call.id) {
                         carry.push(EventKind::ToolStarted { call_id: call.id.clone(), name: call.name.clone() });
                     }

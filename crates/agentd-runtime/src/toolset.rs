@@ -307,6 +307,7 @@ impl AgentDef {
             sandbox: base.sandbox.clone(),
             max_repeated_calls: base.max_repeated_calls,
             max_wall_secs: base.max_wall_secs,
+            ask_on_interrupted: base.ask_on_interrupted,
         }
     }
 

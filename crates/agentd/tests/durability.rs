@@ -259,3 +259,45 @@ async fn sigterm_drains_at_a_step_boundary_and_the_run_resumes() {
     assert_eq!(effects(&file).values().sum::<usize>(), 1, "the tool ran once");
     let _ = Value::Null;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_call_can_ask_a_person_before_running_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, file, cfg) = (dir.path().join("data"), dir.path().join("effects.log"), dir.path().join("agentd.toml"));
+    std::fs::write(&cfg, "[agents.default]\non_interrupted = \"ask\"\n").unwrap();
+    let mock = MockOpenAi::start(
+        vec![Turn::tool("test_append", json!({"line": "once", "delay_ms": 5000})), Turn::text("done")],
+        0,
+    )
+    .await
+    .unwrap();
+    let o = || Opts { config: Some(&cfg), ..opts(&mock.base_url, &data, &file) };
+    let s = Server::start_with(o());
+    let (_, run) = s.post("/v1/runs", json!({"input": "append"})).await;
+    let id = run["id"].as_str().unwrap().to_string();
+    s.wait_event(&id, "tool.started").await;
+    drop(s); // SIGKILL while the call sleeps, before it wrote anything
+    let s = Server::start_with(o());
+    let mut approval = Value::Null;
+    for _ in 0..500 {
+        let (_, v) = s.get(&format!("/v1/approvals?run_id={id}&status=pending")).await;
+        if let Some(a) = v["data"].as_array().and_then(|d| d.first()) {
+            approval = a.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(approval["rule"], "interrupted", "{approval}");
+    assert!(approval["reasons"][0].as_str().unwrap().contains("outcome is unknown"), "{approval}");
+    assert_eq!(s.get(&format!("/v1/runs/{id}")).await.1["status"], "waiting_approval");
+    let (c, _) =
+        s.post(&format!("/v1/approvals/{}", approval["id"].as_str().unwrap()), json!({"decision": "approve"})).await;
+    assert_eq!(c, 200);
+    let done = s.wait_run(&id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let lines = effects(&file);
+    assert_eq!(lines.values().sum::<usize>(), 1, "run again once, after the person said so: {lines:?}");
+    let results: Vec<Value> = s.events(&id).await.into_iter().filter(|e| e["type"] == "tool.result").collect();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["data"]["status"], "ok");
+}
