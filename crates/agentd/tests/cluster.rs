@@ -152,3 +152,40 @@ async fn sse_on_one_node_follows_a_run_on_another() {
     let started = frames.iter().find(|f| f.event == "run.started").unwrap();
     assert_eq!(started.data["data"]["node"], "node-a");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_answered_on_one_node_resumes_the_run_on_another() {
+    let db = common::fresh_pg_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    // A long poll: only the database notification can wake node A quickly.
+    std::fs::write(&cfg, "[scheduler]\npoll_ms = 30000\n[agents.default.policy]\nmode = \"ask\"\n").unwrap();
+    let effects = dir.path().join("effects.log");
+    let mock =
+        MockOpenAi::start(vec![Turn::tool("echo", json!({"x": 1})), Turn::text("approved on B")], 0).await.unwrap();
+    let a = Server::start_with(node(&mock.base_url, &db, "node-a", &cfg, &effects));
+    let b = Server::start_with(Opts {
+        config: Some(&cfg),
+        args: vec!["--database".into(), db.clone(), "--node-id".into(), "node-b".into()],
+        ..Default::default()
+    });
+    let (_, run) = a.post("/v1/runs", json!({"input": "hello"})).await;
+    let id = run["id"].as_str().unwrap().to_string();
+    let approval = loop {
+        let (_, v) = b.get(&format!("/v1/approvals?run_id={id}&status=pending")).await;
+        if let Some(a) = v["data"].as_array().and_then(|d| d.first()) {
+            break a.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let answered = Instant::now();
+    let (c, _) =
+        b.post(&format!("/v1/approvals/{}", approval["id"].as_str().unwrap()), json!({"decision": "approve"})).await;
+    assert_eq!(c, 200);
+    let done = b.wait_run(&id).await;
+    assert_eq!((done["status"].as_str(), done["output"].as_str()), (Some("completed"), Some("approved on B")));
+    assert!(answered.elapsed() < Duration::from_secs(20), "woken by NOTIFY, not the 30 s poll");
+    let evs = b.events(&id).await;
+    let resumed = evs.iter().find(|e| e["type"] == "run.resumed").unwrap();
+    assert_eq!(resumed["data"]["node"], "node-a");
+}
