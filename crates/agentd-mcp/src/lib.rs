@@ -36,6 +36,14 @@ pub struct McpServerConfig {
     /// Per-call timeout in seconds (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
+    /// Run a stdio server inside bubblewrap: read-only system, private
+    /// `/tmp`, agentd's data hidden, own PID namespace. Always on for
+    /// servers a tenant adds over the API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sandbox: bool,
+    /// With `sandbox`: whether the server may use the network (default no).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub network: bool,
 }
 
 impl McpServerConfig {
@@ -156,6 +164,12 @@ pub struct McpManager {
     servers: RwLock<Servers>,
 }
 
+/// Directories sandboxed servers must not see (agentd's data dir); one per process.
+fn hidden() -> &'static RwLock<Vec<std::path::PathBuf>> {
+    static H: std::sync::OnceLock<RwLock<Vec<std::path::PathBuf>>> = std::sync::OnceLock::new();
+    H.get_or_init(|| RwLock::new(vec![]))
+}
+
 /// Servers by (owning tenant, or `None` for shared ones; name).
 type Servers = HashMap<(Option<Tenant>, String), Arc<Server>>;
 
@@ -167,8 +181,17 @@ impl McpManager {
         self.servers.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a server and starts connecting in the background.
-    pub fn add(&self, owner: Option<Tenant>, name: &str, config: McpServerConfig) -> Result<(), McpError> {
+    /// Directories sandboxed stdio servers must not see.
+    pub fn hide_from_sandbox(&self, dirs: Vec<std::path::PathBuf>) {
+        *hidden().write().unwrap_or_else(|e| e.into_inner()) = dirs;
+    }
+
+    /// Adds a server and starts connecting in the background. Stdio servers
+    /// a tenant adds always run sandboxed.
+    pub fn add(&self, owner: Option<Tenant>, name: &str, mut config: McpServerConfig) -> Result<(), McpError> {
+        if owner.is_some() && config.command.is_some() {
+            config.sandbox = true;
+        }
         if !valid_server_name(name) {
             return Err(McpError::Invalid("names are 1-64 characters of [A-Za-z0-9_-]".into()));
         }
@@ -282,7 +305,48 @@ type Service = rmcp::service::RunningService<RoleClient, Handler>;
 async fn connect(s: &Server) -> Result<(Service, Option<u32>), String> {
     let handler = Handler { refresh: s.refresh.clone() };
     if let Some(cmd) = &s.config.command {
-        let c = tokio::process::Command::new(cmd);
+        let c = if s.config.sandbox {
+            // Inside the sandbox a missing program only shows as a closed pipe: check first.
+            let found = if cmd.contains('/') {
+                std::path::Path::new(cmd).is_file()
+            } else {
+                std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+            };
+            if !found {
+                return Err(format!("cannot start {cmd}: no such program"));
+            }
+            let Some(bwrap) = agentd_tools::find_bwrap() else {
+                return Err("sandbox_unavailable: this server runs sandboxed and bubblewrap is not installed".into());
+            };
+            let mut c = tokio::process::Command::new(bwrap);
+            c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
+            // The server's own files stay visible (read-only) even under the private /tmp.
+            for arg in std::iter::once(cmd).chain(s.config.args.iter()) {
+                let p = std::path::Path::new(arg);
+                if p.is_absolute()
+                    && p.exists()
+                    && let Some(dir) = p.parent().filter(|d| d.starts_with("/tmp"))
+                {
+                    c.arg("--ro-bind").arg(dir).arg(dir);
+                }
+            }
+            // Hidden last, so no bind above can uncover them.
+            for dir in hidden().read().unwrap_or_else(|e| e.into_inner()).iter().filter(|d| d.is_dir()) {
+                c.arg("--tmpfs").arg(dir);
+            }
+            for f in ["/etc/shadow", "/etc/gshadow", "/etc/sudoers"] {
+                if std::path::Path::new(f).exists() {
+                    c.args(["--ro-bind", "/dev/null", f]);
+                }
+            }
+            if !s.config.network {
+                c.arg("--unshare-net");
+            }
+            c.args(["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--"]).arg(cmd);
+            c
+        } else {
+            tokio::process::Command::new(cmd)
+        };
         let c = rmcp::transport::ConfigureCommandExt::configure(c, |c| {
             c.args(&s.config.args).envs(&s.config.env).stderr(std::process::Stdio::null());
             // The server must not outlive agentd, even after `kill -9`.

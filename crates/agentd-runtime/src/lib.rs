@@ -263,6 +263,10 @@ impl Runtime {
         let agent = config_agents.get("default").cloned().unwrap_or_default();
         let mut config_agents = config_agents;
         config_agents.insert("default".into(), agent.clone());
+        let mcp = agentd_mcp::McpManager::default();
+        // Sandboxed MCP servers never see agentd's data (database, workspaces).
+        let data = workspaces.parent().and_then(|p| std::fs::canonicalize(p).ok());
+        mcp.hide_from_sandbox(data.into_iter().collect());
         Arc::new(Self {
             store,
             models,
@@ -279,7 +283,7 @@ impl Runtime {
             draining: AtomicBool::new(false),
             tool_specs: std::sync::OnceLock::new(),
             workspaces,
-            mcp: agentd_mcp::McpManager::default(),
+            mcp,
             config_skills: Default::default(),
         })
     }

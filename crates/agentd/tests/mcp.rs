@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use agentd_testkit::{MockOpenAi, Turn};
@@ -316,3 +317,69 @@ async fn tools_list_changed_refreshes_the_tools() {
     let (_, v) = s.post("/v1/tools/mcp__dyn__grown/call", json!({"arguments": {}})).await;
     assert!(text(&v).contains("grown tool answers"), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenant_stdio_servers_run_sandboxed() {
+    let Some(python) = ["/usr/bin/python3", "/usr/local/bin/python3"].into_iter().find(|p| Path::new(p).exists())
+    else {
+        panic!("python3 is required");
+    };
+    let s = Server::start_with(Opts::default());
+    // A tiny stdio MCP server whose one tool reports what it can see and do.
+    let script = s.data_dir.parent().unwrap().join("probe_mcp.py");
+    std::fs::write(&script, PROBE).unwrap();
+    let secret = s.data_dir.join("agentd.db");
+    assert!(secret.exists());
+    // The script lives outside the data dir (the data dir is hidden from the server).
+    let outside = tempfile::tempdir().unwrap();
+    let script_out = outside.path().join("probe_mcp.py");
+    std::fs::copy(&script, &script_out).unwrap();
+    let body =
+        json!({"name": "probe", "command": python, "args": [script_out.to_str().unwrap(), secret.to_str().unwrap()]});
+    let (c, v) = s.post("/v1/mcp-servers", body).await;
+    assert_eq!((c, v["sandbox"].as_bool()), (201, Some(true)), "{v}");
+    let mut out = Value::Null;
+    for _ in 0..200 {
+        let (c, v) = s.post("/v1/tools/mcp__probe__probe/call", json!({"arguments": {}})).await;
+        if c == 200 {
+            out = v;
+            break;
+        }
+        out = json!({"status": c, "body": v, "servers": s.get("/v1/mcp-servers").await.1});
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report: Value =
+        serde_json::from_str(out["content"][0]["text"].as_str().unwrap_or_else(|| panic!("{out}"))).unwrap();
+    assert_eq!(report["sees_database"], false, "{report}");
+    assert_eq!(report["can_write_home"], false, "{report}");
+    assert!(report["visible_pids"].as_u64().unwrap() < 5, "own PID namespace: {report}");
+}
+
+/// A line-delimited JSON-RPC MCP server with one tool, `probe`.
+const PROBE: &str = r#"
+import json, os, sys
+secret = sys.argv[1]
+def probe():
+    try:
+        open(os.path.expanduser("~/agentd-probe"), "w").write("x"); home = True
+    except OSError:
+        home = False
+    pids = [d for d in os.listdir("/proc") if d.isdigit()]
+    return {"sees_database": os.path.exists(secret), "can_write_home": home, "visible_pids": len(pids)}
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg:
+        continue
+    m, r = msg.get("method"), None
+    if m == "initialize":
+        r = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+             "serverInfo": {"name": "probe", "version": "1"}}
+    elif m == "tools/list":
+        r = {"tools": [{"name": "probe", "description": "what can I see", "inputSchema": {"type": "object"}}]}
+    elif m == "tools/call":
+        r = {"content": [{"type": "text", "text": json.dumps(probe())}]}
+    else:
+        r = {}
+    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": r}) + "\n")
+    sys.stdout.flush()
+"#;

@@ -599,3 +599,39 @@ async fn the_cli_lists_and_answers_approvals() {
     assert!(out.2.contains(&format!("agentd approve {aid}")), "{out:?}");
     assert!(cli(&["approvals", "--status", "all"]).contains("approved"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_layer_their_policy_over_the_operators() {
+    let mock = MockOpenAi::start(
+        vec![
+            Turn::tool("echo", json!({"text": "careful"})),
+            Turn::text("asked"),
+            Turn::tool("shell", json!({"command": "rm -f notes.txt"})),
+            Turn::text("tried"),
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let (_d, cfg) = config("[agents.default.policy]\ndeny = [\"shell(rm)\"]\n");
+    let s = start(&mock, &cfg);
+    let (c, v) = s.post("/v1/agents", json!({"name": "bad", "policy": {"deny": ["shell(rm"]}})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_policy")), "{v}");
+    let (c, v) = s.post("/v1/agents", json!({"name": "careful", "policy": {"mode": "ask"}})).await;
+    assert_eq!(c, 201, "{v}");
+    let (c, _) =
+        s.post("/v1/agents", json!({"name": "loose", "policy": {"mode": "allow", "high_risk": "allow"}})).await;
+    assert_eq!(c, 201);
+    // A tenant agent can ask more than the operator does...
+    let id = start_run(&s, json!({"input": "x", "agent": "careful"})).await;
+    wait_status(&s, &id, "waiting_approval").await;
+    let a = pending(&s, &id).await.remove(0);
+    answer(&s, a["id"].as_str().unwrap(), json!({"decision": "approve"})).await;
+    assert_eq!(s.wait_run(&id).await["status"], "completed");
+    // ...but the operator's deny rules stay.
+    let id = start_run(&s, json!({"input": "y", "agent": "loose"})).await;
+    assert_eq!(s.wait_run(&id).await["status"], "completed");
+    let evs = s.events(&id).await;
+    assert_eq!(of_type(&evs, "tool.policy")[0]["data"]["rule"], "deny: shell(rm)");
+    assert_eq!(of_type(&evs, "tool.result")[0]["data"]["status"], "denied");
+}
