@@ -88,6 +88,16 @@ pub async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let policy = s.config.default_agent().policy.unwrap_or_default();
+    println!(
+        "✓ policy: mode {}, high risk {}, {} allow / {} ask / {} deny rules{}",
+        policy.mode.as_str(),
+        policy.high_risk.as_str(),
+        policy.allow.len(),
+        policy.ask.len(),
+        policy.deny.len(),
+        policy.approval_timeout_secs.map(|t| format!(", approvals expire after {t} s")).unwrap_or_default()
+    );
     let skill_errors = rt.skill_errors();
     for e in &skill_errors {
         println!("✗ skill {}: {}", e.path, e.reason);
