@@ -281,6 +281,17 @@ fn push_unwrapped(argv: Vec<String>, depth: usize, out: &mut Vec<Vec<String>>) {
         return;
     }
     let prog = name(&inner[0]);
+    if prog == "find" {
+        // `find … -exec cmd {} +` runs cmd: rules see it as a command of its own.
+        let mut rest = &inner[1..];
+        while let Some(pos) = rest.iter().position(|a| matches!(a.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir")) {
+            let cmd: Vec<String> = rest[pos + 1..].iter().take_while(|a| *a != ";" && *a != "+").cloned().collect();
+            rest = &rest[(pos + 1 + cmd.len()).min(rest.len())..];
+            if !cmd.is_empty() {
+                push_unwrapped(cmd, depth + 1, out);
+            }
+        }
+    }
     if ["sh", "bash", "zsh", "dash", "ksh"].contains(&prog.as_str())
         && let Some(pos) = inner.iter().position(|a| a == "-c")
         && let Some(script) = inner.get(pos + 1)
@@ -330,7 +341,9 @@ mod tests {
     #[test]
     fn deny_rules_see_through_wrappers_and_nested_shells() {
         let p = policy(json!({"deny": ["shell(rm)", "mcp__*"], "allow": ["shell"]}));
-        for cmd in ["rm a", "sudo rm a", "sh -c 'rm a'", "echo $(rm a)", "/bin/rm a", "timeout 5 rm a"] {
+        for cmd in
+            ["rm a", "sudo rm a", "sh -c 'rm a'", "echo $(rm a)", "/bin/rm a", "timeout 5 rm a", "find . -exec rm {} +"]
+        {
             let d = p.evaluate(builtin("shell"), &json!({"command": cmd}));
             assert_eq!((d.decision, d.rule.as_str()), (Verdict::Deny, "deny: shell(rm)"), "{cmd}");
         }
