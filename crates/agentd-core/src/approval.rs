@@ -19,7 +19,7 @@ pub struct Approval {
     pub reasons: Vec<String>,
     /// The policy rule that asked.
     pub rule: String,
-    /// `pending`, `approved`, `denied`, `expired` or `cancelled` (the run ended first).
+    /// `pending`, `approved`, `denied` (also when it expired) or `cancelled` (the run ended first).
     pub status: String,
     /// `approve`, `approve_for_session`, `deny` or `expired`, once answered.
     pub decision: Option<String>,
@@ -52,7 +52,7 @@ impl Resolution {
 pub fn status_of(decision: &str) -> &'static str {
     match decision {
         "approve" | "approve_for_session" => "approved",
-        "expired" => "expired",
+        // An expired approval resolves as denied (its decision says `expired`).
         _ => "denied",
     }
 }

@@ -88,6 +88,15 @@ impl Tool for McpTool {
         self.def.annotations.as_ref().and_then(|a| a.idempotent_hint).unwrap_or(false)
     }
 
+    fn fence(&self) -> Value {
+        let c = &self.server.config;
+        match (&c.command, c.sandbox) {
+            (Some(_), true) => serde_json::json!({"adapter": "bubblewrap", "mode": "restricted", "network": c.network}),
+            (Some(_), false) => serde_json::json!({"adapter": "none", "mode": "none", "network": true}),
+            (None, _) => serde_json::json!({"adapter": "remote", "mode": "none", "network": true}),
+        }
+    }
+
     fn annotations(&self) -> Option<Value> {
         self.def.annotations.as_ref().and_then(|a| serde_json::to_value(a).ok())
     }

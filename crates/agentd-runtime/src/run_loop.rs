@@ -454,7 +454,9 @@ impl Runtime {
                     sandbox: set.agent.sandbox.clone(),
                 };
                 let args = call.arguments.clone();
+                let fence = tool.fence();
                 match tokio::spawn(async move { tool.call(args, ctx).await }).await {
+                    Ok(out) if out.sandbox.is_none() => out.with_sandbox(fence),
                     Ok(out) => out,
                     Err(e) => ToolOutput::error(format!("tool {} crashed: {e}", call.name)),
                 }

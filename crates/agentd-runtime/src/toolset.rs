@@ -235,7 +235,11 @@ impl Runtime {
             sandbox: set.agent.sandbox.clone(),
         };
         let (call_id, started) = (ctx.call_id.clone(), std::time::Instant::now());
+        let fence = tool.fence();
         let mut out = tool.call(args.clone(), ctx).await;
+        if out.sandbox.is_none() {
+            out.sandbox = Some(fence);
+        }
         // What leaves the server carries no secrets, as in the journal.
         let mut args = args;
         agentd_core::redact::redact_value(&mut args);

@@ -69,6 +69,9 @@ impl Tool for ReadFile {
     fn needs_workspace(&self) -> bool {
         true
     }
+    fn fence(&self) -> serde_json::Value {
+        workspace_fence()
+    }
     fn idempotent(&self) -> bool {
         true
     }
@@ -122,6 +125,9 @@ impl Tool for WriteFile {
     fn needs_workspace(&self) -> bool {
         true
     }
+    fn fence(&self) -> serde_json::Value {
+        workspace_fence()
+    }
     fn idempotent(&self) -> bool {
         true
     }
@@ -169,6 +175,9 @@ impl Tool for EditFile {
     }
     fn needs_workspace(&self) -> bool {
         true
+    }
+    fn fence(&self) -> serde_json::Value {
+        workspace_fence()
     }
     fn idempotent(&self) -> bool {
         // A second identical call finds `old` gone and fails: not safe to repeat blindly.
@@ -223,6 +232,9 @@ impl Tool for ListDir {
     }
     fn needs_workspace(&self) -> bool {
         true
+    }
+    fn fence(&self) -> serde_json::Value {
+        workspace_fence()
     }
     fn idempotent(&self) -> bool {
         true
@@ -291,6 +303,9 @@ impl Tool for Glob {
     fn needs_workspace(&self) -> bool {
         true
     }
+    fn fence(&self) -> serde_json::Value {
+        workspace_fence()
+    }
     fn idempotent(&self) -> bool {
         true
     }
@@ -340,6 +355,9 @@ impl Tool for Grep {
     fn needs_workspace(&self) -> bool {
         true
     }
+    fn fence(&self) -> serde_json::Value {
+        workspace_fence()
+    }
     fn idempotent(&self) -> bool {
         true
     }
@@ -376,4 +394,9 @@ impl Tool for Grep {
         })
         .await
     }
+}
+
+/// File tools are confined to the workspace by path checks, not by the OS.
+fn workspace_fence() -> serde_json::Value {
+    serde_json::json!({"adapter": "workspace", "mode": "confined", "network": false})
 }

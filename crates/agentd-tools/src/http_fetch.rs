@@ -105,6 +105,9 @@ impl Tool for HttpFetch {
     fn idempotent(&self) -> bool {
         false
     }
+    fn fence(&self) -> serde_json::Value {
+        serde_json::json!({"adapter": "in-process", "mode": "none", "network": true})
+    }
 
     async fn call(&self, args: Value, ctx: ToolContext) -> ToolOutput {
         let Some(url) = args["url"].as_str() else { return ToolOutput::error("`url` must be a string") };

@@ -90,6 +90,9 @@ impl Tool for HttpTool {
     fn idempotent(&self) -> bool {
         false
     }
+    fn fence(&self) -> serde_json::Value {
+        serde_json::json!({"adapter": "in-process", "mode": "none", "network": true})
+    }
 
     async fn call(&self, args: serde_json::Value, ctx: ToolContext) -> ToolOutput {
         if let Err(e) = self.check(&args) {

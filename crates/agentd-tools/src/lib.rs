@@ -78,6 +78,11 @@ pub trait Tool: Send + Sync {
     fn annotations(&self) -> Option<serde_json::Value> {
         None
     }
+    /// How calls of this tool are fenced, for tools whose results do not say
+    /// it themselves (`shell` does): recorded with every result.
+    fn fence(&self) -> serde_json::Value {
+        serde_json::json!({"adapter": "in-process", "mode": "none", "network": false})
+    }
     async fn call(&self, args: serde_json::Value, ctx: ToolContext) -> ToolOutput;
 }
 

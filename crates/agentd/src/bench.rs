@@ -479,7 +479,8 @@ fn guard(n: usize) -> anyhow::Result<ExitCode> {
         for _ in 0..n {
             let d = policy.evaluate(facts, args);
             let key = agentd_safety::approval_key(name, &agentd_safety::sanitize(name, args));
-            asks += usize::from(d.decision == agentd_safety::Verdict::Ask) + key.len() % 1;
+            asks += usize::from(d.decision == agentd_safety::Verdict::Ask);
+            std::hint::black_box(key);
         }
         let per = start.elapsed() / n as u32;
         let shown: String = args.to_string().chars().take(60).collect();

@@ -138,6 +138,11 @@ async fn ask_then_approve_runs_the_tool() {
         (Some("ask"), Some("mode: ask"))
     );
     assert_eq!(of_type(&evs, "tool.result")[0]["data"]["status"], "ok");
+    assert_eq!(
+        of_type(&evs, "tool.result")[0]["data"]["sandbox"]["adapter"],
+        "workspace",
+        "every result says how it was fenced"
+    );
     assert_eq!(of_type(&evs, "run.resumed").len(), 1, "the run was released and picked up again: {t:?}");
 }
 
@@ -289,7 +294,7 @@ async fn an_expired_approval_resolves_as_denied() {
     let done = s.wait_run(&id).await;
     assert_eq!((done["status"].as_str(), done["output"].as_str()), (Some("completed"), Some("gave up")), "{done}");
     let (_, a) = s.get(&format!("/v1/approvals/{}", a["id"].as_str().unwrap())).await;
-    assert_eq!((a["status"].as_str(), a["decision"].as_str()), (Some("expired"), Some("expired")), "{a}");
+    assert_eq!((a["status"].as_str(), a["decision"].as_str()), (Some("denied"), Some("expired")), "{a}");
     assert!(tool_texts(&mock, 1).iter().any(|t| t.contains("nobody approved this call in time")));
 }
 
