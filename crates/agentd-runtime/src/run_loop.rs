@@ -216,7 +216,9 @@ impl Runtime {
                     return Ok(());
                 }
             }
-            // The session history already holds every result now.
+            // Every result goes to the session before it is read back (the
+            // last one was carried for the next transaction).
+            w.write(&std::mem::take(&mut carry)).await?;
             let history = self.store.session_messages(t, &run.session_id).await?;
             messages.truncate(1);
             messages.extend(history.into_iter().map(|m| model_view(m.message)));

@@ -183,6 +183,15 @@ async fn chat(State(st): State<Arc<MockState>>, Json(body): Json<Value>) -> Resp
     let started = Instant::now();
     st.calls.fetch_add(1, Ordering::Relaxed);
     lock(&st.requests).push(body.clone());
+    // Like the real API: every tool call needs its result before the next message.
+    if let Some(missing) = unanswered_tool_call(&body) {
+        let msg = format!(
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each \
+             'tool_call_id'. The following tool_call_ids did not have response messages: {missing}"
+        );
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": msg, "type": "invalid_request_error"}})))
+            .into_response();
+    }
     let scripted = lock(&st.script).pop_front();
     // Call ids: unique per request for scripted turns, per round for the auto
     // pattern (so a re-asked round gets the same ids).
@@ -200,6 +209,21 @@ async fn chat(State(st): State<Arc<MockState>>, Json(body): Json<Value>) -> Resp
     let resp = answer(turn, stream, &id_base).await;
     st.busy_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     resp
+}
+
+/// The first tool call id of an assistant message that no later tool message answers.
+fn unanswered_tool_call(body: &Value) -> Option<String> {
+    let msgs = body["messages"].as_array()?;
+    for (i, m) in msgs.iter().enumerate() {
+        for call in m["tool_calls"].as_array().into_iter().flatten() {
+            let id = call["id"].as_str().unwrap_or_default();
+            let answered = msgs[i + 1..].iter().any(|r| r["role"] == "tool" && r["tool_call_id"] == id);
+            if !answered {
+                return Some(id.to_string());
+            }
+        }
+    }
+    None
 }
 
 async fn answer(turn: Turn, stream: bool, id_base: &str) -> Response {

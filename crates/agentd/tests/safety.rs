@@ -640,3 +640,38 @@ async fn tenants_layer_their_policy_over_the_operators() {
     assert_eq!(of_type(&evs, "tool.policy")[0]["data"]["rule"], "deny: shell(rm)");
     assert_eq!(of_type(&evs, "tool.result")[0]["data"]["status"], "denied");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allowed_calls_run_while_their_neighbour_waits() {
+    let mock = MockOpenAi::start(
+        vec![
+            Turn::ToolCalls(vec![
+                ("echo".into(), json!({"text": "free"})),
+                ("write_file".into(), json!({"path": "w.txt", "content": "gated"})),
+            ]),
+            Turn::text("both done"),
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    // Waiting for a person does not count against the wall-time budget.
+    let (_d, cfg) =
+        config("[agents.default]\nmax_wall_secs = 1\n[agents.default.policy]\nmode = \"ask\"\nallow = [\"echo\"]\n");
+    let s = start(&mock, &cfg);
+    let id = start_run(&s, json!({"input": "go"})).await;
+    wait_status(&s, &id, "waiting_approval").await;
+    let evs = s.events(&id).await;
+    let results = of_type(&evs, "tool.result");
+    assert_eq!(results.len(), 1, "the allowed call ran before the pause: {evs:?}");
+    assert_eq!(results[0]["data"]["name"], "echo");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let a = pending(&s, &id).await.remove(0);
+    assert_eq!(a["tool"], "write_file");
+    answer(&s, a["id"].as_str().unwrap(), json!({"decision": "approve"})).await;
+    let done = s.wait_run(&id).await;
+    assert_eq!((done["status"].as_str(), done["output"].as_str()), (Some("completed"), Some("both done")), "{done}");
+    // The model got both results, each once.
+    let seen = tool_texts(&mock, 1);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
