@@ -44,6 +44,10 @@ pub struct McpServerConfig {
     /// With `sandbox`: whether the server may use the network (default no).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub network: bool,
+    /// Hints the operator sets per tool-name glob, laid over the server's own
+    /// annotations for the guard: `{"delete_*" = {destructiveHint = true}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tool_hints: BTreeMap<String, serde_json::Value>,
 }
 
 impl McpServerConfig {

@@ -97,8 +97,22 @@ impl Tool for McpTool {
         }
     }
 
+    /// The server's annotations, with the operator's `tool_hints` (by tool-name glob) laid over them.
     fn annotations(&self) -> Option<Value> {
-        self.def.annotations.as_ref().and_then(|a| serde_json::to_value(a).ok())
+        let mut v = self.def.annotations.as_ref().and_then(|a| serde_json::to_value(a).ok());
+        for (pattern, hints) in &self.server.config.tool_hints {
+            let matches =
+                globset::Glob::new(pattern).map(|g| g.compile_matcher().is_match(self.def.name.as_ref() as &str));
+            if matches.unwrap_or(false)
+                && let Value::Object(h) = hints
+            {
+                let base = v.get_or_insert_with(|| serde_json::json!({}));
+                if let Value::Object(b) = base {
+                    b.extend(h.clone());
+                }
+            }
+        }
+        v
     }
 
     async fn call(&self, args: Value, ctx: ToolContext) -> ToolOutput {

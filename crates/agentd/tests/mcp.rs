@@ -383,3 +383,26 @@ for line in sys.stdin:
     sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": r}) + "\n")
     sys.stdout.flush()
 "#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operator_hints_make_an_mcp_tool_destructive() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    let text = format!(
+        "[mcp_servers.everything]\ncommand = \"{}\"\nargs = [\"stdio\"]\n\
+         [mcp_servers.everything.tool_hints]\n\"get-s*\" = {{ destructiveHint = true }}\n",
+        everything()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
+    wait_ready(&s, "everything", None).await;
+    let (c, v) = s.post("/v1/tools/mcp__everything__get-sum/call", json!({"arguments": {"a": 2, "b": 3}})).await;
+    assert_eq!(
+        (c, v["error"]["code"].as_str(), v["error"]["risk"].as_str()),
+        (403, Some("approval_required"), Some("high")),
+        "{v}"
+    );
+    assert!(v["error"]["reasons"].to_string().contains("destructive"), "{v}");
+    let (c, v) = s.post("/v1/tools/mcp__everything__echo/call", json!({"arguments": {"message": "hi"}})).await;
+    assert_eq!(c, 200, "{v}");
+}
