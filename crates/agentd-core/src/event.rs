@@ -36,7 +36,45 @@ pub enum EventKind {
     #[serde(rename = "step.started")]
     StepStarted { step: u32 },
     #[serde(rename = "llm.completed")]
-    LlmCompleted { step: u32, message: Message, usage: Usage, finish_reason: String, provider: String, model: String },
+    LlmCompleted {
+        step: u32,
+        message: Message,
+        usage: Usage,
+        finish_reason: String,
+        provider: String,
+        model: String,
+        /// The model profile that answered (or the `provider/model` the run named).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
+    },
+    /// A model call failed and is tried again after `wait_ms`.
+    #[serde(rename = "llm.retry")]
+    LlmRetry {
+        step: u32,
+        profile: String,
+        provider: String,
+        /// 1 for the first retry.
+        attempt: u32,
+        status: Option<u16>,
+        error: String,
+        wait_ms: u64,
+        /// Tokens had been streamed before the failure; they were dropped, and the
+        /// retried answer replaces them whole.
+        partial_discarded: bool,
+    },
+    /// A profile failed for good; the next one of its `fallback` list is tried.
+    #[serde(rename = "llm.failover")]
+    LlmFailover {
+        step: u32,
+        from_profile: String,
+        to_profile: String,
+        provider: String,
+        status: Option<u16>,
+        error: String,
+    },
+    /// A model call failed and nothing is left to try.
+    #[serde(rename = "llm.failed")]
+    LlmFailed { step: u32, profile: String, provider: String, status: Option<u16>, error: String },
     #[serde(rename = "tool.called")]
     ToolCalled { call_id: String, name: String, arguments: serde_json::Value },
     #[serde(rename = "tool.started")]
@@ -121,6 +159,10 @@ pub struct Effects {
     pub output: Option<String>,
     pub error: Option<RunError>,
     pub approval: Option<crate::ApprovalChange>,
+    /// Model profiles tried (added to the run's list, each once).
+    pub profiles_tried: Vec<String>,
+    /// The profile that answered.
+    pub final_profile: Option<String>,
 }
 
 impl EventKind {
@@ -134,6 +176,9 @@ impl EventKind {
             EventKind::RunSteered { .. } => "run.steered",
             EventKind::StepStarted { .. } => "step.started",
             EventKind::LlmCompleted { .. } => "llm.completed",
+            EventKind::LlmRetry { .. } => "llm.retry",
+            EventKind::LlmFailover { .. } => "llm.failover",
+            EventKind::LlmFailed { .. } => "llm.failed",
             EventKind::ToolCalled { .. } => "tool.called",
             EventKind::ToolStarted { .. } => "tool.started",
             EventKind::ToolResult { .. } => "tool.result",
@@ -179,9 +224,17 @@ impl EventKind {
             }
             EventKind::RunResumed { .. } => e.status = Some(RunStatus::Running),
             EventKind::RunSteered { input, .. } => e.message = Some(Message::text(Role::User, input.clone())),
-            EventKind::LlmCompleted { message, usage, .. } => {
+            EventKind::LlmCompleted { message, usage, profile, .. } => {
                 e.message = Some(message.clone());
                 e.usage = Some(*usage);
+                e.profiles_tried.extend(profile.clone());
+                e.final_profile = profile.clone();
+            }
+            EventKind::LlmRetry { profile, .. } | EventKind::LlmFailed { profile, .. } => {
+                e.profiles_tried.push(profile.clone())
+            }
+            EventKind::LlmFailover { from_profile, to_profile, .. } => {
+                e.profiles_tried.extend([from_profile.clone(), to_profile.clone()])
             }
             EventKind::ToolResult { call_id, content, .. } => {
                 e.message = Some(Message::tool_result(call_id, content.clone()))

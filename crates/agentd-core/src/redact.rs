@@ -48,6 +48,13 @@ pub fn set_secrets(values: impl IntoIterator<Item = String>) {
     *secrets().write().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
 }
 
+/// Adds secret values to the ones already masked.
+pub fn add_secrets(values: impl IntoIterator<Item = String>) {
+    let mut all: Vec<String> = secrets().read().unwrap_or_else(|e| e.into_inner()).as_ref().clone();
+    all.extend(values);
+    set_secrets(all);
+}
+
 /// Values of environment variables that look secret (`*_KEY`, `*TOKEN*`,
 /// `*SECRET*`, `*PASSWORD*`, …) plus the named ones.
 pub fn secrets_from_env(also: &[String]) -> Vec<String> {

@@ -74,6 +74,12 @@ pub struct Run {
     pub output: Option<String>,
     pub error: Option<RunError>,
     pub usage: Usage,
+    /// Model profiles tried, each once, in the order first tried.
+    #[serde(default)]
+    pub attempted_profiles: Vec<String>,
+    /// The profile that gave the last answer; `null` if none succeeded.
+    #[serde(default)]
+    pub final_profile: Option<String>,
     /// Sequence number of the last journal event.
     pub last_seq: i64,
     pub created_at: String,

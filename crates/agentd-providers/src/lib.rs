@@ -1,12 +1,17 @@
 //! LLM providers behind one [`Provider`] trait: an OpenAI-compatible HTTP
 //! client and a scripted provider for tests and offline demos.
 
+mod anthropic;
+mod http;
+mod ollama;
 mod openai;
 mod scripted;
 
 use agentd_core::{Message, ToolSpec, Usage};
 use async_trait::async_trait;
 
+pub use anthropic::{AnthropicConfig, AnthropicProvider};
+pub use ollama::{OllamaConfig, OllamaProvider};
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use scripted::{ScriptedProvider, ScriptedTurn};
 
@@ -24,6 +29,9 @@ pub struct ChatRequest<'a> {
     pub messages: &'a [Message],
     pub tools: &'a [ToolSpec],
     pub max_tokens: Option<u32>,
+    /// Extra request parameters from the model profile (`temperature`,
+    /// `top_p`, `tool_choice`, …), merged into the body.
+    pub params: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A model's complete answer.
@@ -38,7 +46,12 @@ pub struct ChatResponse {
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     #[error("provider answered HTTP {status}: {message}")]
-    Http { status: u16, message: String },
+    Http {
+        status: u16,
+        message: String,
+        /// What the provider's `Retry-After` asked for.
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("could not reach provider: {0}")]
     Connect(String),
     #[error("provider timed out")]
@@ -52,6 +65,35 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// Whether trying the same request again may succeed: timeouts,
+    /// connection errors, 408/409/429/5xx, and streams cut off mid-way.
+    /// Never 400/401/403/404 or a malformed answer.
+    pub fn retryable(&self) -> bool {
+        match self {
+            ProviderError::Http { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
+            ProviderError::Connect(_) | ProviderError::Timeout | ProviderError::StreamInterrupted(_) => true,
+            ProviderError::InvalidResponse(_) | ProviderError::Config(_) => false,
+        }
+    }
+
+    /// Whether another provider may do better: everything except auth and
+    /// configuration errors (and requests the provider found malformed).
+    pub fn may_fail_over(&self) -> bool {
+        match self {
+            ProviderError::Http { status, .. } => !matches!(status, 400 | 401 | 403 | 404 | 413 | 422),
+            ProviderError::Config(_) => false,
+            _ => true,
+        }
+    }
+
+    /// The HTTP status, if the provider answered one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ProviderError::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// Machine-readable code used in run errors.
     pub fn code(&self) -> &'static str {
         match self {

@@ -10,6 +10,9 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::http::{self, http_error, map_send_error, parse_arguments, truncate};
 use crate::{ChatRequest, ChatResponse, Delta, DeltaSink, Provider, ProviderError};
 
 /// Settings of one OpenAI-compatible endpoint.
@@ -20,6 +23,8 @@ pub struct OpenAiConfig {
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
     pub stream: bool,
+    /// `max_tokens` or `max_completion_tokens` (default: the latter for api.openai.com only).
+    pub max_tokens_field: Option<String>,
 }
 
 impl std::fmt::Debug for OpenAiConfig {
@@ -38,68 +43,23 @@ impl std::fmt::Debug for OpenAiConfig {
 pub struct OpenAiProvider {
     cfg: OpenAiConfig,
     http: reqwest::Client,
+    /// Send `max_completion_tokens` (newer OpenAI models) instead of `max_tokens`;
+    /// flipped once if the server refuses the one we sent.
+    new_field: AtomicBool,
 }
 
 impl OpenAiProvider {
     pub fn new(cfg: OpenAiConfig) -> Result<Self, ProviderError> {
-        let mut headers = reqwest::header::HeaderMap::new();
-        for (k, v) in &cfg.headers {
-            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| ProviderError::Config(format!("invalid header name {k:?}")))?;
-            let value = reqwest::header::HeaderValue::from_str(v)
-                .map_err(|_| ProviderError::Config(format!("invalid value for header {k:?}")))?;
-            headers.insert(name, value);
-        }
-        if let Some(key) = &cfg.api_key {
-            let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
-                .map_err(|_| ProviderError::Config("api key contains invalid characters".into()))?;
-            v.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, v);
-        }
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(cfg.timeout)
-            .build()
-            .map_err(|e| ProviderError::Config(e.to_string()))?;
-        Ok(Self { cfg, http })
+        let secret = cfg.api_key.as_ref().map(|k| ("authorization", format!("Bearer {k}")));
+        let http = http::client(&cfg.headers, secret, cfg.timeout)?;
+        let completion_field = cfg.max_tokens_field.clone().map(|f| f == "max_completion_tokens");
+        let official = cfg.base_url.contains("api.openai.com");
+        Ok(Self { http, new_field: AtomicBool::new(completion_field.unwrap_or(official)), cfg })
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}/{}", self.cfg.base_url.trim_end_matches('/'), path)
     }
-}
-
-fn map_send_error(e: reqwest::Error) -> ProviderError {
-    if e.is_timeout() {
-        ProviderError::Timeout
-    } else {
-        // Without the URL: it may carry credentials in query strings.
-        ProviderError::Connect(e.without_url().to_string())
-    }
-}
-
-/// Turns an error response into a short message (the provider's own
-/// `error.message` when it sends one).
-async fn http_error(resp: reqwest::Response) -> ProviderError {
-    let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<Value>(&body)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-        .unwrap_or(body);
-    ProviderError::Http { status, message: truncate(&message, 500) }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 fn content_json(parts: &[ContentPart]) -> Value {
@@ -158,13 +118,6 @@ pub(crate) fn wire_messages(messages: &[Message]) -> Vec<Value> {
         .collect()
 }
 
-fn parse_arguments(raw: &str) -> Value {
-    if raw.trim().is_empty() {
-        return json!({});
-    }
-    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
-}
-
 fn parse_usage(v: &Value) -> Option<Usage> {
     if !v.is_object() {
         return None;
@@ -188,7 +141,7 @@ impl StreamState {
     fn apply(&mut self, chunk: &Value, on_delta: DeltaSink<'_>) -> Result<(), ProviderError> {
         if chunk.get("error").is_some() {
             let msg = chunk["error"]["message"].as_str().unwrap_or("error in stream");
-            return Err(ProviderError::Http { status: 200, message: truncate(msg, 500) });
+            return Err(ProviderError::Http { status: 200, message: truncate(msg, 500), retry_after: None });
         }
         if let Some(u) = parse_usage(&chunk["usage"]) {
             self.usage = Some(u);
@@ -308,13 +261,40 @@ impl Provider for OpenAiProvider {
                 .map(|t| json!({"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.input_schema}}))
                 .collect();
         }
-        if let Some(n) = req.max_tokens {
-            body["max_tokens"] = json!(n);
+        if let Some(params) = req.params {
+            for (k, v) in params {
+                body[k] = v.clone();
+            }
         }
-        let resp = self.http.post(self.url("chat/completions")).json(&body).send().await.map_err(map_send_error)?;
-        if !resp.status().is_success() {
-            return Err(http_error(resp).await);
-        }
+        let mut switched = false;
+        let resp = loop {
+            let (field, other) = if self.new_field.load(Ordering::Relaxed) {
+                ("max_completion_tokens", "max_tokens")
+            } else {
+                ("max_tokens", "max_completion_tokens")
+            };
+            if let Some(obj) = body.as_object_mut() {
+                obj.remove(other);
+                obj.remove(field);
+            }
+            if let Some(n) = req.max_tokens {
+                body[field] = json!(n);
+            }
+            let resp = self.http.post(self.url("chat/completions")).json(&body).send().await.map_err(map_send_error)?;
+            if resp.status().is_success() {
+                break resp;
+            }
+            let err = http_error(resp).await;
+            // A server that wants the other name for the output limit says so in a 400: switch once.
+            let wants_other = matches!(&err, ProviderError::Http { status: 400, message, .. }
+                if message.contains(field) && message.contains("not supported") || message.contains(&format!("Use '{other}'")));
+            if req.max_tokens.is_some() && wants_other && !switched {
+                switched = true;
+                self.new_field.fetch_xor(true, Ordering::Relaxed);
+                continue;
+            }
+            return Err(err);
+        };
         if !self.cfg.stream {
             let bytes = resp.bytes().await.map_err(map_send_error)?;
             let v: Value = serde_json::from_slice(&bytes)

@@ -113,16 +113,22 @@ mod tests {
         .unwrap();
         let mut msgs = vec![Message::text(Role::User, "hi")];
         let sink = |_d: Delta| {};
-        let r1 =
-            p.chat(ChatRequest { model: "m", messages: &msgs, tools: &[], max_tokens: None }, &sink).await.unwrap();
+        let r1 = p
+            .chat(ChatRequest { model: "m", messages: &msgs, tools: &[], max_tokens: None, params: None }, &sink)
+            .await
+            .unwrap();
         assert_eq!(r1.message.tool_calls[0].name, "echo");
         msgs.push(r1.message);
         msgs.push(Message::tool_result("call_1_1", vec![ContentPart::text("{}")]));
-        let r2 =
-            p.chat(ChatRequest { model: "m", messages: &msgs, tools: &[], max_tokens: None }, &sink).await.unwrap();
+        let r2 = p
+            .chat(ChatRequest { model: "m", messages: &msgs, tools: &[], max_tokens: None, params: None }, &sink)
+            .await
+            .unwrap();
         assert_eq!(r2.message.text_content(), "done now");
         msgs.push(r2.message);
-        let r3 = p.chat(ChatRequest { model: "m", messages: &msgs, tools: &[], max_tokens: None }, &sink).await;
+        let r3 = p
+            .chat(ChatRequest { model: "m", messages: &msgs, tools: &[], max_tokens: None, params: None }, &sink)
+            .await;
         assert!(matches!(r3, Err(ProviderError::InvalidResponse(_))));
     }
 }

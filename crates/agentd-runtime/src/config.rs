@@ -41,6 +41,8 @@ pub struct Config {
     /// Directories of skills (each skill a subdirectory with a SKILL.md), shared by all tenants.
     #[serde(default)]
     pub skills_dirs: Vec<PathBuf>,
+    /// A `.env` file (KEY=VALUE lines) where `api_key_env` variables may live.
+    pub env_file: Option<PathBuf>,
     /// Secrets to mask in events, logs and errors (`[secrets]`).
     #[serde(default)]
     pub secrets: SecretsConfig,
@@ -50,9 +52,9 @@ pub struct Config {
 }
 
 /// One provider endpoint.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ProviderConfig {
-    /// `openai` (any OpenAI-compatible server) or `scripted`.
+    /// `openai` (any OpenAI-compatible server), `anthropic`, `ollama` or `scripted`.
     #[serde(rename = "type", default = "default_kind")]
     pub kind: String,
     pub base_url: Option<String>,
@@ -67,19 +69,49 @@ pub struct ProviderConfig {
     pub script: Option<PathBuf>,
     /// For `scripted`: the turns inline.
     pub turns: Option<Vec<agentd_providers::ScriptedTurn>>,
+    /// For `openai`: `max_tokens` or `max_completion_tokens` (default: the
+    /// latter for api.openai.com, the former elsewhere; switched once if refused).
+    pub max_tokens_field: Option<String>,
+    /// For `ollama`: ask thinking models to think.
+    pub think: Option<bool>,
+    /// Retries of one request on timeouts, connection errors, 408/409/429/5xx (default 3).
+    pub max_retries: Option<u32>,
+    /// First backoff in ms (doubles each retry, with jitter; `Retry-After` wins). Default 500.
+    pub retry_base_ms: Option<u64>,
 }
 
 fn default_kind() -> String {
     "openai".into()
 }
 
-/// A named model: which provider and model id, and its limits.
-#[derive(Debug, Clone, Deserialize)]
+/// A named model: which provider and model id, its limits, default
+/// parameters, and the profiles to fail over to.
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct ModelProfile {
     pub provider: String,
     pub model: String,
     pub context_window: Option<u64>,
+    /// Most output tokens per answer.
     pub max_tokens: Option<u32>,
+    /// Sent with every request (`temperature`, `top_p`, `tool_choice`, …).
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Profiles tried in order when this one fails with a provider error.
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    /// What the model accepts as input: `["text"]` makes images a 400 (default text and images).
+    pub input: Option<Vec<String>>,
+    /// Price per million tokens, for cost per run.
+    pub price: Option<Price>,
+}
+
+/// USD per million input / output tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, serde::Serialize)]
+pub struct Price {
+    #[serde(default)]
+    pub input_per_mtok: f64,
+    #[serde(default)]
+    pub output_per_mtok: f64,
 }
 
 /// Settings of an agent (`[agents.default]`).

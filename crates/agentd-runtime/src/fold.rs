@@ -178,6 +178,7 @@ mod tests {
             finish_reason: "tool_calls".into(),
             provider: "p".into(),
             model: "m".into(),
+            profile: None,
         }
     }
 

@@ -4,17 +4,64 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_providers::{OpenAiConfig, OpenAiProvider, Provider, ScriptedProvider};
+use agentd_providers::{
+    AnthropicConfig, AnthropicProvider, OllamaConfig, OllamaProvider, OpenAiConfig, OpenAiProvider, Provider,
+    ScriptedProvider,
+};
 
 use crate::config::{Config, ConfigError, ModelProfile};
 
 /// A model a run can use.
 #[derive(Clone)]
 pub struct ResolvedModel {
+    /// The profile name, or the `provider/model` string the run named.
+    pub profile: String,
     pub provider_name: String,
     pub provider: Arc<dyn Provider>,
     pub model: String,
     pub max_tokens: Option<u32>,
+    pub context_window: Option<u64>,
+    pub params: Arc<serde_json::Map<String, serde_json::Value>>,
+    /// Profiles to fail over to, in order.
+    pub fallback: Vec<String>,
+    /// False for a profile declared text-only.
+    pub accepts_images: bool,
+    pub price: Option<crate::config::Price>,
+    pub retry: RetryPolicy,
+}
+
+/// How often and how patiently one provider is retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_retries: 3, base: Duration::from_millis(500) }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff with full jitter for attempt `n` (0-based), capped at 30 s;
+    /// the provider's `Retry-After` wins when it gave one.
+    pub fn wait(&self, n: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(d) = retry_after {
+            return d;
+        }
+        let cap = self.base.saturating_mul(1u32 << n.min(16)).min(Duration::from_secs(30));
+        let jitter = rand_fraction();
+        cap.mul_f64(0.5 + 0.5 * jitter)
+    }
+}
+
+/// A number in [0, 1) from the clock (jitter needs spread, not secrecy).
+fn rand_fraction() -> f64 {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let x = (nanos as u64).wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Why a model name did not resolve.
@@ -41,61 +88,93 @@ impl ModelError {
 /// Every configured provider and profile.
 #[derive(Clone, Default)]
 pub struct ModelRegistry {
-    providers: BTreeMap<String, Arc<dyn Provider>>,
+    providers: BTreeMap<String, (Arc<dyn Provider>, RetryPolicy)>,
     profiles: BTreeMap<String, ModelProfile>,
     default_model: Option<String>,
 }
 
-/// Reads one environment variable, treating empty as unset.
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+/// Environment variables, then the config's `.env` file; empty means unset.
+struct Env(BTreeMap<String, String>);
+
+impl Env {
+    fn load(cfg: &Config) -> Result<Self, ConfigError> {
+        let mut vars = BTreeMap::new();
+        if let Some(f) = &cfg.env_file {
+            let path = cfg.resolve_path(f);
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+                let line = line.strip_prefix("export ").unwrap_or(line);
+                if let Some((k, v)) = line.split_once('=') {
+                    let v = v.trim();
+                    let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+                    vars.insert(k.trim().to_string(), v.to_string());
+                }
+            }
+        }
+        Ok(Self(vars))
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| self.0.get(name).cloned().filter(|v| !v.is_empty()))
+    }
+
+    /// Values from the `.env` file, to be masked like environment secrets.
+    fn values(&self) -> impl Iterator<Item = &String> {
+        self.0.values()
+    }
 }
 
 impl ModelRegistry {
     /// Builds providers from the config file plus the OpenAI SDK environment
     /// variables (`OPENAI_API_KEY`, `OPENAI_BASE_URL`) for a provider named `openai`.
     pub fn from_config(cfg: &Config) -> Result<Self, ConfigError> {
-        let mut providers: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
+        let env = Env::load(cfg)?;
+        let mut providers = BTreeMap::new();
         let mut entries = cfg.providers.clone();
-        if !entries.contains_key("openai") && (env("OPENAI_API_KEY").is_some() || env("OPENAI_BASE_URL").is_some()) {
-            entries.insert(
-                "openai".into(),
-                crate::config::ProviderConfig {
-                    kind: "openai".into(),
-                    base_url: None,
-                    api_key_env: None,
-                    headers: BTreeMap::new(),
-                    timeout_secs: None,
-                    stream: None,
-                    script: None,
-                    turns: None,
-                },
-            );
+        if !entries.contains_key("openai")
+            && (env.get("OPENAI_API_KEY").is_some() || env.get("OPENAI_BASE_URL").is_some())
+        {
+            entries
+                .insert("openai".into(), crate::config::ProviderConfig { kind: "openai".into(), ..Default::default() });
         }
+        let mut secrets: Vec<String> = env.values().cloned().collect();
         for (name, p) in &entries {
+            let invalid = |e: agentd_providers::ProviderError| ConfigError::Invalid(format!("provider {name}: {e}"));
+            let default_key_var = match p.kind.as_str() {
+                "openai" if name == "openai" => Some("OPENAI_API_KEY"),
+                "anthropic" => Some("ANTHROPIC_API_KEY"),
+                _ => None,
+            };
+            let api_key = match &p.api_key_env {
+                Some(var) => env.get(var),
+                None => default_key_var.and_then(|v| env.get(v)),
+            };
+            secrets.extend(api_key.clone());
+            let headers: Vec<(String, String)> = p.headers.clone().into_iter().collect();
+            let timeout = Duration::from_secs(p.timeout_secs.unwrap_or(300));
+            let stream = p.stream.unwrap_or(true);
             let provider: Arc<dyn Provider> = match p.kind.as_str() {
                 "openai" => {
-                    let is_openai = name == "openai";
-                    let api_key = match &p.api_key_env {
-                        Some(var) => env(var),
-                        None if is_openai => env("OPENAI_API_KEY"),
-                        None => None,
-                    };
-                    let base_url = p
-                        .base_url
-                        .clone()
-                        .or_else(|| if is_openai { env("OPENAI_BASE_URL") } else { None })
-                        .unwrap_or_else(|| "https://api.openai.com/v1".into());
-                    let cfg = OpenAiConfig {
-                        base_url,
-                        api_key,
-                        headers: p.headers.clone().into_iter().collect(),
-                        timeout: Duration::from_secs(p.timeout_secs.unwrap_or(300)),
-                        stream: p.stream.unwrap_or(true),
-                    };
-                    Arc::new(
-                        OpenAiProvider::new(cfg).map_err(|e| ConfigError::Invalid(format!("provider {name}: {e}")))?,
-                    )
+                    let from_env = if name == "openai" { env.get("OPENAI_BASE_URL") } else { None };
+                    let base_url =
+                        p.base_url.clone().or(from_env).unwrap_or_else(|| "https://api.openai.com/v1".into());
+                    let max_tokens_field = p.max_tokens_field.clone();
+                    let c = OpenAiConfig { base_url, api_key, headers, timeout, stream, max_tokens_field };
+                    Arc::new(OpenAiProvider::new(c).map_err(invalid)?)
+                }
+                "anthropic" => {
+                    let base_url = p.base_url.clone().unwrap_or_else(|| "https://api.anthropic.com".into());
+                    let c = AnthropicConfig { base_url, api_key, headers, timeout, stream };
+                    Arc::new(AnthropicProvider::new(c).map_err(invalid)?)
+                }
+                "ollama" => {
+                    let base_url = p.base_url.clone().unwrap_or_else(|| "http://127.0.0.1:11434".into());
+                    let c = OllamaConfig { base_url, headers, timeout, stream, think: p.think };
+                    Arc::new(OllamaProvider::new(c).map_err(invalid)?)
                 }
                 "scripted" => {
                     let turns = match (&p.turns, &p.script) {
@@ -121,29 +200,42 @@ impl ModelRegistry {
                 }
                 other => {
                     return Err(ConfigError::Invalid(format!(
-                        "provider {name}: unknown type {other:?} (expected \"openai\" or \"scripted\")"
+                        "provider {name}: unknown type {other:?} (expected \"openai\", \"anthropic\", \"ollama\" or \"scripted\")"
                     )));
                 }
             };
-            providers.insert(name.clone(), provider);
+            let retry = RetryPolicy {
+                max_retries: p.max_retries.unwrap_or(3).min(10),
+                base: Duration::from_millis(p.retry_base_ms.unwrap_or(500).max(1)),
+            };
+            providers.insert(name.clone(), (provider, retry));
         }
+        // Keys read from the .env file are as secret as environment ones.
+        let mut all = agentd_core::redact::secrets_from_env(&[]);
+        all.extend(secrets);
+        agentd_core::redact::add_secrets(all);
         for (name, prof) in &cfg.models {
             if !providers.contains_key(&prof.provider) {
                 tracing::warn!(profile = %name, provider = %prof.provider, "model profile names a provider that is not configured");
+            }
+            for f in &prof.fallback {
+                if !cfg.models.contains_key(f) && !f.contains('/') {
+                    return Err(ConfigError::Invalid(format!("models.{name}.fallback names unknown profile {f:?}")));
+                }
             }
         }
         let default_model = cfg
             .default_agent()
             .model
             .or_else(|| cfg.default_model.clone())
-            .or_else(|| env("AGENTD_DEFAULT_MODEL"))
+            .or_else(|| env.get("AGENTD_DEFAULT_MODEL"))
             .or_else(|| providers.contains_key("openai").then(|| "openai/gpt-4o-mini".to_string()));
         Ok(Self { providers, profiles: cfg.models.clone(), default_model })
     }
 
     /// Adds or replaces a provider (used by tests and the bench).
     pub fn insert_provider(&mut self, name: &str, p: Arc<dyn Provider>) {
-        self.providers.insert(name.into(), p);
+        self.providers.insert(name.into(), (p, RetryPolicy::default()));
     }
 
     pub fn set_default_model(&mut self, m: Option<String>) {
@@ -155,7 +247,7 @@ impl ModelRegistry {
     }
 
     pub fn providers(&self) -> impl Iterator<Item = (&String, &Arc<dyn Provider>)> {
-        self.providers.iter()
+        self.providers.iter().map(|(k, (p, _))| (k, p))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -169,18 +261,50 @@ impl ModelRegistry {
 
     /// Resolves a profile name or `provider/model`.
     pub fn resolve(&self, name: &str) -> Result<ResolvedModel, ModelError> {
-        let (provider_name, model, max_tokens) = if let Some(p) = self.profiles.get(name) {
-            (p.provider.clone(), p.model.clone(), p.max_tokens)
-        } else if let Some((prov, model)) = name.split_once('/').filter(|(p, m)| !p.is_empty() && !m.is_empty()) {
-            (prov.to_string(), model.to_string(), None)
-        } else {
-            return Err(ModelError::UnknownModel(name.to_string()));
+        let prof = match self.profiles.get(name) {
+            Some(p) => p.clone(),
+            None => match name.split_once('/').filter(|(p, m)| !p.is_empty() && !m.is_empty()) {
+                Some((prov, model)) => {
+                    ModelProfile { provider: prov.into(), model: model.into(), ..Default::default() }
+                }
+                None => return Err(ModelError::UnknownModel(name.to_string())),
+            },
         };
-        let provider = self.providers.get(&provider_name).cloned().ok_or_else(|| {
+        let (provider, retry) = self.providers.get(&prof.provider).cloned().ok_or_else(|| {
             let known = if self.providers.is_empty() { "none".into() } else { self.provider_names().join(", ") };
-            ModelError::UnknownProvider(provider_name.clone(), known)
+            ModelError::UnknownProvider(prof.provider.clone(), known)
         })?;
-        Ok(ResolvedModel { provider_name, provider, model, max_tokens })
+        Ok(ResolvedModel {
+            profile: name.to_string(),
+            provider_name: prof.provider,
+            provider,
+            model: prof.model,
+            max_tokens: prof.max_tokens,
+            context_window: prof.context_window,
+            params: Arc::new(prof.params),
+            fallback: prof.fallback,
+            accepts_images: prof.input.is_none_or(|i| i.iter().any(|k| k == "image" || k == "images")),
+            price: prof.price,
+            retry,
+        })
+    }
+
+    /// A profile and its fallbacks, each once, in the order they are tried.
+    pub fn chain(&self, name: &str) -> Result<Vec<ResolvedModel>, ModelError> {
+        let first = self.resolve(name)?;
+        let mut seen = vec![first.profile.clone()];
+        let mut out = vec![first];
+        let mut i = 0;
+        while i < out.len() {
+            for f in out[i].fallback.clone() {
+                if !seen.contains(&f) {
+                    seen.push(f.clone());
+                    out.push(self.resolve(&f)?);
+                }
+            }
+            i += 1;
+        }
+        Ok(out)
     }
 }
 

@@ -158,7 +158,7 @@ impl Runtime {
         } else {
             vec![EventKind::RunStarted { node: self.node_id.clone() }]
         };
-        let model = match self.models.resolve(&run.model) {
+        let chain = match self.models.chain(&run.model) {
             Ok(m) => m,
             Err(e) => {
                 w.write_final(carry, failed(e.code(), e.to_string())).await?;
@@ -246,22 +246,17 @@ impl Runtime {
                 w.take_inputs(&mut carry, &mut messages);
                 w.write(&std::mem::take(&mut carry)).await?;
             }
-            let run_id = run.id.as_str();
-            let sink = |d: Delta| self.hub.publish(run_id, Live::Delta(d));
-            let req =
-                ChatRequest { model: &model.model, messages: &messages, tools: &tools, max_tokens: model.max_tokens };
-            let resp = tokio::select! {
-                _ = cancel.cancelled() => return Err(Stop::Halted),
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    w.write_final(carry, wall_time_exceeded(agent.max_wall_secs)).await?;
+            let asked = self.ask(&chain, step, &messages, &tools, run, cancel, deadline, &mut w).await?;
+            let (resp, model) = match asked {
+                Asked::Answer(resp, i) => (resp, &chain[i]),
+                Asked::Failed(mut evs) => {
+                    let last = evs.pop().unwrap_or_else(|| failed("provider_error", "the model call failed".into()));
+                    carry.extend(evs);
+                    w.write_final(carry, last).await?;
                     return Ok(());
                 }
-                r = model.provider.chat(req, &sink) => r,
-            };
-            let resp = match resp {
-                Ok(r) => r,
-                Err(e) => {
-                    w.write_final(carry, failed(e.code(), e.to_string())).await?;
+                Asked::OutOfTime => {
+                    w.write_final(carry, wall_time_exceeded(agent.max_wall_secs)).await?;
                     return Ok(());
                 }
             };
@@ -274,6 +269,7 @@ impl Runtime {
                 finish_reason: resp.finish_reason.clone(),
                 provider: model.provider_name.clone(),
                 model: model.model.clone(),
+                profile: Some(model.profile.clone()),
             });
             if calls.is_empty() {
                 carry.push(EventKind::StepCompleted { step });
@@ -309,6 +305,97 @@ impl Runtime {
         let msg = format!("the run reached max_steps ({}) without a final answer", run.max_steps);
         w.write_final(carry, failed("max_steps_exceeded", msg)).await?;
         Ok(())
+    }
+
+    /// Asks the model: retries one profile on transient errors (backoff with
+    /// jitter, `Retry-After` honoured), then fails over along its `fallback`
+    /// list; every attempt is journaled (`llm.retry`, `llm.failover`, `llm.failed`).
+    #[allow(clippy::too_many_arguments)]
+    async fn ask(
+        &self,
+        chain: &[crate::ResolvedModel],
+        step: u32,
+        messages: &[Message],
+        tools: &[agentd_core::ToolSpec],
+        run: &Run,
+        cancel: &CancellationToken,
+        deadline: Instant,
+        w: &mut Writer<'_>,
+    ) -> Result<Asked, Stop> {
+        let run_id = run.id.as_str();
+        for (i, model) in chain.iter().enumerate() {
+            let mut attempt = 0;
+            loop {
+                let streamed = std::sync::atomic::AtomicBool::new(false);
+                let sink = |d: Delta| {
+                    streamed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.hub.publish(run_id, Live::Delta(d))
+                };
+                let req = ChatRequest {
+                    model: &model.model,
+                    messages,
+                    tools,
+                    max_tokens: model.max_tokens,
+                    params: Some(&model.params),
+                };
+                let r = tokio::select! {
+                    _ = cancel.cancelled() => return Err(Stop::Halted),
+                    _ = tokio::time::sleep_until(deadline.into()) => return Ok(Asked::OutOfTime),
+                    r = model.provider.chat(req, &sink) => r,
+                };
+                let e = match r {
+                    Ok(resp) => return Ok(Asked::Answer(resp, i)),
+                    Err(e) => e,
+                };
+                let (status, error) = (e.status(), e.to_string());
+                if e.retryable() && attempt < model.retry.max_retries {
+                    let retry_after = match &e {
+                        agentd_providers::ProviderError::Http { retry_after, .. } => *retry_after,
+                        _ => None,
+                    };
+                    let wait = model.retry.wait(attempt, retry_after);
+                    attempt += 1;
+                    w.write(&[EventKind::LlmRetry {
+                        step,
+                        profile: model.profile.clone(),
+                        provider: model.provider_name.clone(),
+                        attempt,
+                        status,
+                        error,
+                        wait_ms: wait.as_millis() as u64,
+                        partial_discarded: streamed.load(std::sync::atomic::Ordering::Relaxed),
+                    }])
+                    .await?;
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Err(Stop::Halted),
+                        _ = tokio::time::sleep_until(deadline.into()) => return Ok(Asked::OutOfTime),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
+                if let Some(next) = chain.get(i + 1).filter(|_| e.may_fail_over()) {
+                    w.write(&[EventKind::LlmFailover {
+                        step,
+                        from_profile: model.profile.clone(),
+                        to_profile: next.profile.clone(),
+                        provider: model.provider_name.clone(),
+                        status,
+                        error,
+                    }])
+                    .await?;
+                    break;
+                }
+                let failed_ev = EventKind::LlmFailed {
+                    step,
+                    profile: model.profile.clone(),
+                    provider: model.provider_name.clone(),
+                    status,
+                    error: error.clone(),
+                };
+                return Ok(Asked::Failed(vec![failed_ev, failed(e.code(), error)]));
+            }
+        }
+        Ok(Asked::Failed(vec![failed("provider_error", "no model profile answered".into())]))
     }
 
     /// Passes a step's calls through the gate, then runs the allowed ones;
@@ -491,6 +578,16 @@ struct StepCtx<'a> {
     set: &'a ToolSet,
     cancel: &'a CancellationToken,
     deadline: Instant,
+}
+
+/// How asking the model ended.
+enum Asked {
+    /// An answer, from `chain[i]`.
+    Answer(agentd_providers::ChatResponse, usize),
+    /// Nothing answered: events to write, the last one ending the run.
+    Failed(Vec<EventKind>),
+    /// The run's wall-time budget ran out while waiting.
+    OutOfTime,
 }
 
 /// How a step's calls ended.

@@ -13,6 +13,8 @@ pub struct RunHead {
     pub usage: String,
     pub lease_node: Option<String>,
     pub input: String,
+    /// JSON list of the profiles tried so far.
+    pub attempted: String,
 }
 
 /// Everything an append writes.
@@ -34,6 +36,9 @@ pub struct AppendPlan {
     pub release_lease: bool,
     /// The run ended: its pending approvals are cancelled.
     pub close_approvals: bool,
+    /// JSON list of the profiles tried, when it changed.
+    pub attempted: Option<String>,
+    pub final_profile: Option<String>,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -62,6 +67,8 @@ pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[E
     let mut seq = head.last_seq;
     let (mut out, mut messages) = (Vec::with_capacity(events.len()), vec![]);
     let (mut output, mut error, mut approvals) = (None, None, vec![]);
+    let mut attempted: Vec<String> = serde_json::from_str(&head.attempted).unwrap_or_default();
+    let (mut attempted_changed, mut final_profile) = (false, None);
     for ev in events {
         if status.is_terminal() {
             return Err(StoreError::RunFinished);
@@ -84,6 +91,13 @@ pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[E
             status = s;
         }
         approvals.extend(fx.approval);
+        for p in fx.profiles_tried {
+            if !attempted.contains(&p) {
+                attempted.push(p);
+                attempted_changed = true;
+            }
+        }
+        final_profile = fx.final_profile.or(final_profile);
         output = fx.output.or(output);
         error = fx.error.or(error);
         out.push(StoredEvent {
@@ -106,5 +120,7 @@ pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[E
         approvals,
         release_lease: status == RunStatus::WaitingApproval,
         close_approvals: status.is_terminal(),
+        attempted: if attempted_changed { Some(to_json(&attempted)?) } else { None },
+        final_profile,
     })
 }

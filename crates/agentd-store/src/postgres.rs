@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/postgres/0003_tool_calls.sql")),
     (4, include_str!("../migrations/postgres/0004_run_agent.sql")),
     (5, include_str!("../migrations/postgres/0005_approvals.sql")),
+    (6, include_str!("../migrations/postgres/0006_run_profiles.sql")),
 ];
 /// Advisory lock key serialising migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;
@@ -144,6 +145,8 @@ fn run_from_row(row: &PgRow) -> Result<Run> {
         output: row.try_get("output")?,
         error,
         usage: json_col(row, "usage")?,
+        attempted_profiles: json_col(row, "attempted_profiles")?,
+        final_profile: row.try_get("final_profile")?,
         last_seq: row.try_get("last_seq")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -755,7 +758,7 @@ async fn append_tx(
     events: &[EventKind],
 ) -> Result<Vec<StoredEvent>> {
     let row = scoped(
-        "SELECT session_id, status, last_seq, usage, lease_node, input FROM runs
+        "SELECT session_id, status, last_seq, usage, lease_node, input, attempted_profiles FROM runs
          WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE",
         run_id,
         t,
@@ -770,6 +773,7 @@ async fn append_tx(
         usage: row.try_get("usage")?,
         lease_node: row.try_get("lease_node")?,
         input: row.try_get("input")?,
+        attempted: row.try_get("attempted_profiles")?,
     };
     let plan = plan_append(run_id, head, guard, events)?;
     let ts = &plan.ts;
@@ -868,7 +872,8 @@ async fn append_tx(
         "UPDATE runs SET status = $1, last_seq = $2, usage = $3, output = COALESCE($4, output),
            error = COALESCE($5, error), updated_at = $6,
            lease_node = CASE WHEN $8 THEN NULL ELSE lease_node END,
-           lease_until = CASE WHEN $8 THEN NULL ELSE lease_until END
+           lease_until = CASE WHEN $8 THEN NULL ELSE lease_until END,
+           attempted_profiles = COALESCE($9, attempted_profiles), final_profile = COALESCE($10, final_profile)
          WHERE id = $7",
     )
     .bind(plan.status.as_str())
@@ -879,6 +884,8 @@ async fn append_tx(
     .bind(ts)
     .bind(run_id)
     .bind(plan.release_lease)
+    .bind(&plan.attempted)
+    .bind(&plan.final_profile)
     .execute(&mut **tx)
     .await?;
     if let Some(last) = plan.events.last() {

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/sqlite/0004_tool_calls.sql")),
     (5, include_str!("../migrations/sqlite/0005_run_agent.sql")),
     (6, include_str!("../migrations/sqlite/0006_approvals.sql")),
+    (7, include_str!("../migrations/sqlite/0007_run_profiles.sql")),
 ];
 
 /// Most requests committed together in one transaction.
@@ -220,6 +221,8 @@ fn run_from_row(row: &Row<'_>) -> Result<Run> {
         output: row.get("output")?,
         error,
         usage: json_col(row, "usage")?,
+        attempted_profiles: json_col(row, "attempted_profiles")?,
+        final_profile: row.get("final_profile")?,
         last_seq: row.get("last_seq")?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
@@ -761,7 +764,7 @@ fn append_tx(
 ) -> Result<Vec<StoredEvent>> {
     let (session_id, head) = c
         .prepare_cached(
-            "SELECT session_id, status, last_seq, usage, lease_node, input FROM runs
+            "SELECT session_id, status, last_seq, usage, lease_node, input, attempted_profiles FROM runs
              WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4",
         )?
         .query_row(params![run_id, t.org, t.user, t.project], |r| {
@@ -771,6 +774,7 @@ fn append_tx(
                 usage: r.get(3)?,
                 lease_node: r.get(4)?,
                 input: r.get(5)?,
+                attempted: r.get(6)?,
             };
             Ok((r.get::<_, String>(0)?, head))
         })
@@ -837,7 +841,8 @@ fn append_tx(
         "UPDATE runs SET status = ?1, last_seq = ?2, usage = ?3, output = COALESCE(?4, output),
            error = COALESCE(?5, error), updated_at = ?6,
            lease_node = CASE WHEN ?8 THEN NULL ELSE lease_node END,
-           lease_until = CASE WHEN ?8 THEN NULL ELSE lease_until END
+           lease_until = CASE WHEN ?8 THEN NULL ELSE lease_until END,
+           attempted_profiles = COALESCE(?9, attempted_profiles), final_profile = COALESCE(?10, final_profile)
          WHERE id = ?7",
     )?
     .execute(params![
@@ -848,7 +853,9 @@ fn append_tx(
         plan.error,
         ts,
         run_id,
-        plan.release_lease
+        plan.release_lease,
+        plan.attempted,
+        plan.final_profile
     ])?;
     Ok(plan.events)
 }

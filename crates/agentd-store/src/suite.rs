@@ -31,6 +31,7 @@ fn assistant(text: &str) -> EventKind {
         finish_reason: "stop".into(),
         provider: "p".into(),
         model: "m".into(),
+        profile: None,
     }
 }
 

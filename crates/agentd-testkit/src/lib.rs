@@ -29,6 +29,8 @@ pub enum Turn {
     Slow(Duration, String),
     /// An HTTP error status with a JSON error body.
     Status(u16, String),
+    /// 429 with a `Retry-After` header (seconds).
+    RateLimited(u64),
     /// A 200 answer whose body (or first stream chunk) is not JSON.
     InvalidJson,
     /// Streams these text chunks, then closes the connection mid-answer.
@@ -231,6 +233,10 @@ async fn answer(turn: Turn, stream: bool, id_base: &str) -> Response {
         Turn::Status(code, msg) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (status, Json(json!({"error": {"message": msg, "type": "server_error"}}))).into_response();
+        }
+        Turn::RateLimited(secs) => {
+            let body = Json(json!({"error": {"message": "rate limited", "type": "rate_limit_error"}}));
+            return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], body).into_response();
         }
         Turn::InvalidJson => {
             let body = if stream { "data: {this is not json\n\n" } else { "{\"choices\": [ oops" };

@@ -132,6 +132,7 @@ async fn rig(o: &BenchOpts, max_concurrent: u32, node: &str) -> anyhow::Result<R
         headers: vec![],
         timeout: Duration::from_secs(120),
         stream: true,
+        max_tokens_field: None,
     })?;
     let timed = Arc::new(Timed {
         inner,

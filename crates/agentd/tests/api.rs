@@ -100,7 +100,15 @@ async fn provider_failures_fail_the_run_with_a_reason() {
     )
     .await
     .unwrap();
-    let s = Server::start(&mock.base_url);
+    // Retries are tested with the providers; here every failure must end the run at once.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, "[providers.openai]\nmax_retries = 0\n").unwrap();
+    let s = common::Server::start_with(common::Opts {
+        mock: Some(&mock.base_url),
+        config: Some(&cfg),
+        ..Default::default()
+    });
     let mut all = String::new();
     for (expect, detail) in [
         ("provider_http_error", "500"),
@@ -310,7 +318,7 @@ async fn cli_run_in_process_and_against_server() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "remote answer");
 
     // A failing run exits non-zero with the reason.
-    mock.push([Turn::Status(500, "down".into())]);
+    mock.push([Turn::Status(401, "no such key".into())]);
     let url = s.url.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(common::bin()).args(["run", "hi", "--url", &url]).output().unwrap()

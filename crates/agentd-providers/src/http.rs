@@ -1,0 +1,100 @@
+//! What every HTTP adapter shares: the client, error mapping (with
+//! `Retry-After`), and helpers for images and text.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::ProviderError;
+
+/// A client with these default headers; secret values are marked sensitive.
+pub(crate) fn client(
+    headers: &[(String, String)],
+    secret: Option<(&str, String)>,
+    timeout: Duration,
+) -> Result<reqwest::Client, ProviderError> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (k, v) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| ProviderError::Config(format!("invalid header name {k:?}")))?;
+        let value = reqwest::header::HeaderValue::from_str(v)
+            .map_err(|_| ProviderError::Config(format!("invalid value for header {k:?}")))?;
+        map.insert(name, value);
+    }
+    if let Some((name, value)) = secret {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ProviderError::Config(format!("invalid header name {name:?}")))?;
+        let mut v = reqwest::header::HeaderValue::from_str(&value)
+            .map_err(|_| ProviderError::Config("api key contains invalid characters".into()))?;
+        v.set_sensitive(true);
+        map.insert(name, v);
+    }
+    reqwest::Client::builder()
+        .default_headers(map)
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(timeout)
+        .build()
+        .map_err(|e| ProviderError::Config(e.to_string()))
+}
+
+pub(crate) fn map_send_error(e: reqwest::Error) -> ProviderError {
+    if e.is_timeout() {
+        ProviderError::Timeout
+    } else {
+        // Without the URL: it may carry credentials in query strings.
+        ProviderError::Connect(e.without_url().to_string())
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date; capped at ten minutes.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().to_string();
+    let d = match v.parse::<f64>() {
+        Ok(secs) if secs >= 0.0 => Duration::from_secs_f64(secs),
+        _ => {
+            let at = chrono::DateTime::parse_from_rfc2822(&v).ok()?;
+            (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or_default()
+        }
+    };
+    Some(d.min(Duration::from_secs(600)))
+}
+
+/// Turns an error response into a short message: the provider's own
+/// `error.message` (OpenAI, Anthropic) or `error` string (Ollama).
+pub(crate) async fn http_error(resp: reqwest::Response) -> ProviderError {
+    let status = resp.status().as_u16();
+    let retry_after = retry_after(resp.headers());
+    let body = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().or(v["error"].as_str()).map(str::to_string))
+        .unwrap_or(body);
+    ProviderError::Http { status, message: truncate(&message, 500), retry_after }
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// A `data:` URL split into (media type, base64 payload).
+pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media = meta.strip_suffix(";base64")?;
+    Some((if media.is_empty() { "application/octet-stream" } else { media }, data))
+}
+
+/// A model's tool-call arguments: a JSON object, or the raw text kept as a string.
+pub(crate) fn parse_arguments(raw: &str) -> Value {
+    if raw.trim().is_empty() {
+        return serde_json::json!({});
+    }
+    serde_json::from_str(raw.trim()).unwrap_or_else(|_| Value::String(raw.to_string()))
+}
