@@ -212,7 +212,7 @@ impl Runtime {
                 Outcome::Continue(_) => {}
                 Outcome::Paused => return Ok(()),
                 Outcome::Failed(ev) => {
-                    w.write_final(carry, ev).await?;
+                    w.write_final(carry, *ev).await?;
                     return Ok(());
                 }
             }
@@ -296,7 +296,7 @@ impl Runtime {
                 Outcome::Continue(results) => messages.extend(results),
                 Outcome::Paused => return Ok(()),
                 Outcome::Failed(ev) => {
-                    w.write_final(carry, ev).await?;
+                    w.write_final(carry, *ev).await?;
                     return Ok(());
                 }
             }
@@ -463,7 +463,7 @@ impl Runtime {
             .find_map(|a| denials.get(&a.approval_key).filter(|n| **n >= 2).map(|n| (a.approval_key.clone(), *n)))
         {
             let msg = format!("a person refused the same request {n} times (approval key {key}); the run stops");
-            return Ok(Outcome::Failed(failed("approval_denied", msg)));
+            return Ok(Outcome::Failed(Box::new(failed("approval_denied", msg))));
         }
         Ok(Outcome::Continue(messages))
     }
@@ -597,7 +597,7 @@ enum Outcome {
     /// Waiting for a person; the task ends.
     Paused,
     /// The run must end with this event.
-    Failed(EventKind),
+    Failed(Box<EventKind>),
 }
 
 /// Most text of one tool result the model is handed; the journal keeps more.
