@@ -10,6 +10,7 @@ pub mod hub;
 pub mod models;
 mod run_loop;
 mod scheduler;
+pub mod templates;
 mod toolset;
 
 use std::collections::HashMap;
@@ -160,6 +161,9 @@ pub enum RuntimeError {
     NotFound { code: &'static str, message: String },
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A template variable the caller did not give.
+    #[error("template {template} needs the variable {variable:?}")]
+    MissingVariable { template: String, variable: String },
     /// The policy refuses, or wants a person to approve, a direct call.
     #[error("{message}")]
     Forbidden { code: &'static str, message: String, details: serde_json::Value },
@@ -174,7 +178,7 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn bad(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest { code, message: message.into() }
     }
 }

@@ -73,6 +73,12 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::BadRequest { code, message } => ApiError::bad_request(code, message),
             RuntimeError::NotFound { code, message } => ApiError::not_found(code, message),
             RuntimeError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            RuntimeError::MissingVariable { template, variable } => ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "missing_variable",
+                message: format!("template {template} needs the variable {variable:?}; pass it in `arguments`"),
+                extra: Some(json!({"variable": variable, "field": format!("/arguments/{variable}")})),
+            },
             RuntimeError::Busy { active_run_id } => ApiError {
                 status: StatusCode::CONFLICT,
                 code: "session_busy",

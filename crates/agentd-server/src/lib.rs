@@ -5,6 +5,7 @@ mod error;
 mod runs;
 mod sessions;
 mod sse;
+mod templates;
 mod tools;
 
 use std::sync::Arc;
@@ -50,6 +51,8 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .route("/agents/{name}", axum::routing::delete(tools::delete_agent))
         .route("/skills", post(tools::create_skill).get(tools::list_skills))
         .route("/skills/{name}", get(tools::get_skill).put(tools::replace_skill).delete(tools::delete_skill))
+        .route("/prompt-templates", post(templates::create).get(templates::list))
+        .route("/prompt-templates/{name}", get(templates::get_one).put(templates::replace).delete(templates::delete))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}", get(approvals::get_one).post(approvals::answer));
     Router::new()

@@ -17,7 +17,13 @@ use crate::{AppState, page, sse};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
-    input: String,
+    #[serde(default)]
+    input: Option<String>,
+    /// A prompt template to render as the input, with `arguments`.
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    arguments: Option<serde_json::Value>,
     session_id: Option<String>,
     model: Option<String>,
     max_steps: Option<u32>,
@@ -35,8 +41,20 @@ pub async fn create(
     Scope(t): Scope,
     ApiJson(b): ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
+    let input = match (b.input, b.template) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("invalid_request", "give either `input` or `template`, not both"));
+        }
+        (None, Some(name)) => {
+            s.rt.render_template(&t, &name, b.arguments.as_ref().unwrap_or(&serde_json::Value::Null)).await?
+        }
+        (Some(i), None) => i,
+        (None, None) => {
+            return Err(ApiError::bad_request("input_required", "give `input` (or `template` with `arguments`)"));
+        }
+    };
     let req = CreateRun {
-        input: b.input,
+        input,
         session_id: b.session_id,
         model: b.model,
         max_steps: b.max_steps,

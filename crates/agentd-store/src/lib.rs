@@ -244,6 +244,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<()>;
     /// The tenant's documents of a kind, by name.
     async fn list_docs(&self, t: &Tenant, kind: &str) -> Result<Vec<serde_json::Value>>;
+    /// Replaces one's content; false if the tenant has none by that name.
+    async fn replace_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<bool>;
     /// Removes one; false if the tenant has none by that name.
     async fn delete_doc(&self, t: &Tenant, kind: &str, name: &str) -> Result<bool>;
 

@@ -405,6 +405,22 @@ impl Store for PgStore {
         rows.iter().map(|r| json_col(r, "doc")).collect()
     }
 
+    async fn replace_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE tenant_docs SET doc = $6 WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",
+        )
+        .bind(kind)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(name)
+        .bind(to_json(doc)?)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
     async fn delete_doc(&self, t: &Tenant, kind: &str, name: &str) -> Result<bool> {
         let n = scoped(
             "DELETE FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",

@@ -516,6 +516,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn replace_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<bool> {
+        let (t, kind, name, doc) = (t.clone(), kind.to_string(), name.to_string(), to_json(doc)?);
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE tenant_docs SET doc = ?6 WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 AND name = ?5",
+                params![kind, t.org, t.user, t.project, name, doc],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn delete_doc(&self, t: &Tenant, kind: &str, name: &str) -> Result<bool> {
         let (t, kind, name) = (t.clone(), kind.to_string(), name.to_string());
         self.write(move |c| {

@@ -156,3 +156,59 @@ async fn a_failing_primary_fails_over_to_the_fallback() {
     assert!(done["final_profile"].is_null());
     assert_eq!(backup.calls(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prompt_templates_crud_and_runs_from_templates() {
+    let mock = MockOpenAi::start(vec![Turn::text("reviewed")], 0).await.unwrap();
+    let s = Server::start(&mock.base_url);
+    let body =
+        json!({"name": "review", "content": "Review {{ file }} for {{ focus }}.{% if strict %} Be strict.{% endif %}"});
+    let (c, v) = s.post("/v1/prompt-templates", body.clone()).await;
+    assert_eq!(c, 201, "{v}");
+    assert_eq!(v["variables"], json!(["file", "focus", "strict"]));
+    let (c, v) = s.post("/v1/prompt-templates", body).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (409, Some("template_exists")), "{v}");
+    let (c, v) = s.post("/v1/prompt-templates", json!({"name": "broken", "content": "{% if %}"})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_template")), "{v}");
+    let (c, v) = s.get("/v1/prompt-templates").await;
+    assert_eq!((c, v["data"].as_array().unwrap().len()), (200, 1));
+    let (c, v) = s.get("/v1/prompt-templates/review").await;
+    assert_eq!((c, v["name"].as_str()), (200, Some("review")));
+    assert_eq!(s.get("/v1/prompt-templates/nope").await.0, 404);
+    let (_, other) = s.call(reqwest::Method::GET, "/v1/prompt-templates/review", None, Some("other-org")).await;
+    assert_eq!(other["error"]["code"], "template_not_found", "templates are per tenant");
+
+    // A missing variable is a 400 naming it; nothing is created.
+    let (c, v) =
+        s.post("/v1/runs", json!({"template": "review", "arguments": {"file": "main.rs", "strict": true}})).await;
+    assert_eq!(
+        (c, v["error"]["code"].as_str(), v["error"]["variable"].as_str()),
+        (400, Some("missing_variable"), Some("focus")),
+        "{v}"
+    );
+    assert!(v["error"]["message"].as_str().unwrap().contains("focus"));
+    let (c, v) = s.post("/v1/runs", json!({"template": "nope", "arguments": {}})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (404, Some("template_not_found")), "{v}");
+    let (c, _) = s.post("/v1/runs", json!({"template": "review", "input": "x"})).await;
+    assert_eq!(c, 400);
+
+    let (c, v) = s
+        .post(
+            "/v1/runs",
+            json!({"template": "review", "arguments": {"file": "main.rs", "focus": "safety", "strict": false}}),
+        )
+        .await;
+    assert_eq!(c, 202, "{v}");
+    assert_eq!(v["input"], "Review main.rs for safety.");
+    assert_eq!(s.wait_run(v["id"].as_str().unwrap()).await["output"], "reviewed");
+    assert_eq!(mock.requests()[0]["messages"][1]["content"], "Review main.rs for safety.");
+
+    let (c, v) = s
+        .call(reqwest::Method::PUT, "/v1/prompt-templates/review", Some(json!({"content": "Just {{ file }}"})), None)
+        .await;
+    assert_eq!((c, v["variables"].clone()), (200, json!(["file"])), "{v}");
+    let (c, _) = s.call(reqwest::Method::PUT, "/v1/prompt-templates/ghost", Some(json!({"content": "x"})), None).await;
+    assert_eq!(c, 404);
+    assert_eq!(s.call(reqwest::Method::DELETE, "/v1/prompt-templates/review", None, None).await.0, 204);
+    assert_eq!(s.call(reqwest::Method::DELETE, "/v1/prompt-templates/review", None, None).await.0, 404);
+}

@@ -1,0 +1,177 @@
+//! Prompt templates: named minijinja templates with `{{variable}}`
+//! placeholders, stored per tenant, rendered strictly (a missing variable is
+//! an error naming it, never a silent blank).
+
+use agentd_core::Tenant;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{Runtime, RuntimeError};
+
+const KIND: &str = "prompt_template";
+/// Rendering steps a template may take (loops over huge inputs stop here).
+const FUEL: u64 = 100_000;
+/// Largest template accepted.
+pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
+
+/// A stored template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptTemplate {
+    pub name: String,
+    pub content: String,
+    /// Variables the template uses, sorted.
+    #[serde(default)]
+    pub variables: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+fn env() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    env
+}
+
+/// The variables a template reads, or why it does not parse.
+pub fn variables(content: &str) -> Result<Vec<String>, RuntimeError> {
+    if content.len() > MAX_TEMPLATE_BYTES {
+        return Err(RuntimeError::bad(
+            "template_too_large",
+            format!("templates are limited to {MAX_TEMPLATE_BYTES} bytes"),
+        ));
+    }
+    let env = env();
+    let t = env
+        .template_from_str(content)
+        .map_err(|e| RuntimeError::bad("invalid_template", format!("the template does not parse: {e}")))?;
+    // Builtin functions show up as undeclared names too; they are not variables.
+    const BUILTINS: &[&str] = &["range", "dict", "debug", "namespace", "lipsum", "cycler", "joiner"];
+    let mut v: Vec<String> =
+        t.undeclared_variables(false).into_iter().filter(|n| !BUILTINS.contains(&n.as_str())).collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Renders `content` with `arguments` (a JSON object).
+pub fn render(name: &str, content: &str, arguments: &Value) -> Result<String, RuntimeError> {
+    let args = match arguments {
+        Value::Object(_) => arguments.clone(),
+        Value::Null => Value::Object(Default::default()),
+        _ => return Err(RuntimeError::bad("invalid_arguments", "`arguments` must be a JSON object")),
+    };
+    for var in variables(content)? {
+        if args.get(&var).is_none() {
+            return Err(RuntimeError::MissingVariable { template: name.to_string(), variable: var });
+        }
+    }
+    let env = env();
+    let t = env.template_from_str(content).map_err(|e| RuntimeError::bad("invalid_template", e.to_string()))?;
+    t.render(&args).map_err(|e| match e.kind() {
+        // A nested value that is missing (`{{ user.name }}` without `name`).
+        minijinja::ErrorKind::UndefinedError => RuntimeError::bad("missing_variable", format!("template {name}: {e}")),
+        _ => RuntimeError::bad("template_error", format!("template {name} failed to render: {e}")),
+    })
+}
+
+fn check_name(name: &str) -> Result<(), RuntimeError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !name.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(RuntimeError::bad("invalid_request", "`name` must be 1-128 characters of [A-Za-z0-9_.-]"))
+    }
+}
+
+fn not_found(name: &str) -> RuntimeError {
+    RuntimeError::NotFound { code: "template_not_found", message: format!("no prompt template named {name:?}") }
+}
+
+impl Runtime {
+    pub async fn create_template(&self, t: &Tenant, name: &str, content: &str) -> Result<PromptTemplate, RuntimeError> {
+        check_name(name)?;
+        let now = agentd_store::now();
+        let tpl = PromptTemplate {
+            name: name.to_string(),
+            content: content.to_string(),
+            variables: variables(content)?,
+            created_at: now.clone(),
+            updated_at: now,
+        };
+        let doc = serde_json::to_value(&tpl).map_err(|e| RuntimeError::bad("invalid_template", e.to_string()))?;
+        match self.store.create_doc(t, KIND, name, &doc).await {
+            Ok(()) => Ok(tpl),
+            Err(agentd_store::StoreError::AlreadyExists) => Err(RuntimeError::Conflict {
+                code: "template_exists",
+                message: format!("a prompt template named {name:?} exists; PUT replaces it"),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_templates(&self, t: &Tenant) -> Result<Vec<PromptTemplate>, RuntimeError> {
+        let docs = self.store.list_docs(t, KIND).await?;
+        Ok(docs.into_iter().filter_map(|d| serde_json::from_value(d).ok()).collect())
+    }
+
+    pub async fn get_template(&self, t: &Tenant, name: &str) -> Result<PromptTemplate, RuntimeError> {
+        self.list_templates(t).await?.into_iter().find(|p| p.name == name).ok_or_else(|| not_found(name))
+    }
+
+    pub async fn replace_template(
+        &self,
+        t: &Tenant,
+        name: &str,
+        content: &str,
+    ) -> Result<PromptTemplate, RuntimeError> {
+        let mut tpl = self.get_template(t, name).await?;
+        tpl.variables = variables(content)?;
+        tpl.content = content.to_string();
+        tpl.updated_at = agentd_store::now();
+        let doc = serde_json::to_value(&tpl).map_err(|e| RuntimeError::bad("invalid_template", e.to_string()))?;
+        if !self.store.replace_doc(t, KIND, name, &doc).await? {
+            return Err(not_found(name));
+        }
+        Ok(tpl)
+    }
+
+    pub async fn delete_template(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
+        if self.store.delete_doc(t, KIND, name).await? { Ok(()) } else { Err(not_found(name)) }
+    }
+
+    /// Renders the tenant's template `name` with `arguments`.
+    pub async fn render_template(&self, t: &Tenant, name: &str, arguments: &Value) -> Result<String, RuntimeError> {
+        let tpl = self.get_template(t, name).await?;
+        render(name, &tpl.content, arguments)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_strictly_and_names_missing_variables() {
+        let c = "Hello {{ name }}, you have {{ items | length }} items{% if vip %} (VIP){% endif %}.";
+        assert_eq!(variables(c).unwrap(), ["items", "name", "vip"]);
+        let out = render("t", c, &json!({"name": "Ada", "items": [1, 2], "vip": true})).unwrap();
+        assert_eq!(out, "Hello Ada, you have 2 items (VIP).");
+        match render("t", c, &json!({"name": "Ada", "vip": false})) {
+            Err(RuntimeError::MissingVariable { variable, .. }) => assert_eq!(variable, "items"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            render("t", "{{ user.name }}", &json!({"user": {}})),
+            Err(RuntimeError::BadRequest { code: "missing_variable", .. })
+        ));
+        assert!(variables("{% if %}").is_err());
+        assert!(matches!(
+            render("t", "{% for i in range(100000000) %}x{% endfor %}", &json!({})),
+            Err(RuntimeError::BadRequest { .. })
+        ));
+    }
+}
