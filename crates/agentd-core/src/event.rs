@@ -72,6 +72,20 @@ pub enum EventKind {
         status: Option<u16>,
         error: String,
     },
+    /// Older turns of the session were replaced by a summary to fit the context window.
+    #[serde(rename = "context.compacted")]
+    ContextCompacted {
+        step: u32,
+        before_tokens: u64,
+        after_tokens: u64,
+        /// Session messages from this index on stay verbatim.
+        keep_from: i64,
+        summary: String,
+        /// `summary` (written by the model) or `truncation` (deterministic fallback).
+        method: String,
+        /// Tokens the summariser used.
+        usage: Usage,
+    },
     /// A model call failed and nothing is left to try.
     #[serde(rename = "llm.failed")]
     LlmFailed { step: u32, profile: String, provider: String, status: Option<u16>, error: String },
@@ -179,6 +193,7 @@ impl EventKind {
             EventKind::LlmRetry { .. } => "llm.retry",
             EventKind::LlmFailover { .. } => "llm.failover",
             EventKind::LlmFailed { .. } => "llm.failed",
+            EventKind::ContextCompacted { .. } => "context.compacted",
             EventKind::ToolCalled { .. } => "tool.called",
             EventKind::ToolStarted { .. } => "tool.started",
             EventKind::ToolResult { .. } => "tool.result",
@@ -232,6 +247,15 @@ impl EventKind {
             }
             EventKind::LlmRetry { profile, .. } | EventKind::LlmFailed { profile, .. } => {
                 e.profiles_tried.push(profile.clone())
+            }
+            EventKind::ContextCompacted { keep_from, summary, usage, .. } => {
+                let mut m = Message::text(
+                    Role::System,
+                    format!("Summary of the earlier conversation (older messages were compacted):\n{summary}"),
+                );
+                m.compaction = Some(*keep_from);
+                e.message = Some(m);
+                e.usage = Some(*usage);
             }
             EventKind::LlmFailover { from_profile, to_profile, .. } => {
                 e.profiles_tried.extend([from_profile.clone(), to_profile.clone()])

@@ -56,17 +56,35 @@ pub struct Message {
     /// Reasoning text the model emitted, kept apart from the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking: Option<String>,
+    /// Set on a compaction summary: the session index from which earlier
+    /// messages are kept verbatim; everything before it is replaced by this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction: Option<i64>,
 }
 
 impl Message {
     /// A plain text message.
     pub fn text(role: Role, text: impl Into<String>) -> Self {
-        Self { role, content: vec![ContentPart::text(text)], tool_calls: vec![], tool_call_id: None, thinking: None }
+        Self {
+            role,
+            content: vec![ContentPart::text(text)],
+            tool_calls: vec![],
+            tool_call_id: None,
+            thinking: None,
+            compaction: None,
+        }
     }
 
     /// The answer of a tool call.
     pub fn tool_result(call_id: &str, content: Vec<ContentPart>) -> Self {
-        Self { role: Role::Tool, content, tool_calls: vec![], tool_call_id: Some(call_id.to_string()), thinking: None }
+        Self {
+            role: Role::Tool,
+            content,
+            tool_calls: vec![],
+            tool_call_id: Some(call_id.to_string()),
+            thinking: None,
+            compaction: None,
+        }
     }
 
     /// All text parts joined.

@@ -180,6 +180,7 @@ fn assistant(text: String, thinking: String, tool_calls: Vec<ToolCall>) -> Messa
         tool_calls,
         tool_call_id: None,
         thinking: (!thinking.is_empty()).then_some(thinking),
+        compaction: None,
     }
 }
 

@@ -167,6 +167,7 @@ impl StreamState {
                 tool_calls: self.calls,
                 tool_call_id: None,
                 thinking: (!self.thinking.is_empty()).then_some(self.thinking),
+                compaction: None,
             },
             usage: self.usage,
             finish_reason,

@@ -198,6 +198,7 @@ impl StreamState {
                 tool_calls,
                 tool_call_id: None,
                 thinking: (!self.thinking.is_empty()).then_some(self.thinking),
+                compaction: None,
             },
             usage: self.usage.unwrap_or_default(),
             finish_reason: self.finish_reason.unwrap_or_else(|| "stop".into()),
@@ -233,6 +234,7 @@ fn parse_full(v: &Value) -> Result<ChatResponse, ProviderError> {
             tool_calls,
             tool_call_id: None,
             thinking,
+            compaction: None,
         },
         usage: parse_usage(&v["usage"]).unwrap_or_default(),
         finish_reason: choice["finish_reason"].as_str().unwrap_or("stop").to_string(),
@@ -371,6 +373,7 @@ mod tests {
             tool_calls: vec![ToolCall { id: "c".into(), name: "echo".into(), arguments: json!({"x": 1}) }],
             tool_call_id: None,
             thinking: None,
+            compaction: None,
         };
         let w = wire_messages(&[m]);
         assert_eq!(w[0]["content"], "");

@@ -86,6 +86,7 @@ impl Provider for ScriptedProvider {
                 tool_calls,
                 tool_call_id: None,
                 thinking: turn.thinking.clone(),
+                compaction: None,
             },
             usage: Usage {
                 input_tokens: req.messages.len() as u64,

@@ -133,6 +133,7 @@ fn conversation() -> Vec<Message> {
             tool_calls: vec![],
             tool_call_id: None,
             thinking: None,
+            compaction: None,
         },
         assistant,
         Message::tool_result("call_1", vec![ContentPart::text("sunny, 21 C")]),

@@ -103,6 +103,10 @@ pub struct ModelProfile {
     pub input: Option<Vec<String>>,
     /// Price per million tokens, for cost per run.
     pub price: Option<Price>,
+    /// Share of the context window at which older turns are compacted (default 0.8).
+    pub compact_at: Option<f64>,
+    /// Exchanges kept verbatim when compacting (default 4).
+    pub keep_turns: Option<usize>,
 }
 
 /// USD per million input / output tokens.

@@ -3,7 +3,9 @@
 //! live events out to subscribers.
 
 mod approvals;
+mod compaction;
 pub mod config;
+pub mod context;
 mod fold;
 mod gate;
 pub mod hub;

@@ -28,6 +28,10 @@ pub struct ResolvedModel {
     pub accepts_images: bool,
     pub price: Option<crate::config::Price>,
     pub retry: RetryPolicy,
+    /// Share of the window that triggers compaction.
+    pub compact_at: f64,
+    /// Exchanges kept verbatim when compacting.
+    pub keep_turns: usize,
 }
 
 /// How often and how patiently one provider is retried.
@@ -286,6 +290,8 @@ impl ModelRegistry {
             accepts_images: prof.input.is_none_or(|i| i.iter().any(|k| k == "image" || k == "images")),
             price: prof.price,
             retry,
+            compact_at: prof.compact_at.unwrap_or(0.8).clamp(0.1, 1.0),
+            keep_turns: prof.keep_turns.unwrap_or(4).max(1),
         })
     }
 

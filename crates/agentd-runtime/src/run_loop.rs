@@ -36,7 +36,7 @@ impl From<StoreError> for Stop {
 
 /// Writes a run's journal as its lease holder, expecting to be the only
 /// writer; messages queued by others (`input.queued`) are picked up on the way.
-struct Writer<'a> {
+pub(crate) struct Writer<'a> {
     rt: &'a Runtime,
     t: &'a Tenant,
     run_id: &'a str,
@@ -46,7 +46,7 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    async fn write(&mut self, events: &[EventKind]) -> Result<(), Stop> {
+    pub(crate) async fn write(&mut self, events: &[EventKind]) -> Result<(), Stop> {
         if events.is_empty() {
             return Ok(());
         }
@@ -177,7 +177,7 @@ impl Runtime {
         let system = format!("{}{}", agent.system_prompt, toolset.skills_prompt);
         let mut messages = vec![Message::text(Role::System, system)];
         let history = self.store.session_messages(t, &run.session_id).await?;
-        messages.extend(history.into_iter().map(|m| model_view(m.message)));
+        messages.extend(crate::context::view(history).into_iter().map(|(_, m)| model_view(m)));
         if !f.started {
             // `run.started` (carried) puts the input into the session.
             messages.push(Message::text(Role::User, run.input.clone()));
@@ -221,7 +221,7 @@ impl Runtime {
             w.write(&std::mem::take(&mut carry)).await?;
             let history = self.store.session_messages(t, &run.session_id).await?;
             messages.truncate(1);
-            messages.extend(history.into_iter().map(|m| model_view(m.message)));
+            messages.extend(crate::context::view(history).into_iter().map(|(_, m)| model_view(m)));
             carry.push(EventKind::StepCompleted { step: f.step });
             first_step = f.step + 1;
         } else if f.started && f.step_completed {
@@ -246,7 +246,31 @@ impl Runtime {
                 w.take_inputs(&mut carry, &mut messages);
                 w.write(&std::mem::take(&mut carry)).await?;
             }
-            let asked = self.ask(&chain, step, &messages, &tools, run, cancel, deadline, &mut w).await?;
+            let primary = &chain[0];
+            if let Some(window) = primary.context_window {
+                self.fit(primary, window, step, &mut messages, &tools, (t, run), false, &mut w).await?;
+            }
+            let mut asked = self.ask(&chain, step, &messages, &tools, run, cancel, deadline, &mut w).await?;
+            if let Asked::Overflow(evs) = &asked
+                && let Some(window) = primary.context_window
+            {
+                // The provider disagrees with our count: compact harder and try once more.
+                if let Some(EventKind::LlmFailed { step, profile, provider, status, error }) = evs.first() {
+                    w.write(&[EventKind::LlmRetry {
+                        step: *step,
+                        profile: profile.clone(),
+                        provider: provider.clone(),
+                        attempt: 1,
+                        status: *status,
+                        error: format!("{error} (compacting the context and asking again)"),
+                        wait_ms: 0,
+                        partial_discarded: false,
+                    }])
+                    .await?;
+                }
+                self.fit(primary, window, step, &mut messages, &tools, (t, run), true, &mut w).await?;
+                asked = self.ask(&chain, step, &messages, &tools, run, cancel, deadline, &mut w).await?;
+            }
             let (resp, model) = match asked {
                 Asked::Answer(resp, i) => (resp, &chain[i]),
                 Asked::Failed(mut evs) => {
@@ -257,6 +281,13 @@ impl Runtime {
                 }
                 Asked::OutOfTime => {
                     w.write_final(carry, wall_time_exceeded(agent.max_wall_secs)).await?;
+                    return Ok(());
+                }
+                Asked::Overflow(mut evs) => {
+                    let last =
+                        evs.pop().unwrap_or_else(|| failed("context_overflow", "the request does not fit".into()));
+                    carry.extend(evs);
+                    w.write_final(carry, last).await?;
                     return Ok(());
                 }
             };
@@ -348,6 +379,16 @@ impl Runtime {
                     Err(e) => e,
                 };
                 let (status, error) = (e.status(), e.to_string());
+                if crate::context::is_context_overflow(&e) {
+                    let failed_ev = EventKind::LlmFailed {
+                        step,
+                        profile: model.profile.clone(),
+                        provider: model.provider_name.clone(),
+                        status,
+                        error: error.clone(),
+                    };
+                    return Ok(Asked::Overflow(vec![failed_ev, failed("context_overflow", error)]));
+                }
                 if e.retryable() && attempt < model.retry.max_retries {
                     let retry_after = match &e {
                         agentd_providers::ProviderError::Http { retry_after, .. } => *retry_after,
@@ -588,6 +629,9 @@ enum Asked {
     Failed(Vec<EventKind>),
     /// The run's wall-time budget ran out while waiting.
     OutOfTime,
+    /// The provider said the request is longer than the context window
+    /// (events that end the run, should compacting not help).
+    Overflow(Vec<EventKind>),
 }
 
 /// How a step's calls ended.
@@ -604,7 +648,7 @@ enum Outcome {
 const MODEL_TEXT: usize = 100 * 1024;
 
 /// A stored message as the model sees it (tool results cut).
-fn model_view(mut m: Message) -> Message {
+pub(crate) fn model_view(mut m: Message) -> Message {
     if m.role == Role::Tool {
         m.content = for_model(m.content);
     }

@@ -212,3 +212,122 @@ async fn prompt_templates_crud_and_runs_from_templates() {
     assert_eq!(s.call(reqwest::Method::DELETE, "/v1/prompt-templates/review", None, None).await.0, 204);
     assert_eq!(s.call(reqwest::Method::DELETE, "/v1/prompt-templates/review", None, None).await.0, 404);
 }
+
+fn window_config(mock: &MockOpenAi, window: u64, keep: usize) -> String {
+    format!(
+        "default_model = \"small\"\n[providers.p]\nbase_url = \"{}\"\nmax_retries = 0\n\
+         [agents.default]\ntools = []\n[models.small]\nprovider = \"p\"\nmodel = \"tiny-model\"\ncontext_window = {window}\nkeep_turns = {keep}\nmax_tokens = 64\n",
+        mock.base_url
+    )
+}
+
+fn texts(req: &Value) -> Vec<String> {
+    req["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_session_is_compacted_to_fit_the_window() {
+    let mock = MockOpenAi::start(
+        vec![
+            Turn::text("answer one"),
+            Turn::text("SUMMARY: the user described the alpha project."),
+            Turn::text("answer two"),
+            Turn::text("answer three"),
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let (_d, cfg) = config(&window_config(&mock, 700, 2));
+    let data = tempfile::tempdir().unwrap();
+    let opts = || Opts { config: Some(&cfg), data_dir: Some(data.path()), ..Default::default() };
+    let s = Server::start_with(opts());
+    let first = format!("ALPHA {}", "the alpha project needs care. ".repeat(29));
+    let second = format!("BETA {}", "now about beta. ".repeat(50));
+    let (_, r1) = s.post("/v1/runs", json!({"input": first})).await;
+    let sid = r1["session_id"].as_str().unwrap().to_string();
+    assert_eq!(s.wait_run(r1["id"].as_str().unwrap()).await["output"], "answer one");
+    let (_, r2) = s.post("/v1/runs", json!({"input": second, "session_id": sid})).await;
+    let id2 = r2["id"].as_str().unwrap().to_string();
+    let done = s.wait_run(&id2).await;
+    assert_eq!(done["output"], "answer two", "{done}");
+    let evs = s.events(&id2).await;
+    let c = of_type(&evs, "context.compacted");
+    assert_eq!(c.len(), 1, "{evs:?}");
+    let (before, after) =
+        (c[0]["data"]["before_tokens"].as_u64().unwrap(), c[0]["data"]["after_tokens"].as_u64().unwrap());
+    assert!(after < before && after < 700, "{}", c[0]);
+    assert_eq!(c[0]["data"]["method"], "summary");
+    // The summariser was asked with the older turn; the next request has the summary and the recent turns verbatim.
+    let reqs = mock.requests();
+    assert!(texts(&reqs[1]).concat().contains("ALPHA"), "the summariser saw the old turn");
+    let main = texts(&reqs[2]);
+    assert!(main.iter().any(|t| t.contains("SUMMARY: the user described the alpha project.")), "{main:?}");
+    assert!(!main.iter().any(|t| t.contains("ALPHA")), "the old turn is gone: {main:?}");
+    assert_eq!(main.last().unwrap(), &second, "the latest turn is kept verbatim");
+    assert!(main.iter().any(|t| t == "answer one"), "the last exchanges stay: {main:?}");
+    s.stop();
+
+    // After a restart the session still starts from the summary (it is in the journal).
+    let s = Server::start_with(opts());
+    let (_, r3) = s.post("/v1/runs", json!({"input": "and gamma?", "session_id": sid})).await;
+    assert_eq!(s.wait_run(r3["id"].as_str().unwrap()).await["output"], "answer three");
+    let last = texts(mock.requests().last().unwrap());
+    assert!(last.iter().any(|t| t.contains("SUMMARY:")) && !last.iter().any(|t| t.contains("ALPHA")), "{last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overflow_errors_compact_harder_and_the_summariser_falls_back_to_truncation() {
+    let mock = MockOpenAi::start(
+        vec![
+            Turn::text("first"),
+            Turn::text("second"),
+            // Our count says it fits; the provider disagrees once.
+            Turn::Status(400, "This model's maximum context length is 512 tokens. Please reduce the length.".into()),
+            Turn::text("SUMMARY of one and two"),
+            Turn::text("fitted"),
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let (_d, cfg) = config(&window_config(&mock, 4000, 4));
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
+    let (_, r1) = s.post("/v1/runs", json!({"input": "one"})).await;
+    let sid = r1["session_id"].as_str().unwrap().to_string();
+    s.wait_run(r1["id"].as_str().unwrap()).await;
+    let (_, r2) = s.post("/v1/runs", json!({"input": "two", "session_id": sid})).await;
+    s.wait_run(r2["id"].as_str().unwrap()).await;
+    let (_, r3) = s.post("/v1/runs", json!({"input": "three", "session_id": sid})).await;
+    let id3 = r3["id"].as_str().unwrap().to_string();
+    let done = s.wait_run(&id3).await;
+    assert_eq!(done["output"], "fitted", "{done}");
+    let evs = s.events(&id3).await;
+    let c = of_type(&evs, "context.compacted");
+    assert_eq!(c.len(), 1, "{evs:?}");
+    assert_eq!(c[0]["data"]["method"], "summary");
+    let retry = of_type(&evs, "llm.retry");
+    assert_eq!((retry.len(), retry[0]["data"]["status"].as_u64()), (1, Some(400)), "the refusal is journaled: {evs:?}");
+    let last = texts(mock.requests().last().unwrap());
+    assert!(!last.iter().any(|t| t == "one" || t == "two"), "compacted harder: only the last exchange stays: {last:?}");
+    assert!(last.iter().any(|t| t.contains("SUMMARY of one and two")));
+    assert_eq!(last.last().unwrap(), "three");
+
+    // When even the summariser's input would not fit, the transcript is shortened without a model call.
+    let mock = MockOpenAi::start(vec![Turn::text("a1"), Turn::text("a2")], 0).await.unwrap();
+    let (_d2, cfg) = config(&window_config(&mock, 300, 1));
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
+    let long = format!("GAMMA {}", "a long story about gamma rays. ".repeat(20));
+    let (_, r1) = s.post("/v1/runs", json!({"input": long})).await;
+    let sid = r1["session_id"].as_str().unwrap().to_string();
+    s.wait_run(r1["id"].as_str().unwrap()).await;
+    let (_, r2) = s.post("/v1/runs", json!({"input": "next", "session_id": sid})).await;
+    let id2 = r2["id"].as_str().unwrap().to_string();
+    assert_eq!(s.wait_run(&id2).await["output"], "a2");
+    let c = s.events(&id2).await.into_iter().find(|e| e["type"] == "context.compacted").expect("compacted");
+    assert_eq!(c["data"]["method"], "truncation", "{c}");
+    assert_eq!(mock.calls(), 2, "no summariser call");
+    let last = texts(mock.requests().last().unwrap());
+    assert_eq!(last.last().unwrap(), "next");
+    assert!(last.concat().len() < long.len(), "{last:?}");
+}
