@@ -16,6 +16,9 @@ pub enum EventKind {
         max_steps: u32,
         #[serde(default = "default_agent")]
         agent: String,
+        /// Images sent with the input; they join the first user message.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        images: Vec<ContentPart>,
     },
     #[serde(rename = "run.started")]
     RunStarted { node: String },
@@ -368,8 +371,13 @@ mod tests {
 
     #[test]
     fn effects_derive_status_and_messages() {
-        let created =
-            EventKind::RunCreated { input: "hi".into(), model: "m".into(), max_steps: 3, agent: "default".into() };
+        let created = EventKind::RunCreated {
+            input: "hi".into(),
+            model: "m".into(),
+            max_steps: 3,
+            agent: "default".into(),
+            images: vec![],
+        };
         let fx = created.effects();
         assert_eq!(fx.status, Some(RunStatus::Queued));
         assert!(fx.message.is_none(), "a queued run's input is not in the session yet");

@@ -37,6 +37,8 @@ pub struct Folded {
     pub last_call: Option<(String, u32)>,
     /// Milliseconds the run executed so far; time waiting for people is excluded.
     pub active_ms: i64,
+    /// Images sent with the run's input.
+    pub input_images: Vec<agentd_core::ContentPart>,
 }
 
 /// An approval as the journal tells it.
@@ -84,6 +86,7 @@ impl Folded {
             last_ts = ts.or(last_ts);
             let Ok(kind) = EventKind::from_parts(&ev.type_name, ev.data.clone()) else { continue };
             match kind {
+                EventKind::RunCreated { images, .. } => f.input_images = images,
                 EventKind::RunStarted { .. } => f.started = true,
                 EventKind::StepStarted { step } => {
                     if step != f.step {
@@ -187,7 +190,13 @@ mod tests {
         let evs = vec![
             stored(
                 1,
-                EventKind::RunCreated { input: "x".into(), model: "m".into(), max_steps: 5, agent: "default".into() },
+                EventKind::RunCreated {
+                    input: "x".into(),
+                    model: "m".into(),
+                    max_steps: 5,
+                    agent: "default".into(),
+                    images: vec![],
+                },
             ),
             stored(2, EventKind::RunStarted { node: "n".into() }),
             stored(3, EventKind::StepStarted { step: 1 }),

@@ -9,6 +9,7 @@ pub mod context;
 mod fold;
 mod gate;
 pub mod hub;
+pub mod images;
 pub mod models;
 mod run_loop;
 mod scheduler;
@@ -210,6 +211,8 @@ pub struct CreateRun {
     pub if_busy: IfBusy,
     /// The agent to run (`default` when absent).
     pub agent: Option<String>,
+    /// Images for the input (checked with [`images::parse`]).
+    pub images: Vec<agentd_core::ContentPart>,
 }
 
 /// The answer to [`Runtime::create_run`].
@@ -327,7 +330,18 @@ impl Runtime {
             Some(m) => m.to_string(),
             None => return Err(RuntimeError::bad("model_required", models::ModelError::NoModel.to_string())),
         };
-        self.models.resolve(&model).map_err(|e| RuntimeError::BadRequest { code: e.code(), message: e.to_string() })?;
+        let resolved = self
+            .models
+            .resolve(&model)
+            .map_err(|e| RuntimeError::BadRequest { code: e.code(), message: e.to_string() })?;
+        if !req.images.is_empty() && !resolved.accepts_images {
+            return Err(RuntimeError::bad(
+                "images_not_supported",
+                format!(
+                    "the model profile {model:?} is declared text-only (input = [\"text\"]); send text, or pick a profile that takes images"
+                ),
+            ));
+        }
         let session_id = match req.session_id {
             Some(id) => {
                 if self.store.get_session(t, &id).await?.is_none() {
@@ -365,6 +379,7 @@ impl Runtime {
             max_steps,
             reject_if_busy: req.if_busy == IfBusy::Reject,
             agent: agent_name,
+            images: req.images,
         };
         // A channel only when someone listens (they cost memory); it exists
         // before the scheduler can start the run, so no live item is missed.

@@ -180,7 +180,9 @@ impl Runtime {
         messages.extend(crate::context::view(history).into_iter().map(|(_, m)| model_view(m)));
         if !f.started {
             // `run.started` (carried) puts the input into the session.
-            messages.push(Message::text(Role::User, run.input.clone()));
+            let mut input = Message::text(Role::User, run.input.clone());
+            input.content.extend(f.input_images.iter().cloned());
+            messages.push(input);
             // A skill named explicitly (`/name` or `$name`) is loaded right away.
             for skill in agentd_tools::skills::mentioned(toolset.skills(), &run.input) {
                 let text = format!("Instructions of the skill {} (the user asked for it):\n{}", skill.name, skill.body);

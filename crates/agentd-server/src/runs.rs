@@ -24,6 +24,9 @@ pub struct CreateBody {
     template: Option<String>,
     #[serde(default)]
     arguments: Option<serde_json::Value>,
+    /// Images for the input: data URLs, https URLs, or `{data, media_type}`.
+    #[serde(default)]
+    images: Vec<serde_json::Value>,
     session_id: Option<String>,
     model: Option<String>,
     max_steps: Option<u32>,
@@ -53,8 +56,10 @@ pub async fn create(
             return Err(ApiError::bad_request("input_required", "give `input` (or `template` with `arguments`)"));
         }
     };
+    let images = agentd_runtime::images::parse(&b.images)?;
     let req = CreateRun {
         input,
+        images,
         session_id: b.session_id,
         model: b.model,
         max_steps: b.max_steps,

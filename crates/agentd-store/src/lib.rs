@@ -94,6 +94,8 @@ pub struct NewRun {
     pub agent: String,
     /// Refuse with [`StoreError::SessionBusy`] if the session has an unfinished run.
     pub reject_if_busy: bool,
+    /// Images that come with the input.
+    pub images: Vec<agentd_core::ContentPart>,
 }
 
 impl NewRun {
@@ -112,6 +114,7 @@ impl NewRun {
             max_steps,
             reject_if_busy: false,
             agent: "default".into(),
+            images: vec![],
         }
     }
 }

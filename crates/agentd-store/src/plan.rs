@@ -15,6 +15,8 @@ pub struct RunHead {
     pub input: String,
     /// JSON list of the profiles tried so far.
     pub attempted: String,
+    /// Images of the run's input (read only for the append that starts the run).
+    pub images: Vec<agentd_core::ContentPart>,
 }
 
 /// Everything an append writes.
@@ -39,6 +41,13 @@ pub struct AppendPlan {
     /// JSON list of the profiles tried, when it changed.
     pub attempted: Option<String>,
     pub final_profile: Option<String>,
+}
+
+/// The `images` of a stored `run.created` event's data.
+pub fn images_of(data: Option<&str>) -> Vec<agentd_core::ContentPart> {
+    data.and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .and_then(|v| serde_json::from_value(v["images"].clone()).ok())
+        .unwrap_or_default()
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -80,7 +89,11 @@ pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[E
         let redacted = if masked { EventKind::from_parts(ev.type_name(), data.clone()).ok() } else { None };
         let ev = redacted.as_ref().unwrap_or(ev);
         let fx = ev.effects();
-        let input = fx.input_message.then(|| Message::text(Role::User, head.input.clone()));
+        let input = fx.input_message.then(|| {
+            let mut m = Message::text(Role::User, head.input.clone());
+            m.content.extend(head.images.iter().cloned());
+            m
+        });
         if let Some(m) = fx.message.or(input) {
             messages.push((seq, to_json(&m)?));
         }

@@ -680,6 +680,7 @@ async fn create_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, new: &New
         model: new.model.clone(),
         max_steps: new.max_steps,
         agent: new.agent.clone(),
+        images: new.images.clone(),
     };
     let mut evs = append_tx(tx, t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created)).await?;
     let row = sqlx::query("SELECT * FROM runs WHERE id = $1").bind(&new.id).fetch_one(&mut **tx).await?;
@@ -790,7 +791,17 @@ async fn append_tx(
         lease_node: row.try_get("lease_node")?,
         input: row.try_get("input")?,
         attempted: row.try_get("attempted_profiles")?,
+        images: vec![],
     };
+    let mut head = head;
+    if events.iter().any(|e| e.effects().input_message) {
+        // The run starts: its input message takes the images sent with it.
+        let data: Option<String> = sqlx::query_scalar("SELECT data FROM events WHERE run_id = $1 AND seq = 1")
+            .bind(run_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        head.images = crate::plan::images_of(data.as_deref());
+    }
     let plan = plan_append(run_id, head, guard, events)?;
     let ts = &plan.ts;
     for ev in &plan.events {

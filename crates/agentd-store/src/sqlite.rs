@@ -395,6 +395,7 @@ impl Store for SqliteStore {
                 model: new.model.clone(),
                 max_steps: new.max_steps,
                 agent: new.agent.clone(),
+                images: new.images.clone(),
             };
             let mut evs = append_tx(c, &t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created))?;
             let mut st = c.prepare_cached("SELECT * FROM runs WHERE id = ?1")?;
@@ -787,11 +788,21 @@ fn append_tx(
                 lease_node: r.get(4)?,
                 input: r.get(5)?,
                 attempted: r.get(6)?,
+                images: vec![],
             };
             Ok((r.get::<_, String>(0)?, head))
         })
         .optional()?
         .ok_or(StoreError::NotFound)?;
+    let mut head = head;
+    if events.iter().any(|e| e.effects().input_message) {
+        // The run starts: its input message takes the images sent with it.
+        let data: Option<String> = c
+            .prepare_cached("SELECT data FROM events WHERE run_id = ?1 AND seq = 1")?
+            .query_row([run_id], |r| r.get(0))
+            .optional()?;
+        head.images = crate::plan::images_of(data.as_deref());
+    }
     let plan = plan_append(run_id, head, guard, events)?;
     let ts = &plan.ts;
     let mut ins = c.prepare_cached(

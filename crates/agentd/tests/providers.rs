@@ -331,3 +331,36 @@ async fn overflow_errors_compact_harder_and_the_summariser_falls_back_to_truncat
     assert_eq!(last.last().unwrap(), "next");
     assert!(last.concat().len() < long.len(), "{last:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_reach_models_that_take_them_and_text_only_profiles_refuse_them() {
+    let mock = MockOpenAi::start(vec![Turn::text("a red pixel")], 0).await.unwrap();
+    let text = format!(
+        "default_model = \"vision\"\n[providers.p]\nbase_url = \"{}\"\n\
+         [models.vision]\nprovider = \"p\"\nmodel = \"v1\"\n\
+         [models.plain]\nprovider = \"p\"\nmodel = \"t1\"\ninput = [\"text\"]\n",
+        mock.base_url
+    );
+    let (_d, cfg) = config(&text);
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
+    let png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+    let (c, v) = s.post("/v1/runs", json!({"input": "what is this?", "model": "plain", "images": [png]})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (400, Some("images_not_supported")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("plain"));
+    let (c, v) = s.post("/v1/runs", json!({"input": "x", "images": ["data:image/png;base64,@@@@"]})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_image")), "{v}");
+    let (c, v) = s.post("/v1/runs", json!({"input": "x", "images": ["file:///etc/passwd"]})).await;
+    assert_eq!(c, 400, "{v}");
+    assert_eq!(mock.calls(), 0, "refused requests never reach the model");
+
+    let (c, r) = s.post("/v1/runs", json!({"input": "what is this?", "images": [png]})).await;
+    assert_eq!(c, 202, "{r}");
+    let done = s.wait_run(r["id"].as_str().unwrap()).await;
+    assert_eq!(done["output"], "a red pixel");
+    let user = &mock.requests()[0]["messages"][1];
+    assert_eq!(user["content"][0]["text"], "what is this?");
+    assert_eq!(user["content"][1]["image_url"]["url"], png);
+    // The session keeps the image with the message.
+    let (_, ses) = s.get(&format!("/v1/sessions/{}", done["session_id"].as_str().unwrap())).await;
+    assert_eq!(ses["messages"][0]["content"][1]["type"], "image", "{ses}");
+}
