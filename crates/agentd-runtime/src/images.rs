@@ -83,7 +83,7 @@ mod tests {
             json!({"data": "iVBORw0KGgo="}),
             json!(42),
         ] {
-            assert!(parse(&[bad.clone()]).is_err(), "{bad}");
+            assert!(parse(std::slice::from_ref(&bad)).is_err(), "{bad}");
         }
         let big = format!("data:image/png;base64,{}", "A".repeat(MAX_IMAGE_BYTES / 3 * 4 + 8));
         assert!(parse(&[json!(big)]).is_err());
