@@ -49,6 +49,9 @@ pub enum EventKind {
         /// The model profile that answered (or the `provider/model` the run named).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         profile: Option<String>,
+        /// USD, from the profile's price table.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
     },
     /// A model call failed and is tried again after `wait_ms`.
     #[serde(rename = "llm.retry")]
@@ -180,6 +183,8 @@ pub struct Effects {
     pub profiles_tried: Vec<String>,
     /// The profile that answered.
     pub final_profile: Option<String>,
+    /// USD to add to the run's cost.
+    pub cost_usd: Option<f64>,
 }
 
 impl EventKind {
@@ -242,7 +247,8 @@ impl EventKind {
             }
             EventKind::RunResumed { .. } => e.status = Some(RunStatus::Running),
             EventKind::RunSteered { input, .. } => e.message = Some(Message::text(Role::User, input.clone())),
-            EventKind::LlmCompleted { message, usage, profile, .. } => {
+            EventKind::LlmCompleted { message, usage, profile, cost_usd, .. } => {
+                e.cost_usd = *cost_usd;
                 e.message = Some(message.clone());
                 e.usage = Some(*usage);
                 e.profiles_tried.extend(profile.clone());

@@ -80,6 +80,9 @@ pub struct Run {
     /// The profile that gave the last answer; `null` if none succeeded.
     #[serde(default)]
     pub final_profile: Option<String>,
+    /// USD spent on model calls (from the profiles' price tables; `null` without prices).
+    #[serde(default)]
+    pub cost_usd: Option<f64>,
     /// Sequence number of the last journal event.
     pub last_seq: i64,
     pub created_at: String,

@@ -182,6 +182,7 @@ mod tests {
             provider: "p".into(),
             model: "m".into(),
             profile: None,
+            cost_usd: None,
         }
     }
 

@@ -303,6 +303,11 @@ impl Runtime {
                 provider: model.provider_name.clone(),
                 model: model.model.clone(),
                 profile: Some(model.profile.clone()),
+                cost_usd: model.price.map(|p| {
+                    (resp.usage.input_tokens as f64 * p.input_per_mtok
+                        + resp.usage.output_tokens as f64 * p.output_per_mtok)
+                        / 1e6
+                }),
             });
             if calls.is_empty() {
                 carry.push(EventKind::StepCompleted { step });

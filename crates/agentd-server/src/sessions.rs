@@ -49,6 +49,24 @@ pub async fn get_one(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<
     let messages = s.rt.store.session_messages(&t, &id).await?;
     let mut v = json!(session);
     v["messages"] = json!(messages);
+    // Token usage and cost of the whole session, summed over its runs.
+    let (mut usage, mut cost, mut after) = (agentd_core::Usage::default(), None::<f64>, None);
+    loop {
+        let filter = RunFilter { session_id: Some(id.clone()), status: None };
+        let runs = s.rt.store.list_runs(&t, &filter, &Page { after: after.clone(), limit: 1_000 }).await?;
+        for r in &runs {
+            usage.add(&r.usage);
+            if let Some(c) = r.cost_usd {
+                cost = Some(cost.unwrap_or(0.0) + c);
+            }
+        }
+        match runs.last() {
+            Some(last) if runs.len() == 1_000 => after = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    v["usage"] = json!(usage);
+    v["cost_usd"] = json!(cost);
     Ok(Json(v).into_response())
 }
 

@@ -15,6 +15,7 @@ pub struct RunHead {
     pub input: String,
     /// JSON list of the profiles tried so far.
     pub attempted: String,
+    pub cost_usd: Option<f64>,
     /// Images of the run's input (read only for the append that starts the run).
     pub images: Vec<agentd_core::ContentPart>,
 }
@@ -41,6 +42,8 @@ pub struct AppendPlan {
     /// JSON list of the profiles tried, when it changed.
     pub attempted: Option<String>,
     pub final_profile: Option<String>,
+    /// The run's new total cost, when an event added to it.
+    pub cost_usd: Option<f64>,
 }
 
 /// The `images` of a stored `run.created` event's data.
@@ -78,6 +81,7 @@ pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[E
     let (mut output, mut error, mut approvals) = (None, None, vec![]);
     let mut attempted: Vec<String> = serde_json::from_str(&head.attempted).unwrap_or_default();
     let (mut attempted_changed, mut final_profile) = (false, None);
+    let mut cost: Option<f64> = None;
     for ev in events {
         if status.is_terminal() {
             return Err(StoreError::RunFinished);
@@ -111,6 +115,9 @@ pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[E
             }
         }
         final_profile = fx.final_profile.or(final_profile);
+        if let Some(c) = fx.cost_usd {
+            cost = Some(cost.or(head.cost_usd).unwrap_or(0.0) + c);
+        }
         output = fx.output.or(output);
         error = fx.error.or(error);
         out.push(StoredEvent {
@@ -135,5 +142,6 @@ pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[E
         close_approvals: status.is_terminal(),
         attempted: if attempted_changed { Some(to_json(&attempted)?) } else { None },
         final_profile,
+        cost_usd: cost,
     })
 }

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/postgres/0004_run_agent.sql")),
     (5, include_str!("../migrations/postgres/0005_approvals.sql")),
     (6, include_str!("../migrations/postgres/0006_run_profiles.sql")),
+    (7, include_str!("../migrations/postgres/0007_run_cost.sql")),
 ];
 /// Advisory lock key serialising migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;
@@ -147,6 +148,7 @@ fn run_from_row(row: &PgRow) -> Result<Run> {
         usage: json_col(row, "usage")?,
         attempted_profiles: json_col(row, "attempted_profiles")?,
         final_profile: row.try_get("final_profile")?,
+        cost_usd: row.try_get("cost_usd")?,
         last_seq: row.try_get("last_seq")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -775,7 +777,7 @@ async fn append_tx(
     events: &[EventKind],
 ) -> Result<Vec<StoredEvent>> {
     let row = scoped(
-        "SELECT session_id, status, last_seq, usage, lease_node, input, attempted_profiles FROM runs
+        "SELECT session_id, status, last_seq, usage, lease_node, input, attempted_profiles, cost_usd FROM runs
          WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE",
         run_id,
         t,
@@ -792,6 +794,7 @@ async fn append_tx(
         input: row.try_get("input")?,
         attempted: row.try_get("attempted_profiles")?,
         images: vec![],
+        cost_usd: row.try_get("cost_usd")?,
     };
     let mut head = head;
     if events.iter().any(|e| e.effects().input_message) {
@@ -900,7 +903,8 @@ async fn append_tx(
            error = COALESCE($5, error), updated_at = $6,
            lease_node = CASE WHEN $8 THEN NULL ELSE lease_node END,
            lease_until = CASE WHEN $8 THEN NULL ELSE lease_until END,
-           attempted_profiles = COALESCE($9, attempted_profiles), final_profile = COALESCE($10, final_profile)
+           attempted_profiles = COALESCE($9, attempted_profiles), final_profile = COALESCE($10, final_profile),
+           cost_usd = COALESCE($11, cost_usd)
          WHERE id = $7",
     )
     .bind(plan.status.as_str())
@@ -913,6 +917,7 @@ async fn append_tx(
     .bind(plan.release_lease)
     .bind(&plan.attempted)
     .bind(&plan.final_profile)
+    .bind(plan.cost_usd)
     .execute(&mut **tx)
     .await?;
     if let Some(last) = plan.events.last() {

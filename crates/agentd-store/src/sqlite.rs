@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/0005_run_agent.sql")),
     (6, include_str!("../migrations/sqlite/0006_approvals.sql")),
     (7, include_str!("../migrations/sqlite/0007_run_profiles.sql")),
+    (8, include_str!("../migrations/sqlite/0008_run_cost.sql")),
 ];
 
 /// Most requests committed together in one transaction.
@@ -223,6 +224,7 @@ fn run_from_row(row: &Row<'_>) -> Result<Run> {
         usage: json_col(row, "usage")?,
         attempted_profiles: json_col(row, "attempted_profiles")?,
         final_profile: row.get("final_profile")?,
+        cost_usd: row.get("cost_usd")?,
         last_seq: row.get("last_seq")?,
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
@@ -777,7 +779,7 @@ fn append_tx(
 ) -> Result<Vec<StoredEvent>> {
     let (session_id, head) = c
         .prepare_cached(
-            "SELECT session_id, status, last_seq, usage, lease_node, input, attempted_profiles FROM runs
+            "SELECT session_id, status, last_seq, usage, lease_node, input, attempted_profiles, cost_usd FROM runs
              WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4",
         )?
         .query_row(params![run_id, t.org, t.user, t.project], |r| {
@@ -789,6 +791,7 @@ fn append_tx(
                 input: r.get(5)?,
                 attempted: r.get(6)?,
                 images: vec![],
+                cost_usd: r.get(7)?,
             };
             Ok((r.get::<_, String>(0)?, head))
         })
@@ -865,7 +868,8 @@ fn append_tx(
            error = COALESCE(?5, error), updated_at = ?6,
            lease_node = CASE WHEN ?8 THEN NULL ELSE lease_node END,
            lease_until = CASE WHEN ?8 THEN NULL ELSE lease_until END,
-           attempted_profiles = COALESCE(?9, attempted_profiles), final_profile = COALESCE(?10, final_profile)
+           attempted_profiles = COALESCE(?9, attempted_profiles), final_profile = COALESCE(?10, final_profile),
+           cost_usd = COALESCE(?11, cost_usd)
          WHERE id = ?7",
     )?
     .execute(params![
@@ -878,7 +882,8 @@ fn append_tx(
         run_id,
         plan.release_lease,
         plan.attempted,
-        plan.final_profile
+        plan.final_profile,
+        plan.cost_usd
     ])?;
     Ok(plan.events)
 }

@@ -32,6 +32,7 @@ fn assistant(text: &str) -> EventKind {
         provider: "p".into(),
         model: "m".into(),
         profile: None,
+        cost_usd: None,
     }
 }
 

@@ -364,3 +364,37 @@ async fn images_reach_models_that_take_them_and_text_only_profiles_refuse_them()
     let (_, ses) = s.get(&format!("/v1/sessions/{}", done["session_id"].as_str().unwrap())).await;
     assert_eq!(ses["messages"][0]["content"][1]["type"], "image", "{ses}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_and_cost_per_call_run_and_session() {
+    // The mock reports 10 input and 5 output tokens per answer.
+    let mock =
+        MockOpenAi::start(vec![Turn::tool("echo", json!({"text": "x"})), Turn::text("one"), Turn::text("two")], 0)
+            .await
+            .unwrap();
+    let text = format!(
+        "default_model = \"priced\"\n[providers.p]\nbase_url = \"{}\"\n\
+         [models.priced]\nprovider = \"p\"\nmodel = \"m\"\nprice = {{ input_per_mtok = 3.0, output_per_mtok = 15.0 }}\n\
+         [models.free]\nprovider = \"p\"\nmodel = \"m\"\n",
+        mock.base_url
+    );
+    let (_d, cfg) = config(&text);
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
+    let (_, r1) = s.post("/v1/runs", json!({"input": "a"})).await;
+    let done = s.wait_run(r1["id"].as_str().unwrap()).await;
+    let per_call = (10.0 * 3.0 + 5.0 * 15.0) / 1e6;
+    assert_eq!(done["usage"], json!({"input_tokens": 20, "output_tokens": 10, "total_tokens": 30}));
+    assert!((done["cost_usd"].as_f64().unwrap() - 2.0 * per_call).abs() < 1e-12, "{done}");
+    let evs = s.events(r1["id"].as_str().unwrap()).await;
+    let calls = of_type(&evs, "llm.completed");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0]["data"]["usage"]["total_tokens"], 15);
+    assert!((calls[0]["data"]["cost_usd"].as_f64().unwrap() - per_call).abs() < 1e-12);
+    let sid = done["session_id"].as_str().unwrap();
+    let (_, r2) = s.post("/v1/runs", json!({"input": "b", "session_id": sid, "model": "free"})).await;
+    let free = s.wait_run(r2["id"].as_str().unwrap()).await;
+    assert!(free["cost_usd"].is_null(), "no price, no cost: {free}");
+    let (_, ses) = s.get(&format!("/v1/sessions/{sid}")).await;
+    assert_eq!(ses["usage"]["total_tokens"], 45);
+    assert!((ses["cost_usd"].as_f64().unwrap() - 2.0 * per_call).abs() < 1e-12, "{ses}");
+}
