@@ -19,6 +19,9 @@ pub enum EventKind {
         /// Images sent with the input; they join the first user message.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         images: Vec<ContentPart>,
+        /// `tool_choice` for the run's first model call (e.g. to force a tool).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool_choice: Option<serde_json::Value>,
     },
     #[serde(rename = "run.started")]
     RunStarted { node: String },
@@ -52,6 +55,9 @@ pub enum EventKind {
         /// USD, from the profile's price table.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cost_usd: Option<f64>,
+        /// The provider reported no usage; these counts come from our tokenizer.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        usage_estimated: bool,
     },
     /// A model call failed and is tried again after `wait_ms`.
     #[serde(rename = "llm.retry")]
@@ -383,6 +389,7 @@ mod tests {
             max_steps: 3,
             agent: "default".into(),
             images: vec![],
+            tool_choice: None,
         };
         let fx = created.effects();
         assert_eq!(fx.status, Some(RunStatus::Queued));

@@ -168,7 +168,13 @@ impl StreamState {
                     entry.0 = id.to_string();
                 }
                 if let Some(n) = c["function"]["name"].as_str() {
-                    entry.1.push_str(n);
+                    // OpenAI sends the name once; some servers (llama.cpp's Python
+                    // server) repeat the whole name in every chunk.
+                    if entry.1.is_empty() || n.starts_with(entry.1.as_str()) {
+                        entry.1 = n.to_string();
+                    } else if n != entry.1 {
+                        entry.1.push_str(n);
+                    }
                 }
                 if let Some(a) = c["function"]["arguments"].as_str() {
                     entry.2.push_str(a);
@@ -363,6 +369,18 @@ mod tests {
         assert_eq!(r.usage.total_tokens, 5);
         assert_eq!(r.finish_reason, "tool_calls");
         assert_eq!(seen.lock().unwrap()[0], Delta::Thinking("hmm".into()));
+    }
+
+    #[test]
+    fn a_name_repeated_in_every_chunk_is_kept_once() {
+        let mut st = StreamState::default();
+        for args in ["{\"a\"", ": 1}"] {
+            let c = json!({"choices":[{"delta":{"tool_calls":[{"index":0,"id":"x","function":{"name":"echo","arguments":args}}]}}]});
+            st.apply(&c, &|_| {}).unwrap();
+        }
+        let r = st.finish();
+        assert_eq!(r.message.tool_calls[0].name, "echo");
+        assert_eq!(r.message.tool_calls[0].arguments, json!({"a": 1}));
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Folded {
     pub active_ms: i64,
     /// Images sent with the run's input.
     pub input_images: Vec<agentd_core::ContentPart>,
+    /// `tool_choice` for the first model call.
+    pub first_tool_choice: Option<serde_json::Value>,
 }
 
 /// An approval as the journal tells it.
@@ -86,7 +88,10 @@ impl Folded {
             last_ts = ts.or(last_ts);
             let Ok(kind) = EventKind::from_parts(&ev.type_name, ev.data.clone()) else { continue };
             match kind {
-                EventKind::RunCreated { images, .. } => f.input_images = images,
+                EventKind::RunCreated { images, tool_choice, .. } => {
+                    f.input_images = images;
+                    f.first_tool_choice = tool_choice;
+                }
                 EventKind::RunStarted { .. } => f.started = true,
                 EventKind::StepStarted { step } => {
                     if step != f.step {
@@ -183,6 +188,7 @@ mod tests {
             model: "m".into(),
             profile: None,
             cost_usd: None,
+            usage_estimated: false,
         }
     }
 
@@ -197,6 +203,7 @@ mod tests {
                     max_steps: 5,
                     agent: "default".into(),
                     images: vec![],
+                    tool_choice: None,
                 },
             ),
             stored(2, EventKind::RunStarted { node: "n".into() }),

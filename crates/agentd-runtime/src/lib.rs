@@ -213,6 +213,8 @@ pub struct CreateRun {
     pub agent: Option<String>,
     /// Images for the input (checked with [`images::parse`]).
     pub images: Vec<agentd_core::ContentPart>,
+    /// `tool_choice` for the first model call, in the provider's format.
+    pub tool_choice: Option<serde_json::Value>,
 }
 
 /// The answer to [`Runtime::create_run`].
@@ -380,6 +382,7 @@ impl Runtime {
             reject_if_busy: req.if_busy == IfBusy::Reject,
             agent: agent_name,
             images: req.images,
+            tool_choice: req.tool_choice,
         };
         // A channel only when someone listens (they cost memory); it exists
         // before the scheduler can start the run, so no live item is missed.

@@ -252,7 +252,8 @@ impl Runtime {
             if let Some(window) = primary.context_window {
                 self.fit(primary, window, step, &mut messages, &tools, (t, run), false, &mut w).await?;
             }
-            let mut asked = self.ask(&chain, step, &messages, &tools, run, cancel, deadline, &mut w).await?;
+            let forced = (step == 1).then_some(f.first_tool_choice.as_ref()).flatten();
+            let mut asked = self.ask(&chain, step, &messages, &tools, forced, run, cancel, deadline, &mut w).await?;
             if let Asked::Overflow(evs) = &asked
                 && let Some(window) = primary.context_window
             {
@@ -271,7 +272,7 @@ impl Runtime {
                     .await?;
                 }
                 self.fit(primary, window, step, &mut messages, &tools, (t, run), true, &mut w).await?;
-                asked = self.ask(&chain, step, &messages, &tools, run, cancel, deadline, &mut w).await?;
+                asked = self.ask(&chain, step, &messages, &tools, forced, run, cancel, deadline, &mut w).await?;
             }
             let (resp, model) = match asked {
                 Asked::Answer(resp, i) => (resp, &chain[i]),
@@ -293,6 +294,16 @@ impl Runtime {
                     return Ok(());
                 }
             };
+            let mut resp = resp;
+            // Some servers stream no usage at all: count it ourselves, and say so.
+            let usage_estimated = resp.usage.total_tokens == 0;
+            if usage_estimated {
+                let counter = crate::context::Counter::for_model(&model.model);
+                let input = counter.request(&messages, &tools);
+                let output = counter.message(&resp.message);
+                resp.usage =
+                    agentd_core::Usage { input_tokens: input, output_tokens: output, total_tokens: input + output };
+            }
             total.add(&resp.usage);
             let calls = resp.message.tool_calls.clone();
             carry.push(EventKind::LlmCompleted {
@@ -308,6 +319,7 @@ impl Runtime {
                         + resp.usage.output_tokens as f64 * p.output_per_mtok)
                         / 1e6
                 }),
+                usage_estimated,
             });
             if calls.is_empty() {
                 carry.push(EventKind::StepCompleted { step });
@@ -355,6 +367,7 @@ impl Runtime {
         step: u32,
         messages: &[Message],
         tools: &[agentd_core::ToolSpec],
+        tool_choice: Option<&serde_json::Value>,
         run: &Run,
         cancel: &CancellationToken,
         deadline: Instant,
@@ -362,6 +375,14 @@ impl Runtime {
     ) -> Result<Asked, Stop> {
         let run_id = run.id.as_str();
         for (i, model) in chain.iter().enumerate() {
+            let params = match tool_choice {
+                Some(tc) => {
+                    let mut p = (*model.params).clone();
+                    p.insert("tool_choice".into(), tc.clone());
+                    std::borrow::Cow::Owned(p)
+                }
+                None => std::borrow::Cow::Borrowed(&*model.params),
+            };
             let mut attempt = 0;
             loop {
                 let streamed = std::sync::atomic::AtomicBool::new(false);
@@ -374,7 +395,7 @@ impl Runtime {
                     messages,
                     tools,
                     max_tokens: model.max_tokens,
-                    params: Some(&model.params),
+                    params: Some(&params),
                 };
                 let r = tokio::select! {
                     _ = cancel.cancelled() => return Err(Stop::Halted),

@@ -27,6 +27,9 @@ pub struct CreateBody {
     /// Images for the input: data URLs, https URLs, or `{data, media_type}`.
     #[serde(default)]
     images: Vec<serde_json::Value>,
+    /// `tool_choice` for the first model call (provider format), e.g. to force a tool.
+    #[serde(default)]
+    tool_choice: Option<serde_json::Value>,
     session_id: Option<String>,
     model: Option<String>,
     max_steps: Option<u32>,
@@ -60,6 +63,7 @@ pub async fn create(
     let req = CreateRun {
         input,
         images,
+        tool_choice: b.tool_choice,
         session_id: b.session_id,
         model: b.model,
         max_steps: b.max_steps,

@@ -96,6 +96,8 @@ pub struct NewRun {
     pub reject_if_busy: bool,
     /// Images that come with the input.
     pub images: Vec<agentd_core::ContentPart>,
+    /// `tool_choice` for the first model call.
+    pub tool_choice: Option<serde_json::Value>,
 }
 
 impl NewRun {
@@ -115,6 +117,7 @@ impl NewRun {
             reject_if_busy: false,
             agent: "default".into(),
             images: vec![],
+            tool_choice: None,
         }
     }
 }

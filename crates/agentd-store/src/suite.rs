@@ -33,6 +33,7 @@ fn assistant(text: &str) -> EventKind {
         model: "m".into(),
         profile: None,
         cost_usd: None,
+        usage_estimated: false,
     }
 }
 
