@@ -161,7 +161,11 @@ pub async fn bench(scenario: &str, o: BenchOpts) -> anyhow::Result<ExitCode> {
         "resume" => resume(o).await,
         "mcp" => mcp(o).await,
         "guard" => guard(o.runs.max(1000)),
-        other => bail!("unknown scenario {other:?}: throughput, waiting, resume, mcp or guard"),
+        "stream" => {
+            let conc = if o.concurrency == [1, 32] { vec![1, 100] } else { o.concurrency.clone() };
+            crate::bench_stream::stream(&conc, o.rounds.max(20) * 20, o.mock_latency_ms.max(1)).await
+        }
+        other => bail!("unknown scenario {other:?}: throughput, waiting, resume, mcp, guard or stream"),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod approvals;
 mod bench;
+mod bench_stream;
 mod cli;
 mod client;
 mod doctor;

@@ -33,6 +33,10 @@ pub async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::Result<E
     let pruner = tokio::spawn(retention_loop(opened.store.clone(), s.config.retention.clone()));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // SSE writes many small frames: send each at once (no Nagle delay).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async {

@@ -1,0 +1,129 @@
+//! `agentd bench --scenario stream`: how long a token delta takes from the
+//! provider adapter to an SSE client, through the real HTTP server.
+
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use agentd_core::{ContentPart, Message, Role, Usage};
+use agentd_providers::{ChatRequest, ChatResponse, Delta, DeltaSink, Provider, ProviderError};
+use agentd_runtime::{AgentSettings, ModelRegistry, Runtime, SchedulerSettings};
+use agentd_store::SqliteStore;
+use agentd_tools::ToolRegistry;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+
+/// The clock deltas carry: nanoseconds since this instant.
+fn epoch() -> Instant {
+    static E: OnceLock<Instant> = OnceLock::new();
+    *E.get_or_init(Instant::now)
+}
+
+/// A provider that emits `deltas` text deltas `gap` apart, each carrying the
+/// time it was handed to the runtime.
+struct Ticker {
+    deltas: usize,
+    gap: Duration,
+}
+
+#[async_trait::async_trait]
+impl Provider for Ticker {
+    fn kind(&self) -> &'static str {
+        "ticker"
+    }
+
+    async fn chat(&self, _req: ChatRequest<'_>, on_delta: DeltaSink<'_>) -> Result<ChatResponse, ProviderError> {
+        for _ in 0..self.deltas {
+            tokio::time::sleep(self.gap).await;
+            on_delta(Delta::Text(format!("{} ", epoch().elapsed().as_nanos())));
+        }
+        let message = Message {
+            role: Role::Assistant,
+            content: vec![ContentPart::text("done")],
+            tool_calls: vec![],
+            tool_call_id: None,
+            thinking: None,
+            compaction: None,
+        };
+        Ok(ChatResponse { message, usage: Usage::default(), finish_reason: "stop".into() })
+    }
+
+    async fn check(&self) -> Result<String, ProviderError> {
+        Ok("ticker".into())
+    }
+}
+
+/// One streamed run: latencies (ns) of its deltas as the client received them.
+async fn one_stream(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u64>> {
+    let resp = http
+        .post(format!("{url}/v1/runs"))
+        .json(&serde_json::json!({"input": "stream", "stream": true}))
+        .send()
+        .await?;
+    let mut events = resp.bytes_stream().eventsource();
+    let mut out = vec![];
+    while let Some(ev) = events.next().await {
+        let ev = ev?;
+        let now = epoch().elapsed().as_nanos() as u64;
+        if ev.event == "llm.delta" {
+            let v: serde_json::Value = serde_json::from_str(&ev.data)?;
+            if let Some(sent) = v["text"].as_str().and_then(|t| t.trim().parse::<u64>().ok()) {
+                out.push(now.saturating_sub(sent));
+            }
+        } else if ev.event.starts_with("run.") && ev.event != "run.created" && ev.event != "run.started" {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+pub async fn stream(concurrency: &[usize], deltas: usize, gap_ms: u64) -> anyhow::Result<ExitCode> {
+    epoch();
+    let dir = std::env::temp_dir().join(format!("agentd-bench-{}", agentd_core::new_id("s")));
+    std::fs::create_dir_all(&dir)?;
+    let store = Arc::new(SqliteStore::open(&dir.join("agentd.db")).await?);
+    let mut models = ModelRegistry::default();
+    models.insert_provider("ticker", Arc::new(Ticker { deltas, gap: Duration::from_millis(gap_ms) }));
+    models.set_default_model(Some("ticker/t".into()));
+    let top = concurrency.iter().copied().max().unwrap_or(1) as u32;
+    let sched = SchedulerSettings { max_concurrent_runs: top, per_tenant_concurrent_runs: top, ..Default::default() };
+    let agent = AgentSettings { tools: Some(vec![]), ..AgentSettings::default() };
+    let rt = Runtime::new(store, models, ToolRegistry::builtin(), vec![agent], "bench".into(), sched, dir.join("ws"));
+    rt.start().await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = agentd_server::router(rt.clone(), agentd_server::DEFAULT_MAX_BODY);
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    println!("agentd bench: delta latency, provider adapter → hub → SSE over loopback HTTP → client");
+    println!("{deltas} deltas per stream, {gap_ms} ms apart; SQLite journal; client and server in one process");
+    println!(" streams   deltas   median µs    p99 µs    max µs");
+    for &c in concurrency {
+        let http = reqwest::Client::new();
+        let tasks: Vec<_> = (0..c.max(1))
+            .map(|_| {
+                let (http, url) = (http.clone(), url.clone());
+                tokio::spawn(async move { one_stream(&http, &url).await })
+            })
+            .collect();
+        let mut all = vec![];
+        for t in tasks {
+            all.extend(t.await??);
+        }
+        all.sort_unstable();
+        let at = |p: f64| all.get(((all.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
+        println!(
+            "{:>8} {:>8} {:>11.1} {:>9.1} {:>9.1}",
+            c,
+            all.len(),
+            at(0.5) as f64 / 1e3,
+            at(0.99) as f64 / 1e3,
+            all.last().copied().unwrap_or(0) as f64 / 1e3
+        );
+    }
+    rt.shutdown(Duration::from_secs(2)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ExitCode::SUCCESS)
+}
