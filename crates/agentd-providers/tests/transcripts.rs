@@ -17,6 +17,18 @@ const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 /// Serves `body` once per connection with `status` and `content_type`; keeps each request body.
 async fn serve(status: u16, content_type: &'static str, body: Vec<u8>) -> (String, Arc<Mutex<Vec<Value>>>) {
+    serve_with(status, content_type, "", body, false).await
+}
+
+/// Like [`serve`], with extra header lines; `cut` announces more body than it
+/// sends and closes the connection (a stream broken mid-way).
+async fn serve_with(
+    status: u16,
+    content_type: &'static str,
+    extra: &'static str,
+    body: Vec<u8>,
+    cut: bool,
+) -> (String, Arc<Mutex<Vec<Value>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(vec![]));
@@ -53,9 +65,9 @@ async fn serve(status: u16, content_type: &'static str, body: Vec<u8>) -> (Strin
                 if let Ok(v) = serde_json::from_slice::<Value>(&buf[head_end..]) {
                     seen.lock().unwrap().push(v);
                 }
+                let announced = if cut { body.len() + 1000 } else { body.len() };
                 let head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
+                    "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {announced}\r\n{extra}connection: close\r\n\r\n"
                 );
                 let _ = sock.write_all(head.as_bytes()).await;
                 let _ = sock.write_all(&body).await;
@@ -267,4 +279,89 @@ async fn provider_error_bodies_become_retryable_errors() {
     let (base, _) = serve(401, "application/json", br#"{"error":"unauthorized"}"#.to_vec()).await;
     let e = provider("ollama", &base, true).chat(req, &|_| {}).await.unwrap_err();
     assert!(!e.retryable() && !e.may_fail_over(), "{e}");
+}
+
+#[tokio::test]
+async fn every_adapter_classifies_each_error_class() {
+    let msgs = vec![Message::text(Role::User, "hi")];
+    let req = ChatRequest { model: "m", messages: &msgs, tools: &[], max_tokens: None, params: None };
+    for kind in ["openai", "anthropic", "ollama"] {
+        // 429 with Retry-After: retryable, and the wait is what the provider asked for.
+        let body = br#"{"error": {"message": "slow down", "type": "rate_limit_error"}}"#.to_vec();
+        let (base, _) = serve_with(429, "application/json", "retry-after: 7\r\n", body, false).await;
+        let e = provider(kind, &base, true).chat(req.clone(), &|_| {}).await.unwrap_err();
+        assert!(
+            matches!(&e, ProviderError::Http { status: 429, retry_after: Some(d), .. } if d.as_secs() == 7),
+            "{kind}: {e:?}"
+        );
+        assert!(e.retryable(), "{kind}");
+        // 500: retryable, may fail over.
+        let (base, _) = serve(500, "application/json", br#"{"error": "boom"}"#.to_vec()).await;
+        let e = provider(kind, &base, false).chat(req.clone(), &|_| {}).await.unwrap_err();
+        assert!(e.retryable() && e.may_fail_over(), "{kind}: {e:?}");
+        // 401: neither.
+        let (base, _) = serve(401, "application/json", br#"{"error": {"message": "bad key"}}"#.to_vec()).await;
+        let e = provider(kind, &base, false).chat(req.clone(), &|_| {}).await.unwrap_err();
+        assert!(!e.retryable() && !e.may_fail_over(), "{kind}: {e:?}");
+        assert!(e.to_string().contains("bad key"), "{kind}: {e}");
+        // A 200 whose body is not JSON: malformed, not retried.
+        let (base, _) = serve(200, "application/json", b"{\"choices\": [ oops".to_vec()).await;
+        let e = provider(kind, &base, false).chat(req.clone(), &|_| {}).await.unwrap_err();
+        assert!(matches!(e, ProviderError::InvalidResponse(_)) && !e.retryable(), "{kind}: {e:?}");
+        // A stream cut mid-way after some tokens: interrupted, retryable.
+        let (file, ctype) = match kind {
+            "openai" => ("openai/text_stream.sse", "text/event-stream"),
+            "anthropic" => ("anthropic/text_stream.sse", "text/event-stream"),
+            _ => ("ollama/text_stream.ndjson", "application/x-ndjson"),
+        };
+        let full = std::fs::read(format!("{DIR}/{file}")).unwrap();
+        let half = full[..full.len() / 2].to_vec();
+        let (base, _) = serve_with(200, ctype, "", half, true).await;
+        let seen = Mutex::new(0);
+        let e = provider(kind, &base, true).chat(req.clone(), &|_| *seen.lock().unwrap() += 1).await.unwrap_err();
+        assert!(matches!(e, ProviderError::StreamInterrupted(_)) && e.retryable(), "{kind}: {e:?}");
+    }
+}
+
+#[tokio::test]
+async fn openai_switches_to_max_completion_tokens_when_told() {
+    // First answer: the server wants the other parameter; the adapter switches once.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies = Arc::new(Mutex::new(vec![]));
+    let b2 = bodies.clone();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            n += 1;
+            let mut buf = vec![0u8; 65536];
+            let len = sock.read(&mut buf).await.unwrap_or(0);
+            let text = String::from_utf8_lossy(&buf[..len]).to_string();
+            if let Some(p) = text.find("\r\n\r\n") {
+                b2.lock().unwrap().push(serde_json::from_str::<Value>(&text[p + 4..]).unwrap_or(Value::Null));
+            }
+            let (status, body) = if n == 1 {
+                (
+                    400,
+                    r#"{"error":{"message":"Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."}}"#,
+                )
+            } else {
+                (200, r#"{"choices":[{"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}"#)
+            };
+            let head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = sock.write_all(head.as_bytes()).await;
+            let _ = sock.write_all(body.as_bytes()).await;
+        }
+    });
+    let p = provider("openai", &format!("http://{addr}"), false);
+    let msgs = vec![Message::text(Role::User, "hi")];
+    let req = ChatRequest { model: "o-model", messages: &msgs, tools: &[], max_tokens: Some(50), params: None };
+    let r = p.chat(req, &|_| {}).await.unwrap();
+    assert_eq!(r.message.text_content(), "ok");
+    let b = bodies.lock().unwrap();
+    assert_eq!((b[0]["max_tokens"].as_u64(), b[0].get("max_completion_tokens").is_none()), (Some(50), true));
+    assert_eq!((b[1]["max_completion_tokens"].as_u64(), b[1].get("max_tokens").is_none()), (Some(50), true));
 }
