@@ -22,6 +22,9 @@ pub enum EventKind {
         /// `tool_choice` for the run's first model call (e.g. to force a tool).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tool_choice: Option<serde_json::Value>,
+        /// The system prompt rendered from the agent's template when the run was created.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        system: Option<String>,
     },
     #[serde(rename = "run.started")]
     RunStarted { node: String },
@@ -390,6 +393,7 @@ mod tests {
             agent: "default".into(),
             images: vec![],
             tool_choice: None,
+            system: None,
         };
         let fx = created.effects();
         assert_eq!(fx.status, Some(RunStatus::Queued));

@@ -122,6 +122,9 @@ pub struct Price {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AgentConfig {
     pub system_prompt: Option<String>,
+    /// A prompt template (by name, per tenant) rendered with the run's
+    /// `arguments` as the system prompt, instead of `system_prompt`.
+    pub system_template: Option<String>,
     pub max_steps: Option<u32>,
     pub model: Option<String>,
     /// Tool names or globs the agent may use (every tool when absent).

@@ -41,6 +41,8 @@ pub struct Folded {
     pub input_images: Vec<agentd_core::ContentPart>,
     /// `tool_choice` for the first model call.
     pub first_tool_choice: Option<serde_json::Value>,
+    /// The system prompt rendered for this run (from the agent's template).
+    pub system: Option<String>,
 }
 
 /// An approval as the journal tells it.
@@ -88,9 +90,10 @@ impl Folded {
             last_ts = ts.or(last_ts);
             let Ok(kind) = EventKind::from_parts(&ev.type_name, ev.data.clone()) else { continue };
             match kind {
-                EventKind::RunCreated { images, tool_choice, .. } => {
+                EventKind::RunCreated { images, tool_choice, system, .. } => {
                     f.input_images = images;
                     f.first_tool_choice = tool_choice;
+                    f.system = system;
                 }
                 EventKind::RunStarted { .. } => f.started = true,
                 EventKind::StepStarted { step } => {
@@ -204,6 +207,7 @@ mod tests {
                     agent: "default".into(),
                     images: vec![],
                     tool_choice: None,
+                    system: None,
                 },
             ),
             stored(2, EventKind::RunStarted { node: "n".into() }),

@@ -47,6 +47,8 @@ pub struct AgentSettings {
     /// The model a run uses when it names none.
     pub model: Option<String>,
     pub system_prompt: String,
+    /// A tenant's prompt template rendered as the system prompt (with the run's `arguments`).
+    pub system_template: Option<String>,
     pub max_steps: u32,
     /// Tool names the agent may use; `None` means all registered tools.
     pub tools: Option<Vec<String>>,
@@ -86,6 +88,7 @@ impl Default for AgentSettings {
             name: "default".into(),
             model: None,
             system_prompt: "You are a helpful assistant. Use the tools you have when they help.".into(),
+            system_template: None,
             max_steps: 20,
             tools: None,
             skills: None,
@@ -124,6 +127,7 @@ impl AgentSettings {
             name: name.into(),
             model: a.model,
             system_prompt: a.system_prompt.unwrap_or(d.system_prompt),
+            system_template: a.system_template.or(d.system_template),
             max_steps: a.max_steps.unwrap_or(d.max_steps).clamp(1, MAX_STEPS_LIMIT),
             tools: a.tools,
             skills: a.skills,
@@ -215,6 +219,8 @@ pub struct CreateRun {
     pub images: Vec<agentd_core::ContentPart>,
     /// `tool_choice` for the first model call, in the provider's format.
     pub tool_choice: Option<serde_json::Value>,
+    /// Variables for the agent's system template.
+    pub arguments: Option<serde_json::Value>,
 }
 
 /// The answer to [`Runtime::create_run`].
@@ -344,6 +350,13 @@ impl Runtime {
                 ),
             ));
         }
+        // The agent's system template is rendered now: the run keeps the text it started with.
+        let system_prompt = match &agent.system_template {
+            Some(name) => {
+                Some(self.render_template(t, name, req.arguments.as_ref().unwrap_or(&serde_json::Value::Null)).await?)
+            }
+            None => None,
+        };
         let session_id = match req.session_id {
             Some(id) => {
                 if self.store.get_session(t, &id).await?.is_none() {
@@ -383,6 +396,7 @@ impl Runtime {
             agent: agent_name,
             images: req.images,
             tool_choice: req.tool_choice,
+            system: system_prompt,
         };
         // A channel only when someone listens (they cost memory); it exists
         // before the scheduler can start the run, so no live item is missed.

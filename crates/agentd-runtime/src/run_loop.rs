@@ -174,7 +174,8 @@ impl Runtime {
         };
         let toolset = self.toolset_with(t, &agent, true).await?;
         let tools = toolset.specs.clone();
-        let system = format!("{}{}", agent.system_prompt, toolset.skills_prompt);
+        let base = f.system.as_deref().unwrap_or(&agent.system_prompt);
+        let system = format!("{base}{}", toolset.skills_prompt);
         let mut messages = vec![Message::text(Role::System, system)];
         let history = self.store.session_messages(t, &run.session_id).await?;
         messages.extend(crate::context::view(history).into_iter().map(|(_, m)| model_view(m)));

@@ -275,6 +275,9 @@ pub struct AgentDef {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
+    /// One of the tenant's prompt templates, rendered with each run's `arguments`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_template: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,6 +300,7 @@ impl AgentDef {
         AgentSettings {
             name: self.name.clone(),
             system_prompt: self.system_prompt.clone().unwrap_or_else(|| base.system_prompt.clone()),
+            system_template: self.system_template.clone(),
             max_steps: self.max_steps.unwrap_or(base.max_steps).clamp(1, crate::MAX_STEPS_LIMIT),
             tools: self.tools.clone(),
             skills: self.skills.clone(),

@@ -64,6 +64,7 @@ pub async fn create(
         input,
         images,
         tool_choice: b.tool_choice,
+        arguments: b.arguments,
         session_id: b.session_id,
         model: b.model,
         max_steps: b.max_steps,

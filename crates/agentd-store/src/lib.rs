@@ -98,6 +98,8 @@ pub struct NewRun {
     pub images: Vec<agentd_core::ContentPart>,
     /// `tool_choice` for the first model call.
     pub tool_choice: Option<serde_json::Value>,
+    /// The system prompt rendered from the agent's template.
+    pub system: Option<String>,
 }
 
 impl NewRun {
@@ -118,6 +120,7 @@ impl NewRun {
             agent: "default".into(),
             images: vec![],
             tool_choice: None,
+            system: None,
         }
     }
 }

@@ -684,6 +684,7 @@ async fn create_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, new: &New
         agent: new.agent.clone(),
         images: new.images.clone(),
         tool_choice: new.tool_choice.clone(),
+        system: new.system.clone(),
     };
     let mut evs = append_tx(tx, t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created)).await?;
     let row = sqlx::query("SELECT * FROM runs WHERE id = $1").bind(&new.id).fetch_one(&mut **tx).await?;

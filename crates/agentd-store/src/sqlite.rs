@@ -399,6 +399,7 @@ impl Store for SqliteStore {
                 agent: new.agent.clone(),
                 images: new.images.clone(),
         tool_choice: new.tool_choice.clone(),
+        system: new.system.clone(),
             };
             let mut evs = append_tx(c, &t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created))?;
             let mut st = c.prepare_cached("SELECT * FROM runs WHERE id = ?1")?;

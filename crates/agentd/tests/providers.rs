@@ -398,3 +398,21 @@ async fn usage_and_cost_per_call_run_and_session() {
     assert_eq!(ses["usage"]["total_tokens"], 45);
     assert!((ses["cost_usd"].as_f64().unwrap() - 2.0 * per_call).abs() < 1e-12, "{ses}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_takes_its_system_prompt_from_a_template() {
+    let mock = MockOpenAi::start(vec![Turn::text("hello from Ada")], 0).await.unwrap();
+    let s = Server::start(&mock.base_url);
+    let tpl = json!({"name": "persona", "content": "You are {{ name }}, an expert in {{ topic }}."});
+    assert_eq!(s.post("/v1/prompt-templates", tpl).await.0, 201);
+    let (c, v) = s.post("/v1/agents", json!({"name": "expert", "system_template": "persona"})).await;
+    assert_eq!(c, 201, "{v}");
+    let (c, v) = s.post("/v1/runs", json!({"input": "hi", "agent": "expert", "arguments": {"name": "Ada"}})).await;
+    assert_eq!((c, v["error"]["variable"].as_str()), (400, Some("topic")), "{v}");
+    let body = json!({"input": "hi", "agent": "expert", "arguments": {"name": "Ada", "topic": "maths"}});
+    let (c, r) = s.post("/v1/runs", body).await;
+    assert_eq!(c, 202, "{r}");
+    assert_eq!(s.wait_run(r["id"].as_str().unwrap()).await["output"], "hello from Ada");
+    let system = mock.requests()[0]["messages"][0]["content"].as_str().unwrap().to_string();
+    assert!(system.starts_with("You are Ada, an expert in maths."), "{system}");
+}
