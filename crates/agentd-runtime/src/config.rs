@@ -74,7 +74,8 @@ pub struct ProviderConfig {
     pub max_tokens_field: Option<String>,
     /// For `ollama`: ask thinking models to think.
     pub think: Option<bool>,
-    /// Retries of one request on timeouts, connection errors, 408/409/429/5xx (default 3).
+    /// Retries of one request on timeouts, connection errors, 408/409/429/5xx (default 2:
+    /// three attempts per profile before failing over).
     pub max_retries: Option<u32>,
     /// First backoff in ms (doubles each retry, with jitter; `Retry-After` wins). Default 500.
     pub retry_base_ms: Option<u64>,
@@ -161,6 +162,9 @@ pub enum OnInterrupted {
 pub struct SecretsConfig {
     #[serde(default)]
     pub env: Vec<String>,
+    /// `AGENTD_SECRET_X = ["api.example.com"]`: the only hosts HTTP tools may send that secret to.
+    #[serde(default)]
+    pub http_hosts: BTreeMap<String, Vec<String>>,
 }
 
 /// Time-to-live of finished runs (`[retention]`), with per-organisation overrides.

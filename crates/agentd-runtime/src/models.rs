@@ -43,7 +43,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_retries: 3, base: Duration::from_millis(500) }
+        Self { max_retries: 2, base: Duration::from_millis(500) }
     }
 }
 
@@ -209,7 +209,7 @@ impl ModelRegistry {
                 }
             };
             let retry = RetryPolicy {
-                max_retries: p.max_retries.unwrap_or(3).min(10),
+                max_retries: p.max_retries.unwrap_or(2).min(10),
                 base: Duration::from_millis(p.retry_base_ms.unwrap_or(500).max(1)),
             };
             providers.insert(name.clone(), (provider, retry));

@@ -15,6 +15,31 @@ const MAX_BODY: usize = 1024 * 1024;
 /// tenant cannot have the server send its own credentials anywhere.
 pub const SECRET_ENV_PREFIX: &str = "AGENTD_SECRET_";
 
+/// Which hosts each secret may be sent to (`[secrets.http_hosts]`); a
+/// secret without an entry may go to any registered URL.
+fn secret_hosts() -> &'static std::sync::RwLock<std::collections::BTreeMap<String, Vec<String>>> {
+    static H: OnceLock<std::sync::RwLock<std::collections::BTreeMap<String, Vec<String>>>> = OnceLock::new();
+    H.get_or_init(Default::default)
+}
+
+/// Sets the hosts each `AGENTD_SECRET_*` variable may be sent to.
+pub fn set_secret_hosts(map: std::collections::BTreeMap<String, Vec<String>>) {
+    *secret_hosts().write().unwrap_or_else(|e| e.into_inner()) = map;
+}
+
+/// Refuses sending secret `var` to `url` when the operator limited where it may go.
+fn secret_allowed(var: &str, url: &str) -> Result<(), String> {
+    let map = secret_hosts().read().unwrap_or_else(|e| e.into_inner());
+    let Some(hosts) = map.get(var) else { return Ok(()) };
+    let host =
+        reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)).unwrap_or_default();
+    if hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+        Ok(())
+    } else {
+        Err(format!("{var} may only be sent to {} (see [secrets.http_hosts]), not to {host}", hosts.join(", ")))
+    }
+}
+
 fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
@@ -49,6 +74,7 @@ pub fn validate_http_tool(def: &HttpToolDef) -> Result<(), String> {
         if !var.starts_with(SECRET_ENV_PREFIX) {
             return Err(format!("secret header {h}: environment variable names must start with {SECRET_ENV_PREFIX}"));
         }
+        secret_allowed(var, &def.url).map_err(|e| format!("secret header {h}: {e}"))?;
     }
     for h in def.headers.keys().chain(def.secret_headers.keys()) {
         if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
@@ -107,6 +133,10 @@ impl Tool for HttpTool {
             req = req.header(k, v);
         }
         for (k, var) in &self.def.secret_headers {
+            // Checked again at call time: the allowlist may have changed since registration.
+            if let Err(e) = secret_allowed(var, &self.def.url) {
+                return ToolOutput::error(e);
+            }
             match std::env::var(var) {
                 Ok(v) => req = req.header(k, v),
                 Err(_) => {

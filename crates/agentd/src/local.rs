@@ -39,6 +39,7 @@ pub fn setup(local: &LocalOpts) -> anyhow::Result<Setup> {
     let mut values = agentd_core::redact::secrets_from_env(&names);
     values.extend(database.clone());
     agentd_core::redact::set_secrets(values);
+    agentd_tools::set_secret_hosts(config.secrets.http_hosts.clone());
     Ok(Setup { config, data_dir, database, node_id, test_tools: local.enable_test_tools.clone() })
 }
 

@@ -52,11 +52,10 @@ async fn transient_errors_are_retried_and_permanent_ones_are_not() {
             Turn::Status(401, "bad key".into()),
             // 4: invalid JSON is not retried.
             Turn::InvalidJson,
-            // 5: retries run out.
-            Turn::Status(503, "a".into()),
-            Turn::Status(503, "b".into()),
-            Turn::Status(503, "c".into()),
-            Turn::Status(503, "d".into()),
+            // 5: retries run out (three attempts by default).
+            Turn::Status(503, "first outage".into()),
+            Turn::Status(503, "second outage".into()),
+            Turn::Status(503, "third outage".into()),
         ],
         0,
     )
@@ -103,8 +102,9 @@ async fn transient_errors_are_retried_and_permanent_ones_are_not() {
 
     let (done, evs) = run(&s).await;
     assert_eq!(done["error"]["code"], "provider_http_error");
-    assert_eq!(of_type(&evs, "llm.retry").len(), 3, "max_retries = 3");
-    assert!(done["error"]["message"].as_str().unwrap().contains('d'), "{done}");
+    assert_eq!(of_type(&evs, "llm.retry").len(), 2, "max_retries defaults to 2");
+    assert!(done["error"]["message"].as_str().unwrap().contains("third outage"), "{done}");
+    assert_eq!(of_type(&evs, "llm.failed")[0]["data"]["status"], 503);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -123,7 +123,7 @@ async fn a_failing_primary_fails_over_to_the_fallback() {
     let backup = MockOpenAi::start(vec![Turn::text("from the backup")], 0).await.unwrap();
     let text = format!(
         "default_model = \"main\"\n\
-         [providers.primary]\nbase_url = \"{}\"\nmax_retries = 2\nretry_base_ms = 10\n\
+         [providers.primary]\nbase_url = \"{}\"\nretry_base_ms = 10\n\
          [providers.backup]\nbase_url = \"{}\"\n\
          [models.main]\nprovider = \"primary\"\nmodel = \"big\"\nfallback = [\"spare\"]\n\
          [models.spare]\nprovider = \"backup\"\nmodel = \"small\"\n",

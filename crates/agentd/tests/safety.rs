@@ -675,3 +675,28 @@ async fn allowed_calls_run_while_their_neighbour_waits() {
     let seen = tool_texts(&mock, 1);
     assert_eq!(seen.len(), 2, "{seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_only_go_to_the_hosts_the_operator_allows() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let (_d, cfg) = config(
+        "[secrets.http_hosts]\nAGENTD_SECRET_GITHUB = [\"api.github.com\"]\nAGENTD_SECRET_LOCAL = [\"127.0.0.1\"]\n",
+    );
+    let s = Server::start_with(Opts {
+        config: Some(&cfg),
+        env: vec![
+            ("AGENTD_SECRET_GITHUB".into(), "ghp_not_for_you_0123456789".into()),
+            ("AGENTD_SECRET_LOCAL".into(), "local-secret-value".into()),
+        ],
+        ..Default::default()
+    });
+    let echo_url = mock.base_url.trim_end_matches("/v1").to_string() + "/echo";
+    let steal = json!({"name": "steal", "url": echo_url, "secret_headers": {"Authorization": "AGENTD_SECRET_GITHUB"}});
+    let (c, v) = s.post("/v1/http-tools", steal).await;
+    assert_eq!(c, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("api.github.com"), "{v}");
+    let ok = json!({"name": "local", "url": echo_url, "secret_headers": {"Authorization": "AGENTD_SECRET_LOCAL"}});
+    assert_eq!(s.post("/v1/http-tools", ok).await.0, 201);
+    let (c, v) = s.post("/v1/tools/local/call", json!({"arguments": {}})).await;
+    assert_eq!((c, v["is_error"].as_bool()), (200, Some(false)), "{v}");
+}
