@@ -56,6 +56,9 @@ pub struct Message {
     /// Reasoning text the model emitted, kept apart from the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thinking: Option<String>,
+    /// The provider's signature over `thinking` (Anthropic), sent back with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_signature: Option<String>,
     /// Set on a compaction summary: the session index from which earlier
     /// messages are kept verbatim; everything before it is replaced by this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,6 +74,7 @@ impl Message {
             tool_calls: vec![],
             tool_call_id: None,
             thinking: None,
+            thinking_signature: None,
             compaction: None,
         }
     }
@@ -83,6 +87,7 @@ impl Message {
             tool_calls: vec![],
             tool_call_id: Some(call_id.to_string()),
             thinking: None,
+            thinking_signature: None,
             compaction: None,
         }
     }

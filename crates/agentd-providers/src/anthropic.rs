@@ -93,12 +93,14 @@ pub(crate) fn wire(messages: &[Message]) -> (Option<String>, Vec<Value>) {
                 ("user", vec![b])
             }
             Role::Assistant => {
-                let mut blocks: Vec<Value> = m
-                    .content
-                    .iter()
-                    .filter(|p| !matches!(p, ContentPart::Text { text } if text.is_empty()))
-                    .map(block)
-                    .collect();
+                let mut blocks: Vec<Value> = vec![];
+                // Extended thinking with tools: the signed thinking block must come back first.
+                if let (Some(t), Some(sig)) = (&m.thinking, &m.thinking_signature) {
+                    blocks.push(json!({"type": "thinking", "thinking": t, "signature": sig}));
+                }
+                blocks.extend(
+                    m.content.iter().filter(|p| !matches!(p, ContentPart::Text { text } if text.is_empty())).map(block),
+                );
                 for c in &m.tool_calls {
                     let input = if c.arguments.is_object() { c.arguments.clone() } else { json!({}) };
                     blocks.push(json!({"type": "tool_use", "id": c.id, "name": c.name, "input": input}));
@@ -153,11 +155,14 @@ pub(crate) fn parse_full(v: &Value) -> Result<ChatResponse, ProviderError> {
         return Err(ProviderError::Http { status: 200, message: truncate(msg, 500), retry_after: None });
     }
     let blocks = v["content"].as_array().ok_or_else(|| ProviderError::InvalidResponse("no content blocks".into()))?;
-    let (mut text, mut thinking, mut calls) = (String::new(), String::new(), vec![]);
+    let (mut text, mut thinking, mut calls, mut signature) = (String::new(), String::new(), vec![], None);
     for b in blocks {
         match b["type"].as_str() {
             Some("text") => text.push_str(b["text"].as_str().unwrap_or_default()),
-            Some("thinking") => thinking.push_str(b["thinking"].as_str().unwrap_or_default()),
+            Some("thinking") => {
+                thinking.push_str(b["thinking"].as_str().unwrap_or_default());
+                signature = b["signature"].as_str().map(str::to_string).or(signature);
+            }
             Some("tool_use") => calls.push(ToolCall {
                 id: b["id"].as_str().unwrap_or_default().to_string(),
                 name: b["name"].as_str().unwrap_or_default().to_string(),
@@ -167,13 +172,13 @@ pub(crate) fn parse_full(v: &Value) -> Result<ChatResponse, ProviderError> {
         }
     }
     Ok(ChatResponse {
-        message: assistant(text, thinking, calls),
+        message: assistant(text, thinking, calls, signature),
         usage: usage(&v["usage"]),
         finish_reason: finish_reason(v["stop_reason"].as_str().unwrap_or("end_turn")),
     })
 }
 
-fn assistant(text: String, thinking: String, tool_calls: Vec<ToolCall>) -> Message {
+fn assistant(text: String, thinking: String, tool_calls: Vec<ToolCall>, signature: Option<String>) -> Message {
     Message {
         role: Role::Assistant,
         content: if text.is_empty() { vec![] } else { vec![ContentPart::text(text)] },
@@ -181,6 +186,7 @@ fn assistant(text: String, thinking: String, tool_calls: Vec<ToolCall>) -> Messa
         tool_call_id: None,
         thinking: (!thinking.is_empty()).then_some(thinking),
         compaction: None,
+        thinking_signature: signature,
     }
 }
 
@@ -197,6 +203,7 @@ enum Block {
 pub(crate) struct StreamState {
     text: String,
     thinking: String,
+    signature: String,
     blocks: BTreeMap<u64, Block>,
     usage: Usage,
     stop: Option<String>,
@@ -247,6 +254,9 @@ impl StreamState {
                         self.thinking.push_str(t);
                         on_delta(Delta::Thinking(t.to_string()));
                     }
+                    (Some("signature_delta"), _) => {
+                        self.signature.push_str(d["signature"].as_str().unwrap_or_default())
+                    }
                     (Some("input_json_delta"), Some(Block::Tool { json, .. })) => {
                         json.push_str(d["partial_json"].as_str().unwrap_or_default());
                     }
@@ -287,7 +297,7 @@ impl StreamState {
         let mut usage = self.usage;
         usage.total_tokens = usage.input_tokens + usage.output_tokens;
         ChatResponse {
-            message: assistant(self.text, self.thinking, calls),
+            message: assistant(self.text, self.thinking, calls, (!self.signature.is_empty()).then_some(self.signature)),
             usage,
             finish_reason: finish_reason(self.stop.as_deref().unwrap_or("end_turn")),
         }

@@ -168,6 +168,7 @@ impl StreamState {
                 tool_call_id: None,
                 thinking: (!self.thinking.is_empty()).then_some(self.thinking),
                 compaction: None,
+                thinking_signature: None,
             },
             usage: self.usage,
             finish_reason,

@@ -205,6 +205,7 @@ impl StreamState {
                 tool_call_id: None,
                 thinking: (!self.thinking.is_empty()).then_some(self.thinking),
                 compaction: None,
+                thinking_signature: None,
             },
             usage: self.usage.unwrap_or_default(),
             finish_reason: self.finish_reason.unwrap_or_else(|| "stop".into()),
@@ -241,6 +242,7 @@ fn parse_full(v: &Value) -> Result<ChatResponse, ProviderError> {
             tool_call_id: None,
             thinking,
             compaction: None,
+            thinking_signature: None,
         },
         usage: parse_usage(&v["usage"]).unwrap_or_default(),
         finish_reason: choice["finish_reason"].as_str().unwrap_or("stop").to_string(),
@@ -392,6 +394,7 @@ mod tests {
             tool_call_id: None,
             thinking: None,
             compaction: None,
+            thinking_signature: None,
         };
         let w = wire_messages(&[m]);
         assert_eq!(w[0]["content"], "");

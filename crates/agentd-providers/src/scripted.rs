@@ -87,6 +87,7 @@ impl Provider for ScriptedProvider {
                 tool_call_id: None,
                 thinking: turn.thinking.clone(),
                 compaction: None,
+                thinking_signature: None,
             },
             usage: Usage {
                 input_tokens: req.messages.len() as u64,

@@ -146,6 +146,7 @@ fn conversation() -> Vec<Message> {
             tool_call_id: None,
             thinking: None,
             compaction: None,
+            thinking_signature: None,
         },
         assistant,
         Message::tool_result("call_1", vec![ContentPart::text("sunny, 21 C")]),
@@ -216,6 +217,9 @@ async fn every_recorded_transcript_parses_as_documented() {
                     d.iter().filter_map(|d| if let Delta::Thinking(t) = d { Some(t.as_str()) } else { None }).collect();
                 assert_eq!(got, th, "{file}: thinking deltas");
             }
+        }
+        if *file == "anthropic/thinking_stream.sse" {
+            assert!(r.message.thinking_signature.as_deref().is_some_and(|s| !s.is_empty()), "{file}: signature kept");
         }
         check_request(kind, &seen.lock().unwrap()[0], stream);
         checked += 1;
@@ -364,4 +368,23 @@ async fn openai_switches_to_max_completion_tokens_when_told() {
     let b = bodies.lock().unwrap();
     assert_eq!((b[0]["max_tokens"].as_u64(), b[0].get("max_completion_tokens").is_none()), (Some(50), true));
     assert_eq!((b[1]["max_completion_tokens"].as_u64(), b[1].get("max_tokens").is_none()), (Some(50), true));
+}
+
+#[tokio::test]
+async fn anthropic_sends_signed_thinking_back_before_tool_use() {
+    let mut a = Message::text(Role::Assistant, "");
+    a.thinking = Some("let me check".into());
+    a.thinking_signature = Some("sig-123".into());
+    a.tool_calls = vec![ToolCall { id: "t1".into(), name: "get_weather".into(), arguments: json!({}) }];
+    let msgs =
+        vec![Message::text(Role::User, "weather?"), a, Message::tool_result("t1", vec![ContentPart::text("sunny")])];
+    let (base, seen) =
+        serve(200, "application/json", std::fs::read(format!("{DIR}/anthropic/text.json")).unwrap()).await;
+    let p = provider("anthropic", &base, false);
+    let req = ChatRequest { model: "m", messages: &msgs, tools: &[], max_tokens: None, params: None };
+    p.chat(req, &|_| {}).await.unwrap();
+    let body = seen.lock().unwrap()[0].clone();
+    let blocks = &body["messages"][1]["content"];
+    assert_eq!(blocks[0], json!({"type": "thinking", "thinking": "let me check", "signature": "sig-123"}));
+    assert_eq!(blocks[1]["type"], "tool_use");
 }

@@ -44,6 +44,7 @@ impl Provider for Ticker {
             tool_call_id: None,
             thinking: None,
             compaction: None,
+            thinking_signature: None,
         };
         Ok(ChatResponse { message, usage: Usage::default(), finish_reason: "stop".into() })
     }
