@@ -19,7 +19,7 @@ pub(crate) enum Plan {
     /// Do not run it; the model sees this result.
     Refuse { out: ToolOutput, status: &'static str },
     /// Ask a person first (an `approval.requested` event).
-    Ask(EventKind),
+    Ask(Box<EventKind>),
     /// Still waiting for a person.
     Waiting,
 }
@@ -149,7 +149,7 @@ impl Runtime {
                 }
                 Verdict::Ask => {
                     let expires_at = expiry(set);
-                    Plan::Ask(EventKind::ApprovalRequested {
+                    Plan::Ask(Box::new(EventKind::ApprovalRequested {
                         approval_id: agentd_core::new_id("apr"),
                         call_id: c.id.clone(),
                         tool: c.name.clone(),
@@ -159,7 +159,7 @@ impl Runtime {
                         reasons: d.reasons,
                         rule: d.rule,
                         expires_at,
-                    })
+                    }))
                 }
             });
         }

@@ -507,7 +507,7 @@ impl Runtime {
                     run.push(call);
                 }
                 Plan::Refuse { out, status } => refused.push(tool_result(c, &out, status, 0)),
-                Plan::Ask(ev) => asks.push(ev),
+                Plan::Ask(ev) => asks.push(*ev),
                 Plan::Waiting => waiting = true,
             }
         }
