@@ -508,5 +508,29 @@ fn guard(n: usize) -> anyhow::Result<ExitCode> {
     }
     let per = start.elapsed() / n as u32;
     println!("  {:>8.2} µs  redaction of a 3.4 KB tool.result event (serialise + scan)", per.as_secs_f64() * 1e6);
+    // Counting a conversation before each request (compaction budget).
+    use agentd_core::Message;
+    let history: Vec<Message> = (0..50)
+        .map(|i| {
+            Message::text(
+                if i % 2 == 0 { Role::User } else { Role::Assistant },
+                "The quick brown fox jumps over the lazy dog, twice. ".repeat(40),
+            )
+        })
+        .collect();
+    let bytes: usize = history.iter().map(|m| m.text_content().len()).sum();
+    for model in ["gpt-4o", "llama3.2"] {
+        let counter = agentd_runtime::context::Counter::for_model(model);
+        let _ = counter.request(&history[..1], &[]);
+        let start = std::time::Instant::now();
+        let tokens = counter.request(&history, &[]);
+        let took = start.elapsed();
+        let how = if counter.exact() { "tiktoken" } else { "estimate" };
+        println!(
+            "  {:>8.2} ms  counting {} KB of history ({tokens} tokens, {how}, {model})",
+            took.as_secs_f64() * 1e3,
+            bytes / 1024
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
