@@ -19,11 +19,40 @@ fn epoch() -> Instant {
     *E.get_or_init(Instant::now)
 }
 
-/// A provider that emits `deltas` text deltas `gap` apart, each carrying the
-/// time it was handed to the runtime.
+/// A provider that emits `deltas` text deltas, each carrying the time it was
+/// handed to the runtime. Deltas are paced by one OS thread that spreads them
+/// evenly over all open streams (tokio timers fire on 1 ms ticks, which
+/// would make every stream's deltas arrive in the same instant — unlike
+/// tokens coming off sockets).
 struct Ticker {
     deltas: usize,
-    gap: Duration,
+    pacer: std::sync::Mutex<Vec<tokio::sync::mpsc::UnboundedSender<()>>>,
+}
+
+/// Sends one tick every `gap / streams` to the open streams in turn.
+fn start_pacer(ticker: Arc<Ticker>, gap: Duration) {
+    std::thread::spawn(move || {
+        let mut next = Instant::now();
+        let mut i = 0usize;
+        loop {
+            let live: Vec<_> = {
+                let mut g = ticker.pacer.lock().unwrap_or_else(|e| e.into_inner());
+                g.retain(|s| !s.is_closed());
+                g.clone()
+            };
+            if live.is_empty() {
+                std::thread::sleep(Duration::from_micros(200));
+                next = Instant::now();
+                continue;
+            }
+            next += gap / live.len() as u32;
+            while Instant::now() < next {
+                std::hint::spin_loop();
+            }
+            i = (i + 1) % live.len();
+            let _ = live[i].send(());
+        }
+    });
 }
 
 #[async_trait::async_trait]
@@ -33,8 +62,12 @@ impl Provider for Ticker {
     }
 
     async fn chat(&self, _req: ChatRequest<'_>, on_delta: DeltaSink<'_>) -> Result<ChatResponse, ProviderError> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        self.pacer.lock().unwrap_or_else(|e| e.into_inner()).push(tx);
         for _ in 0..self.deltas {
-            tokio::time::sleep(self.gap).await;
+            if rx.recv().await.is_none() {
+                break;
+            }
             on_delta(Delta::Text(format!("{} ", epoch().elapsed().as_nanos())));
         }
         let message = Message {
@@ -84,7 +117,9 @@ pub async fn stream(concurrency: &[usize], deltas: usize, gap_ms: u64) -> anyhow
     std::fs::create_dir_all(&dir)?;
     let store = Arc::new(SqliteStore::open(&dir.join("agentd.db")).await?);
     let mut models = ModelRegistry::default();
-    models.insert_provider("ticker", Arc::new(Ticker { deltas, gap: Duration::from_millis(gap_ms) }));
+    let ticker = Arc::new(Ticker { deltas, pacer: Default::default() });
+    start_pacer(ticker.clone(), Duration::from_millis(gap_ms));
+    models.insert_provider("ticker", ticker);
     models.set_default_model(Some("ticker/t".into()));
     let top = concurrency.iter().copied().max().unwrap_or(1) as u32;
     let sched = SchedulerSettings { max_concurrent_runs: top, per_tenant_concurrent_runs: top, ..Default::default() };
@@ -99,7 +134,10 @@ pub async fn stream(concurrency: &[usize], deltas: usize, gap_ms: u64) -> anyhow
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     println!("agentd bench: delta latency, provider adapter → hub → SSE over loopback HTTP → client");
-    println!("{deltas} deltas per stream, {gap_ms} ms apart; SQLite journal; client and server in one process");
+    println!(
+        "{deltas} deltas per stream, {gap_ms} ms apart per stream, spread evenly across streams by a pacing thread \
+         (which spins on one core); SQLite journal; client and server in one process"
+    );
     println!(" streams   deltas   median µs    p99 µs    max µs");
     for &c in concurrency {
         let http = reqwest::Client::new();
