@@ -29,19 +29,58 @@ impl Verdict {
     }
 }
 
-/// `[agents.<name>.policy]`.
+/// One rule as written in config: `"shell(git push)"`, or a table
+/// `{ tool = "shell", command = "git push" }` / `{ tool = "shell", argv = [...] }`
+/// / `{ tool = "write_file", path = "docs/" }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(untagged)]
+pub enum RuleSpec {
+    Text(String),
+    Table {
+        tool: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        argv: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+}
+
+impl RuleSpec {
+    /// The rule in its text form (as journaled).
+    pub fn text(&self) -> String {
+        match self {
+            RuleSpec::Text(t) => t.clone(),
+            RuleSpec::Table { tool, command, argv, path } => {
+                let args = command.clone().or_else(|| argv.as_ref().map(|a| a.join(" "))).or_else(|| path.clone());
+                match args {
+                    Some(a) => format!("{tool}({a})"),
+                    None => tool.clone(),
+                }
+            }
+        }
+    }
+}
+
+impl From<&str> for RuleSpec {
+    fn from(s: &str) -> Self {
+        RuleSpec::Text(s.to_string())
+    }
+}
+
+/// `[agents.<name>.policy]`. Unknown keys are ignored, like the rest of the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyConfig {
     /// What calls no rule matches get.
     #[serde(default)]
     pub mode: Verdict,
     #[serde(default)]
-    pub allow: Vec<String>,
+    pub allow: Vec<RuleSpec>,
     #[serde(default)]
-    pub ask: Vec<String>,
+    pub ask: Vec<RuleSpec>,
     #[serde(default)]
-    pub deny: Vec<String>,
+    pub deny: Vec<RuleSpec>,
     /// What calls the guard rates high risk get when no deny or ask rule
     /// matched (before allow rules): `ask` unless configured otherwise.
     #[serde(default = "ask")]
@@ -93,11 +132,17 @@ pub struct RuleError {
     pub reason: String,
 }
 
-fn parse_rule(text: &str) -> Result<Rule, RuleError> {
+fn parse_rule(spec: &RuleSpec) -> Result<Rule, RuleError> {
+    let text = spec.text();
+    let text = text.as_str();
     let err = |reason: &str| RuleError { rule: text.to_string(), reason: reason.to_string() };
     let (tool, args) = match text.split_once('(') {
         Some((tool, rest)) => {
-            let inner = rest.strip_suffix(')').ok_or_else(|| err("missing closing parenthesis"))?;
+            let inner = rest.trim_end().strip_suffix(')').ok_or_else(|| err("missing closing parenthesis"))?;
+            // `git push:*`, `git push *` and `git push` all mean the argv prefix `git push`.
+            let inner = inner.trim();
+            let inner = inner.strip_suffix(":*").or_else(|| inner.strip_suffix('*')).unwrap_or(inner).trim_end();
+            let inner = inner.strip_suffix(':').unwrap_or(inner);
             let script = shellparse::parse(inner).map_err(|e| err(&e.to_string()))?;
             let words: Vec<String> = script
                 .pipelines
@@ -115,6 +160,8 @@ fn parse_rule(text: &str) -> Result<Rule, RuleError> {
     if tool.is_empty() {
         return Err(err("empty tool name"));
     }
+    // Rules written for other agents' shell tool mean ours.
+    let tool = if matches!(tool, "Bash" | "bash" | "Shell" | "sh") { "shell" } else { tool };
     let glob = globset::Glob::new(tool).map_err(|e| err(&e.to_string()))?;
     Ok(Rule { text: text.to_string(), tool: glob.compile_matcher(), args })
 }
@@ -131,7 +178,7 @@ pub struct Decision {
 
 impl Policy {
     pub fn new(config: PolicyConfig) -> Result<Self, RuleError> {
-        let parse = |v: &[String]| v.iter().map(|r| parse_rule(r)).collect::<Result<Vec<_>, _>>();
+        let parse = |v: &[RuleSpec]| v.iter().map(parse_rule).collect::<Result<Vec<_>, _>>();
         Ok(Self { allow: parse(&config.allow)?, ask: parse(&config.ask)?, deny: parse(&config.deny)?, config })
     }
 
@@ -352,6 +399,22 @@ mod tests {
         let mcp = ToolFacts { name: "mcp__fs__write", source: "mcp", annotations: None };
         assert_eq!(p.evaluate(mcp, &json!({})).decision, Verdict::Deny);
         assert_eq!(p.evaluate(builtin("shell"), &json!({"command": "ls"})).decision, Verdict::Allow);
+    }
+
+    #[test]
+    fn rules_written_other_ways_mean_the_same() {
+        let p = policy(json!({
+            "mode": "ask",
+            "allow": ["Bash(git status:*)", {"tool": "shell", "command": "ls"}, {"tool": "write_file", "path": "docs/"}],
+            "deny": [{"tool": "shell", "argv": ["rm"]}],
+            "some_future_key": true,
+        }));
+        let eval = |cmd: &str| p.evaluate(builtin("shell"), &json!({"command": cmd})).decision;
+        assert_eq!(eval("git status --short"), Verdict::Allow);
+        assert_eq!(eval("ls -la"), Verdict::Allow);
+        assert_eq!(eval("rm x"), Verdict::Deny);
+        let d = p.evaluate(builtin("write_file"), &json!({"path": "docs/a.md", "content": ""}));
+        assert_eq!((d.decision, d.rule.as_str()), (Verdict::Allow, "allow: write_file(docs/)"));
     }
 
     #[test]

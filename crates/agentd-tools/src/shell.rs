@@ -35,7 +35,7 @@ impl SandboxMode {
 
 /// `[agents.<name>.sandbox]`: the fence around shell commands.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct SandboxSettings {
     pub mode: SandboxMode,
     /// Commands may open network connections (off: only a private loopback).
