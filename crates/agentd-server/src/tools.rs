@@ -59,6 +59,13 @@ pub async fn call(
     if let Some(sb) = &out.sandbox {
         v["sandbox"] = sb.clone();
     }
+    // A refusal to run unfenced also carries the machine-readable code.
+    if let Some(ContentPart::Text { text }) = out.content.first()
+        && out.is_error
+        && text.starts_with(agentd_tools::SANDBOX_UNAVAILABLE)
+    {
+        v["error"] = json!({"code": agentd_tools::SANDBOX_UNAVAILABLE, "message": text});
+    }
     if p.str("format").as_deref() == Some("json") {
         let text: String = out
             .content

@@ -492,6 +492,7 @@ async fn without_bubblewrap_restricted_shell_is_refused() {
     assert_eq!(v["is_error"], true, "{v}");
     let t = out_text(&v);
     assert!(t.starts_with("sandbox_unavailable") && t.contains("bubblewrap") && t.contains("mode = \"none\""), "{t}");
+    assert_eq!(v["error"]["code"], "sandbox_unavailable", "{v}");
     let id = start_run(&s, json!({"input": "x"})).await;
     assert_eq!(s.wait_run(&id).await["status"], "completed");
     let res = of_type(&s.events(&id).await, "tool.result")[0].clone();
