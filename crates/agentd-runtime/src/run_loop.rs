@@ -389,7 +389,7 @@ impl Runtime {
                 let streamed = std::sync::atomic::AtomicBool::new(false);
                 let sink = |d: Delta| {
                     streamed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    self.hub.publish(run_id, Live::Delta(d))
+                    self.hub.publish(run_id, Live::Delta(masked(d)))
                 };
                 let req = ChatRequest {
                     model: &model.model,
@@ -634,6 +634,19 @@ fn tool_result(call: &ToolCall, out: &ToolOutput, status: &str, ms: u64) -> Even
         status: status.into(),
         duration_ms: ms,
         sandbox: out.sandbox.clone(),
+    }
+}
+
+/// A live delta with secrets masked (a secret split across two deltas slips
+/// through here; the stored answer is masked whole).
+fn masked(d: Delta) -> Delta {
+    let mask = |t: String| match agentd_core::redact::redact(&t) {
+        std::borrow::Cow::Borrowed(_) => t,
+        std::borrow::Cow::Owned(o) => o,
+    };
+    match d {
+        Delta::Text(t) => Delta::Text(mask(t)),
+        Delta::Thinking(t) => Delta::Thinking(mask(t)),
     }
 }
 

@@ -554,6 +554,14 @@ async fn secrets_never_reach_the_journal() {
     }
     // The tool did receive the real key (masking happens on the way in and out, not on the wire).
     assert!(evs.contains("\"authorization\\\":\\\"[REDACTED]\\\""), "{evs}");
+
+    // Live token deltas are masked too.
+    mock.push([Turn::text(&format!("streamed {DEPLOY} here"))]);
+    let resp =
+        s.req(reqwest::Method::POST, "/v1/runs").json(&json!({"input": "again", "stream": true})).send().await.unwrap();
+    let frames = common::frames(resp).await;
+    let deltas: String = frames.iter().filter(|f| f.event == "llm.delta").map(|f| f.data.to_string()).collect();
+    assert!(deltas.contains("[REDACTED]") && !deltas.contains(DEPLOY), "{deltas}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
