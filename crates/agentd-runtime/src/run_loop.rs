@@ -500,8 +500,9 @@ impl Runtime {
                     ));
                     refused.push(tool_result(&call, &out, "interrupted", 0));
                 }
-                Plan::Run(call, _) => {
-                    if !started.contains(&call.id) {
+                Plan::Run(call, confirmed) => {
+                    // A call a person approved after a crash starts again, on the record.
+                    if !started.contains(&call.id) || confirmed {
                         carry.push(EventKind::ToolStarted { call_id: call.id.clone(), name: call.name.clone() });
                     }
                     run.push(call);

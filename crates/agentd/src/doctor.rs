@@ -64,6 +64,22 @@ pub async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    for (name, prof) in &s.config.models {
+        let chain = rt.models.chain(name).map(|c| c.iter().map(|m| m.profile.clone()).collect::<Vec<_>>());
+        match chain {
+            Ok(c) => println!(
+                "✓ model {name}: {}/{}{}{}",
+                prof.provider,
+                prof.model,
+                prof.context_window.map(|w| format!(", window {w}")).unwrap_or_default(),
+                if c.len() > 1 { format!(", then {}", c[1..].join(" → ")) } else { String::new() }
+            ),
+            Err(e) => {
+                ok = false;
+                println!("✗ model {name}: {e}");
+            }
+        }
+    }
     match rt.models.default_model() {
         Some(m) => match rt.models.resolve(m) {
             Ok(_) => println!("✓ default model: {m}"),
