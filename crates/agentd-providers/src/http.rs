@@ -37,6 +37,15 @@ pub(crate) fn client(
         .map_err(|e| ProviderError::Config(e.to_string()))
 }
 
+/// A provider's `check`: GET `url` answers 2xx.
+pub(crate) async fn check(http: &reqwest::Client, url: String, base: &str) -> Result<String, ProviderError> {
+    let resp = http.get(url).send().await.map_err(map_send_error)?;
+    if !resp.status().is_success() {
+        return Err(http_error(resp).await);
+    }
+    Ok(format!("{base} reachable"))
+}
+
 pub(crate) fn map_send_error(e: reqwest::Error) -> ProviderError {
     if e.is_timeout() {
         ProviderError::Timeout

@@ -253,10 +253,6 @@ impl Provider for OllamaProvider {
     }
 
     async fn check(&self) -> Result<String, ProviderError> {
-        let resp = self.http.get(self.url("tags")).send().await.map_err(map_send_error)?;
-        if !resp.status().is_success() {
-            return Err(http_error(resp).await);
-        }
-        Ok(format!("{} reachable", self.cfg.base_url))
+        http::check(&self.http, self.url("tags"), &self.cfg.base_url).await
     }
 }

@@ -335,11 +335,7 @@ impl Provider for OpenAiProvider {
     }
 
     async fn check(&self) -> Result<String, ProviderError> {
-        let resp = self.http.get(self.url("models")).send().await.map_err(map_send_error)?;
-        if !resp.status().is_success() {
-            return Err(http_error(resp).await);
-        }
-        Ok(format!("{} reachable", self.cfg.base_url))
+        http::check(&self.http, self.url("models"), &self.cfg.base_url).await
     }
 }
 

@@ -408,15 +408,15 @@ impl Runtime {
                     Err(e) => e,
                 };
                 let (status, error) = (e.status(), e.to_string());
+                let failed_ev = || EventKind::LlmFailed {
+                    step,
+                    profile: model.profile.clone(),
+                    provider: model.provider_name.clone(),
+                    status,
+                    error: error.clone(),
+                };
                 if crate::context::is_context_overflow(&e) {
-                    let failed_ev = EventKind::LlmFailed {
-                        step,
-                        profile: model.profile.clone(),
-                        provider: model.provider_name.clone(),
-                        status,
-                        error: error.clone(),
-                    };
-                    return Ok(Asked::Overflow(vec![failed_ev, failed("context_overflow", error)]));
+                    return Ok(Asked::Overflow(vec![failed_ev(), failed("context_overflow", error.clone())]));
                 }
                 if e.retryable() && attempt < model.retry.max_retries {
                     let retry_after = match &e {
@@ -455,14 +455,7 @@ impl Runtime {
                     .await?;
                     break;
                 }
-                let failed_ev = EventKind::LlmFailed {
-                    step,
-                    profile: model.profile.clone(),
-                    provider: model.provider_name.clone(),
-                    status,
-                    error: error.clone(),
-                };
-                return Ok(Asked::Failed(vec![failed_ev, failed(e.code(), error)]));
+                return Ok(Asked::Failed(vec![failed_ev(), failed(e.code(), error.clone())]));
             }
         }
         Ok(Asked::Failed(vec![failed("provider_error", "no model profile answered".into())]))
