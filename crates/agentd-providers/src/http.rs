@@ -37,6 +37,12 @@ pub(crate) fn client(
         .map_err(|e| ProviderError::Config(e.to_string()))
 }
 
+/// A whole (non-streamed) JSON answer; anything else is a malformed response.
+pub(crate) async fn json_body(resp: reqwest::Response) -> Result<Value, ProviderError> {
+    let bytes = resp.bytes().await.map_err(map_send_error)?;
+    serde_json::from_slice(&bytes).map_err(|e| ProviderError::InvalidResponse(format!("body is not JSON: {e}")))
+}
+
 /// A provider's `check`: GET `url` answers 2xx.
 pub(crate) async fn check(http: &reqwest::Client, url: String, base: &str) -> Result<String, ProviderError> {
     let resp = http.get(url).send().await.map_err(map_send_error)?;

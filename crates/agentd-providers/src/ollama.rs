@@ -216,9 +216,7 @@ impl Provider for OllamaProvider {
         }
         let mut state = StreamState::default();
         if !self.cfg.stream {
-            let bytes = resp.bytes().await.map_err(map_send_error)?;
-            let v: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| ProviderError::InvalidResponse(format!("body is not JSON: {e}")))?;
+            let v = http::json_body(resp).await?;
             state.apply(&v, on_delta)?;
             return Ok(state.finish());
         }

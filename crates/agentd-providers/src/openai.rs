@@ -306,9 +306,7 @@ impl Provider for OpenAiProvider {
             return Err(err);
         };
         if !self.cfg.stream {
-            let bytes = resp.bytes().await.map_err(map_send_error)?;
-            let v: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| ProviderError::InvalidResponse(format!("body is not JSON: {e}")))?;
+            let v = http::json_body(resp).await?;
             return parse_full(&v);
         }
         let mut events = resp.bytes_stream().eventsource();

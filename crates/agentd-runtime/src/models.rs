@@ -215,9 +215,7 @@ impl ModelRegistry {
             providers.insert(name.clone(), (provider, retry));
         }
         // Keys read from the .env file are as secret as environment ones.
-        let mut all = agentd_core::redact::secrets_from_env(&[]);
-        all.extend(secrets);
-        agentd_core::redact::add_secrets(all);
+        agentd_core::redact::add_secrets(secrets);
         for (name, prof) in &cfg.models {
             if !providers.contains_key(&prof.provider) {
                 tracing::warn!(profile = %name, provider = %prof.provider, "model profile names a provider that is not configured");

@@ -46,7 +46,8 @@ pub struct AppendPlan {
     pub cost_usd: Option<f64>,
 }
 
-/// The `images` of a stored `run.created` event's data.
+/// The `images` of a stored `run.created` event's data (read by the append
+/// that writes `run.started`, the event whose effect adds the input message).
 pub fn images_of(data: Option<&str>) -> Vec<agentd_core::ContentPart> {
     data.and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
         .and_then(|v| serde_json::from_value(v["images"].clone()).ok())

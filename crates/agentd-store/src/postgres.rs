@@ -799,7 +799,7 @@ async fn append_tx(
         cost_usd: row.try_get("cost_usd")?,
     };
     let mut head = head;
-    if events.iter().any(|e| e.effects().input_message) {
+    if events.iter().any(|e| matches!(e, EventKind::RunStarted { .. })) {
         // The run starts: its input message takes the images sent with it.
         let data: Option<String> = sqlx::query_scalar("SELECT data FROM events WHERE run_id = $1 AND seq = 1")
             .bind(run_id)

@@ -800,7 +800,7 @@ fn append_tx(
         .optional()?
         .ok_or(StoreError::NotFound)?;
     let mut head = head;
-    if events.iter().any(|e| e.effects().input_message) {
+    if events.iter().any(|e| matches!(e, EventKind::RunStarted { .. })) {
         // The run starts: its input message takes the images sent with it.
         let data: Option<String> = c
             .prepare_cached("SELECT data FROM events WHERE run_id = ?1 AND seq = 1")?
