@@ -174,6 +174,23 @@ fn hidden() -> &'static RwLock<Vec<std::path::PathBuf>> {
     H.get_or_init(|| RwLock::new(vec![]))
 }
 
+/// Directories every sandboxed server may read besides the system ones
+/// (`[mcp] sandbox_read_paths`: where the operator installs servers).
+fn read_paths() -> &'static RwLock<Vec<std::path::PathBuf>> {
+    static P: std::sync::OnceLock<RwLock<Vec<std::path::PathBuf>>> = std::sync::OnceLock::new();
+    P.get_or_init(|| RwLock::new(vec![]))
+}
+
+/// Sets the directories sandboxed servers may read besides the system ones.
+pub fn set_sandbox_read_paths(paths: Vec<std::path::PathBuf>) {
+    *read_paths().write().unwrap_or_else(|e| e.into_inner()) = paths;
+}
+
+/// Processes one sandboxed server may hold.
+const SERVER_MAX_PROCESSES: u64 = 256;
+/// PATH inside a tenant server's clean environment.
+const CLEAN_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
 /// Servers by (owning tenant, or `None` for shared ones; name).
 type Servers = HashMap<(Option<Tenant>, String), Arc<Server>>;
 
@@ -193,8 +210,10 @@ impl McpManager {
     /// Adds a server and starts connecting in the background. Stdio servers
     /// a tenant adds always run sandboxed.
     pub fn add(&self, owner: Option<Tenant>, name: &str, mut config: McpServerConfig) -> Result<(), McpError> {
-        if owner.is_some() && config.command.is_some() {
+        if let Some(t) = owner.as_ref().filter(|_| config.command.is_some()) {
             config.sandbox = true;
+            // A tenant's server gets a network only where the operator allows it.
+            config.network &= agentd_tools::egress::mcp_network_allowed(&t.org);
         }
         if !valid_server_name(name) {
             return Err(McpError::Invalid("names are 1-64 characters of [A-Za-z0-9_-]".into()));
@@ -306,52 +325,72 @@ fn redacted(c: &McpServerConfig) -> McpServerConfig {
 
 type Service = rmcp::service::RunningService<RoleClient, Handler>;
 
-async fn connect(s: &Server) -> Result<(Service, Option<u32>), String> {
+/// A live service, its child's pid, and the fence that must outlive the child.
+type Connected = (Service, Option<u32>, Option<agentd_tools::sandbox::FenceGuard>);
+
+async fn connect(s: &Server) -> Result<Connected, String> {
     let handler = Handler { refresh: s.refresh.clone() };
     if let Some(cmd) = &s.config.command {
+        let tenant = s.owner.is_some();
+        let mut guard = None;
         let c = if s.config.sandbox {
-            // Inside the sandbox a missing program only shows as a closed pipe: check first.
+            let mut visible: Vec<std::path::PathBuf> = read_paths().read().unwrap_or_else(|e| e.into_inner()).clone();
+            if !tenant {
+                // The operator's own server: its program and files stay visible.
+                for arg in std::iter::once(cmd).chain(s.config.args.iter()) {
+                    let p = std::path::Path::new(arg);
+                    if p.is_absolute()
+                        && let Some(dir) = p.canonicalize().ok().and_then(|c| c.parent().map(|d| d.to_path_buf()))
+                    {
+                        visible.push(dir);
+                    }
+                }
+            }
+            // Inside the sandbox a missing program only shows as a closed pipe: check first,
+            // against what the sandbox will see.
+            let sees = |p: &std::path::Path| {
+                agentd_tools::sandbox::SYSTEM_DIRS.iter().any(|d| p.starts_with(d))
+                    || visible.iter().any(|d| p.starts_with(d))
+            };
             let found = if cmd.contains('/') {
-                std::path::Path::new(cmd).is_file()
+                let p = std::path::Path::new(cmd);
+                p.is_file() && sees(p)
             } else {
-                std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
+                let path = if tenant { Some(CLEAN_PATH.into()) } else { std::env::var_os("PATH") };
+                path.is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file() && sees(&d)))
             };
             if !found {
-                return Err(format!("cannot start {cmd}: no such program"));
+                return Err(format!(
+                    "cannot start {cmd}: no such program inside the sandbox (the operator can make a directory \
+                     visible with [mcp] sandbox_read_paths)"
+                ));
             }
             let Some(bwrap) = agentd_tools::find_bwrap() else {
                 return Err("sandbox_unavailable: this server runs sandboxed and bubblewrap is not installed".into());
             };
             let mut c = tokio::process::Command::new(bwrap);
-            c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
-            // The server's own files stay visible (read-only) even under the private /tmp.
-            for arg in std::iter::once(cmd).chain(s.config.args.iter()) {
-                let p = std::path::Path::new(arg);
-                if p.is_absolute()
-                    && p.exists()
-                    && let Some(dir) = p.parent().filter(|d| d.starts_with("/tmp"))
-                {
-                    c.arg("--ro-bind").arg(dir).arg(dir);
-                }
-            }
+            let spec = agentd_tools::sandbox::FenceSpec {
+                writable: None,
+                read_only: visible,
+                network: s.config.network,
+                max_processes: SERVER_MAX_PROCESSES,
+            };
+            let (_fence, g) = agentd_tools::sandbox::build(&mut c, &spec);
+            guard = Some(g);
             // Hidden last, so no bind above can uncover them.
             for dir in hidden().read().unwrap_or_else(|e| e.into_inner()).iter().filter(|d| d.is_dir()) {
                 c.arg("--tmpfs").arg(dir);
             }
-            for f in ["/etc/shadow", "/etc/gshadow", "/etc/sudoers"] {
-                if std::path::Path::new(f).exists() {
-                    c.args(["--ro-bind", "/dev/null", f]);
-                }
-            }
-            if !s.config.network {
-                c.arg("--unshare-net");
-            }
-            c.args(["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--"]).arg(cmd);
+            c.arg("--").arg(cmd);
             c
         } else {
             tokio::process::Command::new(cmd)
         };
         let c = rmcp::transport::ConfigureCommandExt::configure(c, |c| {
+            if tenant {
+                // A tenant's server sees only what the tenant supplied: none of agentd's environment.
+                c.env_clear().env("PATH", CLEAN_PATH).env("HOME", "/tmp").env("LANG", "C.UTF-8");
+            }
             c.args(&s.config.args).envs(&s.config.env).stderr(std::process::Stdio::null());
             // The server must not outlive agentd, even after `kill -9`.
             // SAFETY: prctl is async-signal-safe and only touches the child.
@@ -364,17 +403,29 @@ async fn connect(s: &Server) -> Result<(Service, Option<u32>), String> {
             }
         });
         let transport = rmcp::transport::TokioChildProcess::new(c).map_err(|e| format!("cannot start {cmd}: {e}"))?;
+        if let Some(g) = guard.as_mut() {
+            g.spawned();
+        }
         let pid = transport.id();
-        handler.serve(transport).await.map(|s| (s, pid)).map_err(|e| format!("initialize failed: {e}"))
+        handler.serve(transport).await.map(|s| (s, pid, guard)).map_err(|e| format!("initialize failed: {e}"))
     } else {
         let url = s.config.url.clone().unwrap_or_default();
-        let mut cfg = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url);
+        let mut cfg =
+            rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url.clone());
         for (k, v) in &s.config.headers {
             let (Ok(k), Ok(v)) = (k.parse(), v.parse()) else { return Err(format!("invalid header {k}")) };
             cfg.custom_headers.insert(k, v);
         }
-        let transport = rmcp::transport::StreamableHttpClientTransport::from_config(cfg);
-        handler.serve(transport).await.map(|s| (s, None)).map_err(|e| format!("initialize failed: {e}"))
+        let transport = match &s.owner {
+            // A tenant's server is reached through the egress guard, pinned to checked addresses.
+            Some(t) => {
+                let parsed = reqwest::Url::parse(&url).map_err(|e| format!("invalid URL: {e}"))?;
+                let client = agentd_tools::egress::pinned_client(&t.org, &parsed).await.map_err(|e| e.to_string())?;
+                rmcp::transport::StreamableHttpClientTransport::with_client(client, cfg)
+            }
+            None => rmcp::transport::StreamableHttpClientTransport::from_config(cfg),
+        };
+        handler.serve(transport).await.map(|s| (s, None, None)).map_err(|e| format!("initialize failed: {e}"))
     }
 }
 
@@ -400,7 +451,7 @@ async fn supervise(s: Arc<Server>) {
             _ = s.stop.cancelled() => return,
         };
         let error = match service {
-            Ok((service, pid)) => {
+            Ok((service, pid, _fence)) => {
                 let peer = service.peer().clone();
                 // agentd keeps the tool list itself and re-lists on list_changed:
                 // the SDK's response cache would only hand back a stale list.
@@ -497,7 +548,7 @@ pub async fn raw_sdk_calls(
         refresh: Arc::new(Notify::new()),
         stop: CancellationToken::new(),
     };
-    let (service, _) = connect(&s).await?;
+    let (service, _, _fence) = connect(&s).await?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let mut params = rmcp::model::CallToolRequestParams::new(tool.to_string());

@@ -76,11 +76,14 @@ fn to_parts(result: &Value) -> Vec<ContentPart> {
 #[async_trait]
 impl Tool for McpTool {
     fn spec(&self) -> ToolSpec {
+        // What a server says about its tools is untrusted: secrets are masked
+        // before it reaches a model, the API or the journal.
+        let mut input_schema = Value::Object((*self.def.input_schema).clone());
+        agentd_core::redact::redact_value(&mut input_schema);
         ToolSpec {
             name: format!("mcp__{}__{}", self.server.name, self.def.name),
-            description: self.def.description.as_deref().unwrap_or_default().to_string(),
-            // The server's JSON Schema goes to the model unchanged.
-            input_schema: Value::Object((*self.def.input_schema).clone()),
+            description: agentd_core::redact::redact(self.def.description.as_deref().unwrap_or_default()).into_owned(),
+            input_schema,
         }
     }
 
@@ -139,13 +142,14 @@ impl Tool for McpTool {
         };
         match res {
             Ok(CallToolResponse::Complete(result)) => {
-                let v = serde_json::to_value(&result).unwrap_or(Value::Null);
+                let mut v = serde_json::to_value(&result).unwrap_or(Value::Null);
+                agentd_core::redact::redact_value(&mut v);
                 ToolOutput { content: to_parts(&v), is_error: v["isError"].as_bool().unwrap_or(false), sandbox: None }
             }
             Ok(_) => {
                 ToolOutput::error("the MCP server asked for input or started a task; agentd does not support that yet")
             }
-            Err(e) => ToolOutput::error(format!("MCP call failed: {e}")),
+            Err(e) => ToolOutput::error(agentd_core::redact::redact(&format!("MCP call failed: {e}")).into_owned()),
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct Config {
     /// `[mcp_servers.<name>]` entries in the usual format, shared by all tenants.
     #[serde(default)]
     pub mcp_servers: BTreeMap<String, agentd_mcp::McpServerConfig>,
+    /// Settings for every MCP server (`[mcp]`).
+    #[serde(default)]
+    pub mcp: McpSettings,
     /// A JSON file in the usual `{"mcpServers": {...}}` format.
     pub mcp_servers_file: Option<PathBuf>,
     /// Directories of skills (each skill a subdirectory with a SKILL.md), shared by all tenants.
@@ -46,6 +49,10 @@ pub struct Config {
     /// Secrets to mask in events, logs and errors (`[secrets]`).
     #[serde(default)]
     pub secrets: SecretsConfig,
+    /// Where tools, HTTP tools and tenant MCP servers may connect (`[egress]`):
+    /// public addresses only unless allowed here, and never agentd itself.
+    #[serde(default)]
+    pub egress: agentd_tools::egress::EgressConfig,
     /// Directory of the file, for resolving relative paths.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -153,6 +160,16 @@ pub struct AgentConfig {
 pub enum OnInterrupted {
     Report,
     Ask,
+}
+
+/// `[mcp]`: what sandboxed MCP servers may see.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct McpSettings {
+    /// Directories visible read-only to sandboxed servers besides the system
+    /// ones (`/usr`, `/etc`, `/opt`, …): where the operator installs servers
+    /// that tenants may start.
+    pub sandbox_read_paths: Vec<PathBuf>,
 }
 
 /// `[secrets]`: besides secret-looking environment variables (`*_KEY`,

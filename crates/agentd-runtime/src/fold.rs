@@ -51,6 +51,9 @@ pub struct ApprovalState {
     pub approval_key: String,
     /// `(decision, reason, edited arguments)` once answered.
     pub resolved: Option<(String, Option<String>, Option<serde_json::Value>)>,
+    /// A `tool.started` followed the answer: the approval was used up, and a
+    /// crash after it makes the call's outcome unknown like any other start.
+    pub consumed: bool,
 }
 
 /// Identifies "the same call" for the loop guard: name + canonical arguments.
@@ -124,17 +127,23 @@ impl Folded {
                     f.policy.insert(call_id, decision);
                 }
                 EventKind::ApprovalRequested { call_id, approval_key, .. } => {
-                    f.approvals.insert(call_id, ApprovalState { approval_key, resolved: None });
+                    f.approvals.insert(call_id, ApprovalState { approval_key, ..Default::default() });
                 }
                 EventKind::ApprovalResolved { call_id, approval_key, decision, reason, arguments, .. } => {
                     if agentd_core::approval::status_of(&decision) != "approved" {
                         *f.denials.entry(approval_key.clone()).or_default() += 1;
                     }
-                    let a =
-                        f.approvals.entry(call_id).or_insert_with(|| ApprovalState { approval_key, resolved: None });
+                    let a = f
+                        .approvals
+                        .entry(call_id)
+                        .or_insert_with(|| ApprovalState { approval_key, ..Default::default() });
                     a.resolved = Some((decision, reason, arguments));
+                    a.consumed = false;
                 }
                 EventKind::ToolStarted { call_id, .. } => {
+                    if let Some(a) = f.approvals.get_mut(&call_id).filter(|a| a.resolved.is_some()) {
+                        a.consumed = true;
+                    }
                     f.tool_started.insert(call_id);
                 }
                 EventKind::ToolResult { call_id, .. } => {

@@ -88,7 +88,9 @@ impl Runtime {
                         if let Some(edited) = args {
                             call.arguments = edited.clone();
                         }
-                        Plan::Run(call, true)
+                        // An approval covers one start: once the call started
+                        // under it, a crash leaves it like any other started call.
+                        Plan::Run(call, !a.consumed)
                     }
                     Some((d, reason, _)) => {
                         Plan::Refuse { out: denied_by_person(reason.as_deref(), d == "expired"), status: "denied" }

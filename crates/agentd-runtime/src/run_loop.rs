@@ -599,6 +599,7 @@ impl Runtime {
                     None
                 };
                 let ctx = ToolContext {
+                    org: t.org.clone(),
                     run_id: run.id.clone(),
                     call_id: call.id.clone(),
                     idempotency_key: format!("{}:{}", run.id, call.id),

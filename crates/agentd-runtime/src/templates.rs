@@ -33,14 +33,89 @@ fn env() -> minijinja::Environment<'static> {
     env
 }
 
-/// The variables a template reads, or why it does not parse.
-pub fn variables(content: &str) -> Result<Vec<String>, RuntimeError> {
+/// Operators one `{{ … }}` or `{% … %}` tag may chain. minijinja guards
+/// nesting in its parser, but filter, attribute and operator chains build
+/// an AST as deep as they are long, and compiling or dropping it recurses.
+const MAX_TAG_OPERATORS: usize = 256;
+/// Stack for parsing and rendering: far above what the bounds above need,
+/// so nothing a tenant writes can overflow it (and never a tokio worker's).
+const TEMPLATE_STACK: usize = 16 * 1024 * 1024;
+
+/// Refuses templates too large or whose tags chain too many operators,
+/// before the parser sees them.
+fn check_complexity(content: &str) -> Result<(), RuntimeError> {
     if content.len() > MAX_TEMPLATE_BYTES {
         return Err(RuntimeError::bad(
             "template_too_large",
             format!("templates are limited to {MAX_TEMPLATE_BYTES} bytes"),
         ));
     }
+    let b = content.as_bytes();
+    let (mut i, mut tag, mut ops, mut quote, mut word) = (0, false, 0usize, None::<u8>, 0usize);
+    while i < b.len() {
+        let c = b[i];
+        if !tag {
+            if c == b'{' && matches!(b.get(i + 1), Some(b'{' | b'%')) {
+                (tag, ops, i) = (true, 0, i + 2);
+                continue;
+            }
+        } else if let Some(q) = quote {
+            if c == b'\\' {
+                i += 1;
+            } else if c == q {
+                quote = None;
+            }
+        } else if matches!(c, b'}' | b'%') && b.get(i + 1) == Some(&b'}') {
+            (tag, i) = (false, i + 2);
+            continue;
+        } else {
+            let is_word = c.is_ascii_alphanumeric() || c == b'_';
+            if is_word {
+                word += 1;
+            } else {
+                // Each name or literal and each operator is a node of the tree.
+                if word > 0 {
+                    ops += 1;
+                    word = 0;
+                }
+                match c {
+                    b'"' | b'\'' => quote = Some(c),
+                    b'|' | b'.' | b'[' | b'(' | b'~' | b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!'
+                    | b',' | b':' => ops += 1,
+                    _ => {}
+                }
+            }
+            if ops > MAX_TAG_OPERATORS {
+                return Err(RuntimeError::bad(
+                    "template_too_complex",
+                    format!("a template tag may hold at most {MAX_TAG_OPERATORS} names and operators"),
+                ));
+            }
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Runs template work on a thread of its own with a known, large stack.
+fn on_template_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, RuntimeError> {
+    std::thread::Builder::new()
+        .name("agentd-template".into())
+        .stack_size(TEMPLATE_STACK)
+        .spawn(f)
+        .map_err(|e| RuntimeError::bad("template_error", format!("template thread: {e}")))?
+        .join()
+        .map_err(|_| RuntimeError::bad("invalid_template", "the template could not be processed"))
+}
+
+/// The variables a template reads, or why it does not parse.
+pub fn variables(content: &str) -> Result<Vec<String>, RuntimeError> {
+    check_complexity(content)?;
+    let content = content.to_string();
+    on_template_stack(move || variables_unchecked(&content))?
+}
+
+fn variables_unchecked(content: &str) -> Result<Vec<String>, RuntimeError> {
     let env = env();
     let t = env
         .template_from_str(content)
@@ -60,14 +135,20 @@ pub fn render(name: &str, content: &str, arguments: &Value) -> Result<String, Ru
         Value::Null => Value::Object(Default::default()),
         _ => return Err(RuntimeError::bad("invalid_arguments", "`arguments` must be a JSON object")),
     };
-    for var in variables(content)? {
+    check_complexity(content)?;
+    let (name, content) = (name.to_string(), content.to_string());
+    on_template_stack(move || render_unchecked(&name, &content, &args))?
+}
+
+fn render_unchecked(name: &str, content: &str, args: &Value) -> Result<String, RuntimeError> {
+    for var in variables_unchecked(content)? {
         if args.get(&var).is_none() {
             return Err(RuntimeError::MissingVariable { template: name.to_string(), variable: var });
         }
     }
     let env = env();
     let t = env.template_from_str(content).map_err(|e| RuntimeError::bad("invalid_template", e.to_string()))?;
-    t.render(&args).map_err(|e| match e.kind() {
+    t.render(args).map_err(|e| match e.kind() {
         // A nested value that is missing (`{{ user.name }}` without `name`).
         minijinja::ErrorKind::UndefinedError => RuntimeError::bad("missing_variable", format!("template {name}: {e}")),
         _ => RuntimeError::bad("template_error", format!("template {name} failed to render: {e}")),
@@ -173,5 +254,28 @@ mod tests {
             render("t", "{% for i in range(100000000) %}x{% endfor %}", &json!({})),
             Err(RuntimeError::BadRequest { .. })
         ));
+    }
+
+    fn code(r: Result<Vec<String>, RuntimeError>) -> &'static str {
+        match r {
+            Err(RuntimeError::BadRequest { code, .. }) => code,
+            Ok(_) => "ok",
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn long_chains_are_refused_before_they_reach_the_parser() {
+        // Hardening finding 1: 10,000 chained filters overflowed a worker's stack.
+        for (unit, n) in [("|upper", 10_000), (".a", 20_000), ("[0]", 10_000), (" ~ x", 10_000), ("(", 5_000)] {
+            let t = format!("{{{{ x{} }}}}", unit.repeat(n));
+            assert_eq!(code(variables(&t)), "template_too_complex", "{unit}");
+        }
+        let blocks = "{% if x %}".repeat(5_000);
+        assert_ne!(code(variables(&blocks)), "ok");
+        // Ordinary templates, and operators inside strings, are fine.
+        assert_eq!(code(variables(&format!("{{{{ x{} }}}}", "|upper".repeat(100)))), "ok");
+        assert_eq!(code(variables(&format!("{{{{ \"{}\" ~ x }}}}", "|.".repeat(5_000)))), "ok");
+        assert_eq!(code(variables(&format!("{}{{{{ x }}}}", "a|b.c ".repeat(10_000)))), "ok");
     }
 }

@@ -227,6 +227,7 @@ impl Runtime {
         };
         let call_id = agentd_core::new_id("call");
         let ctx = agentd_tools::ToolContext {
+            org: t.org.clone(),
             run_id: "direct".into(),
             idempotency_key: format!("direct:{call_id}"),
             call_id,

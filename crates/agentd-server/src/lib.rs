@@ -75,9 +75,11 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
 /// `200` when the database answers and a provider is configured; else `503`
 /// with what is missing.
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let db = match s.rt.store.ping().await {
-        Ok(()) => json!({"ok": true}),
-        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    // A store that does not answer in time is as unready as one that errs.
+    let db = match tokio::time::timeout(std::time::Duration::from_secs(2), s.rt.store.ping()).await {
+        Ok(Ok(())) => json!({"ok": true}),
+        Ok(Err(e)) => json!({"ok": false, "error": e.to_string()}),
+        Err(_) => json!({"ok": false, "error": "the database did not answer within 2 s"}),
     };
     let providers = s.rt.models.provider_names();
     let prov = if providers.is_empty() {

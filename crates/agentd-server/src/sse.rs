@@ -117,6 +117,7 @@ impl Feed {
 
     /// Sends every stored event after `last`.
     async fn backfill(&mut self) -> Result<Progress, Closed> {
+        let mut finished = false;
         loop {
             let q = EventQuery { after: self.last, limit: 500, types: None };
             let evs = self.rt.store.events(&self.t, &self.run_id, &q).await.map_err(|e| {
@@ -127,6 +128,20 @@ impl Feed {
             for ev in &evs {
                 if let Progress::Ended = self.send_event(ev).await? {
                     return Ok(Progress::Ended);
+                }
+            }
+            if n == 0 {
+                // Nothing after the cursor: if the run is over (or gone), so is
+                // the stream — a client resuming at or past the end must not hang.
+                // (Read the journal once more after seeing it finished, so a
+                // terminal event appended in between is still sent.)
+                if finished {
+                    return Ok(Progress::Ended);
+                }
+                let run = self.rt.store.get_run(&self.t, &self.run_id).await.map_err(|_| Closed)?;
+                if run.is_none_or(|r| r.status.is_terminal()) {
+                    finished = true;
+                    continue;
                 }
             }
             if n < 500 {

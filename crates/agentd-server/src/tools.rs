@@ -106,6 +106,14 @@ fn default_timeout() -> u64 {
     30_000
 }
 
+/// An HTTP tool as the API shows it: header values (credentials) by name only.
+fn shown(mut def: agentd_core::HttpToolDef) -> agentd_core::HttpToolDef {
+    for v in def.headers.values_mut() {
+        *v = "<redacted>".into();
+    }
+    def
+}
+
 /// Registers an HTTP tool for the caller's tenant.
 pub async fn create_http(
     State(s): State<AppState>,
@@ -127,7 +135,7 @@ pub async fn create_http(
         return Err(ApiError::new(StatusCode::CONFLICT, "tool_exists", format!("{} is a builtin tool", def.name)));
     }
     match s.rt.store.create_http_tool(&t, &def).await {
-        Ok(()) => Ok((StatusCode::CREATED, Json(def)).into_response()),
+        Ok(()) => Ok((StatusCode::CREATED, Json(shown(def))).into_response()),
         Err(agentd_store::StoreError::AlreadyExists) => {
             Err(ApiError::new(StatusCode::CONFLICT, "tool_exists", format!("an HTTP tool named {} exists", def.name)))
         }
@@ -136,7 +144,7 @@ pub async fn create_http(
 }
 
 pub async fn list_http(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
-    let defs = s.rt.store.list_http_tools(&t).await?;
+    let defs: Vec<_> = s.rt.store.list_http_tools(&t).await?.into_iter().map(shown).collect();
     Ok(Json(json!({"data": defs, "next_cursor": null})))
 }
 

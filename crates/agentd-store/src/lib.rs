@@ -196,6 +196,34 @@ pub struct EventQuery {
     pub types: Option<Vec<String>>,
 }
 
+/// A tenant document as it may be stored: secrets masked in every string
+/// (every write path masks, not only the journal's). An HTTP tool's header
+/// values are the tenant's own credentials and lose only the server's
+/// secret values; listing them shows names only.
+pub fn masked_doc(kind: &str, doc: &serde_json::Value) -> serde_json::Value {
+    let mut d = doc.clone();
+    let headers = (kind == "http_tool").then(|| d.get_mut("headers").map(serde_json::Value::take)).flatten();
+    agentd_core::redact::redact_value(&mut d);
+    if let Some(mut h) = headers {
+        if let Some(m) = h.as_object_mut() {
+            for v in m.values_mut() {
+                if let Some(s) = v.as_str() {
+                    *v = serde_json::Value::String(agentd_core::redact::redact_known(s).into_owned());
+                }
+            }
+        }
+        d["headers"] = h;
+    }
+    d
+}
+
+/// A session's title and metadata with secrets masked.
+pub fn masked_session(title: Option<String>, metadata: serde_json::Value) -> (Option<String>, serde_json::Value) {
+    let mut m = metadata;
+    agentd_core::redact::redact_value(&mut m);
+    (title.map(|t| agentd_core::redact::redact(&t).into_owned()), m)
+}
+
 /// Transactions over the journal and the rows derived from it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

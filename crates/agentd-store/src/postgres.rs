@@ -192,6 +192,7 @@ impl Store for PgStore {
 
     async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session> {
         let ts = now();
+        let (title, metadata) = crate::masked_session(title, metadata);
         let s = Session { id: agentd_core::new_id("ses"), title, metadata, created_at: ts.clone(), updated_at: ts };
         scoped(
             "INSERT INTO sessions (id, org, usr, project, title, metadata, created_at, updated_at)
@@ -388,7 +389,7 @@ impl Store for PgStore {
         let n = scoped("INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT DO NOTHING", kind, t)
         .bind(name)
-        .bind(to_json(doc)?)
+        .bind(to_json(&crate::masked_doc(kind, doc))?)
         .bind(now())
         .execute(&self.pool)
         .await?
@@ -416,7 +417,7 @@ impl Store for PgStore {
         .bind(&t.user)
         .bind(&t.project)
         .bind(name)
-        .bind(to_json(doc)?)
+        .bind(to_json(&crate::masked_doc(kind, doc))?)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -516,17 +517,29 @@ impl Store for PgStore {
         let scan = i64::from(limits.max) * 4 + 16;
         let mut tx = self.pool.begin().await?;
         // SKIP LOCKED: nodes claiming at the same time take different runs.
+        // Candidates ranked within their organisation, so every organisation's
+        // oldest runs are seen however long another's backlog; locked after ranking.
         let rows = sqlx::query(
             "SELECT r.* FROM runs r
-             WHERE r.status IN ('queued', 'running')
+             WHERE r.id IN (
+               SELECT id FROM (
+                 SELECT c.id, row_number() OVER (PARTITION BY c.org ORDER BY c.id) AS org_rank FROM runs c
+                 WHERE c.status IN ('queued', 'running')
+                   AND (c.lease_until IS NULL OR c.lease_until < $1)
+                   AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.session_id = c.session_id
+                                     AND o.status IN ('queued', 'running', 'waiting_approval') AND o.id < c.id)
+                   AND c.org NOT IN (SELECT org FROM runs WHERE status IN ('queued', 'running')
+                                       AND lease_until >= $1 GROUP BY org HAVING count(*) >= $4)
+               ) ranked WHERE org_rank <= $3 ORDER BY org_rank, id LIMIT $2)
+               AND r.status IN ('queued', 'running')
                AND (r.lease_until IS NULL OR r.lease_until < $1)
-               AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.session_id = r.session_id
-                                 AND o.status IN ('queued', 'running', 'waiting_approval') AND o.id < r.id)
-             ORDER BY r.id LIMIT $2
+             ORDER BY r.id
              FOR UPDATE OF r SKIP LOCKED",
         )
         .bind(now)
         .bind(scan)
+        .bind(i64::from(limits.max))
+        .bind(i64::from(limits.per_tenant))
         .fetch_all(&mut *tx)
         .await?;
         if rows.is_empty() {

@@ -4,7 +4,7 @@
 //! blocking pool over a small set of read-only connections. One thread hop
 //! per request instead of one per statement.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,9 +53,49 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
 }
 
+/// Reader threads of the store's own: tool work and anything else on
+/// tokio's blocking pool can never take the threads reads need.
 struct ReadPool {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    jobs: std::sync::mpsc::SyncSender<ReadJob>,
+}
+
+type ReadJob = Box<dyn FnOnce(Result<&Connection>) + Send>;
+/// Threads (each with its own read-only connection) serving reads.
+const READERS: usize = 4;
+
+impl ReadPool {
+    fn start(path: &Path) -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ReadJob>(1024);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..READERS {
+            let (rx, path) = (rx.clone(), path.to_path_buf());
+            std::thread::Builder::new()
+                .name(format!("agentd-sqlite-reader-{i}"))
+                .spawn(move || {
+                    let mut conn: Option<Connection> = None;
+                    loop {
+                        let job = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+                            Ok(j) => j,
+                            Err(_) => return,
+                        };
+                        if conn.is_none() {
+                            match open_conn(&path, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+                                Ok(c) => conn = Some(c),
+                                Err(e) => {
+                                    job(Err(e));
+                                    continue;
+                                }
+                            }
+                        }
+                        if let Some(c) = conn.as_ref() {
+                            job(Ok(c));
+                        }
+                    }
+                })
+                .map_err(|e| StoreError::Db(format!("cannot start reader thread: {e}")))?;
+        }
+        Ok(Self { jobs: tx })
+    }
 }
 
 fn open_conn(path: &Path, flags: OpenFlags) -> Result<Connection> {
@@ -87,7 +127,7 @@ impl SqliteStore {
             .name("agentd-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(|e| StoreError::Db(format!("cannot start writer thread: {e}")))?;
-        Ok(Self { writer: tx, readers: Arc::new(ReadPool { path, idle: Mutex::new(vec![]) }) })
+        Ok(Self { writer: tx, readers: Arc::new(ReadPool::start(&path)?) })
     }
 
     /// Runs `f` inside the writer's transaction; the result arrives after commit.
@@ -109,23 +149,25 @@ impl SqliteStore {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Runs `f` on a read-only connection on the blocking pool.
+    /// Runs `f` on a read-only connection on one of the store's reader threads.
     async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> Result<T> + Send + 'static) -> Result<T> {
-        let pool = self.readers.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = match pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-                Some(c) => c,
-                None => open_conn(&pool.path, OpenFlags::SQLITE_OPEN_READ_ONLY)?,
-            };
-            let r = f(&conn);
-            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < 8 {
-                idle.push(conn);
+        let (tx, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = tx.send(conn.and_then(f));
+        });
+        let jobs = self.readers.jobs.clone();
+        // A full queue waits for room without holding an async thread.
+        match jobs.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(job)) => {
+                tokio::task::spawn_blocking(move || jobs.send(job))
+                    .await
+                    .map_err(|e| StoreError::Db(e.to_string()))?
+                    .map_err(|_| StoreError::Closed)?;
             }
-            r
-        })
-        .await
-        .map_err(|e| StoreError::Db(e.to_string()))?
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -270,11 +312,14 @@ fn collect<T>(
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
+        // Both doors: a reader thread and the writer must answer.
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await?;
+        self.write(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
     }
 
     async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session> {
         let ts = now();
+        let (title, metadata) = crate::masked_session(title, metadata);
         let s = Session { id: agentd_core::new_id("ses"), title, metadata, created_at: ts.clone(), updated_at: ts };
         let (t, row) = (t.clone(), s.clone());
         self.write(move |c| {
@@ -498,7 +543,8 @@ impl Store for SqliteStore {
     }
 
     async fn create_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<()> {
-        let (t, kind, name, doc) = (t.clone(), kind.to_string(), name.to_string(), to_json(doc)?);
+        let (t, kind, name, doc) =
+            (t.clone(), kind.to_string(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
         self.write(move |c| {
             let n = c.execute(
                 "INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -522,7 +568,8 @@ impl Store for SqliteStore {
     }
 
     async fn replace_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<bool> {
-        let (t, kind, name, doc) = (t.clone(), kind.to_string(), name.to_string(), to_json(doc)?);
+        let (t, kind, name, doc) =
+            (t.clone(), kind.to_string(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
         self.write(move |c| {
             let n = c.execute(
                 "UPDATE tenant_docs SET doc = ?6 WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 AND name = ?5",
@@ -627,15 +674,23 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let now = now_ms();
             let scan = i64::from(limits.max) * 4 + 16;
+            // Candidates ranked within their organisation, so every
+            // organisation's oldest runs are seen however long another's backlog.
             let mut st = c.prepare_cached(
-                "SELECT r.* FROM runs r
-                 WHERE r.status IN ('queued', 'running')
-                   AND (r.lease_until IS NULL OR r.lease_until < ?1)
-                   AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.session_id = r.session_id
-                                     AND o.status IN ('queued', 'running', 'waiting_approval') AND o.id < r.id)
-                 ORDER BY r.id LIMIT ?2",
+                "SELECT * FROM (
+                   SELECT r.*, row_number() OVER (PARTITION BY r.org ORDER BY r.id) AS org_rank FROM runs r
+                   WHERE r.status IN ('queued', 'running')
+                     AND (r.lease_until IS NULL OR r.lease_until < ?1)
+                     AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.session_id = r.session_id
+                                       AND o.status IN ('queued', 'running', 'waiting_approval') AND o.id < r.id)
+                     AND r.org NOT IN (SELECT org FROM runs WHERE status IN ('queued', 'running')
+                                         AND lease_until >= ?1 GROUP BY org HAVING count(*) >= ?4)
+                 ) WHERE org_rank <= ?3 ORDER BY org_rank, id LIMIT ?2",
             )?;
-            let candidates = collect(&mut st, params![now, scan], |r| Ok((tenant_from_row(r)?, run_from_row(r)?)))?;
+            let (per_org, full) = (i64::from(limits.max), i64::from(limits.per_tenant));
+            let candidates = collect(&mut st, params![now, scan, per_org, full], |r| {
+                Ok((tenant_from_row(r)?, run_from_row(r)?))
+            })?;
             if candidates.is_empty() {
                 return Ok(vec![]);
             }

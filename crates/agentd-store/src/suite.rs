@@ -417,3 +417,35 @@ pub async fn approvals_pause_and_resume_runs(s: Arc<dyn Store>) {
     assert_eq!(s.get_approval(&t, "apr_3").await.unwrap().unwrap().status, "cancelled");
     assert!(matches!(s.resolve_approval(&t, "apr_3", &answer("approve")).await, Err(StoreError::NotPending(_))));
 }
+
+/// Hardening finding 10: behind a backlog of one organisation far longer
+/// than a claim looks at, another organisation's run is claimed at once.
+pub async fn a_long_backlog_never_hides_another_tenant(s: Arc<dyn Store>) {
+    let (big, small) = (tenant("big"), tenant("small"));
+    for _ in 0..400 {
+        new_run(&*s, &big, None).await;
+    }
+    let (_, late) = new_run(&*s, &small, None).await;
+    let got = s.claim_runs("n1", &claim(2, 1000, 60_000)).await.unwrap();
+    let ids: Vec<&str> = got.iter().map(|(_, r)| r.id.as_str()).collect();
+    assert!(ids.contains(&late.as_str()), "the other organisation's run waits behind 400: {ids:?}");
+    // An organisation at its limit takes no candidate slots from the others.
+    let (_, later) = new_run(&*s, &tenant("third"), None).await;
+    let got = s.claim_runs("n1", &claim(1, 1, 60_000)).await.unwrap();
+    assert_eq!(got.iter().map(|(_, r)| r.id.as_str()).collect::<Vec<_>>(), [later.as_str()]);
+}
+
+/// Hardening finding 11: secrets are masked on every write path, not only in the journal.
+pub async fn secrets_are_masked_on_every_write(s: Arc<dyn Store>) {
+    let secret = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789";
+    let t = tenant("a");
+    let ses = s.create_session(&t, Some(format!("title {secret}")), serde_json::json!({"k": [secret]})).await.unwrap();
+    let back = s.get_session(&t, &ses.id).await.unwrap().unwrap();
+    assert!(!format!("{back:?}").contains(secret), "{back:?}");
+    for kind in ["agent", "prompt_template", "skill"] {
+        s.create_doc(&t, kind, "x", &serde_json::json!({"content": format!("use {secret}")})).await.unwrap();
+        s.replace_doc(&t, kind, "x", &serde_json::json!({"content": format!("now {secret}")})).await.unwrap();
+        let docs = s.list_docs(&t, kind).await.unwrap();
+        assert!(!serde_json::to_string(&docs).unwrap().contains(secret), "{kind}: {docs:?}");
+    }
+}

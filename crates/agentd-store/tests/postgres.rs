@@ -43,6 +43,8 @@ suite_tests!(
     http_tools_are_tenant_scoped,
     direct_calls_are_journaled,
     approvals_pause_and_resume_runs,
+    a_long_backlog_never_hides_another_tenant,
+    secrets_are_masked_on_every_write,
 );
 
 #[tokio::test(flavor = "multi_thread")]

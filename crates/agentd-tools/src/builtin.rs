@@ -71,6 +71,7 @@ mod tests {
 
     fn ctx() -> ToolContext {
         ToolContext {
+            org: "o".into(),
             run_id: "r".into(),
             call_id: "c".into(),
             idempotency_key: "r:c".into(),

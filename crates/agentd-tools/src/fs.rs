@@ -1,7 +1,8 @@
 //! File tools over the run's workspace: read_file, write_file, edit_file,
-//! list_dir, glob, grep. All paths go through [`Workspace::resolve`].
+//! list_dir, glob, grep. Every file and directory is opened beneath the
+//! workspace in one step (see [`Workspace`]); only regular files are read.
 
-use std::path::Path;
+use std::io::{BufRead, BufReader};
 
 use agentd_core::ToolSpec;
 use async_trait::async_trait;
@@ -15,6 +16,12 @@ const MAX_OUTPUT: usize = 256 * 1024;
 /// Largest file `write_file` / `edit_file` accept.
 const MAX_WRITE: usize = 10 * 1024 * 1024;
 const MAX_LIST: usize = 1000;
+/// Longest line `read_file` returns whole; longer ones are cut.
+const MAX_LINE: usize = 16 * 1024;
+/// Bytes of one file `grep` searches.
+const MAX_GREP_FILE: usize = 8 * 1024 * 1024;
+/// Longest glob or regex pattern accepted.
+const MAX_PATTERN: usize = 4096;
 
 fn ws(ctx: &ToolContext) -> Result<&Workspace, ToolOutput> {
     ctx.workspace.as_ref().ok_or_else(|| ToolOutput::error("this call has no workspace"))
@@ -24,9 +31,65 @@ fn str_arg<'a>(args: &'a Value, name: &str) -> Result<&'a str, ToolOutput> {
     args[name].as_str().ok_or_else(|| ToolOutput::error(format!("`{name}` must be a string")))
 }
 
-/// Runs blocking file work off the async threads.
-async fn blocking<F: FnOnce() -> ToolOutput + Send + 'static>(f: F) -> ToolOutput {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| ToolOutput::error(format!("tool task failed: {e}")))
+/// Runs blocking file work on the tool pool, off the async threads and
+/// away from the store's own threads.
+async fn blocking<F: FnOnce() -> ToolOutput + Send + 'static>(ctx: &ToolContext, f: F) -> ToolOutput {
+    crate::pool::run_blocking(&ctx.org, f).await.unwrap_or_else(|e| ToolOutput::error(format!("tool task failed: {e}")))
+}
+
+fn perr(e: crate::workspace::PathError) -> ToolOutput {
+    ToolOutput::error(e.to_string())
+}
+
+/// Lines `offset..offset+limit` (1-based) of a reader, streamed: skipped
+/// lines are never held, output stops at [`MAX_OUTPUT`], long lines are cut.
+fn read_lines(r: impl std::io::Read, offset: usize, limit: usize) -> std::io::Result<(String, Option<usize>)> {
+    let mut r = BufReader::with_capacity(64 * 1024, r);
+    let (mut line_no, mut out, mut cur, mut taken) = (1usize, Vec::new(), Vec::new(), 0usize);
+    let mut cut = false;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let (chunk, ends_line) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        let in_range = line_no >= offset && taken < limit;
+        if in_range && cur.len() < MAX_LINE {
+            let room = MAX_LINE - cur.len();
+            cur.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            cut |= chunk.len() > room;
+        }
+        let n = ends_line.unwrap_or(chunk.len());
+        r.consume(n);
+        if ends_line.is_some() {
+            if in_range {
+                if !out.is_empty() {
+                    out.push(b'\n');
+                }
+                out.append(&mut cur);
+                if std::mem::take(&mut cut) {
+                    out.extend_from_slice(b" [\xe2\x80\xa6 line cut]");
+                }
+                taken += 1;
+            }
+            line_no += 1;
+            if taken >= limit || out.len() >= MAX_OUTPUT {
+                // Anything after this line? One more byte tells.
+                let more = !r.fill_buf()?.is_empty();
+                return Ok((String::from_utf8_lossy(&out).into_owned(), more.then_some(line_no)));
+            }
+        }
+    }
+    if line_no >= offset && taken < limit && !cur.is_empty() {
+        if !out.is_empty() {
+            out.push(b'\n');
+        }
+        out.append(&mut cur);
+    }
+    Ok((String::from_utf8_lossy(&out).into_owned(), None))
 }
 
 fn truncate_output(mut s: String) -> String {
@@ -80,27 +143,26 @@ impl Tool for ReadFile {
         let path = tool_body!(str_arg(&args, "path")).to_string();
         let offset = args["offset"].as_u64().unwrap_or(1).max(1) as usize;
         let limit = args["limit"].as_u64().unwrap_or(2000).max(1) as usize;
-        blocking(move || {
-            let p = tool_body!(ws.resolve(&path, true).map_err(|e| ToolOutput::error(e.to_string())));
-            if p.is_dir() {
-                return ToolOutput::error(format!("{path} is a directory; use list_dir"));
+        blocking(&ctx, move || {
+            let f = match ws.open_read(&path) {
+                Ok(f) => f,
+                Err(crate::workspace::PathError::IsDir(_)) => {
+                    return ToolOutput::error(format!("{path} is a directory; use list_dir"));
+                }
+                Err(e) => return perr(e),
+            };
+            let mut head = [0u8; 8192];
+            let n = std::os::unix::fs::FileExt::read_at(&f, &mut head, 0).unwrap_or(0);
+            let invalid = std::str::from_utf8(&head[..n]).err().is_some_and(|e| e.error_len().is_some());
+            if head[..n].contains(&0) || invalid {
+                return ToolOutput::error(format!("{path} is not a UTF-8 text file"));
             }
-            let bytes = match std::fs::read(&p) {
-                Ok(b) => b,
+            let (mut out, next) = match read_lines(f, offset, limit) {
+                Ok(r) => r,
                 Err(e) => return ToolOutput::error(format!("cannot read {path}: {e}")),
             };
-            let Ok(text) = String::from_utf8(bytes) else {
-                return ToolOutput::error(format!("{path} is not a UTF-8 text file"));
-            };
-            let total = text.lines().count();
-            let chunk: Vec<&str> = text.lines().skip(offset - 1).take(limit).collect();
-            let mut out = chunk.join("\n");
-            if offset - 1 + chunk.len() < total {
-                out.push_str(&format!(
-                    "\n[… {} more lines; continue with offset {}]",
-                    total - (offset - 1 + chunk.len()),
-                    offset + chunk.len()
-                ));
+            if let Some(next) = next {
+                out.push_str(&format!("\n[… more lines; continue with offset {next}]"));
             }
             ToolOutput::text(truncate_output(out))
         })
@@ -138,19 +200,11 @@ impl Tool for WriteFile {
         if content.len() > MAX_WRITE {
             return ToolOutput::error(format!("content is {} bytes; the limit is {MAX_WRITE}", content.len()));
         }
-        blocking(move || {
-            let p = tool_body!(ws.resolve(&path, false).map_err(|e| ToolOutput::error(e.to_string())));
-            if p.is_dir() {
-                return ToolOutput::error(format!("{path} is a directory"));
-            }
-            if let Some(parent) = p.parent()
-                && let Err(e) = std::fs::create_dir_all(parent)
-            {
-                return ToolOutput::error(format!("cannot create directories for {path}: {e}"));
-            }
-            match std::fs::write(&p, content.as_bytes()) {
-                Ok(()) => ToolOutput::text(format!("wrote {} bytes to {}", content.len(), ws.display(&p))),
-                Err(e) => ToolOutput::error(format!("cannot write {path}: {e}")),
+        blocking(&ctx, move || {
+            let rel = tool_body!(ws.check(&path).map_err(perr));
+            match ws.write(&path, content.as_bytes()) {
+                Ok(()) => ToolOutput::text(format!("wrote {} bytes to {}", content.len(), rel.display())),
+                Err(e) => perr(e),
             }
         })
         .await
@@ -191,11 +245,19 @@ impl Tool for EditFile {
         if old.is_empty() {
             return ToolOutput::error("`old` must not be empty");
         }
-        blocking(move || {
-            let p = tool_body!(ws.resolve(&path, true).map_err(|e| ToolOutput::error(e.to_string())));
-            let text = match std::fs::read_to_string(&p) {
-                Ok(t) => t,
-                Err(e) => return ToolOutput::error(format!("cannot read {path}: {e}")),
+        blocking(&ctx, move || {
+            use std::io::{Read, Seek, Write};
+            // One open for read and write: the file edited is the file read.
+            let mut f = tool_body!(ws.open_rw(&path).map_err(perr));
+            let mut bytes = vec![];
+            if let Err(e) = (&mut f).take(MAX_WRITE as u64 + 1).read_to_end(&mut bytes) {
+                return ToolOutput::error(format!("cannot read {path}: {e}"));
+            }
+            if bytes.len() > MAX_WRITE {
+                return ToolOutput::error(format!("{path} is larger than {MAX_WRITE} bytes; edit it with the shell"));
+            }
+            let Ok(text) = String::from_utf8(bytes) else {
+                return ToolOutput::error(format!("{path} is not a UTF-8 text file"));
             };
             match text.matches(old.as_str()).count() {
                 0 => ToolOutput::error(format!("`old` was not found in {path}")),
@@ -204,7 +266,8 @@ impl Tool for EditFile {
                     if updated.len() > MAX_WRITE {
                         return ToolOutput::error("the edited file would exceed the size limit");
                     }
-                    match std::fs::write(&p, updated) {
+                    let written = f.set_len(0).and_then(|()| f.rewind()).and_then(|()| f.write_all(updated.as_bytes()));
+                    match written {
                         Ok(()) => ToolOutput::text(format!("edited {path}")),
                         Err(e) => ToolOutput::error(format!("cannot write {path}: {e}")),
                     }
@@ -242,21 +305,14 @@ impl Tool for ListDir {
     async fn call(&self, args: Value, ctx: ToolContext) -> ToolOutput {
         let ws = tool_body!(ws(&ctx)).clone();
         let path = args["path"].as_str().unwrap_or(".").to_string();
-        blocking(move || {
-            let p = tool_body!(ws.resolve(&path, true).map_err(|e| ToolOutput::error(e.to_string())));
-            let rd = match std::fs::read_dir(&p) {
-                Ok(rd) => rd,
-                Err(e) => return ToolOutput::error(format!("cannot list {path}: {e}")),
-            };
-            let mut rows: Vec<String> = rd
-                .filter_map(Result::ok)
-                .map(|e| {
-                    let name = e.file_name().to_string_lossy().to_string();
-                    match e.file_type() {
-                        Ok(t) if t.is_dir() => format!("{name}/"),
-                        Ok(t) if t.is_symlink() => format!("{name}@"),
-                        _ => format!("{name}\t{}", e.metadata().map(|m| m.len()).unwrap_or(0)),
-                    }
+        blocking(&ctx, move || {
+            let entries = tool_body!(ws.list(&path).map_err(perr));
+            let mut rows: Vec<String> = entries
+                .into_iter()
+                .map(|(name, is_dir, is_link, size)| match (is_dir, is_link) {
+                    (true, _) => format!("{name}/"),
+                    (_, true) => format!("{name}@"),
+                    _ => format!("{name}\t{size}"),
                 })
                 .collect();
             rows.sort();
@@ -272,20 +328,11 @@ impl Tool for ListDir {
     }
 }
 
-/// Files under `dir` (relative to the workspace), skipping symlinks.
-fn walk(ws: &Workspace, dir: &Path) -> impl Iterator<Item = (String, std::path::PathBuf)> {
-    let root = ws.root().to_path_buf();
-    ignore::WalkBuilder::new(dir)
-        .standard_filters(false)
-        .hidden(false)
-        .follow_links(false)
-        .build()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
-        .map(move |e| {
-            let rel = e.path().strip_prefix(&root).unwrap_or(e.path()).display().to_string();
-            (rel, e.path().to_path_buf())
-        })
+fn check_pattern(pattern: &str) -> Result<(), ToolOutput> {
+    if pattern.len() > MAX_PATTERN {
+        return Err(ToolOutput::error(format!("patterns are limited to {MAX_PATTERN} bytes")));
+    }
+    Ok(())
 }
 
 /// `glob {pattern}`: workspace files matching a glob such as `src/**/*.rs`.
@@ -312,6 +359,7 @@ impl Tool for Glob {
     async fn call(&self, args: Value, ctx: ToolContext) -> ToolOutput {
         let ws = tool_body!(ws(&ctx)).clone();
         let pattern = tool_body!(str_arg(&args, "pattern")).to_string();
+        tool_body!(check_pattern(&pattern));
         if pattern.starts_with('/') || pattern.split('/').any(|c| c == "..") {
             return ToolOutput::error("patterns are relative to the workspace and may not contain `..`");
         }
@@ -319,12 +367,10 @@ impl Tool for Glob {
             Ok(g) => g.compile_matcher(),
             Err(e) => return ToolOutput::error(format!("invalid glob: {e}")),
         };
-        blocking(move || {
-            let mut hits: Vec<String> = walk(&ws, ws.root())
-                .filter(|(rel, _)| matcher.is_match(rel))
-                .map(|(rel, _)| rel)
-                .take(MAX_LIST + 1)
-                .collect();
+        blocking(&ctx, move || {
+            let files = tool_body!(ws.walk_files(".").map_err(perr));
+            let mut hits: Vec<String> =
+                files.into_iter().filter(|rel| matcher.is_match(rel)).take(MAX_LIST + 1).collect();
             hits.sort();
             let more = hits.len() > MAX_LIST;
             hits.truncate(MAX_LIST);
@@ -365,16 +411,25 @@ impl Tool for Grep {
         let ws = tool_body!(ws(&ctx)).clone();
         let pattern = tool_body!(str_arg(&args, "pattern")).to_string();
         let path = args["path"].as_str().unwrap_or(".").to_string();
-        let re = match regex::RegexBuilder::new(&pattern).size_limit(1 << 20).build() {
-            Ok(r) => r,
-            Err(e) => return ToolOutput::error(format!("invalid regex: {e}")),
-        };
-        blocking(move || {
-            let start = tool_body!(ws.resolve(&path, true).map_err(|e| ToolOutput::error(e.to_string())));
+        tool_body!(check_pattern(&pattern));
+        let re =
+            match regex::RegexBuilder::new(&pattern).size_limit(1 << 20).dfa_size_limit(1 << 20).nest_limit(64).build()
+            {
+                Ok(r) => r,
+                Err(e) => return ToolOutput::error(format!("invalid regex: {e}")),
+            };
+        blocking(&ctx, move || {
+            let files = match ws.kind(&path) {
+                Ok(crate::workspace::Want::Dir) => tool_body!(ws.walk_files(&path).map_err(perr)),
+                Ok(crate::workspace::Want::File) => {
+                    vec![tool_body!(ws.check(&path).map_err(perr)).display().to_string()]
+                }
+                Err(e) => return perr(e),
+            };
             let mut out = String::new();
             let mut n = 0;
-            'files: for (rel, full) in walk(&ws, &start) {
-                let Ok(bytes) = std::fs::read(&full) else { continue };
+            'files: for rel in files {
+                let Ok((bytes, _)) = ws.read_capped(&rel, MAX_GREP_FILE) else { continue };
                 if bytes.iter().take(8192).any(|b| *b == 0) {
                     continue; // binary
                 }

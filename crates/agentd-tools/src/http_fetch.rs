@@ -13,24 +13,9 @@ use crate::{Tool, ToolContext, ToolOutput};
 const MAX_BODY: usize = 2 * 1024 * 1024;
 const MAX_TEXT: usize = 256 * 1024;
 
-/// Built on first use (registering the tool must not need a TLS backend yet).
+/// Every request and every redirect goes through the egress guard.
 #[derive(Default)]
-pub struct HttpFetch {
-    client: std::sync::OnceLock<reqwest::Client>,
-}
-
-impl HttpFetch {
-    fn client(&self) -> &reqwest::Client {
-        self.client.get_or_init(|| {
-            reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .redirect(reqwest::redirect::Policy::limited(5))
-                .user_agent("agentd-http-fetch")
-                .build()
-                .unwrap_or_default()
-        })
-    }
-}
+pub struct HttpFetch;
 
 /// Visible text of an HTML page: no scripts, styles or tags; entities decoded.
 pub fn html_to_text(html: &str) -> String {
@@ -115,25 +100,28 @@ impl Tool for HttpFetch {
         if !matches!(parsed.scheme(), "http" | "https") {
             return ToolOutput::error("only http and https URLs can be fetched");
         }
-        let req = match args["method"].as_str().unwrap_or("GET") {
-            "GET" => self.client().get(parsed),
-            "POST" => {
-                let r = self.client().post(parsed).header("Idempotency-Key", &ctx.idempotency_key);
-                match &args["body"] {
-                    Value::String(s) => r.body(s.clone()),
-                    Value::Null => r,
-                    other => r.json(other),
-                }
-            }
+        let method = match args["method"].as_str().unwrap_or("GET") {
+            "GET" => reqwest::Method::GET,
+            "POST" => reqwest::Method::POST,
             m => return ToolOutput::error(format!("method {m:?} is not supported (GET or POST)")),
         };
+        let (body, key) = (args["body"].clone(), ctx.idempotency_key.clone());
+        let build = move |r: reqwest::RequestBuilder, with_body: bool| {
+            let r = r.timeout(Duration::from_secs(30)).header("Idempotency-Key", &key);
+            match (&body, with_body) {
+                (Value::Null, _) | (_, false) => r,
+                (Value::String(s), true) => r.body(s.clone()),
+                (other, true) => r.json(other),
+            }
+        };
+        let sent = crate::egress::send(&ctx.org, method, parsed, true, build);
         let resp = tokio::select! {
-            r = req.send() => r,
+            r = sent => r,
             _ = ctx.cancel.cancelled() => return ToolOutput::error("cancelled"),
         };
         let resp = match resp {
             Ok(r) => r,
-            Err(e) => return ToolOutput::error(format!("request failed: {}", e.without_url())),
+            Err(e) => return ToolOutput::error(e),
         };
         let status = resp.status();
         let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();

@@ -16,7 +16,7 @@ const MAX_BODY: usize = 1024 * 1024;
 pub const SECRET_ENV_PREFIX: &str = "AGENTD_SECRET_";
 
 /// Which hosts each secret may be sent to (`[secrets.http_hosts]`); a
-/// secret without an entry may go to any registered URL.
+/// secret without an entry is sent nowhere.
 fn secret_hosts() -> &'static std::sync::RwLock<std::collections::BTreeMap<String, Vec<String>>> {
     static H: OnceLock<std::sync::RwLock<std::collections::BTreeMap<String, Vec<String>>>> = OnceLock::new();
     H.get_or_init(Default::default)
@@ -30,7 +30,9 @@ pub fn set_secret_hosts(map: std::collections::BTreeMap<String, Vec<String>>) {
 /// Refuses sending secret `var` to `url` when the operator limited where it may go.
 fn secret_allowed(var: &str, url: &str) -> Result<(), String> {
     let map = secret_hosts().read().unwrap_or_else(|e| e.into_inner());
-    let Some(hosts) = map.get(var) else { return Ok(()) };
+    let Some(hosts) = map.get(var) else {
+        return Err(format!("{var} is not listed in [secrets.http_hosts], so it is sent to no host"));
+    };
     let host =
         reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)).unwrap_or_default();
     if hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
@@ -38,17 +40,6 @@ fn secret_allowed(var: &str, url: &str) -> Result<(), String> {
     } else {
         Err(format!("{var} may only be sent to {} (see [secrets.http_hosts]), not to {host}", hosts.join(", ")))
     }
-}
-
-fn client() -> &'static reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("agentd-http-tool")
-            .build()
-            .unwrap_or_default()
-    })
 }
 
 /// Checks a definition before it is stored; the error says what is wrong.
@@ -67,7 +58,7 @@ pub fn validate_http_tool(def: &HttpToolDef) -> Result<(), String> {
     if !def.input_schema.is_object() {
         return Err("`input_schema` must be a JSON Schema object".into());
     }
-    if let Err(e) = jsonschema::validator_for(&def.input_schema) {
+    if let Err(e) = crate::compile_schema(&def.input_schema) {
         return Err(format!("`input_schema` is not a valid JSON Schema: {e}"));
     }
     for (h, var) in &def.secret_headers {
@@ -124,36 +115,46 @@ impl Tool for HttpTool {
         if let Err(e) = self.check(&args) {
             return ToolOutput::error(e.to_string());
         }
-        let mut req = client()
-            .post(&self.def.url)
-            .timeout(Duration::from_millis(self.def.timeout_ms))
-            .header("Idempotency-Key", &ctx.idempotency_key)
-            .json(&args);
-        for (k, v) in &self.def.headers {
-            req = req.header(k, v);
-        }
+        let Ok(url) = reqwest::Url::parse(&self.def.url) else { return ToolOutput::error("the tool's URL is invalid") };
+        let mut headers = reqwest::header::HeaderMap::new();
+        let pairs = self.def.headers.iter().map(|(k, v)| (k, v.clone()));
+        let mut secret_pairs = vec![];
         for (k, var) in &self.def.secret_headers {
             // Checked again at call time: the allowlist may have changed since registration.
             if let Err(e) = secret_allowed(var, &self.def.url) {
                 return ToolOutput::error(e);
             }
             match std::env::var(var) {
-                Ok(v) => req = req.header(k, v),
+                Ok(v) => secret_pairs.push((k, v)),
                 Err(_) => {
                     return ToolOutput::error(format!("the secret for header {k} ({var}) is not set on the server"));
                 }
             }
         }
+        for (k, v) in pairs.chain(secret_pairs) {
+            match (reqwest::header::HeaderName::from_bytes(k.as_bytes()), reqwest::header::HeaderValue::from_str(&v)) {
+                (Ok(k), Ok(mut v)) => {
+                    v.set_sensitive(true);
+                    headers.insert(k, v);
+                }
+                _ => return ToolOutput::error(format!("header {k} is not a valid header")),
+            }
+        }
+        let (timeout, key) = (Duration::from_millis(self.def.timeout_ms), ctx.idempotency_key.clone());
+        let build = move |r: reqwest::RequestBuilder, _| {
+            r.timeout(timeout).header("Idempotency-Key", &key).headers(headers.clone()).json(&args)
+        };
+        let sent = crate::egress::send(&ctx.org, reqwest::Method::POST, url, false, build);
         let resp = tokio::select! {
-            r = req.send() => r,
+            r = sent => r,
             _ = ctx.cancel.cancelled() => return ToolOutput::error("cancelled"),
         };
         let resp = match resp {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => {
+            Err(e) if e == "no answer in time" => {
                 return ToolOutput::error(format!("no answer within {} ms", self.def.timeout_ms));
             }
-            Err(e) => return ToolOutput::error(format!("request failed: {}", e.without_url())),
+            Err(e) => return ToolOutput::error(e),
         };
         let status = resp.status();
         let mut body = Vec::new();

@@ -2,9 +2,12 @@
 //! current_time, workspace file tools, shell, http_fetch) and test-only ones.
 
 mod builtin;
+pub mod egress;
 mod fs;
 mod http_fetch;
 mod http_tool;
+pub mod pool;
+pub mod sandbox;
 mod shell;
 pub mod skills;
 pub mod testing;
@@ -26,6 +29,8 @@ pub use workspace::{PathError, Workspace};
 /// What a tool call knows about where it runs.
 #[derive(Clone, Debug)]
 pub struct ToolContext {
+    /// The calling organisation (bounds its share of blocking tool work).
+    pub org: String,
     pub run_id: String,
     pub call_id: String,
     /// Stable across retries and resumes: run id + call id.
@@ -109,10 +114,40 @@ pub struct InvalidArguments {
     pub message: String,
 }
 
+/// Deepest JSON Schema accepted from tenants and MCP servers.
+pub const MAX_SCHEMA_DEPTH: usize = 32;
+/// Most values (objects, arrays, scalars) one JSON Schema may hold.
+pub const MAX_SCHEMA_NODES: usize = 10_000;
+
+/// Refuses a schema nested or sized beyond the bounds above, without recursing.
+pub fn check_schema_bounds(schema: &serde_json::Value) -> Result<(), String> {
+    let (mut stack, mut nodes) = (vec![(schema, 1usize)], 0usize);
+    while let Some((v, depth)) = stack.pop() {
+        nodes += 1;
+        if depth > MAX_SCHEMA_DEPTH || nodes > MAX_SCHEMA_NODES {
+            return Err(format!(
+                "the schema is too complex (at most {MAX_SCHEMA_DEPTH} levels and {MAX_SCHEMA_NODES} values)"
+            ));
+        }
+        match v {
+            serde_json::Value::Object(m) => stack.extend(m.values().map(|c| (c, depth + 1))),
+            serde_json::Value::Array(a) => stack.extend(a.iter().map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Compiles a JSON Schema validator after checking its bounds.
+pub fn compile_schema(schema: &serde_json::Value) -> Result<jsonschema::Validator, String> {
+    check_schema_bounds(schema)?;
+    jsonschema::validator_for(schema).map_err(|e| e.to_string())
+}
+
 /// Checks arguments against a JSON Schema (for tools whose schema comes
 /// from elsewhere, such as MCP servers); the error names the field.
 pub fn check_args(tool: &str, schema: &serde_json::Value, args: &serde_json::Value) -> Result<(), InvalidArguments> {
-    let Ok(v) = jsonschema::validator_for(schema) else { return Ok(()) };
+    let Ok(v) = compile_schema(schema) else { return Ok(()) };
     match v.iter_errors(args).next() {
         None => Ok(()),
         Some(err) => {
@@ -141,7 +176,7 @@ impl ToolRegistry {
         r.register(Arc::new(fs::Glob));
         r.register(Arc::new(fs::Grep));
         r.register(Arc::new(shell::Shell));
-        r.register(Arc::new(http_fetch::HttpFetch::default()));
+        r.register(Arc::new(http_fetch::HttpFetch));
         r
     }
 
@@ -178,9 +213,7 @@ impl ToolRegistry {
     /// Checks arguments against the tool's JSON Schema, naming the first bad field.
     pub fn validate(&self, name: &str, args: &serde_json::Value) -> Result<(), InvalidArguments> {
         let Some(e) = self.tools.get(name) else { return Ok(()) };
-        let v = e
-            .validator
-            .get_or_init(|| jsonschema::validator_for(&e.tool.spec().input_schema).map_err(|x| x.to_string()));
+        let v = e.validator.get_or_init(|| compile_schema(&e.tool.spec().input_schema));
         let bad = |field: String, message: String| InvalidArguments { tool: name.into(), field, message };
         match v {
             Err(schema_err) => Err(bad("/".into(), format!("the tool's schema is invalid: {schema_err}"))),

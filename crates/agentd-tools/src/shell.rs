@@ -44,7 +44,8 @@ pub struct SandboxSettings {
     pub cpu_seconds: u64,
     /// Address space per process (RLIMIT_AS).
     pub memory_mb: u64,
-    /// Processes of the sandbox user (RLIMIT_NPROC; not enforced for root).
+    /// Processes a command may hold at once (a pids cgroup where the host
+    /// has one, plus RLIMIT_NPROC for the unprivileged sandbox user).
     pub max_processes: u64,
     /// Largest file a command may write (RLIMIT_FSIZE).
     pub max_file_mb: u64,
@@ -81,12 +82,6 @@ impl SandboxSettings {
         })
     }
 }
-
-/// What a sandboxed command sees of the host, read-only.
-const SYSTEM_DIRS: &[&str] =
-    &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt", "/run/systemd/resolve"];
-/// Files under those that stay hidden (replaced by an empty file).
-const HIDDEN_FILES: &[&str] = &["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"];
 
 /// The refusal when the sandbox is required but cannot be had.
 pub const SANDBOX_UNAVAILABLE: &str = "sandbox_unavailable";
@@ -173,11 +168,11 @@ impl Tool for Shell {
             Duration::from_millis(args["timeout_ms"].as_u64().unwrap_or(DEFAULT_TIMEOUT_MS).min(MAX_TIMEOUT_MS));
         let root = ws.root().to_path_buf();
         let sb = ctx.sandbox.clone();
-        let (mut cmd, adapter) = match sb.mode {
+        let (mut cmd, adapter, mut guard, mut evidence) = match sb.mode {
             SandboxMode::None => {
                 let mut c = tokio::process::Command::new(&argv[0]);
                 c.args(&argv[1..]);
-                (c, "none")
+                (c, "none", None, sb.evidence("none"))
             }
             SandboxMode::Restricted => {
                 let Some(bwrap) = find_bwrap() else {
@@ -188,27 +183,19 @@ impl Tool for Shell {
                     ));
                 };
                 let mut c = tokio::process::Command::new(bwrap);
-                // An empty root with the system directories read-only: the
-                // server's data (other sessions, the database) is not there.
-                c.args(["--tmpfs", "/"]);
-                for dir in SYSTEM_DIRS {
-                    c.args(["--ro-bind-try", dir, dir]);
+                let spec = crate::sandbox::FenceSpec {
+                    writable: Some(root.clone()),
+                    read_only: vec![],
+                    network: sb.network,
+                    max_processes: sb.max_processes,
+                };
+                let (fence, guard) = crate::sandbox::build(&mut c, &spec);
+                c.arg("--").args(&argv);
+                let mut ev = sb.evidence("bubblewrap");
+                if let (Some(o), serde_json::Value::Object(f)) = (ev.as_object_mut(), fence.evidence()) {
+                    o.extend(f);
                 }
-                for f in HIDDEN_FILES {
-                    if std::path::Path::new(f).exists() {
-                        c.args(["--ro-bind", "/dev/null", f]);
-                    }
-                }
-                c.args(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"])
-                    .arg("--bind")
-                    .arg(&root)
-                    .arg(&root)
-                    .args(["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session"]);
-                if !sb.network {
-                    c.arg("--unshare-net");
-                }
-                c.arg("--chdir").arg(&root).arg("--").args(&argv);
-                (c, "bubblewrap")
+                (c, "bubblewrap", Some(guard), ev)
             }
         };
         let limits = [
@@ -244,6 +231,12 @@ impl Tool for Shell {
             Ok(c) => c,
             Err(e) => return ToolOutput::error(format!("cannot start {:?}: {e}", argv[0])),
         };
+        if let Some(g) = guard.as_mut() {
+            g.spawned();
+        }
+        if adapter == "none" {
+            evidence["uid"] = json!(unsafe { libc::geteuid() });
+        }
         let pid = child.id();
         let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
             kill_group(pid);
@@ -260,7 +253,7 @@ impl Tool for Shell {
             _ = tokio::time::sleep(timeout) => {
                 kill_group(pid);
                 return ToolOutput::error(format!("timed out after {} ms; the command and its children were killed", timeout.as_millis()))
-                    .with_sandbox(sb.evidence(adapter));
+                    .with_sandbox(evidence.clone());
             }
             _ = ctx.cancel.cancelled() => {
                 kill_group(pid);
@@ -283,12 +276,12 @@ impl Tool for Shell {
                 "{SANDBOX_UNAVAILABLE}: bubblewrap could not set up the sandbox: {}",
                 stderr.trim()
             ))
-            .with_sandbox(sb.evidence(adapter));
+            .with_sandbox(evidence.clone());
         }
         ToolOutput {
             content: vec![agentd_core::ContentPart::text(text)],
             is_error: code != "0",
-            sandbox: Some(sb.evidence(adapter)),
+            sandbox: Some(evidence),
         }
     }
 }

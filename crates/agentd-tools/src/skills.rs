@@ -222,14 +222,9 @@ impl crate::Tool for LoadSkill {
             if let Some(ws) = &ctx.workspace {
                 for (rel, content) in &skill.files {
                     let path = format!(".skills/{}/{rel}", skill.name);
-                    match ws.resolve(&path, false) {
-                        Ok(p) => {
-                            if let Some(parent) = p.parent() {
-                                let _ = std::fs::create_dir_all(parent);
-                            }
-                            let _ = std::fs::write(p, content);
-                        }
-                        Err(e) => return crate::ToolOutput::error(format!("skill file {rel}: {e}")),
+                    // Opened beneath the workspace in one step, like every file tool.
+                    if let Err(e) = ws.write(&path, content.as_bytes()) {
+                        return crate::ToolOutput::error(format!("skill file {rel}: {e}"));
                     }
                 }
             }

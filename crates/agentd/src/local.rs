@@ -40,6 +40,8 @@ pub fn setup(local: &LocalOpts) -> anyhow::Result<Setup> {
     values.extend(database.clone());
     agentd_core::redact::set_secrets(values);
     agentd_tools::set_secret_hosts(config.secrets.http_hosts.clone());
+    agentd_tools::egress::configure(&config.egress).map_err(|e| anyhow::anyhow!("[egress]: {e}"))?;
+    agentd_mcp::set_sandbox_read_paths(config.mcp.sandbox_read_paths.iter().map(|p| config.base_dir.join(p)).collect());
     Ok(Setup { config, data_dir, database, node_id, test_tools: local.enable_test_tools.clone() })
 }
 

@@ -25,6 +25,8 @@ pub async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::Result<E
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    // No tool, HTTP tool or MCP server may reach agentd itself.
+    agentd_tools::egress::add_own_address(addr);
     // Unfinished runs (ours from before a restart, or expired leases) resume from here on.
     rt.start().await.context("starting the scheduler")?;
     // Tests and scripts read this line to find the port when listening on :0.

@@ -301,3 +301,106 @@ async fn an_interrupted_call_can_ask_a_person_before_running_again() {
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["data"]["status"], "ok");
 }
+
+/// Approves every pending approval until told to stop (the person in the loop).
+async fn approve_all(url: &str) -> usize {
+    let http = reqwest::Client::new();
+    let Ok(r) = http.get(format!("{url}/v1/approvals?status=pending&limit=100")).send().await else { return 0 };
+    let Ok(v) = r.json::<Value>().await else { return 0 };
+    let mut n = 0;
+    for a in v["data"].as_array().into_iter().flatten() {
+        let id = a["id"].as_str().unwrap_or_default();
+        let _ = http.post(format!("{url}/v1/approvals/{id}")).json(&json!({"decision": "approve"})).send().await;
+        n += 1;
+    }
+    n
+}
+
+/// Finding 2 of the hardening issue: an approved, non-idempotent call that a
+/// crash cut off must never run again (it was, up to four times).
+async fn sigkill_loop_with_approvals(database: Option<String>) {
+    let mock = MockOpenAi::start_full(vec![], 4, ("test_append", json!({"delay_ms": 40})), Duration::from_millis(2))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (data, file, cfg) = (dir.path().join("data"), dir.path().join("effects.log"), dir.path().join("agentd.toml"));
+    std::fs::write(&cfg, "[agents.default.policy]\nask = [\"test_append\"]\n").unwrap();
+    let mut args = vec!["--enable-test-tools".to_string(), file.display().to_string()];
+    if let Some(db) = &database {
+        args.extend(["--database".into(), db.clone(), "--node-id".into(), "kill-node".into()]);
+    }
+    let o = || Opts {
+        mock: Some(&mock.base_url),
+        data_dir: Some(&data),
+        config: Some(&cfg),
+        args: args.clone(),
+        ..Default::default()
+    };
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    eprintln!("approval crash test seed {seed}");
+    let mut rng = Lcg(seed);
+    let mut runs: Vec<String> = vec![];
+    for _ in 0..30 {
+        let s = Server::start_with(o());
+        let (_, open) = s.get("/v1/runs?status=running&limit=100").await;
+        let (_, waiting) = s.get("/v1/runs?status=waiting_approval&limit=100").await;
+        let n = open["data"].as_array().unwrap().len() + waiting["data"].as_array().unwrap().len();
+        for _ in n..3 {
+            let (c, r) = s.post("/v1/runs", json!({"input": "work", "max_steps": 20})).await;
+            assert_eq!(c, 202, "{r}");
+            runs.push(r["id"].as_str().unwrap().to_string());
+        }
+        // Approve as fast as a script can, so kills land right after approvals.
+        let until = tokio::time::Instant::now() + Duration::from_millis(20 + rng.next(150));
+        while tokio::time::Instant::now() < until {
+            approve_all(&s.url).await;
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        drop(s); // SIGKILL
+    }
+    let s = Server::start_with(o());
+    for id in &runs {
+        let mut run = Value::Null;
+        for _ in 0..3000 {
+            approve_all(&s.url).await;
+            run = s.get(&format!("/v1/runs/{id}")).await.1;
+            if ["completed", "failed", "cancelled"].contains(&run["status"].as_str().unwrap_or_default()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(run["status"], "completed", "run {id}: {run}");
+    }
+    let seen = effects(&file);
+    let (mut interrupted, mut approved) = (0, 0);
+    for id in &runs {
+        let evs = s.events(id).await;
+        approved += evs.iter().filter(|e| e["type"] == "approval.resolved").count();
+        for e in evs.iter().filter(|e| e["type"] == "tool.result") {
+            let call = e["data"]["call_id"].as_str().unwrap();
+            let written = seen.get(&format!("{id} {call}")).copied().unwrap_or(0);
+            assert!(written <= 1, "run {id} call {call}: an approved effect happened {written} times");
+            match e["data"]["status"].as_str().unwrap() {
+                "ok" => assert_eq!(written, 1, "run {id} call {call}: ok but no effect"),
+                "interrupted" => interrupted += 1,
+                other => panic!("run {id} call {call}: unexpected status {other}"),
+            }
+        }
+        let starts: Vec<&str> =
+            evs.iter().filter(|e| e["type"] == "tool.started").filter_map(|e| e["data"]["call_id"].as_str()).collect();
+        let unique: std::collections::HashSet<&&str> = starts.iter().collect();
+        assert_eq!(starts.len(), unique.len(), "run {id}: a call started twice: {starts:?}");
+    }
+    eprintln!("{} runs, {approved} approvals, {interrupted} interrupted calls", runs.len());
+    assert!(approved > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_after_approvals_never_repeats_an_approved_call_sqlite() {
+    sigkill_loop_with_approvals(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_after_approvals_never_repeats_an_approved_call_postgres() {
+    sigkill_loop_with_approvals(Some(common::fresh_pg_database().await)).await;
+}
