@@ -374,13 +374,11 @@ async fn connect(s: &Server) -> Result<Connected, String> {
                 read_only: visible,
                 network: s.config.network,
                 max_processes: SERVER_MAX_PROCESSES,
+                // Hidden last, so no bind can uncover them.
+                hidden: hidden().read().unwrap_or_else(|e| e.into_inner()).clone(),
             };
             let (_fence, g) = agentd_tools::sandbox::build(&mut c, &spec);
             guard = Some(g);
-            // Hidden last, so no bind above can uncover them.
-            for dir in hidden().read().unwrap_or_else(|e| e.into_inner()).iter().filter(|d| d.is_dir()) {
-                c.arg("--tmpfs").arg(dir);
-            }
             c.arg("--").arg(cmd);
             c
         } else {

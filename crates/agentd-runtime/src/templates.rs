@@ -174,6 +174,8 @@ fn not_found(name: &str) -> RuntimeError {
 impl Runtime {
     pub async fn create_template(&self, t: &Tenant, name: &str, content: &str) -> Result<PromptTemplate, RuntimeError> {
         check_name(name)?;
+        // Stored (and answered) with secrets masked, like every tenant write.
+        let content = &agentd_core::redact::redact(content).into_owned();
         let now = agentd_store::now();
         let tpl = PromptTemplate {
             name: name.to_string(),
@@ -208,6 +210,7 @@ impl Runtime {
         name: &str,
         content: &str,
     ) -> Result<PromptTemplate, RuntimeError> {
+        let content = &agentd_core::redact::redact(content).into_owned();
         let mut tpl = self.get_template(t, name).await?;
         tpl.variables = variables(content)?;
         tpl.content = content.to_string();

@@ -256,7 +256,7 @@ pub async fn create_skill(
     match s.rt.store.create_doc(&t, "skill", &skill.name, &doc).await {
         Ok(()) => Ok((
             StatusCode::CREATED,
-            Json(json!({"name": skill.name, "description": skill.description, "source": "tenant"})),
+            Json(json!({"name": skill.name, "description": agentd_core::redact::redact(&skill.description), "source": "tenant"})),
         )
             .into_response()),
         Err(agentd_store::StoreError::AlreadyExists) => {
@@ -363,7 +363,8 @@ pub async fn create_agent(
         ));
     }
     match s.rt.store.create_doc(&t, "agent", &def.name, &json!(def)).await {
-        Ok(()) => Ok((StatusCode::CREATED, Json(json!(def))).into_response()),
+        // Answered as stored: secrets masked.
+        Ok(()) => Ok((StatusCode::CREATED, Json(agentd_store::masked_doc("agent", &json!(def)))).into_response()),
         Err(agentd_store::StoreError::AlreadyExists) => {
             Err(ApiError::new(StatusCode::CONFLICT, "agent_exists", format!("an agent named {} exists", def.name)))
         }

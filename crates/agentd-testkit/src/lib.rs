@@ -104,6 +104,14 @@ impl MockOpenAi {
         let app = Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/echo", post(echo))
+            // `/redirect?to=URL`: a 302 to anywhere (for the egress guard's hop checks).
+            .route(
+                "/redirect",
+                get(|q: axum::extract::Query<std::collections::HashMap<String, String>>| async move {
+                    let to = q.get("to").cloned().unwrap_or_default();
+                    (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, to)])
+                }),
+            )
             .route(
                 "/v1/models",
                 get(|| async { Json(json!({"object": "list", "data": [{"id": "mock-model", "object": "model"}]})) }),

@@ -25,6 +25,8 @@ pub struct FenceSpec {
     pub network: bool,
     /// Processes the sandbox may hold at once.
     pub max_processes: u64,
+    /// Directories covered by an empty tmpfs, whatever the binds above uncover.
+    pub hidden: Vec<PathBuf>,
 }
 
 /// The fence as built, for the journal.
@@ -84,7 +86,7 @@ pub fn build(cmd: &mut tokio::process::Command, spec: &FenceSpec) -> (Fence, Fen
     cmd.args(["--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL"]);
     // An empty root with the system directories read-only: the server's
     // data (other sessions, the database, its config) is not there.
-    cmd.args(["--tmpfs", "/"]);
+    cmd.args(["--tmpfs", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
     for dir in SYSTEM_DIRS {
         cmd.args(["--ro-bind-try", dir, dir]);
     }
@@ -96,10 +98,14 @@ pub fn build(cmd: &mut tokio::process::Command, spec: &FenceSpec) -> (Fence, Fen
             cmd.args(["--ro-bind", "/dev/null", f]);
         }
     }
-    cmd.args(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
     if let Some(w) = &spec.writable {
         cmd.arg("--bind").arg(w).arg(w).arg("--chdir").arg(w);
     }
+    for dir in spec.hidden.iter().filter(|d| d.is_dir()) {
+        cmd.arg("--tmpfs").arg(dir);
+    }
+    // The root itself read-only: writable are only /tmp and the workspace.
+    cmd.args(["--remount-ro", "/"]);
     cmd.args(["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]);
     cmd.args(["--die-with-parent", "--new-session"]);
     if !spec.network {

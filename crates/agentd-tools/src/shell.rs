@@ -188,6 +188,7 @@ impl Tool for Shell {
                     read_only: vec![],
                     network: sb.network,
                     max_processes: sb.max_processes,
+                    hidden: vec![],
                 };
                 let (fence, guard) = crate::sandbox::build(&mut c, &spec);
                 c.arg("--").args(&argv);

@@ -17,6 +17,20 @@ fn everything() -> String {
     p
 }
 
+/// What the operator grants tenant servers here: the npm and fixture
+/// directories readable in the sandbox, loopback reachable over HTTP.
+fn tenant_config(extra_read: &[&Path]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let npm = Path::new(&everything()).ancestors().nth(3).unwrap().to_path_buf();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut read: Vec<String> = vec![npm.display().to_string(), fixtures.display().to_string()];
+    read.extend(extra_read.iter().map(|p| p.display().to_string()));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    let text = format!("[mcp]\nsandbox_read_paths = {read:?}\n[egress]\nallow = [\"127.0.0.1\"]\n");
+    std::fs::write(&cfg, text).unwrap();
+    (dir, cfg)
+}
+
 async fn wait_ready(s: &Server, name: &str, org: Option<&str>) -> Value {
     for _ in 0..300 {
         let (_, v) = s.call(reqwest::Method::GET, "/v1/mcp-servers", None, org).await;
@@ -84,7 +98,8 @@ async fn stdio_server_from_config_tools_and_calls() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn servers_added_over_the_api_belong_to_their_tenant() {
-    let s = Server::start_with(Opts::default());
+    let (_cfg_dir, cfg) = tenant_config(&[]);
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
     let body =
         json!({"name": "mine", "command": everything(), "args": ["stdio"], "env": {"SOME_TOKEN": "secret-value"}});
     let (c, v) = s.call(reqwest::Method::POST, "/v1/mcp-servers", Some(body.clone()), Some("acme")).await;
@@ -147,7 +162,8 @@ async fn a_server_that_cannot_start_is_reported_not_hung() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_stdio_server_fails_the_call_cleanly_and_comes_back() {
-    let s = Server::start_with(Opts::default());
+    let (_cfg_dir, cfg) = tenant_config(&[]);
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
     let (c, _) =
         s.post("/v1/mcp-servers", json!({"name": "fragile", "command": everything(), "args": ["stdio"]})).await;
     assert_eq!(c, 201);
@@ -238,7 +254,8 @@ async fn streamable_http_server() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let s = Server::start_with(Opts::default());
+    let (_cfg_dir, cfg) = tenant_config(&[]);
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
     let body = json!({"name": "remote", "url": format!("http://127.0.0.1:{port}/mcp"), "headers": {"X-Trace": "t1"}});
     let (c, v) = s.post("/v1/mcp-servers", body).await;
     assert_eq!(c, 201, "{v}");
@@ -291,7 +308,8 @@ async fn tools_list_changed_refreshes_the_tools() {
     // A plain JSON-RPC server in Python (no SDK needed).
     let python = "python3";
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dynamic_mcp.py");
-    let s = Server::start_with(Opts::default());
+    let (_cfg_dir, cfg) = tenant_config(&[]);
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
     let body = json!({"name": "dyn", "command": python, "args": [script]});
     let (c, v) = s.post("/v1/mcp-servers", body).await;
     assert_eq!(c, 201, "{v}");
@@ -324,14 +342,15 @@ async fn tenant_stdio_servers_run_sandboxed() {
     else {
         panic!("python3 is required");
     };
-    let s = Server::start_with(Opts::default());
+    // The script lives outside the data dir, where the operator lets sandboxed servers read.
+    let outside = tempfile::tempdir().unwrap();
+    let (_cfg_dir, cfg) = tenant_config(&[outside.path()]);
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
     // A tiny stdio MCP server whose one tool reports what it can see and do.
     let script = s.data_dir.parent().unwrap().join("probe_mcp.py");
     std::fs::write(&script, PROBE).unwrap();
     let secret = s.data_dir.join("agentd.db");
     assert!(secret.exists());
-    // The script lives outside the data dir (the data dir is hidden from the server).
-    let outside = tempfile::tempdir().unwrap();
     let script_out = outside.path().join("probe_mcp.py");
     std::fs::copy(&script, &script_out).unwrap();
     let body =
@@ -361,7 +380,7 @@ import json, os, sys
 secret = sys.argv[1]
 def probe():
     try:
-        open(os.path.expanduser("~/agentd-probe"), "w").write("x"); home = True
+        open("/root/agentd-probe", "w").write("x"); home = True
     except OSError:
         home = False
     pids = [d for d in os.listdir("/proc") if d.isdigit()]

@@ -215,7 +215,12 @@ async fn http_tools_are_registered_per_tenant_and_called() {
     let mock = MockOpenAi::start(vec![Turn::tool("lookup", json!({"q": "from the model"})), Turn::text("ok")], 0)
         .await
         .unwrap();
+    let (_cfg_dir, cfg) = gate_open();
+    let hosts =
+        std::fs::read_to_string(&cfg).unwrap() + "[secrets.http_hosts]\nAGENTD_SECRET_TOKEN = [\"127.0.0.1\"]\n";
+    std::fs::write(&cfg, hosts).unwrap();
     let s = Server::start_with(Opts {
+        config: Some(&cfg),
         mock: Some(&mock.base_url),
         env: vec![("AGENTD_SECRET_TOKEN".into(), "Bearer s3cr3t".into())],
         ..Default::default()
@@ -369,6 +374,7 @@ async fn long_results_are_cut_for_the_model_but_journaled_whole() {
 fn gate_open() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("agentd.toml");
-    std::fs::write(&cfg, "[agents.default.policy]\nhigh_risk = \"allow\"\n").unwrap();
+    std::fs::write(&cfg, "[agents.default.policy]\nhigh_risk = \"allow\"\n[egress]\nallow = [\"127.0.0.1\"]\n")
+        .unwrap();
     (dir, cfg)
 }

@@ -96,6 +96,11 @@ impl Server {
         Server { url, data_dir, child, _tmp: Some(tmp), http: reqwest::Client::new() }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server with SIGTERM and waits for it to exit.
     pub fn stop(mut self) {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
