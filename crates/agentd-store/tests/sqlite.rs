@@ -67,3 +67,38 @@ async fn unreadable_path_is_an_error_not_a_panic() {
     std::fs::write(&file, b"x").unwrap();
     assert!(SqliteStore::open(&file.join("agentd.db")).await.is_err());
 }
+
+/// Hardening finding 8: tool work that fills tokio's blocking pool (a FIFO
+/// read, a slow disk) must not starve the store: reads have threads of their own.
+#[test]
+fn reads_answer_while_the_blocking_pool_is_full() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = Arc::new(std::sync::Mutex::new(held));
+    rt.block_on(async {
+        let (_dir, s) = fresh().await;
+        let t = Tenant::default();
+        let ses = s.create_session(&t, None, serde_json::json!({})).await.unwrap();
+        // Every blocking thread is taken until the test lets go.
+        for _ in 0..2 {
+            let held = held.clone();
+            tokio::task::spawn_blocking(move || {
+                let _ = held.lock().map(|rx| rx.recv());
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Generous: on the old design this waited for the blockers forever.
+        let got = tokio::time::timeout(std::time::Duration::from_secs(30), s.get_session(&t, &ses.id)).await;
+        for _ in 0..2 {
+            let _ = release.send(());
+        }
+        assert!(got.expect("a read waited for the blocking pool").unwrap().is_some());
+        assert!(tokio::time::timeout(std::time::Duration::from_secs(30), s.ping()).await.is_ok());
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+}
