@@ -607,9 +607,13 @@ impl Runtime {
                     workspace,
                     sandbox: set.agent.sandbox.clone(),
                 };
-                let args = call.arguments.clone();
+                let (args, org) = (call.arguments.clone(), t.org.clone());
                 let fence = tool.fence();
-                match tokio::spawn(async move { tool.call(args, ctx).await }).await {
+                let running = async move {
+                    let _slot = agentd_tools::pool::tool_call_permit(&org).await;
+                    tool.call(args, ctx).await
+                };
+                match tokio::spawn(running).await {
                     Ok(out) if out.sandbox.is_none() => out.with_sandbox(fence),
                     Ok(out) => out,
                     Err(e) => ToolOutput::error(format!("tool {} crashed: {e}", call.name)),

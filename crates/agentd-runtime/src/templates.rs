@@ -280,5 +280,8 @@ mod tests {
         assert_eq!(code(variables(&format!("{{{{ x{} }}}}", "|upper".repeat(100)))), "ok");
         assert_eq!(code(variables(&format!("{{{{ \"{}\" ~ x }}}}", "|.".repeat(5_000)))), "ok");
         assert_eq!(code(variables(&format!("{}{{{{ x }}}}", "a|b.c ".repeat(10_000)))), "ok");
+        // Recursion at render time stops at minijinja's limit or the fuel, on the big stack.
+        let r = render("t", "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", &serde_json::json!({}));
+        assert!(matches!(r, Err(RuntimeError::BadRequest { .. })), "{r:?}");
     }
 }

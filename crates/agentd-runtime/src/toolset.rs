@@ -237,7 +237,9 @@ impl Runtime {
         };
         let (call_id, started) = (ctx.call_id.clone(), std::time::Instant::now());
         let fence = tool.fence();
+        let slot = agentd_tools::pool::tool_call_permit(&t.org).await;
         let mut out = tool.call(args.clone(), ctx).await;
+        drop(slot);
         if out.sandbox.is_none() {
             out.sandbox = Some(fence);
         }

@@ -25,6 +25,23 @@ fn org_gate(org: &str) -> Arc<Semaphore> {
     m.entry(org.to_string()).or_insert_with(|| Arc::new(Semaphore::new(MAX_BLOCKING_TOOLS_PER_ORG))).clone()
 }
 
+/// Tool calls (of any kind) one organisation may have running at once.
+pub const MAX_TOOL_CALLS_PER_ORG: usize = 64;
+
+static CALLS_PER_ORG: LazyLock<Mutex<HashMap<String, Arc<Semaphore>>>> = LazyLock::new(Default::default);
+
+/// Waits for a slot among the organisation's running tool calls; held for the call.
+pub async fn tool_call_permit(org: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let gate = {
+        let mut m = CALLS_PER_ORG.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() > 1024 {
+            m.retain(|_, s| s.available_permits() < MAX_TOOL_CALLS_PER_ORG);
+        }
+        m.entry(org.to_string()).or_insert_with(|| Arc::new(Semaphore::new(MAX_TOOL_CALLS_PER_ORG))).clone()
+    };
+    gate.acquire_owned().await.ok()
+}
+
 /// Runs `f` on a blocking thread once the tenant's and the global gate let it.
 pub async fn run_blocking<T: Send + 'static>(org: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
     let mine = org_gate(org).acquire_owned().await.map_err(|e| e.to_string())?;

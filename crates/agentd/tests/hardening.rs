@@ -313,6 +313,7 @@ async fn fifos_are_refused_and_big_files_are_streamed() {
     let before = rss_kb(pid);
     let (_, v) = call_as(&s, "evil", "read_file", json!({"path": "big"})).await;
     let after = rss_kb(pid);
+    eprintln!("read_file of a 300 MB file: RSS {before} kB before, {after} kB after");
     assert!(text(&v).len() <= 300 * 1024, "{}", text(&v).len());
     assert!(after < before + 100 * 1024, "RSS grew from {before} kB to {after} kB");
 }
