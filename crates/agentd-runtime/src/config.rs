@@ -56,6 +56,9 @@ pub struct Config {
     /// Directory of the file, for resolving relative paths.
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// The file itself, when one was read (hidden from every sandbox).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 /// One provider endpoint.
@@ -229,6 +232,7 @@ impl Config {
         let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
         let mut cfg = Self::parse(&text).map_err(|message| ConfigError::Parse { path: path.clone(), message })?;
         cfg.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        cfg.path = Some(path);
         Ok(cfg)
     }
 

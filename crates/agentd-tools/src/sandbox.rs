@@ -15,6 +15,17 @@ pub const HIDDEN_FILES: &[&str] = &["/etc/shadow", "/etc/gshadow", "/etc/shadow-
 /// The uid and gid commands run as inside the sandbox ("nobody").
 pub const SANDBOX_UID: u32 = 65534;
 
+/// Paths no sandbox may see even where a visible directory holds them:
+/// agentd's config file, its `.env`, its data dir (set once at start).
+static HIDDEN: std::sync::RwLock<Vec<PathBuf>> = std::sync::RwLock::new(Vec::new());
+
+/// Adds paths every sandbox hides (files become empty, directories empty tmpfs).
+pub fn hide(paths: impl IntoIterator<Item = PathBuf>) {
+    let mut h = HIDDEN.write().unwrap_or_else(|e| e.into_inner());
+    // Paths that do not exist yet (a data dir made later) are kept absolute.
+    h.extend(paths.into_iter().filter_map(|p| p.canonicalize().or_else(|_| std::path::absolute(&p)).ok()));
+}
+
 /// How one sandbox is built.
 #[derive(Debug, Clone, Default)]
 pub struct FenceSpec {
@@ -98,11 +109,23 @@ pub fn build(cmd: &mut tokio::process::Command, spec: &FenceSpec) -> (Fence, Fen
             cmd.args(["--ro-bind", "/dev/null", f]);
         }
     }
+    // Hidden before the workspace is bound: it may live inside a hidden directory.
+    let global = HIDDEN.read().unwrap_or_else(|e| e.into_inner()).clone();
+    // Only what a bind would show needs covering (covering the rest would
+    // create empty mount points in the sandbox's tree).
+    let shown = |p: &Path| {
+        SYSTEM_DIRS.iter().any(|d| p.starts_with(d))
+            || spec.read_only.iter().chain(spec.writable.iter()).any(|d| p.starts_with(d) || d.starts_with(p))
+    };
+    for p in spec.hidden.iter().chain(global.iter()).filter(|p| shown(p)) {
+        if p.is_dir() {
+            cmd.arg("--tmpfs").arg(p);
+        } else if p.is_file() {
+            cmd.arg("--ro-bind").arg("/dev/null").arg(p);
+        }
+    }
     if let Some(w) = &spec.writable {
         cmd.arg("--bind").arg(w).arg(w).arg("--chdir").arg(w);
-    }
-    for dir in spec.hidden.iter().filter(|d| d.is_dir()) {
-        cmd.arg("--tmpfs").arg(dir);
     }
     // The root itself read-only: writable are only /tmp and the workspace.
     cmd.args(["--remount-ro", "/"]);

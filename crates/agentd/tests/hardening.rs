@@ -162,8 +162,10 @@ async fn tenant_mcp_servers_get_a_clean_environment_and_a_minimal_root() {
     let script = outside.path().join("probe.py");
     std::fs::write(&script, PROBE).unwrap();
     let cfg_text = format!("{OPEN}[mcp]\nsandbox_read_paths = [{:?}]\n", outside.path().display().to_string().as_str());
-    let (dir, cfg) = config(&cfg_text);
-    std::fs::write(dir.path().join(".env"), "OPENAI_API_KEY=sk-from-dotenv-file-0123456789\n").unwrap();
+    // The config and its .env sit in a directory the servers may read: they stay hidden anyway.
+    let cfg = outside.path().join("agentd.toml");
+    std::fs::write(&cfg, format!("env_file = \".env\"\n{cfg_text}")).unwrap();
+    std::fs::write(outside.path().join(".env"), "SOME_OTHER_KEY=sk-from-dotenv-file-0123456789\n").unwrap();
     let s = Server::start_with(Opts {
         config: Some(&cfg),
         env: vec![
@@ -213,7 +215,7 @@ def net():
     except OSError as e:
         return False
 def probe():
-    return {"env": dict(os.environ), "sees_config": os.path.exists(cfg), "sees_root_home": os.path.exists("/root"),
+    return {"env": dict(os.environ), "sees_config": any(os.path.exists(p) and os.path.getsize(p) > 0 for p in (cfg, os.path.join(os.path.dirname(cfg), ".env"))), "sees_root_home": os.path.exists("/root"),
             "net": net(), "uid": os.getuid()}
 for line in sys.stdin:
     msg = json.loads(line)
