@@ -123,7 +123,7 @@ impl Tool for ReadFile {
             name: "read_file".into(),
             description: "Reads a text file in the workspace. offset is the first line (1-based), limit the number of lines (default 2000).".into(),
             input_schema: json!({"type": "object", "required": ["path"], "additionalProperties": false, "properties": {
-                "path": {"type": "string"},
+                "path": {"type": "string", "maxLength": 4096},
                 "offset": {"type": "integer", "minimum": 1},
                 "limit": {"type": "integer", "minimum": 1}
             }}),
@@ -180,7 +180,7 @@ impl Tool for WriteFile {
             name: "write_file".into(),
             description: "Creates or overwrites a file in the workspace with the given content.".into(),
             input_schema: json!({"type": "object", "required": ["path", "content"], "additionalProperties": false, "properties": {
-                "path": {"type": "string"}, "content": {"type": "string"}
+                "path": {"type": "string", "maxLength": 4096}, "content": {"type": "string"}
             }}),
         }
     }
@@ -223,7 +223,7 @@ impl Tool for EditFile {
                 "Replaces the exact text `old` with `new` in a file. Fails if `old` is absent or occurs more than once."
                     .into(),
             input_schema: json!({"type": "object", "required": ["path", "old", "new"], "additionalProperties": false, "properties": {
-                "path": {"type": "string"}, "old": {"type": "string", "minLength": 1}, "new": {"type": "string"}
+                "path": {"type": "string", "maxLength": 4096}, "old": {"type": "string", "minLength": 1}, "new": {"type": "string"}
             }}),
         }
     }
@@ -290,7 +290,7 @@ impl Tool for ListDir {
         ToolSpec {
             name: "list_dir".into(),
             description: "Lists a directory of the workspace (default: its root).".into(),
-            input_schema: json!({"type": "object", "additionalProperties": false, "properties": {"path": {"type": "string"}}}),
+            input_schema: json!({"type": "object", "additionalProperties": false, "properties": {"path": {"type": "string", "maxLength": 4096}}}),
         }
     }
     fn needs_workspace(&self) -> bool {
@@ -344,7 +344,7 @@ impl Tool for Glob {
         ToolSpec {
             name: "glob".into(),
             description: "Finds workspace files whose relative path matches a glob (e.g. `**/*.md`).".into(),
-            input_schema: json!({"type": "object", "required": ["pattern"], "additionalProperties": false, "properties": {"pattern": {"type": "string"}}}),
+            input_schema: json!({"type": "object", "required": ["pattern"], "additionalProperties": false, "properties": {"pattern": {"type": "string", "maxLength": 4096}}}),
         }
     }
     fn needs_workspace(&self) -> bool {
@@ -394,7 +394,7 @@ impl Tool for Grep {
             name: "grep".into(),
             description: "Searches workspace files for a regular expression; answers `path:line:text` lines.".into(),
             input_schema: json!({"type": "object", "required": ["pattern"], "additionalProperties": false, "properties": {
-                "pattern": {"type": "string"}, "path": {"type": "string"}
+                "pattern": {"type": "string", "maxLength": 4096}, "path": {"type": "string", "maxLength": 4096}
             }}),
         }
     }

@@ -135,8 +135,8 @@ impl Tool for Shell {
                           Answers the exit code, stdout and stderr."
                     .into(),
             input_schema: json!({"type": "object", "additionalProperties": false, "properties": {
-                "command": {"type": "string"},
-                "argv": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "command": {"type": "string", "maxLength": 65536},
+                "argv": {"type": "array", "items": {"type": "string", "maxLength": 65536}, "minItems": 1, "maxItems": 4096},
                 "timeout_ms": {"type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS}
             }, "oneOf": [{"required": ["command"]}, {"required": ["argv"]}]}),
         }

@@ -75,10 +75,19 @@ async fn deep_or_long_inputs_get_400_and_the_server_lives() {
     let (_dir, cfg) = config(OPEN);
     drop(s);
     let s = Server::start_with(Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
-    let (c, v) = call_as(&s, "a", "grep", json!({"pattern": "(".repeat(3_000) + &")".repeat(3_000)})).await;
+    // Within the length limit but nested beyond the regex parser's: a tool error.
+    let (c, v) = call_as(&s, "a", "grep", json!({"pattern": "(".repeat(1_000) + &")".repeat(1_000)})).await;
     assert_eq!((c, v["is_error"].as_bool()), (200, Some(true)), "{v}");
-    let (c, v) = call_as(&s, "a", "glob", json!({"pattern": "{a,".repeat(5_000)})).await;
-    assert_eq!((c, v["is_error"].as_bool()), (200, Some(true)), "{v}");
+    // Beyond the length limits: 400 invalid_arguments naming the field.
+    for (tool, args) in [
+        ("grep", json!({"pattern": "(".repeat(3_000) + &")".repeat(3_000)})),
+        ("glob", json!({"pattern": "{a,".repeat(5_000)})),
+        ("read_file", json!({"path": "a/".repeat(5_000)})),
+        ("shell", json!({"command": format!("echo {}", "$(".repeat(40_000))})),
+    ] {
+        let (c, v) = call_as(&s, "a", tool, args).await;
+        assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_arguments")), "{tool}: {v}");
+    }
     let cmd = format!("echo {}", "$(".repeat(2_000));
     let (c, _) = call_as(&s, "a", "shell", json!({"command": cmd})).await;
     assert!(c < 500);
