@@ -161,11 +161,12 @@ pub async fn bench(scenario: &str, o: BenchOpts) -> anyhow::Result<ExitCode> {
         "resume" => resume(o).await,
         "mcp" => mcp(o).await,
         "guard" => guard(o.runs.max(1000)),
+        "fairness" => fairness(o).await,
         "stream" => {
             let conc = if o.concurrency == [1, 32] { vec![1, 100] } else { o.concurrency.clone() };
             crate::bench_stream::stream(&conc, o.rounds.max(20) * 20, o.mock_latency_ms.max(1)).await
         }
-        other => bail!("unknown scenario {other:?}: throughput, waiting, resume, mcp, guard or stream"),
+        other => bail!("unknown scenario {other:?}: throughput, waiting, resume, mcp, guard, stream or fairness"),
     }
 }
 
@@ -241,6 +242,60 @@ async fn throughput(o: BenchOpts) -> anyhow::Result<ExitCode> {
     }
     println!("llm = time agentd waited in provider calls per run (loopback HTTP + SSE parsing included);");
     println!("overhead/round = (run wall time - llm) / rounds: queueing, the loop, tools and journal writes.");
+    r.rt.shutdown(Duration::from_secs(1)).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One organisation queues `runs` runs (default 1,872); then another
+/// organisation's single run is created: how long until it starts and ends,
+/// and what one claim costs with that backlog.
+async fn fairness(o: BenchOpts) -> anyhow::Result<ExitCode> {
+    let n = if o.runs == 200 { 1872 } else { o.runs };
+    let o = BenchOpts { mock_latency_ms: o.mock_latency_ms.max(20), rounds: 0, ..o };
+    let r = rig(&o, 16, "bench").await?;
+    let big = Tenant::from_parts(Some("big"), None, None).map_err(|e| anyhow::anyhow!(e.to_string()))?;
+    let small = Tenant::from_parts(Some("small"), None, None).map_err(|e| anyhow::anyhow!(e.to_string()))?;
+    let t0 = Instant::now();
+    for i in 0..n {
+        let req =
+            CreateRun { input: format!("backlog {i}"), model: Some("mock/mock-model".into()), ..Default::default() };
+        r.rt.create_run(&big, req, false).await.map_err(|e| anyhow::anyhow!(e))?;
+    }
+    println!(
+        "agentd bench fairness: {n} queued runs of one organisation ({:.1} s to queue); {}; 16 run slots; model +{} ms",
+        t0.elapsed().as_secs_f64(),
+        r.label,
+        o.mock_latency_ms
+    );
+    let limits = ClaimLimits { max: 16, per_tenant: 16, lease_ms: 1 };
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        r.store.claim_runs("probe", &limits).await?;
+    }
+    println!("claim with a backlog of {n}: {:.2} ms", ms(t0.elapsed() / 20));
+    tokio::time::sleep(Duration::from_millis(5)).await; // the probe's 1 ms leases lapse
+    r.rt.start().await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = Instant::now();
+    let req = CreateRun {
+        input: "the other organisation".into(),
+        model: Some("mock/mock-model".into()),
+        ..Default::default()
+    };
+    let created = r.rt.create_run(&small, req, false).await.map_err(|e| anyhow::anyhow!(e))?;
+    let (mut started, mut done) = (None, None);
+    while done.is_none() && t0.elapsed() < Duration::from_secs(600) {
+        let run = r.rt.get_run(&small, &created.run.id).await.map_err(|e| anyhow::anyhow!(e))?;
+        if started.is_none() && run.status.as_str() != "queued" {
+            started = Some(t0.elapsed());
+        }
+        if run.status.is_terminal() {
+            done = Some(t0.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let show = |d: Option<Duration>| d.map_or("never (600 s)".to_string(), |d| format!("{:.1} ms", ms(d)));
+    println!("the other organisation's run: started after {}, finished after {}", show(started), show(done));
     r.rt.shutdown(Duration::from_secs(1)).await;
     Ok(ExitCode::SUCCESS)
 }
