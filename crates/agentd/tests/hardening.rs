@@ -482,6 +482,23 @@ async fn a_bounded_fuzz_pass_over_every_route() {
             break;
         }
     }
+    // Odd scope headers on every route.
+    for (method, route) in routes {
+        for org in ["../../etc", ".hidden", &"o".repeat(300), "a b", "%00", "ü"] {
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let r = http
+                .request(m, format!("{}{}", s.url, route.replace("{}", "x")))
+                .header("x-org-id", reqwest::header::HeaderValue::from_bytes(org.as_bytes()).unwrap())
+                .header("x-user-id", "../u")
+                .json(&json!({"input": "x"}))
+                .send()
+                .await
+                .unwrap();
+            let code = r.status().as_u16();
+            assert!(code < 500, "{method} {route} as {org:?} -> {code}");
+            n += 1;
+        }
+    }
     eprintln!("{n} fuzz requests, no 5xx ({closed} cut off while sending)");
     alive(&s).await;
 }
