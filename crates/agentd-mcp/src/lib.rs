@@ -53,6 +53,14 @@ pub struct McpServerConfig {
 impl McpServerConfig {
     /// Checks the entry names exactly one transport.
     pub fn validate(&self) -> Result<(), String> {
+        let name_ok = |k: &str| {
+            !k.is_empty()
+                && !k.starts_with(|c: char| c.is_ascii_digit())
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if let Some(k) = self.env.keys().find(|k| !name_ok(k)) {
+            return Err(format!("environment variable names are [A-Za-z_][A-Za-z0-9_]*, not {k:?}"));
+        }
         match (&self.command, &self.url) {
             (Some(c), None) if !c.trim().is_empty() => Ok(()),
             (None, Some(u)) if u.starts_with("http://") || u.starts_with("https://") => Ok(()),
@@ -188,6 +196,10 @@ pub fn set_sandbox_read_paths(paths: Vec<std::path::PathBuf>) {
 
 /// Processes one sandboxed server may hold.
 const SERVER_MAX_PROCESSES: u64 = 256;
+/// Address space of each sandboxed server process.
+const SERVER_MEMORY_BYTES: u64 = 4 << 30;
+/// Largest file a sandboxed server may write.
+const SERVER_FILE_BYTES: u64 = 1 << 30;
 /// PATH inside a tenant server's clean environment.
 const CLEAN_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
@@ -379,17 +391,41 @@ async fn connect(s: &Server) -> Result<Connected, String> {
             };
             let (_fence, g) = agentd_tools::sandbox::build(&mut c, &spec);
             guard = Some(g);
+            // Memory and file size bounded like a shell command's (processes by the cgroup).
+            agentd_tools::sandbox::set_rlimits(
+                &mut c,
+                vec![
+                    (libc::RLIMIT_AS, SERVER_MEMORY_BYTES),
+                    (libc::RLIMIT_FSIZE, SERVER_FILE_BYTES),
+                    (libc::RLIMIT_NPROC, SERVER_MAX_PROCESSES),
+                ],
+            );
+            // The server's variables are set by bwrap inside the sandbox, never on
+            // bwrap itself (LD_PRELOAD and the like would run on the host).
+            if tenant {
+                c.arg("--clearenv");
+                for (k, v) in [("PATH", CLEAN_PATH), ("HOME", "/tmp"), ("LANG", "C.UTF-8")] {
+                    c.args(["--setenv", k, v]);
+                }
+            }
+            for (k, v) in &s.config.env {
+                c.arg("--setenv").arg(k).arg(v);
+            }
             c.arg("--").arg(cmd);
             c
         } else {
             tokio::process::Command::new(cmd)
         };
+        let sandboxed = s.config.sandbox;
         let c = rmcp::transport::ConfigureCommandExt::configure(c, |c| {
             if tenant {
-                // A tenant's server sees only what the tenant supplied: none of agentd's environment.
-                c.env_clear().env("PATH", CLEAN_PATH).env("HOME", "/tmp").env("LANG", "C.UTF-8");
+                // bwrap itself runs with a fixed, clean environment.
+                c.env_clear().env("PATH", CLEAN_PATH).env("LANG", "C.UTF-8");
             }
-            c.args(&s.config.args).envs(&s.config.env).stderr(std::process::Stdio::null());
+            if !sandboxed {
+                c.envs(&s.config.env);
+            }
+            c.args(&s.config.args).stderr(std::process::Stdio::null());
             // The server must not outlive agentd, even after `kill -9`.
             // SAFETY: prctl is async-signal-safe and only touches the child.
             #[cfg(target_os = "linux")]

@@ -306,6 +306,7 @@ impl Runtime {
                     agentd_core::Usage { input_tokens: input, output_tokens: output, total_tokens: input + output };
             }
             total.add(&resp.usage);
+            unique_call_ids(&mut resp.message.tool_calls);
             let calls = resp.message.tool_calls.clone();
             carry.push(EventKind::LlmCompleted {
                 step,
@@ -624,6 +625,27 @@ impl Runtime {
     }
 }
 
+/// Gives every call of one answer its own id (a model may repeat or omit
+/// one): approvals, results and the journal are keyed by it, so two calls
+/// sharing an id could share one person's answer.
+fn unique_call_ids(calls: &mut [ToolCall]) {
+    let mut seen = HashSet::new();
+    for (i, c) in calls.iter_mut().enumerate() {
+        if c.id.is_empty() || !seen.insert(c.id.clone()) {
+            let mut n = i;
+            let base = if c.id.is_empty() { "call".to_string() } else { c.id.clone() };
+            c.id = loop {
+                let candidate = format!("{base}_{n}");
+                if !seen.contains(&candidate) {
+                    break candidate;
+                }
+                n += 1;
+            };
+            seen.insert(c.id.clone());
+        }
+    }
+}
+
 fn tool_result(call: &ToolCall, out: &ToolOutput, status: &str, ms: u64) -> EventKind {
     EventKind::ToolResult {
         call_id: call.id.clone(),
@@ -726,5 +748,21 @@ fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_or_missing_call_ids_become_unique() {
+        let call = |id: &str| ToolCall { id: id.into(), name: "t".into(), arguments: serde_json::json!({}) };
+        let mut calls = vec![call("x"), call("x"), call(""), call("x_1"), call("")];
+        unique_call_ids(&mut calls);
+        let ids: Vec<&str> = calls.iter().map(|c| c.id.as_str()).collect();
+        let set: HashSet<&str> = ids.iter().copied().collect();
+        assert_eq!(set.len(), ids.len(), "{ids:?}");
+        assert_eq!(ids[0], "x");
     }
 }

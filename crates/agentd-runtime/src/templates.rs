@@ -37,6 +37,8 @@ fn env() -> minijinja::Environment<'static> {
 /// nesting in its parser, but filter, attribute and operator chains build
 /// an AST as deep as they are long, and compiling or dropping it recurses.
 const MAX_TAG_OPERATORS: usize = 256;
+/// Names and operators in all of a template's tags together.
+const MAX_TEMPLATE_OPERATORS: usize = 50_000;
 /// Stack for parsing and rendering: far above what the bounds above need,
 /// so nothing a tenant writes can overflow it (and never a tokio worker's).
 const TEMPLATE_STACK: usize = 16 * 1024 * 1024;
@@ -51,12 +53,16 @@ fn check_complexity(content: &str) -> Result<(), RuntimeError> {
         ));
     }
     let b = content.as_bytes();
-    let (mut i, mut tag, mut ops, mut quote, mut word) = (0, false, 0usize, None::<u8>, 0usize);
+    let too_complex = |what: String| Err(RuntimeError::bad("template_too_complex", what));
+    // Inside a tag, brackets nest: a `}}` closes the tag only outside them,
+    // as minijinja's lexer reads it (`{{ {'a': {'b': 1}}|e }}` is one tag).
+    let (mut i, mut tag, mut ops, mut total, mut depth) = (0, false, 0usize, 0usize, 0usize);
+    let (mut quote, mut word) = (None::<u8>, 0usize);
     while i < b.len() {
         let c = b[i];
         if !tag {
             if c == b'{' && matches!(b.get(i + 1), Some(b'{' | b'%')) {
-                (tag, ops, i) = (true, 0, i + 2);
+                (tag, ops, depth, i) = (true, 0, 0, i + 2);
                 continue;
             }
         } else if let Some(q) = quote {
@@ -65,7 +71,7 @@ fn check_complexity(content: &str) -> Result<(), RuntimeError> {
             } else if c == q {
                 quote = None;
             }
-        } else if matches!(c, b'}' | b'%') && b.get(i + 1) == Some(&b'}') {
+        } else if depth == 0 && matches!(c, b'}' | b'%') && b.get(i + 1) == Some(&b'}') {
             (tag, i) = (false, i + 2);
             continue;
         } else {
@@ -74,21 +80,29 @@ fn check_complexity(content: &str) -> Result<(), RuntimeError> {
                 word += 1;
             } else {
                 // Each name or literal and each operator is a node of the tree.
-                if word > 0 {
-                    ops += 1;
-                    word = 0;
-                }
+                let mut n = usize::from(word > 0);
+                word = 0;
                 match c {
                     b'"' | b'\'' => quote = Some(c),
-                    b'|' | b'.' | b'[' | b'(' | b'~' | b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!'
-                    | b',' | b':' => ops += 1,
+                    b'{' | b'(' | b'[' => {
+                        depth += 1;
+                        n += 1;
+                    }
+                    b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+                    b'|' | b'.' | b'~' | b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!' | b',' | b':' => {
+                        n += 1
+                    }
                     _ => {}
                 }
+                ops += n;
+                total += n;
             }
             if ops > MAX_TAG_OPERATORS {
-                return Err(RuntimeError::bad(
-                    "template_too_complex",
-                    format!("a template tag may hold at most {MAX_TAG_OPERATORS} names and operators"),
+                return too_complex(format!("a template tag may hold at most {MAX_TAG_OPERATORS} names and operators"));
+            }
+            if total > MAX_TEMPLATE_OPERATORS {
+                return too_complex(format!(
+                    "a template may hold at most {MAX_TEMPLATE_OPERATORS} names and operators"
                 ));
             }
         }
@@ -274,6 +288,11 @@ mod tests {
             let t = format!("{{{{ x{} }}}}", unit.repeat(n));
             assert_eq!(code(variables(&t)), "template_too_complex", "{unit}");
         }
+        // A dict literal's braces do not end the tag early (a bypass found in review).
+        let t = format!("{{{{ {{'a': {{'b': 1}}}}{} }}}}", "|e".repeat(100_000));
+        assert_eq!(code(variables(&t)), "template_too_complex");
+        let many = "{{ a.b|c }}".repeat(20_000);
+        assert_eq!(code(variables(&many)), "template_too_complex");
         let blocks = "{% if x %}".repeat(5_000);
         assert_ne!(code(variables(&blocks)), "ok");
         // Ordinary templates, and operators inside strings, are fine.

@@ -57,6 +57,12 @@ impl Feed {
         // in between; for a run on another node the channel carries `Changed`.
         let from_creation = rx.is_some();
         let mut rx = rx.or_else(|| Some(self.rt.hub.open(&self.run_id)));
+        // A cursor past the journal's end (`Last-Event-ID: 9223372036854775807`)
+        // would make every later event look already seen: clamp it.
+        if !from_creation {
+            let run = self.rt.store.get_run(&self.t, &self.run_id).await.map_err(|_| Closed)?;
+            self.last = self.last.clamp(0, run.map_or(0, |r| r.last_seq));
+        }
         if !from_creation && let Progress::Ended = self.backfill().await? {
             return Ok(());
         }

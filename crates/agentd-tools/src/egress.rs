@@ -267,6 +267,24 @@ pub fn check_url(org: &str, url: &reqwest::Url) -> Result<(), EgressError> {
     }
 }
 
+/// How long a name may take to resolve.
+const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Resolves on the tool pool (bounded per organisation and overall, so a
+/// slow nameserver cannot take every thread) with a time limit.
+async fn lookup(org: &str, host: &str, port: u16) -> Result<Vec<SocketAddr>, EgressError> {
+    let name = host.to_string();
+    let work = crate::pool::run_blocking(org, move || {
+        std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port)).map(|a| a.collect::<Vec<_>>())
+    });
+    match tokio::time::timeout(DNS_TIMEOUT, work).await {
+        Err(_) => Err(EgressError::Resolve(host.into(), format!("no answer within {} s", DNS_TIMEOUT.as_secs()))),
+        Ok(Err(e)) => Err(EgressError::Resolve(host.into(), e)),
+        Ok(Ok(Err(e))) => Err(EgressError::Resolve(host.into(), e.to_string())),
+        Ok(Ok(Ok(found))) => Ok(found),
+    }
+}
+
 /// Resolves names itself and hands the connector only addresses that pass.
 struct GuardResolver {
     org: String,
@@ -277,12 +295,9 @@ impl reqwest::dns::Resolve for GuardResolver {
         let org = self.org.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+            let found = lookup(&org, &host, 0)
                 .await
-                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> {
-                    Box::new(EgressError::Resolve(host.clone(), e.to_string()))
-                })?
-                .collect();
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
             let mut ok = vec![];
             let mut last = None;
             for a in found {
@@ -312,10 +327,7 @@ pub async fn pinned_client(org: &str, url: &reqwest::Url) -> Result<reqwest::Cli
     let port = url.port_or_known_default().unwrap_or(80);
     let mut pin: Option<(String, Vec<SocketAddr>)> = None;
     if let Some(url::Host::Domain(d)) = url.host() {
-        let found: Vec<SocketAddr> = tokio::net::lookup_host((d, port))
-            .await
-            .map_err(|e| EgressError::Resolve(d.to_string(), e.to_string()))?
-            .collect();
+        let found = lookup(org, d, port).await?;
         let mut ok = vec![];
         let mut last = None;
         for a in found {

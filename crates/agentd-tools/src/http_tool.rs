@@ -33,13 +33,33 @@ fn secret_allowed(var: &str, url: &str) -> Result<(), String> {
     let Some(hosts) = map.get(var) else {
         return Err(format!("{var} is not listed in [secrets.http_hosts], so it is sent to no host"));
     };
-    let host =
-        reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase)).unwrap_or_default();
-    if hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+    let Ok(u) = reqwest::Url::parse(url) else { return Err(format!("{var}: the URL does not parse")) };
+    if hosts.iter().any(|entry| secret_entry_matches(entry, &u)) {
         Ok(())
     } else {
-        Err(format!("{var} may only be sent to {} (see [secrets.http_hosts]), not to {host}", hosts.join(", ")))
+        let host = u.host_str().unwrap_or_default();
+        Err(format!(
+            "{var} may only be sent to {} (see [secrets.http_hosts]), not to {}://{host}",
+            hosts.join(", "),
+            u.scheme()
+        ))
     }
+}
+
+/// An entry is `host` or `host:port` (HTTPS only, so a secret never travels
+/// in clear text), or `http://host[:port]` / `https://host[:port]`.
+fn secret_entry_matches(entry: &str, u: &reqwest::Url) -> bool {
+    let (scheme, rest) = match entry.split_once("://") {
+        Some((s, r)) => (s.to_ascii_lowercase(), r),
+        None => ("https".to_string(), entry),
+    };
+    let (host, port) = match rest.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())) {
+        Some((h, p)) => (h, p.parse::<u16>().ok()),
+        None => (rest, None),
+    };
+    let host_ok =
+        u.host_str().is_some_and(|h| h.trim_matches(['[', ']']).eq_ignore_ascii_case(host.trim_matches(['[', ']'])));
+    host_ok && u.scheme() == scheme && port.is_none_or(|p| u.port_or_known_default() == Some(p))
 }
 
 /// Checks a definition before it is stored; the error says what is wrong.

@@ -12,6 +12,8 @@ pub const SYSTEM_DIRS: &[&str] =
     &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt", "/run/systemd/resolve"];
 /// Files under those that stay hidden (replaced by an empty file).
 pub const HIDDEN_FILES: &[&str] = &["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"];
+/// Size of the sandbox's private `/tmp` (memory-backed).
+pub const TMP_BYTES: u64 = 512 * 1024 * 1024;
 /// The uid and gid commands run as inside the sandbox ("nobody").
 pub const SANDBOX_UID: u32 = 65534;
 
@@ -24,6 +26,65 @@ pub fn hide(paths: impl IntoIterator<Item = PathBuf>) {
     let mut h = HIDDEN.write().unwrap_or_else(|e| e.into_inner());
     // Paths that do not exist yet (a data dir made later) are kept absolute.
     h.extend(paths.into_iter().filter_map(|p| p.canonicalize().or_else(|_| std::path::absolute(&p)).ok()));
+}
+
+/// Files and directories under [`SYSTEM_DIRS`] that "other" may not read.
+/// The sandbox's uid maps to agentd's own outside, so without this it could
+/// read what only root may (host keys, private TLS keys, service configs);
+/// each is covered, so the sandbox sees the system as an unprivileged user would.
+fn restricted() -> Vec<(PathBuf, bool)> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    type Scan = (std::time::Instant, Vec<(PathBuf, bool)>);
+    static R: std::sync::RwLock<Option<Scan>> = std::sync::RwLock::new(None);
+    static RESCANNING: AtomicBool = AtomicBool::new(false);
+    if let Some((at, list)) = R.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        // Refreshed in the background now and then, for files added later.
+        if at.elapsed() > std::time::Duration::from_secs(300) && !RESCANNING.swap(true, Ordering::SeqCst) {
+            std::thread::spawn(|| {
+                let fresh = scan_restricted();
+                *R.write().unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), fresh));
+                RESCANNING.store(false, Ordering::SeqCst);
+            });
+        }
+        return list.clone();
+    }
+    let mut w = R.write().unwrap_or_else(|e| e.into_inner());
+    if w.is_none() {
+        *w = Some((std::time::Instant::now(), scan_restricted()));
+    }
+    w.as_ref().map(|(_, l)| l.clone()).unwrap_or_default()
+}
+
+fn scan_restricted() -> Vec<(PathBuf, bool)> {
+    use std::os::unix::fs::PermissionsExt;
+    let (mut out, mut stack, mut seen) = (vec![], vec![], 0usize);
+    stack.extend(SYSTEM_DIRS.iter().map(PathBuf::from).filter(|p| !p.is_symlink()));
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            seen += 1;
+            if seen > 2_000_000 {
+                return out;
+            }
+            let Ok(m) = e.path().symlink_metadata() else { continue };
+            let mode = m.permissions().mode();
+            if m.is_dir() {
+                if mode & 0o005 != 0o005 {
+                    out.push((e.path(), true));
+                } else {
+                    stack.push(e.path());
+                }
+            } else if m.is_file() && mode & 0o004 == 0 {
+                out.push((e.path(), false));
+            }
+        }
+    }
+    out
+}
+
+/// Starts the scan of what the sandbox must cover, so the first command does not wait for it.
+pub fn prepare() {
+    std::thread::spawn(|| restricted().len());
 }
 
 /// How one sandbox is built.
@@ -97,7 +158,8 @@ pub fn build(cmd: &mut tokio::process::Command, spec: &FenceSpec) -> (Fence, Fen
     cmd.args(["--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL"]);
     // An empty root with the system directories read-only: the server's
     // data (other sessions, the database, its config) is not there.
-    cmd.args(["--tmpfs", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
+    cmd.args(["--tmpfs", "/", "--dev", "/dev", "--proc", "/proc"]);
+    cmd.args(["--size", &TMP_BYTES.to_string(), "--tmpfs", "/tmp"]);
     for dir in SYSTEM_DIRS {
         cmd.args(["--ro-bind-try", dir, dir]);
     }
@@ -107,6 +169,18 @@ pub fn build(cmd: &mut tokio::process::Command, spec: &FenceSpec) -> (Fence, Fen
     for f in HIDDEN_FILES {
         if Path::new(f).exists() {
             cmd.args(["--ro-bind", "/dev/null", f]);
+        }
+    }
+    // (Each checked again: one removed since the scan cannot be a mount point.)
+    for (p, is_dir) in restricted() {
+        match p.symlink_metadata() {
+            Ok(m) if is_dir && m.is_dir() => {
+                cmd.arg("--tmpfs").arg(&p);
+            }
+            Ok(m) if !is_dir && m.is_file() => {
+                cmd.arg("--ro-bind").arg("/dev/null").arg(&p);
+            }
+            _ => {}
         }
     }
     // Hidden before the workspace is bound: it may live inside a hidden directory.
@@ -136,7 +210,17 @@ pub fn build(cmd: &mut tokio::process::Command, spec: &FenceSpec) -> (Fence, Fen
     }
     let seccomp_fd = seccomp_pipe();
     if let Some(fd) = &seccomp_fd {
-        cmd.arg("--seccomp").arg(fd.as_raw_fd().to_string());
+        let raw = fd.as_raw_fd();
+        cmd.arg("--seccomp").arg(raw.to_string());
+        // SAFETY: fcntl is async-signal-safe; it runs in the child, on the pipe bwrap reads.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::fcntl(raw, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
     }
     let cgroup = pids_cgroup(spec.max_processes);
     if let Some(dir) = &cgroup {
@@ -166,6 +250,22 @@ pub fn build(cmd: &mut tokio::process::Command, spec: &FenceSpec) -> (Fence, Fen
         pids: if cgroup.is_some() { "cgroup" } else { "rlimit" },
     };
     (fence, FenceGuard { seccomp_fd, cgroup })
+}
+
+/// Sets resource limits in the child before it execs (`(RLIMIT_*, value)`).
+pub fn set_rlimits(cmd: &mut tokio::process::Command, limits: Vec<(libc::__rlimit_resource_t, u64)>) {
+    // SAFETY: only setrlimit runs between fork and exec; it is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            for (res, v) in &limits {
+                let lim = libc::rlimit { rlim_cur: *v as libc::rlim_t, rlim_max: *v as libc::rlim_t };
+                if libc::setrlimit(*res, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
 }
 
 /// A pids cgroup for one sandbox (v1 `pids` hierarchy or v2 with the pids
@@ -218,9 +318,8 @@ fn seccomp_pipe() -> Option<OwnedFd> {
     let mut file = std::fs::File::from(w);
     std::io::Write::write_all(&mut file, &bytes).ok()?;
     drop(file);
-    // The read end must survive exec into bwrap, which reads it to EOF.
-    // SAFETY: clearing FD_CLOEXEC on a descriptor we own.
-    unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFD, 0) };
+    // Close-on-exec stays set here: only the child that needs it clears it
+    // (see `build`), so commands spawned at the same time never inherit it.
     Some(r)
 }
 

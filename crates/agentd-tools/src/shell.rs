@@ -199,24 +199,13 @@ impl Tool for Shell {
                 (c, "bubblewrap", Some(guard), ev)
             }
         };
-        let limits = [
+        let limits = vec![
             (libc::RLIMIT_CPU, sb.cpu_seconds),
             (libc::RLIMIT_AS, sb.memory_mb.saturating_mul(1024 * 1024)),
             (libc::RLIMIT_NPROC, sb.max_processes),
             (libc::RLIMIT_FSIZE, sb.max_file_mb.saturating_mul(1024 * 1024)),
         ];
-        // SAFETY: only setrlimit runs between fork and exec; it is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || {
-                for (res, v) in limits {
-                    let lim = libc::rlimit { rlim_cur: v as libc::rlim_t, rlim_max: v as libc::rlim_t };
-                    if libc::setrlimit(res, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
+        crate::sandbox::set_rlimits(&mut cmd, limits);
         // A clean environment: the server's secrets never reach commands.
         cmd.env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")

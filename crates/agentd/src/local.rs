@@ -43,6 +43,7 @@ pub fn setup(local: &LocalOpts) -> anyhow::Result<Setup> {
     agentd_tools::egress::configure(&config.egress).map_err(|e| anyhow::anyhow!("[egress]: {e}"))?;
     // Sandboxes never see agentd's own config, .env or data, whatever else they see.
     let env_file = config.env_file.as_ref().map(|f| config.base_dir.join(f));
+    agentd_tools::sandbox::prepare();
     agentd_tools::sandbox::hide(config.path.iter().cloned().chain(env_file).chain([data_dir.clone()]));
     agentd_mcp::set_sandbox_read_paths(config.mcp.sandbox_read_paths.iter().map(|p| config.base_dir.join(p)).collect());
     Ok(Setup { config, data_dir, database, node_id, test_tools: local.enable_test_tools.clone() })

@@ -183,8 +183,28 @@ async fn tenant_mcp_servers_get_a_clean_environment_and_a_minimal_root() {
         ],
         ..Default::default()
     });
+    // A library that marks the host if anything outside the sandbox loads it
+    // (the tenant's env must reach only the sandboxed server, never bwrap).
+    let marker = outside.path().join("host-was-here");
+    let preload = outside.path().join("evil.so");
+    let c_src = outside.path().join("evil.c");
+    std::fs::write(
+        &c_src,
+        format!(
+            "#include <stdio.h>\n__attribute__((constructor)) static void f(void) {{ FILE *m = fopen({:?}, \"w\"); if (m) fclose(m); }}\n",
+            marker.display().to_string()
+        ),
+    )
+    .unwrap();
+    let compiled = std::process::Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&preload)
+        .arg(&c_src)
+        .status()
+        .is_ok_and(|s| s.success());
     let body = json!({"name": "probe", "command": python, "args": [script.to_str().unwrap(),
-        cfg.to_str().unwrap()], "env": {"MINE": "tenant-value"}, "network": true});
+        cfg.to_str().unwrap()], "env": {"MINE": "tenant-value", "LD_PRELOAD": preload.to_str().unwrap()},
+        "network": true});
     let (c, v) = s.call(reqwest::Method::POST, "/v1/mcp-servers", Some(body), Some("acme")).await;
     assert_eq!(c, 201, "{v}");
     let mut out = Value::Null;
@@ -201,7 +221,13 @@ async fn tenant_mcp_servers_get_a_clean_environment_and_a_minimal_root() {
     let env = report["env"].as_object().unwrap();
     assert_eq!(env.get("MINE").and_then(Value::as_str), Some("tenant-value"), "{report}");
     for k in env.keys() {
-        assert!(["MINE", "PATH", "HOME", "LANG", "PWD", "SHLVL", "_", "LC_CTYPE"].contains(&k.as_str()), "leaked {k}");
+        let ok = ["MINE", "PATH", "HOME", "LANG", "PWD", "SHLVL", "_", "LC_CTYPE", "LD_PRELOAD"];
+        assert!(ok.contains(&k.as_str()), "leaked {k}");
+    }
+    if compiled {
+        assert!(!marker.exists(), "the tenant's LD_PRELOAD ran on the host");
+    } else {
+        eprintln!("gcc missing: the LD_PRELOAD check was skipped");
     }
     assert_eq!(report["sees_config"], false, "{report}");
     assert_eq!(report["sees_root_home"], false, "{report}");
@@ -250,8 +276,17 @@ for line in sys.stdin:
 #[tokio::test(flavor = "multi_thread")]
 async fn the_shell_sandbox_holds_no_privileges() {
     let (_dir, cfg) = config(&format!("{OPEN}[agents.default.sandbox]\nmax_processes = 40\n"));
+    // A root-only file in a system directory (the sandbox's uid is root's outside).
+    let root_only = PathBuf::from(format!("/opt/agentd-hardening-{}", std::process::id()));
+    std::fs::create_dir_all(&root_only).unwrap();
+    let key = root_only.join("server.key");
+    std::fs::write(&key, "PRIVATE KEY MATERIAL").unwrap();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mock = MockOpenAi::start(vec![], 0).await.unwrap();
     let s = Server::start_with(Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
+    let (_, v) = call_as(&s, "a", "shell", json!({"argv": ["cat", key.to_str().unwrap()]})).await;
+    let _ = std::fs::remove_dir_all(&root_only);
+    assert!(!text(&v).contains("PRIVATE KEY MATERIAL"), "a root-only file was readable: {v}");
     let cmd = "id -u; grep CapEff /proc/self/status; grep '^Seccomp:' /proc/self/status; \
                mkdir -p m; mount -t tmpfs none m && echo MOUNTED; mknod dev c 1 3 && echo MKNOD; \
                unshare -U true && echo UNSHARED; \
@@ -357,6 +392,22 @@ async fn secrets_are_masked_on_writes_and_unlisted_secrets_are_sent_nowhere() {
                      "secret_headers": {"Authorization": "AGENTD_SECRET_TOKEN"}, "input_schema": {"type": "object"}});
     let (c, v) = s.post("/v1/http-tools", def).await;
     assert_eq!(c, 400, "AGENTD_SECRET_TOKEN is listed nowhere, so it may go nowhere: {v}");
+    drop(s);
+    // Listed as a bare host, a secret goes over HTTPS only, never in clear text.
+    let (_dir2, cfg2) = config(&format!(
+        "{OPEN}[egress]\nallow = [\"127.0.0.1\"]\n[secrets.http_hosts]\nAGENTD_SECRET_TOKEN = [\"127.0.0.1\"]\n"
+    ));
+    let s = Server::start_with(Opts {
+        mock: Some(&mock.base_url),
+        config: Some(&cfg2),
+        env: vec![("AGENTD_SECRET_TOKEN".into(), "tok-very-secret-value-42".into())],
+        ..Default::default()
+    });
+    let def = json!({"name": "h1", "url": echo, "secret_headers": {"Authorization": "AGENTD_SECRET_TOKEN"},
+                     "input_schema": {"type": "object"}});
+    let (c, v) = s.post("/v1/http-tools", def).await;
+    assert_eq!(c, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap_or_default().contains("http://127.0.0.1"), "{v}");
     let def = json!({"name": "h2", "url": echo, "headers": {"X-Key": secret, "X-Mine": "tenant-token-1"},
                      "input_schema": {"type": "object"}});
     let (c, v) = s.post("/v1/http-tools", def).await;
@@ -385,6 +436,21 @@ async fn sse_resumed_past_the_end_of_a_finished_run_closes() {
         let frames = tokio::time::timeout(Duration::from_secs(10), common::frames(resp)).await;
         assert!(frames.is_ok(), "the stream stayed open past the end");
     }
+    // On a live run, a cursor far past the end is clamped: the stream follows and ends.
+    let slow = agentd_testkit::Turn::Slow(Duration::from_millis(400), "late".into());
+    let mock2 = MockOpenAi::start(vec![slow], 0).await.unwrap();
+    let s2 = Server::start(&mock2.base_url);
+    let (_, run) = s2.post("/v1/runs", json!({"input": "hi"})).await;
+    let id = run["id"].as_str().unwrap().to_string();
+    let resp = s2
+        .req(reqwest::Method::GET, &format!("/v1/runs/{id}/events"))
+        .header("accept", "text/event-stream")
+        .header("last-event-id", i64::MAX.to_string())
+        .send()
+        .await
+        .unwrap();
+    let frames = common::frames(resp).await;
+    assert_eq!(frames.last().map(|f| f.event.as_str()), Some("run.completed"), "{frames:?}");
 }
 
 /// The fuzz pass: malformed and oversized bodies, deep nesting and odd bytes in

@@ -517,8 +517,9 @@ async fn secrets_never_reach_the_journal() {
     )
     .await
     .unwrap();
-    let (_d, cfg) =
-        config("[secrets.http_hosts]\nAGENTD_SECRET_DEPLOY = [\"127.0.0.1\"]\n[egress]\nallow = [\"127.0.0.1\"]\n");
+    let (_d, cfg) = config(
+        "[secrets.http_hosts]\nAGENTD_SECRET_DEPLOY = [\"http://127.0.0.1\"]\n[egress]\nallow = [\"127.0.0.1\"]\n",
+    );
     let s = Server::start_with(Opts {
         mock: Some(&mock.base_url),
         config: Some(&cfg),
@@ -692,7 +693,7 @@ async fn allowed_calls_run_while_their_neighbour_waits() {
 async fn secrets_only_go_to_the_hosts_the_operator_allows() {
     let mock = MockOpenAi::start(vec![], 0).await.unwrap();
     let (_d, cfg) = config(
-        "[secrets.http_hosts]\nAGENTD_SECRET_GITHUB = [\"api.github.com\"]\nAGENTD_SECRET_LOCAL = [\"127.0.0.1\"]\n\
+        "[secrets.http_hosts]\nAGENTD_SECRET_GITHUB = [\"api.github.com\"]\nAGENTD_SECRET_LOCAL = [\"http://127.0.0.1\"]\n\
          [egress]\nallow = [\"127.0.0.1\"]\n",
     );
     let s = Server::start_with(Opts {

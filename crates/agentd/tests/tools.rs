@@ -217,7 +217,7 @@ async fn http_tools_are_registered_per_tenant_and_called() {
         .unwrap();
     let (_cfg_dir, cfg) = gate_open();
     let hosts =
-        std::fs::read_to_string(&cfg).unwrap() + "[secrets.http_hosts]\nAGENTD_SECRET_TOKEN = [\"127.0.0.1\"]\n";
+        std::fs::read_to_string(&cfg).unwrap() + "[secrets.http_hosts]\nAGENTD_SECRET_TOKEN = [\"http://127.0.0.1\"]\n";
     std::fs::write(&cfg, hosts).unwrap();
     let s = Server::start_with(Opts {
         config: Some(&cfg),
