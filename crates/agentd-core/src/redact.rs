@@ -65,10 +65,12 @@ pub fn secrets_from_env(also: &[String]) -> Vec<String> {
     std::env::vars().filter(|(k, _)| secretish(k) || also.contains(k)).map(|(_, v)| v).collect()
 }
 
-/// The text with secrets masked (borrowed when nothing matched).
+/// The text with secrets masked (borrowed when nothing matched). NUL
+/// characters, which databases cannot store as text, become U+FFFD.
 pub fn redact(s: &str) -> Cow<'_, str> {
     let values = secrets().read().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut out: Cow<'_, str> = Cow::Borrowed(s);
+    let mut out: Cow<'_, str> =
+        if s.contains('\0') { Cow::Owned(s.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(s) };
     for v in values.iter() {
         if out.contains(v.as_str()) {
             out = Cow::Owned(out.replace(v.as_str(), MASK));
@@ -106,7 +108,18 @@ pub fn redact_value(v: &mut serde_json::Value) -> bool {
             }
         },
         serde_json::Value::Array(a) => a.iter_mut().fold(false, |acc, x| redact_value(x) | acc),
-        serde_json::Value::Object(m) => m.values_mut().fold(false, |acc, x| redact_value(x) | acc),
+        serde_json::Value::Object(m) => {
+            let mut changed = m.values_mut().fold(false, |acc, x| redact_value(x) | acc);
+            // Keys can carry secrets too (a token used as a map key).
+            if m.keys().any(|k| matches!(redact(k), Cow::Owned(_))) {
+                let old = std::mem::take(m);
+                for (k, v) in old {
+                    m.insert(redact(&k).into_owned(), v);
+                }
+                changed = true;
+            }
+            changed
+        }
         _ => false,
     }
 }

@@ -194,6 +194,8 @@ pub fn set_sandbox_read_paths(paths: Vec<std::path::PathBuf>) {
     *read_paths().write().unwrap_or_else(|e| e.into_inner()) = paths;
 }
 
+/// MCP servers one organisation may add.
+const MAX_SERVERS_PER_ORG: usize = 16;
 /// Processes one sandboxed server may hold.
 const SERVER_MAX_PROCESSES: u64 = 256;
 /// Address space of each sandboxed server process.
@@ -232,6 +234,13 @@ impl McpManager {
         }
         config.validate().map_err(McpError::Invalid)?;
         let mut map = self.servers.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = &owner
+            && map.keys().filter(|(o, _)| o.as_ref().is_some_and(|o| o.org == t.org)).count() >= MAX_SERVERS_PER_ORG
+        {
+            return Err(McpError::Invalid(format!(
+                "an organisation may run at most {MAX_SERVERS_PER_ORG} MCP servers"
+            )));
+        }
         // A tenant's name may not shadow a shared one (tool names would clash).
         if map.contains_key(&(owner.clone(), name.to_string())) || map.contains_key(&(None, name.to_string())) {
             return Err(McpError::Exists(name.into()));
@@ -389,17 +398,15 @@ async fn connect(s: &Server) -> Result<Connected, String> {
                 // Hidden last, so no bind can uncover them.
                 hidden: hidden().read().unwrap_or_else(|e| e.into_inner()).clone(),
             };
-            let (_fence, g) = agentd_tools::sandbox::build(&mut c, &spec);
+            let (fence, g) = agentd_tools::sandbox::build(&mut c, &spec);
             guard = Some(g);
-            // Memory and file size bounded like a shell command's (processes by the cgroup).
-            agentd_tools::sandbox::set_rlimits(
-                &mut c,
-                vec![
-                    (libc::RLIMIT_AS, SERVER_MEMORY_BYTES),
-                    (libc::RLIMIT_FSIZE, SERVER_FILE_BYTES),
-                    (libc::RLIMIT_NPROC, SERVER_MAX_PROCESSES),
-                ],
-            );
+            // Memory and file size bounded like a shell command's; processes by
+            // the cgroup (RLIMIT_NPROC, shared by every process of agentd's uid, only without one).
+            let mut limits = vec![(libc::RLIMIT_AS, SERVER_MEMORY_BYTES), (libc::RLIMIT_FSIZE, SERVER_FILE_BYTES)];
+            if fence.pids != "cgroup" {
+                limits.push((libc::RLIMIT_NPROC, SERVER_MAX_PROCESSES));
+            }
+            agentd_tools::sandbox::set_rlimits(&mut c, limits);
             // The server's variables are set by bwrap inside the sandbox, never on
             // bwrap itself (LD_PRELOAD and the like would run on the host).
             if tenant {

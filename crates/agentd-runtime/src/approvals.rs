@@ -49,6 +49,14 @@ impl Runtime {
             if decision == "deny" {
                 return Err(RuntimeError::bad("invalid_request", "`arguments` can only come with an approval"));
             }
+            // A session grant is keyed by the request as asked; edited arguments
+            // would grant the unedited (perhaps dangerous) request for the session.
+            if decision == "approve_for_session" {
+                return Err(RuntimeError::bad(
+                    "invalid_request",
+                    "edited `arguments` can only come with `approve`, not `approve_for_session`",
+                ));
+            }
             if !args.is_object() {
                 return Err(RuntimeError::bad("invalid_arguments", "`arguments` must be a JSON object"));
             }

@@ -54,6 +54,9 @@ pub struct ApprovalState {
     /// A `tool.started` followed the answer: the approval was used up, and a
     /// crash after it makes the call's outcome unknown like any other start.
     pub consumed: bool,
+    /// Arguments a person edited in an earlier answer for this call: what
+    /// runs, even when a later request (after a crash) is approved as is.
+    pub edited: Option<serde_json::Value>,
 }
 
 /// Identifies "the same call" for the loop guard: name + canonical arguments.
@@ -127,7 +130,8 @@ impl Folded {
                     f.policy.insert(call_id, decision);
                 }
                 EventKind::ApprovalRequested { call_id, approval_key, .. } => {
-                    f.approvals.insert(call_id, ApprovalState { approval_key, ..Default::default() });
+                    let edited = f.approvals.get(&call_id).and_then(|a| a.edited.clone());
+                    f.approvals.insert(call_id, ApprovalState { approval_key, edited, ..Default::default() });
                 }
                 EventKind::ApprovalResolved { call_id, approval_key, decision, reason, arguments, .. } => {
                     if agentd_core::approval::status_of(&decision) != "approved" {
@@ -137,6 +141,9 @@ impl Folded {
                         .approvals
                         .entry(call_id)
                         .or_insert_with(|| ApprovalState { approval_key, ..Default::default() });
+                    if arguments.is_some() {
+                        a.edited = arguments.clone();
+                    }
                     a.resolved = Some((decision, reason, arguments));
                     a.consumed = false;
                 }

@@ -85,7 +85,7 @@ impl Runtime {
                     None => Plan::Waiting,
                     Some((d, _, args)) if d == "approve" || d == "approve_for_session" => {
                         let mut call = c.clone();
-                        if let Some(edited) = args {
+                        if let Some(edited) = args.as_ref().or(a.edited.as_ref()) {
                             call.arguments = edited.clone();
                         }
                         // An approval covers one start: once the call started

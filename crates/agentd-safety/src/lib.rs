@@ -71,26 +71,42 @@ fn write_canonical(v: &Value, out: &mut String) {
     }
 }
 
-/// What a person is shown for a call: shell as argv lists and the names
-/// (never values) of environment assignments; file writes as path, size and
-/// sha256 (never content); other tools' arguments as they are.
+/// What a person is shown for a call: shell as argv lists, redirections
+/// (here-documents by size and sha256), the text of command substitutions,
+/// the names (never values) of environment assignments and the sha256 of
+/// the exact command, so two different commands never share an approval
+/// key; file writes as path, size and sha256 (never content); other tools'
+/// arguments as they are.
 pub fn sanitize(tool: &str, args: &Value) -> Value {
     match tool {
         "shell" => {
-            let mut env: Vec<String> = vec![];
+            let (mut env, mut redirects, mut substitutions): (Vec<String>, Vec<String>, Vec<String>) =
+                (vec![], vec![], vec![]);
             let commands: Vec<Vec<String>> = match args["command"].as_str() {
                 Some(cmd) => match shellparse::parse(cmd) {
-                    Ok(s) => s
-                        .pipelines
-                        .iter()
-                        .flat_map(|p| p.commands.iter())
-                        .map(|c| {
-                            for a in &c.assignments {
-                                env.push(a.split('=').next().unwrap_or_default().to_string());
-                            }
-                            c.argv.iter().map(|w| w.text.clone()).collect()
-                        })
-                        .collect(),
+                    Ok(s) => {
+                        substitutions.extend(s.substitutions.iter().cloned());
+                        s.pipelines
+                            .iter()
+                            .flat_map(|p| p.commands.iter())
+                            .map(|c| {
+                                for a in &c.assignments {
+                                    env.push(a.split('=').next().unwrap_or_default().to_string());
+                                }
+                                for r in &c.redirects {
+                                    let heredoc =
+                                        (r.op.ends_with("<<") && !r.op.ends_with("<<<")) || r.op.ends_with("<<-");
+                                    redirects.push(if heredoc {
+                                        let (n, h) = (r.target.len(), sha256_hex(r.target.as_bytes()));
+                                        format!("{} [here-document, {n} bytes, sha256 {h}]", r.op)
+                                    } else {
+                                        format!("{} {}", r.op, r.target)
+                                    });
+                                }
+                                c.argv.iter().map(|w| w.text.clone()).collect()
+                            })
+                            .collect()
+                    }
                     Err(_) => vec![vec![cmd.to_string()]],
                 },
                 None => vec![
@@ -101,6 +117,17 @@ pub fn sanitize(tool: &str, args: &Value) -> Value {
                 ],
             };
             let mut out = json!({"commands": commands, "env": env});
+            if !redirects.is_empty() {
+                out["redirects"] = json!(redirects);
+            }
+            if !substitutions.is_empty() {
+                out["substitutions"] = json!(substitutions);
+            }
+            let exact = match args.get("command") {
+                Some(c) => canonical_json(c),
+                None => canonical_json(&args["argv"]),
+            };
+            out["command_sha256"] = json!(sha256_hex(exact.as_bytes()));
             if args.get("command").is_some() {
                 out["shell"] = json!(true);
             }

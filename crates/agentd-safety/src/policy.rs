@@ -446,5 +446,24 @@ mod tests {
         assert_eq!(k1.len(), 64);
         assert!(k1.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
         assert_ne!(k1, crate::approval_key("edit_file", &json!({"a": 1, "b": {"y": 2, "x": 1}})));
+        // What differs in substitutions, here-documents, redirections or
+        // assignment values gives a different approval key (a session grant
+        // for one never covers the other).
+        let key = |c: &str| {
+            let s = crate::sanitize("shell", &json!({"command": c}));
+            assert!(!s.to_string().contains("hunter2"), "{s}");
+            crate::approval_key("shell", &s)
+        };
+        let pairs = [
+            ("echo \"$(date)\"", "echo \"$(rm -rf ~)\""),
+            ("python3 <<EOF\nprint(1)\nEOF", "python3 <<EOF\nimport os; os.system('x')\nEOF"),
+            ("echo x > a.txt", "echo x > /etc/passwd"),
+            ("A=hunter2 env", "A=hunter3 env"),
+        ];
+        for (a, b) in pairs {
+            assert_ne!(key(a), key(b), "{a} vs {b}");
+        }
+        let shown = crate::sanitize("shell", &json!({"command": "python3 <<EOF\nprint(1)\nEOF"}));
+        assert!(shown["redirects"][0].as_str().unwrap().contains("here-document"), "{shown}");
     }
 }

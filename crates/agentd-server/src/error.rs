@@ -137,11 +137,41 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MaybeJson(None));
         }
+        if has_escaped_nul(&bytes) {
+            return Err(ApiError::bad_request("invalid_request", "NUL characters (\\u0000) are not accepted"));
+        }
         serde_json::from_slice(&bytes).map(|v| MaybeJson(Some(v))).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => ApiError::bad_request("invalid_request", e.to_string()),
             _ => ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")),
         })
     }
+}
+
+/// Whether JSON text holds a `\u0000` escape (raw NULs are invalid JSON
+/// anyway). Databases cannot store NUL in text, so it is refused at the door.
+fn has_escaped_nul(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'u') && b.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
+                return true;
+            }
+            i += 2; // any other escape, `\\` included, is two bytes
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// Refuses NUL (`%00`) anywhere in the path or query: no id, name or filter holds one.
+pub async fn reject_nul(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let uri = req.uri().to_string();
+    if uri.to_ascii_lowercase().contains("%00") {
+        return ApiError::bad_request("invalid_request", "NUL characters (%00) are not accepted in paths or queries")
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// The caller's tenant scope, from `x-org-id`, `x-user-id`, `x-project-id`.

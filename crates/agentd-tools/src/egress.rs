@@ -23,6 +23,8 @@ use std::time::Duration;
 pub enum EgressError {
     #[error("egress refused: {0} is agentd's own address")]
     OwnAddress(SocketAddr),
+    #[error("egress refused: {0} is on the operator's deny list")]
+    Denied(SocketAddr),
     #[error("egress refused: {host} resolves to {addr}, a {class} address (the operator can allow it in [egress])")]
     Internal { host: String, addr: IpAddr, class: &'static str },
     #[error("egress refused: {0}")]
@@ -78,6 +80,9 @@ impl Allow {
 pub struct EgressConfig {
     /// Allowed for every tenant.
     pub allow: Vec<String>,
+    /// Refused for every tenant, whatever `allow` says (other agentd nodes,
+    /// databases, metadata services inside allowed ranges).
+    pub deny: Vec<String>,
     /// Per organisation: more allowed destinations, and whether its stdio
     /// MCP servers may have a network at all.
     pub orgs: BTreeMap<String, OrgEgress>,
@@ -93,17 +98,19 @@ pub struct OrgEgress {
 
 struct State {
     all: Vec<Allow>,
+    deny: Vec<Allow>,
     orgs: HashMap<String, (Vec<Allow>, bool)>,
     own: Vec<SocketAddr>,
 }
 
 static STATE: LazyLock<RwLock<State>> =
-    LazyLock::new(|| RwLock::new(State { all: vec![], orgs: HashMap::new(), own: vec![] }));
+    LazyLock::new(|| RwLock::new(State { all: vec![], deny: vec![], orgs: HashMap::new(), own: vec![] }));
 static CLIENTS: LazyLock<Mutex<HashMap<String, reqwest::Client>>> = LazyLock::new(Default::default);
 
 /// Installs the operator's settings; an invalid entry is an error naming it.
 pub fn configure(cfg: &EgressConfig) -> Result<(), String> {
     let all = cfg.allow.iter().map(|s| Allow::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    let deny = cfg.deny.iter().map(|s| Allow::parse(s)).collect::<Result<Vec<_>, _>>()?;
     let mut orgs = HashMap::new();
     for (org, o) in &cfg.orgs {
         let list = o.allow.iter().map(|s| Allow::parse(s)).collect::<Result<Vec<_>, _>>()?;
@@ -111,6 +118,7 @@ pub fn configure(cfg: &EgressConfig) -> Result<(), String> {
     }
     let mut st = STATE.write().unwrap_or_else(|e| e.into_inner());
     st.all = all;
+    st.deny = deny;
     st.orgs = orgs;
     CLIENTS.lock().unwrap_or_else(|e| e.into_inner()).clear();
     Ok(())
@@ -179,6 +187,11 @@ pub fn internal_class(ip: IpAddr) -> Option<&'static str> {
                 x if x & 0xffc0 == 0xfec0 => "site-local",
                 x if x & 0xff00 == 0xff00 => "multicast",
                 0x100 if s[1..4] == [0, 0, 0] => "discard",
+                // Translation and tunnelling prefixes can carry an internal
+                // IPv4 in layouts `canonical` does not unpack: refused whole.
+                0x64 if s[1] == 0xff9b => "NAT64",
+                0 if s[1..4] == [0, 0, 0] && s[4] == 0xffff && s[5] == 0 => "IPv4-translated (SIIT)",
+                0x2001 if s[1] == 0 => "Teredo",
                 _ => return None,
             })
         }
@@ -233,6 +246,9 @@ pub fn check_addr(org: &str, host: &str, addr: SocketAddr) -> Result<(), EgressE
         }
     }
     let allowed = |list: &[Allow]| list.iter().any(|a| a.permits(host, &addr));
+    if allowed(&st.deny) {
+        return Err(EgressError::Denied(addr));
+    }
     if allowed(&st.all) || st.orgs.get(org).is_some_and(|(l, _)| allowed(l)) {
         return Ok(());
     }
@@ -440,6 +456,9 @@ mod tests {
             "http://[::127.0.0.1]/",
             "http://[64:ff9b::7f00:1]/",
             "http://[2002:7f00:1::]/",
+            "http://[64:ff9b:1:7f00:1::]/",
+            "http://[::ffff:0:7f00:1]/",
+            "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
             "http://10.1.2.3/",
             "http://172.16.0.1/",
             "http://192.168.1.1/",
@@ -467,6 +486,19 @@ mod tests {
         assert!(matches!(refused, Err(EgressError::Internal { class: "loopback", .. })), "{refused:?}");
         assert!(check_addr("acme", "x", "[::ffff:10.0.0.1]:80".parse().unwrap()).is_err());
         assert!(check_addr("acme", "example.com", "93.184.216.34:443".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn the_deny_list_wins_over_allow() {
+        let cfg = EgressConfig {
+            allow: vec!["198.51.100.0/24".into()],
+            deny: vec!["198.51.100.7".into()],
+            ..Default::default()
+        };
+        configure(&cfg).unwrap();
+        assert!(matches!(check_addr("x", "h", "198.51.100.7:80".parse().unwrap()), Err(EgressError::Denied(_))));
+        assert!(check_addr("x", "h", "198.51.100.8:80".parse().unwrap()).is_ok());
+        configure(&EgressConfig::default()).unwrap();
     }
 
     #[test]

@@ -8,12 +8,18 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// What a sandboxed command sees of the host, read-only.
-pub const SYSTEM_DIRS: &[&str] =
-    &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt", "/run/systemd/resolve"];
+pub const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/etc", "/opt"];
+/// Resolver files shown only when the sandbox has a network (the directory
+/// itself also holds systemd-resolved's socket, a way to the network).
+const RESOLVER_FILES: &[&str] = &["/run/systemd/resolve/stub-resolv.conf", "/run/systemd/resolve/resolv.conf"];
 /// Files under those that stay hidden (replaced by an empty file).
 pub const HIDDEN_FILES: &[&str] = &["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers"];
 /// Size of the sandbox's private `/tmp` (memory-backed).
 pub const TMP_BYTES: u64 = 512 * 1024 * 1024;
+/// Size of `/dev/shm`.
+pub const SHM_BYTES: u64 = 64 * 1024 * 1024;
+/// Size of the root and of each tmpfs that covers something (room for mount points only).
+pub const COVER_BYTES: u64 = 1024 * 1024;
 /// The uid and gid commands run as inside the sandbox ("nobody").
 pub const SANDBOX_UID: u32 = 65534;
 
@@ -158,7 +164,10 @@ pub fn build(cmd: &mut tokio::process::Command, spec: &FenceSpec) -> (Fence, Fen
     cmd.args(["--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL"]);
     // An empty root with the system directories read-only: the server's
     // data (other sessions, the database, its config) is not there.
-    cmd.args(["--tmpfs", "/", "--dev", "/dev", "--proc", "/proc"]);
+    // Every tmpfs has a size (memory is shared by all tenants); /dev is
+    // read-only but for a small /dev/shm.
+    cmd.args(["--size", &COVER_BYTES.to_string(), "--tmpfs", "/", "--dev", "/dev", "--proc", "/proc"]);
+    cmd.args(["--size", &SHM_BYTES.to_string(), "--tmpfs", "/dev/shm", "--remount-ro", "/dev"]);
     cmd.args(["--size", &TMP_BYTES.to_string(), "--tmpfs", "/tmp"]);
     for dir in SYSTEM_DIRS {
         cmd.args(["--ro-bind-try", dir, dir]);
@@ -175,7 +184,7 @@ pub fn build(cmd: &mut tokio::process::Command, spec: &FenceSpec) -> (Fence, Fen
     for (p, is_dir) in restricted() {
         match p.symlink_metadata() {
             Ok(m) if is_dir && m.is_dir() => {
-                cmd.arg("--tmpfs").arg(&p);
+                cmd.args(["--size", &COVER_BYTES.to_string(), "--tmpfs"]).arg(&p);
             }
             Ok(m) if !is_dir && m.is_file() => {
                 cmd.arg("--ro-bind").arg("/dev/null").arg(&p);
@@ -193,7 +202,7 @@ pub fn build(cmd: &mut tokio::process::Command, spec: &FenceSpec) -> (Fence, Fen
     };
     for p in spec.hidden.iter().chain(global.iter()).filter(|p| shown(p)) {
         if p.is_dir() {
-            cmd.arg("--tmpfs").arg(p);
+            cmd.args(["--size", &COVER_BYTES.to_string(), "--tmpfs"]).arg(p);
         } else if p.is_file() {
             cmd.arg("--ro-bind").arg("/dev/null").arg(p);
         }
@@ -201,13 +210,17 @@ pub fn build(cmd: &mut tokio::process::Command, spec: &FenceSpec) -> (Fence, Fen
     if let Some(w) = &spec.writable {
         cmd.arg("--bind").arg(w).arg(w).arg("--chdir").arg(w);
     }
+    if spec.network {
+        for f in RESOLVER_FILES {
+            cmd.args(["--ro-bind-try", f, f]);
+        }
+    } else {
+        cmd.arg("--unshare-net");
+    }
     // The root itself read-only: writable are only /tmp and the workspace.
     cmd.args(["--remount-ro", "/"]);
     cmd.args(["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]);
     cmd.args(["--die-with-parent", "--new-session"]);
-    if !spec.network {
-        cmd.arg("--unshare-net");
-    }
     let seccomp_fd = seccomp_pipe();
     if let Some(fd) = &seccomp_fd {
         let raw = fd.as_raw_fd();

@@ -199,12 +199,16 @@ impl Tool for Shell {
                 (c, "bubblewrap", Some(guard), ev)
             }
         };
-        let limits = vec![
+        let mut limits = vec![
             (libc::RLIMIT_CPU, sb.cpu_seconds),
             (libc::RLIMIT_AS, sb.memory_mb.saturating_mul(1024 * 1024)),
-            (libc::RLIMIT_NPROC, sb.max_processes),
             (libc::RLIMIT_FSIZE, sb.max_file_mb.saturating_mul(1024 * 1024)),
         ];
+        // RLIMIT_NPROC counts every process of agentd's uid, other tenants'
+        // included: only a fallback where no pids cgroup bounds this command.
+        if evidence["pids_limit"] != "cgroup" {
+            limits.push((libc::RLIMIT_NPROC, sb.max_processes));
+        }
         crate::sandbox::set_rlimits(&mut cmd, limits);
         // A clean environment: the server's secrets never reach commands.
         cmd.env_clear()

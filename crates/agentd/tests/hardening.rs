@@ -458,7 +458,37 @@ async fn sse_resumed_past_the_end_of_a_finished_run_closes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bounded_fuzz_pass_over_every_route() {
     let mock = MockOpenAi::start(vec![], 0).await.unwrap();
-    let s = Server::start(&mock.base_url);
+    fuzz(&Server::start(&mock.base_url)).await;
+}
+
+/// The same on PostgreSQL, which refuses NUL in text where SQLite takes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bounded_fuzz_pass_over_every_route_postgres() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let db = common::fresh_pg_database().await;
+    let s = Server::start_with(Opts {
+        mock: Some(&mock.base_url),
+        args: vec!["--database".into(), db],
+        ..Default::default()
+    });
+    fuzz(&s).await;
+    drop(s);
+    // A model answer with NUL characters is stored (as U+FFFD), not a failed run.
+    let mock = MockOpenAi::start(vec![agentd_testkit::Turn::text("a\u{0}b")], 0).await.unwrap();
+    let db = common::fresh_pg_database().await;
+    let s = Server::start_with(Opts {
+        mock: Some(&mock.base_url),
+        args: vec!["--database".into(), db],
+        ..Default::default()
+    });
+    let (c, run) = s.post("/v1/runs", json!({"input": "hi"})).await;
+    assert_eq!(c, 202, "{run}");
+    let done = s.wait_run(run["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["output"], "a\u{fffd}b", "{done}");
+}
+
+async fn fuzz(s: &Server) {
     let routes: &[(&str, &str)] = &[
         ("POST", "/v1/runs"),
         ("GET", "/v1/runs"),
@@ -534,7 +564,7 @@ async fn a_bounded_fuzz_pass_over_every_route() {
                     // as long as the server stays up.
                     Err(_) => {
                         closed += 1;
-                        alive(&s).await;
+                        alive(s).await;
                         continue;
                     }
                 };
@@ -566,5 +596,5 @@ async fn a_bounded_fuzz_pass_over_every_route() {
         }
     }
     eprintln!("{n} fuzz requests, no 5xx ({closed} cut off while sending)");
-    alive(&s).await;
+    alive(s).await;
 }
