@@ -10,6 +10,7 @@ mod fold;
 mod gate;
 pub mod hub;
 pub mod images;
+mod mcp_servers;
 pub mod models;
 mod run_loop;
 mod scheduler;

@@ -59,6 +59,15 @@ impl Runtime {
         }
         let rt = self.clone();
         tokio::spawn(async move { rt.heartbeat_loop().await });
+        // Servers tenants added over the API outlive restarts.
+        let rt = self.clone();
+        tokio::spawn(async move {
+            match rt.load_mcp_servers().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(servers = n, "connecting MCP servers tenants added"),
+                Err(e) => tracing::warn!(error = %e, "loading tenants' MCP servers failed"),
+            }
+        });
         if let Some(changes) = self.store.changes() {
             let rt = self.clone();
             tokio::spawn(async move { rt.follow_changes(changes).await });

@@ -119,6 +119,7 @@ impl Runtime {
             }
         }
         let mut mcp = HashMap::new();
+        self.sync_mcp(t, false).await?;
         for tool in self.mcp.tools_for(t) {
             let spec = agentd_tools::Tool::spec(tool.as_ref());
             if agent.allows(&spec.name) {

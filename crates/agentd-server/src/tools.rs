@@ -168,27 +168,18 @@ pub struct McpServerBody {
     config: agentd_mcp::McpServerConfig,
 }
 
-fn mcp_error(e: agentd_mcp::McpError) -> ApiError {
-    match e {
-        agentd_mcp::McpError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "mcp_server_exists", e.to_string()),
-        agentd_mcp::McpError::NotFound(_) => ApiError::not_found("mcp_server_not_found", e.to_string()),
-        agentd_mcp::McpError::Invalid(_) => ApiError::bad_request("invalid_request", e.to_string()),
-    }
-}
-
 /// Adds an MCP server owned by the caller's tenant; it connects in the background.
 pub async fn add_mcp(
     State(s): State<AppState>,
     Scope(t): Scope,
     ApiJson(b): ApiJson<McpServerBody>,
 ) -> Result<Response, ApiError> {
-    s.rt.mcp.add(Some(t.clone()), &b.name, b.config).map_err(mcp_error)?;
-    let info = s.rt.mcp.list(&t).into_iter().find(|i| i.name == b.name);
+    let info = s.rt.add_mcp_server(&t, &b.name, b.config).await?;
     Ok((StatusCode::CREATED, Json(json!(info))).into_response())
 }
 
-pub async fn list_mcp(State(s): State<AppState>, Scope(t): Scope) -> Json<Value> {
-    Json(json!({"data": s.rt.mcp.list(&t), "next_cursor": null}))
+pub async fn list_mcp(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"data": s.rt.list_mcp_servers(&t).await?, "next_cursor": null})))
 }
 
 pub async fn delete_mcp(
@@ -196,7 +187,7 @@ pub async fn delete_mcp(
     Scope(t): Scope,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.rt.mcp.remove(&t, &name).map_err(mcp_error)?;
+    s.rt.remove_mcp_server(&t, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -205,8 +196,7 @@ pub async fn restart_mcp(
     Scope(t): Scope,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    s.rt.mcp.restart(&t, &name).map_err(mcp_error)?;
-    let info = s.rt.mcp.list(&t).into_iter().find(|i| i.name == name);
+    let info = s.rt.restart_mcp_server(&t, &name).await?;
     Ok((StatusCode::ACCEPTED, Json(json!(info))).into_response())
 }
 
@@ -219,12 +209,8 @@ pub struct SkillBody {
     files: std::collections::BTreeMap<String, String>,
 }
 
-/// Uploads a skill for the caller's tenant.
-pub async fn create_skill(
-    State(s): State<AppState>,
-    Scope(t): Scope,
-    ApiJson(b): ApiJson<SkillBody>,
-) -> Result<Response, ApiError> {
+/// A skill from an upload, checked: SKILL.md parses, file paths stay relative, sizes bounded.
+fn skill_from(b: SkillBody) -> Result<agentd_tools::skills::Skill, ApiError> {
     let mut skill =
         agentd_tools::skills::parse_skill(&b.content).map_err(|m| ApiError::bad_request("invalid_skill", m))?;
     for rel in b.files.keys() {
@@ -244,6 +230,22 @@ pub async fn create_skill(
     }
     skill.files = b.files;
     skill.source = "tenant".into();
+    Ok(skill)
+}
+
+/// What an upload answers: the skill's name, description (masked) and source.
+fn skill_answer(status: StatusCode, skill: &agentd_tools::skills::Skill) -> Response {
+    let description = agentd_core::redact::redact(&skill.description);
+    (status, Json(json!({"name": skill.name, "description": description, "source": "tenant"}))).into_response()
+}
+
+/// Uploads a skill for the caller's tenant.
+pub async fn create_skill(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    ApiJson(b): ApiJson<SkillBody>,
+) -> Result<Response, ApiError> {
+    let skill = skill_from(b)?;
     let taken = s.rt.skills_for(&t).await?.iter().any(|k| k.name == skill.name);
     if taken {
         return Err(ApiError::new(
@@ -252,13 +254,8 @@ pub async fn create_skill(
             format!("a skill named {} exists", skill.name),
         ));
     }
-    let doc = json!(skill);
-    match s.rt.store.create_doc(&t, "skill", &skill.name, &doc).await {
-        Ok(()) => Ok((
-            StatusCode::CREATED,
-            Json(json!({"name": skill.name, "description": agentd_core::redact::redact(&skill.description), "source": "tenant"})),
-        )
-            .into_response()),
+    match s.rt.store.create_doc(&t, "skill", &skill.name, &json!(skill)).await {
+        Ok(()) => Ok(skill_answer(StatusCode::CREATED, &skill)),
         Err(agentd_store::StoreError::AlreadyExists) => {
             Err(ApiError::new(StatusCode::CONFLICT, "skill_exists", format!("a skill named {} exists", skill.name)))
         }
@@ -290,29 +287,25 @@ pub async fn get_skill(
         .ok_or_else(|| ApiError::not_found("skill_not_found", format!("no skill named {name:?}")))
 }
 
-/// Replaces an uploaded skill (the name in SKILL.md must match the path).
+/// Replaces an uploaded skill in one statement (the name in SKILL.md must
+/// match the path): readers see the old skill or the new one, never neither.
 pub async fn replace_skill(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
     ApiJson(b): ApiJson<SkillBody>,
 ) -> Result<Response, ApiError> {
-    let parsed =
-        agentd_tools::skills::parse_skill(&b.content).map_err(|m| ApiError::bad_request("invalid_skill", m))?;
-    if parsed.name != name {
+    let skill = skill_from(b)?;
+    if skill.name != name {
         return Err(ApiError::bad_request(
             "invalid_skill",
-            format!("SKILL.md names {:?}, the path {name:?}", parsed.name),
+            format!("SKILL.md names {:?}, the path {name:?}", skill.name),
         ));
     }
-    if !s.rt.store.delete_doc(&t, "skill", &name).await? {
+    if !s.rt.store.replace_doc(&t, "skill", &name, &json!(skill)).await? {
         return Err(ApiError::not_found("skill_not_found", format!("no uploaded skill named {name:?}")));
     }
-    create_skill(State(s), Scope(t), ApiJson(b)).await.map(|r| {
-        let (mut parts, body) = r.into_parts();
-        parts.status = StatusCode::OK;
-        Response::from_parts(parts, body)
-    })
+    Ok(skill_answer(StatusCode::OK, &skill))
 }
 
 pub async fn delete_skill(

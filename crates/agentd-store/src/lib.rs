@@ -201,18 +201,27 @@ pub struct EventQuery {
 /// values are the tenant's own credentials and lose only the server's
 /// secret values; listing them shows names only.
 pub fn masked_doc(kind: &str, doc: &serde_json::Value) -> serde_json::Value {
+    // Maps whose values are the tenant's own credentials, by JSON pointer.
+    let credentials: &[&str] = match kind {
+        "http_tool" => &["/headers"],
+        "mcp_server" => &["/config/env", "/config/headers"],
+        _ => &[],
+    };
     let mut d = doc.clone();
-    let headers = (kind == "http_tool").then(|| d.get_mut("headers").map(serde_json::Value::take)).flatten();
+    let kept: Vec<(&str, serde_json::Value)> =
+        credentials.iter().filter_map(|p| d.pointer_mut(p).map(|v| (*p, v.take()))).collect();
     agentd_core::redact::redact_value(&mut d);
-    if let Some(mut h) = headers {
-        if let Some(m) = h.as_object_mut() {
-            for v in m.values_mut() {
-                if let Some(s) = v.as_str() {
-                    *v = serde_json::Value::String(agentd_core::redact::redact_known(s).into_owned());
+    for (p, mut v) in kept {
+        if let Some(m) = v.as_object_mut() {
+            for x in m.values_mut() {
+                if let Some(s) = x.as_str() {
+                    *x = serde_json::Value::String(agentd_core::redact::redact_known(s).into_owned());
                 }
             }
         }
-        d["headers"] = h;
+        if let Some(slot) = d.pointer_mut(p) {
+            *slot = v;
+        }
     }
     d
 }
@@ -281,6 +290,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<()>;
     /// The tenant's documents of a kind, by name.
     async fn list_docs(&self, t: &Tenant, kind: &str) -> Result<Vec<serde_json::Value>>;
+    /// Every tenant's documents of a kind (for what a node sets up at start).
+    async fn list_docs_all(&self, kind: &str) -> Result<Vec<(Tenant, serde_json::Value)>>;
     /// Replaces one's content; false if the tenant has none by that name.
     async fn replace_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<bool>;
     /// Removes one; false if the tenant has none by that name.

@@ -408,6 +408,16 @@ impl Store for PgStore {
         rows.iter().map(|r| json_col(r, "doc")).collect()
     }
 
+    async fn list_docs_all(&self, kind: &str) -> Result<Vec<(Tenant, serde_json::Value)>> {
+        let rows = sqlx::query(
+            "SELECT org, usr, project, doc FROM tenant_docs WHERE kind = $1 ORDER BY org, usr, project, name",
+        )
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((tenant_from_row(r)?, json_col(r, "doc")?))).collect()
+    }
+
     async fn replace_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<bool> {
         let n = sqlx::query(
             "UPDATE tenant_docs SET doc = $6 WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",

@@ -567,6 +567,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn list_docs_all(&self, kind: &str) -> Result<Vec<(Tenant, serde_json::Value)>> {
+        let kind = kind.to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT org, usr, project, doc FROM tenant_docs WHERE kind = ?1 ORDER BY org, usr, project, name",
+            )?;
+            collect(&mut st, params![kind], |r| Ok((tenant_from_row(r)?, json_col(r, "doc")?)))
+        })
+        .await
+    }
+
     async fn replace_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<bool> {
         let (t, kind, name, doc) =
             (t.clone(), kind.to_string(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);

@@ -425,3 +425,66 @@ async fn operator_hints_make_an_mcp_tool_destructive() {
     let (c, v) = s.post("/v1/tools/mcp__everything__echo/call", json!({"arguments": {"message": "hi"}})).await;
     assert_eq!(c, 200, "{v}");
 }
+
+/// Servers a tenant adds are stored: they come back after a restart, and
+/// another node sharing the database connects them too.
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_added_over_the_api_outlive_restarts_and_reach_every_node() {
+    let (_cfg_dir, cfg) = tenant_config(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let opts = || Opts { config: Some(&cfg), data_dir: Some(&data), ..Default::default() };
+    let s = Server::start_with(opts());
+    let body =
+        json!({"name": "kept", "command": everything(), "args": ["stdio"], "env": {"TOKEN_X": "tenant-own-value"}});
+    let (c, v) = s.call(reqwest::Method::POST, "/v1/mcp-servers", Some(body), Some("acme")).await;
+    assert_eq!(c, 201, "{v}");
+    wait_ready(&s, "kept", Some("acme")).await;
+    drop(s); // SIGKILL
+    let s = Server::start_with(opts());
+    let info = wait_ready(&s, "kept", Some("acme")).await;
+    assert_eq!(info["scope"], "tenant");
+    let call = json!({"arguments": {"message": "back"}});
+    let (c, v) =
+        s.call(reqwest::Method::POST, "/v1/tools/mcp__kept__echo/call", Some(call.clone()), Some("acme")).await;
+    assert_eq!(c, 200, "{v}");
+    let (_, other) = s.call(reqwest::Method::GET, "/v1/mcp-servers", None, Some("globex")).await;
+    assert!(other["data"].as_array().unwrap().is_empty(), "{other}");
+    let (c, _) = s.call(reqwest::Method::DELETE, "/v1/mcp-servers/kept", None, Some("acme")).await;
+    assert_eq!(c, 204);
+    drop(s);
+    let s = Server::start_with(opts());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, v) = s.call(reqwest::Method::GET, "/v1/mcp-servers", None, Some("acme")).await;
+    assert!(v["data"].as_array().unwrap().is_empty(), "deleted stays deleted: {v}");
+    drop(s);
+
+    // Two nodes on one PostgreSQL database: added on A, used on B.
+    let db = common::fresh_pg_database().await;
+    let node = |id: &str| Opts {
+        config: Some(&cfg),
+        args: vec!["--database".into(), db.clone(), "--node-id".into(), id.into()],
+        ..Default::default()
+    };
+    let a = Server::start_with(node("node-a"));
+    let b = Server::start_with(node("node-b"));
+    let body = json!({"name": "shared", "command": everything(), "args": ["stdio"]});
+    let (c, v) = a.call(reqwest::Method::POST, "/v1/mcp-servers", Some(body), Some("acme")).await;
+    assert_eq!(c, 201, "{v}");
+    wait_ready(&b, "shared", Some("acme")).await;
+    let (c, v) = b.call(reqwest::Method::POST, "/v1/tools/mcp__shared__echo/call", Some(call), Some("acme")).await;
+    assert_eq!(c, 200, "{v}");
+    // Removed on A: gone from B too.
+    let (c, _) = a.call(reqwest::Method::DELETE, "/v1/mcp-servers/shared", None, Some("acme")).await;
+    assert_eq!(c, 204);
+    let mut gone = false;
+    for _ in 0..50 {
+        let (_, v) = b.call(reqwest::Method::GET, "/v1/mcp-servers", None, Some("acme")).await;
+        if v["data"].as_array().unwrap().is_empty() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "removed on one node, still on the other");
+}

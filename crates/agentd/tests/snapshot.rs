@@ -96,7 +96,10 @@ impl Recorder<'_> {
         let raw: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         let mut shown = raw.clone();
         normalise(&mut shown);
-        self.out.insert(name.into(), json!({"request": format!("{method} {}", scrub_ids(path)), "status": status, "body": shown}));
+        self.out.insert(
+            name.into(),
+            json!({"request": format!("{method} {}", scrub_ids(path)), "status": status, "body": shown}),
+        );
         raw
     }
 }
@@ -113,7 +116,8 @@ async fn api_answers_match_the_snapshot() {
 
     r.call("healthz", M::GET, "/healthz", None).await;
     r.call("readyz", M::GET, "/readyz", None).await;
-    let ses = r.call("session_create", M::POST, "/v1/sessions", Some(json!({"title": "t", "metadata": {"k": 1}}))).await;
+    let ses =
+        r.call("session_create", M::POST, "/v1/sessions", Some(json!({"title": "t", "metadata": {"k": 1}}))).await;
     let sid = ses["id"].as_str().unwrap().to_string();
     r.call("session_get", M::GET, &format!("/v1/sessions/{sid}"), None).await;
     r.call("session_missing", M::GET, "/v1/sessions/ses_0123456789abcdef0123", None).await;
@@ -135,8 +139,13 @@ async fn api_answers_match_the_snapshot() {
         .await;
     r.call("agent_create", M::POST, "/v1/agents", Some(json!({"name": "helper", "system_prompt": "be brief"}))).await;
     r.call("agent_list", M::GET, "/v1/agents", None).await;
-    r.call("template_create", M::POST, "/v1/prompt-templates", Some(json!({"name": "greet", "content": "Hi {{ who }}"})))
-        .await;
+    r.call(
+        "template_create",
+        M::POST,
+        "/v1/prompt-templates",
+        Some(json!({"name": "greet", "content": "Hi {{ who }}"})),
+    )
+    .await;
     r.call("template_get", M::GET, "/v1/prompt-templates/greet", None).await;
     r.call("template_run_missing_var", M::POST, "/v1/runs", Some(json!({"template": "greet", "arguments": {}}))).await;
     let http = json!({"name": "lookup", "url": "https://example.com/x", "input_schema": {"type": "object"}});

@@ -1,0 +1,127 @@
+//! MCP servers tenants add over the API: stored like their other documents,
+//! so they survive a restart and every node that serves the tenant (the one
+//! resuming its run included) connects them too.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use agentd_core::Tenant;
+use agentd_mcp::{McpError, McpServerConfig, ServerInfo};
+use agentd_store::StoreError;
+
+use crate::{Runtime, RuntimeError};
+
+const KIND: &str = "mcp_server";
+/// How often a node re-reads a tenant's stored servers (changes made elsewhere).
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+static SYNCED: LazyLock<Mutex<HashMap<Tenant, Instant>>> = LazyLock::new(Default::default);
+
+fn mcp_error(e: McpError) -> RuntimeError {
+    match e {
+        McpError::Exists(_) => RuntimeError::Conflict { code: "mcp_server_exists", message: e.to_string() },
+        McpError::NotFound(_) => RuntimeError::NotFound { code: "mcp_server_not_found", message: e.to_string() },
+        McpError::Invalid(_) => RuntimeError::bad("invalid_request", e.to_string()),
+    }
+}
+
+fn stored(doc: &serde_json::Value) -> Option<(String, McpServerConfig)> {
+    let name = doc["name"].as_str()?.to_string();
+    let config = serde_json::from_value(doc["config"].clone()).ok()?;
+    Some((name, config))
+}
+
+impl Runtime {
+    /// Adds a server for the tenant: stored first, then connected here.
+    pub async fn add_mcp_server(
+        &self,
+        t: &Tenant,
+        name: &str,
+        config: McpServerConfig,
+    ) -> Result<Option<ServerInfo>, RuntimeError> {
+        self.sync_mcp(t, true).await?;
+        if self.mcp.list(t).iter().any(|i| i.name == name) {
+            return Err(mcp_error(McpError::Exists(name.into())));
+        }
+        let doc = serde_json::json!({"name": name, "config": config});
+        match self.store.create_doc(t, KIND, name, &doc).await {
+            Ok(()) => {}
+            Err(StoreError::AlreadyExists) => return Err(mcp_error(McpError::Exists(name.into()))),
+            Err(e) => return Err(e.into()),
+        }
+        match self.mcp.add(Some(t.clone()), name, config) {
+            // Exists: a concurrent sync connected it from the stored copy already.
+            Ok(()) | Err(McpError::Exists(_)) => Ok(self.mcp.list(t).into_iter().find(|i| i.name == name)),
+            Err(e) => {
+                let _ = self.store.delete_doc(t, KIND, name).await;
+                Err(mcp_error(e))
+            }
+        }
+    }
+
+    /// Removes one of the tenant's servers, stored and connected.
+    pub async fn remove_mcp_server(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
+        let was_stored = self.store.delete_doc(t, KIND, name).await?;
+        let was_live = self.mcp.remove(t, name).is_ok();
+        if was_stored || was_live { Ok(()) } else { Err(mcp_error(McpError::NotFound(name.into()))) }
+    }
+
+    /// The servers the tenant can see, after picking up changes made on other nodes.
+    pub async fn list_mcp_servers(&self, t: &Tenant) -> Result<Vec<ServerInfo>, RuntimeError> {
+        self.sync_mcp(t, false).await?;
+        Ok(self.mcp.list(t))
+    }
+
+    /// Reconnects one of the servers the tenant can see.
+    pub async fn restart_mcp_server(&self, t: &Tenant, name: &str) -> Result<Option<ServerInfo>, RuntimeError> {
+        self.sync_mcp(t, false).await?;
+        self.mcp.restart(t, name).map_err(mcp_error)?;
+        Ok(self.mcp.list(t).into_iter().find(|i| i.name == name))
+    }
+
+    /// Makes this node's connections match the tenant's stored servers (at
+    /// most once a second unless `now`).
+    pub(crate) async fn sync_mcp(&self, t: &Tenant, now: bool) -> Result<(), StoreError> {
+        {
+            let mut seen = SYNCED.lock().unwrap_or_else(|e| e.into_inner());
+            if !now && seen.get(t).is_some_and(|at| at.elapsed() < SYNC_EVERY) {
+                return Ok(());
+            }
+            if seen.len() > 10_000 {
+                seen.clear();
+            }
+            seen.insert(t.clone(), Instant::now());
+        }
+        let docs = self.store.list_docs(t, KIND).await?;
+        let wanted: HashMap<String, McpServerConfig> = docs.iter().filter_map(stored).collect();
+        let live: Vec<String> = self.mcp.list(t).into_iter().filter(|i| i.scope == "tenant").map(|i| i.name).collect();
+        for (name, config) in &wanted {
+            if !live.contains(name)
+                && let Err(e) = self.mcp.add(Some(t.clone()), name, config.clone())
+                && !matches!(e, McpError::Exists(_))
+            {
+                tracing::warn!(org = %t.org, server = %name, error = %e, "stored MCP server not connected");
+            }
+        }
+        for name in live.iter().filter(|n| !wanted.contains_key(*n)) {
+            let _ = self.mcp.remove(t, name);
+        }
+        Ok(())
+    }
+
+    /// Connects every tenant's stored servers (at start).
+    pub async fn load_mcp_servers(&self) -> Result<usize, StoreError> {
+        let all = self.store.list_docs_all(KIND).await?;
+        let mut n = 0;
+        for (t, doc) in &all {
+            let Some((name, config)) = stored(doc) else { continue };
+            match self.mcp.add(Some(t.clone()), &name, config) {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!(org = %t.org, server = %name, error = %e, "stored MCP server not connected"),
+            }
+            SYNCED.lock().unwrap_or_else(|e| e.into_inner()).insert(t.clone(), Instant::now());
+        }
+        Ok(n)
+    }
+}
