@@ -52,7 +52,8 @@ impl Resolution {
 pub fn status_of(decision: &str) -> &'static str {
     match decision {
         "approve" | "approve_for_session" => "approved",
-        // An expired approval resolves as denied (its decision says `expired`).
+        // Nobody answered in time: refused like a denial, listed on its own.
+        "expired" => "expired",
         _ => "denied",
     }
 }

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiJson, Params, Scope};
 pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let limit = p.int("limit", 50, 1, 200)? as u32;
     let status = p.str("status");
-    let known = ["pending", "approved", "denied", "cancelled"];
+    let known = ["pending", "approved", "denied", "expired", "cancelled"];
     if let Some(st) = &status
         && !known.contains(&st.as_str())
     {

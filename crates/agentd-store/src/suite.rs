@@ -406,7 +406,7 @@ pub async fn approvals_pause_and_resume_runs(s: Arc<dyn Store>) {
     assert!(!s.session_grant(&other, &sid, "k1").await.unwrap());
 
     let (a, _) = s.resolve_approval(&t, "apr_2", &answer("expired")).await.unwrap();
-    assert_eq!((a.status.as_str(), a.decision.as_deref()), ("denied", Some("expired")));
+    assert_eq!((a.status.as_str(), a.decision.as_deref()), ("expired", Some("expired")));
     assert_eq!(s.get_run(&t, &id).await.unwrap().unwrap().status, RunStatus::Queued);
     assert_eq!(s.claim_runs("n2", &limits).await.unwrap().len(), 1, "queued again and claimable");
 

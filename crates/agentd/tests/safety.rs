@@ -294,7 +294,10 @@ async fn an_expired_approval_resolves_as_denied() {
     let done = s.wait_run(&id).await;
     assert_eq!((done["status"].as_str(), done["output"].as_str()), (Some("completed"), Some("gave up")), "{done}");
     let (_, a) = s.get(&format!("/v1/approvals/{}", a["id"].as_str().unwrap())).await;
-    assert_eq!((a["status"].as_str(), a["decision"].as_str()), (Some("denied"), Some("expired")), "{a}");
+    assert_eq!((a["status"].as_str(), a["decision"].as_str()), (Some("expired"), Some("expired")), "{a}");
+    let (c, listed) = s.get(&format!("/v1/approvals?run_id={id}&status=expired")).await;
+    assert_eq!(c, 200, "{listed}");
+    assert_eq!(listed["data"].as_array().map(Vec::len), Some(1), "{listed}");
     assert!(tool_texts(&mock, 1).iter().any(|t| t.contains("nobody approved this call in time")));
 }
 
