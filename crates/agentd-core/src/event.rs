@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event_type::EventType;
 use crate::message::{ContentPart, Message, Role, Usage};
 use crate::run::{RunError, RunStatus};
 
@@ -199,31 +200,7 @@ pub struct Effects {
 impl EventKind {
     /// The event's type name as stored and streamed (`run.created`, ...).
     pub fn type_name(&self) -> &'static str {
-        match self {
-            EventKind::RunCreated { .. } => "run.created",
-            EventKind::RunStarted { .. } => "run.started",
-            EventKind::RunResumed { .. } => "run.resumed",
-            EventKind::InputQueued { .. } => "input.queued",
-            EventKind::RunSteered { .. } => "run.steered",
-            EventKind::StepStarted { .. } => "step.started",
-            EventKind::LlmCompleted { .. } => "llm.completed",
-            EventKind::LlmRetry { .. } => "llm.retry",
-            EventKind::LlmFailover { .. } => "llm.failover",
-            EventKind::LlmFailed { .. } => "llm.failed",
-            EventKind::ContextCompacted { .. } => "context.compacted",
-            EventKind::ToolCalled { .. } => "tool.called",
-            EventKind::ToolStarted { .. } => "tool.started",
-            EventKind::ToolResult { .. } => "tool.result",
-            EventKind::ToolPolicy { .. } => "tool.policy",
-            EventKind::ApprovalRequested { .. } => "approval.requested",
-            EventKind::ApprovalResolved { .. } => "approval.resolved",
-            EventKind::RunGuarded { .. } => "run.guarded",
-            EventKind::SkillLoaded { .. } => "skill.loaded",
-            EventKind::StepCompleted { .. } => "step.completed",
-            EventKind::RunCompleted { .. } => "run.completed",
-            EventKind::RunFailed { .. } => "run.failed",
-            EventKind::RunCancelled { .. } => "run.cancelled",
-        }
+        self.event_type().name()
     }
 
     /// True for the events that end a run.
@@ -355,9 +332,14 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// The event's type (`None` for a name this version does not know).
+    pub fn event_type(&self) -> Option<EventType> {
+        EventType::parse(&self.type_name)
+    }
+
     /// True if this is one of the events that end a run.
     pub fn is_terminal(&self) -> bool {
-        matches!(self.type_name.as_str(), "run.completed" | "run.failed" | "run.cancelled")
+        self.event_type().is_some_and(EventType::is_terminal)
     }
 }
 

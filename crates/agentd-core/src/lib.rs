@@ -3,6 +3,7 @@
 
 pub mod approval;
 pub mod event;
+pub mod event_type;
 pub mod ids;
 pub mod message;
 pub mod redact;
@@ -10,6 +11,7 @@ pub mod run;
 
 pub use approval::{Approval, ApprovalChange, Resolution};
 pub use event::{EventKind, StoredEvent};
+pub use event_type::EventType;
 pub use ids::{Tenant, new_id};
 pub use message::{ContentPart, Message, Role, ToolCall, ToolSpec, Usage};
 pub use run::{HttpToolDef, Run, RunError, RunStatus, Session};

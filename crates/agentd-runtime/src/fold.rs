@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use agentd_core::{EventKind, StoredEvent, ToolCall};
+use agentd_core::{EventKind, EventType, StoredEvent, ToolCall};
 
 /// What the journal says about a run.
 #[derive(Debug, Default)]
@@ -79,14 +79,14 @@ impl Folded {
         for ev in events {
             f.last_seq = ev.seq;
             let ts = millis(&ev.created_at);
-            match ev.type_name.as_str() {
-                "run.started" | "run.resumed" => {
+            match ev.event_type() {
+                Some(EventType::RunStarted | EventType::RunResumed) => {
                     if let (Some(s), Some(l)) = (seg_start, last_ts) {
                         f.active_ms += (l - s).max(0);
                     }
                     seg_start = ts;
                 }
-                "approval.requested" => {
+                Some(EventType::ApprovalRequested) => {
                     if let (Some(s), Some(t)) = (seg_start.take(), ts) {
                         f.active_ms += (t - s).max(0);
                     }

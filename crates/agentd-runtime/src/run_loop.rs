@@ -69,7 +69,7 @@ impl Writer<'_> {
         let q = EventQuery { after, limit: 10_000, types: None };
         let foreign = self.rt.store.events(self.t, self.run_id, &q).await?;
         for ev in &foreign {
-            if ev.type_name == "input.queued"
+            if ev.event_type() == Some(agentd_core::EventType::InputQueued)
                 && let Some(input) = ev.data["input"].as_str()
             {
                 self.inputs.push((ev.seq, input.to_string()));

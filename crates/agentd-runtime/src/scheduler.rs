@@ -87,13 +87,17 @@ impl Runtime {
             };
             match c {
                 Ok(c) => {
-                    if matches!(
-                        c.type_name.as_str(),
-                        "run.created" | "run.completed" | "run.failed" | "run.cancelled" | "approval.resolved"
-                    ) {
+                    let ty = agentd_core::EventType::parse(&c.type_name);
+                    if ty.is_some_and(|t| {
+                        t.is_terminal()
+                            || matches!(
+                                t,
+                                agentd_core::EventType::RunCreated | agentd_core::EventType::ApprovalResolved
+                            )
+                    }) {
                         self.wake.notify_one();
                     }
-                    if c.type_name == "run.cancelled"
+                    if ty == Some(agentd_core::EventType::RunCancelled)
                         && let Some(a) = self.active().get(&c.run_id)
                     {
                         a.cancel.cancel();

@@ -162,5 +162,5 @@ fn delta_frame(d: &Delta) -> Event {
         Delta::Text(t) => serde_json::json!({"text": t}),
         Delta::Thinking(t) => serde_json::json!({"thinking": t}),
     };
-    Event::default().event("llm.delta").data(data.to_string())
+    Event::default().event(agentd_core::event_type::DELTA_EVENT).data(data.to_string())
 }

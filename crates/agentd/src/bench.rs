@@ -309,7 +309,8 @@ async fn one_run(rt: &Arc<Runtime>, input: &str) -> anyhow::Result<Duration> {
     loop {
         match rx.recv().await {
             Ok(Live::Event(ev)) if ev.is_terminal() => {
-                anyhow::ensure!(ev.type_name == "run.completed", "run {} ended {}", created.run.id, ev.type_name);
+                let completed = ev.event_type() == Some(agentd_core::EventType::RunCompleted);
+                anyhow::ensure!(completed, "run {} ended {}", created.run.id, ev.type_name);
                 return Ok(t0.elapsed());
             }
             Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}

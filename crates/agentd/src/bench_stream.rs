@@ -99,12 +99,12 @@ async fn one_stream(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u64
     while let Some(ev) = events.next().await {
         let ev = ev?;
         let now = epoch().elapsed().as_nanos() as u64;
-        if ev.event == "llm.delta" {
+        if ev.event == agentd_core::event_type::DELTA_EVENT {
             let v: serde_json::Value = serde_json::from_str(&ev.data)?;
             if let Some(sent) = v["text"].as_str().and_then(|t| t.trim().parse::<u64>().ok()) {
                 out.push(now.saturating_sub(sent));
             }
-        } else if ev.event.starts_with("run.") && ev.event != "run.created" && ev.event != "run.started" {
+        } else if agentd_core::EventType::parse(&ev.event).is_some_and(agentd_core::EventType::is_terminal) {
             break;
         }
     }

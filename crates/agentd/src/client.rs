@@ -59,7 +59,7 @@ async fn follow_answering(
     while let Some(ev) = events.next().await {
         let ev = ev.context("stream broke")?;
         let v: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
-        if ev.event == "llm.delta" {
+        if ev.event == agentd_core::event_type::DELTA_EVENT {
             if let Some(t) = v["text"].as_str() {
                 printer.delta(&Delta::Text(t.into()));
             } else if let Some(t) = v["thinking"].as_str() {
@@ -70,7 +70,8 @@ async fn follow_answering(
         if show_events {
             eprintln!("[{}] {} {}", ev.id, ev.event, v["data"]);
         }
-        if ev.event == "approval.requested" {
+        let ty = agentd_core::EventType::parse(&ev.event);
+        if ty == Some(agentd_core::EventType::ApprovalRequested) {
             let id = v["data"]["approval_id"].as_str().unwrap_or("?").to_string();
             match answer_at {
                 Some(base) if crate::approvals::interactive() => {
@@ -93,12 +94,13 @@ async fn follow_answering(
             }
             continue;
         }
-        match ev.event.as_str() {
-            "run.completed" => return Ok(printer.finish("completed", v["data"]["output"].as_str(), None)),
-            "run.failed" | "run.cancelled" => {
+        use agentd_core::EventType as T;
+        match ty {
+            Some(T::RunCompleted) => return Ok(printer.finish("completed", v["data"]["output"].as_str(), None)),
+            Some(t @ (T::RunFailed | T::RunCancelled)) => {
                 let code = v["data"]["error"]["code"].as_str().unwrap_or("cancelled");
                 let msg = v["data"]["error"]["message"].as_str().or(v["data"]["reason"].as_str()).unwrap_or("");
-                let status = ev.event.trim_start_matches("run.");
+                let status = if t == T::RunFailed { "failed" } else { "cancelled" };
                 return Ok(printer.finish(status, None, Some((code, msg))));
             }
             _ => {}
