@@ -3,6 +3,7 @@
 //! live events out to subscribers.
 
 mod approvals;
+mod catalog;
 mod compaction;
 pub mod config;
 pub mod context;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use approvals::DECISIONS;
+pub use catalog::SessionView;
 pub use config::Config;
 pub use fold::Folded;
 pub use hub::{Hub, Live};

@@ -77,7 +77,7 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
 /// with what is missing.
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     // A store that does not answer in time is as unready as one that errs.
-    let db = match tokio::time::timeout(std::time::Duration::from_secs(2), s.rt.store.ping()).await {
+    let db = match tokio::time::timeout(std::time::Duration::from_secs(2), s.rt.ping()).await {
         Ok(Ok(())) => json!({"ok": true}),
         Ok(Err(e)) => json!({"ok": false, "error": e.to_string()}),
         Err(_) => json!({"ok": false, "error": "the database did not answer within 2 s"}),

@@ -111,7 +111,7 @@ pub(crate) async fn list_runs(
     p: &Params,
 ) -> Result<Response, ApiError> {
     let limit = p.int("limit", 20, 1, 100)? as u32;
-    let rows = s.rt.store.list_runs(t, &filter, &Page { after: p.str("after"), limit: limit + 1 }).await?;
+    let rows = s.rt.list_runs(t, &filter, &Page { after: p.str("after"), limit: limit + 1 }).await?;
     Ok(page(rows, limit as usize, |r| json!(r.id)).into_response())
 }
 
@@ -155,6 +155,6 @@ pub async fn events(
     }
     let limit = p.int("limit", 100, 1, 1000)? as u32;
     let types = p.str("type").map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
-    let rows = s.rt.store.events(&t, &id, &EventQuery { after, limit: limit + 1, types }).await?;
+    let rows = s.rt.run_events(&t, &id, &EventQuery { after, limit: limit + 1, types }).await?;
     Ok(page(rows, limit as usize, |e| json!(e.seq)).into_response())
 }

@@ -60,7 +60,7 @@ impl Feed {
         // A cursor past the journal's end (`Last-Event-ID: 9223372036854775807`)
         // would make every later event look already seen: clamp it.
         if !from_creation {
-            let run = self.rt.store.get_run(&self.t, &self.run_id).await.map_err(|_| Closed)?;
+            let run = self.run().await?;
             self.last = self.last.clamp(0, run.map_or(0, |r| r.last_seq));
         }
         if !from_creation && let Progress::Ended = self.backfill().await? {
@@ -110,6 +110,15 @@ impl Feed {
         }
     }
 
+    /// The run as it stands (`None` once deleted).
+    async fn run(&self) -> Result<Option<agentd_core::Run>, Closed> {
+        match self.rt.get_run(&self.t, &self.run_id).await {
+            Ok(r) => Ok(Some(r)),
+            Err(agentd_runtime::RuntimeError::NotFound { .. }) => Ok(None),
+            Err(_) => Err(Closed),
+        }
+    }
+
     async fn send(&self, ev: Event) -> Result<(), Closed> {
         self.tx.send(Ok(ev)).await.map_err(|_| Closed)
     }
@@ -126,7 +135,7 @@ impl Feed {
         let mut finished = false;
         loop {
             let q = EventQuery { after: self.last, limit: 500, types: None };
-            let evs = self.rt.store.events(&self.t, &self.run_id, &q).await.map_err(|e| {
+            let evs = self.rt.run_events(&self.t, &self.run_id, &q).await.map_err(|e| {
                 tracing::warn!(error = %e, "reading events for SSE failed");
                 Closed
             })?;
@@ -144,7 +153,7 @@ impl Feed {
                 if finished {
                     return Ok(Progress::Ended);
                 }
-                let run = self.rt.store.get_run(&self.t, &self.run_id).await.map_err(|_| Closed)?;
+                let run = self.run().await?;
                 if run.is_none_or(|r| r.status.is_terminal()) {
                     finished = true;
                     continue;

@@ -130,21 +130,12 @@ pub async fn create_http(
         timeout_ms: b.timeout_ms,
         created_at: agentd_store::now(),
     };
-    agentd_tools::validate_http_tool(&def).map_err(|m| ApiError::bad_request("invalid_request", m))?;
-    if s.rt.tools.get(&def.name).is_some() {
-        return Err(ApiError::new(StatusCode::CONFLICT, "tool_exists", format!("{} is a builtin tool", def.name)));
-    }
-    match s.rt.store.create_http_tool(&t, &def).await {
-        Ok(()) => Ok((StatusCode::CREATED, Json(shown(def))).into_response()),
-        Err(agentd_store::StoreError::AlreadyExists) => {
-            Err(ApiError::new(StatusCode::CONFLICT, "tool_exists", format!("an HTTP tool named {} exists", def.name)))
-        }
-        Err(e) => Err(e.into()),
-    }
+    s.rt.create_http_tool(&t, &def).await?;
+    Ok((StatusCode::CREATED, Json(shown(def))).into_response())
 }
 
 pub async fn list_http(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
-    let defs: Vec<_> = s.rt.store.list_http_tools(&t).await?.into_iter().map(shown).collect();
+    let defs: Vec<_> = s.rt.list_http_tools(&t).await?.into_iter().map(shown).collect();
     Ok(Json(json!({"data": defs, "next_cursor": null})))
 }
 
@@ -153,11 +144,8 @@ pub async fn delete_http(
     Scope(t): Scope,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    if s.rt.store.delete_http_tool(&t, &name).await? {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(ApiError::not_found("tool_not_found", format!("no HTTP tool named {name:?}")))
-    }
+    s.rt.delete_http_tool(&t, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Body of `POST /v1/mcp-servers`: a name plus one entry in the usual format.
@@ -246,21 +234,8 @@ pub async fn create_skill(
     ApiJson(b): ApiJson<SkillBody>,
 ) -> Result<Response, ApiError> {
     let skill = skill_from(b)?;
-    let taken = s.rt.skills_for(&t).await?.iter().any(|k| k.name == skill.name);
-    if taken {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "skill_exists",
-            format!("a skill named {} exists", skill.name),
-        ));
-    }
-    match s.rt.store.create_doc(&t, "skill", &skill.name, &json!(skill)).await {
-        Ok(()) => Ok(skill_answer(StatusCode::CREATED, &skill)),
-        Err(agentd_store::StoreError::AlreadyExists) => {
-            Err(ApiError::new(StatusCode::CONFLICT, "skill_exists", format!("a skill named {} exists", skill.name)))
-        }
-        Err(e) => Err(e.into()),
-    }
+    s.rt.create_skill(&t, &skill).await?;
+    Ok(skill_answer(StatusCode::CREATED, &skill))
 }
 
 /// Skills the caller's agent can use (name, description, source), plus
@@ -302,9 +277,7 @@ pub async fn replace_skill(
             format!("SKILL.md names {:?}, the path {name:?}", skill.name),
         ));
     }
-    if !s.rt.store.replace_doc(&t, "skill", &name, &json!(skill)).await? {
-        return Err(ApiError::not_found("skill_not_found", format!("no uploaded skill named {name:?}")));
-    }
+    s.rt.replace_skill(&t, &skill).await?;
     Ok(skill_answer(StatusCode::OK, &skill))
 }
 
@@ -313,18 +286,15 @@ pub async fn delete_skill(
     Scope(t): Scope,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    if s.rt.store.delete_doc(&t, "skill", &name).await? {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(ApiError::not_found("skill_not_found", format!("no uploaded skill named {name:?}")))
-    }
+    s.rt.delete_skill(&t, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Direct tool calls, newest first (`?session_id=&after=&limit=`).
 pub async fn list_calls(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let limit = p.int("limit", 20, 1, 100)? as u32;
     let page = agentd_store::Page { after: p.str("after"), limit: limit + 1 };
-    let rows = s.rt.store.list_tool_calls(&t, p.str("session_id").as_deref(), &page).await?;
+    let rows = s.rt.list_tool_calls(&t, p.str("session_id").as_deref(), &page).await?;
     Ok(crate::page(rows, limit as usize, |c| json!(c.id)).into_response())
 }
 
@@ -335,46 +305,12 @@ pub async fn create_agent(
     Scope(t): Scope,
     ApiJson(def): ApiJson<agentd_runtime::AgentDef>,
 ) -> Result<Response, ApiError> {
-    let name_ok = !def.name.is_empty()
-        && def.name.len() <= 64
-        && def.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !name_ok {
-        return Err(ApiError::bad_request("invalid_request", "`name` must be 1-64 characters of [A-Za-z0-9_-]"));
-    }
-    if def.max_steps.is_some_and(|n| n == 0 || n > agentd_runtime::MAX_STEPS_LIMIT) {
-        return Err(ApiError::bad_request("invalid_request", "`max_steps` is out of range"));
-    }
-    if let Some(m) = &def.model {
-        s.rt.models.resolve(m).map_err(|e| ApiError::bad_request(e.code(), e.to_string()))?;
-    }
-    def.validate().map_err(|m| ApiError::bad_request("invalid_policy", m))?;
-    if s.rt.config_agent_names().contains(&def.name) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "agent_exists",
-            format!("{} is defined in the config", def.name),
-        ));
-    }
-    match s.rt.store.create_doc(&t, "agent", &def.name, &json!(def)).await {
-        // Answered as stored: secrets masked.
-        Ok(()) => Ok((StatusCode::CREATED, Json(agentd_store::masked_doc("agent", &json!(def)))).into_response()),
-        Err(agentd_store::StoreError::AlreadyExists) => {
-            Err(ApiError::new(StatusCode::CONFLICT, "agent_exists", format!("an agent named {} exists", def.name)))
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok((StatusCode::CREATED, Json(s.rt.create_agent(&t, &def).await?)).into_response())
 }
 
 /// Configured agents (by name) and the tenant's own (whole).
 pub async fn list_agents(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
-    let mut data: Vec<Value> =
-        s.rt.config_agent_names().into_iter().map(|n| json!({"name": n, "source": "config"})).collect();
-    for d in s.rt.store.list_docs(&t, "agent").await? {
-        let mut d = d;
-        d["source"] = json!("tenant");
-        data.push(d);
-    }
-    Ok(Json(json!({"data": data, "next_cursor": null})))
+    Ok(Json(json!({"data": s.rt.list_agents(&t).await?, "next_cursor": null})))
 }
 
 pub async fn delete_agent(
@@ -382,9 +318,6 @@ pub async fn delete_agent(
     Scope(t): Scope,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    if s.rt.store.delete_doc(&t, "agent", &name).await? {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(ApiError::not_found("agent_not_found", format!("no agent named {name:?} defined over the API")))
-    }
+    s.rt.delete_agent(&t, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,0 +1,228 @@
+//! The runtime's doors for what the API reads and writes besides runs:
+//! sessions, journal pages, the tenant's catalog (HTTP tools, skills,
+//! agents) and direct-call history. Handlers call these, never the store.
+
+use agentd_core::{HttpToolDef, RunStatus, Session, StoredEvent, Tenant};
+use agentd_store::{DirectCall, EventQuery, Page, RunFilter, SessionMessage, StoreError};
+use serde_json::{Value, json};
+
+use crate::{AgentDef, Runtime, RuntimeError};
+
+/// A session with its messages and the usage and cost of all its runs.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub session: Session,
+    pub messages: Vec<SessionMessage>,
+    pub usage: agentd_core::Usage,
+    pub cost_usd: Option<f64>,
+}
+
+fn session_not_found(id: &str) -> RuntimeError {
+    RuntimeError::NotFound { code: "session_not_found", message: format!("session {id} not found") }
+}
+
+fn conflict(code: &'static str, message: String) -> RuntimeError {
+    RuntimeError::Conflict { code, message }
+}
+
+impl Runtime {
+    /// Checks the database answers (reader and writer).
+    pub async fn ping(&self) -> Result<(), RuntimeError> {
+        Ok(self.store.ping().await?)
+    }
+
+    pub async fn create_session(
+        &self,
+        t: &Tenant,
+        title: Option<String>,
+        metadata: Option<Value>,
+    ) -> Result<Session, RuntimeError> {
+        let metadata = metadata.unwrap_or_else(|| json!({}));
+        if !metadata.is_object() {
+            return Err(RuntimeError::bad("invalid_request", "`metadata` must be a JSON object"));
+        }
+        Ok(self.store.create_session(t, title, metadata).await?)
+    }
+
+    pub async fn list_sessions(&self, t: &Tenant, page: &Page) -> Result<Vec<Session>, RuntimeError> {
+        Ok(self.store.list_sessions(t, page).await?)
+    }
+
+    /// The session, or `session_not_found`.
+    pub async fn get_session(&self, t: &Tenant, id: &str) -> Result<Session, RuntimeError> {
+        self.store.get_session(t, id).await?.ok_or_else(|| session_not_found(id))
+    }
+
+    /// The session with its messages, usage and cost summed over its runs.
+    pub async fn session_view(&self, t: &Tenant, id: &str) -> Result<SessionView, RuntimeError> {
+        let session = self.get_session(t, id).await?;
+        let messages = self.store.session_messages(t, id).await?;
+        let (mut usage, mut cost_usd, mut after) = (agentd_core::Usage::default(), None::<f64>, None);
+        loop {
+            let filter = RunFilter { session_id: Some(id.to_string()), status: None };
+            let runs = self.store.list_runs(t, &filter, &Page { after: after.clone(), limit: 1_000 }).await?;
+            for r in &runs {
+                usage.add(&r.usage);
+                if let Some(c) = r.cost_usd {
+                    cost_usd = Some(cost_usd.unwrap_or(0.0) + c);
+                }
+            }
+            match runs.last() {
+                Some(last) if runs.len() == 1_000 => after = Some(last.id.clone()),
+                _ => break,
+            }
+        }
+        Ok(SessionView { session, messages, usage, cost_usd })
+    }
+
+    /// Deletes a session with its runs and journal; active runs are cancelled first.
+    pub async fn delete_session(&self, t: &Tenant, id: &str) -> Result<(), RuntimeError> {
+        self.get_session(t, id).await?;
+        for status in [RunStatus::Queued, RunStatus::Running] {
+            let filter = RunFilter { session_id: Some(id.to_string()), status: Some(status) };
+            for run in self.store.list_runs(t, &filter, &Page { after: None, limit: 10_000 }).await? {
+                // Already finished in between is fine.
+                let _ = self.cancel(t, &run.id, Some("session deleted".into())).await;
+            }
+        }
+        if !self.store.delete_session(t, id).await? {
+            return Err(session_not_found(id));
+        }
+        Ok(())
+    }
+
+    pub async fn list_runs(
+        &self,
+        t: &Tenant,
+        filter: &RunFilter,
+        page: &Page,
+    ) -> Result<Vec<agentd_core::Run>, RuntimeError> {
+        Ok(self.store.list_runs(t, filter, page).await?)
+    }
+
+    /// A page of a run's journal (the caller checked the run exists).
+    pub async fn run_events(&self, t: &Tenant, id: &str, q: &EventQuery) -> Result<Vec<StoredEvent>, RuntimeError> {
+        Ok(self.store.events(t, id, q).await?)
+    }
+
+    /// Registers an HTTP tool (checked first); builtin names are taken.
+    pub async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<(), RuntimeError> {
+        agentd_tools::validate_http_tool(def).map_err(|m| RuntimeError::bad("invalid_request", m))?;
+        if self.tools.get(&def.name).is_some() {
+            return Err(conflict("tool_exists", format!("{} is a builtin tool", def.name)));
+        }
+        match self.store.create_http_tool(t, def).await {
+            Err(StoreError::AlreadyExists) => {
+                Err(conflict("tool_exists", format!("an HTTP tool named {} exists", def.name)))
+            }
+            r => Ok(r?),
+        }
+    }
+
+    pub async fn list_http_tools(&self, t: &Tenant) -> Result<Vec<HttpToolDef>, RuntimeError> {
+        Ok(self.store.list_http_tools(t).await?)
+    }
+
+    pub async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
+        if self.store.delete_http_tool(t, name).await? {
+            Ok(())
+        } else {
+            Err(RuntimeError::NotFound { code: "tool_not_found", message: format!("no HTTP tool named {name:?}") })
+        }
+    }
+
+    /// Stores an uploaded skill; a name any skill of the tenant has is taken.
+    pub async fn create_skill(&self, t: &Tenant, skill: &agentd_tools::skills::Skill) -> Result<(), RuntimeError> {
+        let taken = || conflict("skill_exists", format!("a skill named {} exists", skill.name));
+        if self.skills_for(t).await?.iter().any(|k| k.name == skill.name) {
+            return Err(taken());
+        }
+        match self.store.create_doc(t, "skill", &skill.name, &json!(skill)).await {
+            Err(StoreError::AlreadyExists) => Err(taken()),
+            r => Ok(r?),
+        }
+    }
+
+    /// Replaces an uploaded skill in one statement: readers see the old or the new one.
+    pub async fn replace_skill(&self, t: &Tenant, skill: &agentd_tools::skills::Skill) -> Result<(), RuntimeError> {
+        if self.store.replace_doc(t, "skill", &skill.name, &json!(skill)).await? {
+            Ok(())
+        } else {
+            Err(RuntimeError::NotFound {
+                code: "skill_not_found",
+                message: format!("no uploaded skill named {:?}", skill.name),
+            })
+        }
+    }
+
+    pub async fn delete_skill(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
+        if self.store.delete_doc(t, "skill", name).await? {
+            Ok(())
+        } else {
+            Err(RuntimeError::NotFound {
+                code: "skill_not_found",
+                message: format!("no uploaded skill named {name:?}"),
+            })
+        }
+    }
+
+    /// Direct tool calls, newest first.
+    pub async fn list_tool_calls(
+        &self,
+        t: &Tenant,
+        session_id: Option<&str>,
+        page: &Page,
+    ) -> Result<Vec<DirectCall>, RuntimeError> {
+        Ok(self.store.list_tool_calls(t, session_id, page).await?)
+    }
+
+    /// Defines an agent for the tenant (checked: name, steps, model, policy);
+    /// answers it as stored, secrets masked.
+    pub async fn create_agent(&self, t: &Tenant, def: &AgentDef) -> Result<Value, RuntimeError> {
+        let name_ok = !def.name.is_empty()
+            && def.name.len() <= 64
+            && def.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !name_ok {
+            return Err(RuntimeError::bad("invalid_request", "`name` must be 1-64 characters of [A-Za-z0-9_-]"));
+        }
+        if def.max_steps.is_some_and(|n| n == 0 || n > crate::MAX_STEPS_LIMIT) {
+            return Err(RuntimeError::bad("invalid_request", "`max_steps` is out of range"));
+        }
+        if let Some(m) = &def.model {
+            self.models.resolve(m).map_err(|e| RuntimeError::bad(e.code(), e.to_string()))?;
+        }
+        def.validate().map_err(|m| RuntimeError::bad("invalid_policy", m))?;
+        if self.config_agent_names().contains(&def.name) {
+            return Err(conflict("agent_exists", format!("{} is defined in the config", def.name)));
+        }
+        match self.store.create_doc(t, "agent", &def.name, &json!(def)).await {
+            Ok(()) => Ok(agentd_store::masked_doc("agent", &json!(def))),
+            Err(StoreError::AlreadyExists) => {
+                Err(conflict("agent_exists", format!("an agent named {} exists", def.name)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Configured agents (by name) and the tenant's own (whole).
+    pub async fn list_agents(&self, t: &Tenant) -> Result<Vec<Value>, RuntimeError> {
+        let mut data: Vec<Value> =
+            self.config_agent_names().into_iter().map(|n| json!({"name": n, "source": "config"})).collect();
+        for mut d in self.store.list_docs(t, "agent").await? {
+            d["source"] = json!("tenant");
+            data.push(d);
+        }
+        Ok(data)
+    }
+
+    pub async fn delete_agent(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
+        if self.store.delete_doc(t, "agent", name).await? {
+            Ok(())
+        } else {
+            Err(RuntimeError::NotFound {
+                code: "agent_not_found",
+                message: format!("no agent named {name:?} defined over the API"),
+            })
+        }
+    }
+}
