@@ -1,6 +1,7 @@
 //! Recorded transcripts of the real APIs (from the providers' public docs and
 //! SDK test recordings; see fixtures/MANIFEST.json) played over real HTTP to
 //! each adapter: what it extracts must match what the manifest says.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

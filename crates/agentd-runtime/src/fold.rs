@@ -60,7 +60,7 @@ pub struct ApprovalState {
 }
 
 /// Identifies "the same call" for the loop guard: name + canonical arguments.
-pub fn call_signature(name: &str, args: &serde_json::Value) -> String {
+pub(crate) fn call_signature(name: &str, args: &serde_json::Value) -> String {
     format!("{name}:{}", agentd_safety::canonical_json(args))
 }
 

@@ -32,7 +32,7 @@ pub(crate) struct Known {
 }
 
 impl Known {
-    pub fn from_fold(f: &Folded) -> Self {
+    pub(crate) fn from_fold(f: &Folded) -> Self {
         Self { policy: f.policy.clone(), approvals: f.approvals.clone() }
     }
 }

@@ -10,7 +10,7 @@ use crate::AppState;
 use crate::error::{ApiError, ApiJson, Params, Scope};
 
 /// Approvals, oldest first (`?run_id=&session_id=&status=&after=&limit=`).
-pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let limit = p.int("limit", 50, 1, 200)? as u32;
     let status = p.str("status");
     let known = ["pending", "approved", "denied", "expired", "cancelled"];
@@ -25,13 +25,17 @@ pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Resu
     Ok(crate::page(rows, limit as usize, |a| json!(a.id)).into_response())
 }
 
-pub async fn get_one(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get_one(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(s.rt.get_approval(&t, &id).await?).into_response())
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Answer {
+pub(crate) struct Answer {
     decision: String,
     #[serde(default)]
     reason: Option<String>,
@@ -41,7 +45,7 @@ pub struct Answer {
 
 /// Answers one: `approve`, `approve_for_session` or `deny` (with a reason),
 /// or `approve` with edited `arguments`.
-pub async fn answer(
+pub(crate) async fn answer(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(id): Path<String>,

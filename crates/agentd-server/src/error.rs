@@ -101,7 +101,7 @@ impl From<RuntimeError> for ApiError {
 
 /// A JSON body parsed regardless of content type, with JSON error answers:
 /// `400 invalid_json`, `400 invalid_request` (wrong shape), `413 payload_too_large`.
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
@@ -117,7 +117,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 /// Like [`ApiJson`], but an empty body is `None`.
-pub struct MaybeJson<T>(pub Option<T>);
+pub(crate) struct MaybeJson<T>(pub Option<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
     type Rejection = ApiError;
@@ -165,7 +165,7 @@ fn has_escaped_nul(b: &[u8]) -> bool {
 }
 
 /// Refuses NUL (`%00`) anywhere in the path or query: no id, name or filter holds one.
-pub async fn reject_nul(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+pub(crate) async fn reject_nul(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let uri = req.uri().to_string();
     if uri.to_ascii_lowercase().contains("%00") {
         return ApiError::bad_request("invalid_request", "NUL characters (%00) are not accepted in paths or queries")
@@ -175,7 +175,7 @@ pub async fn reject_nul(req: axum::extract::Request, next: axum::middleware::Nex
 }
 
 /// The caller's tenant scope, from `x-org-id`, `x-user-id`, `x-project-id`.
-pub struct Scope(pub Tenant);
+pub(crate) struct Scope(pub Tenant);
 
 impl<S: Send + Sync> FromRequestParts<S> for Scope {
     type Rejection = ApiError;
@@ -197,7 +197,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Scope {
 }
 
 /// Query-string parameters, parsed by hand so errors are JSON too.
-pub struct Params(pub std::collections::HashMap<String, String>);
+pub(crate) struct Params(pub std::collections::HashMap<String, String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
@@ -218,7 +218,7 @@ fn serde_urlencoded_pairs(q: &str) -> Result<std::collections::HashMap<String, S
 
 impl Params {
     /// An integer parameter within `[min, max]`, or `default` when absent.
-    pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+    pub(crate) fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
         match self.0.get(name) {
             None => Ok(default),
             Some(v) => match v.parse::<i64>() {
@@ -231,7 +231,7 @@ impl Params {
         }
     }
 
-    pub fn str(&self, name: &str) -> Option<String> {
+    pub(crate) fn str(&self, name: &str) -> Option<String> {
         self.0.get(name).filter(|v| !v.is_empty()).cloned()
     }
 }

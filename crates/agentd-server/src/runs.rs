@@ -16,7 +16,7 @@ use crate::{AppState, page, sse};
 /// Body of `POST /v1/runs`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateBody {
+pub(crate) struct CreateBody {
     #[serde(default)]
     input: Option<String>,
     /// A prompt template to render as the input, with `arguments`.
@@ -42,7 +42,7 @@ pub struct CreateBody {
     agent: Option<String>,
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(s): State<AppState>,
     Scope(t): Scope,
     ApiJson(b): ApiJson<CreateBody>,
@@ -88,11 +88,15 @@ pub async fn create(
     Ok(resp)
 }
 
-pub async fn get_one(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get_one(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(s.rt.get_run(&t, &id).await?).into_response())
 }
 
-pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let status = match p.str("status") {
         Some(v) => Some(
             RunStatus::parse(&v)
@@ -117,11 +121,11 @@ pub(crate) async fn list_runs(
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct CancelBody {
+pub(crate) struct CancelBody {
     reason: Option<String>,
 }
 
-pub async fn cancel(
+pub(crate) async fn cancel(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(id): Path<String>,
@@ -132,7 +136,7 @@ pub async fn cancel(
 }
 
 /// The journal as a JSON page, or (with `Accept: text/event-stream`) as SSE.
-pub async fn events(
+pub(crate) async fn events(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(id): Path<String>,

@@ -13,13 +13,13 @@ use crate::{AppState, page, runs};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct CreateBody {
+pub(crate) struct CreateBody {
     title: Option<String>,
     #[serde(default)]
     metadata: Option<serde_json::Value>,
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(s): State<AppState>,
     Scope(t): Scope,
     MaybeJson(body): MaybeJson<CreateBody>,
@@ -29,13 +29,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
-pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let limit = p.int("limit", 20, 1, 100)? as u32;
     let rows = s.rt.list_sessions(&t, &Page { after: p.str("after"), limit: limit + 1 }).await?;
     Ok(page(rows, limit as usize, |r| json!(r.id)).into_response())
 }
 
-pub async fn get_one(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get_one(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let view = s.rt.session_view(&t, &id).await?;
     let mut v = json!(view.session);
     v["messages"] = json!(view.messages);
@@ -46,12 +50,16 @@ pub async fn get_one(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<
 }
 
 /// Deletes a session with its runs and journal; active runs are cancelled first.
-pub async fn delete(State(s): State<AppState>, Scope(t): Scope, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     s.rt.delete_session(&t, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn runs(
+pub(crate) async fn runs(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(id): Path<String>,

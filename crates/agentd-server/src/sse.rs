@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 /// Streams a run's events with `seq > after`. `rx` is an already open live
 /// subscription (so nothing between creation and streaming is lost).
-pub fn run_events(
+pub(crate) fn run_events(
     rt: Arc<Runtime>,
     t: Tenant,
     run_id: String,

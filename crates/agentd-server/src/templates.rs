@@ -12,18 +12,18 @@ use crate::error::{ApiError, ApiJson, Scope};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateBody {
+pub(crate) struct CreateBody {
     name: String,
     content: String,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReplaceBody {
+pub(crate) struct ReplaceBody {
     content: String,
 }
 
-pub async fn create(
+pub(crate) async fn create(
     State(s): State<AppState>,
     Scope(t): Scope,
     ApiJson(b): ApiJson<CreateBody>,
@@ -32,11 +32,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(tpl)).into_response())
 }
 
-pub async fn list(State(s): State<AppState>, Scope(t): Scope) -> Result<Response, ApiError> {
+pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope) -> Result<Response, ApiError> {
     Ok(Json(json!({"data": s.rt.list_templates(&t).await?, "next_cursor": null})).into_response())
 }
 
-pub async fn get_one(
+pub(crate) async fn get_one(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
@@ -44,7 +44,7 @@ pub async fn get_one(
     Ok(Json(s.rt.get_template(&t, &name).await?).into_response())
 }
 
-pub async fn replace(
+pub(crate) async fn replace(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
@@ -53,7 +53,7 @@ pub async fn replace(
     Ok(Json(s.rt.replace_template(&t, &name, &b.content).await?).into_response())
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,

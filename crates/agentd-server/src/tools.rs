@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiJson, Params, Scope};
 
 /// Every tool available to the caller, with source and schema.
 /// `?agent=NAME` lists that agent's tools.
-pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Json<Value>, ApiError> {
     let set = match p.str("agent") {
         Some(name) => s.rt.toolset_for_agent(&t, &name).await?,
         None => s.rt.toolset(&t).await?,
@@ -35,7 +35,7 @@ pub async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Resu
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CallBody {
+pub(crate) struct CallBody {
     #[serde(default = "empty_object")]
     arguments: Value,
     session_id: Option<String>,
@@ -47,7 +47,7 @@ fn empty_object() -> Value {
 
 /// Runs a tool with JSON arguments validated against its schema.
 /// `?format=json` also parses a JSON text result into `json`.
-pub async fn call(
+pub(crate) async fn call(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
@@ -83,7 +83,7 @@ pub async fn call(
 /// Body of `POST /v1/http-tools`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HttpToolBody {
+pub(crate) struct HttpToolBody {
     name: String,
     #[serde(default)]
     description: String,
@@ -115,7 +115,7 @@ fn shown(mut def: agentd_core::HttpToolDef) -> agentd_core::HttpToolDef {
 }
 
 /// Registers an HTTP tool for the caller's tenant.
-pub async fn create_http(
+pub(crate) async fn create_http(
     State(s): State<AppState>,
     Scope(t): Scope,
     ApiJson(b): ApiJson<HttpToolBody>,
@@ -134,12 +134,12 @@ pub async fn create_http(
     Ok((StatusCode::CREATED, Json(shown(def))).into_response())
 }
 
-pub async fn list_http(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_http(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
     let defs: Vec<_> = s.rt.list_http_tools(&t).await?.into_iter().map(shown).collect();
     Ok(Json(json!({"data": defs, "next_cursor": null})))
 }
 
-pub async fn delete_http(
+pub(crate) async fn delete_http(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
@@ -150,14 +150,14 @@ pub async fn delete_http(
 
 /// Body of `POST /v1/mcp-servers`: a name plus one entry in the usual format.
 #[derive(Deserialize)]
-pub struct McpServerBody {
+pub(crate) struct McpServerBody {
     name: String,
     #[serde(flatten)]
     config: agentd_mcp::McpServerConfig,
 }
 
 /// Adds an MCP server owned by the caller's tenant; it connects in the background.
-pub async fn add_mcp(
+pub(crate) async fn add_mcp(
     State(s): State<AppState>,
     Scope(t): Scope,
     ApiJson(b): ApiJson<McpServerBody>,
@@ -166,11 +166,11 @@ pub async fn add_mcp(
     Ok((StatusCode::CREATED, Json(json!(info))).into_response())
 }
 
-pub async fn list_mcp(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_mcp(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"data": s.rt.list_mcp_servers(&t).await?, "next_cursor": null})))
 }
 
-pub async fn delete_mcp(
+pub(crate) async fn delete_mcp(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
@@ -179,7 +179,7 @@ pub async fn delete_mcp(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub async fn restart_mcp(
+pub(crate) async fn restart_mcp(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
@@ -191,7 +191,7 @@ pub async fn restart_mcp(
 /// Body of `POST /v1/skills`: the SKILL.md text and optional files beside it.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SkillBody {
+pub(crate) struct SkillBody {
     content: String,
     #[serde(default)]
     files: std::collections::BTreeMap<String, String>,
@@ -228,7 +228,7 @@ fn skill_answer(status: StatusCode, skill: &agentd_tools::skills::Skill) -> Resp
 }
 
 /// Uploads a skill for the caller's tenant.
-pub async fn create_skill(
+pub(crate) async fn create_skill(
     State(s): State<AppState>,
     Scope(t): Scope,
     ApiJson(b): ApiJson<SkillBody>,
@@ -240,7 +240,7 @@ pub async fn create_skill(
 
 /// Skills the caller's agent can use (name, description, source), plus
 /// configured skills that failed to load.
-pub async fn list_skills(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_skills(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
     let data: Vec<Value> = s
         .rt
         .skills_for(&t)
@@ -251,7 +251,7 @@ pub async fn list_skills(State(s): State<AppState>, Scope(t): Scope) -> Result<J
     Ok(Json(json!({"data": data, "errors": s.rt.skill_errors(), "next_cursor": null})))
 }
 
-pub async fn get_skill(
+pub(crate) async fn get_skill(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
@@ -264,7 +264,7 @@ pub async fn get_skill(
 
 /// Replaces an uploaded skill in one statement (the name in SKILL.md must
 /// match the path): readers see the old skill or the new one, never neither.
-pub async fn replace_skill(
+pub(crate) async fn replace_skill(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
@@ -281,7 +281,7 @@ pub async fn replace_skill(
     Ok(skill_answer(StatusCode::OK, &skill))
 }
 
-pub async fn delete_skill(
+pub(crate) async fn delete_skill(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
@@ -291,7 +291,7 @@ pub async fn delete_skill(
 }
 
 /// Direct tool calls, newest first (`?session_id=&after=&limit=`).
-pub async fn list_calls(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
+pub(crate) async fn list_calls(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let limit = p.int("limit", 20, 1, 100)? as u32;
     let page = agentd_store::Page { after: p.str("after"), limit: limit + 1 };
     let rows = s.rt.list_tool_calls(&t, p.str("session_id").as_deref(), &page).await?;
@@ -300,7 +300,7 @@ pub async fn list_calls(State(s): State<AppState>, Scope(t): Scope, p: Params) -
 
 /// Defines an agent for the caller's tenant: prompt, model, step limit, and
 /// the tools and skills it may use (exact names or globs).
-pub async fn create_agent(
+pub(crate) async fn create_agent(
     State(s): State<AppState>,
     Scope(t): Scope,
     ApiJson(def): ApiJson<agentd_runtime::AgentDef>,
@@ -309,11 +309,11 @@ pub async fn create_agent(
 }
 
 /// Configured agents (by name) and the tenant's own (whole).
-pub async fn list_agents(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_agents(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"data": s.rt.list_agents(&t).await?, "next_cursor": null})))
 }
 
-pub async fn delete_agent(
+pub(crate) async fn delete_agent(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,

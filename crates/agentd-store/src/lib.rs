@@ -5,6 +5,7 @@ mod plan;
 mod postgres;
 mod sqlite;
 #[doc(hidden)]
+#[cfg(feature = "suite")]
 pub mod suite;
 
 use agentd_core::{

@@ -7,7 +7,7 @@ use agentd_core::{ApprovalChange, EventKind, Message, Role, RunStatus, StoredEve
 use crate::{AppendGuard, Result, StoreError, now};
 
 /// The run row as an append finds it.
-pub struct RunHead {
+pub(crate) struct RunHead {
     pub status: String,
     pub last_seq: i64,
     pub usage: String,
@@ -21,7 +21,7 @@ pub struct RunHead {
 }
 
 /// Everything an append writes.
-pub struct AppendPlan {
+pub(crate) struct AppendPlan {
     /// The new events, as stored and returned.
     pub events: Vec<StoredEvent>,
     /// Session messages to add, with the seq of the event that made each.
@@ -48,7 +48,7 @@ pub struct AppendPlan {
 
 /// The `images` of a stored `run.created` event's data (read by the append
 /// that writes `run.started`, the event whose effect adds the input message).
-pub fn images_of(data: Option<&str>) -> Vec<agentd_core::ContentPart> {
+pub(crate) fn images_of(data: Option<&str>) -> Vec<agentd_core::ContentPart> {
     data.and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
         .and_then(|v| serde_json::from_value(v["images"].clone()).ok())
         .unwrap_or_default()
@@ -59,7 +59,12 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
 }
 
 /// Checks the guard and works out what appending `events` writes.
-pub fn plan_append(run_id: &str, head: RunHead, guard: &AppendGuard, events: &[EventKind]) -> Result<AppendPlan> {
+pub(crate) fn plan_append(
+    run_id: &str,
+    head: RunHead,
+    guard: &AppendGuard,
+    events: &[EventKind],
+) -> Result<AppendPlan> {
     let mut status =
         RunStatus::parse(&head.status).ok_or_else(|| StoreError::Corrupt(format!("status {}", head.status)))?;
     let mut usage: Usage = serde_json::from_str(&head.usage).map_err(|e| StoreError::Corrupt(format!("usage: {e}")))?;

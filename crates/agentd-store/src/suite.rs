@@ -1,5 +1,6 @@
 //! The behaviour every [`Store`] implementation must have. Each backend's
 //! tests call these functions with a fresh, empty store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test suite: a failed step is a failed test
 
 use std::sync::Arc;
 

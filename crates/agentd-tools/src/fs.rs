@@ -114,7 +114,7 @@ macro_rules! tool_body {
 }
 
 /// `read_file {path, offset?, limit?}`: lines `offset..offset+limit` (1-based).
-pub struct ReadFile;
+pub(crate) struct ReadFile;
 
 #[async_trait]
 impl Tool for ReadFile {
@@ -171,7 +171,7 @@ impl Tool for ReadFile {
 }
 
 /// `write_file {path, content}`: creates or replaces a file (and its parent directories).
-pub struct WriteFile;
+pub(crate) struct WriteFile;
 
 #[async_trait]
 impl Tool for WriteFile {
@@ -212,7 +212,7 @@ impl Tool for WriteFile {
 }
 
 /// `edit_file {path, old, new}`: replaces the one occurrence of `old`.
-pub struct EditFile;
+pub(crate) struct EditFile;
 
 #[async_trait]
 impl Tool for EditFile {
@@ -282,7 +282,7 @@ impl Tool for EditFile {
 }
 
 /// `list_dir {path}`: entries with kind and size.
-pub struct ListDir;
+pub(crate) struct ListDir;
 
 #[async_trait]
 impl Tool for ListDir {
@@ -336,7 +336,7 @@ fn check_pattern(pattern: &str) -> Result<(), ToolOutput> {
 }
 
 /// `glob {pattern}`: workspace files matching a glob such as `src/**/*.rs`.
-pub struct Glob;
+pub(crate) struct Glob;
 
 #[async_trait]
 impl Tool for Glob {
@@ -385,7 +385,7 @@ impl Tool for Glob {
 }
 
 /// `grep {pattern, path?}`: regex search, `path:line:text` per match.
-pub struct Grep;
+pub(crate) struct Grep;
 
 #[async_trait]
 impl Tool for Grep {

@@ -15,7 +15,7 @@ const MAX_TEXT: usize = 256 * 1024;
 
 /// Every request and every redirect goes through the egress guard.
 #[derive(Default)]
-pub struct HttpFetch;
+pub(crate) struct HttpFetch;
 
 /// Visible text of an HTML page: no scripts, styles or tags; entities decoded.
 pub fn html_to_text(html: &str) -> String {

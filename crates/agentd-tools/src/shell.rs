@@ -90,7 +90,7 @@ const DEFAULT_TIMEOUT_MS: u64 = 120_000;
 const MAX_TIMEOUT_MS: u64 = 600_000;
 
 /// `shell`; how it is fenced comes with each call ([`ToolContext::sandbox`]).
-pub struct Shell;
+pub(crate) struct Shell;
 
 /// Where bubblewrap is, if installed.
 /// Only `PATH` is searched, so an operator (or a test) can take it away.

@@ -11,7 +11,7 @@ use crate::cli::RemoteOpts;
 use crate::client::{client, send};
 
 /// One line describing an approval.
-pub fn describe(a: &Value) -> String {
+pub(crate) fn describe(a: &Value) -> String {
     let reasons: Vec<&str> =
         a["reasons"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     let why = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join("; ")) };
@@ -25,7 +25,7 @@ pub fn describe(a: &Value) -> String {
     )
 }
 
-pub async fn list(remote: &RemoteOpts, run: Option<String>, status: &str) -> anyhow::Result<ExitCode> {
+pub(crate) async fn list(remote: &RemoteOpts, run: Option<String>, status: &str) -> anyhow::Result<ExitCode> {
     let mut url = format!("{}/v1/approvals?limit=200", remote.url.trim_end_matches('/'));
     if status != "all" {
         url.push_str(&format!("&status={status}"));
@@ -44,7 +44,7 @@ pub async fn list(remote: &RemoteOpts, run: Option<String>, status: &str) -> any
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn answer(
+pub(crate) async fn answer(
     remote: &RemoteOpts,
     id: &str,
     decision: &str,
@@ -62,12 +62,12 @@ pub async fn answer(
 }
 
 /// Whether `agentd run` can ask the person at the keyboard.
-pub fn interactive() -> bool {
+pub(crate) fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// Asks at the terminal; `None` if stdin closed. Returns (decision, reason).
-pub async fn prompt(a: &Value) -> Option<(String, Option<String>)> {
+pub(crate) async fn prompt(a: &Value) -> Option<(String, Option<String>)> {
     let text = describe(a);
     tokio::task::spawn_blocking(move || {
         let mut err = std::io::stderr();

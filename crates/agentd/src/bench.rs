@@ -17,7 +17,7 @@ use agentd_testkit::MockOpenAi;
 use agentd_tools::ToolRegistry;
 use anyhow::{Context, bail};
 
-pub struct BenchOpts {
+pub(crate) struct BenchOpts {
     pub runs: usize,
     pub rounds: usize,
     pub concurrency: Vec<usize>,
@@ -26,7 +26,7 @@ pub struct BenchOpts {
 }
 
 /// `agentd mock-llm`: serves the mock until killed.
-pub async fn mock_llm(rounds: usize, latency_ms: u64) -> anyhow::Result<ExitCode> {
+pub(crate) async fn mock_llm(rounds: usize, latency_ms: u64) -> anyhow::Result<ExitCode> {
     let mock = MockOpenAi::start_with_latency(vec![], rounds, Duration::from_millis(latency_ms)).await?;
     println!("mock listening on {}", mock.base_url);
     std::future::pending::<()>().await;
@@ -154,7 +154,7 @@ async fn rig(o: &BenchOpts, max_concurrent: u32, node: &str) -> anyhow::Result<R
     Ok(Rig { rt, timed, store, _mock: mock, dir, label })
 }
 
-pub async fn bench(scenario: &str, o: BenchOpts) -> anyhow::Result<ExitCode> {
+pub(crate) async fn bench(scenario: &str, o: BenchOpts) -> anyhow::Result<ExitCode> {
     match scenario {
         "throughput" => throughput(o).await,
         "waiting" => waiting(o).await,

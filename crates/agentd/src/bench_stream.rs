@@ -111,7 +111,7 @@ async fn one_stream(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u64
     Ok(out)
 }
 
-pub async fn stream(concurrency: &[usize], deltas: usize, gap_ms: u64) -> anyhow::Result<ExitCode> {
+pub(crate) async fn stream(concurrency: &[usize], deltas: usize, gap_ms: u64) -> anyhow::Result<ExitCode> {
     epoch();
     let dir = std::env::temp_dir().join(format!("agentd-bench-{}", agentd_core::new_id("s")));
     std::fs::create_dir_all(&dir)?;

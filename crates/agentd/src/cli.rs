@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "agentd", version, about = "A self-hosted, durable agent runtime")]
-pub struct Cli {
+pub(crate) struct Cli {
     /// More log output (or set AGENTD_LOG, e.g. AGENTD_LOG=debug).
     #[arg(short, long, global = true)]
     pub verbose: bool,
@@ -17,7 +17,7 @@ pub struct Cli {
 
 /// Where the local database and config are.
 #[derive(Args, Clone)]
-pub struct LocalOpts {
+pub(crate) struct LocalOpts {
     /// Data directory holding the SQLite database.
     #[arg(long, env = "AGENTD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -37,7 +37,7 @@ pub struct LocalOpts {
 
 /// How to reach a running server.
 #[derive(Args, Clone)]
-pub struct RemoteOpts {
+pub(crate) struct RemoteOpts {
     /// Server URL.
     #[arg(long, env = "AGENTD_URL", default_value = "http://127.0.0.1:7700")]
     pub url: String,
@@ -51,7 +51,7 @@ pub struct RemoteOpts {
 }
 
 #[derive(Subcommand)]
-pub enum Cmd {
+pub(crate) enum Cmd {
     /// Run the HTTP server.
     Serve {
         /// Address to listen on (loopback by default).
@@ -197,7 +197,7 @@ pub enum Cmd {
 }
 
 #[derive(Subcommand)]
-pub enum ToolCmd {
+pub(crate) enum ToolCmd {
     /// List the tools the server offers.
     List {
         #[command(flatten)]
@@ -217,7 +217,7 @@ pub enum ToolCmd {
     },
 }
 
-pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Serve { listen, local } => crate::serve::serve(listen, local).await,
         Cmd::Run { input, model, session, max_steps, url, events, local } => {

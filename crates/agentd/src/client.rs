@@ -109,7 +109,7 @@ async fn follow_answering(
     bail!("the stream ended before the run finished")
 }
 
-pub async fn run_remote(url: &str, req: CreateRun, show_events: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run_remote(url: &str, req: CreateRun, show_events: bool) -> anyhow::Result<ExitCode> {
     let body = json!({"input": req.input, "session_id": req.session_id, "model": req.model, "max_steps": req.max_steps, "stream": true});
     let resp = send(client(None)?.post(format!("{}/v1/runs", url.trim_end_matches('/'))).json(&body), url).await?;
     if let Some(id) = resp.headers().get("x-run-id").and_then(|v| v.to_str().ok()) {
@@ -118,7 +118,7 @@ pub async fn run_remote(url: &str, req: CreateRun, show_events: bool) -> anyhow:
     follow_answering(resp, show_events, Some(url.trim_end_matches('/'))).await
 }
 
-pub async fn tail(remote: &RemoteOpts, run_id: &str, after: i64) -> anyhow::Result<ExitCode> {
+pub(crate) async fn tail(remote: &RemoteOpts, run_id: &str, after: i64) -> anyhow::Result<ExitCode> {
     let resp = send(
         client(Some(remote))?
             .get(format!("{}/v1/runs/{run_id}/events?after={after}", remote.url.trim_end_matches('/')))
@@ -129,7 +129,7 @@ pub async fn tail(remote: &RemoteOpts, run_id: &str, after: i64) -> anyhow::Resu
     follow(resp, true).await
 }
 
-pub async fn list(remote: &RemoteOpts, path: &str) -> anyhow::Result<ExitCode> {
+pub(crate) async fn list(remote: &RemoteOpts, path: &str) -> anyhow::Result<ExitCode> {
     let resp =
         send(client(Some(remote))?.get(format!("{}{path}", remote.url.trim_end_matches('/'))), &remote.url).await?;
     let body: Value = resp.json().await?;
@@ -150,7 +150,7 @@ pub async fn list(remote: &RemoteOpts, path: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn tool_list(remote: &RemoteOpts) -> anyhow::Result<ExitCode> {
+pub(crate) async fn tool_list(remote: &RemoteOpts) -> anyhow::Result<ExitCode> {
     let resp =
         send(client(Some(remote))?.get(format!("{}/v1/tools", remote.url.trim_end_matches('/'))), &remote.url).await?;
     let body: Value = resp.json().await?;
@@ -165,7 +165,7 @@ pub async fn tool_list(remote: &RemoteOpts) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn tool_call(
+pub(crate) async fn tool_call(
     remote: &RemoteOpts,
     name: &str,
     args: &str,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::cli::LocalOpts;
 
-pub async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
+pub(crate) async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
     let mut ok = true;
     let s = match crate::local::setup(&local) {
         Ok(s) => {

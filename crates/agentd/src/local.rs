@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 use crate::cli::LocalOpts;
 
 /// Loaded configuration with flags and environment applied.
-pub struct Setup {
+pub(crate) struct Setup {
     pub config: Config,
     pub data_dir: PathBuf,
     pub database: Option<String>,
@@ -26,7 +26,7 @@ pub struct Setup {
 }
 
 /// Reads the config file and applies flags/env (flags/env > file > defaults).
-pub fn setup(local: &LocalOpts) -> anyhow::Result<Setup> {
+pub(crate) fn setup(local: &LocalOpts) -> anyhow::Result<Setup> {
     let config = Config::load(local.config.as_deref())?;
     let data_dir =
         local.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(|| PathBuf::from("./data"));
@@ -50,7 +50,7 @@ pub fn setup(local: &LocalOpts) -> anyhow::Result<Setup> {
 }
 
 /// A store plus what keeps it exclusively ours.
-pub struct Opened {
+pub(crate) struct Opened {
     pub store: Arc<dyn Store>,
     /// Held while this process owns the SQLite data dir.
     pub _lock: Option<File>,
@@ -60,7 +60,7 @@ pub struct Opened {
 
 /// Opens the configured database. With `exclusive`, an SQLite data dir is
 /// locked so two processes never execute runs from one file.
-pub async fn open_store(s: &Setup, exclusive: bool) -> anyhow::Result<Opened> {
+pub(crate) async fn open_store(s: &Setup, exclusive: bool) -> anyhow::Result<Opened> {
     if let Some(url) = &s.database {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             bail!("unsupported database URL (expected postgres://…); leave it unset for SQLite");
@@ -121,7 +121,7 @@ fn persistent_node_id(dir: &std::path::Path) -> anyhow::Result<String> {
 }
 
 /// A runtime over an opened store (not started).
-pub fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime>> {
+pub(crate) fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime>> {
     let models = ModelRegistry::from_config(&s.config)?;
     let mut tools = ToolRegistry::builtin();
     if let Some(file) = &s.test_tools {
@@ -145,7 +145,7 @@ pub fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime>> {
 }
 
 /// `agentd run` without a server: the runtime lives in this process.
-pub async fn run_local(local: LocalOpts, req: CreateRun, show_events: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run_local(local: LocalOpts, req: CreateRun, show_events: bool) -> anyhow::Result<ExitCode> {
     let s = setup(&local)?;
     let opened = open_store(&s, true).await?;
     let rt = build_runtime(&s, &opened)?;
@@ -206,7 +206,7 @@ pub async fn run_local(local: LocalOpts, req: CreateRun, show_events: bool) -> a
 }
 
 /// Parses ages like `30d`, `12h`, `90m`, `3600s`.
-pub fn parse_age(s: &str) -> anyhow::Result<Duration> {
+pub(crate) fn parse_age(s: &str) -> anyhow::Result<Duration> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num.parse().with_context(|| format!("invalid age {s:?}: expected e.g. 30d, 12h, 90m, 3600s"))?;
@@ -221,7 +221,7 @@ pub fn parse_age(s: &str) -> anyhow::Result<Duration> {
 }
 
 /// `agentd prune --older-than AGE`.
-pub async fn prune(local: LocalOpts, older_than: &str, org: Option<String>) -> anyhow::Result<ExitCode> {
+pub(crate) async fn prune(local: LocalOpts, older_than: &str, org: Option<String>) -> anyhow::Result<ExitCode> {
     let age = parse_age(older_than)?;
     let s = setup(&local)?;
     let opened = open_store(&s, false).await?;
@@ -259,12 +259,12 @@ async fn answer_locally(rt: &Arc<Runtime>, t: &Tenant, run_id: &str) -> anyhow::
 
 /// Prints a streamed answer: text to stdout, reasoning dimmed to stderr.
 #[derive(Default)]
-pub struct Printer {
+pub(crate) struct Printer {
     printed: bool,
 }
 
 impl Printer {
-    pub fn delta(&mut self, d: &Delta) {
+    pub(crate) fn delta(&mut self, d: &Delta) {
         match d {
             Delta::Text(t) => {
                 print!("{t}");
@@ -276,7 +276,7 @@ impl Printer {
     }
 
     /// Ends the output; returns the exit code for the run's final status.
-    pub fn finish(&self, status: &str, output: Option<&str>, error: Option<(&str, &str)>) -> ExitCode {
+    pub(crate) fn finish(&self, status: &str, output: Option<&str>, error: Option<(&str, &str)>) -> ExitCode {
         match status {
             "completed" => {
                 if !self.printed {

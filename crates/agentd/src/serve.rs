@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::cli::LocalOpts;
 
-pub async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::Result<ExitCode> {
+pub(crate) async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::Result<ExitCode> {
     let s = crate::local::setup(&local)?;
     let listen = listen.or_else(|| s.config.listen.clone()).unwrap_or_else(|| "127.0.0.1:7700".into());
     let opened = crate::local::open_store(&s, true).await?;

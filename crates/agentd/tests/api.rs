@@ -1,5 +1,6 @@
 //! Black-box tests of bad input, provider failures, tenant scope, sessions,
 //! readiness and the CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Several nodes on one PostgreSQL: shared queue, lease takeover after a
 //! node dies, and SSE on one node for a run executing on another.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod common;
 

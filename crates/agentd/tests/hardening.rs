@@ -1,5 +1,6 @@
 //! Regression tests for the outside attack (hardening issue): each finding
 //! replayed against the real binary, with variations.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! MCP against a real server from npm (`@modelcontextprotocol/server-everything`,
 //! installed by scripts/install-test-deps; its path is in AGENTD_TEST_MCP_EVERYTHING).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Resilience against real HTTP mocks: retries per error class, partial
 //! streams, and failover along a profile's fallback list.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod common;
 

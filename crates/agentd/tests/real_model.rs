@@ -2,6 +2,7 @@
 //! OpenAI-compatible server). Start it with `scripts/real-model` or point
 //! `AGENTD_TEST_LLAMA_URL` at such a server (`http://127.0.0.1:PORT/v1`), then
 //! `cargo nextest run --run-ignored only -E 'binary(real_model)'`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod common;
 

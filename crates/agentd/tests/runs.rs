@@ -1,5 +1,6 @@
 //! Black-box tests of the run loop over HTTP: the real binary, a mock
 //! OpenAI-compatible server playing the model.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod common;
 

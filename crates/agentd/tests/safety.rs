@@ -1,6 +1,7 @@
 //! Safety end to end over HTTP with the mock LLM: the policy gate, durable
 //! approvals (approve, deny, edit, session grants, restart, expiry), the
 //! loop guard and the bubblewrap fence.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Skills: configured directories and uploads, progressive disclosure
 //! through `load_skill`, broken skills reported without stopping the others.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod common;
 

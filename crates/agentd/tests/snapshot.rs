@@ -3,6 +3,7 @@
 //! the layers underneath cannot change a status code or a body unnoticed.
 //! Ids, times and durations are normalised. `AGENTD_UPDATE_SNAPSHOT=1`
 //! rewrites the file (review the diff before committing it).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod common;
 

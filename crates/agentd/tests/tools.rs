@@ -1,5 +1,6 @@
 //! Builtin tools through the real server: direct calls, workspace
 //! confinement, the shell sandbox, schema errors, tools inside a run.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 mod common;
 

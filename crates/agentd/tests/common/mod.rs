@@ -10,9 +10,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde_json::Value;
 
-pub const API_KEY: &str = "sk-test-SECRET-0123456789";
+pub(crate) const API_KEY: &str = "sk-test-SECRET-0123456789";
 
-pub struct Server {
+pub(crate) struct Server {
     pub url: String,
     pub data_dir: PathBuf,
     child: Child,
@@ -28,17 +28,17 @@ impl Drop for Server {
 }
 
 /// reqwest is built without a default TLS backend; tests pick ring like the binary does.
-pub fn install_crypto() {
+pub(crate) fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_agentd")
 }
 
 /// Options for starting a server.
 #[derive(Default)]
-pub struct Opts<'a> {
+pub(crate) struct Opts<'a> {
     /// Mock base URL; `None` starts with no provider at all.
     pub mock: Option<&'a str>,
     pub data_dir: Option<&'a Path>,
@@ -49,11 +49,11 @@ pub struct Opts<'a> {
 }
 
 impl Server {
-    pub fn start(mock: &str) -> Self {
+    pub(crate) fn start(mock: &str) -> Self {
         Self::start_with(Opts { mock: Some(mock), ..Default::default() })
     }
 
-    pub fn start_with(o: Opts<'_>) -> Self {
+    pub(crate) fn start_with(o: Opts<'_>) -> Self {
         install_crypto();
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = o.data_dir.map(Path::to_path_buf).unwrap_or_else(|| tmp.path().join("data"));
@@ -97,36 +97,36 @@ impl Server {
     }
 
     /// The server's process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Stops the server with SIGTERM and waits for it to exit.
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and returns at once.
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
     }
 
     /// Waits for the process to exit by itself.
-    pub fn wait_exit(mut self) -> std::process::ExitStatus {
+    pub(crate) fn wait_exit(mut self) -> std::process::ExitStatus {
         self.child.wait().expect("wait")
     }
 
     /// Keeps the temp dir alive beyond this server (for restarts).
-    pub fn take_tmp(&mut self) -> tempfile::TempDir {
+    pub(crate) fn take_tmp(&mut self) -> tempfile::TempDir {
         self._tmp.take().expect("tmp already taken")
     }
 
-    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http.request(method, format!("{}{}", self.url, path))
     }
 
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -146,16 +146,16 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, Some(body), None).await
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         self.call(reqwest::Method::GET, path, None, None).await
     }
 
     /// Polls a run until it reaches a terminal state.
-    pub async fn wait_run(&self, id: &str) -> Value {
+    pub(crate) async fn wait_run(&self, id: &str) -> Value {
         for _ in 0..1000 {
             let (code, run) = self.get(&format!("/v1/runs/{id}")).await;
             assert_eq!(code, 200, "{run}");
@@ -168,14 +168,14 @@ impl Server {
     }
 
     /// Every stored event of a run.
-    pub async fn events(&self, id: &str) -> Vec<Value> {
+    pub(crate) async fn events(&self, id: &str) -> Vec<Value> {
         let (code, body) = self.get(&format!("/v1/runs/{id}/events?limit=1000")).await;
         assert_eq!(code, 200, "{body}");
         body["data"].as_array().cloned().unwrap_or_default()
     }
 
     /// Waits until the run's journal has an event of this type.
-    pub async fn wait_event(&self, id: &str, ty: &str) {
+    pub(crate) async fn wait_event(&self, id: &str, ty: &str) {
         for _ in 0..1000 {
             if self.events(id).await.iter().any(|e| e["type"] == ty) {
                 return;
@@ -188,7 +188,7 @@ impl Server {
 
 /// One SSE frame.
 #[derive(Debug, Clone)]
-pub struct Frame {
+pub(crate) struct Frame {
     pub id: String,
     pub event: String,
     pub data: Value,
@@ -196,7 +196,7 @@ pub struct Frame {
 
 /// Reads raw SSE frames until the server ends the stream (raw, so a frame
 /// without `id:` is seen as such; comment-only keep-alives are skipped).
-pub async fn frames(resp: reqwest::Response) -> Vec<Frame> {
+pub(crate) async fn frames(resp: reqwest::Response) -> Vec<Frame> {
     let mut out = vec![];
     let mut buf = String::new();
     let mut s = resp.bytes_stream();
@@ -227,12 +227,12 @@ pub async fn frames(resp: reqwest::Response) -> Vec<Frame> {
     out
 }
 
-pub fn types(events: &[Value]) -> Vec<String> {
+pub(crate) fn types(events: &[Value]) -> Vec<String> {
     events.iter().map(|e| e["type"].as_str().unwrap_or("").to_string()).collect()
 }
 
 /// Creates an empty PostgreSQL database on the test server and returns its URL.
-pub async fn fresh_pg_database() -> String {
+pub(crate) async fn fresh_pg_database() -> String {
     let admin = std::env::var("AGENTD_TEST_PG")
         .expect("AGENTD_TEST_PG is not set: run the suite with scripts/test (it starts PostgreSQL)");
     let name = format!("agentd_e2e_{}", agentd_core::new_id("db").trim_start_matches("db_"));
