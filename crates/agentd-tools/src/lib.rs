@@ -10,6 +10,7 @@ pub mod pool;
 pub mod sandbox;
 mod shell;
 pub mod skills;
+#[cfg(feature = "test-tools")]
 pub mod testing;
 pub mod workspace;
 
@@ -181,6 +182,7 @@ impl ToolRegistry {
     }
 
     /// Adds the test-only tools (`test_append` writing to `file`, `test_sleep`).
+    #[cfg(feature = "test-tools")]
     pub fn with_test_tools(mut self, file: std::path::PathBuf) -> Self {
         self.register(Arc::new(testing::AppendLine { path: file }));
         self.register(Arc::new(testing::Sleep));

@@ -30,7 +30,9 @@ pub(crate) struct LocalOpts {
     /// This node's name in leases and run events.
     #[arg(long, env = "AGENTD_NODE_ID")]
     pub node_id: Option<String>,
-    /// Register the test-only tools (`test_append` writes to FILE, `test_sleep`).
+    /// Register the test-only tools (`test_append` writes to FILE, `test_sleep`);
+    /// only in builds with the `test-tools` feature.
+    #[cfg(feature = "test-tools")]
     #[arg(long, env = "AGENTD_TEST_TOOLS_FILE", hide = true)]
     pub enable_test_tools: Option<PathBuf>,
 }

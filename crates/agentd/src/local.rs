@@ -22,6 +22,7 @@ pub(crate) struct Setup {
     pub data_dir: PathBuf,
     pub database: Option<String>,
     pub node_id: Option<String>,
+    #[cfg(feature = "test-tools")]
     pub test_tools: Option<PathBuf>,
 }
 
@@ -46,7 +47,14 @@ pub(crate) fn setup(local: &LocalOpts) -> anyhow::Result<Setup> {
     agentd_tools::sandbox::prepare();
     agentd_tools::sandbox::hide(config.path.iter().cloned().chain(env_file).chain([data_dir.clone()]));
     agentd_mcp::set_sandbox_read_paths(config.mcp.sandbox_read_paths.iter().map(|p| config.base_dir.join(p)).collect());
-    Ok(Setup { config, data_dir, database, node_id, test_tools: local.enable_test_tools.clone() })
+    Ok(Setup {
+        config,
+        data_dir,
+        database,
+        node_id,
+        #[cfg(feature = "test-tools")]
+        test_tools: local.enable_test_tools.clone(),
+    })
 }
 
 /// A store plus what keeps it exclusively ours.
@@ -123,10 +131,12 @@ fn persistent_node_id(dir: &std::path::Path) -> anyhow::Result<String> {
 /// A runtime over an opened store (not started).
 pub(crate) fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime>> {
     let models = ModelRegistry::from_config(&s.config)?;
-    let mut tools = ToolRegistry::builtin();
-    if let Some(file) = &s.test_tools {
-        tools = tools.with_test_tools(file.clone());
-    }
+    let tools = ToolRegistry::builtin();
+    #[cfg(feature = "test-tools")]
+    let tools = match &s.test_tools {
+        Some(file) => tools.with_test_tools(file.clone()),
+        None => tools,
+    };
     let rt = Runtime::new(
         o.store.clone(),
         models,
