@@ -21,29 +21,37 @@ impl Default for Tenant {
     }
 }
 
-/// Why a tenant scope value was refused.
+/// One part of a tenant scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopePart {
+    Org,
+    User,
+    Project,
+}
+
+/// Why a tenant scope value was refused (the server names the header).
 #[derive(Debug, thiserror::Error)]
-#[error("invalid {field}: must be 1-128 characters of [A-Za-z0-9._:@-], not starting with a dot")]
+#[error("must be 1-128 characters of [A-Za-z0-9._:@-], not starting with a dot")]
 pub struct InvalidScope {
-    pub field: &'static str,
+    pub part: ScopePart,
 }
 
 impl Tenant {
-    /// Builds a tenant from optional header values, defaulting each to `default`.
+    /// Builds a tenant from optional values, defaulting each to `default`.
     pub fn from_parts(org: Option<&str>, user: Option<&str>, project: Option<&str>) -> Result<Self, InvalidScope> {
-        fn check(field: &'static str, v: Option<&str>) -> Result<String, InvalidScope> {
+        fn check(part: ScopePart, v: Option<&str>) -> Result<String, InvalidScope> {
             let v = v.unwrap_or("default");
             // Values name workspace directories, so nothing that starts with a dot.
             let ok = !v.is_empty()
                 && !v.starts_with('.')
                 && v.len() <= 128
                 && v.chars().all(|c| c.is_ascii_alphanumeric() || "._:@-".contains(c));
-            if ok { Ok(v.to_string()) } else { Err(InvalidScope { field }) }
+            if ok { Ok(v.to_string()) } else { Err(InvalidScope { part }) }
         }
         Ok(Self {
-            org: check("x-org-id", org)?,
-            user: check("x-user-id", user)?,
-            project: check("x-project-id", project)?,
+            org: check(ScopePart::Org, org)?,
+            user: check(ScopePart::User, user)?,
+            project: check(ScopePart::Project, project)?,
         })
     }
 }

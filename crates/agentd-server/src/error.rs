@@ -174,6 +174,11 @@ pub(crate) async fn reject_nul(req: axum::extract::Request, next: axum::middlewa
     next.run(req).await
 }
 
+/// The headers that name the caller's tenant scope (only the server knows them).
+pub(crate) const ORG_HEADER: &str = "x-org-id";
+pub(crate) const USER_HEADER: &str = "x-user-id";
+pub(crate) const PROJECT_HEADER: &str = "x-project-id";
+
 /// The caller's tenant scope, from `x-org-id`, `x-user-id`, `x-project-id`.
 pub(crate) struct Scope(pub Tenant);
 
@@ -190,8 +195,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Scope {
                     .map_err(|_| ApiError::bad_request("invalid_scope", format!("{name} is not valid text"))),
             }
         };
-        let t = Tenant::from_parts(get("x-org-id")?, get("x-user-id")?, get("x-project-id")?)
-            .map_err(|e| ApiError::bad_request("invalid_scope", e.to_string()))?;
+        let t = Tenant::from_parts(get(ORG_HEADER)?, get(USER_HEADER)?, get(PROJECT_HEADER)?).map_err(|e| {
+            let header = match e.part {
+                agentd_core::ids::ScopePart::Org => ORG_HEADER,
+                agentd_core::ids::ScopePart::User => USER_HEADER,
+                agentd_core::ids::ScopePart::Project => PROJECT_HEADER,
+            };
+            ApiError::bad_request("invalid_scope", format!("invalid {header}: {e}"))
+        })?;
         Ok(Scope(t))
     }
 }
