@@ -197,6 +197,29 @@ pub struct EventQuery {
     pub types: Option<Vec<String>>,
 }
 
+/// A migration's checksum (FNV-1a, 64 bits): a migration edited after it
+/// was applied is refused instead of silently diverging between databases.
+pub(crate) fn migration_checksum(sql: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sql.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Checks an applied migration against the file; `None` means the row
+/// predates checksums (it is filled in).
+pub(crate) fn check_migration(version: i64, stored: Option<&str>, sql: &str) -> Result<()> {
+    match stored {
+        Some(c) if c != migration_checksum(sql) => Err(StoreError::Db(format!(
+            "migration {version} was changed after it was applied (checksum {c}, file {})",
+            migration_checksum(sql)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A tenant document as it may be stored: secrets masked in every string
 /// (every write path masks, not only the journal's). An HTTP tool's header
 /// values are the tenant's own credentials and lose only the server's

@@ -86,18 +86,37 @@ async fn migrate(pool: &PgPool) -> Result<()> {
         )
         .execute(&mut *conn)
         .await?;
+        sqlx::query("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum TEXT").execute(&mut *conn).await?;
         for (version, sql) in MIGRATIONS {
-            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(version)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if done.is_none() {
-                sqlx::raw_sql(*sql).execute(&mut *conn).await?;
-                sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+            let done: Option<Option<String>> =
+                sqlx::query_scalar("SELECT checksum FROM schema_migrations WHERE version = $1")
                     .bind(version)
-                    .bind(now())
-                    .execute(&mut *conn)
+                    .fetch_optional(&mut *conn)
                     .await?;
+            let sum = crate::migration_checksum(sql);
+            match done {
+                Some(stored) => {
+                    crate::check_migration(*version, stored.as_deref(), sql)?;
+                    if stored.is_none() {
+                        sqlx::query("UPDATE schema_migrations SET checksum = $2 WHERE version = $1")
+                            .bind(version)
+                            .bind(&sum)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                }
+                None => {
+                    // Each migration and its record in one transaction, as on SQLite.
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+                    sqlx::query("INSERT INTO schema_migrations (version, applied_at, checksum) VALUES ($1, $2, $3)")
+                        .bind(version)
+                        .bind(now())
+                        .bind(&sum)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
             }
         }
         Ok::<_, StoreError>(())

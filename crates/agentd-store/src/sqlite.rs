@@ -212,19 +212,44 @@ fn writer_loop(conn: Connection, mut rx: mpsc::UnboundedReceiver<Job>) {
     }
 }
 
+/// Applies each migration once, in its own transaction, and checks the ones
+/// applied before against their checksums.
 fn migrate(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
     )?;
+    let has_checksum: bool = conn
+        .query_row("SELECT count(*) FROM pragma_table_info('schema_migrations') WHERE name = 'checksum'", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|n| n > 0)?;
+    if !has_checksum {
+        conn.execute_batch("ALTER TABLE schema_migrations ADD COLUMN checksum TEXT")?;
+    }
     for (version, sql) in MIGRATIONS {
-        let done: Option<i64> = conn
-            .query_row("SELECT version FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
+        let done: Option<Option<String>> = conn
+            .query_row("SELECT checksum FROM schema_migrations WHERE version = ?1", [version], |r| r.get(0))
             .optional()?;
-        if done.is_none() {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute_batch(sql)?;
-            tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, now()])?;
-            tx.commit()?;
+        let sum = crate::migration_checksum(sql);
+        match done {
+            Some(stored) => {
+                crate::check_migration(*version, stored.as_deref(), sql)?;
+                if stored.is_none() {
+                    conn.execute(
+                        "UPDATE schema_migrations SET checksum = ?2 WHERE version = ?1",
+                        params![version, sum],
+                    )?;
+                }
+            }
+            None => {
+                let tx = conn.unchecked_transaction()?;
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_at, checksum) VALUES (?1, ?2, ?3)",
+                    params![version, now(), sum],
+                )?;
+                tx.commit()?;
+            }
         }
     }
     Ok(())

@@ -98,3 +98,17 @@ async fn two_nodes_claiming_at_once_never_share_a_run() {
     assert_eq!(all.len(), n, "a run was claimed twice");
     assert_eq!(n, 60);
 }
+
+/// A migration edited after it was applied is refused, not silently skipped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_migration_is_refused() {
+    let url = fresh_database().await;
+    drop(PgStore::connect(&url).await.unwrap());
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let sums: i64 = sqlx::query_scalar("SELECT count(checksum) FROM schema_migrations").fetch_one(&pool).await.unwrap();
+    assert!(sums > 0, "every applied migration records its checksum");
+    sqlx::query("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1").execute(&pool).await.unwrap();
+    pool.close().await;
+    let err = PgStore::connect(&url).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("migration 1 was changed"), "{err}");
+}

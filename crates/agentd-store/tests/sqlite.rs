@@ -103,3 +103,18 @@ fn reads_answer_while_the_blocking_pool_is_full() {
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
 }
+
+/// A migration edited after it was applied is refused, not silently skipped.
+#[tokio::test]
+async fn a_changed_migration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentd.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let sums: i64 = conn.query_row("SELECT count(checksum) FROM schema_migrations", [], |r| r.get(0)).unwrap();
+    assert!(sums > 0, "every applied migration records its checksum");
+    conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1", []).unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path).await.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("migration 1 was changed"), "{err}");
+}
