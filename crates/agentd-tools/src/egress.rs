@@ -25,7 +25,7 @@ pub enum EgressError {
     OwnAddress(SocketAddr),
     #[error("egress refused: {0} is on the operator's deny list")]
     Denied(SocketAddr),
-    #[error("egress refused: {host} resolves to {addr}, a {class} address (the operator can allow it in [egress])")]
+    #[error("egress refused: {host} resolves to {addr} ({class} address; the operator can allow it in [egress])")]
     Internal { host: String, addr: IpAddr, class: &'static str },
     #[error("egress refused: {0}")]
     BadUrl(String),
