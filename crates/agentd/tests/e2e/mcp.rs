@@ -2,13 +2,13 @@
 //! installed by scripts/install-test-deps; its path is in AGENTD_TEST_MCP_EVERYTHING).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::{Opts, Server};
 use agentd_testkit::{MockOpenAi, Turn};
-use common::{Opts, Server};
 use serde_json::{Value, json};
 
 fn everything() -> String {

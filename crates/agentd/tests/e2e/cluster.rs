@@ -2,14 +2,14 @@
 //! node dies, and SSE on one node for a run executing on another.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::common::{Opts, Server};
 use agentd_testkit::{MockOpenAi, Turn};
-use common::{Opts, Server};
 use serde_json::json;
 
 fn node<'a>(mock: &'a str, db: &str, id: &str, cfg: &'a Path, effects: &Path) -> Opts<'a> {

@@ -2,10 +2,8 @@
 //! confinement, the shell sandbox, schema errors, tools inside a run.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-mod common;
-
+use crate::common::{Opts, Server, types};
 use agentd_testkit::{MockOpenAi, Turn};
-use common::{Opts, Server, types};
 use serde_json::{Value, json};
 
 async fn call(s: &Server, name: &str, args: Value) -> (u16, Value) {

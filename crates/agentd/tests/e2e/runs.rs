@@ -2,10 +2,10 @@
 //! OpenAI-compatible server playing the model.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-mod common;
+use crate::common;
 
+use crate::common::{Server, frames, types};
 use agentd_testkit::{MockOpenAi, Turn};
-use common::{Server, frames, types};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread")]

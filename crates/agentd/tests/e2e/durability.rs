@@ -2,14 +2,14 @@
 //! per-session lanes, steering, graceful shutdown, cancellation in tools.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::common::{Opts, Server, types};
 use agentd_testkit::{MockOpenAi, Turn};
-use common::{Opts, Server, types};
 use serde_json::{Value, json};
 
 /// A tiny deterministic generator (seed printed so a failure can be replayed).

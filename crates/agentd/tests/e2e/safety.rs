@@ -3,13 +3,13 @@
 //! loop guard and the bubblewrap fence.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::common::{Opts, Server, types};
 use agentd_testkit::{MockOpenAi, Turn};
-use common::{Opts, Server, types};
 use serde_json::{Value, json};
 
 /// A temp dir holding `agentd.toml` with this text.

@@ -4,9 +4,7 @@
 //! `cargo nextest run --run-ignored only -E 'binary(real_model)'`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-mod common;
-
-use common::{Opts, Server, types};
+use crate::common::{Opts, Server, types};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]

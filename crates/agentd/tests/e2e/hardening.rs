@@ -2,13 +2,13 @@
 //! replayed against the real binary, with variations.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::common::{Opts, Server};
 use agentd_testkit::MockOpenAi;
-use common::{Opts, Server};
 use serde_json::{Value, json};
 
 fn config(text: &str) -> (tempfile::TempDir, PathBuf) {

@@ -2,12 +2,10 @@
 //! streams, and failover along a profile's fallback list.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-mod common;
-
 use std::path::PathBuf;
 
+use crate::common::{Opts, Server, types};
 use agentd_testkit::{MockOpenAi, Turn};
-use common::{Opts, Server, types};
 use serde_json::{Value, json};
 
 fn config(text: &str) -> (tempfile::TempDir, PathBuf) {

@@ -5,12 +5,10 @@
 //! rewrites the file (review the diff before committing it).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-mod common;
-
 use std::path::PathBuf;
 
+use crate::common::{Opts, Server};
 use agentd_testkit::{MockOpenAi, Turn};
-use common::{Opts, Server};
 use serde_json::{Map, Value, json};
 
 const VOLATILE: &[&str] = &[

@@ -2,10 +2,8 @@
 //! through `load_skill`, broken skills reported without stopping the others.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-mod common;
-
+use crate::common::{Opts, Server, types};
 use agentd_testkit::{MockOpenAi, Turn};
-use common::{Opts, Server, types};
 use serde_json::{Value, json};
 
 fn write(path: &std::path::Path, text: &str) {

@@ -2,12 +2,12 @@
 //! readiness and the CLI.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
+use crate::common::{API_KEY, Server, types};
 use agentd_testkit::{MockOpenAi, Turn};
-use common::{API_KEY, Server, types};
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -1,0 +1,20 @@
+//! Black-box tests against the real `agentd` binary, compiled as one test
+//! binary (one link instead of one per file). Each module is one area.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
+
+mod common;
+
+mod api;
+#[cfg(feature = "test-tools")]
+mod cluster;
+#[cfg(feature = "test-tools")]
+mod durability;
+mod hardening;
+mod mcp;
+mod providers;
+mod real_model;
+mod runs;
+mod safety;
+mod skills;
+mod snapshot;
+mod tools;
