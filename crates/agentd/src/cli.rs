@@ -221,43 +221,47 @@ pub(crate) enum ToolCmd {
 
 pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
-        Cmd::Serve { listen, local } => crate::serve::serve(listen, local).await,
+        Cmd::Serve { listen, local } => crate::commands::serve::serve(listen, local).await,
         Cmd::Run { input, model, session, max_steps, url, events, local } => {
             let req = agentd_runtime::CreateRun { input, session_id: session, model, max_steps, ..Default::default() };
             match url {
-                Some(url) => crate::client::run_remote(&url, req, events).await,
-                None => crate::local::run_local(local, req, events).await,
+                Some(url) => crate::commands::run::run_remote(&url, req, events).await,
+                None => crate::commands::run::run_local(local, req, events).await,
             }
         }
-        Cmd::Tool { cmd: ToolCmd::List { remote } } => crate::client::tool_list(&remote).await,
+        Cmd::Tool { cmd: ToolCmd::List { remote } } => crate::commands::tool::tool_list(&remote).await,
         Cmd::Tool { cmd: ToolCmd::Call { name, args, session, remote } } => {
-            crate::client::tool_call(&remote, &name, &args, session).await
+            crate::commands::tool::tool_call(&remote, &name, &args, session).await
         }
-        Cmd::Tail { run_id, after, remote } => crate::client::tail(&remote, &run_id, after).await,
-        Cmd::Sessions { limit, remote } => crate::client::list(&remote, &format!("/v1/sessions?limit={limit}")).await,
+        Cmd::Tail { run_id, after, remote } => crate::commands::tail::tail(&remote, &run_id, after).await,
+        Cmd::Sessions { limit, remote } => {
+            crate::commands::list::list(&remote, &format!("/v1/sessions?limit={limit}")).await
+        }
         Cmd::Runs { session, limit, remote } => {
             let path = match session {
                 Some(s) => format!("/v1/sessions/{s}/runs?limit={limit}"),
                 None => format!("/v1/runs?limit={limit}"),
             };
-            crate::client::list(&remote, &path).await
+            crate::commands::list::list(&remote, &path).await
         }
-        Cmd::Approvals { run, status, remote } => crate::approvals::list(&remote, run, &status).await,
+        Cmd::Approvals { run, status, remote } => crate::commands::approvals::list(&remote, run, &status).await,
         Cmd::Approve { id, for_session, deny, reason, args, remote } => {
             let decision = match (deny, for_session) {
                 (true, _) => "deny",
                 (false, true) => "approve_for_session",
                 (false, false) => "approve",
             };
-            crate::approvals::answer(&remote, &id, decision, reason, args).await
+            crate::commands::approvals::answer(&remote, &id, decision, reason, args).await
         }
-        Cmd::Deny { id, reason, remote } => crate::approvals::answer(&remote, &id, "deny", reason, None).await,
-        Cmd::Doctor { local } => crate::doctor::doctor(local).await,
-        Cmd::Prune { older_than, org, local } => crate::local::prune(local, &older_than, org).await,
+        Cmd::Deny { id, reason, remote } => {
+            crate::commands::approvals::answer(&remote, &id, "deny", reason, None).await
+        }
+        Cmd::Doctor { local } => crate::commands::doctor::doctor(local).await,
+        Cmd::Prune { older_than, org, local } => crate::commands::prune::prune(local, &older_than, org).await,
         Cmd::Bench { scenario, runs, rounds, concurrency, mock_latency_ms, database } => {
-            let opts = crate::bench::BenchOpts { runs, rounds, concurrency, mock_latency_ms, database };
-            crate::bench::bench(&scenario, opts).await
+            let opts = crate::commands::bench::BenchOpts { runs, rounds, concurrency, mock_latency_ms, database };
+            crate::commands::bench::bench(&scenario, opts).await
         }
-        Cmd::MockLlm { rounds, latency_ms } => crate::bench::mock_llm(rounds, latency_ms).await,
+        Cmd::MockLlm { rounds, latency_ms } => crate::commands::bench::mock_llm(rounds, latency_ms).await,
     }
 }

@@ -1,14 +1,13 @@
 //! `agentd`: a self-hosted, durable agent runtime. This file only parses
 //! the command line and dispatches.
 
-mod approvals;
-mod bench;
-mod bench_stream;
 mod cli;
-mod client;
-mod doctor;
-mod local;
-mod serve;
+mod commands;
+mod http;
+mod print;
+mod prompt;
+mod setup;
+mod stream;
 
 use clap::Parser;
 

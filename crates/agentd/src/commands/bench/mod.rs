@@ -2,6 +2,8 @@
 //! process on loopback, with the real journal (temporary SQLite file, or a
 //! PostgreSQL URL). Scenarios: throughput, waiting (memory), resume.
 
+mod stream;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ExitCode, Stdio};
@@ -164,7 +166,7 @@ pub(crate) async fn bench(scenario: &str, o: BenchOpts) -> anyhow::Result<ExitCo
         "fairness" => fairness(o).await,
         "stream" => {
             let conc = if o.concurrency == [1, 32] { vec![1, 100] } else { o.concurrency.clone() };
-            crate::bench_stream::stream(&conc, o.rounds.max(20) * 20, o.mock_latency_ms.max(1)).await
+            stream::stream(&conc, o.rounds.max(20) * 20, o.mock_latency_ms.max(1)).await
         }
         other => bail!("unknown scenario {other:?}: throughput, waiting, resume, mcp, guard, stream or fairness"),
     }

@@ -11,10 +11,10 @@ use anyhow::Context;
 use crate::cli::LocalOpts;
 
 pub(crate) async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::Result<ExitCode> {
-    let s = crate::local::setup(&local)?;
+    let s = crate::setup::setup(&local)?;
     let listen = listen.or_else(|| s.config.listen.clone()).unwrap_or_else(|| "127.0.0.1:7700".into());
-    let opened = crate::local::open_store(&s, true).await?;
-    let rt = crate::local::build_runtime(&s, &opened)?;
+    let opened = crate::setup::open_store(&s, true).await?;
+    let rt = crate::setup::build_runtime(&s, &opened)?;
     if rt.models.is_empty() {
         tracing::warn!(
             "no provider configured: set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml; /readyz answers 503"

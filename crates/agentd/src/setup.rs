@@ -1,16 +1,12 @@
-//! Building a node (store + runtime) from config and flags; in-process runs; prune.
+//! Building a node from config and flags: the store, then the runtime.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_core::Tenant;
-use agentd_providers::Delta;
-use agentd_runtime::{AgentSettings, Config, CreateRun, Live, ModelRegistry, Runtime};
-use agentd_store::{PruneScope, SqliteStore, Store};
+use agentd_runtime::{AgentSettings, Config, ModelRegistry, Runtime};
+use agentd_store::{SqliteStore, Store};
 use agentd_tools::ToolRegistry;
 use anyhow::{Context, bail};
 
@@ -154,67 +150,6 @@ pub(crate) fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime
     Ok(rt)
 }
 
-/// `agentd run` without a server: the runtime lives in this process.
-pub(crate) async fn run_local(local: LocalOpts, req: CreateRun, show_events: bool) -> anyhow::Result<ExitCode> {
-    let s = setup(&local)?;
-    let opened = open_store(&s, true).await?;
-    let rt = build_runtime(&s, &opened)?;
-    rt.start().await?;
-    let t = Tenant::default();
-    let created = rt.create_run(&t, req, true).await.map_err(|e| anyhow::anyhow!(e))?;
-    let run = created.run;
-    let mut rx = created.live.context("no live channel")?;
-    let mut printer = Printer::default();
-    loop {
-        let item = tokio::select! {
-            r = rx.recv() => r,
-            _ = tokio::signal::ctrl_c() => {
-                let _ = rt.cancel(&t, &run.id, Some("interrupted from the terminal".into())).await;
-                eprintln!("\ncancelled");
-                rt.shutdown(Duration::from_secs(2)).await;
-                return Ok(ExitCode::from(130));
-            }
-        };
-        match item {
-            Ok(Live::Delta(d)) => printer.delta(&d),
-            Ok(Live::Event(ev)) => {
-                if show_events {
-                    eprintln!("[{}] {}", ev.seq, ev.type_name);
-                }
-                if ev.is_terminal() {
-                    break;
-                }
-            }
-            Ok(Live::Changed(_)) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                // The run's task ended: finished, or paused for a person.
-                let now = rt.get_run(&t, &run.id).await.map_err(|e| anyhow::anyhow!(e))?;
-                if now.status.is_terminal() {
-                    break;
-                }
-                // Listen again before answering, so nothing of the resumed run is missed.
-                rx = rt.hub.open(&run.id);
-                if now.status == agentd_core::RunStatus::WaitingApproval && !answer_locally(&rt, &t, &run.id).await? {
-                    eprintln!(
-                        "\nrun {} is waiting for approval; start `agentd serve` on this data dir and answer with \
-                         `agentd approvals` / `agentd approve ID`",
-                        run.id
-                    );
-                    rt.shutdown(Duration::from_secs(2)).await;
-                    return Ok(ExitCode::from(3));
-                }
-            }
-        }
-    }
-    rt.shutdown(Duration::from_secs(2)).await;
-    let run = rt.get_run(&t, &run.id).await.map_err(|e| anyhow::anyhow!(e))?;
-    Ok(printer.finish(
-        run.status.as_str(),
-        run.output.as_deref(),
-        run.error.as_ref().map(|e| (e.code.as_str(), e.message.as_str())),
-    ))
-}
-
 /// Parses ages like `30d`, `12h`, `90m`, `3600s`.
 pub(crate) fn parse_age(s: &str) -> anyhow::Result<Duration> {
     let s = s.trim();
@@ -228,83 +163,6 @@ pub(crate) fn parse_age(s: &str) -> anyhow::Result<Duration> {
         _ => bail!("invalid age unit in {s:?}: use d, h, m or s"),
     };
     Ok(Duration::from_secs(secs))
-}
-
-/// `agentd prune --older-than AGE`.
-pub(crate) async fn prune(local: LocalOpts, older_than: &str, org: Option<String>) -> anyhow::Result<ExitCode> {
-    let age = parse_age(older_than)?;
-    let s = setup(&local)?;
-    let opened = open_store(&s, false).await?;
-    let cutoff = agentd_store::ago(age);
-    let stats = opened.store.prune(&cutoff, &PruneScope { org, except_orgs: vec![] }).await?;
-    println!(
-        "pruned {} runs, {} events, {} sessions, {} messages, {} direct tool calls finished before {cutoff}",
-        stats.runs, stats.events, stats.sessions, stats.messages, stats.tool_calls
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Asks at the terminal for each pending approval of the run; false when
-/// nobody can be asked (no terminal, or stdin closed).
-async fn answer_locally(rt: &Arc<Runtime>, t: &Tenant, run_id: &str) -> anyhow::Result<bool> {
-    if !crate::approvals::interactive() {
-        return Ok(false);
-    }
-    let f = agentd_store::ApprovalFilter {
-        run_id: Some(run_id.to_string()),
-        status: Some("pending".into()),
-        ..Default::default()
-    };
-    let pending = rt
-        .list_approvals(t, &f, &agentd_store::Page { after: None, limit: 100 })
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    for a in pending {
-        let shown = serde_json::to_value(&a)?;
-        let Some((decision, reason)) = crate::approvals::prompt(&shown).await else { return Ok(false) };
-        rt.answer_approval(t, &a.id, &decision, reason, None).await.map_err(|e| anyhow::anyhow!(e))?;
-    }
-    Ok(true)
-}
-
-/// Prints a streamed answer: text to stdout, reasoning dimmed to stderr.
-#[derive(Default)]
-pub(crate) struct Printer {
-    printed: bool,
-}
-
-impl Printer {
-    pub(crate) fn delta(&mut self, d: &Delta) {
-        match d {
-            Delta::Text(t) => {
-                print!("{t}");
-                self.printed = true;
-                let _ = std::io::stdout().flush();
-            }
-            Delta::Thinking(t) => eprint!("\x1b[2m{t}\x1b[0m"),
-        }
-    }
-
-    /// Ends the output; returns the exit code for the run's final status.
-    pub(crate) fn finish(&self, status: &str, output: Option<&str>, error: Option<(&str, &str)>) -> ExitCode {
-        match status {
-            "completed" => {
-                if !self.printed {
-                    print!("{}", output.unwrap_or_default());
-                }
-                println!();
-                ExitCode::SUCCESS
-            }
-            _ => {
-                if self.printed {
-                    println!();
-                }
-                let (code, msg) = error.unwrap_or(("unknown", "no error recorded"));
-                eprintln!("run {status}: {code}: {msg}");
-                ExitCode::FAILURE
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::cli::LocalOpts;
 
 pub(crate) async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
     let mut ok = true;
-    let s = match crate::local::setup(&local) {
+    let s = match crate::setup::setup(&local) {
         Ok(s) => {
             let src = local.config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| {
                 if std::path::Path::new("agentd.toml").exists() {
@@ -24,14 +24,14 @@ pub(crate) async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let opened = match crate::local::open_store(&s, false).await {
+    let opened = match crate::setup::open_store(&s, false).await {
         Ok(o) => o,
         Err(e) => {
             println!("✗ database: {e:#}");
             return Ok(ExitCode::FAILURE);
         }
     };
-    let rt = match crate::local::build_runtime(&s, &opened) {
+    let rt = match crate::setup::build_runtime(&s, &opened) {
         Ok(rt) => rt,
         Err(e) => {
             println!("✗ runtime: {e:#}");
