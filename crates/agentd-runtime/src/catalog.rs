@@ -137,7 +137,7 @@ impl Runtime {
         if self.skills_for(t).await?.iter().any(|k| k.name == skill.name) {
             return Err(taken());
         }
-        match self.store.create_doc(t, "skill", &skill.name, &json!(skill)).await {
+        match self.store.create_doc(t, agentd_store::DocKind::Skill, &skill.name, &json!(skill)).await {
             Err(StoreError::AlreadyExists) => Err(taken()),
             r => Ok(r?),
         }
@@ -145,7 +145,7 @@ impl Runtime {
 
     /// Replaces an uploaded skill in one statement: readers see the old or the new one.
     pub async fn replace_skill(&self, t: &Tenant, skill: &agentd_tools::skills::Skill) -> Result<(), RuntimeError> {
-        if self.store.replace_doc(t, "skill", &skill.name, &json!(skill)).await? {
+        if self.store.replace_doc(t, agentd_store::DocKind::Skill, &skill.name, &json!(skill)).await? {
             Ok(())
         } else {
             Err(RuntimeError::NotFound {
@@ -156,7 +156,7 @@ impl Runtime {
     }
 
     pub async fn delete_skill(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
-        if self.store.delete_doc(t, "skill", name).await? {
+        if self.store.delete_doc(t, agentd_store::DocKind::Skill, name).await? {
             Ok(())
         } else {
             Err(RuntimeError::NotFound {
@@ -195,8 +195,8 @@ impl Runtime {
         if self.config_agent_names().contains(&def.name) {
             return Err(conflict("agent_exists", format!("{} is defined in the config", def.name)));
         }
-        match self.store.create_doc(t, "agent", &def.name, &json!(def)).await {
-            Ok(()) => Ok(agentd_store::masked_doc("agent", &json!(def))),
+        match self.store.create_doc(t, agentd_store::DocKind::Agent, &def.name, &json!(def)).await {
+            Ok(()) => Ok(agentd_store::masked_doc(agentd_store::DocKind::Agent, &json!(def))),
             Err(StoreError::AlreadyExists) => {
                 Err(conflict("agent_exists", format!("an agent named {} exists", def.name)))
             }
@@ -208,7 +208,7 @@ impl Runtime {
     pub async fn list_agents(&self, t: &Tenant) -> Result<Vec<Value>, RuntimeError> {
         let mut data: Vec<Value> =
             self.config_agent_names().into_iter().map(|n| json!({"name": n, "source": "config"})).collect();
-        for mut d in self.store.list_docs(t, "agent").await? {
+        for mut d in self.store.list_docs(t, agentd_store::DocKind::Agent).await? {
             d["source"] = json!("tenant");
             data.push(d);
         }
@@ -216,7 +216,7 @@ impl Runtime {
     }
 
     pub async fn delete_agent(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
-        if self.store.delete_doc(t, "agent", name).await? {
+        if self.store.delete_doc(t, agentd_store::DocKind::Agent, name).await? {
             Ok(())
         } else {
             Err(RuntimeError::NotFound {

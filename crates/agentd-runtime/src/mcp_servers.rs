@@ -12,7 +12,7 @@ use agentd_store::StoreError;
 
 use crate::{Runtime, RuntimeError};
 
-const KIND: &str = "mcp_server";
+const KIND: agentd_store::DocKind = agentd_store::DocKind::McpServer;
 /// How often a node re-reads a tenant's stored servers (changes made elsewhere).
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 

@@ -74,7 +74,7 @@ impl Runtime {
     /// Every skill this agent may use.
     pub async fn skills_for_agent(&self, t: &Tenant, agent: &AgentSettings) -> Result<Vec<Skill>, StoreError> {
         let mut out: Vec<Skill> = self.config_skills.read().unwrap_or_else(|e| e.into_inner()).0.clone();
-        for d in self.store.list_docs(t, "skill").await? {
+        for d in self.store.list_docs(t, agentd_store::DocKind::Skill).await? {
             match serde_json::from_value::<Skill>(d) {
                 Ok(s) if !out.iter().any(|c| c.name == s.name) => out.push(s),
                 Ok(_) => {}
@@ -338,7 +338,7 @@ impl Runtime {
         if let Some(a) = self.config_agents.get(name) {
             return Ok(a.clone());
         }
-        for d in self.store.list_docs(t, "agent").await? {
+        for d in self.store.list_docs(t, agentd_store::DocKind::Agent).await? {
             if let Ok(def) = serde_json::from_value::<AgentDef>(d)
                 && def.name == name
             {

@@ -197,6 +197,29 @@ pub struct EventQuery {
     pub types: Option<Vec<String>>,
 }
 
+/// The kinds of tenant documents (one table, one spelling each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocKind {
+    HttpTool,
+    Skill,
+    Agent,
+    PromptTemplate,
+    McpServer,
+}
+
+impl DocKind {
+    /// The value stored in the `kind` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocKind::HttpTool => "http_tool",
+            DocKind::Skill => "skill",
+            DocKind::Agent => "agent",
+            DocKind::PromptTemplate => "prompt_template",
+            DocKind::McpServer => "mcp_server",
+        }
+    }
+}
+
 /// A migration's checksum (FNV-1a, 64 bits): a migration edited after it
 /// was applied is refused instead of silently diverging between databases.
 pub(crate) fn migration_checksum(sql: &str) -> String {
@@ -224,11 +247,11 @@ pub(crate) fn check_migration(version: i64, stored: Option<&str>, sql: &str) -> 
 /// (every write path masks, not only the journal's). An HTTP tool's header
 /// values are the tenant's own credentials and lose only the server's
 /// secret values; listing them shows names only.
-pub fn masked_doc(kind: &str, doc: &serde_json::Value) -> serde_json::Value {
+pub fn masked_doc(kind: DocKind, doc: &serde_json::Value) -> serde_json::Value {
     // Maps whose values are the tenant's own credentials, by JSON pointer.
     let credentials: &[&str] = match kind {
-        "http_tool" => &["/headers"],
-        "mcp_server" => &["/config/env", "/config/headers"],
+        DocKind::HttpTool => &["/headers"],
+        DocKind::McpServer => &["/config/env", "/config/headers"],
         _ => &[],
     };
     let mut d = doc.clone();
@@ -311,29 +334,29 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores a named document of a kind (`http_tool`, `skill`) for the
     /// tenant; `AlreadyExists` if the name is taken.
-    async fn create_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<()>;
+    async fn create_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<()>;
     /// The tenant's documents of a kind, by name.
-    async fn list_docs(&self, t: &Tenant, kind: &str) -> Result<Vec<serde_json::Value>>;
+    async fn list_docs(&self, t: &Tenant, kind: DocKind) -> Result<Vec<serde_json::Value>>;
     /// Every tenant's documents of a kind (for what a node sets up at start).
-    async fn list_docs_all(&self, kind: &str) -> Result<Vec<(Tenant, serde_json::Value)>>;
+    async fn list_docs_all(&self, kind: DocKind) -> Result<Vec<(Tenant, serde_json::Value)>>;
     /// Replaces one's content; false if the tenant has none by that name.
-    async fn replace_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<bool>;
+    async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool>;
     /// Removes one; false if the tenant has none by that name.
-    async fn delete_doc(&self, t: &Tenant, kind: &str, name: &str) -> Result<bool>;
+    async fn delete_doc(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<bool>;
 
     /// Registers an HTTP tool for the tenant.
     async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<()> {
         let doc = serde_json::to_value(def).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.create_doc(t, "http_tool", &def.name, &doc).await
+        self.create_doc(t, DocKind::HttpTool, &def.name, &doc).await
     }
 
     async fn list_http_tools(&self, t: &Tenant) -> Result<Vec<HttpToolDef>> {
-        let docs = self.list_docs(t, "http_tool").await?;
+        let docs = self.list_docs(t, DocKind::HttpTool).await?;
         docs.into_iter().map(|d| serde_json::from_value(d).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
     }
 
     async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<bool> {
-        self.delete_doc(t, "http_tool", name).await
+        self.delete_doc(t, DocKind::HttpTool, name).await
     }
 
     /// Journals a tool call made without a model.

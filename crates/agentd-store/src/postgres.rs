@@ -14,8 +14,8 @@ use tokio::sync::broadcast;
 
 use crate::plan::{RunHead, plan_append};
 use crate::{
-    AppendGuard, ApprovalFilter, Change, ClaimLimits, DirectCall, EventQuery, NewRun, Page, PruneScope, PruneStats,
-    Result, RunFilter, SessionMessage, Store, StoreError, fair_pick, now, now_ms,
+    AppendGuard, ApprovalFilter, Change, ClaimLimits, DirectCall, DocKind, EventQuery, NewRun, Page, PruneScope,
+    PruneStats, Result, RunFilter, SessionMessage, Store, StoreError, fair_pick, now, now_ms,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -405,9 +405,9 @@ impl Store for PgStore {
         rows.iter().map(|r| json_col(r, "record")).collect()
     }
 
-    async fn create_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<()> {
+    async fn create_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<()> {
         let n = scoped("INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT DO NOTHING", kind, t)
+             ON CONFLICT DO NOTHING", kind.as_str(), t)
         .bind(name)
         .bind(to_json(&crate::masked_doc(kind, doc))?)
         .bind(now())
@@ -417,10 +417,10 @@ impl Store for PgStore {
         if n == 0 { Err(StoreError::AlreadyExists) } else { Ok(()) }
     }
 
-    async fn list_docs(&self, t: &Tenant, kind: &str) -> Result<Vec<serde_json::Value>> {
+    async fn list_docs(&self, t: &Tenant, kind: DocKind) -> Result<Vec<serde_json::Value>> {
         let rows = scoped(
             "SELECT doc FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 ORDER BY name",
-            kind,
+            kind.as_str(),
             t,
         )
         .fetch_all(&self.pool)
@@ -428,21 +428,21 @@ impl Store for PgStore {
         rows.iter().map(|r| json_col(r, "doc")).collect()
     }
 
-    async fn list_docs_all(&self, kind: &str) -> Result<Vec<(Tenant, serde_json::Value)>> {
+    async fn list_docs_all(&self, kind: DocKind) -> Result<Vec<(Tenant, serde_json::Value)>> {
         let rows = sqlx::query(
             "SELECT org, usr, project, doc FROM tenant_docs WHERE kind = $1 ORDER BY org, usr, project, name",
         )
-        .bind(kind)
+        .bind(kind.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| Ok((tenant_from_row(r)?, json_col(r, "doc")?))).collect()
     }
 
-    async fn replace_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<bool> {
+    async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool> {
         let n = sqlx::query(
             "UPDATE tenant_docs SET doc = $6 WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",
         )
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(&t.org)
         .bind(&t.user)
         .bind(&t.project)
@@ -454,10 +454,10 @@ impl Store for PgStore {
         Ok(n > 0)
     }
 
-    async fn delete_doc(&self, t: &Tenant, kind: &str, name: &str) -> Result<bool> {
+    async fn delete_doc(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<bool> {
         let n = scoped(
             "DELETE FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",
-            kind,
+            kind.as_str(),
             t,
         )
         .bind(name)

@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::plan::{RunHead, plan_append};
 use crate::{
-    AppendGuard, ApprovalFilter, ClaimLimits, DirectCall, EventQuery, NewRun, Page, PruneScope, PruneStats, Result,
-    RunFilter, SessionMessage, Store, StoreError, fair_pick, now, now_ms,
+    AppendGuard, ApprovalFilter, ClaimLimits, DirectCall, DocKind, EventQuery, NewRun, Page, PruneScope, PruneStats,
+    Result, RunFilter, SessionMessage, Store, StoreError, fair_pick, now, now_ms,
 };
 
 /// Schema versions, applied in order; each runs once.
@@ -568,9 +568,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<()> {
+    async fn create_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<()> {
         let (t, kind, name, doc) =
-            (t.clone(), kind.to_string(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
+            (t.clone(), kind.as_str().to_string(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
         self.write(move |c| {
             let n = c.execute(
                 "INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -582,8 +582,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_docs(&self, t: &Tenant, kind: &str) -> Result<Vec<serde_json::Value>> {
-        let (t, kind) = (t.clone(), kind.to_string());
+    async fn list_docs(&self, t: &Tenant, kind: DocKind) -> Result<Vec<serde_json::Value>> {
+        let (t, kind) = (t.clone(), kind.as_str().to_string());
         self.read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT doc FROM tenant_docs WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 ORDER BY name",
@@ -593,8 +593,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_docs_all(&self, kind: &str) -> Result<Vec<(Tenant, serde_json::Value)>> {
-        let kind = kind.to_string();
+    async fn list_docs_all(&self, kind: DocKind) -> Result<Vec<(Tenant, serde_json::Value)>> {
+        let kind = kind.as_str().to_string();
         self.read(move |c| {
             let mut st = c.prepare_cached(
                 "SELECT org, usr, project, doc FROM tenant_docs WHERE kind = ?1 ORDER BY org, usr, project, name",
@@ -604,9 +604,9 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn replace_doc(&self, t: &Tenant, kind: &str, name: &str, doc: &serde_json::Value) -> Result<bool> {
+    async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool> {
         let (t, kind, name, doc) =
-            (t.clone(), kind.to_string(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
+            (t.clone(), kind.as_str().to_string(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
         self.write(move |c| {
             let n = c.execute(
                 "UPDATE tenant_docs SET doc = ?6 WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 AND name = ?5",
@@ -617,8 +617,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_doc(&self, t: &Tenant, kind: &str, name: &str) -> Result<bool> {
-        let (t, kind, name) = (t.clone(), kind.to_string(), name.to_string());
+    async fn delete_doc(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<bool> {
+        let (t, kind, name) = (t.clone(), kind.as_str().to_string(), name.to_string());
         self.write(move |c| {
             let n = c.execute(
                 "DELETE FROM tenant_docs WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 AND name = ?5",
