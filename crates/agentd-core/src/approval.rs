@@ -19,10 +19,10 @@ pub struct Approval {
     pub reasons: Vec<String>,
     /// The policy rule that asked.
     pub rule: String,
-    /// `pending`, `approved`, `denied` (also when it expired) or `cancelled` (the run ended first).
-    pub status: String,
+    /// `pending`, `approved`, `denied`, `expired` or `cancelled` (the run ended first).
+    pub status: ApprovalStatus,
     /// `approve`, `approve_for_session`, `deny` or `expired`, once answered.
-    pub decision: Option<String>,
+    pub decision: Option<Decision>,
     pub reason: Option<String>,
     /// Arguments a person edited before approving.
     pub arguments: Option<serde_json::Value>,
@@ -34,27 +34,98 @@ pub struct Approval {
 /// A person's (or the clock's) answer to an approval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resolution {
-    /// `approve`, `approve_for_session`, `deny` or `expired`.
-    pub decision: String,
+    pub decision: Decision,
     pub reason: Option<String>,
     /// Edited arguments (approve only), already checked against the tool's schema.
     pub arguments: Option<serde_json::Value>,
 }
 
-impl Resolution {
-    /// The approval status this decision leads to.
-    pub fn status(&self) -> &'static str {
-        status_of(&self.decision)
-    }
+/// Defines a string-valued enum whose one spelling is its `as_str` (serde
+/// goes through it too).
+macro_rules! spelled {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "&'static str")]
+        pub enum $name { $($(#[$vm])* $v),* }
+
+        impl $name {
+            /// Every value.
+            pub const ALL: &'static [$name] = &[$($name::$v),*];
+
+            /// The one spelling (API, journal, database).
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s),* }
+            }
+
+            /// The value with this spelling, if any.
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
+        }
+
+        impl From<$name> for &'static str {
+            fn from(v: $name) -> Self {
+                v.as_str()
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                Self::parse(&s).ok_or_else(|| format!("unknown {} {s:?}", stringify!($name)))
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
 }
 
-/// The approval status a decision leads to.
-pub fn status_of(decision: &str) -> &'static str {
-    match decision {
-        "approve" | "approve_for_session" => "approved",
-        // Nobody answered in time: refused like a denial, listed on its own.
-        "expired" => "expired",
-        _ => "denied",
+spelled!(
+    /// A person's (or the clock's) answer to an approval.
+    Decision {
+        Approve => "approve",
+        /// Approve, and let identical requests pass for the rest of the session.
+        ApproveForSession => "approve_for_session",
+        Deny => "deny",
+        /// Nobody answered in time.
+        Expired => "expired",
+    }
+);
+
+spelled!(
+    /// Where an approval stands.
+    ApprovalStatus {
+        Pending => "pending",
+        Approved => "approved",
+        Denied => "denied",
+        Expired => "expired",
+        /// The run ended before anyone answered.
+        Cancelled => "cancelled",
+    }
+);
+
+impl Decision {
+    /// The decisions a person can give.
+    pub const BY_PERSON: &'static [Decision] = &[Decision::Approve, Decision::ApproveForSession, Decision::Deny];
+
+    /// Whether the call may run.
+    pub fn approves(self) -> bool {
+        matches!(self, Decision::Approve | Decision::ApproveForSession)
+    }
+
+    /// The approval status this decision leads to (an expired one is
+    /// refused like a denial but listed on its own).
+    pub fn status(self) -> ApprovalStatus {
+        match self {
+            Decision::Approve | Decision::ApproveForSession => ApprovalStatus::Approved,
+            Decision::Deny => ApprovalStatus::Denied,
+            Decision::Expired => ApprovalStatus::Expired,
+        }
     }
 }
 
@@ -73,5 +144,11 @@ pub enum ApprovalChange {
         request: serde_json::Value,
     },
     /// An answered approval.
-    Close { id: String, status: String, decision: String, reason: Option<String>, arguments: Option<serde_json::Value> },
+    Close {
+        id: String,
+        status: ApprovalStatus,
+        decision: Decision,
+        reason: Option<String>,
+        arguments: Option<serde_json::Value>,
+    },
 }

@@ -145,7 +145,7 @@ pub enum EventKind {
         approval_id: String,
         call_id: String,
         approval_key: String,
-        decision: String,
+        decision: crate::approval::Decision,
         reason: Option<String>,
         /// Edited arguments the call runs with instead of the model's.
         arguments: Option<serde_json::Value>,
@@ -301,8 +301,8 @@ impl EventKind {
                 }
                 e.approval = Some(crate::ApprovalChange::Close {
                     id: approval_id.clone(),
-                    status: crate::approval::status_of(decision).to_string(),
-                    decision: decision.clone(),
+                    status: decision.status(),
+                    decision: *decision,
                     reason: reason.clone(),
                     arguments: arguments.clone(),
                 });

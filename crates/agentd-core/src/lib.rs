@@ -9,7 +9,7 @@ pub mod message;
 pub mod redact;
 pub mod run;
 
-pub use approval::{Approval, ApprovalChange, Resolution};
+pub use approval::{Approval, ApprovalChange, ApprovalStatus, Decision, Resolution};
 pub use event::{EventKind, StoredEvent};
 pub use event_type::EventType;
 pub use ids::{Tenant, new_id};

@@ -3,13 +3,10 @@
 
 use std::time::Duration;
 
-use agentd_core::{Approval, Resolution, Tenant};
+use agentd_core::{Approval, ApprovalStatus, Decision, Resolution, Tenant};
 use agentd_store::{ApprovalFilter, Page, StoreError};
 
 use crate::{Runtime, RuntimeError};
-
-/// The decisions a person may give.
-pub const DECISIONS: &[&str] = &["approve", "approve_for_session", "deny"];
 
 impl Runtime {
     pub async fn list_approvals(
@@ -35,23 +32,24 @@ impl Runtime {
         reason: Option<String>,
         arguments: Option<serde_json::Value>,
     ) -> Result<Approval, RuntimeError> {
-        if !DECISIONS.contains(&decision) {
+        let Some(decision) = Decision::parse(decision).filter(|d| Decision::BY_PERSON.contains(d)) else {
+            let known: Vec<&str> = Decision::BY_PERSON.iter().map(|d| d.as_str()).collect();
             return Err(RuntimeError::bad(
                 "invalid_decision",
-                format!("`decision` must be one of {}, got {decision:?}", DECISIONS.join(", ")),
+                format!("`decision` must be one of {}, got {decision:?}", known.join(", ")),
             ));
-        }
+        };
         let a = self.get_approval(t, id).await?;
-        if a.status != "pending" {
-            return Err(StoreError::NotPending(a.status).into());
+        if a.status != ApprovalStatus::Pending {
+            return Err(StoreError::NotPending(a.status.to_string()).into());
         }
         if let Some(args) = &arguments {
-            if decision == "deny" {
+            if decision == Decision::Deny {
                 return Err(RuntimeError::bad("invalid_request", "`arguments` can only come with an approval"));
             }
             // A session grant is keyed by the request as asked; edited arguments
             // would grant the unedited (perhaps dangerous) request for the session.
-            if decision == "approve_for_session" {
+            if decision == Decision::ApproveForSession {
                 return Err(RuntimeError::bad(
                     "invalid_request",
                     "edited `arguments` can only come with `approve`, not `approve_for_session`",
@@ -73,7 +71,7 @@ impl Runtime {
                 }
             }
         }
-        let r = Resolution { decision: decision.to_string(), reason, arguments };
+        let r = Resolution { decision, reason, arguments };
         self.resolve(t, id, &r).await
     }
 
@@ -106,7 +104,7 @@ impl Runtime {
             };
             for (t, id) in due {
                 let r = Resolution {
-                    decision: "expired".into(),
+                    decision: Decision::Expired,
                     reason: Some("the approval expired before anyone answered".into()),
                     arguments: None,
                 };

@@ -50,7 +50,7 @@ pub struct Folded {
 pub struct ApprovalState {
     pub approval_key: String,
     /// `(decision, reason, edited arguments)` once answered.
-    pub resolved: Option<(String, Option<String>, Option<serde_json::Value>)>,
+    pub resolved: Option<(agentd_core::Decision, Option<String>, Option<serde_json::Value>)>,
     /// A `tool.started` followed the answer: the approval was used up, and a
     /// crash after it makes the call's outcome unknown like any other start.
     pub consumed: bool,
@@ -134,7 +134,7 @@ impl Folded {
                     f.approvals.insert(call_id, ApprovalState { approval_key, edited, ..Default::default() });
                 }
                 EventKind::ApprovalResolved { call_id, approval_key, decision, reason, arguments, .. } => {
-                    if agentd_core::approval::status_of(&decision) != "approved" {
+                    if !decision.approves() {
                         *f.denials.entry(approval_key.clone()).or_default() += 1;
                     }
                     let a = f

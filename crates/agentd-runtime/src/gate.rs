@@ -83,7 +83,7 @@ impl Runtime {
             if let Some(a) = known.approvals.get(&c.id) {
                 plans.push(match &a.resolved {
                     None => Plan::Waiting,
-                    Some((d, _, args)) if d == "approve" || d == "approve_for_session" => {
+                    Some((d, _, args)) if d.approves() => {
                         let mut call = c.clone();
                         if let Some(edited) = args.as_ref().or(a.edited.as_ref()) {
                             call.arguments = edited.clone();
@@ -93,7 +93,8 @@ impl Runtime {
                         Plan::Run(call, !a.consumed)
                     }
                     Some((d, reason, _)) => {
-                        Plan::Refuse { out: denied_by_person(reason.as_deref(), d == "expired"), status: "denied" }
+                        let expired = *d == agentd_core::Decision::Expired;
+                        Plan::Refuse { out: denied_by_person(reason.as_deref(), expired), status: "denied" }
                     }
                 });
                 continue;

@@ -30,7 +30,6 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use approvals::DECISIONS;
 pub use catalog::SessionView;
 pub use config::Config;
 pub use fold::Folded;

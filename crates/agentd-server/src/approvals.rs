@@ -12,13 +12,13 @@ use crate::error::{ApiError, ApiJson, Params, Scope};
 /// Approvals, oldest first (`?run_id=&session_id=&status=&after=&limit=`).
 pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let limit = p.int("limit", 50, 1, 200)? as u32;
-    let status = p.str("status");
-    let known = ["pending", "approved", "denied", "expired", "cancelled"];
-    if let Some(st) = &status
-        && !known.contains(&st.as_str())
-    {
-        return Err(ApiError::bad_request("invalid_status", format!("`status` must be one of {}", known.join(", "))));
-    }
+    let status = match p.str("status") {
+        None => None,
+        Some(st) => Some(agentd_core::ApprovalStatus::parse(&st).ok_or_else(|| {
+            let known: Vec<&str> = agentd_core::ApprovalStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::bad_request("invalid_status", format!("`status` must be one of {}", known.join(", ")))
+        })?),
+    };
     let f = agentd_store::ApprovalFilter { run_id: p.str("run_id"), session_id: p.str("session_id"), status };
     let page = agentd_store::Page { after: p.str("after"), limit: limit + 1 };
     let rows = s.rt.list_approvals(&t, &f, &page).await?;

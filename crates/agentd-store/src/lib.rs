@@ -80,7 +80,7 @@ pub struct RunFilter {
 pub struct ApprovalFilter {
     pub run_id: Option<String>,
     pub session_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<agentd_core::ApprovalStatus>,
 }
 
 /// What is needed to create a run.
@@ -218,6 +218,19 @@ impl DocKind {
             DocKind::McpServer => "mcp_server",
         }
     }
+}
+
+/// Reads an approval's status and decision columns.
+pub(crate) fn approval_vocab(
+    status: &str,
+    decision: Option<&str>,
+) -> Result<(agentd_core::ApprovalStatus, Option<agentd_core::Decision>)> {
+    let st = agentd_core::ApprovalStatus::parse(status)
+        .ok_or_else(|| StoreError::Corrupt(format!("status: unknown approval status {status:?}")))?;
+    let d = decision
+        .map(|d| agentd_core::Decision::parse(d).ok_or_else(|| StoreError::Corrupt(format!("decision: unknown {d:?}"))))
+        .transpose()?;
+    Ok((st, d))
 }
 
 /// A migration's checksum (FNV-1a, 64 bits): a migration edited after it

@@ -479,7 +479,7 @@ impl Store for PgStore {
         .bind(&t.project)
         .bind(&f.run_id)
         .bind(&f.session_id)
-        .bind(&f.status)
+        .bind(f.status.map(|s| s.as_str()))
         .bind(&page.after)
         .bind(limit(page.limit))
         .fetch_all(&self.pool)
@@ -737,6 +737,10 @@ async fn create_run_tx(tx: &mut Transaction<'_, Postgres>, t: &Tenant, new: &New
 }
 
 fn approval_from_row(r: &PgRow) -> Result<Approval> {
+    let (status, decision) = crate::approval_vocab(
+        &r.try_get::<String, _>("status")?,
+        r.try_get::<Option<String>, _>("decision")?.as_deref(),
+    )?;
     let request: String = r.try_get("request")?;
     let request: serde_json::Value = serde_json::from_str(&request).map_err(|e| corrupt("request", e))?;
     let arguments: Option<String> = r.try_get("arguments")?;
@@ -751,8 +755,8 @@ fn approval_from_row(r: &PgRow) -> Result<Approval> {
         risk: r.try_get("risk")?,
         reasons: serde_json::from_value(request["reasons"].clone()).unwrap_or_default(),
         rule: request["rule"].as_str().unwrap_or_default().to_string(),
-        status: r.try_get("status")?,
-        decision: r.try_get("decision")?,
+        status,
+        decision,
         reason: r.try_get("reason")?,
         arguments: arguments.map(|a| serde_json::from_str(&a).map_err(|e| corrupt("arguments", e))).transpose()?,
         created_at: r.try_get("created_at")?,
@@ -777,8 +781,8 @@ async fn resolve_tx(
             .try_get("run_id")?;
     sqlx::query("SELECT id FROM runs WHERE id = $1 FOR UPDATE").bind(&run_id).execute(&mut **tx).await?;
     let a = approval_from_row(&scoped(sql, id, t).fetch_one(&mut **tx).await?)?;
-    if a.status != "pending" {
-        return Err(StoreError::NotPending(a.status));
+    if a.status != agentd_core::ApprovalStatus::Pending {
+        return Err(StoreError::NotPending(a.status.to_string()));
     }
     let remaining: i64 =
         sqlx::query_scalar("SELECT count(*) FROM approvals WHERE run_id = $1 AND status = 'pending' AND id <> $2")
@@ -790,7 +794,7 @@ async fn resolve_tx(
         approval_id: id.to_string(),
         call_id: a.call_id.clone(),
         approval_key: a.approval_key.clone(),
-        decision: r.decision.clone(),
+        decision: r.decision,
         reason: r.reason.clone(),
         arguments: r.arguments.clone(),
         remaining: remaining as u32,
@@ -922,8 +926,8 @@ async fn append_tx(
                     "UPDATE approvals SET status = $1, decision = $2, reason = $3, arguments = $4, resolved_at = $5
                      WHERE id = $6 AND run_id = $7",
                 )
-                .bind(status)
-                .bind(decision)
+                .bind(status.as_str())
+                .bind(decision.as_str())
                 .bind(reason)
                 .bind(arguments.as_ref().map(to_json).transpose()?)
                 .bind(ts)

@@ -638,7 +638,8 @@ impl Store for SqliteStore {
                    AND (?6 IS NULL OR status = ?6) AND (?7 IS NULL OR id > ?7)
                  ORDER BY id LIMIT ?8",
             )?;
-            let p = params![t.org, t.user, t.project, f.run_id, f.session_id, f.status, page.after, limit(page.limit)];
+            let status = f.status.map(|s| s.as_str());
+            let p = params![t.org, t.user, t.project, f.run_id, f.session_id, status, page.after, limit(page.limit)];
             collect(&mut st, p, approval_from_row)
         })
         .await
@@ -653,8 +654,8 @@ impl Store for SqliteStore {
         let (t, id, r) = (t.clone(), id.to_string(), r.clone());
         self.write(move |c| {
             let a = get_approval_tx(c, &t, &id)?.ok_or(StoreError::NotFound)?;
-            if a.status != "pending" {
-                return Err(StoreError::NotPending(a.status));
+            if a.status != agentd_core::ApprovalStatus::Pending {
+                return Err(StoreError::NotPending(a.status.to_string()));
             }
             let remaining: u32 = c
                 .prepare_cached("SELECT count(*) FROM approvals WHERE run_id = ?1 AND status = 'pending' AND id != ?2")?
@@ -663,7 +664,7 @@ impl Store for SqliteStore {
                 approval_id: id.clone(),
                 call_id: a.call_id.clone(),
                 approval_key: a.approval_key.clone(),
-                decision: r.decision.clone(),
+                decision: r.decision,
                 reason: r.reason.clone(),
                 arguments: r.arguments.clone(),
                 remaining,
@@ -826,6 +827,8 @@ impl Store for SqliteStore {
 }
 
 fn approval_from_row(r: &Row<'_>) -> Result<Approval> {
+    let (status, decision) =
+        crate::approval_vocab(&r.get::<_, String>("status")?, r.get::<_, Option<String>>("decision")?.as_deref())?;
     let request: serde_json::Value = json_col(r, "request")?;
     let arguments: Option<String> = r.get("arguments")?;
     Ok(Approval {
@@ -839,8 +842,8 @@ fn approval_from_row(r: &Row<'_>) -> Result<Approval> {
         risk: r.get("risk")?,
         reasons: serde_json::from_value(request["reasons"].clone()).unwrap_or_default(),
         rule: request["rule"].as_str().unwrap_or_default().to_string(),
-        status: r.get("status")?,
-        decision: r.get("decision")?,
+        status,
+        decision,
         reason: r.get("reason")?,
         arguments: arguments.map(|a| serde_json::from_str(&a).map_err(|e| corrupt("arguments", e))).transpose()?,
         created_at: r.get("created_at")?,
@@ -947,7 +950,7 @@ fn append_tx(
                     "UPDATE approvals SET status = ?1, decision = ?2, reason = ?3, arguments = ?4, resolved_at = ?5
                      WHERE id = ?6 AND run_id = ?7",
                 )?
-                .execute(params![status, decision, reason, args, ts, id, run_id])?;
+                .execute(params![status.as_str(), decision.as_str(), reason, args, ts, id, run_id])?;
             }
         }
     }

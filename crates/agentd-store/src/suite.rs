@@ -354,7 +354,8 @@ fn ask(approval_id: &str, call_id: &str, key: &str, expires_at: Option<String>) 
 }
 
 fn answer(decision: &str) -> agentd_core::Resolution {
-    agentd_core::Resolution { decision: decision.into(), reason: Some("because".into()), arguments: None }
+    let decision = agentd_core::Decision::parse(decision).expect("a known decision");
+    agentd_core::Resolution { decision, reason: Some("because".into()), arguments: None }
 }
 
 /// Approvals are derived rows: a request pauses the run and frees its lease;
@@ -380,7 +381,11 @@ pub async fn approvals_pause_and_resume_runs(s: Arc<dyn Store>) {
     assert!(s.claim_runs("n2", &limits).await.unwrap().is_empty());
     assert_eq!(s.active_run(&t, &sid).await.unwrap().unwrap().id, id);
 
-    let pending = ApprovalFilter { run_id: Some(id.clone()), status: Some("pending".into()), ..Default::default() };
+    let pending = ApprovalFilter {
+        run_id: Some(id.clone()),
+        status: Some(agentd_core::ApprovalStatus::Pending),
+        ..Default::default()
+    };
     let page = Page { after: None, limit: 50 };
     let listed = s.list_approvals(&t, &pending, &page).await.unwrap();
     assert_eq!(listed.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["apr_1", "apr_2"]);
@@ -394,7 +399,7 @@ pub async fn approvals_pause_and_resume_runs(s: Arc<dyn Store>) {
     assert_eq!(due.iter().map(|(_, id)| id.as_str()).collect::<Vec<_>>(), ["apr_2"]);
 
     let (a, evs) = s.resolve_approval(&t, "apr_1", &answer("approve_for_session")).await.unwrap();
-    assert_eq!((a.status.as_str(), a.decision.as_deref()), ("approved", Some("approve_for_session")));
+    assert_eq!((a.status.as_str(), a.decision.map(|d| d.as_str())), ("approved", Some("approve_for_session")));
     assert_eq!(evs[0].type_name, "approval.resolved");
     assert_eq!(evs[0].data["remaining"], 1);
     assert_eq!(s.get_run(&t, &id).await.unwrap().unwrap().status, RunStatus::WaitingApproval);
@@ -407,7 +412,7 @@ pub async fn approvals_pause_and_resume_runs(s: Arc<dyn Store>) {
     assert!(!s.session_grant(&other, &sid, "k1").await.unwrap());
 
     let (a, _) = s.resolve_approval(&t, "apr_2", &answer("expired")).await.unwrap();
-    assert_eq!((a.status.as_str(), a.decision.as_deref()), ("expired", Some("expired")));
+    assert_eq!((a.status.as_str(), a.decision.map(|d| d.as_str())), ("expired", Some("expired")));
     assert_eq!(s.get_run(&t, &id).await.unwrap().unwrap().status, RunStatus::Queued);
     assert_eq!(s.claim_runs("n2", &limits).await.unwrap().len(), 1, "queued again and claimable");
 
@@ -415,7 +420,7 @@ pub async fn approvals_pause_and_resume_runs(s: Arc<dyn Store>) {
     let (_, id2) = new_run(&*s, &t, None).await;
     s.append(&t, &id2, &[EventKind::RunStarted { node: "n".into() }, ask("apr_3", "c", "k", None)]).await.unwrap();
     s.append(&t, &id2, &[EventKind::RunCancelled { reason: None }]).await.unwrap();
-    assert_eq!(s.get_approval(&t, "apr_3").await.unwrap().unwrap().status, "cancelled");
+    assert_eq!(s.get_approval(&t, "apr_3").await.unwrap().unwrap().status, agentd_core::ApprovalStatus::Cancelled);
     assert!(matches!(s.resolve_approval(&t, "apr_3", &answer("approve")).await, Err(StoreError::NotPending(_))));
 }
 

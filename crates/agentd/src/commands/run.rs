@@ -82,7 +82,7 @@ async fn answer_locally(rt: &Arc<Runtime>, t: &Tenant, run_id: &str) -> anyhow::
     }
     let f = agentd_store::ApprovalFilter {
         run_id: Some(run_id.to_string()),
-        status: Some("pending".into()),
+        status: Some(agentd_core::ApprovalStatus::Pending),
         ..Default::default()
     };
     let pending = rt
