@@ -117,7 +117,7 @@ pub enum EventKind {
         is_error: bool,
         /// `ok`, `error`, `interrupted` (after a crash), `denied` (by policy
         /// or a person) or `blocked` (a loop guard).
-        status: String,
+        status: crate::vocab::ToolStatus,
         duration_ms: u64,
         /// How the call was fenced (shell): adapter, mode, network.
         #[serde(default, skip_serializing_if = "Option::is_none")]

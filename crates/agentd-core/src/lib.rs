@@ -1,6 +1,8 @@
 //! Domain types shared by every agentd crate: ids, tenant scope, messages,
 //! run status and the journal's event enum. No I/O lives here.
 
+#[macro_use]
+pub mod vocab;
 pub mod approval;
 pub mod event;
 pub mod event_type;
@@ -15,3 +17,4 @@ pub use event_type::EventType;
 pub use ids::{Tenant, new_id};
 pub use message::{ContentPart, Message, Role, ToolCall, ToolSpec, Usage};
 pub use run::{HttpToolDef, Run, RunError, RunStatus, Session};
+pub use vocab::ToolStatus;

@@ -239,7 +239,7 @@ mod tests {
                     name: "t".into(),
                     content: vec![ContentPart::text("ok")],
                     is_error: false,
-                    status: "ok".into(),
+                    status: agentd_core::ToolStatus::Ok,
                     duration_ms: 1,
                     sandbox: None,
                 },

@@ -17,7 +17,7 @@ pub(crate) enum Plan {
     /// when a person approved it (so it runs even if it was interrupted before).
     Run(ToolCall, bool),
     /// Do not run it; the model sees this result.
-    Refuse { out: ToolOutput, status: &'static str },
+    Refuse { out: ToolOutput, status: agentd_core::ToolStatus },
     /// Ask a person first (an `approval.requested` event).
     Ask(Box<EventKind>),
     /// Still waiting for a person.
@@ -94,7 +94,10 @@ impl Runtime {
                     }
                     Some((d, reason, _)) => {
                         let expired = *d == agentd_core::Decision::Expired;
-                        Plan::Refuse { out: denied_by_person(reason.as_deref(), expired), status: "denied" }
+                        Plan::Refuse {
+                            out: denied_by_person(reason.as_deref(), expired),
+                            status: agentd_core::ToolStatus::Denied,
+                        }
                     }
                 });
                 continue;
@@ -106,7 +109,7 @@ impl Runtime {
             }
             if decided == Some("deny") {
                 let out = ToolOutput::error(format!("permission denied: the policy refuses `{}`", c.name));
-                plans.push(Plan::Refuse { out, status: "denied" });
+                plans.push(Plan::Refuse { out, status: agentd_core::ToolStatus::Denied });
                 continue;
             }
             if decided.is_none()
@@ -117,7 +120,7 @@ impl Runtime {
                 let out = ToolOutput::error(format!(
                     "not run: {detail}. The result will not change; use the earlier result or try something different."
                 ));
-                plans.push(Plan::Refuse { out, status: "blocked" });
+                plans.push(Plan::Refuse { out, status: agentd_core::ToolStatus::Blocked });
                 continue;
             }
             // Unknown tools and bad arguments fail when run; nobody is asked about them.
@@ -148,7 +151,7 @@ impl Runtime {
                 Verdict::Deny => {
                     let why = if d.reasons.is_empty() { String::new() } else { format!(" ({})", d.reasons.join("; ")) };
                     let out = ToolOutput::error(format!("permission denied: {}{why}", d.rule));
-                    Plan::Refuse { out, status: "denied" }
+                    Plan::Refuse { out, status: agentd_core::ToolStatus::Denied }
                 }
                 Verdict::Ask => {
                     let expires_at = expiry(set);

@@ -5,6 +5,8 @@
 //! repeated, an interrupted one is re-run only if the tool is idempotent.
 
 use std::collections::{HashMap, HashSet};
+
+use agentd_core::ToolStatus;
 use std::time::{Duration, Instant};
 
 use agentd_core::{EventKind, Message, Role, Run, RunError, StoredEvent, Tenant, ToolCall};
@@ -492,7 +494,7 @@ impl Runtime {
                          run again because it is not idempotent",
                         call.name
                     ));
-                    refused.push(tool_result(&call, &out, "interrupted", 0));
+                    refused.push(tool_result(&call, &out, ToolStatus::Interrupted, 0));
                 }
                 Plan::Run(call, confirmed) => {
                     // A call a person approved after a crash starts again, on the record.
@@ -556,7 +558,7 @@ impl Runtime {
             }
             r = pending.next() => r,
         } {
-            let status = if out.is_error { "error" } else { "ok" };
+            let status = if out.is_error { ToolStatus::Error } else { ToolStatus::Ok };
             let mut evs = vec![tool_result(call, &out, status, ms)];
             if call.name == "load_skill" && !out.is_error {
                 let name = call.arguments["name"].as_str().unwrap_or_default().to_string();
@@ -646,13 +648,13 @@ fn unique_call_ids(calls: &mut [ToolCall]) {
     }
 }
 
-fn tool_result(call: &ToolCall, out: &ToolOutput, status: &str, ms: u64) -> EventKind {
+fn tool_result(call: &ToolCall, out: &ToolOutput, status: ToolStatus, ms: u64) -> EventKind {
     EventKind::ToolResult {
         call_id: call.id.clone(),
         name: call.name.clone(),
         content: out.content.clone(),
         is_error: out.is_error,
-        status: status.into(),
+        status,
         duration_ms: ms,
         sandbox: out.sandbox.clone(),
     }

@@ -54,7 +54,7 @@ pub async fn append_derives_rows(s: Arc<dyn Store>) {
         name: "echo".into(),
         content: vec![ContentPart::text("{}")],
         is_error: false,
-        status: "ok".into(),
+        status: agentd_core::ToolStatus::Ok,
         duration_ms: 1,
         sandbox: None,
     };

@@ -555,7 +555,7 @@ fn guard(n: usize) -> anyhow::Result<ExitCode> {
         name: "shell".into(),
         content: vec![agentd_core::ContentPart::text("exit code: 0\n".to_string() + &"some output line\n".repeat(200))],
         is_error: false,
-        status: "ok".into(),
+        status: agentd_core::ToolStatus::Ok,
         duration_ms: 3,
         sandbox: None,
     };
