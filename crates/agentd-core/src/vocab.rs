@@ -59,3 +59,16 @@ spelled!(
         Blocked => "blocked",
     }
 );
+
+spelled!(
+    /// Where a tool comes from.
+    ToolSource {
+        Builtin => "builtin",
+        /// An MCP server's tool (`mcp__<server>__<tool>`).
+        Mcp => "mcp",
+        /// A tenant's HTTP tool.
+        Http => "http",
+        /// `load_skill`.
+        Skill => "skill",
+    }
+);

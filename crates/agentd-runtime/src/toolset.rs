@@ -32,15 +32,16 @@ impl ToolSet {
     }
 
     /// Where a tool of this set comes from.
-    pub fn source(&self, rt: &Runtime, name: &str) -> &'static str {
+    pub fn source(&self, rt: &Runtime, name: &str) -> agentd_core::ToolSource {
+        use agentd_core::ToolSource;
         if self.http.contains_key(name) {
-            "http"
+            ToolSource::Http
         } else if self.mcp.contains_key(name) {
-            "mcp"
+            ToolSource::Mcp
         } else if name == "load_skill" && self.skill.is_some() {
-            "skill"
+            ToolSource::Skill
         } else {
-            rt.tools.source(name).unwrap_or("builtin")
+            rt.tools.source(name).unwrap_or(ToolSource::Builtin)
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and says why. Shell commands are parsed, not grepped, so quoting,
 //! pipelines and `sh -c` strings cannot hide what runs.
 
+use agentd_core::ToolSource;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -48,8 +49,7 @@ impl Assessment {
 #[derive(Debug, Clone, Copy)]
 pub struct ToolFacts<'a> {
     pub name: &'a str,
-    /// `builtin`, `mcp`, `http` or `skill`.
-    pub source: &'a str,
+    pub source: ToolSource,
     /// MCP tool annotations as the server gave them (`readOnlyHint`, `destructiveHint`, …).
     pub annotations: Option<&'a Value>,
 }
@@ -58,7 +58,7 @@ pub struct ToolFacts<'a> {
 pub fn assess(tool: ToolFacts<'_>, args: &Value) -> Assessment {
     let mut a = Assessment::default();
     match (tool.source, tool.name) {
-        ("builtin", "shell") => {
+        (ToolSource::Builtin, "shell") => {
             if let Some(cmd) = args["command"].as_str() {
                 assess_command_line(cmd, 0, &mut a);
             } else if let Some(argv) = args["argv"].as_array() {
@@ -70,7 +70,7 @@ pub fn assess(tool: ToolFacts<'_>, args: &Value) -> Assessment {
                 assess_pipeline(&Pipeline { commands: vec![cmd] }, 0, &mut a);
             }
         }
-        ("builtin", "write_file" | "edit_file") => {
+        (ToolSource::Builtin, "write_file" | "edit_file") => {
             let path = args["path"].as_str().unwrap_or_default();
             if outside_workspace(path) {
                 a.flag(Risk::High, format!("writes outside the workspace: {path}"));
@@ -82,7 +82,7 @@ pub fn assess(tool: ToolFacts<'_>, args: &Value) -> Assessment {
                 a.flag(Risk::Medium, format!("large write ({size} bytes)"));
             }
         }
-        ("builtin", "http_fetch") => {
+        (ToolSource::Builtin, "http_fetch") => {
             let url = args["url"].as_str().unwrap_or_default();
             let method = args["method"].as_str().unwrap_or("GET").to_ascii_uppercase();
             if private_host(url) {
@@ -94,9 +94,9 @@ pub fn assess(tool: ToolFacts<'_>, args: &Value) -> Assessment {
                 a.flag(Risk::Medium, "network access");
             }
         }
-        ("builtin", _) | ("skill", _) => {}
-        ("http", _) => a.flag(Risk::Medium, "calls an external HTTP endpoint"),
-        ("mcp", _) => {
+        (ToolSource::Builtin, _) | (ToolSource::Skill, _) => {}
+        (ToolSource::Http, _) => a.flag(Risk::Medium, "calls an external HTTP endpoint"),
+        (ToolSource::Mcp, _) => {
             let hint = |k: &str| tool.annotations.and_then(|v| v[k].as_bool());
             match (hint("readOnlyHint"), hint("destructiveHint")) {
                 (_, Some(true)) => a.flag(Risk::High, "the MCP server marks this tool destructive"),
@@ -108,7 +108,6 @@ pub fn assess(tool: ToolFacts<'_>, args: &Value) -> Assessment {
                 a.flag(Risk::Medium, "the MCP server says this tool reaches the outside world");
             }
         }
-        _ => a.flag(Risk::Medium, "unknown tool source"),
     }
     a
 }

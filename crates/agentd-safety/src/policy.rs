@@ -203,7 +203,8 @@ impl Policy {
     /// Decides one call.
     pub fn evaluate(&self, tool: ToolFacts<'_>, args: &Value) -> Decision {
         let a = guard::assess(tool, args);
-        let commands = (tool.source == "builtin" && tool.name == "shell").then(|| shell_commands(args));
+        let commands =
+            (tool.source == agentd_core::ToolSource::Builtin && tool.name == "shell").then(|| shell_commands(args));
         let any = |rules: &[Rule]| {
             rules.iter().find(|r| matches_any(r, tool.name, args, commands.as_deref())).map(|r| r.text.clone())
         };
@@ -356,7 +357,7 @@ mod tests {
     use serde_json::json;
 
     fn builtin(name: &str) -> ToolFacts<'_> {
-        ToolFacts { name, source: "builtin", annotations: None }
+        ToolFacts { name, source: agentd_core::ToolSource::Builtin, annotations: None }
     }
 
     fn policy(toml_like: serde_json::Value) -> Policy {
@@ -396,7 +397,7 @@ mod tests {
         }
         let d = p.evaluate(builtin("shell"), &json!({"argv": ["rm", "a"]}));
         assert_eq!(d.decision, Verdict::Deny);
-        let mcp = ToolFacts { name: "mcp__fs__write", source: "mcp", annotations: None };
+        let mcp = ToolFacts { name: "mcp__fs__write", source: agentd_core::ToolSource::Mcp, annotations: None };
         assert_eq!(p.evaluate(mcp, &json!({})).decision, Verdict::Deny);
         assert_eq!(p.evaluate(builtin("shell"), &json!({"command": "ls"})).decision, Verdict::Allow);
     }
@@ -425,8 +426,11 @@ mod tests {
             p.layered(&serde_json::from_value(json!({"mode": "allow", "high_risk": "allow"})).unwrap()).unwrap();
         assert_eq!(tenant.evaluate(builtin("http_fetch"), &json!({"url": "https://x"})).decision, Verdict::Deny);
         assert_eq!(tenant.evaluate(builtin("shell"), &json!({"command": "sudo id"})).decision, Verdict::Deny);
-        let mcp =
-            ToolFacts { name: "mcp__x__drop", source: "mcp", annotations: Some(&json!({"destructiveHint": true})) };
+        let mcp = ToolFacts {
+            name: "mcp__x__drop",
+            source: agentd_core::ToolSource::Mcp,
+            annotations: Some(&json!({"destructiveHint": true})),
+        };
         assert_eq!(Policy::new(PolicyConfig::default()).unwrap().evaluate(mcp, &json!({})).decision, Verdict::Ask);
         assert!(Policy::new(serde_json::from_value(json!({"deny": ["shell(rm"]})).unwrap()).is_err());
     }

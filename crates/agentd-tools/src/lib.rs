@@ -95,7 +95,7 @@ pub trait Tool: Send + Sync {
 /// A registered tool with its compiled argument validator.
 struct Entry {
     tool: Arc<dyn Tool>,
-    source: &'static str,
+    source: agentd_core::ToolSource,
     validator: OnceLock<Result<jsonschema::Validator, String>>,
 }
 
@@ -190,11 +190,11 @@ impl ToolRegistry {
     }
 
     pub fn register(&mut self, tool: Arc<dyn Tool>) {
-        self.register_as(tool, "builtin");
+        self.register_as(tool, agentd_core::ToolSource::Builtin);
     }
 
     /// Registers a tool with its source (`builtin`, `mcp`, `skill`, `http`).
-    pub fn register_as(&mut self, tool: Arc<dyn Tool>, source: &'static str) {
+    pub fn register_as(&mut self, tool: Arc<dyn Tool>, source: agentd_core::ToolSource) {
         let entry = Entry { tool: tool.clone(), source, validator: OnceLock::new() };
         self.tools.insert(tool.spec().name, Arc::new(entry));
     }
@@ -204,7 +204,7 @@ impl ToolRegistry {
     }
 
     /// Where a tool comes from.
-    pub fn source(&self, name: &str) -> Option<&'static str> {
+    pub fn source(&self, name: &str) -> Option<agentd_core::ToolSource> {
         self.tools.get(name).map(|e| e.source)
     }
 

@@ -536,7 +536,7 @@ fn guard(n: usize) -> anyhow::Result<ExitCode> {
     ];
     println!("gate decisions (guard + policy + sanitised request + approval key), {n} each:");
     for (name, args) in &cases {
-        let facts = ToolFacts { name, source: "builtin", annotations: None };
+        let facts = ToolFacts { name, source: agentd_core::ToolSource::Builtin, annotations: None };
         let start = std::time::Instant::now();
         let mut asks = 0;
         for _ in 0..n {
