@@ -267,16 +267,24 @@ pub struct Runtime {
     config_skills: std::sync::RwLock<(Vec<agentd_tools::skills::Skill>, Vec<agentd_tools::skills::SkillError>)>,
 }
 
+/// Everything a runtime is built from.
+pub struct RuntimeParts {
+    pub store: Arc<dyn Store>,
+    pub models: ModelRegistry,
+    pub tools: ToolRegistry,
+    /// Agents from the config (`default` is added when missing).
+    pub agents: Vec<AgentSettings>,
+    /// This node's name in leases and run events.
+    pub node_id: String,
+    pub scheduler: SchedulerSettings,
+    /// Where session workspaces live (`<data-dir>/workspaces`).
+    pub workspaces: std::path::PathBuf,
+}
+
 impl Runtime {
-    pub fn new(
-        store: Arc<dyn Store>,
-        models: ModelRegistry,
-        tools: ToolRegistry,
-        agents: Vec<AgentSettings>,
-        node_id: String,
-        sched: SchedulerSettings,
-        workspaces: std::path::PathBuf,
-    ) -> Arc<Self> {
+    /// Builds the runtime (nothing runs until [`Runtime::start`]).
+    pub fn new(parts: RuntimeParts) -> Arc<Self> {
+        let RuntimeParts { store, models, tools, agents, node_id, scheduler: sched, workspaces } = parts;
         let config_agents: std::collections::BTreeMap<String, AgentSettings> =
             agents.into_iter().map(|a| (a.name.clone(), a)).collect();
         let agent = config_agents.get("default").cloned().unwrap_or_default();

@@ -133,15 +133,15 @@ pub(crate) fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime
         Some(file) => tools.with_test_tools(file.clone()),
         None => tools,
     };
-    let rt = Runtime::new(
-        o.store.clone(),
+    let rt = Runtime::new(agentd_runtime::RuntimeParts {
+        store: o.store.clone(),
         models,
         tools,
-        AgentSettings::all_from_config(&s.config),
-        o.node_id.clone(),
-        s.config.scheduler.clone(),
-        s.data_dir.join("workspaces"),
-    );
+        agents: AgentSettings::all_from_config(&s.config),
+        node_id: o.node_id.clone(),
+        scheduler: s.config.scheduler.clone(),
+        workspaces: s.data_dir.join("workspaces"),
+    });
     let dirs: Vec<PathBuf> = s.config.skills_dirs.iter().map(|d| s.config.resolve_path(d)).collect();
     rt.load_skill_dirs(&dirs);
     for (name, cfg) in s.config.all_mcp_servers()? {

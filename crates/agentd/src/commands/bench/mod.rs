@@ -152,7 +152,15 @@ async fn rig(o: &BenchOpts, max_concurrent: u32, node: &str) -> anyhow::Result<R
         ..Default::default()
     };
     let ws = std::env::temp_dir().join(format!("agentd-bench-ws-{}", std::process::id()));
-    let rt = Runtime::new(store.clone(), models, ToolRegistry::builtin(), vec![agent], node.into(), sched, ws);
+    let rt = Runtime::new(agentd_runtime::RuntimeParts {
+        store: store.clone(),
+        models,
+        tools: ToolRegistry::builtin(),
+        agents: vec![agent],
+        node_id: node.into(),
+        scheduler: sched,
+        workspaces: ws,
+    });
     Ok(Rig { rt, timed, store, _mock: mock, dir, label })
 }
 

@@ -124,7 +124,15 @@ pub(crate) async fn stream(concurrency: &[usize], deltas: usize, gap_ms: u64) ->
     let top = concurrency.iter().copied().max().unwrap_or(1) as u32;
     let sched = SchedulerSettings { max_concurrent_runs: top, per_tenant_concurrent_runs: top, ..Default::default() };
     let agent = AgentSettings { tools: Some(vec![]), ..AgentSettings::default() };
-    let rt = Runtime::new(store, models, ToolRegistry::builtin(), vec![agent], "bench".into(), sched, dir.join("ws"));
+    let rt = Runtime::new(agentd_runtime::RuntimeParts {
+        store,
+        models,
+        tools: ToolRegistry::builtin(),
+        agents: vec![agent],
+        node_id: "bench".into(),
+        scheduler: sched,
+        workspaces: dir.join("ws"),
+    });
     rt.start().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
