@@ -19,11 +19,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub extra: Option<serde_json::Value>,
+    /// What went wrong inside, for the log only (5xx).
+    pub cause: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: None }
+        Self { status, code, message: message.into(), extra: None, cause: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -35,6 +37,11 @@ impl ApiError {
     }
 }
 
+/// The cause of a server-side failure, carried on the response for the
+/// logging middleware (never in the body).
+#[derive(Debug, Clone)]
+pub(crate) struct FailureCause(pub String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = agentd_core::redact::redact(&self.message).into_owned();
@@ -42,8 +49,28 @@ impl IntoResponse for ApiError {
         if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (self.extra, err.as_object_mut()) {
             obj.extend(extra);
         }
-        (self.status, Json(json!({ "error": err }))).into_response()
+        let mut resp = (self.status, Json(json!({ "error": err }))).into_response();
+        if let Some(cause) = self.cause {
+            resp.extensions_mut().insert(FailureCause(cause));
+        }
+        resp
     }
+}
+
+/// Logs every failed answer in one place: 5xx as errors with their cause,
+/// 4xx at debug level. Conversions into [`ApiError`] never log.
+pub async fn log_failures(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if status.is_server_error() {
+        let cause = resp.extensions().get::<FailureCause>().map(|c| c.0.clone()).unwrap_or_default();
+        let cause = agentd_core::redact::redact(&cause).into_owned();
+        tracing::error!(%method, %path, status = status.as_u16(), %cause, "request failed");
+    } else if status.is_client_error() {
+        tracing::debug!(%method, %path, status = status.as_u16(), "request refused");
+    }
+    resp
 }
 
 impl From<StoreError> for ApiError {
@@ -55,14 +82,15 @@ impl From<StoreError> for ApiError {
                 code: "approval_not_pending",
                 message: format!("the approval is {status}, not pending"),
                 extra: Some(json!({"status": status})),
+                cause: None,
             },
             StoreError::RunFinished => {
                 ApiError::new(StatusCode::CONFLICT, "run_already_finished", "run already finished")
             }
-            other => {
-                tracing::error!(error = %other, "store error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the database reported an error")
-            }
+            other => ApiError {
+                cause: Some(other.to_string()),
+                ..ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the database reported an error")
+            },
         }
     }
 }
@@ -78,21 +106,24 @@ impl From<RuntimeError> for ApiError {
                 code: "missing_variable",
                 message: format!("template {template} needs the variable {variable:?}; pass it in `arguments`"),
                 extra: Some(json!({"variable": variable, "field": format!("/arguments/{variable}")})),
+                cause: None,
             },
             RuntimeError::Busy { active_run_id } => ApiError {
                 status: StatusCode::CONFLICT,
                 code: "session_busy",
                 message: format!("the session is busy with run {active_run_id}"),
                 extra: Some(json!({ "active_run_id": active_run_id })),
+                cause: None,
             },
             RuntimeError::InvalidArguments(e) => ApiError {
                 status: StatusCode::BAD_REQUEST,
                 code: "invalid_arguments",
                 message: e.to_string(),
                 extra: Some(json!({ "field": e.field, "tool": e.tool })),
+                cause: None,
             },
             RuntimeError::Forbidden { code, message, details } => {
-                ApiError { status: StatusCode::FORBIDDEN, code, message, extra: Some(details) }
+                ApiError { status: StatusCode::FORBIDDEN, code, message, extra: Some(details), cause: None }
             }
             RuntimeError::Store(s) => s.into(),
         }

@@ -65,6 +65,7 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(error::reject_nul))
+        .layer(axum::middleware::from_fn(error::log_failures))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the server hit an unexpected error")
                 .into_response()
