@@ -59,7 +59,7 @@ impl IntoResponse for ApiError {
 
 /// Logs every failed answer in one place: 5xx as errors with their cause,
 /// 4xx at debug level. Conversions into [`ApiError`] never log.
-pub async fn log_failures(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+pub(crate) async fn log_failures(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let resp = next.run(req).await;
     let status = resp.status();
