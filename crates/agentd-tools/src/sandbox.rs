@@ -285,30 +285,61 @@ pub fn set_rlimits(cmd: &mut tokio::process::Command, limits: Vec<(libc::__rlimi
 /// controller), or `None` where the host does not let us make one.
 fn pids_cgroup(max: u64) -> Option<PathBuf> {
     static PARENT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    let parent = PARENT.get_or_init(|| {
-        let v1 = Path::new("/sys/fs/cgroup/pids");
-        if v1.join("cgroup.procs").exists() {
-            let p = v1.join("agentd-sandbox");
-            return std::fs::create_dir_all(&p).ok().map(|_| p);
-        }
-        let v2 = Path::new("/sys/fs/cgroup");
-        let ctl = std::fs::read_to_string(v2.join("cgroup.controllers")).ok()?;
-        if !ctl.split_whitespace().any(|c| c == "pids") {
-            return None;
-        }
-        let _ = std::fs::write(v2.join("cgroup.subtree_control"), "+pids");
-        let p = v2.join("agentd-sandbox");
-        std::fs::create_dir_all(&p).ok()?;
-        std::fs::write(p.join("cgroup.subtree_control"), "+pids").ok()?;
-        Some(p)
-    });
-    let dir = parent.as_ref()?.join(format!("s{}", uuid_like()));
+    let parent = PARENT
+        .get_or_init(|| {
+            let v1 = Path::new("/sys/fs/cgroup/pids");
+            if v1.join("cgroup.procs").exists() {
+                let p = v1.join("agentd-sandbox");
+                return std::fs::create_dir_all(&p).ok().map(|_| p);
+            }
+            let v2 = Path::new("/sys/fs/cgroup");
+            let ctl = std::fs::read_to_string(v2.join("cgroup.controllers")).ok()?;
+            if !ctl.split_whitespace().any(|c| c == "pids") {
+                return None;
+            }
+            let _ = std::fs::write(v2.join("cgroup.subtree_control"), "+pids");
+            let p = v2.join("agentd-sandbox");
+            std::fs::create_dir_all(&p).ok()?;
+            std::fs::write(p.join("cgroup.subtree_control"), "+pids").ok()?;
+            Some(p)
+        })
+        .as_ref()
+        .filter(|p| cgroup_works(p));
+    let dir = parent?.join(format!("s{}", uuid_like()));
     std::fs::create_dir(&dir).ok()?;
     if std::fs::write(dir.join("pids.max"), max.max(1).to_string()).is_err() {
         let _ = std::fs::remove_dir(&dir);
         return None;
     }
     Some(dir)
+}
+
+/// Whether a process can really be moved into a group under `parent`
+/// (delegation rules can refuse it even where the directory was made);
+/// probed once, so a host without it falls back to rlimits instead of
+/// failing every sandbox.
+fn cgroup_works(parent: &Path) -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        let probe = parent.join(format!("probe-{}", std::process::id()));
+        if std::fs::create_dir(&probe).is_err() && !probe.is_dir() {
+            return false;
+        }
+        let procs = probe.join("cgroup.procs");
+        let moved = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(r#"echo 0 > "$1""#)
+            .arg("sh")
+            .arg(&procs)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        let _ = std::fs::remove_dir(&probe);
+        if !moved {
+            tracing::warn!("pids cgroups cannot be used here; sandboxes fall back to RLIMIT_NPROC");
+        }
+        moved
+    })
 }
 
 fn uuid_like() -> String {
