@@ -1,8 +1,12 @@
 //! Durable storage for sessions, runs and the run journal, behind the
-//! [`Store`] trait so several database engines can implement it.
+//! [`Store`] trait so several database engines can implement it. Each
+//! backend sits behind its cargo feature (`sqlite`, `postgres`; both default).
+#![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
 mod plan;
+#[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 #[doc(hidden)]
 #[cfg(feature = "suite")]
@@ -13,7 +17,9 @@ use agentd_core::{
 };
 use async_trait::async_trait;
 
+#[cfg(feature = "postgres")]
 pub use postgres::PgStore;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 /// A journal append seen through the database (other nodes' writes too).

@@ -1,5 +1,6 @@
 //! The store suite against a real PostgreSQL (started by scripts/test, which
 //! sets AGENTD_TEST_PG to an admin URL); each test gets a fresh database.
+#![cfg(feature = "postgres")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 use std::sync::Arc;

@@ -1,4 +1,5 @@
 //! The store suite against SQLite files, plus what only a file can show.
+#![cfg(feature = "sqlite")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
 use std::sync::Arc;
