@@ -97,6 +97,18 @@ pub fn redact_known(s: &str) -> Cow<'_, str> {
     out
 }
 
+/// A map key with secrets masked. Most keys are short names: those are
+/// only checked against the known values, long ones against the key shapes too.
+fn redact_key(k: &str) -> Cow<'_, str> {
+    if k.len() < MIN_SECRET_LEN {
+        Cow::Borrowed(k)
+    } else if k.len() < 20 {
+        redact_known(k)
+    } else {
+        redact(k)
+    }
+}
+
 /// Masks secrets in every string of a JSON value; true if anything changed.
 pub fn redact_value(v: &mut serde_json::Value) -> bool {
     match v {
@@ -111,10 +123,10 @@ pub fn redact_value(v: &mut serde_json::Value) -> bool {
         serde_json::Value::Object(m) => {
             let mut changed = m.values_mut().fold(false, |acc, x| redact_value(x) | acc);
             // Keys can carry secrets too (a token used as a map key).
-            if m.keys().any(|k| matches!(redact(k), Cow::Owned(_))) {
+            if m.keys().any(|k| matches!(redact_key(k), Cow::Owned(_))) {
                 let old = std::mem::take(m);
                 for (k, v) in old {
-                    m.insert(redact(&k).into_owned(), v);
+                    m.insert(redact_key(&k).into_owned(), v);
                 }
                 changed = true;
             }
