@@ -299,22 +299,28 @@ pub fn masked_session(title: Option<String>, metadata: serde_json::Value) -> (Op
     (title.map(|t| agentd_core::redact::redact(&t).into_owned()), m)
 }
 
-/// Transactions over the journal and the rows derived from it.
+/// Everything a store does: one trait per concern, so a later concern
+/// (memory, keys, audit) adds its own trait and tables without touching these.
+pub trait Store: JournalStore + SessionStore + LeaseStore + DocStore + ToolCallStore + ApprovalStore {}
+
+impl<T: JournalStore + SessionStore + LeaseStore + DocStore + ToolCallStore + ApprovalStore> Store for T {}
+
+/// The store traits, for calling store methods through `dyn Store`.
+pub mod prelude {
+    pub use crate::{ApprovalStore, DocStore, JournalStore, LeaseStore, SessionStore, Store, ToolCallStore};
+}
+
+/// Runs and their journal: creation, appends with their derived rows, reads, pruning.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait JournalStore: Send + Sync + 'static {
     /// Checks the database answers.
     async fn ping(&self) -> Result<()>;
 
-    async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session>;
-    async fn get_session(&self, t: &Tenant, id: &str) -> Result<Option<Session>>;
-    async fn list_sessions(&self, t: &Tenant, page: &Page) -> Result<Vec<Session>>;
-    /// Deletes a session with its runs, events and messages. False if unknown.
-    async fn delete_session(&self, t: &Tenant, id: &str) -> Result<bool>;
-    async fn session_messages(&self, t: &Tenant, session_id: &str) -> Result<Vec<SessionMessage>>;
-
     /// Inserts the run row and its `run.created` event in one transaction.
     async fn create_run(&self, t: &Tenant, new: &NewRun) -> Result<(Run, StoredEvent)>;
+
     async fn get_run(&self, t: &Tenant, id: &str) -> Result<Option<Run>>;
+
     async fn list_runs(&self, t: &Tenant, filter: &RunFilter, page: &Page) -> Result<Vec<Run>>;
 
     /// Appends events with the next sequence numbers and applies their
@@ -333,6 +339,7 @@ pub trait Store: Send + Sync + 'static {
     async fn append(&self, t: &Tenant, run_id: &str, events: &[EventKind]) -> Result<Vec<StoredEvent>> {
         self.append_guarded(t, run_id, &AppendGuard::default(), events).await
     }
+
     async fn events(&self, t: &Tenant, run_id: &str, q: &EventQuery) -> Result<Vec<StoredEvent>>;
 
     /// Runs of every tenant that have not reached a terminal state.
@@ -341,25 +348,64 @@ pub trait Store: Send + Sync + 'static {
     /// The oldest unfinished run of a session: the one its lane is serving.
     async fn active_run(&self, t: &Tenant, session_id: &str) -> Result<Option<Run>>;
 
+    /// Appends made anywhere (including other nodes), when the database can
+    /// tell (PostgreSQL LISTEN/NOTIFY); `None` for a single-process store.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
+
+    /// Deletes finished runs (and their events) last updated before `cutoff`,
+    /// and sessions idle since then that have no runs left.
+    async fn prune(&self, cutoff: &str, scope: &PruneScope) -> Result<PruneStats>;
+}
+
+/// Sessions and their messages.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session>;
+
+    async fn get_session(&self, t: &Tenant, id: &str) -> Result<Option<Session>>;
+
+    async fn list_sessions(&self, t: &Tenant, page: &Page) -> Result<Vec<Session>>;
+
+    /// Deletes a session with its runs, events and messages. False if unknown.
+    async fn delete_session(&self, t: &Tenant, id: &str) -> Result<bool>;
+
+    async fn session_messages(&self, t: &Tenant, session_id: &str) -> Result<Vec<SessionMessage>>;
+}
+
+/// Claiming runs and holding them: the scheduler's leases.
+#[async_trait]
+pub trait LeaseStore: Send + Sync + 'static {
     /// Leases up to `limits.max` claimable runs to `node`: unfinished, not
     /// leased (or lease expired), first in their session's lane, within the
     /// per-tenant limit, taken round-robin across tenants.
     async fn claim_runs(&self, node: &str, limits: &ClaimLimits) -> Result<Vec<(Tenant, Run)>>;
+
     /// Extends `node`'s leases; returns the ids it no longer holds (taken
     /// over, finished or deleted).
     async fn renew_leases(&self, node: &str, run_ids: &[String], lease_ms: i64) -> Result<Vec<String>>;
+
     /// Gives up `node`'s leases on these runs (all of them when `run_ids` is `None`).
     async fn release_leases(&self, node: &str, run_ids: Option<&[String]>) -> Result<u64>;
+}
 
+/// Tenant documents: agents, skills, templates, HTTP tools, MCP servers.
+#[async_trait]
+pub trait DocStore: Send + Sync + 'static {
     /// Stores a named document of a kind (`http_tool`, `skill`) for the
     /// tenant; `AlreadyExists` if the name is taken.
     async fn create_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<()>;
+
     /// The tenant's documents of a kind, by name.
     async fn list_docs(&self, t: &Tenant, kind: DocKind) -> Result<Vec<serde_json::Value>>;
+
     /// Every tenant's documents of a kind (for what a node sets up at start).
     async fn list_docs_all(&self, kind: DocKind) -> Result<Vec<(Tenant, serde_json::Value)>>;
+
     /// Replaces one's content; false if the tenant has none by that name.
     async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool>;
+
     /// Removes one; false if the tenant has none by that name.
     async fn delete_doc(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<bool>;
 
@@ -377,33 +423,36 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<bool> {
         self.delete_doc(t, DocKind::HttpTool, name).await
     }
+}
 
+/// The journal of direct tool calls.
+#[async_trait]
+pub trait ToolCallStore: Send + Sync + 'static {
     /// Journals a tool call made without a model.
     async fn record_tool_call(&self, t: &Tenant, call: &DirectCall) -> Result<()>;
+
     /// Direct tool calls, newest first (optionally of one session).
     async fn list_tool_calls(&self, t: &Tenant, session_id: Option<&str>, page: &Page) -> Result<Vec<DirectCall>>;
+}
 
+/// Approvals: the rows derived from approval events, answers and grants.
+#[async_trait]
+pub trait ApprovalStore: Send + Sync + 'static {
     /// The tenant's approvals, oldest first.
     async fn list_approvals(&self, t: &Tenant, f: &ApprovalFilter, page: &Page) -> Result<Vec<Approval>>;
+
     async fn get_approval(&self, t: &Tenant, id: &str) -> Result<Option<Approval>>;
+
     /// Answers a pending approval: appends `approval.resolved` to its run (which
     /// is queued again once none of its approvals is pending) in one transaction.
     /// `NotFound` for an unknown id, `NotPending` if it was answered already.
     async fn resolve_approval(&self, t: &Tenant, id: &str, r: &Resolution) -> Result<(Approval, Vec<StoredEvent>)>;
+
     /// Whether a person approved this key for the whole session.
     async fn session_grant(&self, t: &Tenant, session_id: &str, approval_key: &str) -> Result<bool>;
+
     /// Pending approvals of every tenant whose expiry is before `now`.
     async fn expired_approvals(&self, now: &str, limit: u32) -> Result<Vec<(Tenant, String)>>;
-
-    /// Appends made anywhere (including other nodes), when the database can
-    /// tell (PostgreSQL LISTEN/NOTIFY); `None` for a single-process store.
-    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
-        None
-    }
-
-    /// Deletes finished runs (and their events) last updated before `cutoff`,
-    /// and sessions idle since then that have no runs left.
-    async fn prune(&self, cutoff: &str, scope: &PruneScope) -> Result<PruneStats>;
 }
 
 /// The current time as stored: RFC 3339 UTC with milliseconds.

@@ -13,9 +13,10 @@ use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::broadcast;
 
 use crate::plan::{RunHead, plan_append};
+use crate::prelude::*;
 use crate::{
     AppendGuard, ApprovalFilter, Change, ClaimLimits, DirectCall, DocKind, EventQuery, NewRun, Page, PruneScope,
-    PruneStats, Result, RunFilter, SessionMessage, Store, StoreError, fair_pick, now, now_ms,
+    PruneStats, Result, RunFilter, SessionMessage, StoreError, fair_pick, now, now_ms,
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -204,94 +205,10 @@ fn limit(l: u32) -> i64 {
 }
 
 #[async_trait]
-impl Store for PgStore {
+impl JournalStore for PgStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session> {
-        let ts = now();
-        let (title, metadata) = crate::masked_session(title, metadata);
-        let s = Session { id: agentd_core::new_id("ses"), title, metadata, created_at: ts.clone(), updated_at: ts };
-        scoped(
-            "INSERT INTO sessions (id, org, usr, project, title, metadata, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &s.id,
-            t,
-        )
-        .bind(&s.title)
-        .bind(to_json(&s.metadata)?)
-        .bind(&s.created_at)
-        .bind(&s.updated_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(s)
-    }
-
-    async fn get_session(&self, t: &Tenant, id: &str) -> Result<Option<Session>> {
-        let row = scoped("SELECT * FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4", id, t)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(session_from_row).transpose()
-    }
-
-    async fn list_sessions(&self, t: &Tenant, page: &Page) -> Result<Vec<Session>> {
-        let rows = sqlx::query(
-            "SELECT * FROM sessions WHERE org = $1 AND usr = $2 AND project = $3 AND ($4::text IS NULL OR id < $4)
-             ORDER BY id DESC LIMIT $5",
-        )
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .bind(&page.after)
-        .bind(limit(page.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(session_from_row).collect()
-    }
-
-    async fn delete_session(&self, t: &Tenant, id: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let n = scoped("DELETE FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4", id, t)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Ok(false);
-        }
-        for sql in [
-            "DELETE FROM events WHERE run_id IN
-               (SELECT id FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4)",
-            "DELETE FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
-            "DELETE FROM approvals WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
-            "DELETE FROM messages WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
-        ] {
-            scoped(sql, id, t).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn session_messages(&self, t: &Tenant, session_id: &str) -> Result<Vec<SessionMessage>> {
-        let rows = scoped(
-            "SELECT * FROM messages WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4 ORDER BY idx",
-            session_id,
-            t,
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SessionMessage {
-                    index: r.try_get("idx")?,
-                    run_id: r.try_get("run_id")?,
-                    seq: r.try_get("seq")?,
-                    message: json_col(r, "message")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
     }
 
     async fn create_run(&self, t: &Tenant, new: &NewRun) -> Result<(Run, StoredEvent)> {
@@ -379,162 +296,6 @@ impl Store for PgStore {
         rows.iter().map(|r| Ok((tenant_from_row(r)?, run_from_row(r)?))).collect()
     }
 
-    async fn record_tool_call(&self, t: &Tenant, call: &DirectCall) -> Result<()> {
-        scoped("INSERT INTO tool_calls (id, org, usr, project, session_id, record, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)", &call.id, t)
-        .bind(&call.session_id)
-        .bind(to_json(call)?)
-        .bind(&call.created_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn list_tool_calls(&self, t: &Tenant, session_id: Option<&str>, page: &Page) -> Result<Vec<DirectCall>> {
-        let rows = sqlx::query(
-            "SELECT record FROM tool_calls WHERE org = $1 AND usr = $2 AND project = $3
-               AND ($4::text IS NULL OR session_id = $4) AND ($5::text IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
-        )
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .bind(session_id)
-        .bind(&page.after)
-        .bind(limit(page.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| json_col(r, "record")).collect()
-    }
-
-    async fn create_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<()> {
-        let n = scoped("INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT DO NOTHING", kind.as_str(), t)
-        .bind(name)
-        .bind(to_json(&crate::masked_doc(kind, doc))?)
-        .bind(now())
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if n == 0 { Err(StoreError::AlreadyExists) } else { Ok(()) }
-    }
-
-    async fn list_docs(&self, t: &Tenant, kind: DocKind) -> Result<Vec<serde_json::Value>> {
-        let rows = scoped(
-            "SELECT doc FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 ORDER BY name",
-            kind.as_str(),
-            t,
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| json_col(r, "doc")).collect()
-    }
-
-    async fn list_docs_all(&self, kind: DocKind) -> Result<Vec<(Tenant, serde_json::Value)>> {
-        let rows = sqlx::query(
-            "SELECT org, usr, project, doc FROM tenant_docs WHERE kind = $1 ORDER BY org, usr, project, name",
-        )
-        .bind(kind.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok((tenant_from_row(r)?, json_col(r, "doc")?))).collect()
-    }
-
-    async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool> {
-        let n = sqlx::query(
-            "UPDATE tenant_docs SET doc = $6 WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",
-        )
-        .bind(kind.as_str())
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .bind(name)
-        .bind(to_json(&crate::masked_doc(kind, doc))?)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n > 0)
-    }
-
-    async fn delete_doc(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<bool> {
-        let n = scoped(
-            "DELETE FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",
-            kind.as_str(),
-            t,
-        )
-        .bind(name)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n > 0)
-    }
-
-    async fn list_approvals(&self, t: &Tenant, f: &ApprovalFilter, page: &Page) -> Result<Vec<Approval>> {
-        let rows = sqlx::query(
-            "SELECT * FROM approvals WHERE org = $1 AND usr = $2 AND project = $3
-               AND ($4::text IS NULL OR run_id = $4) AND ($5::text IS NULL OR session_id = $5)
-               AND ($6::text IS NULL OR status = $6) AND ($7::text IS NULL OR id > $7)
-             ORDER BY id LIMIT $8",
-        )
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .bind(&f.run_id)
-        .bind(&f.session_id)
-        .bind(f.status.map(|s| s.as_str()))
-        .bind(&page.after)
-        .bind(limit(page.limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(approval_from_row).collect()
-    }
-
-    async fn get_approval(&self, t: &Tenant, id: &str) -> Result<Option<Approval>> {
-        let row = scoped("SELECT * FROM approvals WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4", id, t)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(approval_from_row).transpose()
-    }
-
-    async fn resolve_approval(&self, t: &Tenant, id: &str, r: &Resolution) -> Result<(Approval, Vec<StoredEvent>)> {
-        let mut tx = self.pool.begin().await?;
-        match resolve_tx(&mut tx, t, id, r).await {
-            Ok(out) => {
-                tx.commit().await?;
-                Ok(out)
-            }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn session_grant(&self, t: &Tenant, session_id: &str, approval_key: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM approvals WHERE session_id = $1 AND approval_key = $2
-               AND decision = 'approve_for_session' AND org = $3 AND usr = $4 AND project = $5",
-        )
-        .bind(session_id)
-        .bind(approval_key)
-        .bind(&t.org)
-        .bind(&t.user)
-        .bind(&t.project)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n > 0)
-    }
-
-    async fn expired_approvals(&self, now: &str, max: u32) -> Result<Vec<(Tenant, String)>> {
-        let rows = sqlx::query(
-            "SELECT org, usr, project, id FROM approvals
-             WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at < $1 ORDER BY expires_at LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit(max))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok((tenant_from_row(r)?, r.try_get::<String, _>("id")?))).collect()
-    }
-
     async fn active_run(&self, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
         let mut tx = self.pool.begin().await?;
         let r = active_run_tx(&mut tx, t, session_id).await?;
@@ -542,6 +303,149 @@ impl Store for PgStore {
         Ok(r)
     }
 
+    fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+        Some(self.changes.subscribe())
+    }
+
+    async fn prune(&self, cutoff: &str, scope: &PruneScope) -> Result<PruneStats> {
+        let mut tx = self.pool.begin().await?;
+        let run_ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE status IN ('completed', 'failed', 'cancelled') AND updated_at < $1
+               AND ($2::text IS NULL OR org = $2) AND NOT (org = ANY($3))",
+        )
+        .bind(cutoff)
+        .bind(&scope.org)
+        .bind(&scope.except_orgs)
+        .fetch_all(&mut *tx)
+        .await?;
+        let events = sqlx::query("DELETE FROM events WHERE run_id = ANY($1)")
+            .bind(&run_ids)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM approvals WHERE run_id = ANY($1)").bind(&run_ids).execute(&mut *tx).await?;
+        let runs =
+            sqlx::query("DELETE FROM runs WHERE id = ANY($1)").bind(&run_ids).execute(&mut *tx).await?.rows_affected();
+        let idle: Vec<String> = sqlx::query_scalar(
+            "SELECT s.id FROM sessions s WHERE s.updated_at < $1
+               AND ($2::text IS NULL OR s.org = $2) AND NOT (s.org = ANY($3))
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id)",
+        )
+        .bind(cutoff)
+        .bind(&scope.org)
+        .bind(&scope.except_orgs)
+        .fetch_all(&mut *tx)
+        .await?;
+        let messages = sqlx::query("DELETE FROM messages WHERE session_id = ANY($1)")
+            .bind(&idle)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let sessions =
+            sqlx::query("DELETE FROM sessions WHERE id = ANY($1)").bind(&idle).execute(&mut *tx).await?.rows_affected();
+        let tool_calls = sqlx::query(
+            "DELETE FROM tool_calls WHERE created_at < $1 AND ($2::text IS NULL OR org = $2) AND NOT (org = ANY($3))",
+        )
+        .bind(cutoff)
+        .bind(&scope.org)
+        .bind(&scope.except_orgs)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(PruneStats { runs, events, sessions, messages, tool_calls })
+    }
+}
+
+#[async_trait]
+impl SessionStore for PgStore {
+    async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session> {
+        let ts = now();
+        let (title, metadata) = crate::masked_session(title, metadata);
+        let s = Session { id: agentd_core::new_id("ses"), title, metadata, created_at: ts.clone(), updated_at: ts };
+        scoped(
+            "INSERT INTO sessions (id, org, usr, project, title, metadata, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &s.id,
+            t,
+        )
+        .bind(&s.title)
+        .bind(to_json(&s.metadata)?)
+        .bind(&s.created_at)
+        .bind(&s.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(s)
+    }
+
+    async fn get_session(&self, t: &Tenant, id: &str) -> Result<Option<Session>> {
+        let row = scoped("SELECT * FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4", id, t)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn list_sessions(&self, t: &Tenant, page: &Page) -> Result<Vec<Session>> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE org = $1 AND usr = $2 AND project = $3 AND ($4::text IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5",
+        )
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(&page.after)
+        .bind(limit(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn delete_session(&self, t: &Tenant, id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let n = scoped("DELETE FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4", id, t)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM events WHERE run_id IN
+               (SELECT id FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4)",
+            "DELETE FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
+            "DELETE FROM approvals WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
+            "DELETE FROM messages WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
+        ] {
+            scoped(sql, id, t).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn session_messages(&self, t: &Tenant, session_id: &str) -> Result<Vec<SessionMessage>> {
+        let rows = scoped(
+            "SELECT * FROM messages WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4 ORDER BY idx",
+            session_id,
+            t,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SessionMessage {
+                    index: r.try_get("idx")?,
+                    run_id: r.try_get("run_id")?,
+                    seq: r.try_get("seq")?,
+                    message: json_col(r, "message")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl LeaseStore for PgStore {
     async fn claim_runs(&self, node: &str, limits: &ClaimLimits) -> Result<Vec<(Tenant, Run)>> {
         let now = now_ms();
         let scan = i64::from(limits.max) * 4 + 16;
@@ -634,58 +538,170 @@ impl Store for PgStore {
         };
         Ok(n.rows_affected())
     }
+}
 
-    fn changes(&self) -> Option<broadcast::Receiver<Change>> {
-        Some(self.changes.subscribe())
-    }
-
-    async fn prune(&self, cutoff: &str, scope: &PruneScope) -> Result<PruneStats> {
-        let mut tx = self.pool.begin().await?;
-        let run_ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM runs WHERE status IN ('completed', 'failed', 'cancelled') AND updated_at < $1
-               AND ($2::text IS NULL OR org = $2) AND NOT (org = ANY($3))",
-        )
-        .bind(cutoff)
-        .bind(&scope.org)
-        .bind(&scope.except_orgs)
-        .fetch_all(&mut *tx)
-        .await?;
-        let events = sqlx::query("DELETE FROM events WHERE run_id = ANY($1)")
-            .bind(&run_ids)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("DELETE FROM approvals WHERE run_id = ANY($1)").bind(&run_ids).execute(&mut *tx).await?;
-        let runs =
-            sqlx::query("DELETE FROM runs WHERE id = ANY($1)").bind(&run_ids).execute(&mut *tx).await?.rows_affected();
-        let idle: Vec<String> = sqlx::query_scalar(
-            "SELECT s.id FROM sessions s WHERE s.updated_at < $1
-               AND ($2::text IS NULL OR s.org = $2) AND NOT (s.org = ANY($3))
-               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id)",
-        )
-        .bind(cutoff)
-        .bind(&scope.org)
-        .bind(&scope.except_orgs)
-        .fetch_all(&mut *tx)
-        .await?;
-        let messages = sqlx::query("DELETE FROM messages WHERE session_id = ANY($1)")
-            .bind(&idle)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let sessions =
-            sqlx::query("DELETE FROM sessions WHERE id = ANY($1)").bind(&idle).execute(&mut *tx).await?.rows_affected();
-        let tool_calls = sqlx::query(
-            "DELETE FROM tool_calls WHERE created_at < $1 AND ($2::text IS NULL OR org = $2) AND NOT (org = ANY($3))",
-        )
-        .bind(cutoff)
-        .bind(&scope.org)
-        .bind(&scope.except_orgs)
-        .execute(&mut *tx)
+#[async_trait]
+impl DocStore for PgStore {
+    async fn create_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<()> {
+        let n = scoped("INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT DO NOTHING", kind.as_str(), t)
+        .bind(name)
+        .bind(to_json(&crate::masked_doc(kind, doc))?)
+        .bind(now())
+        .execute(&self.pool)
         .await?
         .rows_affected();
-        tx.commit().await?;
-        Ok(PruneStats { runs, events, sessions, messages, tool_calls })
+        if n == 0 { Err(StoreError::AlreadyExists) } else { Ok(()) }
+    }
+
+    async fn list_docs(&self, t: &Tenant, kind: DocKind) -> Result<Vec<serde_json::Value>> {
+        let rows = scoped(
+            "SELECT doc FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 ORDER BY name",
+            kind.as_str(),
+            t,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| json_col(r, "doc")).collect()
+    }
+
+    async fn list_docs_all(&self, kind: DocKind) -> Result<Vec<(Tenant, serde_json::Value)>> {
+        let rows = sqlx::query(
+            "SELECT org, usr, project, doc FROM tenant_docs WHERE kind = $1 ORDER BY org, usr, project, name",
+        )
+        .bind(kind.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((tenant_from_row(r)?, json_col(r, "doc")?))).collect()
+    }
+
+    async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE tenant_docs SET doc = $6 WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",
+        )
+        .bind(kind.as_str())
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(name)
+        .bind(to_json(&crate::masked_doc(kind, doc))?)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn delete_doc(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<bool> {
+        let n = scoped(
+            "DELETE FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",
+            kind.as_str(),
+            t,
+        )
+        .bind(name)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl ToolCallStore for PgStore {
+    async fn record_tool_call(&self, t: &Tenant, call: &DirectCall) -> Result<()> {
+        scoped("INSERT INTO tool_calls (id, org, usr, project, session_id, record, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)", &call.id, t)
+        .bind(&call.session_id)
+        .bind(to_json(call)?)
+        .bind(&call.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_tool_calls(&self, t: &Tenant, session_id: Option<&str>, page: &Page) -> Result<Vec<DirectCall>> {
+        let rows = sqlx::query(
+            "SELECT record FROM tool_calls WHERE org = $1 AND usr = $2 AND project = $3
+               AND ($4::text IS NULL OR session_id = $4) AND ($5::text IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
+        )
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(session_id)
+        .bind(&page.after)
+        .bind(limit(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| json_col(r, "record")).collect()
+    }
+}
+
+#[async_trait]
+impl ApprovalStore for PgStore {
+    async fn list_approvals(&self, t: &Tenant, f: &ApprovalFilter, page: &Page) -> Result<Vec<Approval>> {
+        let rows = sqlx::query(
+            "SELECT * FROM approvals WHERE org = $1 AND usr = $2 AND project = $3
+               AND ($4::text IS NULL OR run_id = $4) AND ($5::text IS NULL OR session_id = $5)
+               AND ($6::text IS NULL OR status = $6) AND ($7::text IS NULL OR id > $7)
+             ORDER BY id LIMIT $8",
+        )
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .bind(&f.run_id)
+        .bind(&f.session_id)
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(&page.after)
+        .bind(limit(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(approval_from_row).collect()
+    }
+
+    async fn get_approval(&self, t: &Tenant, id: &str) -> Result<Option<Approval>> {
+        let row = scoped("SELECT * FROM approvals WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4", id, t)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(approval_from_row).transpose()
+    }
+
+    async fn resolve_approval(&self, t: &Tenant, id: &str, r: &Resolution) -> Result<(Approval, Vec<StoredEvent>)> {
+        let mut tx = self.pool.begin().await?;
+        match resolve_tx(&mut tx, t, id, r).await {
+            Ok(out) => {
+                tx.commit().await?;
+                Ok(out)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn session_grant(&self, t: &Tenant, session_id: &str, approval_key: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM approvals WHERE session_id = $1 AND approval_key = $2
+               AND decision = 'approve_for_session' AND org = $3 AND usr = $4 AND project = $5",
+        )
+        .bind(session_id)
+        .bind(approval_key)
+        .bind(&t.org)
+        .bind(&t.user)
+        .bind(&t.project)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+
+    async fn expired_approvals(&self, now: &str, max: u32) -> Result<Vec<(Tenant, String)>> {
+        let rows = sqlx::query(
+            "SELECT org, usr, project, id FROM approvals
+             WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at < $1 ORDER BY expires_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((tenant_from_row(r)?, r.try_get::<String, _>("id")?))).collect()
     }
 }
 

@@ -16,9 +16,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::plan::{RunHead, plan_append};
+use crate::prelude::*;
 use crate::{
     AppendGuard, ApprovalFilter, ClaimLimits, DirectCall, DocKind, EventQuery, NewRun, Page, PruneScope, PruneStats,
-    Result, RunFilter, SessionMessage, Store, StoreError, fair_pick, now, now_ms,
+    Result, RunFilter, SessionMessage, StoreError, fair_pick, now, now_ms,
 };
 
 /// Schema versions, applied in order; each runs once.
@@ -336,99 +337,11 @@ fn collect<T>(
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl JournalStore for SqliteStore {
     async fn ping(&self) -> Result<()> {
         // Both doors: a reader thread and the writer must answer.
         self.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await?;
         self.write(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).map(|_| ())?)).await
-    }
-
-    async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session> {
-        let ts = now();
-        let (title, metadata) = crate::masked_session(title, metadata);
-        let s = Session { id: agentd_core::new_id("ses"), title, metadata, created_at: ts.clone(), updated_at: ts };
-        let (t, row) = (t.clone(), s.clone());
-        self.write(move |c| {
-            c.prepare_cached(
-                "INSERT INTO sessions (id, org, usr, project, title, metadata, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                row.id,
-                t.org,
-                t.user,
-                t.project,
-                row.title,
-                to_json(&row.metadata)?,
-                row.created_at,
-                row.updated_at
-            ])?;
-            Ok(())
-        })
-        .await?;
-        Ok(s)
-    }
-
-    async fn get_session(&self, t: &Tenant, id: &str) -> Result<Option<Session>> {
-        let (t, id) = (t.clone(), id.to_string());
-        self.read(move |c| {
-            let mut st =
-                c.prepare_cached("SELECT * FROM sessions WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4")?;
-            Ok(collect(&mut st, params![id, t.org, t.user, t.project], session_from_row)?.pop())
-        })
-        .await
-    }
-
-    async fn list_sessions(&self, t: &Tenant, page: &Page) -> Result<Vec<Session>> {
-        let (t, page) = (t.clone(), page.clone());
-        self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT * FROM sessions WHERE org = ?1 AND usr = ?2 AND project = ?3 AND (?4 IS NULL OR id < ?4)
-                 ORDER BY id DESC LIMIT ?5",
-            )?;
-            collect(&mut st, params![t.org, t.user, t.project, page.after, limit(page.limit)], session_from_row)
-        })
-        .await
-    }
-
-    async fn delete_session(&self, t: &Tenant, id: &str) -> Result<bool> {
-        let (t, id) = (t.clone(), id.to_string());
-        self.write(move |c| {
-            let p = params![id, t.org, t.user, t.project];
-            let n = c.execute("DELETE FROM sessions WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
-            if n == 0 {
-                return Ok(false);
-            }
-            c.execute(
-                "DELETE FROM events WHERE run_id IN
-                   (SELECT id FROM runs WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4)",
-                p,
-            )?;
-            c.execute("DELETE FROM runs WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
-            c.execute("DELETE FROM approvals WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
-            c.execute("DELETE FROM messages WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn session_messages(&self, t: &Tenant, session_id: &str) -> Result<Vec<SessionMessage>> {
-        let (t, id) = (t.clone(), session_id.to_string());
-        self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT * FROM messages WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 ORDER BY idx",
-            )?;
-            collect(&mut st, params![id, t.org, t.user, t.project], |r| {
-                Ok(SessionMessage {
-                    index: r.get("idx")?,
-                    run_id: r.get("run_id")?,
-                    seq: r.get("seq")?,
-                    message: json_col(r, "message")?,
-                    created_at: r.get("created_at")?,
-                })
-            })
-        })
-        .await
     }
 
     async fn create_run(&self, t: &Tenant, new: &NewRun) -> Result<(Run, StoredEvent)> {
@@ -542,171 +455,138 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_tool_call(&self, t: &Tenant, call: &DirectCall) -> Result<()> {
-        let (t, call, record) = (t.clone(), call.clone(), to_json(call)?);
-        self.write(move |c| {
-            c.prepare_cached(
-                "INSERT INTO tool_calls (id, org, usr, project, session_id, record, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![call.id, t.org, t.user, t.project, call.session_id, record, call.created_at])?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn list_tool_calls(&self, t: &Tenant, session_id: Option<&str>, page: &Page) -> Result<Vec<DirectCall>> {
-        let (t, sid, page) = (t.clone(), session_id.map(str::to_string), page.clone());
-        self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT record FROM tool_calls WHERE org = ?1 AND usr = ?2 AND project = ?3
-                   AND (?4 IS NULL OR session_id = ?4) AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6",
-            )?;
-            collect(&mut st, params![t.org, t.user, t.project, sid, page.after, limit(page.limit)], |r| {
-                json_col(r, "record")
-            })
-        })
-        .await
-    }
-
-    async fn create_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<()> {
-        let (t, kind, name, doc) =
-            (t.clone(), kind.as_str().to_string(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
-        self.write(move |c| {
-            let n = c.execute(
-                "INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT DO NOTHING",
-                params![kind, t.org, t.user, t.project, name, doc, now()],
-            )?;
-            if n == 0 { Err(StoreError::AlreadyExists) } else { Ok(()) }
-        })
-        .await
-    }
-
-    async fn list_docs(&self, t: &Tenant, kind: DocKind) -> Result<Vec<serde_json::Value>> {
-        let (t, kind) = (t.clone(), kind.as_str().to_string());
-        self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT doc FROM tenant_docs WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 ORDER BY name",
-            )?;
-            collect(&mut st, params![kind, t.org, t.user, t.project], |r| json_col(r, "doc"))
-        })
-        .await
-    }
-
-    async fn list_docs_all(&self, kind: DocKind) -> Result<Vec<(Tenant, serde_json::Value)>> {
-        let kind = kind.as_str().to_string();
-        self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT org, usr, project, doc FROM tenant_docs WHERE kind = ?1 ORDER BY org, usr, project, name",
-            )?;
-            collect(&mut st, params![kind], |r| Ok((tenant_from_row(r)?, json_col(r, "doc")?)))
-        })
-        .await
-    }
-
-    async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool> {
-        let (t, kind, name, doc) =
-            (t.clone(), kind.as_str().to_string(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
-        self.write(move |c| {
-            let n = c.execute(
-                "UPDATE tenant_docs SET doc = ?6 WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 AND name = ?5",
-                params![kind, t.org, t.user, t.project, name, doc],
-            )?;
-            Ok(n > 0)
-        })
-        .await
-    }
-
-    async fn delete_doc(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<bool> {
-        let (t, kind, name) = (t.clone(), kind.as_str().to_string(), name.to_string());
-        self.write(move |c| {
-            let n = c.execute(
-                "DELETE FROM tenant_docs WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 AND name = ?5",
-                params![kind, t.org, t.user, t.project, name],
-            )?;
-            Ok(n > 0)
-        })
-        .await
-    }
-
-    async fn list_approvals(&self, t: &Tenant, f: &ApprovalFilter, page: &Page) -> Result<Vec<Approval>> {
-        let (t, f, page) = (t.clone(), f.clone(), page.clone());
-        self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT * FROM approvals WHERE org = ?1 AND usr = ?2 AND project = ?3
-                   AND (?4 IS NULL OR run_id = ?4) AND (?5 IS NULL OR session_id = ?5)
-                   AND (?6 IS NULL OR status = ?6) AND (?7 IS NULL OR id > ?7)
-                 ORDER BY id LIMIT ?8",
-            )?;
-            let status = f.status.map(|s| s.as_str());
-            let p = params![t.org, t.user, t.project, f.run_id, f.session_id, status, page.after, limit(page.limit)];
-            collect(&mut st, p, approval_from_row)
-        })
-        .await
-    }
-
-    async fn get_approval(&self, t: &Tenant, id: &str) -> Result<Option<Approval>> {
-        let (t, id) = (t.clone(), id.to_string());
-        self.read(move |c| get_approval_tx(c, &t, &id)).await
-    }
-
-    async fn resolve_approval(&self, t: &Tenant, id: &str, r: &Resolution) -> Result<(Approval, Vec<StoredEvent>)> {
-        let (t, id, r) = (t.clone(), id.to_string(), r.clone());
-        self.write(move |c| {
-            let a = get_approval_tx(c, &t, &id)?.ok_or(StoreError::NotFound)?;
-            if a.status != agentd_core::ApprovalStatus::Pending {
-                return Err(StoreError::NotPending(a.status.to_string()));
-            }
-            let remaining: u32 = c
-                .prepare_cached("SELECT count(*) FROM approvals WHERE run_id = ?1 AND status = 'pending' AND id != ?2")?
-                .query_row(params![a.run_id, id], |row| row.get(0))?;
-            let ev = EventKind::ApprovalResolved {
-                approval_id: id.clone(),
-                call_id: a.call_id.clone(),
-                approval_key: a.approval_key.clone(),
-                decision: r.decision,
-                reason: r.reason.clone(),
-                arguments: r.arguments.clone(),
-                remaining,
-            };
-            let stored = append_tx(c, &t, &a.run_id, &AppendGuard::default(), &[ev])?;
-            let a = get_approval_tx(c, &t, &id)?.ok_or(StoreError::NotFound)?;
-            Ok((a, stored))
-        })
-        .await
-    }
-
-    async fn session_grant(&self, t: &Tenant, session_id: &str, approval_key: &str) -> Result<bool> {
-        let (t, sid, key) = (t.clone(), session_id.to_string(), approval_key.to_string());
-        self.read(move |c| {
-            let n: i64 = c
-                .prepare_cached(
-                    "SELECT count(*) FROM approvals WHERE session_id = ?1 AND approval_key = ?2
-                       AND decision = 'approve_for_session' AND org = ?3 AND usr = ?4 AND project = ?5",
-                )?
-                .query_row(params![sid, key, t.org, t.user, t.project], |r| r.get(0))?;
-            Ok(n > 0)
-        })
-        .await
-    }
-
-    async fn expired_approvals(&self, now: &str, max: u32) -> Result<Vec<(Tenant, String)>> {
-        let now = now.to_string();
-        self.read(move |c| {
-            let mut st = c.prepare_cached(
-                "SELECT org, usr, project, id FROM approvals
-                 WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at < ?1 ORDER BY expires_at LIMIT ?2",
-            )?;
-            collect(&mut st, params![now, limit(max)], |r| Ok((tenant_from_row(r)?, r.get::<_, String>("id")?)))
-        })
-        .await
-    }
-
     async fn active_run(&self, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
         let (t, sid) = (t.clone(), session_id.to_string());
         self.read(move |c| active_run_tx(c, &t, &sid)).await
     }
 
+    async fn prune(&self, cutoff: &str, scope: &PruneScope) -> Result<PruneStats> {
+        let (cutoff, org, except) = (cutoff.to_string(), scope.org.clone(), to_json(&scope.except_orgs)?);
+        self.write(move |c| {
+            // Which organisations: ?2 = only this one (or all), ?3 = JSON list to skip.
+            let runs = "SELECT id FROM runs WHERE status IN ('completed', 'failed', 'cancelled') AND updated_at < ?1
+                          AND (?2 IS NULL OR org = ?2) AND org NOT IN (SELECT value FROM json_each(?3))";
+            let events =
+                c.execute(&format!("DELETE FROM events WHERE run_id IN ({runs})"), params![cutoff, org, except])?;
+            c.execute(&format!("DELETE FROM approvals WHERE run_id IN ({runs})"), params![cutoff, org, except])?;
+            let runs = c.execute(&format!("DELETE FROM runs WHERE id IN ({runs})"), params![cutoff, org, except])?;
+            let idle = "SELECT s.id FROM sessions s WHERE s.updated_at < ?1
+                          AND (?2 IS NULL OR s.org = ?2) AND s.org NOT IN (SELECT value FROM json_each(?3))
+                          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id)";
+            let messages =
+                c.execute(&format!("DELETE FROM messages WHERE session_id IN ({idle})"), params![cutoff, org, except])?;
+            let sessions =
+                c.execute(&format!("DELETE FROM sessions WHERE id IN ({idle})"), params![cutoff, org, except])?;
+            let tool_calls = c.execute(
+                "DELETE FROM tool_calls WHERE created_at < ?1 AND (?2 IS NULL OR org = ?2)
+                   AND org NOT IN (SELECT value FROM json_each(?3))",
+                params![cutoff, org, except],
+            )?;
+            Ok(PruneStats {
+                runs: runs as u64,
+                events: events as u64,
+                sessions: sessions as u64,
+                messages: messages as u64,
+                tool_calls: tool_calls as u64,
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session> {
+        let ts = now();
+        let (title, metadata) = crate::masked_session(title, metadata);
+        let s = Session { id: agentd_core::new_id("ses"), title, metadata, created_at: ts.clone(), updated_at: ts };
+        let (t, row) = (t.clone(), s.clone());
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO sessions (id, org, usr, project, title, metadata, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                row.id,
+                t.org,
+                t.user,
+                t.project,
+                row.title,
+                to_json(&row.metadata)?,
+                row.created_at,
+                row.updated_at
+            ])?;
+            Ok(())
+        })
+        .await?;
+        Ok(s)
+    }
+
+    async fn get_session(&self, t: &Tenant, id: &str) -> Result<Option<Session>> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.read(move |c| {
+            let mut st =
+                c.prepare_cached("SELECT * FROM sessions WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4")?;
+            Ok(collect(&mut st, params![id, t.org, t.user, t.project], session_from_row)?.pop())
+        })
+        .await
+    }
+
+    async fn list_sessions(&self, t: &Tenant, page: &Page) -> Result<Vec<Session>> {
+        let (t, page) = (t.clone(), page.clone());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT * FROM sessions WHERE org = ?1 AND usr = ?2 AND project = ?3 AND (?4 IS NULL OR id < ?4)
+                 ORDER BY id DESC LIMIT ?5",
+            )?;
+            collect(&mut st, params![t.org, t.user, t.project, page.after, limit(page.limit)], session_from_row)
+        })
+        .await
+    }
+
+    async fn delete_session(&self, t: &Tenant, id: &str) -> Result<bool> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.write(move |c| {
+            let p = params![id, t.org, t.user, t.project];
+            let n = c.execute("DELETE FROM sessions WHERE id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            c.execute(
+                "DELETE FROM events WHERE run_id IN
+                   (SELECT id FROM runs WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4)",
+                p,
+            )?;
+            c.execute("DELETE FROM runs WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
+            c.execute("DELETE FROM approvals WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
+            c.execute("DELETE FROM messages WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4", p)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn session_messages(&self, t: &Tenant, session_id: &str) -> Result<Vec<SessionMessage>> {
+        let (t, id) = (t.clone(), session_id.to_string());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT * FROM messages WHERE session_id = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 ORDER BY idx",
+            )?;
+            collect(&mut st, params![id, t.org, t.user, t.project], |r| {
+                Ok(SessionMessage {
+                    index: r.get("idx")?,
+                    run_id: r.get("run_id")?,
+                    seq: r.get("seq")?,
+                    message: json_col(r, "message")?,
+                    created_at: r.get("created_at")?,
+                })
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl LeaseStore for SqliteStore {
     async fn claim_runs(&self, node: &str, limits: &ClaimLimits) -> Result<Vec<(Tenant, Run)>> {
         let (node, limits) = (node.to_string(), limits.clone());
         self.write(move |c| {
@@ -791,36 +671,172 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn prune(&self, cutoff: &str, scope: &PruneScope) -> Result<PruneStats> {
-        let (cutoff, org, except) = (cutoff.to_string(), scope.org.clone(), to_json(&scope.except_orgs)?);
+#[async_trait]
+impl DocStore for SqliteStore {
+    async fn create_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<()> {
+        let (t, kind, name, doc) =
+            (t.clone(), kind.as_str().to_string(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
         self.write(move |c| {
-            // Which organisations: ?2 = only this one (or all), ?3 = JSON list to skip.
-            let runs = "SELECT id FROM runs WHERE status IN ('completed', 'failed', 'cancelled') AND updated_at < ?1
-                          AND (?2 IS NULL OR org = ?2) AND org NOT IN (SELECT value FROM json_each(?3))";
-            let events =
-                c.execute(&format!("DELETE FROM events WHERE run_id IN ({runs})"), params![cutoff, org, except])?;
-            c.execute(&format!("DELETE FROM approvals WHERE run_id IN ({runs})"), params![cutoff, org, except])?;
-            let runs = c.execute(&format!("DELETE FROM runs WHERE id IN ({runs})"), params![cutoff, org, except])?;
-            let idle = "SELECT s.id FROM sessions s WHERE s.updated_at < ?1
-                          AND (?2 IS NULL OR s.org = ?2) AND s.org NOT IN (SELECT value FROM json_each(?3))
-                          AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id)";
-            let messages =
-                c.execute(&format!("DELETE FROM messages WHERE session_id IN ({idle})"), params![cutoff, org, except])?;
-            let sessions =
-                c.execute(&format!("DELETE FROM sessions WHERE id IN ({idle})"), params![cutoff, org, except])?;
-            let tool_calls = c.execute(
-                "DELETE FROM tool_calls WHERE created_at < ?1 AND (?2 IS NULL OR org = ?2)
-                   AND org NOT IN (SELECT value FROM json_each(?3))",
-                params![cutoff, org, except],
+            let n = c.execute(
+                "INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT DO NOTHING",
+                params![kind, t.org, t.user, t.project, name, doc, now()],
             )?;
-            Ok(PruneStats {
-                runs: runs as u64,
-                events: events as u64,
-                sessions: sessions as u64,
-                messages: messages as u64,
-                tool_calls: tool_calls as u64,
+            if n == 0 { Err(StoreError::AlreadyExists) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn list_docs(&self, t: &Tenant, kind: DocKind) -> Result<Vec<serde_json::Value>> {
+        let (t, kind) = (t.clone(), kind.as_str().to_string());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT doc FROM tenant_docs WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 ORDER BY name",
+            )?;
+            collect(&mut st, params![kind, t.org, t.user, t.project], |r| json_col(r, "doc"))
+        })
+        .await
+    }
+
+    async fn list_docs_all(&self, kind: DocKind) -> Result<Vec<(Tenant, serde_json::Value)>> {
+        let kind = kind.as_str().to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT org, usr, project, doc FROM tenant_docs WHERE kind = ?1 ORDER BY org, usr, project, name",
+            )?;
+            collect(&mut st, params![kind], |r| Ok((tenant_from_row(r)?, json_col(r, "doc")?)))
+        })
+        .await
+    }
+
+    async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool> {
+        let (t, kind, name, doc) =
+            (t.clone(), kind.as_str().to_string(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE tenant_docs SET doc = ?6 WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 AND name = ?5",
+                params![kind, t.org, t.user, t.project, name, doc],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn delete_doc(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<bool> {
+        let (t, kind, name) = (t.clone(), kind.as_str().to_string(), name.to_string());
+        self.write(move |c| {
+            let n = c.execute(
+                "DELETE FROM tenant_docs WHERE kind = ?1 AND org = ?2 AND usr = ?3 AND project = ?4 AND name = ?5",
+                params![kind, t.org, t.user, t.project, name],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ToolCallStore for SqliteStore {
+    async fn record_tool_call(&self, t: &Tenant, call: &DirectCall) -> Result<()> {
+        let (t, call, record) = (t.clone(), call.clone(), to_json(call)?);
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO tool_calls (id, org, usr, project, session_id, record, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![call.id, t.org, t.user, t.project, call.session_id, record, call.created_at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_tool_calls(&self, t: &Tenant, session_id: Option<&str>, page: &Page) -> Result<Vec<DirectCall>> {
+        let (t, sid, page) = (t.clone(), session_id.map(str::to_string), page.clone());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT record FROM tool_calls WHERE org = ?1 AND usr = ?2 AND project = ?3
+                   AND (?4 IS NULL OR session_id = ?4) AND (?5 IS NULL OR id < ?5) ORDER BY id DESC LIMIT ?6",
+            )?;
+            collect(&mut st, params![t.org, t.user, t.project, sid, page.after, limit(page.limit)], |r| {
+                json_col(r, "record")
             })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ApprovalStore for SqliteStore {
+    async fn list_approvals(&self, t: &Tenant, f: &ApprovalFilter, page: &Page) -> Result<Vec<Approval>> {
+        let (t, f, page) = (t.clone(), f.clone(), page.clone());
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT * FROM approvals WHERE org = ?1 AND usr = ?2 AND project = ?3
+                   AND (?4 IS NULL OR run_id = ?4) AND (?5 IS NULL OR session_id = ?5)
+                   AND (?6 IS NULL OR status = ?6) AND (?7 IS NULL OR id > ?7)
+                 ORDER BY id LIMIT ?8",
+            )?;
+            let status = f.status.map(|s| s.as_str());
+            let p = params![t.org, t.user, t.project, f.run_id, f.session_id, status, page.after, limit(page.limit)];
+            collect(&mut st, p, approval_from_row)
+        })
+        .await
+    }
+
+    async fn get_approval(&self, t: &Tenant, id: &str) -> Result<Option<Approval>> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.read(move |c| get_approval_tx(c, &t, &id)).await
+    }
+
+    async fn resolve_approval(&self, t: &Tenant, id: &str, r: &Resolution) -> Result<(Approval, Vec<StoredEvent>)> {
+        let (t, id, r) = (t.clone(), id.to_string(), r.clone());
+        self.write(move |c| {
+            let a = get_approval_tx(c, &t, &id)?.ok_or(StoreError::NotFound)?;
+            if a.status != agentd_core::ApprovalStatus::Pending {
+                return Err(StoreError::NotPending(a.status.to_string()));
+            }
+            let remaining: u32 = c
+                .prepare_cached("SELECT count(*) FROM approvals WHERE run_id = ?1 AND status = 'pending' AND id != ?2")?
+                .query_row(params![a.run_id, id], |row| row.get(0))?;
+            let ev = EventKind::ApprovalResolved {
+                approval_id: id.clone(),
+                call_id: a.call_id.clone(),
+                approval_key: a.approval_key.clone(),
+                decision: r.decision,
+                reason: r.reason.clone(),
+                arguments: r.arguments.clone(),
+                remaining,
+            };
+            let stored = append_tx(c, &t, &a.run_id, &AppendGuard::default(), &[ev])?;
+            let a = get_approval_tx(c, &t, &id)?.ok_or(StoreError::NotFound)?;
+            Ok((a, stored))
+        })
+        .await
+    }
+
+    async fn session_grant(&self, t: &Tenant, session_id: &str, approval_key: &str) -> Result<bool> {
+        let (t, sid, key) = (t.clone(), session_id.to_string(), approval_key.to_string());
+        self.read(move |c| {
+            let n: i64 = c
+                .prepare_cached(
+                    "SELECT count(*) FROM approvals WHERE session_id = ?1 AND approval_key = ?2
+                       AND decision = 'approve_for_session' AND org = ?3 AND usr = ?4 AND project = ?5",
+                )?
+                .query_row(params![sid, key, t.org, t.user, t.project], |r| r.get(0))?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn expired_approvals(&self, now: &str, max: u32) -> Result<Vec<(Tenant, String)>> {
+        let now = now.to_string();
+        self.read(move |c| {
+            let mut st = c.prepare_cached(
+                "SELECT org, usr, project, id FROM approvals
+                 WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at < ?1 ORDER BY expires_at LIMIT ?2",
+            )?;
+            collect(&mut st, params![now, limit(max)], |r| Ok((tenant_from_row(r)?, r.get::<_, String>("id")?)))
         })
         .await
     }

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use agentd_store::{PgStore, Store, suite};
+use agentd_store::prelude::*;
+use agentd_store::{PgStore, suite};
 
 /// Creates an empty database and returns its URL.
 pub async fn fresh_database() -> String {

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use agentd_core::{EventKind, Tenant, Usage};
-use agentd_store::{EventQuery, NewRun, SqliteStore, Store, suite};
+use agentd_store::prelude::*;
+use agentd_store::{EventQuery, NewRun, SqliteStore, suite};
 
 async fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
