@@ -131,15 +131,26 @@ pub fn variables(content: &str) -> Result<Vec<String>, RuntimeError> {
 
 fn variables_unchecked(content: &str) -> Result<Vec<String>, RuntimeError> {
     let env = env();
-    let t = env
-        .template_from_str(content)
-        .map_err(|e| RuntimeError::bad("invalid_template", format!("the template does not parse: {e}")))?;
+    let t = parse(&env, content)?;
+    Ok(variables_of(&t))
+}
+
+fn parse<'e, 's>(
+    env: &'e minijinja::Environment<'static>,
+    content: &'s str,
+) -> Result<minijinja::Template<'e, 's>, RuntimeError> {
+    env.template_from_str(content)
+        .map_err(|e| RuntimeError::bad("invalid_template", format!("the template does not parse: {e}")))
+}
+
+/// The variables a parsed template reads, sorted.
+fn variables_of(t: &minijinja::Template<'_, '_>) -> Vec<String> {
     // Builtin functions show up as undeclared names too; they are not variables.
     const BUILTINS: &[&str] = &["range", "dict", "debug", "namespace", "lipsum", "cycler", "joiner"];
     let mut v: Vec<String> =
         t.undeclared_variables(false).into_iter().filter(|n| !BUILTINS.contains(&n.as_str())).collect();
     v.sort();
-    Ok(v)
+    v
 }
 
 /// Renders `content` with `arguments` (a JSON object).
@@ -155,13 +166,14 @@ pub fn render(name: &str, content: &str, arguments: &Value) -> Result<String, Ru
 }
 
 fn render_unchecked(name: &str, content: &str, args: &Value) -> Result<String, RuntimeError> {
-    for var in variables_unchecked(content)? {
+    // Parsed once: the same template names its variables and renders.
+    let env = env();
+    let t = parse(&env, content)?;
+    for var in variables_of(&t) {
         if args.get(&var).is_none() {
             return Err(RuntimeError::MissingVariable { template: name.to_string(), variable: var });
         }
     }
-    let env = env();
-    let t = env.template_from_str(content).map_err(|e| RuntimeError::bad("invalid_template", e.to_string()))?;
     t.render(args).map_err(|e| match e.kind() {
         // A nested value that is missing (`{{ user.name }}` without `name`).
         minijinja::ErrorKind::UndefinedError => RuntimeError::bad("missing_variable", format!("template {name}: {e}")),

@@ -301,6 +301,22 @@ async fn lookup(org: &str, host: &str, port: u16) -> Result<Vec<SocketAddr>, Egr
     }
 }
 
+/// The addresses `host` resolves to that pass the guard; the last refusal
+/// when none does.
+async fn resolve_checked(org: &str, host: &str, port: u16) -> Result<Vec<SocketAddr>, EgressError> {
+    let (mut ok, mut last) = (vec![], None);
+    for a in lookup(org, host, port).await? {
+        match check_addr(org, host, a) {
+            Ok(()) => ok.push(a),
+            Err(e) => last = Some(e),
+        }
+    }
+    if ok.is_empty() {
+        return Err(last.unwrap_or_else(|| EgressError::Resolve(host.to_string(), "no addresses".into())));
+    }
+    Ok(ok)
+}
+
 /// Resolves names itself and hands the connector only addresses that pass.
 struct GuardResolver {
     org: String,
@@ -311,23 +327,11 @@ impl reqwest::dns::Resolve for GuardResolver {
         let org = self.org.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let found = lookup(&org, &host, 0)
+            // No port is known here: pinned clients never come this way for
+            // their own host; this is the net under them.
+            let ok = resolve_checked(&org, &host, 0)
                 .await
                 .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })?;
-            let mut ok = vec![];
-            let mut last = None;
-            for a in found {
-                // No port is known here: pinned clients never come this way
-                // for their own host; this is the net under them.
-                match check_addr(&org, &host, a) {
-                    Ok(()) => ok.push(a),
-                    Err(e) => last = Some(e),
-                }
-            }
-            if ok.is_empty() {
-                let e = last.unwrap_or_else(|| EgressError::Resolve(host.clone(), "no addresses".into()));
-                return Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
-            }
             Ok(Box::new(ok.into_iter()) as reqwest::dns::Addrs)
         })
     }
@@ -343,18 +347,7 @@ pub async fn pinned_client(org: &str, url: &reqwest::Url) -> Result<reqwest::Cli
     let port = url.port_or_known_default().unwrap_or(80);
     let mut pin: Option<(String, Vec<SocketAddr>)> = None;
     if let Some(url::Host::Domain(d)) = url.host() {
-        let found = lookup(org, d, port).await?;
-        let mut ok = vec![];
-        let mut last = None;
-        for a in found {
-            match check_addr(org, d, a) {
-                Ok(()) => ok.push(a),
-                Err(e) => last = Some(e),
-            }
-        }
-        if ok.is_empty() {
-            return Err(last.unwrap_or_else(|| EgressError::Resolve(d.to_string(), "no addresses".into())));
-        }
+        let mut ok = resolve_checked(org, d, port).await?;
         ok.sort();
         pin = Some((d.to_string(), ok));
     }

@@ -170,7 +170,7 @@ async fn tenant_mcp_servers_get_a_clean_environment_and_a_minimal_root() {
     };
     let outside = tempfile::tempdir().unwrap();
     let script = outside.path().join("probe.py");
-    std::fs::write(&script, PROBE).unwrap();
+    std::fs::write(&script, common::probe_mcp_server(PROBE)).unwrap();
     let cfg_text = format!("{OPEN}[mcp]\nsandbox_read_paths = [{:?}]\n", outside.path().display().to_string().as_str());
     // The config and its .env sit in a directory the servers may read: they stay hidden anyway.
     let cfg = outside.path().join("agentd.toml");
@@ -243,8 +243,9 @@ async fn tenant_mcp_servers_get_a_clean_environment_and_a_minimal_root() {
 /// A line-delimited JSON-RPC MCP server whose tool reports what it can see.
 /// Its description carries a key-shaped string, which must come back masked.
 const PROBE: &str = r#"
-import json, os, sys, socket
+import socket
 cfg = sys.argv[1]
+DESCRIPTION = "key sk-server-key-abcdefghijklmnop " + os.environ.get("AGENTD_SECRET_DEPLOY", "")
 def net():
     try:
         socket.create_connection(("1.1.1.1", 53), timeout=1).close(); return True
@@ -253,23 +254,6 @@ def net():
 def probe():
     return {"env": dict(os.environ), "sees_config": any(os.path.exists(p) and os.path.getsize(p) > 0 for p in (cfg, os.path.join(os.path.dirname(cfg), ".env"))), "sees_root_home": os.path.exists("/root"),
             "net": net(), "uid": os.getuid()}
-for line in sys.stdin:
-    msg = json.loads(line)
-    if "id" not in msg:
-        continue
-    m, r = msg.get("method"), None
-    if m == "initialize":
-        r = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-             "serverInfo": {"name": "probe", "version": "1"}}
-    elif m == "tools/list":
-        r = {"tools": [{"name": "probe", "description": "key sk-server-key-abcdefghijklmnop " + os.environ.get("AGENTD_SECRET_DEPLOY", ""),
-                        "inputSchema": {"type": "object"}}]}
-    elif m == "tools/call":
-        r = {"content": [{"type": "text", "text": json.dumps(probe())}]}
-    else:
-        r = {}
-    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": r}) + "\n")
-    sys.stdout.flush()
 "#;
 
 /// Finding 7: the shell runs unprivileged, without capabilities, under seccomp,

@@ -349,7 +349,7 @@ async fn tenant_stdio_servers_run_sandboxed() {
     let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
     // A tiny stdio MCP server whose one tool reports what it can see and do.
     let script = s.data_dir.parent().unwrap().join("probe_mcp.py");
-    std::fs::write(&script, PROBE).unwrap();
+    std::fs::write(&script, common::probe_mcp_server(PROBE)).unwrap();
     let secret = s.data_dir.join("agentd.db");
     assert!(secret.exists());
     let script_out = outside.path().join("probe_mcp.py");
@@ -377,8 +377,8 @@ async fn tenant_stdio_servers_run_sandboxed() {
 
 /// A line-delimited JSON-RPC MCP server with one tool, `probe`.
 const PROBE: &str = r#"
-import json, os, sys
 secret = sys.argv[1]
+DESCRIPTION = "what can I see"
 def probe():
     try:
         open("/root/agentd-probe", "w").write("x"); home = True
@@ -386,22 +386,6 @@ def probe():
         home = False
     pids = [d for d in os.listdir("/proc") if d.isdigit()]
     return {"sees_database": os.path.exists(secret), "can_write_home": home, "visible_pids": len(pids)}
-for line in sys.stdin:
-    msg = json.loads(line)
-    if "id" not in msg:
-        continue
-    m, r = msg.get("method"), None
-    if m == "initialize":
-        r = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-             "serverInfo": {"name": "probe", "version": "1"}}
-    elif m == "tools/list":
-        r = {"tools": [{"name": "probe", "description": "what can I see", "inputSchema": {"type": "object"}}]}
-    elif m == "tools/call":
-        r = {"content": [{"type": "text", "text": json.dumps(probe())}]}
-    else:
-        r = {}
-    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": r}) + "\n")
-    sys.stdout.flush()
 "#;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -242,3 +242,30 @@ pub(crate) async fn fresh_pg_database() -> String {
     let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
     format!("{base}/{name}")
 }
+
+/// A line-delimited JSON-RPC MCP server in Python with one tool, `probe`,
+/// whose answer is the JSON of `probe()` as defined in `prelude` (which also
+/// sets `DESCRIPTION`, the tool's description).
+pub(crate) fn probe_mcp_server(prelude: &str) -> String {
+    format!(
+        r#"import json, os, sys
+{prelude}
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg:
+        continue
+    m, r = msg.get("method"), None
+    if m == "initialize":
+        r = {{"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {{"tools": {{}}}},
+             "serverInfo": {{"name": "probe", "version": "1"}}}}
+    elif m == "tools/list":
+        r = {{"tools": [{{"name": "probe", "description": DESCRIPTION, "inputSchema": {{"type": "object"}}}}]}}
+    elif m == "tools/call":
+        r = {{"content": [{{"type": "text", "text": json.dumps(probe())}}]}}
+    else:
+        r = {{}}
+    sys.stdout.write(json.dumps({{"jsonrpc": "2.0", "id": msg["id"], "result": r}}) + "\n")
+    sys.stdout.flush()
+"#
+    )
+}
