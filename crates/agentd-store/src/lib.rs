@@ -6,8 +6,12 @@
 mod plan;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod queries;
+#[doc(hidden)]
+pub mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod store;
 #[doc(hidden)]
 #[cfg(feature = "suite")]
 pub mod suite;
@@ -18,9 +22,10 @@ use agentd_core::{
 use async_trait::async_trait;
 
 #[cfg(feature = "postgres")]
-pub use postgres::PgStore;
+pub use postgres::{Pg, PgStore};
 #[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
+pub use sqlite::{Sqlite, SqliteStore};
+pub use store::SqlStore;
 
 /// A journal append seen through the database (other nodes' writes too).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

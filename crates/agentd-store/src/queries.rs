@@ -1,0 +1,706 @@
+//! Every statement the store runs and every row mapping, written once for
+//! all backends in PostgreSQL's spelling (`$n`, `= ANY($n)`, `FOR UPDATE`);
+//! the SQLite backend translates the few spellings SQLite lacks.
+
+use std::collections::HashMap;
+
+use agentd_core::{Approval, ApprovalChange, EventKind, Resolution, Run, RunStatus, Session, StoredEvent, Tenant};
+
+use crate::plan::{RunHead, plan_append};
+use crate::sql::{Arg, Exec, Row};
+use crate::{
+    AppendGuard, ApprovalFilter, Change, ClaimLimits, DirectCall, DocKind, EventQuery, NewRun, Page, PruneScope,
+    PruneStats, Result, RunFilter, SessionMessage, StoreError, args, fair_pick, now, now_ms,
+};
+
+/// The arguments of a lookup by key within the caller's tenant: `$1` the key, `$2..$4` the scope.
+fn scoped<'a>(key: &'a str, t: &'a Tenant) -> [Arg<'a>; 4] {
+    [key.into(), t.org.as_str().into(), t.user.as_str().into(), t.project.as_str().into()]
+}
+
+fn limit(l: u32) -> i64 {
+    i64::from(l.clamp(1, 10_000))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn corrupt(col: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{col}: {e}"))
+}
+
+fn session_from_row(r: &Row) -> Result<Session> {
+    Ok(Session {
+        id: r.get("id")?,
+        title: r.get("title")?,
+        metadata: r.json("metadata")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
+    })
+}
+
+fn run_from_row(r: &Row) -> Result<Run> {
+    let status: String = r.get("status")?;
+    Ok(Run {
+        id: r.get("id")?,
+        session_id: r.get("session_id")?,
+        status: RunStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        input: r.get("input")?,
+        agent: r.get("agent")?,
+        model: r.get("model")?,
+        max_steps: r.get("max_steps")?,
+        output: r.get("output")?,
+        error: r.opt_json("error")?,
+        usage: r.json("usage")?,
+        attempted_profiles: r.json("attempted_profiles")?,
+        final_profile: r.get("final_profile")?,
+        cost_usd: r.get("cost_usd")?,
+        last_seq: r.get("last_seq")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
+    })
+}
+
+fn event_from_row(r: &Row) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        run_id: r.get("run_id")?,
+        seq: r.get("seq")?,
+        type_name: r.get("type")?,
+        data: r.json("data")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+fn tenant_from_row(r: &Row) -> Result<Tenant> {
+    Ok(Tenant { org: r.get("org")?, user: r.get("usr")?, project: r.get("project")? })
+}
+
+fn tenant_run(r: &Row) -> Result<(Tenant, Run)> {
+    Ok((tenant_from_row(r)?, run_from_row(r)?))
+}
+
+fn approval_from_row(r: &Row) -> Result<Approval> {
+    let (status, decision) =
+        crate::approval_vocab(&r.get::<String>("status")?, r.get::<Option<String>>("decision")?.as_deref())?;
+    let request: serde_json::Value = r.json("request")?;
+    Ok(Approval {
+        id: r.get("id")?,
+        run_id: r.get("run_id")?,
+        session_id: r.get("session_id")?,
+        call_id: r.get("call_id")?,
+        tool: r.get("tool")?,
+        arguments_sanitized: request["arguments_sanitized"].clone(),
+        approval_key: r.get("approval_key")?,
+        risk: r.get("risk")?,
+        reasons: serde_json::from_value(request["reasons"].clone()).unwrap_or_default(),
+        rule: request["rule"].as_str().unwrap_or_default().to_string(),
+        status,
+        decision,
+        reason: r.get("reason")?,
+        arguments: r.opt_json("arguments")?,
+        created_at: r.get("created_at")?,
+        expires_at: r.get("expires_at")?,
+        resolved_at: r.get("resolved_at")?,
+    })
+}
+
+fn all<T>(rows: Vec<Row>, f: fn(&Row) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(f).collect()
+}
+
+fn one<T>(row: Option<Row>, f: fn(&Row) -> Result<T>) -> Result<Option<T>> {
+    row.as_ref().map(f).transpose()
+}
+
+async fn count(e: &mut dyn Exec, sql: &'static str, args: &[Arg<'_>]) -> Result<i64> {
+    e.query_opt(sql, args).await?.map(|r| r.get("n")).transpose().map(Option::unwrap_or_default)
+}
+
+/// Creates the schema or brings it up to date: each migration once, in its
+/// own transaction, and the ones applied before checked against their checksums.
+pub(crate) async fn migrate(e: &mut dyn Exec, migrations: &[(i64, &'static str)]) -> Result<()> {
+    e.batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL, checksum TEXT)")
+        .await?;
+    // Databases from before checksums have the table without the column.
+    if e.query("SELECT checksum FROM schema_migrations LIMIT 1", &[]).await.is_err() {
+        e.batch("ALTER TABLE schema_migrations ADD COLUMN checksum TEXT").await?;
+    }
+    for (version, sql) in migrations {
+        let done = e.query_opt("SELECT checksum FROM schema_migrations WHERE version = $1", args![*version]).await?;
+        let sum = crate::migration_checksum(sql);
+        match done {
+            Some(row) => {
+                let stored: Option<String> = row.get("checksum")?;
+                crate::check_migration(*version, stored.as_deref(), sql)?;
+                if stored.is_none() {
+                    e.execute("UPDATE schema_migrations SET checksum = $2 WHERE version = $1", args![*version, &sum])
+                        .await?;
+                }
+            }
+            None => {
+                e.batch("BEGIN").await?;
+                let applied = async {
+                    e.batch(sql).await?;
+                    e.execute(
+                        "INSERT INTO schema_migrations (version, applied_at, checksum) VALUES ($1, $2, $3)",
+                        args![*version, &now(), &sum],
+                    )
+                    .await
+                }
+                .await;
+                match applied {
+                    Ok(_) => e.batch("COMMIT").await?,
+                    Err(err) => {
+                        let _ = e.batch("ROLLBACK").await;
+                        return Err(err);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---- runs and the journal ----
+
+pub(crate) async fn create_run(e: &mut dyn Exec, t: &Tenant, new: &NewRun) -> Result<(Run, StoredEvent)> {
+    // Locking the session row serialises run creation per session (for reject).
+    let sql = "SELECT id FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE";
+    if e.query_opt(sql, &scoped(&new.session_id, t)).await?.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    if new.reject_if_busy
+        && let Some(active) = active_run(e, t, &new.session_id).await?
+    {
+        return Err(StoreError::SessionBusy(active.id));
+    }
+    e.execute(
+        "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at, agent)
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $10)",
+        args![&new.id, &t.org, &t.user, &t.project, &new.session_id, &new.input, &new.model, new.max_steps, &now(), &new.agent],
+    )
+    .await?;
+    let created = EventKind::RunCreated {
+        input: new.input.clone(),
+        model: new.model.clone(),
+        max_steps: new.max_steps,
+        agent: new.agent.clone(),
+        images: new.images.clone(),
+        tool_choice: new.tool_choice.clone(),
+        system: new.system.clone(),
+    };
+    let mut evs = append(e, t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created)).await?;
+    let run = get_run(e, t, &new.id).await?.ok_or(StoreError::NotFound)?;
+    let ev = evs.pop().ok_or_else(|| StoreError::Corrupt("no event".into()))?;
+    Ok((run, ev))
+}
+
+pub(crate) async fn get_run(e: &mut dyn Exec, t: &Tenant, id: &str) -> Result<Option<Run>> {
+    let sql = "SELECT * FROM runs WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4";
+    one(e.query_opt(sql, &scoped(id, t)).await?, run_from_row)
+}
+
+pub(crate) async fn list_runs(e: &mut dyn Exec, t: &Tenant, f: &RunFilter, page: &Page) -> Result<Vec<Run>> {
+    let rows = e
+        .query(
+            "SELECT * FROM runs WHERE org = $1 AND usr = $2 AND project = $3
+               AND ($4 IS NULL OR session_id = $4) AND ($5 IS NULL OR status = $5) AND ($6 IS NULL OR id < $6)
+             ORDER BY id DESC LIMIT $7",
+            args![
+                &t.org,
+                &t.user,
+                &t.project,
+                &f.session_id,
+                f.status.map(|s| s.as_str()),
+                &page.after,
+                limit(page.limit)
+            ],
+        )
+        .await?;
+    all(rows, run_from_row)
+}
+
+pub(crate) async fn events(e: &mut dyn Exec, t: &Tenant, run_id: &str, q: &EventQuery) -> Result<Vec<StoredEvent>> {
+    let rows = e
+        .query(
+            "SELECT * FROM events WHERE run_id = $1 AND org = $2 AND usr = $3 AND project = $4 AND seq > $5
+               AND ($6 IS NULL OR type = ANY($6))
+             ORDER BY seq LIMIT $7",
+            args![run_id, &t.org, &t.user, &t.project, q.after, &q.types, limit(q.limit)],
+        )
+        .await?;
+    all(rows, event_from_row)
+}
+
+pub(crate) async fn unfinished_runs(e: &mut dyn Exec) -> Result<Vec<(Tenant, Run)>> {
+    all(e.query("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY id", &[]).await?, tenant_run)
+}
+
+pub(crate) async fn active_run(e: &mut dyn Exec, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
+    let sql = "SELECT * FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4
+                 AND status IN ('queued', 'running', 'waiting_approval') ORDER BY id LIMIT 1";
+    one(e.query_opt(sql, &scoped(session_id, t)).await?, run_from_row)
+}
+
+/// Appends events and applies their effects; the run row is locked, so
+/// appends to one run are serialised across nodes.
+pub(crate) async fn append(
+    e: &mut dyn Exec,
+    t: &Tenant,
+    run_id: &str,
+    guard: &AppendGuard,
+    events: &[EventKind],
+) -> Result<Vec<StoredEvent>> {
+    let row = e
+        .query_opt(
+            "SELECT session_id, status, last_seq, usage, lease_node, input, attempted_profiles, cost_usd FROM runs
+             WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE",
+            &scoped(run_id, t),
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let session_id: String = row.get("session_id")?;
+    let mut head = RunHead {
+        status: row.get("status")?,
+        last_seq: row.get("last_seq")?,
+        usage: row.get("usage")?,
+        lease_node: row.get("lease_node")?,
+        input: row.get("input")?,
+        attempted: row.get("attempted_profiles")?,
+        images: vec![],
+        cost_usd: row.get("cost_usd")?,
+    };
+    if events.iter().any(|e| matches!(e, EventKind::RunStarted { .. })) {
+        // The run starts: its input message takes the images sent with it.
+        let first = e.query_opt("SELECT data FROM events WHERE run_id = $1 AND seq = 1", args![run_id]).await?;
+        let data: Option<String> = first.map(|r| r.get("data")).transpose()?;
+        head.images = crate::plan::images_of(data.as_deref());
+    }
+    let plan = plan_append(run_id, head, guard, events)?;
+    let ts = plan.ts.as_str();
+    for ev in &plan.events {
+        e.execute(
+            "INSERT INTO events (run_id, seq, org, usr, project, type, data, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            args![run_id, ev.seq, &t.org, &t.user, &t.project, &ev.type_name, &to_json(&ev.data)?, ts],
+        )
+        .await?;
+    }
+    for (seq, m) in &plan.messages {
+        let idx = e
+            .query_opt(
+                "UPDATE sessions SET message_count = message_count + 1, updated_at = $2 WHERE id = $1
+                 RETURNING message_count - 1 AS idx",
+                args![&session_id, ts],
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?
+            .get::<i64>("idx")?;
+        e.execute(
+            "INSERT INTO messages (session_id, idx, org, usr, project, run_id, seq, message, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            args![&session_id, idx, &t.org, &t.user, &t.project, run_id, *seq, m, ts],
+        )
+        .await?;
+    }
+    for a in &plan.approvals {
+        match a {
+            ApprovalChange::Open { id, call_id, tool, approval_key, risk, expires_at, request } => {
+                e.execute(
+                    "INSERT INTO approvals (id, org, usr, project, run_id, session_id, call_id, tool, approval_key,
+                       risk, status, request, created_at, expires_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13)",
+                    args![
+                        id,
+                        &t.org,
+                        &t.user,
+                        &t.project,
+                        run_id,
+                        &session_id,
+                        call_id,
+                        tool,
+                        approval_key,
+                        risk,
+                        &to_json(request)?,
+                        ts,
+                        expires_at
+                    ],
+                )
+                .await?;
+            }
+            ApprovalChange::Close { id, status, decision, reason, arguments } => {
+                let args_json = arguments.as_ref().map(to_json).transpose()?;
+                e.execute(
+                    "UPDATE approvals SET status = $1, decision = $2, reason = $3, arguments = $4, resolved_at = $5
+                     WHERE id = $6 AND run_id = $7",
+                    args![status.as_str(), decision.as_str(), reason, &args_json, ts, id, run_id],
+                )
+                .await?;
+            }
+        }
+    }
+    if plan.close_approvals {
+        e.execute(
+            "UPDATE approvals SET status = 'cancelled', resolved_at = $1 WHERE run_id = $2 AND status = 'pending'",
+            args![ts, run_id],
+        )
+        .await?;
+    }
+    e.execute(
+        "UPDATE runs SET status = $1, last_seq = $2, usage = $3, output = COALESCE($4, output),
+           error = COALESCE($5, error), updated_at = $6,
+           lease_node = CASE WHEN $8 THEN NULL ELSE lease_node END,
+           lease_until = CASE WHEN $8 THEN NULL ELSE lease_until END,
+           attempted_profiles = COALESCE($9, attempted_profiles), final_profile = COALESCE($10, final_profile),
+           cost_usd = COALESCE($11, cost_usd)
+         WHERE id = $7",
+        args![
+            plan.status.as_str(),
+            plan.last_seq,
+            &plan.usage,
+            &plan.output,
+            &plan.error,
+            ts,
+            run_id,
+            plan.release_lease,
+            &plan.attempted,
+            &plan.final_profile,
+            plan.cost_usd
+        ],
+    )
+    .await?;
+    if let Some(last) = plan.events.last() {
+        e.notify(&Change { run_id: run_id.to_string(), seq: last.seq, type_name: last.type_name.clone() }).await?;
+    }
+    Ok(plan.events)
+}
+
+/// Deletes finished runs (with their events and approvals) and idle sessions.
+pub(crate) async fn prune(e: &mut dyn Exec, cutoff: &str, scope: &PruneScope) -> Result<PruneStats> {
+    let within = args![cutoff, &scope.org, &scope.except_orgs];
+    let runs = e
+        .query(
+            "SELECT id FROM runs WHERE status IN ('completed', 'failed', 'cancelled') AND updated_at < $1
+               AND ($2 IS NULL OR org = $2) AND NOT (org = ANY($3))",
+            within,
+        )
+        .await?;
+    let run_ids = runs.iter().map(|r| r.get("id")).collect::<Result<Vec<String>>>()?;
+    let events = e.execute("DELETE FROM events WHERE run_id = ANY($1)", args![&run_ids]).await?;
+    e.execute("DELETE FROM approvals WHERE run_id = ANY($1)", args![&run_ids]).await?;
+    let runs = e.execute("DELETE FROM runs WHERE id = ANY($1)", args![&run_ids]).await?;
+    let idle = e
+        .query(
+            "SELECT s.id FROM sessions s WHERE s.updated_at < $1
+               AND ($2 IS NULL OR s.org = $2) AND NOT (s.org = ANY($3))
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.session_id = s.id)",
+            within,
+        )
+        .await?;
+    let idle = idle.iter().map(|r| r.get("id")).collect::<Result<Vec<String>>>()?;
+    let messages = e.execute("DELETE FROM messages WHERE session_id = ANY($1)", args![&idle]).await?;
+    let sessions = e.execute("DELETE FROM sessions WHERE id = ANY($1)", args![&idle]).await?;
+    let tool_calls = e
+        .execute(
+            "DELETE FROM tool_calls WHERE created_at < $1 AND ($2 IS NULL OR org = $2) AND NOT (org = ANY($3))",
+            within,
+        )
+        .await?;
+    Ok(PruneStats { runs, events, sessions, messages, tool_calls })
+}
+
+// ---- sessions ----
+
+pub(crate) async fn create_session(e: &mut dyn Exec, t: &Tenant, s: &Session) -> Result<()> {
+    e.execute(
+        "INSERT INTO sessions (id, org, usr, project, title, metadata, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        args![&s.id, &t.org, &t.user, &t.project, &s.title, &to_json(&s.metadata)?, &s.created_at, &s.updated_at],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn get_session(e: &mut dyn Exec, t: &Tenant, id: &str) -> Result<Option<Session>> {
+    let sql = "SELECT * FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4";
+    one(e.query_opt(sql, &scoped(id, t)).await?, session_from_row)
+}
+
+pub(crate) async fn list_sessions(e: &mut dyn Exec, t: &Tenant, page: &Page) -> Result<Vec<Session>> {
+    let rows = e
+        .query(
+            "SELECT * FROM sessions WHERE org = $1 AND usr = $2 AND project = $3 AND ($4 IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5",
+            args![&t.org, &t.user, &t.project, &page.after, limit(page.limit)],
+        )
+        .await?;
+    all(rows, session_from_row)
+}
+
+pub(crate) async fn delete_session(e: &mut dyn Exec, t: &Tenant, id: &str) -> Result<bool> {
+    let sql = "DELETE FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4";
+    if e.execute(sql, &scoped(id, t)).await? == 0 {
+        return Ok(false);
+    }
+    for sql in [
+        "DELETE FROM events WHERE run_id IN
+           (SELECT id FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4)",
+        "DELETE FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
+        "DELETE FROM approvals WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
+        "DELETE FROM messages WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4",
+    ] {
+        e.execute(sql, &scoped(id, t)).await?;
+    }
+    Ok(true)
+}
+
+pub(crate) async fn session_messages(e: &mut dyn Exec, t: &Tenant, session_id: &str) -> Result<Vec<SessionMessage>> {
+    let sql = "SELECT * FROM messages WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4 ORDER BY idx";
+    all(e.query(sql, &scoped(session_id, t)).await?, |r| {
+        Ok(SessionMessage {
+            index: r.get("idx")?,
+            run_id: r.get("run_id")?,
+            seq: r.get("seq")?,
+            message: r.json("message")?,
+            created_at: r.get("created_at")?,
+        })
+    })
+}
+
+// ---- leases ----
+
+/// Claims runs for `node`. On PostgreSQL, `SKIP LOCKED` lets nodes claiming
+/// at the same time take different runs; SQLite has one writer.
+pub(crate) async fn claim_runs(e: &mut dyn Exec, node: &str, limits: &ClaimLimits) -> Result<Vec<(Tenant, Run)>> {
+    let now = now_ms();
+    let scan = i64::from(limits.max) * 4 + 16;
+    // Candidates ranked within their organisation, so every organisation's
+    // oldest runs are seen however long another's backlog; locked after ranking.
+    let rows = e
+        .query(
+            "SELECT r.* FROM runs r
+             WHERE r.id IN (
+               SELECT id FROM (
+                 SELECT c.id, row_number() OVER (PARTITION BY c.org ORDER BY c.id) AS org_rank FROM runs c
+                 WHERE c.status IN ('queued', 'running')
+                   AND (c.lease_until IS NULL OR c.lease_until < $1)
+                   AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.session_id = c.session_id
+                                     AND o.status IN ('queued', 'running', 'waiting_approval') AND o.id < c.id)
+                   AND c.org NOT IN (SELECT org FROM runs WHERE status IN ('queued', 'running')
+                                       AND lease_until >= $1 GROUP BY org HAVING count(*) >= $4)
+               ) ranked WHERE org_rank <= $3 ORDER BY org_rank, id LIMIT $2)
+               AND r.status IN ('queued', 'running')
+               AND (r.lease_until IS NULL OR r.lease_until < $1)
+             ORDER BY r.id
+             FOR UPDATE OF r SKIP LOCKED",
+            args![now, scan, limits.max, limits.per_tenant],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let candidates = all(rows, tenant_run)?;
+    let counts = e
+        .query(
+            "SELECT org, count(*) AS n FROM runs WHERE status IN ('queued', 'running') AND lease_until >= $1 GROUP BY org",
+            args![now],
+        )
+        .await?;
+    let mut active = HashMap::new();
+    for r in &counts {
+        active.insert(r.get::<String>("org")?, r.get::<u32>("n")?);
+    }
+    let picked = fair_pick(candidates, &active, limits.max, limits.per_tenant);
+    let ids: Vec<String> = picked.iter().map(|(_, r)| r.id.clone()).collect();
+    e.execute(
+        "UPDATE runs SET lease_node = $1, lease_until = $2 WHERE id = ANY($3)",
+        args![node, now + limits.lease_ms, &ids],
+    )
+    .await?;
+    Ok(picked)
+}
+
+pub(crate) async fn renew_leases(
+    e: &mut dyn Exec,
+    node: &str,
+    run_ids: &[String],
+    lease_ms: i64,
+) -> Result<Vec<String>> {
+    let held = e
+        .query(
+            "UPDATE runs SET lease_until = $1
+             WHERE id = ANY($2) AND lease_node = $3 AND status IN ('queued', 'running') RETURNING id",
+            args![now_ms() + lease_ms, run_ids, node],
+        )
+        .await?;
+    let held = held.iter().map(|r| r.get("id")).collect::<Result<Vec<String>>>()?;
+    Ok(run_ids.iter().filter(|id| !held.contains(id)).cloned().collect())
+}
+
+pub(crate) async fn release_leases(e: &mut dyn Exec, node: &str, run_ids: Option<&[String]>) -> Result<u64> {
+    e.execute(
+        "UPDATE runs SET lease_node = NULL, lease_until = NULL WHERE ($1 IS NULL OR id = ANY($1)) AND lease_node = $2",
+        &[Arg::List(run_ids), node.into()],
+    )
+    .await
+}
+
+// ---- tenant documents ----
+
+pub(crate) async fn create_doc(e: &mut dyn Exec, t: &Tenant, kind: DocKind, name: &str, doc: &str) -> Result<()> {
+    let n = e
+        .execute(
+            "INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT DO NOTHING",
+            args![kind.as_str(), &t.org, &t.user, &t.project, name, doc, &now()],
+        )
+        .await?;
+    if n == 0 { Err(StoreError::AlreadyExists) } else { Ok(()) }
+}
+
+pub(crate) async fn list_docs(e: &mut dyn Exec, t: &Tenant, kind: DocKind) -> Result<Vec<serde_json::Value>> {
+    let sql = "SELECT doc FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 ORDER BY name";
+    all(e.query(sql, &scoped(kind.as_str(), t)).await?, |r| r.json("doc"))
+}
+
+pub(crate) async fn list_docs_all(e: &mut dyn Exec, kind: DocKind) -> Result<Vec<(Tenant, serde_json::Value)>> {
+    let sql = "SELECT org, usr, project, doc FROM tenant_docs WHERE kind = $1 ORDER BY org, usr, project, name";
+    all(e.query(sql, args![kind.as_str()]).await?, |r| Ok((tenant_from_row(r)?, r.json("doc")?)))
+}
+
+pub(crate) async fn replace_doc(e: &mut dyn Exec, t: &Tenant, kind: DocKind, name: &str, doc: &str) -> Result<bool> {
+    let n = e
+        .execute(
+            "UPDATE tenant_docs SET doc = $6 WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",
+            args![kind.as_str(), &t.org, &t.user, &t.project, name, doc],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+pub(crate) async fn delete_doc(e: &mut dyn Exec, t: &Tenant, kind: DocKind, name: &str) -> Result<bool> {
+    let n = e
+        .execute(
+            "DELETE FROM tenant_docs WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5",
+            args![kind.as_str(), &t.org, &t.user, &t.project, name],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+// ---- direct tool calls ----
+
+pub(crate) async fn record_tool_call(e: &mut dyn Exec, t: &Tenant, call: &DirectCall) -> Result<()> {
+    e.execute(
+        "INSERT INTO tool_calls (id, org, usr, project, session_id, record, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        args![&call.id, &t.org, &t.user, &t.project, &call.session_id, &to_json(call)?, &call.created_at],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn list_tool_calls(
+    e: &mut dyn Exec,
+    t: &Tenant,
+    session_id: Option<&str>,
+    page: &Page,
+) -> Result<Vec<DirectCall>> {
+    let rows = e
+        .query(
+            "SELECT record FROM tool_calls WHERE org = $1 AND usr = $2 AND project = $3
+               AND ($4 IS NULL OR session_id = $4) AND ($5 IS NULL OR id < $5) ORDER BY id DESC LIMIT $6",
+            args![&t.org, &t.user, &t.project, session_id, &page.after, limit(page.limit)],
+        )
+        .await?;
+    all(rows, |r| r.json("record"))
+}
+
+// ---- approvals ----
+
+pub(crate) async fn list_approvals(
+    e: &mut dyn Exec,
+    t: &Tenant,
+    f: &ApprovalFilter,
+    page: &Page,
+) -> Result<Vec<Approval>> {
+    let rows = e
+        .query(
+            "SELECT * FROM approvals WHERE org = $1 AND usr = $2 AND project = $3
+               AND ($4 IS NULL OR run_id = $4) AND ($5 IS NULL OR session_id = $5)
+               AND ($6 IS NULL OR status = $6) AND ($7 IS NULL OR id > $7)
+             ORDER BY id LIMIT $8",
+            args![
+                &t.org,
+                &t.user,
+                &t.project,
+                &f.run_id,
+                &f.session_id,
+                f.status.map(|s| s.as_str()),
+                &page.after,
+                limit(page.limit)
+            ],
+        )
+        .await?;
+    all(rows, approval_from_row)
+}
+
+pub(crate) async fn get_approval(e: &mut dyn Exec, t: &Tenant, id: &str) -> Result<Option<Approval>> {
+    let sql = "SELECT * FROM approvals WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4";
+    one(e.query_opt(sql, &scoped(id, t)).await?, approval_from_row)
+}
+
+pub(crate) async fn resolve_approval(
+    e: &mut dyn Exec,
+    t: &Tenant,
+    id: &str,
+    r: &Resolution,
+) -> Result<(Approval, Vec<StoredEvent>)> {
+    // Lock the run first (as every append does), then read the approval under it.
+    let a = get_approval(e, t, id).await?.ok_or(StoreError::NotFound)?;
+    e.query("SELECT id FROM runs WHERE id = $1 FOR UPDATE", args![&a.run_id]).await?;
+    let a = get_approval(e, t, id).await?.ok_or(StoreError::NotFound)?;
+    if a.status != agentd_core::ApprovalStatus::Pending {
+        return Err(StoreError::NotPending(a.status.to_string()));
+    }
+    let remaining = count(
+        e,
+        "SELECT count(*) AS n FROM approvals WHERE run_id = $1 AND status = 'pending' AND id <> $2",
+        args![&a.run_id, id],
+    )
+    .await?;
+    let ev = EventKind::ApprovalResolved {
+        approval_id: id.to_string(),
+        call_id: a.call_id.clone(),
+        approval_key: a.approval_key.clone(),
+        decision: r.decision,
+        reason: r.reason.clone(),
+        arguments: r.arguments.clone(),
+        remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+    };
+    let stored = append(e, t, &a.run_id, &AppendGuard::default(), &[ev]).await?;
+    let a = get_approval(e, t, id).await?.ok_or(StoreError::NotFound)?;
+    Ok((a, stored))
+}
+
+pub(crate) async fn session_grant(e: &mut dyn Exec, t: &Tenant, session_id: &str, key: &str) -> Result<bool> {
+    let n = count(
+        e,
+        "SELECT count(*) AS n FROM approvals WHERE session_id = $1 AND approval_key = $2
+           AND decision = 'approve_for_session' AND org = $3 AND usr = $4 AND project = $5",
+        args![session_id, key, &t.org, &t.user, &t.project],
+    )
+    .await?;
+    Ok(n > 0)
+}
+
+pub(crate) async fn expired_approvals(e: &mut dyn Exec, now: &str, max: u32) -> Result<Vec<(Tenant, String)>> {
+    let rows = e
+        .query(
+            "SELECT org, usr, project, id FROM approvals
+             WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at < $1 ORDER BY expires_at LIMIT $2",
+            args![now, limit(max)],
+        )
+        .await?;
+    all(rows, |r| Ok((tenant_from_row(r)?, r.get("id")?)))
+}

@@ -1,0 +1,211 @@
+//! The store traits, implemented once for every backend: each method moves
+//! its arguments into a unit of work and runs it where the backend runs reads
+//! or transactions.
+
+use agentd_core::{Approval, EventKind, Resolution, Run, Session, StoredEvent, Tenant};
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+
+use crate::prelude::*;
+use crate::queries as q;
+use crate::sql::{Backend, Exec, Work};
+use crate::{
+    AppendGuard, ApprovalFilter, Change, ClaimLimits, DirectCall, DocKind, EventQuery, NewRun, Page, PruneScope,
+    PruneStats, Result, RunFilter, SessionMessage, StoreError, now,
+};
+
+/// A store over one database backend (see [`crate::SqliteStore`], [`crate::PgStore`]).
+pub struct SqlStore<B> {
+    pub(crate) db: B,
+}
+
+/// Boxes a closure as a unit of work (and gives the compiler its signature).
+fn work<T, F>(f: F) -> Work<T>
+where
+    F: for<'c> FnOnce(&'c mut dyn Exec) -> BoxFuture<'c, Result<T>> + Send + 'static,
+{
+    Box::new(f)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl<B: Backend> JournalStore for SqlStore<B> {
+    async fn ping(&self) -> Result<()> {
+        // Both doors must answer (on SQLite: a reader thread and the writer).
+        let probe = || work(|e| Box::pin(async move { e.query("SELECT 1", &[]).await.map(drop) }));
+        self.db.read(probe()).await?;
+        self.db.write(probe()).await
+    }
+
+    async fn create_run(&self, t: &Tenant, new: &NewRun) -> Result<(Run, StoredEvent)> {
+        let (t, new) = (t.clone(), new.clone());
+        self.db.write(work(move |e| Box::pin(async move { q::create_run(e, &t, &new).await }))).await
+    }
+
+    async fn get_run(&self, t: &Tenant, id: &str) -> Result<Option<Run>> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.db.read(work(move |e| Box::pin(async move { q::get_run(e, &t, &id).await }))).await
+    }
+
+    async fn list_runs(&self, t: &Tenant, f: &RunFilter, page: &Page) -> Result<Vec<Run>> {
+        let (t, f, page) = (t.clone(), f.clone(), page.clone());
+        self.db.read(work(move |e| Box::pin(async move { q::list_runs(e, &t, &f, &page).await }))).await
+    }
+
+    async fn append_guarded(
+        &self,
+        t: &Tenant,
+        run_id: &str,
+        guard: &AppendGuard,
+        events: &[EventKind],
+    ) -> Result<Vec<StoredEvent>> {
+        let (t, id, guard, events) = (t.clone(), run_id.to_string(), guard.clone(), events.to_vec());
+        self.db.write(work(move |e| Box::pin(async move { q::append(e, &t, &id, &guard, &events).await }))).await
+    }
+
+    async fn events(&self, t: &Tenant, run_id: &str, query: &EventQuery) -> Result<Vec<StoredEvent>> {
+        let (t, id, query) = (t.clone(), run_id.to_string(), query.clone());
+        self.db.read(work(move |e| Box::pin(async move { q::events(e, &t, &id, &query).await }))).await
+    }
+
+    async fn unfinished_runs(&self) -> Result<Vec<(Tenant, Run)>> {
+        self.db.read(work(|e| Box::pin(async move { q::unfinished_runs(e).await }))).await
+    }
+
+    async fn active_run(&self, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
+        let (t, sid) = (t.clone(), session_id.to_string());
+        self.db.read(work(move |e| Box::pin(async move { q::active_run(e, &t, &sid).await }))).await
+    }
+
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        self.db.changes()
+    }
+
+    async fn prune(&self, cutoff: &str, scope: &PruneScope) -> Result<PruneStats> {
+        let (cutoff, scope) = (cutoff.to_string(), scope.clone());
+        self.db.write(work(move |e| Box::pin(async move { q::prune(e, &cutoff, &scope).await }))).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> SessionStore for SqlStore<B> {
+    async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session> {
+        let ts = now();
+        let (title, metadata) = crate::masked_session(title, metadata);
+        let s = Session { id: agentd_core::new_id("ses"), title, metadata, created_at: ts.clone(), updated_at: ts };
+        let (t, row) = (t.clone(), s.clone());
+        self.db.write(work(move |e| Box::pin(async move { q::create_session(e, &t, &row).await }))).await?;
+        Ok(s)
+    }
+
+    async fn get_session(&self, t: &Tenant, id: &str) -> Result<Option<Session>> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.db.read(work(move |e| Box::pin(async move { q::get_session(e, &t, &id).await }))).await
+    }
+
+    async fn list_sessions(&self, t: &Tenant, page: &Page) -> Result<Vec<Session>> {
+        let (t, page) = (t.clone(), page.clone());
+        self.db.read(work(move |e| Box::pin(async move { q::list_sessions(e, &t, &page).await }))).await
+    }
+
+    async fn delete_session(&self, t: &Tenant, id: &str) -> Result<bool> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.db.write(work(move |e| Box::pin(async move { q::delete_session(e, &t, &id).await }))).await
+    }
+
+    async fn session_messages(&self, t: &Tenant, session_id: &str) -> Result<Vec<SessionMessage>> {
+        let (t, id) = (t.clone(), session_id.to_string());
+        self.db.read(work(move |e| Box::pin(async move { q::session_messages(e, &t, &id).await }))).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> LeaseStore for SqlStore<B> {
+    async fn claim_runs(&self, node: &str, limits: &ClaimLimits) -> Result<Vec<(Tenant, Run)>> {
+        let (node, limits) = (node.to_string(), limits.clone());
+        self.db.write(work(move |e| Box::pin(async move { q::claim_runs(e, &node, &limits).await }))).await
+    }
+
+    async fn renew_leases(&self, node: &str, run_ids: &[String], lease_ms: i64) -> Result<Vec<String>> {
+        let (node, ids) = (node.to_string(), run_ids.to_vec());
+        self.db.write(work(move |e| Box::pin(async move { q::renew_leases(e, &node, &ids, lease_ms).await }))).await
+    }
+
+    async fn release_leases(&self, node: &str, run_ids: Option<&[String]>) -> Result<u64> {
+        let (node, ids) = (node.to_string(), run_ids.map(<[String]>::to_vec));
+        self.db.write(work(move |e| Box::pin(async move { q::release_leases(e, &node, ids.as_deref()).await }))).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> DocStore for SqlStore<B> {
+    async fn create_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<()> {
+        let (t, name, doc) = (t.clone(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
+        self.db.write(work(move |e| Box::pin(async move { q::create_doc(e, &t, kind, &name, &doc).await }))).await
+    }
+
+    async fn list_docs(&self, t: &Tenant, kind: DocKind) -> Result<Vec<serde_json::Value>> {
+        let t = t.clone();
+        self.db.read(work(move |e| Box::pin(async move { q::list_docs(e, &t, kind).await }))).await
+    }
+
+    async fn list_docs_all(&self, kind: DocKind) -> Result<Vec<(Tenant, serde_json::Value)>> {
+        self.db.read(work(move |e| Box::pin(async move { q::list_docs_all(e, kind).await }))).await
+    }
+
+    async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool> {
+        let (t, name, doc) = (t.clone(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
+        self.db.write(work(move |e| Box::pin(async move { q::replace_doc(e, &t, kind, &name, &doc).await }))).await
+    }
+
+    async fn delete_doc(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<bool> {
+        let (t, name) = (t.clone(), name.to_string());
+        self.db.write(work(move |e| Box::pin(async move { q::delete_doc(e, &t, kind, &name).await }))).await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> ToolCallStore for SqlStore<B> {
+    async fn record_tool_call(&self, t: &Tenant, call: &DirectCall) -> Result<()> {
+        let (t, call) = (t.clone(), call.clone());
+        self.db.write(work(move |e| Box::pin(async move { q::record_tool_call(e, &t, &call).await }))).await
+    }
+
+    async fn list_tool_calls(&self, t: &Tenant, session_id: Option<&str>, page: &Page) -> Result<Vec<DirectCall>> {
+        let (t, sid, page) = (t.clone(), session_id.map(str::to_string), page.clone());
+        self.db
+            .read(work(move |e| Box::pin(async move { q::list_tool_calls(e, &t, sid.as_deref(), &page).await })))
+            .await
+    }
+}
+
+#[async_trait]
+impl<B: Backend> ApprovalStore for SqlStore<B> {
+    async fn list_approvals(&self, t: &Tenant, f: &ApprovalFilter, page: &Page) -> Result<Vec<Approval>> {
+        let (t, f, page) = (t.clone(), f.clone(), page.clone());
+        self.db.read(work(move |e| Box::pin(async move { q::list_approvals(e, &t, &f, &page).await }))).await
+    }
+
+    async fn get_approval(&self, t: &Tenant, id: &str) -> Result<Option<Approval>> {
+        let (t, id) = (t.clone(), id.to_string());
+        self.db.read(work(move |e| Box::pin(async move { q::get_approval(e, &t, &id).await }))).await
+    }
+
+    async fn resolve_approval(&self, t: &Tenant, id: &str, r: &Resolution) -> Result<(Approval, Vec<StoredEvent>)> {
+        let (t, id, r) = (t.clone(), id.to_string(), r.clone());
+        self.db.write(work(move |e| Box::pin(async move { q::resolve_approval(e, &t, &id, &r).await }))).await
+    }
+
+    async fn session_grant(&self, t: &Tenant, session_id: &str, approval_key: &str) -> Result<bool> {
+        let (t, sid, key) = (t.clone(), session_id.to_string(), approval_key.to_string());
+        self.db.read(work(move |e| Box::pin(async move { q::session_grant(e, &t, &sid, &key).await }))).await
+    }
+
+    async fn expired_approvals(&self, now: &str, max: u32) -> Result<Vec<(Tenant, String)>> {
+        let now = now.to_string();
+        self.db.read(work(move |e| Box::pin(async move { q::expired_approvals(e, &now, max).await }))).await
+    }
+}
