@@ -72,3 +72,63 @@ spelled!(
         Skill => "skill",
     }
 );
+
+spelled!(
+    /// Every error code the API answers with (`{"error": {"code": ...}}`).
+    ErrorCode {
+        // The request itself.
+        InvalidRequest => "invalid_request",
+        InvalidJson => "invalid_json",
+        InvalidBody => "invalid_body",
+        InvalidQuery => "invalid_query",
+        InvalidScope => "invalid_scope",
+        InvalidStatus => "invalid_status",
+        InvalidLastEventId => "invalid_last_event_id",
+        PayloadTooLarge => "payload_too_large",
+        RouteNotFound => "route_not_found",
+        MethodNotAllowed => "method_not_allowed",
+        InternalError => "internal_error",
+        NotFound => "not_found",
+        // Starting runs.
+        InputRequired => "input_required",
+        InvalidMaxSteps => "invalid_max_steps",
+        ModelRequired => "model_required",
+        UnknownProvider => "unknown_provider",
+        UnknownModel => "unknown_model",
+        ImagesNotSupported => "images_not_supported",
+        InvalidImage => "invalid_image",
+        // Templates.
+        InvalidTemplate => "invalid_template",
+        TemplateTooLarge => "template_too_large",
+        TemplateTooComplex => "template_too_complex",
+        TemplateError => "template_error",
+        MissingVariable => "missing_variable",
+        // Tools, skills, agents, approvals.
+        InvalidArguments => "invalid_arguments",
+        InvalidDecision => "invalid_decision",
+        InvalidPolicy => "invalid_policy",
+        InvalidSkill => "invalid_skill",
+        WorkspaceUnavailable => "workspace_unavailable",
+        PermissionDenied => "permission_denied",
+        ApprovalRequired => "approval_required",
+        // Things that are not there.
+        SessionNotFound => "session_not_found",
+        RunNotFound => "run_not_found",
+        ApprovalNotFound => "approval_not_found",
+        TemplateNotFound => "template_not_found",
+        ToolNotFound => "tool_not_found",
+        SkillNotFound => "skill_not_found",
+        AgentNotFound => "agent_not_found",
+        McpServerNotFound => "mcp_server_not_found",
+        // Conflicts with the current state.
+        TemplateExists => "template_exists",
+        ToolExists => "tool_exists",
+        SkillExists => "skill_exists",
+        AgentExists => "agent_exists",
+        McpServerExists => "mcp_server_exists",
+        RunAlreadyFinished => "run_already_finished",
+        ApprovalNotPending => "approval_not_pending",
+        SessionBusy => "session_busy",
+        ToolUnavailable => "tool_unavailable",
+    }
+);

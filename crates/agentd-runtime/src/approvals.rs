@@ -1,6 +1,7 @@
 //! Answering approvals: a person's decision (or the expiry) is journaled in
 //! the run, which is queued again once nothing of it is pending.
 
+use agentd_core::ErrorCode;
 use std::time::Duration;
 
 use agentd_core::{Approval, ApprovalStatus, Decision, Resolution, Tenant};
@@ -35,7 +36,7 @@ impl Runtime {
         let Some(decision) = Decision::parse(decision).filter(|d| Decision::BY_PERSON.contains(d)) else {
             let known: Vec<&str> = Decision::BY_PERSON.iter().map(|d| d.as_str()).collect();
             return Err(RuntimeError::bad(
-                "invalid_decision",
+                ErrorCode::InvalidDecision,
                 format!("`decision` must be one of {}, got {decision:?}", known.join(", ")),
             ));
         };
@@ -45,18 +46,18 @@ impl Runtime {
         }
         if let Some(args) = &arguments {
             if decision == Decision::Deny {
-                return Err(RuntimeError::bad("invalid_request", "`arguments` can only come with an approval"));
+                return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "`arguments` can only come with an approval"));
             }
             // A session grant is keyed by the request as asked; edited arguments
             // would grant the unedited (perhaps dangerous) request for the session.
             if decision == Decision::ApproveForSession {
                 return Err(RuntimeError::bad(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     "edited `arguments` can only come with `approve`, not `approve_for_session`",
                 ));
             }
             if !args.is_object() {
-                return Err(RuntimeError::bad("invalid_arguments", "`arguments` must be a JSON object"));
+                return Err(RuntimeError::bad(ErrorCode::InvalidArguments, "`arguments` must be a JSON object"));
             }
             let run = self.get_run(t, &a.run_id).await?;
             let set = self.toolset_for_agent(t, &run.agent).await?;
@@ -64,10 +65,7 @@ impl Runtime {
                 Some((_, Err(e))) => return Err(RuntimeError::InvalidArguments(e)),
                 Some((_, Ok(()))) => {}
                 None => {
-                    return Err(RuntimeError::Conflict {
-                        code: "tool_unavailable",
-                        message: format!("the tool {} is no longer available to this run", a.tool),
-                    });
+                    return Err(RuntimeError::ToolUnavailable { tool: a.tool.clone() });
                 }
             }
         }
@@ -118,5 +116,5 @@ impl Runtime {
 }
 
 fn not_found(id: &str) -> RuntimeError {
-    RuntimeError::NotFound { code: "approval_not_found", message: format!("approval {id} not found") }
+    RuntimeError::ApprovalNotFound(id.to_string())
 }

@@ -2,6 +2,7 @@
 //! sessions, journal pages, the tenant's catalog (HTTP tools, skills,
 //! agents) and direct-call history. Handlers call these, never the store.
 
+use agentd_core::ErrorCode;
 use agentd_core::{HttpToolDef, RunStatus, Session, StoredEvent, Tenant};
 use agentd_store::{DirectCall, EventQuery, Page, RunFilter, SessionMessage, StoreError};
 use serde_json::{Value, json};
@@ -15,14 +16,6 @@ pub struct SessionView {
     pub messages: Vec<SessionMessage>,
     pub usage: agentd_core::Usage,
     pub cost_usd: Option<f64>,
-}
-
-fn session_not_found(id: &str) -> RuntimeError {
-    RuntimeError::NotFound { code: "session_not_found", message: format!("session {id} not found") }
-}
-
-fn conflict(code: &'static str, message: String) -> RuntimeError {
-    RuntimeError::Conflict { code, message }
 }
 
 impl Runtime {
@@ -39,7 +32,7 @@ impl Runtime {
     ) -> Result<Session, RuntimeError> {
         let metadata = metadata.unwrap_or_else(|| json!({}));
         if !metadata.is_object() {
-            return Err(RuntimeError::bad("invalid_request", "`metadata` must be a JSON object"));
+            return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "`metadata` must be a JSON object"));
         }
         Ok(self.store.create_session(t, title, metadata).await?)
     }
@@ -48,9 +41,9 @@ impl Runtime {
         Ok(self.store.list_sessions(t, page).await?)
     }
 
-    /// The session, or `session_not_found`.
+    /// The session, or `SessionNotFound`.
     pub async fn get_session(&self, t: &Tenant, id: &str) -> Result<Session, RuntimeError> {
-        self.store.get_session(t, id).await?.ok_or_else(|| session_not_found(id))
+        self.store.get_session(t, id).await?.ok_or_else(|| RuntimeError::SessionNotFound(id.to_string()))
     }
 
     /// The session with its messages, usage and cost summed over its runs.
@@ -86,7 +79,7 @@ impl Runtime {
             }
         }
         if !self.store.delete_session(t, id).await? {
-            return Err(session_not_found(id));
+            return Err(RuntimeError::SessionNotFound(id.to_string()));
         }
         Ok(())
     }
@@ -107,13 +100,13 @@ impl Runtime {
 
     /// Registers an HTTP tool (checked first); builtin names are taken.
     pub async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<(), RuntimeError> {
-        agentd_tools::validate_http_tool(def).map_err(|m| RuntimeError::bad("invalid_request", m))?;
+        agentd_tools::validate_http_tool(def).map_err(|m| RuntimeError::bad(ErrorCode::InvalidRequest, m))?;
         if self.tools.get(&def.name).is_some() {
-            return Err(conflict("tool_exists", format!("{} is a builtin tool", def.name)));
+            return Err(RuntimeError::exists(ErrorCode::ToolExists, format!("{} is a builtin tool", def.name)));
         }
         match self.store.create_http_tool(t, def).await {
             Err(StoreError::AlreadyExists) => {
-                Err(conflict("tool_exists", format!("an HTTP tool named {} exists", def.name)))
+                Err(RuntimeError::exists(ErrorCode::ToolExists, format!("an HTTP tool named {} exists", def.name)))
             }
             r => Ok(r?),
         }
@@ -127,13 +120,13 @@ impl Runtime {
         if self.store.delete_http_tool(t, name).await? {
             Ok(())
         } else {
-            Err(RuntimeError::NotFound { code: "tool_not_found", message: format!("no HTTP tool named {name:?}") })
+            Err(RuntimeError::not_found(ErrorCode::ToolNotFound, format!("no HTTP tool named {name:?}")))
         }
     }
 
     /// Stores an uploaded skill; a name any skill of the tenant has is taken.
     pub async fn create_skill(&self, t: &Tenant, skill: &agentd_tools::skills::Skill) -> Result<(), RuntimeError> {
-        let taken = || conflict("skill_exists", format!("a skill named {} exists", skill.name));
+        let taken = || RuntimeError::exists(ErrorCode::SkillExists, format!("a skill named {} exists", skill.name));
         if self.skills_for(t).await?.iter().any(|k| k.name == skill.name) {
             return Err(taken());
         }
@@ -148,10 +141,7 @@ impl Runtime {
         if self.store.replace_doc(t, agentd_store::DocKind::Skill, &skill.name, &json!(skill)).await? {
             Ok(())
         } else {
-            Err(RuntimeError::NotFound {
-                code: "skill_not_found",
-                message: format!("no uploaded skill named {:?}", skill.name),
-            })
+            Err(RuntimeError::not_found(ErrorCode::SkillNotFound, format!("no uploaded skill named {:?}", skill.name)))
         }
     }
 
@@ -159,10 +149,7 @@ impl Runtime {
         if self.store.delete_doc(t, agentd_store::DocKind::Skill, name).await? {
             Ok(())
         } else {
-            Err(RuntimeError::NotFound {
-                code: "skill_not_found",
-                message: format!("no uploaded skill named {name:?}"),
-            })
+            Err(RuntimeError::not_found(ErrorCode::SkillNotFound, format!("no uploaded skill named {name:?}")))
         }
     }
 
@@ -183,22 +170,25 @@ impl Runtime {
             && def.name.len() <= 64
             && def.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !name_ok {
-            return Err(RuntimeError::bad("invalid_request", "`name` must be 1-64 characters of [A-Za-z0-9_-]"));
+            return Err(RuntimeError::bad(
+                ErrorCode::InvalidRequest,
+                "`name` must be 1-64 characters of [A-Za-z0-9_-]",
+            ));
         }
         if def.max_steps.is_some_and(|n| n == 0 || n > crate::MAX_STEPS_LIMIT) {
-            return Err(RuntimeError::bad("invalid_request", "`max_steps` is out of range"));
+            return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "`max_steps` is out of range"));
         }
         if let Some(m) = &def.model {
             self.models.resolve(m).map_err(|e| RuntimeError::bad(e.code(), e.to_string()))?;
         }
-        def.validate().map_err(|m| RuntimeError::bad("invalid_policy", m))?;
+        def.validate().map_err(|m| RuntimeError::bad(ErrorCode::InvalidPolicy, m))?;
         if self.config_agent_names().contains(&def.name) {
-            return Err(conflict("agent_exists", format!("{} is defined in the config", def.name)));
+            return Err(RuntimeError::exists(ErrorCode::AgentExists, format!("{} is defined in the config", def.name)));
         }
         match self.store.create_doc(t, agentd_store::DocKind::Agent, &def.name, &json!(def)).await {
             Ok(()) => Ok(agentd_store::masked_doc(agentd_store::DocKind::Agent, &json!(def))),
             Err(StoreError::AlreadyExists) => {
-                Err(conflict("agent_exists", format!("an agent named {} exists", def.name)))
+                Err(RuntimeError::exists(ErrorCode::AgentExists, format!("an agent named {} exists", def.name)))
             }
             Err(e) => Err(e.into()),
         }
@@ -219,10 +209,10 @@ impl Runtime {
         if self.store.delete_doc(t, agentd_store::DocKind::Agent, name).await? {
             Ok(())
         } else {
-            Err(RuntimeError::NotFound {
-                code: "agent_not_found",
-                message: format!("no agent named {name:?} defined over the API"),
-            })
+            Err(RuntimeError::not_found(
+                ErrorCode::AgentNotFound,
+                format!("no agent named {name:?} defined over the API"),
+            ))
         }
     }
 }

@@ -2,6 +2,7 @@
 //! type) and https URLs, size-limited, checked before anything is stored.
 
 use agentd_core::ContentPart;
+use agentd_core::ErrorCode;
 use serde_json::Value;
 
 use crate::RuntimeError;
@@ -13,7 +14,7 @@ pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
 const TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp"];
 
 fn bad(i: usize, why: impl std::fmt::Display) -> RuntimeError {
-    RuntimeError::bad("invalid_image", format!("images[{i}]: {why}"))
+    RuntimeError::bad(ErrorCode::InvalidImage, format!("images[{i}]: {why}"))
 }
 
 /// One `images` entry: `"data:image/png;base64,…"`, `"https://…"`,
@@ -57,7 +58,7 @@ fn parse_one(i: usize, v: &Value) -> Result<ContentPart, RuntimeError> {
 /// Checks the `images` of a request.
 pub fn parse(v: &[Value]) -> Result<Vec<ContentPart>, RuntimeError> {
     if v.len() > MAX_IMAGES {
-        return Err(RuntimeError::bad("invalid_image", format!("at most {MAX_IMAGES} images per message")));
+        return Err(RuntimeError::bad(ErrorCode::InvalidImage, format!("at most {MAX_IMAGES} images per message")));
     }
     v.iter().enumerate().map(|(i, x)| parse_one(i, x)).collect()
 }

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agentd_core::{EventKind, Run, StoredEvent, Tenant};
+use agentd_core::{ErrorCode, EventKind, Run, RunStatus, StoredEvent, Tenant};
 use agentd_store::{NewRun, Store, StoreError};
 use agentd_tools::ToolRegistry;
 use tokio::sync::{Notify, broadcast};
@@ -161,34 +161,95 @@ fn matches_any(list: Option<&[String]>, name: &str) -> bool {
     })
 }
 
-/// Errors the runtime reports to callers; each maps to an API status.
+/// What a runtime call refused or failed with. Each error has an
+/// [`ErrorCode`]; which HTTP status it becomes is the server's business.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// The request is not valid: a field, a value, a template.
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    Invalid { code: ErrorCode, message: String },
+    #[error("session {0} not found")]
+    SessionNotFound(String),
+    #[error("run {0} not found")]
+    RunNotFound(String),
+    #[error("approval {0} not found")]
+    ApprovalNotFound(String),
+    /// A named catalog entry (template, tool, skill, agent, MCP server) the tenant does not have.
     #[error("{message}")]
-    NotFound { code: &'static str, message: String },
+    NotFound { code: ErrorCode, message: String },
+    /// The name is taken.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    AlreadyExists { code: ErrorCode, message: String },
+    /// The run reached a terminal state; it takes nothing more.
+    #[error("run {run_id} already finished with status {}", status.as_str())]
+    RunAlreadyFinished { run_id: String, status: RunStatus },
+    /// The approval was answered already, or its run ended.
+    #[error("the approval is {status}, not pending")]
+    ApprovalNotPending { status: String },
+    /// The session has an unfinished run and the caller asked to reject.
+    #[error("session is busy with run {active_run_id}")]
+    SessionBusy { active_run_id: String },
+    /// The tool an approval was for is gone from the run's tool set.
+    #[error("the tool {tool} is no longer available to this run")]
+    ToolUnavailable { tool: String },
     /// A template variable the caller did not give.
     #[error("template {template} needs the variable {variable:?}")]
     MissingVariable { template: String, variable: String },
-    /// The policy refuses, or wants a person to approve, a direct call.
-    #[error("{message}")]
-    Forbidden { code: &'static str, message: String, details: serde_json::Value },
-    /// The session has an unfinished run and the caller asked to reject.
-    #[error("session is busy with run {active_run_id}")]
-    Busy { active_run_id: String },
     /// Tool arguments that violate the tool's schema.
     #[error("{0}")]
     InvalidArguments(agentd_tools::InvalidArguments),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The policy refuses a direct call.
+    #[error("{message}")]
+    PermissionDenied { message: String, details: serde_json::Value },
+    /// The policy wants a person to approve a direct call, which cannot wait.
+    #[error("{message}")]
+    ApprovalRequired { message: String, details: serde_json::Value },
+    /// The database failed (the cause is for the log, not the caller).
+    #[error("the database reported an error: {0}")]
+    Store(StoreError),
 }
 
 impl RuntimeError {
-    pub(crate) fn bad(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into() }
+    pub(crate) fn bad(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Invalid { code, message: message.into() }
+    }
+
+    pub(crate) fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::NotFound { code, message: message.into() }
+    }
+
+    pub(crate) fn exists(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::AlreadyExists { code, message: message.into() }
+    }
+
+    /// The error's code in the API.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Invalid { code, .. } | Self::NotFound { code, .. } | Self::AlreadyExists { code, .. } => *code,
+            Self::SessionNotFound(_) => ErrorCode::SessionNotFound,
+            Self::RunNotFound(_) => ErrorCode::RunNotFound,
+            Self::ApprovalNotFound(_) => ErrorCode::ApprovalNotFound,
+            Self::RunAlreadyFinished { .. } => ErrorCode::RunAlreadyFinished,
+            Self::ApprovalNotPending { .. } => ErrorCode::ApprovalNotPending,
+            Self::SessionBusy { .. } => ErrorCode::SessionBusy,
+            Self::ToolUnavailable { .. } => ErrorCode::ToolUnavailable,
+            Self::MissingVariable { .. } => ErrorCode::MissingVariable,
+            Self::InvalidArguments(_) => ErrorCode::InvalidArguments,
+            Self::PermissionDenied { .. } => ErrorCode::PermissionDenied,
+            Self::ApprovalRequired { .. } => ErrorCode::ApprovalRequired,
+            Self::Store(StoreError::NotFound) => ErrorCode::NotFound,
+            Self::Store(_) => ErrorCode::InternalError,
+        }
+    }
+}
+
+impl From<StoreError> for RuntimeError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotPending(status) => Self::ApprovalNotPending { status },
+            StoreError::SessionBusy(active_run_id) => Self::SessionBusy { active_run_id },
+            other => Self::Store(other),
+        }
     }
 }
 
@@ -333,28 +394,25 @@ impl Runtime {
             req.input = masked;
         }
         if req.input.trim().is_empty() {
-            return Err(RuntimeError::bad("input_required", "`input` must be a non-empty string"));
+            return Err(RuntimeError::bad(ErrorCode::InputRequired, "`input` must be a non-empty string"));
         }
         let agent_name = req.agent.clone().unwrap_or_else(|| "default".into());
         let agent = self.agent_for(t, &agent_name).await?;
         let max_steps = req.max_steps.unwrap_or(agent.max_steps);
         if max_steps == 0 || max_steps > MAX_STEPS_LIMIT {
             return Err(RuntimeError::bad(
-                "invalid_max_steps",
+                ErrorCode::InvalidMaxSteps,
                 format!("`max_steps` must be between 1 and {MAX_STEPS_LIMIT}"),
             ));
         }
         let model = match req.model.as_deref().or(agent.model.as_deref()).or(self.models.default_model()) {
             Some(m) => m.to_string(),
-            None => return Err(RuntimeError::bad("model_required", models::ModelError::NoModel.to_string())),
+            None => return Err(RuntimeError::bad(ErrorCode::ModelRequired, models::ModelError::NoModel.to_string())),
         };
-        let resolved = self
-            .models
-            .resolve(&model)
-            .map_err(|e| RuntimeError::BadRequest { code: e.code(), message: e.to_string() })?;
+        let resolved = self.models.resolve(&model).map_err(|e| RuntimeError::bad(e.code(), e.to_string()))?;
         if !req.images.is_empty() && !resolved.accepts_images {
             return Err(RuntimeError::bad(
-                "images_not_supported",
+                ErrorCode::ImagesNotSupported,
                 format!(
                     "the model profile {model:?} is declared text-only (input = [\"text\"]); send text, or pick a profile that takes images"
                 ),
@@ -370,10 +428,7 @@ impl Runtime {
         let session_id = match req.session_id {
             Some(id) => {
                 if self.store.get_session(t, &id).await?.is_none() {
-                    return Err(RuntimeError::NotFound {
-                        code: "session_not_found",
-                        message: format!("session {id} not found"),
-                    });
+                    return Err(RuntimeError::SessionNotFound(id));
                 }
                 match req.if_busy {
                     IfBusy::Steer => {
@@ -385,7 +440,7 @@ impl Runtime {
                     IfBusy::Interrupt => {
                         while let Some(active) = self.store.active_run(t, &id).await? {
                             match self.cancel(t, &active.id, Some("interrupted by a newer message".into())).await {
-                                Ok(_) | Err(RuntimeError::Conflict { .. }) => {}
+                                Ok(_) | Err(RuntimeError::RunAlreadyFinished { .. }) => {}
                                 Err(e) => return Err(e),
                             }
                         }
@@ -416,10 +471,7 @@ impl Runtime {
             Err(e) => {
                 self.hub.close(&new.id);
                 return Err(match e {
-                    StoreError::NotFound => {
-                        RuntimeError::NotFound { code: "session_not_found", message: "session not found".into() }
-                    }
-                    StoreError::SessionBusy(active_run_id) => RuntimeError::Busy { active_run_id },
+                    StoreError::NotFound => RuntimeError::SessionNotFound(new.session_id.clone()),
                     other => other.into(),
                 });
             }
@@ -483,10 +535,7 @@ impl Runtime {
     }
 
     pub async fn get_run(&self, t: &Tenant, run_id: &str) -> Result<Run, RuntimeError> {
-        self.store
-            .get_run(t, run_id)
-            .await?
-            .ok_or_else(|| RuntimeError::NotFound { code: "run_not_found", message: format!("run {run_id} not found") })
+        self.store.get_run(t, run_id).await?.ok_or_else(|| RuntimeError::RunNotFound(run_id.to_string()))
     }
 
     /// Number of runs executing in this process.
@@ -520,10 +569,7 @@ impl Runtime {
 }
 
 fn already_finished(run: &Run) -> RuntimeError {
-    RuntimeError::Conflict {
-        code: "run_already_finished",
-        message: format!("run {} already finished with status {}", run.id, run.status.as_str()),
-    }
+    RuntimeError::RunAlreadyFinished { run_id: run.id.clone(), status: run.status }
 }
 
 /// Runs a closure when dropped (used to free a run's slot however its task ends).

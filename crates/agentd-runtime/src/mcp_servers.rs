@@ -2,6 +2,7 @@
 //! so they survive a restart and every node that serves the tenant (the one
 //! resuming its run included) connects them too.
 
+use agentd_core::ErrorCode;
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -20,9 +21,9 @@ static SYNCED: LazyLock<Mutex<HashMap<Tenant, Instant>>> = LazyLock::new(Default
 
 fn mcp_error(e: McpError) -> RuntimeError {
     match e {
-        McpError::Exists(_) => RuntimeError::Conflict { code: "mcp_server_exists", message: e.to_string() },
-        McpError::NotFound(_) => RuntimeError::NotFound { code: "mcp_server_not_found", message: e.to_string() },
-        McpError::Invalid(_) => RuntimeError::bad("invalid_request", e.to_string()),
+        McpError::Exists(_) => RuntimeError::exists(ErrorCode::McpServerExists, e.to_string()),
+        McpError::NotFound(_) => RuntimeError::not_found(ErrorCode::McpServerNotFound, e.to_string()),
+        McpError::Invalid(_) => RuntimeError::bad(ErrorCode::InvalidRequest, e.to_string()),
     }
 }
 

@@ -80,11 +80,12 @@ pub enum ModelError {
 }
 
 impl ModelError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> agentd_core::ErrorCode {
+        use agentd_core::ErrorCode;
         match self {
-            ModelError::UnknownProvider(..) => "unknown_provider",
-            ModelError::UnknownModel(_) => "unknown_model",
-            ModelError::NoModel => "model_required",
+            ModelError::UnknownProvider(..) => ErrorCode::UnknownProvider,
+            ModelError::UnknownModel(_) => ErrorCode::UnknownModel,
+            ModelError::NoModel => ErrorCode::ModelRequired,
         }
     }
 }
@@ -334,9 +335,9 @@ mod tests {
         let m = reg.resolve("fast").unwrap();
         assert_eq!((m.provider_name.as_str(), m.model.as_str(), m.max_tokens), ("local", "tiny", Some(64)));
         assert_eq!(reg.resolve("local/other").unwrap().model, "other");
-        assert_eq!(reg.resolve("nope/x").err().unwrap().code(), "unknown_provider");
-        assert_eq!(reg.resolve("nope").err().unwrap().code(), "unknown_model");
-        assert_eq!(reg.resolve("/x").err().unwrap().code(), "unknown_model");
+        assert_eq!(reg.resolve("nope/x").err().unwrap().code().as_str(), "unknown_provider");
+        assert_eq!(reg.resolve("nope").err().unwrap().code().as_str(), "unknown_model");
+        assert_eq!(reg.resolve("/x").err().unwrap().code().as_str(), "unknown_model");
     }
 
     #[test]

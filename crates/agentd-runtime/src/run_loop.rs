@@ -163,7 +163,7 @@ impl Runtime {
         let chain = match self.models.chain(&run.model) {
             Ok(m) => m,
             Err(e) => {
-                w.write_final(carry, failed(e.code(), e.to_string())).await?;
+                w.write_final(carry, failed(e.code().as_str(), e.to_string())).await?;
                 return Ok(());
             }
         };

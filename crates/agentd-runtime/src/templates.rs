@@ -2,6 +2,7 @@
 //! placeholders, stored per tenant, rendered strictly (a missing variable is
 //! an error naming it, never a silent blank).
 
+use agentd_core::ErrorCode;
 use agentd_core::Tenant;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -48,12 +49,12 @@ const TEMPLATE_STACK: usize = 16 * 1024 * 1024;
 fn check_complexity(content: &str) -> Result<(), RuntimeError> {
     if content.len() > MAX_TEMPLATE_BYTES {
         return Err(RuntimeError::bad(
-            "template_too_large",
+            ErrorCode::TemplateTooLarge,
             format!("templates are limited to {MAX_TEMPLATE_BYTES} bytes"),
         ));
     }
     let b = content.as_bytes();
-    let too_complex = |what: String| Err(RuntimeError::bad("template_too_complex", what));
+    let too_complex = |what: String| Err(RuntimeError::bad(ErrorCode::TemplateTooComplex, what));
     // Inside a tag, brackets nest: a `}}` closes the tag only outside them,
     // as minijinja's lexer reads it (`{{ {'a': {'b': 1}}|e }}` is one tag).
     let (mut i, mut tag, mut ops, mut total, mut depth) = (0, false, 0usize, 0usize, 0usize);
@@ -117,9 +118,9 @@ fn on_template_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
         .name("agentd-template".into())
         .stack_size(TEMPLATE_STACK)
         .spawn(f)
-        .map_err(|e| RuntimeError::bad("template_error", format!("template thread: {e}")))?
+        .map_err(|e| RuntimeError::bad(ErrorCode::TemplateError, format!("template thread: {e}")))?
         .join()
-        .map_err(|_| RuntimeError::bad("invalid_template", "the template could not be processed"))
+        .map_err(|_| RuntimeError::bad(ErrorCode::InvalidTemplate, "the template could not be processed"))
 }
 
 /// The variables a template reads, or why it does not parse.
@@ -140,7 +141,7 @@ fn parse<'e, 's>(
     content: &'s str,
 ) -> Result<minijinja::Template<'e, 's>, RuntimeError> {
     env.template_from_str(content)
-        .map_err(|e| RuntimeError::bad("invalid_template", format!("the template does not parse: {e}")))
+        .map_err(|e| RuntimeError::bad(ErrorCode::InvalidTemplate, format!("the template does not parse: {e}")))
 }
 
 /// The variables a parsed template reads, sorted.
@@ -158,7 +159,7 @@ pub fn render(name: &str, content: &str, arguments: &Value) -> Result<String, Ru
     let args = match arguments {
         Value::Object(_) => arguments.clone(),
         Value::Null => Value::Object(Default::default()),
-        _ => return Err(RuntimeError::bad("invalid_arguments", "`arguments` must be a JSON object")),
+        _ => return Err(RuntimeError::bad(ErrorCode::InvalidArguments, "`arguments` must be a JSON object")),
     };
     check_complexity(content)?;
     let (name, content) = (name.to_string(), content.to_string());
@@ -176,8 +177,10 @@ fn render_unchecked(name: &str, content: &str, args: &Value) -> Result<String, R
     }
     t.render(args).map_err(|e| match e.kind() {
         // A nested value that is missing (`{{ user.name }}` without `name`).
-        minijinja::ErrorKind::UndefinedError => RuntimeError::bad("missing_variable", format!("template {name}: {e}")),
-        _ => RuntimeError::bad("template_error", format!("template {name} failed to render: {e}")),
+        minijinja::ErrorKind::UndefinedError => {
+            RuntimeError::bad(ErrorCode::MissingVariable, format!("template {name}: {e}"))
+        }
+        _ => RuntimeError::bad(ErrorCode::TemplateError, format!("template {name} failed to render: {e}")),
     })
 }
 
@@ -189,12 +192,12 @@ fn check_name(name: &str) -> Result<(), RuntimeError> {
     if ok {
         Ok(())
     } else {
-        Err(RuntimeError::bad("invalid_request", "`name` must be 1-128 characters of [A-Za-z0-9_.-]"))
+        Err(RuntimeError::bad(ErrorCode::InvalidRequest, "`name` must be 1-128 characters of [A-Za-z0-9_.-]"))
     }
 }
 
 fn not_found(name: &str) -> RuntimeError {
-    RuntimeError::NotFound { code: "template_not_found", message: format!("no prompt template named {name:?}") }
+    RuntimeError::not_found(ErrorCode::TemplateNotFound, format!("no prompt template named {name:?}"))
 }
 
 impl Runtime {
@@ -210,13 +213,14 @@ impl Runtime {
             created_at: now.clone(),
             updated_at: now,
         };
-        let doc = serde_json::to_value(&tpl).map_err(|e| RuntimeError::bad("invalid_template", e.to_string()))?;
+        let doc =
+            serde_json::to_value(&tpl).map_err(|e| RuntimeError::bad(ErrorCode::InvalidTemplate, e.to_string()))?;
         match self.store.create_doc(t, KIND, name, &doc).await {
             Ok(()) => Ok(tpl),
-            Err(agentd_store::StoreError::AlreadyExists) => Err(RuntimeError::Conflict {
-                code: "template_exists",
-                message: format!("a prompt template named {name:?} exists; PUT replaces it"),
-            }),
+            Err(agentd_store::StoreError::AlreadyExists) => Err(RuntimeError::exists(
+                ErrorCode::TemplateExists,
+                format!("a prompt template named {name:?} exists; PUT replaces it"),
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -241,7 +245,8 @@ impl Runtime {
         tpl.variables = variables(content)?;
         tpl.content = content.to_string();
         tpl.updated_at = agentd_store::now();
-        let doc = serde_json::to_value(&tpl).map_err(|e| RuntimeError::bad("invalid_template", e.to_string()))?;
+        let doc =
+            serde_json::to_value(&tpl).map_err(|e| RuntimeError::bad(ErrorCode::InvalidTemplate, e.to_string()))?;
         if !self.store.replace_doc(t, KIND, name, &doc).await? {
             return Err(not_found(name));
         }
@@ -276,18 +281,18 @@ mod tests {
         }
         assert!(matches!(
             render("t", "{{ user.name }}", &json!({"user": {}})),
-            Err(RuntimeError::BadRequest { code: "missing_variable", .. })
+            Err(RuntimeError::Invalid { code: ErrorCode::MissingVariable, .. })
         ));
         assert!(variables("{% if %}").is_err());
         assert!(matches!(
             render("t", "{% for i in range(100000000) %}x{% endfor %}", &json!({})),
-            Err(RuntimeError::BadRequest { .. })
+            Err(RuntimeError::Invalid { .. })
         ));
     }
 
     fn code(r: Result<Vec<String>, RuntimeError>) -> &'static str {
         match r {
-            Err(RuntimeError::BadRequest { code, .. }) => code,
+            Err(RuntimeError::Invalid { code, .. }) => code.as_str(),
             Ok(_) => "ok",
             Err(e) => panic!("{e:?}"),
         }
@@ -313,6 +318,6 @@ mod tests {
         assert_eq!(code(variables(&format!("{}{{{{ x }}}}", "a|b.c ".repeat(10_000)))), "ok");
         // Recursion at render time stops at minijinja's limit or the fuel, on the big stack.
         let r = render("t", "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", &serde_json::json!({}));
-        assert!(matches!(r, Err(RuntimeError::BadRequest { .. })), "{r:?}");
+        assert!(matches!(r, Err(RuntimeError::Invalid { .. })), "{r:?}");
     }
 }

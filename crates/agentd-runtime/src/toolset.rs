@@ -2,6 +2,7 @@
 //! tools, MCP tools and skills, filtered by the agent's lists; and calling a
 //! tool without a model.
 
+use agentd_core::ErrorCode;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -68,8 +69,8 @@ impl Runtime {
     }
 
     /// Every skill the tenant's default agent may use: configured ones and uploaded ones.
-    pub async fn skills_for(&self, t: &Tenant) -> Result<Vec<Skill>, StoreError> {
-        self.skills_for_agent(t, &self.agent).await
+    pub async fn skills_for(&self, t: &Tenant) -> Result<Vec<Skill>, RuntimeError> {
+        Ok(self.skills_for_agent(t, &self.agent).await?)
     }
 
     /// Every skill this agent may use.
@@ -95,8 +96,8 @@ impl Runtime {
 
     /// The tools a run of this tenant may use: the agent's builtin tools plus
     /// the tenant's registered HTTP tools.
-    pub async fn toolset(&self, t: &Tenant) -> Result<ToolSet, StoreError> {
-        self.toolset_with(t, &self.agent, true).await
+    pub async fn toolset(&self, t: &Tenant) -> Result<ToolSet, RuntimeError> {
+        Ok(self.toolset_with(t, &self.agent, true).await?)
     }
 
     /// The tool set of one agent; `with_http` false skips the store reads
@@ -184,12 +185,11 @@ impl Runtime {
         // Builtin and MCP tools need no look at the tenant's HTTP tools.
         let with_http = (self.tools.get(name).is_none() && !name.starts_with("mcp__")) || name == "load_skill";
         let set = self.toolset_with(t, &self.agent, with_http).await?;
-        let (tool, verdict) = self.lookup(&set, name, &args).ok_or_else(|| RuntimeError::NotFound {
-            code: "tool_not_found",
-            message: format!("no tool named {name:?}"),
-        })?;
+        let (tool, verdict) = self
+            .lookup(&set, name, &args)
+            .ok_or_else(|| RuntimeError::not_found(ErrorCode::ToolNotFound, format!("no tool named {name:?}")))?;
         if !args.is_object() {
-            return Err(RuntimeError::bad("invalid_arguments", "`arguments` must be a JSON object"));
+            return Err(RuntimeError::bad(ErrorCode::InvalidArguments, "`arguments` must be a JSON object"));
         }
         verdict.map_err(RuntimeError::InvalidArguments)?;
         // A direct call has nobody to pause for: `ask` is answered with 403.
@@ -202,7 +202,7 @@ impl Runtime {
             agentd_safety::Verdict::Allow => {}
             agentd_safety::Verdict::Deny => {
                 let message = format!("permission denied: {}", d.rule);
-                return Err(RuntimeError::Forbidden { code: "permission_denied", message, details });
+                return Err(RuntimeError::PermissionDenied { message, details });
             }
             agentd_safety::Verdict::Ask => {
                 let message = format!(
@@ -210,20 +210,18 @@ impl Runtime {
                      run it through an agent run, or add an allow rule",
                     d.rule
                 );
-                return Err(RuntimeError::Forbidden { code: "approval_required", message, details });
+                return Err(RuntimeError::ApprovalRequired { message, details });
             }
         }
         if let Some(id) = session_id
             && self.store.get_session(t, id).await?.is_none()
         {
-            return Err(RuntimeError::NotFound {
-                code: "session_not_found",
-                message: format!("session {id} not found"),
-            });
+            return Err(RuntimeError::SessionNotFound(id.to_string()));
         }
         let ws = match tool.needs_workspace() {
             true => Some(
-                self.workspace(t, session_id).map_err(|e| RuntimeError::bad("workspace_unavailable", e.to_string()))?,
+                self.workspace(t, session_id)
+                    .map_err(|e| RuntimeError::bad(ErrorCode::WorkspaceUnavailable, e.to_string()))?,
             ),
             false => None,
         };
@@ -346,7 +344,7 @@ impl Runtime {
                 return Ok(def.settings(&self.agent));
             }
         }
-        Err(RuntimeError::NotFound { code: "agent_not_found", message: format!("no agent named {name:?}") })
+        Err(RuntimeError::not_found(ErrorCode::AgentNotFound, format!("no agent named {name:?}")))
     }
 
     /// The tool set of a named agent.

@@ -1,5 +1,6 @@
 //! `/v1/approvals`: tool calls waiting for a person.
 
+use agentd_core::ErrorCode;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,7 @@ pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) 
         None => None,
         Some(st) => Some(agentd_core::ApprovalStatus::parse(&st).ok_or_else(|| {
             let known: Vec<&str> = agentd_core::ApprovalStatus::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::bad_request("invalid_status", format!("`status` must be one of {}", known.join(", ")))
+            ApiError::bad_request(ErrorCode::InvalidStatus, format!("`status` must be one of {}", known.join(", ")))
         })?),
     };
     let f = agentd_store::ApprovalFilter { run_id: p.str("run_id"), session_id: p.str("session_id"), status };

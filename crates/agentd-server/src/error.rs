@@ -1,8 +1,8 @@
 //! API errors and the extractors that turn bad input into them.
 
+use agentd_core::ErrorCode;
 use agentd_core::Tenant;
 use agentd_runtime::RuntimeError;
-use agentd_store::StoreError;
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -16,7 +16,7 @@ use serde_json::json;
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub extra: Option<serde_json::Value>,
     /// What went wrong inside, for the log only (5xx).
@@ -24,15 +24,15 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into(), extra: None, cause: None }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 }
@@ -73,59 +73,55 @@ pub(crate) async fn log_failures(req: axum::extract::Request, next: axum::middle
     resp
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => ApiError::not_found("not_found", "not found"),
-            StoreError::NotPending(status) => ApiError {
-                status: StatusCode::CONFLICT,
-                code: "approval_not_pending",
-                message: format!("the approval is {status}, not pending"),
-                extra: Some(json!({"status": status})),
-                cause: None,
-            },
-            StoreError::RunFinished => {
-                ApiError::new(StatusCode::CONFLICT, "run_already_finished", "run already finished")
-            }
-            other => ApiError {
-                cause: Some(other.to_string()),
-                ..ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the database reported an error")
-            },
+/// The one place runtime errors become HTTP statuses.
+fn status_of(e: &RuntimeError) -> StatusCode {
+    match e {
+        RuntimeError::Invalid { .. } | RuntimeError::MissingVariable { .. } | RuntimeError::InvalidArguments(_) => {
+            StatusCode::BAD_REQUEST
         }
+        RuntimeError::SessionNotFound(_)
+        | RuntimeError::RunNotFound(_)
+        | RuntimeError::ApprovalNotFound(_)
+        | RuntimeError::NotFound { .. } => StatusCode::NOT_FOUND,
+        RuntimeError::AlreadyExists { .. }
+        | RuntimeError::RunAlreadyFinished { .. }
+        | RuntimeError::ApprovalNotPending { .. }
+        | RuntimeError::SessionBusy { .. }
+        | RuntimeError::ToolUnavailable { .. } => StatusCode::CONFLICT,
+        RuntimeError::PermissionDenied { .. } | RuntimeError::ApprovalRequired { .. } => StatusCode::FORBIDDEN,
+        RuntimeError::Store(_) if e.code() == ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        RuntimeError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl From<RuntimeError> for ApiError {
     fn from(e: RuntimeError) -> Self {
+        let (status, code) = (status_of(&e), e.code());
+        let plain = |message: String| ApiError::new(status, code, message);
         match e {
-            RuntimeError::BadRequest { code, message } => ApiError::bad_request(code, message),
-            RuntimeError::NotFound { code, message } => ApiError::not_found(code, message),
-            RuntimeError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
             RuntimeError::MissingVariable { template, variable } => ApiError {
-                status: StatusCode::BAD_REQUEST,
-                code: "missing_variable",
-                message: format!("template {template} needs the variable {variable:?}; pass it in `arguments`"),
                 extra: Some(json!({"variable": variable, "field": format!("/arguments/{variable}")})),
-                cause: None,
+                ..plain(format!("template {template} needs the variable {variable:?}; pass it in `arguments`"))
             },
-            RuntimeError::Busy { active_run_id } => ApiError {
-                status: StatusCode::CONFLICT,
-                code: "session_busy",
-                message: format!("the session is busy with run {active_run_id}"),
+            RuntimeError::SessionBusy { active_run_id } => ApiError {
                 extra: Some(json!({ "active_run_id": active_run_id })),
-                cause: None,
+                ..plain(format!("the session is busy with run {active_run_id}"))
             },
-            RuntimeError::InvalidArguments(e) => ApiError {
-                status: StatusCode::BAD_REQUEST,
-                code: "invalid_arguments",
-                message: e.to_string(),
-                extra: Some(json!({ "field": e.field, "tool": e.tool })),
-                cause: None,
-            },
-            RuntimeError::Forbidden { code, message, details } => {
-                ApiError { status: StatusCode::FORBIDDEN, code, message, extra: Some(details), cause: None }
+            RuntimeError::ApprovalNotPending { status: st } => {
+                ApiError { extra: Some(json!({ "status": st })), ..plain(format!("the approval is {st}, not pending")) }
             }
-            RuntimeError::Store(s) => s.into(),
+            RuntimeError::InvalidArguments(e) => {
+                ApiError { extra: Some(json!({ "field": e.field, "tool": e.tool })), ..plain(e.to_string()) }
+            }
+            RuntimeError::PermissionDenied { message, details }
+            | RuntimeError::ApprovalRequired { message, details } => {
+                ApiError { extra: Some(details), ..plain(message) }
+            }
+            RuntimeError::Store(_) if code == ErrorCode::NotFound => plain("not found".into()),
+            RuntimeError::Store(cause) => {
+                ApiError { cause: Some(cause.to_string()), ..plain("the database reported an error".into()) }
+            }
+            other => plain(other.to_string()),
         }
     }
 }
@@ -141,7 +137,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         match MaybeJson::<T>::from_request(req, state).await? {
             MaybeJson(Some(v)) => Ok(ApiJson(v)),
             MaybeJson(None) => {
-                Err(ApiError::bad_request("invalid_json", "request body is empty; expected a JSON object"))
+                Err(ApiError::bad_request(ErrorCode::InvalidJson, "request body is empty; expected a JSON object"))
             }
         }
     }
@@ -158,22 +154,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    ErrorCode::PayloadTooLarge,
                     "request body is larger than the configured limit",
                 )
             } else {
-                ApiError::bad_request("invalid_body", r.body_text())
+                ApiError::bad_request(ErrorCode::InvalidBody, r.body_text())
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MaybeJson(None));
         }
         if has_escaped_nul(&bytes) {
-            return Err(ApiError::bad_request("invalid_request", "NUL characters (\\u0000) are not accepted"));
+            return Err(ApiError::bad_request(ErrorCode::InvalidRequest, "NUL characters (\\u0000) are not accepted"));
         }
         serde_json::from_slice(&bytes).map(|v| MaybeJson(Some(v))).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => ApiError::bad_request("invalid_request", e.to_string()),
-            _ => ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")),
+            serde_json::error::Category::Data => ApiError::bad_request(ErrorCode::InvalidRequest, e.to_string()),
+            _ => ApiError::bad_request(ErrorCode::InvalidJson, format!("request body is not valid JSON: {e}")),
         })
     }
 }
@@ -199,8 +195,11 @@ fn has_escaped_nul(b: &[u8]) -> bool {
 pub(crate) async fn reject_nul(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     let uri = req.uri().to_string();
     if uri.to_ascii_lowercase().contains("%00") {
-        return ApiError::bad_request("invalid_request", "NUL characters (%00) are not accepted in paths or queries")
-            .into_response();
+        return ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            "NUL characters (%00) are not accepted in paths or queries",
+        )
+        .into_response();
     }
     next.run(req).await
 }
@@ -223,7 +222,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Scope {
                 Some(v) => v
                     .to_str()
                     .map(Some)
-                    .map_err(|_| ApiError::bad_request("invalid_scope", format!("{name} is not valid text"))),
+                    .map_err(|_| ApiError::bad_request(ErrorCode::InvalidScope, format!("{name} is not valid text"))),
             }
         };
         let t = Tenant::from_parts(get(ORG_HEADER)?, get(USER_HEADER)?, get(PROJECT_HEADER)?).map_err(|e| {
@@ -232,7 +231,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Scope {
                 agentd_core::ids::ScopePart::User => USER_HEADER,
                 agentd_core::ids::ScopePart::Project => PROJECT_HEADER,
             };
-            ApiError::bad_request("invalid_scope", format!("invalid {header}: {e}"))
+            ApiError::bad_request(ErrorCode::InvalidScope, format!("invalid {header}: {e}"))
         })?;
         Ok(Scope(t))
     }
@@ -252,10 +251,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
 fn serde_urlencoded_pairs(q: &str) -> Result<std::collections::HashMap<String, String>, ApiError> {
     axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
-        &format!("/?{q}").parse().map_err(|_| ApiError::bad_request("invalid_query", "malformed query string"))?,
+        &format!("/?{q}")
+            .parse()
+            .map_err(|_| ApiError::bad_request(ErrorCode::InvalidQuery, "malformed query string"))?,
     )
     .map(|axum::extract::Query(m)| m)
-    .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+    .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.body_text()))
 }
 
 impl Params {
@@ -266,7 +267,7 @@ impl Params {
             Some(v) => match v.parse::<i64>() {
                 Ok(n) if (min..=max).contains(&n) => Ok(n),
                 _ => Err(ApiError::bad_request(
-                    "invalid_query",
+                    ErrorCode::InvalidQuery,
                     format!("`{name}` must be an integer between {min} and {max}"),
                 )),
             },

@@ -8,6 +8,7 @@ mod sse;
 mod templates;
 mod tools;
 
+use agentd_core::ErrorCode;
 use std::sync::Arc;
 
 use agentd_runtime::Runtime;
@@ -59,16 +60,24 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .nest("/v1", v1)
-        .fallback(|| async { ApiError::not_found("route_not_found", "no such route") })
+        .fallback(|| async { ApiError::not_found(ErrorCode::RouteNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::MethodNotAllowed,
+                "method not allowed on this route",
+            )
         })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(error::reject_nul))
         .layer(axum::middleware::from_fn(error::log_failures))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the server hit an unexpected error")
-                .into_response()
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::InternalError,
+                "the server hit an unexpected error",
+            )
+            .into_response()
         }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(AppState { rt })

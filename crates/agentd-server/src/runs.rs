@@ -1,5 +1,6 @@
 //! `/v1/runs` handlers.
 
+use agentd_core::ErrorCode;
 use agentd_core::RunStatus;
 use agentd_runtime::{CreateRun, IfBusy};
 use agentd_store::{EventQuery, Page, RunFilter};
@@ -49,14 +50,20 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let input = match (b.input, b.template) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request("invalid_request", "give either `input` or `template`, not both"));
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidRequest,
+                "give either `input` or `template`, not both",
+            ));
         }
         (None, Some(name)) => {
             s.rt.render_template(&t, &name, b.arguments.as_ref().unwrap_or(&serde_json::Value::Null)).await?
         }
         (Some(i), None) => i,
         (None, None) => {
-            return Err(ApiError::bad_request("input_required", "give `input` (or `template` with `arguments`)"));
+            return Err(ApiError::bad_request(
+                ErrorCode::InputRequired,
+                "give `input` (or `template` with `arguments`)",
+            ));
         }
     };
     let images = agentd_runtime::images::parse(&b.images)?;
@@ -100,7 +107,7 @@ pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) 
     let status = match p.str("status") {
         Some(v) => Some(
             RunStatus::parse(&v)
-                .ok_or_else(|| ApiError::bad_request("invalid_query", format!("unknown status {v:?}")))?,
+                .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidQuery, format!("unknown status {v:?}")))?,
         ),
         None => None,
     };
@@ -152,7 +159,7 @@ pub(crate) async fn events(
         if let Some(v) = headers.get("last-event-id") {
             after =
                 v.to_str().ok().and_then(|v| v.trim().parse::<i64>().ok()).filter(|n| *n >= 0).ok_or_else(|| {
-                    ApiError::bad_request("invalid_last_event_id", "Last-Event-ID must be a sequence number")
+                    ApiError::bad_request(ErrorCode::InvalidLastEventId, "Last-Event-ID must be a sequence number")
                 })?;
         }
         return Ok(sse::run_events(s.rt.clone(), t, id, after, None).into_response());

@@ -114,7 +114,7 @@ impl Feed {
     async fn run(&self) -> Result<Option<agentd_core::Run>, Closed> {
         match self.rt.get_run(&self.t, &self.run_id).await {
             Ok(r) => Ok(Some(r)),
-            Err(agentd_runtime::RuntimeError::NotFound { .. }) => Ok(None),
+            Err(agentd_runtime::RuntimeError::RunNotFound(_)) => Ok(None),
             Err(_) => Err(Closed),
         }
     }

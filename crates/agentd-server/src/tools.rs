@@ -1,6 +1,7 @@
 //! `/v1/tools`: list tools, and call one without a model.
 
 use agentd_core::ContentPart;
+use agentd_core::ErrorCode;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -200,7 +201,7 @@ pub(crate) struct SkillBody {
 /// A skill from an upload, checked: SKILL.md parses, file paths stay relative, sizes bounded.
 fn skill_from(b: SkillBody) -> Result<agentd_tools::skills::Skill, ApiError> {
     let mut skill =
-        agentd_tools::skills::parse_skill(&b.content).map_err(|m| ApiError::bad_request("invalid_skill", m))?;
+        agentd_tools::skills::parse_skill(&b.content).map_err(|m| ApiError::bad_request(ErrorCode::InvalidSkill, m))?;
     for rel in b.files.keys() {
         let p = std::path::Path::new(rel);
         let ok = !rel.is_empty()
@@ -208,13 +209,13 @@ fn skill_from(b: SkillBody) -> Result<agentd_tools::skills::Skill, ApiError> {
             && !rel.contains('\0');
         if !ok {
             return Err(ApiError::bad_request(
-                "invalid_skill",
+                ErrorCode::InvalidSkill,
                 format!("file path {rel:?} must be relative, without `..`"),
             ));
         }
     }
     if b.files.values().map(String::len).sum::<usize>() > 4 * 1024 * 1024 {
-        return Err(ApiError::bad_request("invalid_skill", "files beside SKILL.md may total at most 4 MiB"));
+        return Err(ApiError::bad_request(ErrorCode::InvalidSkill, "files beside SKILL.md may total at most 4 MiB"));
     }
     skill.files = b.files;
     skill.source = "tenant".into();
@@ -259,7 +260,7 @@ pub(crate) async fn get_skill(
     let skill = s.rt.skills_for(&t).await?.into_iter().find(|k| k.name == name);
     skill
         .map(|k| Json(json!(k)))
-        .ok_or_else(|| ApiError::not_found("skill_not_found", format!("no skill named {name:?}")))
+        .ok_or_else(|| ApiError::not_found(ErrorCode::SkillNotFound, format!("no skill named {name:?}")))
 }
 
 /// Replaces an uploaded skill in one statement (the name in SKILL.md must
@@ -273,7 +274,7 @@ pub(crate) async fn replace_skill(
     let skill = skill_from(b)?;
     if skill.name != name {
         return Err(ApiError::bad_request(
-            "invalid_skill",
+            ErrorCode::InvalidSkill,
             format!("SKILL.md names {:?}, the path {name:?}", skill.name),
         ));
     }
