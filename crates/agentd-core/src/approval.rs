@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// An approval as the API shows it; derived from the run journal
 /// (`approval.requested` / `approval.resolved`).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Approval {
     pub id: String,

@@ -321,6 +321,7 @@ impl EventKind {
 }
 
 /// An event as stored in the journal, with its per-run sequence number.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
     pub run_id: String,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::message::Usage;
 
 /// The state of a run; derived from its journal.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -48,6 +49,7 @@ impl RunStatus {
 }
 
 /// Why a run failed: a machine-readable code and a human message.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunError {
     pub code: String,
@@ -61,6 +63,7 @@ impl RunError {
 }
 
 /// A run as the API shows it.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Run {
     pub id: String,
@@ -90,6 +93,7 @@ pub struct Run {
 }
 
 /// A conversation: an ordered list of messages produced by its runs.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     pub id: String,
@@ -100,6 +104,7 @@ pub struct Session {
 }
 
 /// A tool a user registered at run time that POSTs its arguments to a URL.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HttpToolDef {
     pub name: String,

@@ -4,8 +4,6 @@ use agentd_core::ErrorCode;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, Params, Scope};
@@ -23,7 +21,7 @@ pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) 
     let f = agentd_store::ApprovalFilter { run_id: p.str("run_id"), session_id: p.str("session_id"), status };
     let page = agentd_store::Page { after: p.str("after"), limit: limit + 1 };
     let rows = s.rt.list_approvals(&t, &f, &page).await?;
-    Ok(crate::page(rows, limit as usize, |a| json!(a.id)).into_response())
+    Ok(crate::page(rows, limit as usize, |a| agentd_api::Cursor::Id(a.id.clone())).into_response())
 }
 
 pub(crate) async fn get_one(
@@ -34,23 +32,13 @@ pub(crate) async fn get_one(
     Ok(Json(s.rt.get_approval(&t, &id).await?).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Answer {
-    decision: String,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    arguments: Option<serde_json::Value>,
-}
-
 /// Answers one: `approve`, `approve_for_session` or `deny` (with a reason),
 /// or `approve` with edited `arguments`.
 pub(crate) async fn answer(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(id): Path<String>,
-    ApiJson(a): ApiJson<Answer>,
+    ApiJson(a): ApiJson<agentd_api::AnswerApproval>,
 ) -> Result<Response, ApiError> {
     let approval = s.rt.answer_approval(&t, &id, &a.decision, a.reason, a.arguments).await?;
     Ok(Json(approval).into_response())

@@ -45,11 +45,12 @@ pub(crate) struct FailureCause(pub String);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = agentd_core::redact::redact(&self.message).into_owned();
-        let mut err = json!({"code": self.code, "message": message});
-        if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (self.extra, err.as_object_mut()) {
-            obj.extend(extra);
-        }
-        let mut resp = (self.status, Json(json!({ "error": err }))).into_response();
+        let details = match self.extra {
+            Some(serde_json::Value::Object(extra)) => extra.into_iter().collect(),
+            _ => Default::default(),
+        };
+        let body = agentd_api::ErrorBody { error: agentd_api::ErrorDetail { code: self.code, message, details } };
+        let mut resp = (self.status, Json(body)).into_response();
         if let Some(cause) = self.cause {
             resp.extensions_mut().insert(FailureCause(cause));
         }

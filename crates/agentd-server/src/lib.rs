@@ -117,14 +117,11 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// A list answer: `{"data": [...], "next_cursor": ...}` from `limit + 1` rows.
+/// A page of a listing from up to `limit + 1` rows.
 pub(crate) fn page<T: serde::Serialize>(
-    mut rows: Vec<T>,
+    rows: Vec<T>,
     limit: usize,
-    cursor: impl Fn(&T) -> serde_json::Value,
-) -> Json<serde_json::Value> {
-    let more = rows.len() > limit;
-    rows.truncate(limit);
-    let next = if more { rows.last().map(&cursor).unwrap_or(serde_json::Value::Null) } else { serde_json::Value::Null };
-    Json(json!({"data": rows, "next_cursor": next}))
+    cursor: impl Fn(&T) -> agentd_api::Cursor,
+) -> Json<agentd_api::Page<T>> {
+    Json(agentd_api::Page::from_rows(rows, limit, cursor))
 }

@@ -8,45 +8,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
 
 use crate::error::{ApiError, ApiJson, MaybeJson, Params, Scope};
 use crate::{AppState, page, sse};
 
-/// Body of `POST /v1/runs`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateBody {
-    #[serde(default)]
-    input: Option<String>,
-    /// A prompt template to render as the input, with `arguments`.
-    #[serde(default)]
-    template: Option<String>,
-    #[serde(default)]
-    arguments: Option<serde_json::Value>,
-    /// Images for the input: data URLs, https URLs, or `{data, media_type}`.
-    #[serde(default)]
-    images: Vec<serde_json::Value>,
-    /// `tool_choice` for the first model call (provider format), e.g. to force a tool.
-    #[serde(default)]
-    tool_choice: Option<serde_json::Value>,
-    session_id: Option<String>,
-    model: Option<String>,
-    max_steps: Option<u32>,
-    #[serde(default)]
-    stream: bool,
-    /// What to do if the session already has an unfinished run.
-    #[serde(default)]
-    if_busy: IfBusy,
-    /// The agent to run (`default` when absent).
-    agent: Option<String>,
-}
-
 pub(crate) async fn create(
     State(s): State<AppState>,
     Scope(t): Scope,
-    ApiJson(b): ApiJson<CreateBody>,
+    ApiJson(b): ApiJson<agentd_api::CreateRun>,
 ) -> Result<Response, ApiError> {
     let input = match (b.input, b.template) {
         (Some(_), Some(_)) => {
@@ -75,17 +44,19 @@ pub(crate) async fn create(
         session_id: b.session_id,
         model: b.model,
         max_steps: b.max_steps,
-        if_busy: b.if_busy,
+        if_busy: match b.if_busy {
+            agentd_api::IfBusy::Enqueue => IfBusy::Enqueue,
+            agentd_api::IfBusy::Reject => IfBusy::Reject,
+            agentd_api::IfBusy::Interrupt => IfBusy::Interrupt,
+            agentd_api::IfBusy::Steer => IfBusy::Steer,
+        },
         agent: b.agent,
     };
     let created = s.rt.create_run(&t, req, b.stream).await?;
     let (run, rx) = (created.run, created.live);
     if !b.stream {
-        let mut v = json!(run);
-        if created.steered {
-            v["steered"] = json!(true);
-        }
-        return Ok((StatusCode::ACCEPTED, Json(v)).into_response());
+        let body = agentd_api::RunCreated { run, steered: created.steered };
+        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     }
     let id = run.id.clone();
     let mut resp = sse::run_events(s.rt.clone(), t, id.clone(), 0, rx).into_response();
@@ -123,20 +94,14 @@ pub(crate) async fn list_runs(
 ) -> Result<Response, ApiError> {
     let limit = p.int("limit", 20, 1, 100)? as u32;
     let rows = s.rt.list_runs(t, &filter, &Page { after: p.str("after"), limit: limit + 1 }).await?;
-    Ok(page(rows, limit as usize, |r| json!(r.id)).into_response())
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CancelBody {
-    reason: Option<String>,
+    Ok(page(rows, limit as usize, |r| agentd_api::Cursor::Id(r.id.clone())).into_response())
 }
 
 pub(crate) async fn cancel(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(id): Path<String>,
-    MaybeJson(body): MaybeJson<CancelBody>,
+    MaybeJson(body): MaybeJson<agentd_api::CancelRun>,
 ) -> Result<Response, ApiError> {
     let reason = body.and_then(|b| b.reason);
     Ok(Json(s.rt.cancel(&t, &id, reason).await?).into_response())
@@ -167,5 +132,5 @@ pub(crate) async fn events(
     let limit = p.int("limit", 100, 1, 1000)? as u32;
     let types = p.str("type").map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     let rows = s.rt.run_events(&t, &id, &EventQuery { after, limit: limit + 1, types }).await?;
-    Ok(page(rows, limit as usize, |e| json!(e.seq)).into_response())
+    Ok(page(rows, limit as usize, |e| agentd_api::Cursor::Seq(e.seq)).into_response())
 }

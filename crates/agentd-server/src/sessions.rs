@@ -5,24 +5,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
 
 use crate::error::{ApiError, MaybeJson, Params, Scope};
 use crate::{AppState, page, runs};
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateBody {
-    title: Option<String>,
-    #[serde(default)]
-    metadata: Option<serde_json::Value>,
-}
-
 pub(crate) async fn create(
     State(s): State<AppState>,
     Scope(t): Scope,
-    MaybeJson(body): MaybeJson<CreateBody>,
+    MaybeJson(body): MaybeJson<agentd_api::CreateSession>,
 ) -> Result<Response, ApiError> {
     let b = body.unwrap_or_default();
     let session = s.rt.create_session(&t, b.title, b.metadata).await?;
@@ -32,7 +22,7 @@ pub(crate) async fn create(
 pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let limit = p.int("limit", 20, 1, 100)? as u32;
     let rows = s.rt.list_sessions(&t, &Page { after: p.str("after"), limit: limit + 1 }).await?;
-    Ok(page(rows, limit as usize, |r| json!(r.id)).into_response())
+    Ok(page(rows, limit as usize, |r| agentd_api::Cursor::Id(r.id.clone())).into_response())
 }
 
 pub(crate) async fn get_one(
@@ -41,12 +31,19 @@ pub(crate) async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let view = s.rt.session_view(&t, &id).await?;
-    let mut v = json!(view.session);
-    v["messages"] = json!(view.messages);
-    // Token usage and cost of the whole session, summed over its runs.
-    v["usage"] = json!(view.usage);
-    v["cost_usd"] = json!(view.cost_usd);
-    Ok(Json(v).into_response())
+    let messages = view
+        .messages
+        .into_iter()
+        .map(|m| agentd_api::SessionMessage {
+            index: m.index,
+            run_id: m.run_id,
+            seq: m.seq,
+            message: m.message,
+            created_at: m.created_at,
+        })
+        .collect();
+    let body = agentd_api::SessionView { session: view.session, messages, usage: view.usage, cost_usd: view.cost_usd };
+    Ok(Json(body).into_response())
 }
 
 /// Deletes a session with its runs and journal; active runs are cancelled first.

@@ -14,36 +14,26 @@ use crate::error::{ApiError, ApiJson, Params, Scope};
 
 /// Every tool available to the caller, with source and schema.
 /// `?agent=NAME` lists that agent's tools.
-pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    p: Params,
+) -> Result<Json<agentd_api::Page<agentd_api::ToolInfo>>, ApiError> {
     let set = match p.str("agent") {
         Some(name) => s.rt.toolset_for_agent(&t, &name).await?,
         None => s.rt.toolset(&t).await?,
     };
-    let data: Vec<Value> = set
+    let data = set
         .specs
         .iter()
-        .map(|t| {
-            json!({
-                "name": t.name,
-                "source": set.source(&s.rt, &t.name),
-                "description": t.description,
-                "input_schema": t.input_schema,
-            })
+        .map(|t| agentd_api::ToolInfo {
+            name: t.name.clone(),
+            source: set.source(&s.rt, &t.name).to_string(),
+            description: t.description.clone(),
+            input_schema: t.input_schema.clone(),
         })
         .collect();
-    Ok(Json(json!({"data": data, "next_cursor": null})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CallBody {
-    #[serde(default = "empty_object")]
-    arguments: Value,
-    session_id: Option<String>,
-}
-
-fn empty_object() -> Value {
-    json!({})
+    Ok(Json(agentd_api::Page::all(data)))
 }
 
 /// Runs a tool with JSON arguments validated against its schema.
@@ -53,22 +43,26 @@ pub(crate) async fn call(
     Scope(t): Scope,
     Path(name): Path<String>,
     p: Params,
-    ApiJson(b): ApiJson<CallBody>,
+    ApiJson(b): ApiJson<agentd_api::CallTool>,
 ) -> Result<Response, ApiError> {
     let out = s.rt.call_tool_direct(&t, &name, b.arguments, b.session_id.as_deref()).await?;
-    let mut v = json!({"content": out.content, "is_error": out.is_error});
-    if let Some(sb) = &out.sandbox {
-        v["sandbox"] = sb.clone();
-    }
+    let mut v = agentd_api::ToolCallResult {
+        content: out.content,
+        is_error: out.is_error,
+        sandbox: out.sandbox,
+        error: None,
+        json: None,
+    };
     // A refusal to run unfenced also carries the machine-readable code.
-    if let Some(ContentPart::Text { text }) = out.content.first()
-        && out.is_error
+    if let Some(ContentPart::Text { text }) = v.content.first()
+        && v.is_error
         && text.starts_with(agentd_tools::SANDBOX_UNAVAILABLE)
     {
-        v["error"] = json!({"code": agentd_tools::SANDBOX_UNAVAILABLE, "message": text});
+        v.error =
+            Some(agentd_api::ToolRefusal { code: agentd_tools::SANDBOX_UNAVAILABLE.into(), message: text.clone() });
     }
     if p.str("format").as_deref() == Some("json") {
-        let text: String = out
+        let text: String = v
             .content
             .iter()
             .filter_map(|c| match c {
@@ -76,35 +70,9 @@ pub(crate) async fn call(
                 _ => None,
             })
             .collect();
-        v["json"] = serde_json::from_str(&text).unwrap_or(Value::Null);
+        v.json = Some(serde_json::from_str(&text).unwrap_or(Value::Null));
     }
     Ok(Json(v).into_response())
-}
-
-/// Body of `POST /v1/http-tools`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct HttpToolBody {
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default = "empty_schema")]
-    input_schema: Value,
-    url: String,
-    #[serde(default)]
-    headers: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    secret_headers: std::collections::BTreeMap<String, String>,
-    #[serde(default = "default_timeout")]
-    timeout_ms: u64,
-}
-
-fn empty_schema() -> Value {
-    json!({"type": "object"})
-}
-
-fn default_timeout() -> u64 {
-    30_000
 }
 
 /// An HTTP tool as the API shows it: header values (credentials) by name only.
@@ -119,7 +87,7 @@ fn shown(mut def: agentd_core::HttpToolDef) -> agentd_core::HttpToolDef {
 pub(crate) async fn create_http(
     State(s): State<AppState>,
     Scope(t): Scope,
-    ApiJson(b): ApiJson<HttpToolBody>,
+    ApiJson(b): ApiJson<agentd_api::CreateHttpTool>,
 ) -> Result<Response, ApiError> {
     let def = agentd_core::HttpToolDef {
         name: b.name,
@@ -296,7 +264,7 @@ pub(crate) async fn list_calls(State(s): State<AppState>, Scope(t): Scope, p: Pa
     let limit = p.int("limit", 20, 1, 100)? as u32;
     let page = agentd_store::Page { after: p.str("after"), limit: limit + 1 };
     let rows = s.rt.list_tool_calls(&t, p.str("session_id").as_deref(), &page).await?;
-    Ok(crate::page(rows, limit as usize, |c| json!(c.id)).into_response())
+    Ok(crate::page(rows, limit as usize, |c| agentd_api::Cursor::Id(c.id.clone())).into_response())
 }
 
 /// Defines an agent for the caller's tenant: prompt, model, step limit, and
