@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use agentd_core::{
-    Approval, ApprovalStatus, ContentPart, Decision, ErrorCode, HttpToolDef, Message, Run, RunError, RunStatus,
-    Session, StoredEvent, Usage,
+    Approval, ApprovalStatus, ContentPart, Decision, ErrorCode, EventKind, EventType, HttpToolDef, Message, Run,
+    RunError, RunStatus, Session, StoredEvent, Usage,
 };
 
 /// Every error answer: `{"error": {"code", "message", ...details}}`.

@@ -235,14 +235,14 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Tail { run_id, after, remote } => crate::commands::tail::tail(&remote, &run_id, after).await,
         Cmd::Sessions { limit, remote } => {
-            crate::commands::list::list(&remote, &format!("/v1/sessions?limit={limit}")).await
+            crate::commands::list::sessions(&remote, &format!("/v1/sessions?limit={limit}")).await
         }
         Cmd::Runs { session, limit, remote } => {
             let path = match session {
                 Some(s) => format!("/v1/sessions/{s}/runs?limit={limit}"),
                 None => format!("/v1/runs?limit={limit}"),
             };
-            crate::commands::list::list(&remote, &path).await
+            crate::commands::list::runs(&remote, &path).await
         }
         Cmd::Approvals { run, status, remote } => crate::commands::approvals::list(&remote, run, &status).await,
         Cmd::Approve { id, for_session, deny, reason, args, remote } => {

@@ -1,7 +1,8 @@
-//! The HTTP client every command that talks to a server uses.
+//! The HTTP client every command that talks to a server uses; answers are
+//! read as the API crate's types.
 
 use anyhow::Context;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 use crate::cli::RemoteOpts;
 
@@ -19,12 +20,10 @@ pub(crate) fn client(remote: Option<&RemoteOpts>) -> anyhow::Result<reqwest::Cli
 
 async fn error_of(resp: reqwest::Response) -> anyhow::Error {
     let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    anyhow::anyhow!(
-        "server answered {status}: {} {}",
-        body["error"]["code"].as_str().unwrap_or(""),
-        body["error"]["message"].as_str().unwrap_or("")
-    )
+    match resp.json::<agentd_api::ErrorBody>().await {
+        Ok(b) => anyhow::anyhow!("server answered {status}: {} {}", b.error.code, b.error.message),
+        Err(_) => anyhow::anyhow!("server answered {status}"),
+    }
 }
 
 /// Sends a request; a non-2xx answer becomes an error with the server's code and message.
@@ -34,4 +33,9 @@ pub(crate) async fn send(req: reqwest::RequestBuilder, url: &str) -> anyhow::Res
         return Err(error_of(resp).await);
     }
     Ok(resp)
+}
+
+/// Sends a request and reads its answer as `T`.
+pub(crate) async fn fetch<T: DeserializeOwned>(req: reqwest::RequestBuilder, url: &str) -> anyhow::Result<T> {
+    send(req, url).await?.json::<T>().await.context("the server's answer is not what this CLI expects")
 }

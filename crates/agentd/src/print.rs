@@ -4,7 +4,6 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use agentd_providers::Delta;
-use serde_json::Value;
 
 /// Prints a streamed answer: text to stdout, reasoning dimmed to stderr.
 #[derive(Default)]
@@ -46,17 +45,31 @@ impl Printer {
     }
 }
 
+/// What a person is asked about an approval.
+pub(crate) struct Asked {
+    pub(crate) id: String,
+    pub(crate) status: String,
+    pub(crate) risk: String,
+    pub(crate) tool: String,
+    pub(crate) arguments_sanitized: serde_json::Value,
+    pub(crate) reasons: Vec<String>,
+}
+
+impl From<&agentd_api::Approval> for Asked {
+    fn from(a: &agentd_api::Approval) -> Self {
+        Self {
+            id: a.id.clone(),
+            status: a.status.to_string(),
+            risk: a.risk.clone(),
+            tool: a.tool.clone(),
+            arguments_sanitized: a.arguments_sanitized.clone(),
+            reasons: a.reasons.clone(),
+        }
+    }
+}
+
 /// One line describing an approval.
-pub(crate) fn describe(a: &Value) -> String {
-    let reasons: Vec<&str> =
-        a["reasons"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-    let why = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join("; ")) };
-    format!(
-        "{}  {:<9} {:<6} {} {}{why}",
-        a["id"].as_str().unwrap_or("?"),
-        a["status"].as_str().unwrap_or(""),
-        a["risk"].as_str().unwrap_or(""),
-        a["tool"].as_str().unwrap_or(""),
-        a["arguments_sanitized"]
-    )
+pub(crate) fn describe(a: &Asked) -> String {
+    let why = if a.reasons.is_empty() { String::new() } else { format!(" ({})", a.reasons.join("; ")) };
+    format!("{}  {:<9} {:<6} {} {}{why}", a.id, a.status, a.risk, a.tool, a.arguments_sanitized)
 }

@@ -2,9 +2,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use serde_json::Value;
-
-use crate::print::describe;
+use crate::print::{Asked, describe};
 
 /// Whether `agentd run` can ask the person at the keyboard.
 pub(crate) fn interactive() -> bool {
@@ -12,7 +10,7 @@ pub(crate) fn interactive() -> bool {
 }
 
 /// Asks at the terminal; `None` if stdin closed. Returns (decision, reason).
-pub(crate) async fn prompt(a: &Value) -> Option<(String, Option<String>)> {
+pub(crate) async fn prompt(a: &Asked) -> Option<(String, Option<String>)> {
     let text = describe(a);
     tokio::task::spawn_blocking(move || {
         let mut err = std::io::stderr();

@@ -3,13 +3,13 @@
 
 use std::process::ExitCode;
 
+use agentd_api::{EventKind, StoredEvent};
 use agentd_providers::Delta;
 use anyhow::{Context, bail};
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use serde_json::{Value, json};
 
-use crate::print::Printer;
+use crate::print::{Asked, Printer};
 
 /// Follows an SSE response until the terminal event; prints deltas. With
 /// `answer_at`, approvals are asked for at the terminal and answered there.
@@ -26,51 +26,56 @@ pub(crate) async fn follow_answering(
     let mut events = resp.bytes_stream().eventsource();
     while let Some(ev) = events.next().await {
         let ev = ev.context("stream broke")?;
-        let v: Value = serde_json::from_str(&ev.data).unwrap_or(Value::Null);
         if ev.event == agentd_core::event_type::DELTA_EVENT {
-            if let Some(t) = v["text"].as_str() {
-                printer.delta(&Delta::Text(t.into()));
-            } else if let Some(t) = v["thinking"].as_str() {
-                printer.delta(&Delta::Thinking(t.into()));
+            let d: agentd_api::Delta = serde_json::from_str(&ev.data).unwrap_or_default();
+            if let Some(t) = d.text {
+                printer.delta(&Delta::Text(t));
+            } else if let Some(t) = d.thinking {
+                printer.delta(&Delta::Thinking(t));
             }
             continue;
         }
+        let Ok(stored) = serde_json::from_str::<StoredEvent>(&ev.data) else {
+            eprintln!("skipping a frame this CLI cannot read: {}", ev.event);
+            continue;
+        };
         if show_events {
-            eprintln!("[{}] {} {}", ev.id, ev.event, v["data"]);
+            eprintln!("[{}] {} {}", ev.id, ev.event, stored.data);
         }
-        let ty = agentd_core::EventType::parse(&ev.event);
-        if ty == Some(agentd_core::EventType::ApprovalRequested) {
-            let id = v["data"]["approval_id"].as_str().unwrap_or("?").to_string();
-            match answer_at {
-                Some(base) if crate::prompt::interactive() => {
-                    let shown = json!({
-                        "id": id, "status": "pending", "risk": v["data"]["risk"], "tool": v["data"]["tool"],
-                        "arguments_sanitized": v["data"]["arguments_sanitized"], "reasons": v["data"]["reasons"],
-                    });
-                    if let Some((decision, reason)) = crate::prompt::prompt(&shown).await {
-                        let url = format!("{base}/v1/approvals/{id}");
-                        let body = json!({"decision": decision, "reason": reason});
-                        if let Err(e) = crate::http::send(crate::http::client(None)?.post(url).json(&body), base).await
-                        {
-                            eprintln!("answering failed: {e:#}");
+        // Event types this CLI does not know yet are shown, not fatal.
+        let Ok(kind) = EventKind::from_parts(&stored.type_name, stored.data) else { continue };
+        match kind {
+            EventKind::ApprovalRequested { approval_id: id, tool, risk, arguments_sanitized, reasons, .. } => {
+                match answer_at {
+                    Some(base) if crate::prompt::interactive() => {
+                        let shown = Asked {
+                            id: id.clone(),
+                            status: "pending".into(),
+                            risk,
+                            tool,
+                            arguments_sanitized,
+                            reasons,
+                        };
+                        if let Some((decision, reason)) = crate::prompt::prompt(&shown).await {
+                            let url = format!("{base}/v1/approvals/{id}");
+                            let body = agentd_api::AnswerApproval { decision, reason, arguments: None };
+                            let req = crate::http::client(None)?.post(url).json(&body);
+                            if let Err(e) = crate::http::send(req, base).await {
+                                eprintln!("answering failed: {e:#}");
+                            }
                         }
                     }
+                    _ => eprintln!(
+                        "\nwaiting for approval {id} ({tool}): answer with `agentd approve {id}` or `agentd deny {id}`"
+                    ),
                 }
-                _ => eprintln!(
-                    "\nwaiting for approval {id} ({}): answer with `agentd approve {id}` or `agentd deny {id}`",
-                    v["data"]["tool"].as_str().unwrap_or("")
-                ),
             }
-            continue;
-        }
-        use agentd_core::EventType as T;
-        match ty {
-            Some(T::RunCompleted) => return Ok(printer.finish("completed", v["data"]["output"].as_str(), None)),
-            Some(t @ (T::RunFailed | T::RunCancelled)) => {
-                let code = v["data"]["error"]["code"].as_str().unwrap_or("cancelled");
-                let msg = v["data"]["error"]["message"].as_str().or(v["data"]["reason"].as_str()).unwrap_or("");
-                let status = if t == T::RunFailed { "failed" } else { "cancelled" };
-                return Ok(printer.finish(status, None, Some((code, msg))));
+            EventKind::RunCompleted { output, .. } => return Ok(printer.finish("completed", Some(&output), None)),
+            EventKind::RunFailed { error } => {
+                return Ok(printer.finish("failed", None, Some((&error.code, &error.message))));
+            }
+            EventKind::RunCancelled { reason } => {
+                return Ok(printer.finish("cancelled", None, Some(("cancelled", reason.as_deref().unwrap_or("")))));
             }
             _ => {}
         }

@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
+use agentd_api::{AnswerApproval, Approval, Page};
 use anyhow::Context;
-use serde_json::{Value, json};
 
 use crate::cli::RemoteOpts;
-use crate::http::{client, send};
+use crate::http::{client, fetch};
 use crate::print::describe;
 
 pub(crate) async fn list(remote: &RemoteOpts, run: Option<String>, status: &str) -> anyhow::Result<ExitCode> {
@@ -17,13 +17,12 @@ pub(crate) async fn list(remote: &RemoteOpts, run: Option<String>, status: &str)
     if let Some(r) = run {
         url.push_str(&format!("&run_id={r}"));
     }
-    let body: Value = send(client(Some(remote))?.get(url), &remote.url).await?.json().await?;
-    let rows = body["data"].as_array().cloned().unwrap_or_default();
-    if rows.is_empty() {
+    let page: Page<Approval> = fetch(client(Some(remote))?.get(url), &remote.url).await?;
+    if page.data.is_empty() {
         eprintln!("no {} approvals", if status == "all" { "" } else { status });
     }
-    for a in rows {
-        println!("{}  run {}", describe(&a), a["run_id"].as_str().unwrap_or(""));
+    for a in &page.data {
+        println!("{}  run {}", describe(&a.into()), a.run_id);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -35,12 +34,10 @@ pub(crate) async fn answer(
     reason: Option<String>,
     args: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let mut body = json!({"decision": decision, "reason": reason});
-    if let Some(a) = args {
-        body["arguments"] = serde_json::from_str(&a).context("--args must be a JSON object")?;
-    }
+    let arguments = args.map(|a| serde_json::from_str(&a).context("--args must be a JSON object")).transpose()?;
+    let body = AnswerApproval { decision: decision.to_string(), reason, arguments };
     let url = format!("{}/v1/approvals/{id}", remote.url.trim_end_matches('/'));
-    let a: Value = send(client(Some(remote))?.post(url).json(&body), &remote.url).await?.json().await?;
-    println!("{}", describe(&a));
+    let a: Approval = fetch(client(Some(remote))?.post(url).json(&body), &remote.url).await?;
+    println!("{}", describe(&(&a).into()));
     Ok(ExitCode::SUCCESS)
 }

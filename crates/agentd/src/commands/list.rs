@@ -2,28 +2,38 @@
 
 use std::process::ExitCode;
 
-use serde_json::Value;
+use agentd_api::{Page, Run, Session};
 
 use crate::cli::RemoteOpts;
-use crate::http::{client, send};
+use crate::http::{client, fetch};
 
-pub(crate) async fn list(remote: &RemoteOpts, path: &str) -> anyhow::Result<ExitCode> {
-    let resp =
-        send(client(Some(remote))?.get(format!("{}{path}", remote.url.trim_end_matches('/'))), &remote.url).await?;
-    let body: Value = resp.json().await?;
-    for row in body["data"].as_array().into_iter().flatten() {
-        let id = row["id"].as_str().unwrap_or("?");
-        let when = row["created_at"].as_str().unwrap_or("");
-        match row.get("status") {
-            Some(status) => {
-                let input: String = row["input"].as_str().unwrap_or("").chars().take(60).collect();
-                println!("{id}  {when}  {:<10} {input}", status.as_str().unwrap_or(""));
-            }
-            None => println!("{id}  {when}  {}", row["title"].as_str().unwrap_or("")),
-        }
+async fn page<T: serde::de::DeserializeOwned>(remote: &RemoteOpts, path: &str) -> anyhow::Result<Page<T>> {
+    fetch(client(Some(remote))?.get(format!("{}{path}", remote.url.trim_end_matches('/'))), &remote.url).await
+}
+
+fn more<T>(p: &Page<T>) {
+    match &p.next_cursor {
+        Some(agentd_api::Cursor::Id(c)) => eprintln!("more: pass after={c}"),
+        Some(agentd_api::Cursor::Seq(c)) => eprintln!("more: pass after={c}"),
+        None => {}
     }
-    if let Some(c) = body["next_cursor"].as_str() {
-        eprintln!("more: pass after={c}");
+}
+
+pub(crate) async fn runs(remote: &RemoteOpts, path: &str) -> anyhow::Result<ExitCode> {
+    let p: Page<Run> = page(remote, path).await?;
+    for r in &p.data {
+        let input: String = r.input.chars().take(60).collect();
+        println!("{}  {}  {:<10} {input}", r.id, r.created_at, r.status.as_str());
     }
+    more(&p);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn sessions(remote: &RemoteOpts, path: &str) -> anyhow::Result<ExitCode> {
+    let p: Page<Session> = page(remote, path).await?;
+    for s in &p.data {
+        println!("{}  {}  {}", s.id, s.created_at, s.title.as_deref().unwrap_or(""));
+    }
+    more(&p);
     Ok(ExitCode::SUCCESS)
 }

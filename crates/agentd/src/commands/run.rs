@@ -7,7 +7,6 @@ use std::time::Duration;
 use agentd_core::Tenant;
 use agentd_runtime::{CreateRun, Live, Runtime};
 use anyhow::Context;
-use serde_json::json;
 
 use crate::cli::LocalOpts;
 use crate::print::Printer;
@@ -90,15 +89,21 @@ async fn answer_locally(rt: &Arc<Runtime>, t: &Tenant, run_id: &str) -> anyhow::
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     for a in pending {
-        let shown = serde_json::to_value(&a)?;
-        let Some((decision, reason)) = crate::prompt::prompt(&shown).await else { return Ok(false) };
+        let Some((decision, reason)) = crate::prompt::prompt(&(&a).into()).await else { return Ok(false) };
         rt.answer_approval(t, &a.id, &decision, reason, None).await.map_err(|e| anyhow::anyhow!(e))?;
     }
     Ok(true)
 }
 
 pub(crate) async fn run_remote(url: &str, req: CreateRun, show_events: bool) -> anyhow::Result<ExitCode> {
-    let body = json!({"input": req.input, "session_id": req.session_id, "model": req.model, "max_steps": req.max_steps, "stream": true});
+    let body = agentd_api::CreateRun {
+        input: Some(req.input),
+        session_id: req.session_id,
+        model: req.model,
+        max_steps: req.max_steps,
+        stream: true,
+        ..Default::default()
+    };
     let resp = crate::http::send(
         crate::http::client(None)?.post(format!("{}/v1/runs", url.trim_end_matches('/'))).json(&body),
         url,

@@ -2,23 +2,17 @@
 
 use std::process::ExitCode;
 
+use agentd_api::{CallTool, ContentPart, Page, ToolCallResult, ToolInfo};
 use anyhow::Context;
-use serde_json::{Value, json};
 
 use crate::cli::RemoteOpts;
-use crate::http::{client, send};
+use crate::http::{client, fetch};
 
 pub(crate) async fn tool_list(remote: &RemoteOpts) -> anyhow::Result<ExitCode> {
-    let resp =
-        send(client(Some(remote))?.get(format!("{}/v1/tools", remote.url.trim_end_matches('/'))), &remote.url).await?;
-    let body: Value = resp.json().await?;
-    for t in body["data"].as_array().into_iter().flatten() {
-        println!(
-            "{:<28} {:<8} {}",
-            t["name"].as_str().unwrap_or(""),
-            t["source"].as_str().unwrap_or(""),
-            t["description"].as_str().unwrap_or("")
-        );
+    let url = format!("{}/v1/tools", remote.url.trim_end_matches('/'));
+    let page: Page<ToolInfo> = fetch(client(Some(remote))?.get(url), &remote.url).await?;
+    for t in &page.data {
+        println!("{:<28} {:<8} {}", t.name, t.source, t.description);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -29,20 +23,15 @@ pub(crate) async fn tool_call(
     args: &str,
     session: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let arguments: Value = serde_json::from_str(args).context("--args must be a JSON object")?;
-    let resp = send(
-        client(Some(remote))?
-            .post(format!("{}/v1/tools/{name}/call", remote.url.trim_end_matches('/')))
-            .json(&json!({"arguments": arguments, "session_id": session})),
-        &remote.url,
-    )
-    .await?;
-    let body: Value = resp.json().await?;
-    for part in body["content"].as_array().into_iter().flatten() {
-        match part["type"].as_str() {
-            Some("text") => println!("{}", part["text"].as_str().unwrap_or("")),
-            _ => println!("{part}"),
+    let arguments = serde_json::from_str(args).context("--args must be a JSON object")?;
+    let url = format!("{}/v1/tools/{name}/call", remote.url.trim_end_matches('/'));
+    let body = CallTool { arguments, session_id: session };
+    let out: ToolCallResult = fetch(client(Some(remote))?.post(url).json(&body), &remote.url).await?;
+    for part in &out.content {
+        match part {
+            ContentPart::Text { text } => println!("{text}"),
+            other => println!("{}", serde_json::to_string(other)?),
         }
     }
-    Ok(if body["is_error"] == true { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if out.is_error { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -421,3 +421,52 @@ async fn prune_command_deletes_old_finished_runs_only() {
     drop(s);
     drop(tmp);
 }
+
+/// Runs the CLI against a server and returns (success, stdout, stderr).
+async fn cli(args: Vec<String>) -> (bool, String, String) {
+    let out =
+        tokio::task::spawn_blocking(move || Command::new(common::bin()).args(&args).output().unwrap()).await.unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// The CLI reads the API's typed answers: listings, tools, errors.
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_reads_typed_answers() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let s = Server::start(&mock.base_url);
+    let url = s.url.clone();
+    let (c, ses) = s.post("/v1/sessions", json!({"title": "typed listing"})).await;
+    assert_eq!(c, 201, "{ses}");
+    let sid = ses["id"].as_str().unwrap().to_string();
+    let with_url = |a: &[&str]| a.iter().map(|s| s.to_string()).chain(["--url".into(), url.clone()]).collect();
+
+    let (ok, out, err) = cli(with_url(&["sessions"])).await;
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l.starts_with(&sid) && l.ends_with("typed listing")), "{out}");
+
+    // A page that does not hold everything says where the next starts.
+    s.post("/v1/sessions", json!({"title": "second"})).await;
+    let (ok, out, err) = cli(with_url(&["sessions", "--limit", "1"])).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(err.contains("more: pass after=ses_"), "{err}");
+
+    let (ok, out, err) = cli(with_url(&["tool", "list"])).await;
+    assert!(ok, "{err}");
+    assert!(out.lines().any(|l| l.starts_with("current_time") && l.contains("builtin")), "{out}");
+
+    let (ok, out, err) = cli(with_url(&["tool", "call", "echo", "--args", r#"{"said": "typed"}"#])).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("typed"), "{out}");
+
+    // An error answer is read as the API's error body: code and message.
+    let (ok, _, err) = cli(with_url(&["tool", "call", "no_such_tool", "--args", "{}"])).await;
+    assert!(!ok);
+    assert!(err.contains("404") && err.contains("tool_not_found"), "{err}");
+
+    // Every approval status the CLI offers is one the server takes.
+    for status in ["pending", "approved", "denied", "expired", "cancelled", "all"] {
+        let (ok, _, err) = cli(with_url(&["approvals", "--status", status])).await;
+        assert!(ok, "{status}: {err}");
+    }
+}
