@@ -80,18 +80,18 @@ impl Runtime {
         })?;
         self.publish(&a.run_id, &stored);
         // The run may be queued again.
-        self.wake.notify_one();
+        self.sched.wake();
         Ok(a)
     }
 
     /// Resolves approvals whose time ran out as denied; runs on every node
     /// (a second node's attempt finds them answered and does nothing).
     pub(crate) async fn expire_approvals_loop(self: std::sync::Arc<Self>) {
-        let every = Duration::from_millis(self.sched.poll_ms.clamp(10, 1_000));
+        let every = Duration::from_millis(self.sched.settings().poll_ms.clamp(10, 1_000));
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = self.stopping.cancelled() => return,
+                _ = self.sched.stopping().cancelled() => return,
             }
             let due = match self.store.expired_approvals(&agentd_store::now(), 100).await {
                 Ok(d) => d,

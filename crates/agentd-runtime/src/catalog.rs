@@ -99,16 +99,17 @@ impl Runtime {
     }
 
     /// Registers an HTTP tool (checked first); builtin names are taken.
-    pub async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<(), RuntimeError> {
+    pub async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<HttpToolDef, RuntimeError> {
+        let def = &HttpToolDef { created_at: agentd_store::now(), ..def.clone() };
         agentd_tools::validate_http_tool(def).map_err(|m| RuntimeError::bad(ErrorCode::InvalidRequest, m))?;
-        if self.tools.get(&def.name).is_some() {
+        if self.catalog.tools().get(&def.name).is_some() {
             return Err(RuntimeError::exists(ErrorCode::ToolExists, format!("{} is a builtin tool", def.name)));
         }
         match self.store.create_http_tool(t, def).await {
             Err(StoreError::AlreadyExists) => {
                 Err(RuntimeError::exists(ErrorCode::ToolExists, format!("an HTTP tool named {} exists", def.name)))
             }
-            r => Ok(r?),
+            r => Ok(r.map(|()| def.clone())?),
         }
     }
 

@@ -18,18 +18,15 @@ mod scheduler;
 pub mod templates;
 mod toolset;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use agentd_core::{ErrorCode, EventKind, Run, RunStatus, StoredEvent, Tenant};
 use agentd_store::{NewRun, Store, StoreError};
 use agentd_tools::ToolRegistry;
-use tokio::sync::{Notify, broadcast};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::sync::broadcast;
 
+pub use agentd_store::{ApprovalFilter, EventQuery, Page, RunFilter};
 pub use catalog::SessionView;
 pub use config::Config;
 pub use fold::Folded;
@@ -295,37 +292,15 @@ pub struct Created {
     pub steered: bool,
 }
 
-/// A run executing in this process.
-struct Active {
-    cancel: CancellationToken,
-}
-
 /// The runtime of one node.
 pub struct Runtime {
-    pub store: Arc<dyn Store>,
-    pub models: ModelRegistry,
-    pub tools: ToolRegistry,
-    pub agent: AgentSettings,
-    pub hub: Hub,
-    pub node_id: String,
-    pub sched: SchedulerSettings,
-    active: Mutex<HashMap<String, Active>>,
-    tasks: TaskTracker,
-    /// Wakes the scheduler: a run was created or a slot freed.
-    wake: Notify,
-    /// Stops the scheduler and heartbeat.
-    stopping: CancellationToken,
-    /// Runs stop at their next step boundary.
-    draining: AtomicBool,
-    tool_specs: std::sync::OnceLock<Arc<Vec<agentd_core::ToolSpec>>>,
-    /// Per-session workspaces live under `<root>/<org>/<user>/<project>/`.
-    workspaces: std::path::PathBuf,
-    /// Agents from `[agents.<name>]`, `default` included.
-    config_agents: std::collections::BTreeMap<String, AgentSettings>,
-    /// MCP servers (shared from config, or per tenant from the API).
-    pub mcp: agentd_mcp::McpManager,
-    /// Skills from the configured directories, and the ones that failed to load.
-    config_skills: std::sync::RwLock<(Vec<agentd_tools::skills::Skill>, Vec<agentd_tools::skills::SkillError>)>,
+    store: Arc<dyn Store>,
+    models: ModelRegistry,
+    hub: Hub,
+    /// The runs service's state (scheduler, leases, local tasks).
+    sched: scheduler::Scheduling,
+    /// The catalog service's state (tools, agents, skills, MCP servers, workspaces).
+    catalog: toolset::Catalog,
 }
 
 /// Everything a runtime is built from.
@@ -345,39 +320,34 @@ pub struct RuntimeParts {
 impl Runtime {
     /// Builds the runtime (nothing runs until [`Runtime::start`]).
     pub fn new(parts: RuntimeParts) -> Arc<Self> {
-        let RuntimeParts { store, models, tools, agents, node_id, scheduler: sched, workspaces } = parts;
-        let config_agents: std::collections::BTreeMap<String, AgentSettings> =
-            agents.into_iter().map(|a| (a.name.clone(), a)).collect();
-        let agent = config_agents.get("default").cloned().unwrap_or_default();
-        let mut config_agents = config_agents;
-        config_agents.insert("default".into(), agent.clone());
-        let mcp = agentd_mcp::McpManager::default();
-        // Sandboxed MCP servers never see agentd's data (database, workspaces).
-        let data = workspaces.parent().and_then(|p| std::fs::canonicalize(p).ok());
-        mcp.hide_from_sandbox(data.into_iter().collect());
+        let RuntimeParts { store, models, tools, agents, node_id, scheduler, workspaces } = parts;
         Arc::new(Self {
             store,
             models,
-            tools,
-            agent,
-            config_agents,
             hub: Hub::default(),
-            node_id,
-            sched,
-            active: Mutex::new(HashMap::new()),
-            tasks: TaskTracker::new(),
-            wake: Notify::new(),
-            stopping: CancellationToken::new(),
-            draining: AtomicBool::new(false),
-            tool_specs: std::sync::OnceLock::new(),
-            workspaces,
-            mcp,
-            config_skills: Default::default(),
+            sched: scheduler::Scheduling::new(node_id, scheduler),
+            catalog: toolset::Catalog::new(tools, agents, workspaces),
         })
     }
 
-    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
-        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    /// The model providers and profiles.
+    pub fn models(&self) -> &ModelRegistry {
+        &self.models
+    }
+
+    /// Live events of runs executing on this node.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The builtin tools.
+    pub fn tools(&self) -> &ToolRegistry {
+        self.catalog.tools()
+    }
+
+    /// The MCP servers this node connects.
+    pub fn mcp(&self) -> &agentd_mcp::McpManager {
+        self.catalog.mcp()
     }
 
     /// Validates and stores a new run (status `queued`; the scheduler starts
@@ -477,7 +447,7 @@ impl Runtime {
             }
         };
         self.hub.publish(&run.id, Live::Event(created));
-        self.wake.notify_one();
+        self.sched.wake();
         Ok(Created { run, live: rx, steered: false })
     }
 
@@ -525,12 +495,10 @@ impl Runtime {
             }
             Err(e) => return Err(e.into()),
         }
-        if let Some(a) = self.active().get(run_id) {
-            a.cancel.cancel();
-        }
+        self.sched.cancel_local(run_id);
         self.hub.close(run_id);
         // Its session lane may hold the next run.
-        self.wake.notify_one();
+        self.sched.wake();
         self.get_run(t, run_id).await
     }
 
@@ -540,29 +508,21 @@ impl Runtime {
 
     /// Number of runs executing in this process.
     pub fn active_runs(&self) -> usize {
-        self.active().len()
+        self.sched.active_count()
     }
 
-    fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
+    /// This node's name in leases and run events.
+    pub fn node_id(&self) -> &str {
+        self.sched.node_id()
     }
 
     /// Stops claiming, lets runs reach their next step boundary within
     /// `grace`, stops the rest, and releases this node's leases so the runs
     /// resume at the next start (here or on another node).
     pub async fn shutdown(&self, grace: Duration) {
-        self.draining.store(true, Ordering::Relaxed);
-        self.stopping.cancel();
-        self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
-            tracing::warn!(runs = self.active_runs(), "grace period over; stopping runs mid-step");
-            for a in self.active().values() {
-                a.cancel.cancel();
-            }
-            self.tasks.wait().await;
-        }
-        self.mcp.shutdown();
-        if let Err(e) = self.store.release_leases(&self.node_id, None).await {
+        self.sched.drain(grace).await;
+        self.catalog.mcp().shutdown();
+        if let Err(e) = self.store.release_leases(self.sched.node_id(), None).await {
             tracing::warn!(error = %e, "could not release leases; they expire on their own");
         }
     }
@@ -570,15 +530,4 @@ impl Runtime {
 
 fn already_finished(run: &Run) -> RuntimeError {
     RuntimeError::RunAlreadyFinished { run_id: run.id.clone(), status: run.status }
-}
-
-/// Runs a closure when dropped (used to free a run's slot however its task ends).
-struct OnDrop<F: FnOnce()>(Option<F>);
-
-impl<F: FnOnce()> Drop for OnDrop<F> {
-    fn drop(&mut self) {
-        if let Some(f) = self.0.take() {
-            f();
-        }
-    }
 }

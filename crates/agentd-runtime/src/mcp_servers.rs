@@ -42,7 +42,7 @@ impl Runtime {
         config: McpServerConfig,
     ) -> Result<Option<ServerInfo>, RuntimeError> {
         self.sync_mcp(t, true).await?;
-        if self.mcp.list(t).iter().any(|i| i.name == name) {
+        if self.catalog.mcp().list(t).iter().any(|i| i.name == name) {
             return Err(mcp_error(McpError::Exists(name.into())));
         }
         let doc = serde_json::json!({"name": name, "config": config});
@@ -51,9 +51,9 @@ impl Runtime {
             Err(StoreError::AlreadyExists) => return Err(mcp_error(McpError::Exists(name.into()))),
             Err(e) => return Err(e.into()),
         }
-        match self.mcp.add(Some(t.clone()), name, config) {
+        match self.catalog.mcp().add(Some(t.clone()), name, config) {
             // Exists: a concurrent sync connected it from the stored copy already.
-            Ok(()) | Err(McpError::Exists(_)) => Ok(self.mcp.list(t).into_iter().find(|i| i.name == name)),
+            Ok(()) | Err(McpError::Exists(_)) => Ok(self.catalog.mcp().list(t).into_iter().find(|i| i.name == name)),
             Err(e) => {
                 let _ = self.store.delete_doc(t, KIND, name).await;
                 Err(mcp_error(e))
@@ -64,21 +64,21 @@ impl Runtime {
     /// Removes one of the tenant's servers, stored and connected.
     pub async fn remove_mcp_server(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
         let was_stored = self.store.delete_doc(t, KIND, name).await?;
-        let was_live = self.mcp.remove(t, name).is_ok();
+        let was_live = self.catalog.mcp().remove(t, name).is_ok();
         if was_stored || was_live { Ok(()) } else { Err(mcp_error(McpError::NotFound(name.into()))) }
     }
 
     /// The servers the tenant can see, after picking up changes made on other nodes.
     pub async fn list_mcp_servers(&self, t: &Tenant) -> Result<Vec<ServerInfo>, RuntimeError> {
         self.sync_mcp(t, false).await?;
-        Ok(self.mcp.list(t))
+        Ok(self.catalog.mcp().list(t))
     }
 
     /// Reconnects one of the servers the tenant can see.
     pub async fn restart_mcp_server(&self, t: &Tenant, name: &str) -> Result<Option<ServerInfo>, RuntimeError> {
         self.sync_mcp(t, false).await?;
-        self.mcp.restart(t, name).map_err(mcp_error)?;
-        Ok(self.mcp.list(t).into_iter().find(|i| i.name == name))
+        self.catalog.mcp().restart(t, name).map_err(mcp_error)?;
+        Ok(self.catalog.mcp().list(t).into_iter().find(|i| i.name == name))
     }
 
     /// Makes this node's connections match the tenant's stored servers (at
@@ -96,17 +96,18 @@ impl Runtime {
         }
         let docs = self.store.list_docs(t, KIND).await?;
         let wanted: HashMap<String, McpServerConfig> = docs.iter().filter_map(stored).collect();
-        let live: Vec<String> = self.mcp.list(t).into_iter().filter(|i| i.scope == "tenant").map(|i| i.name).collect();
+        let live: Vec<String> =
+            self.catalog.mcp().list(t).into_iter().filter(|i| i.scope == "tenant").map(|i| i.name).collect();
         for (name, config) in &wanted {
             if !live.contains(name)
-                && let Err(e) = self.mcp.add(Some(t.clone()), name, config.clone())
+                && let Err(e) = self.catalog.mcp().add(Some(t.clone()), name, config.clone())
                 && !matches!(e, McpError::Exists(_))
             {
                 tracing::warn!(org = %t.org, server = %name, error = %e, "stored MCP server not connected");
             }
         }
         for name in live.iter().filter(|n| !wanted.contains_key(*n)) {
-            let _ = self.mcp.remove(t, name);
+            let _ = self.catalog.mcp().remove(t, name);
         }
         Ok(())
     }
@@ -117,7 +118,7 @@ impl Runtime {
         let mut n = 0;
         for (t, doc) in &all {
             let Some((name, config)) = stored(doc) else { continue };
-            match self.mcp.add(Some(t.clone()), &name, config) {
+            match self.catalog.mcp().add(Some(t.clone()), &name, config) {
                 Ok(()) => n += 1,
                 Err(e) => tracing::warn!(org = %t.org, server = %name, error = %e, "stored MCP server not connected"),
             }

@@ -150,15 +150,15 @@ impl Runtime {
             rt: self,
             t,
             run_id: &run.id,
-            guard: AppendGuard { lease_node: Some(self.node_id.clone()), expected_seq: Some(f.last_seq) },
+            guard: AppendGuard { lease_node: Some(self.sched.node_id().to_string()), expected_seq: Some(f.last_seq) },
             inputs: f.pending_inputs.clone(),
         };
         // Events that must precede the next model call are carried and written
         // with the next `step.started` in one transaction.
         let mut carry = if f.started {
-            vec![EventKind::RunResumed { node: self.node_id.clone(), from_seq: f.last_seq }]
+            vec![EventKind::RunResumed { node: self.sched.node_id().to_string(), from_seq: f.last_seq }]
         } else {
-            vec![EventKind::RunStarted { node: self.node_id.clone() }]
+            vec![EventKind::RunStarted { node: self.sched.node_id().to_string() }]
         };
         let chain = match self.models.chain(&run.model) {
             Ok(m) => m,
@@ -234,7 +234,7 @@ impl Runtime {
         }
 
         for step in first_step..=run.max_steps {
-            if self.is_draining() {
+            if self.sched.is_draining() {
                 // Leave at a journal boundary; the next node takes it from here.
                 w.write(&carry).await?;
                 return Err(Stop::Halted);
@@ -483,7 +483,8 @@ impl Runtime {
         for (c, plan) in calls.iter().zip(plans) {
             match plan {
                 Plan::Run(call, false)
-                    if started.contains(&call.id) && !self.tools.get(&call.name).is_some_and(|x| x.idempotent()) =>
+                    if started.contains(&call.id)
+                        && !self.catalog.tools().get(&call.name).is_some_and(|x| x.idempotent()) =>
                 {
                     if ctx.set.agent.ask_on_interrupted {
                         asks.push(self.interrupted_approval(ctx.set, &call, carry));

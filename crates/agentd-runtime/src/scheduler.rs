@@ -1,15 +1,19 @@
 //! Claiming queued and orphaned runs under leases, heartbeats, and the
 //! per-run task that executes a claimed run.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use agentd_core::{Run, Tenant};
 use agentd_store::ClaimLimits;
 use serde::Deserialize;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::{Active, OnDrop, Runtime};
+use crate::Runtime;
 
 /// Limits and timings of the scheduler (`[scheduler]` in `agentd.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -39,13 +43,112 @@ impl Default for SchedulerSettings {
     }
 }
 
+/// A run executing in this process.
+struct Active {
+    cancel: CancellationToken,
+}
+
+/// Runs a closure when dropped (used to free a run's slot however its task ends).
+struct OnDrop<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
+}
+
+/// The runs service's own state: this node's name and limits, the runs it
+/// executes, and the signals that wake or stop its loops. Nothing outside
+/// this module touches these fields.
+pub(crate) struct Scheduling {
+    node_id: String,
+    settings: SchedulerSettings,
+    active: Mutex<HashMap<String, Active>>,
+    tasks: TaskTracker,
+    /// Wakes the scheduler: a run was created or a slot freed.
+    wake: Notify,
+    /// Stops the scheduler and heartbeat.
+    stopping: CancellationToken,
+    /// Runs stop at their next step boundary.
+    draining: AtomicBool,
+}
+
+impl Scheduling {
+    pub(crate) fn new(node_id: String, settings: SchedulerSettings) -> Self {
+        Self {
+            node_id,
+            settings,
+            active: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            wake: Notify::new(),
+            stopping: CancellationToken::new(),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// This node's name in leases and run events.
+    pub(crate) fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    pub(crate) fn settings(&self) -> &SchedulerSettings {
+        &self.settings
+    }
+
+    /// Asks the scheduler to look for claimable runs now.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Cancelled when the node stops.
+    pub(crate) fn stopping(&self) -> &CancellationToken {
+        &self.stopping
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    fn active(&self) -> MutexGuard<'_, HashMap<String, Active>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn active_count(&self) -> usize {
+        self.active().len()
+    }
+
+    /// Stops the run's task if it executes here.
+    pub(crate) fn cancel_local(&self, run_id: &str) {
+        if let Some(a) = self.active().get(run_id) {
+            a.cancel.cancel();
+        }
+    }
+
+    /// Stops claiming and lets running tasks reach a step boundary within
+    /// `grace`; the rest are stopped mid-step.
+    pub(crate) async fn drain(&self, grace: Duration) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.stopping.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!(runs = self.active_count(), "grace period over; stopping runs mid-step");
+            for a in self.active().values() {
+                a.cancel.cancel();
+            }
+            self.tasks.wait().await;
+        }
+    }
+}
+
 impl Runtime {
     /// Starts the scheduler and heartbeat. Leases this node id held before
     /// (a previous process) are released first so its runs resume at once.
     pub async fn start(self: &Arc<Self>) -> Result<(), agentd_store::StoreError> {
-        let released = self.store.release_leases(&self.node_id, None).await?;
+        let released = self.store.release_leases(&self.sched.node_id, None).await?;
         if released > 0 {
-            tracing::info!(runs = released, node = %self.node_id, "resuming runs this node held before it stopped");
+            tracing::info!(runs = released, node = %self.sched.node_id, "resuming runs this node held before it stopped");
         }
         // A node without any provider serves the API only: it would fail
         // every run it claimed, so it claims none.
@@ -83,7 +186,7 @@ impl Runtime {
         loop {
             let c = tokio::select! {
                 r = changes.recv() => r,
-                _ = self.stopping.cancelled() => return,
+                _ = self.sched.stopping.cancelled() => return,
             };
             match c {
                 Ok(c) => {
@@ -95,16 +198,16 @@ impl Runtime {
                                 agentd_core::EventType::RunCreated | agentd_core::EventType::ApprovalResolved
                             )
                     }) {
-                        self.wake.notify_one();
+                        self.sched.wake();
                     }
                     if ty == Some(agentd_core::EventType::RunCancelled)
-                        && let Some(a) = self.active().get(&c.run_id)
+                        && let Some(a) = self.sched.active().get(&c.run_id)
                     {
                         a.cancel.cancel();
                     }
                     self.hub.publish(&c.run_id, crate::Live::Changed(c.seq));
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.wake.notify_one(),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.sched.wake(),
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
             if swept.elapsed() > Duration::from_secs(30) {
@@ -115,19 +218,19 @@ impl Runtime {
     }
 
     async fn schedule_loop(self: Arc<Self>) {
-        let poll = Duration::from_millis(self.sched.poll_ms.max(10));
+        let poll = Duration::from_millis(self.sched.settings.poll_ms.max(10));
         loop {
-            if self.stopping.is_cancelled() {
+            if self.sched.stopping.is_cancelled() {
                 return;
             }
-            let free = (self.sched.max_concurrent_runs as usize).saturating_sub(self.active_runs());
+            let free = (self.sched.settings.max_concurrent_runs as usize).saturating_sub(self.sched.active_count());
             if free > 0 {
                 let limits = ClaimLimits {
                     max: free as u32,
-                    per_tenant: self.sched.per_tenant_concurrent_runs.max(1),
-                    lease_ms: self.sched.lease_ms as i64,
+                    per_tenant: self.sched.settings.per_tenant_concurrent_runs.max(1),
+                    lease_ms: self.sched.settings.lease_ms as i64,
                 };
-                match self.store.claim_runs(&self.node_id, &limits).await {
+                match self.store.claim_runs(&self.sched.node_id, &limits).await {
                     Ok(runs) => {
                         let full = runs.len() == free;
                         for (t, run) in runs {
@@ -141,9 +244,9 @@ impl Runtime {
                 }
             }
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.sched.wake.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
-                _ = self.stopping.cancelled() => return,
+                _ = self.sched.stopping.cancelled() => return,
             }
         }
     }
@@ -151,20 +254,20 @@ impl Runtime {
     /// Renews the leases of running runs; stops the ones this node lost
     /// (taken over after an expiry, cancelled elsewhere, or deleted).
     async fn heartbeat_loop(self: Arc<Self>) {
-        let every = Duration::from_millis((self.sched.lease_ms / 3).max(10));
+        let every = Duration::from_millis((self.sched.settings.lease_ms / 3).max(10));
         loop {
             tokio::time::sleep(every).await;
-            let ids: Vec<String> = self.active().keys().cloned().collect();
+            let ids: Vec<String> = self.sched.active().keys().cloned().collect();
             if ids.is_empty() {
-                if self.stopping.is_cancelled() {
+                if self.sched.stopping.is_cancelled() {
                     return;
                 }
                 continue;
             }
-            match self.store.renew_leases(&self.node_id, &ids, self.sched.lease_ms as i64).await {
+            match self.store.renew_leases(&self.sched.node_id, &ids, self.sched.settings.lease_ms as i64).await {
                 Ok(lost) => {
                     for id in lost {
-                        if let Some(a) = self.active().get(&id) {
+                        if let Some(a) = self.sched.active().get(&id) {
                             tracing::info!(run_id = %id, "lease lost or run finished elsewhere; stopping it here");
                             a.cancel.cancel();
                         }
@@ -177,14 +280,14 @@ impl Runtime {
 
     fn spawn_run(self: &Arc<Self>, t: Tenant, run: Run) {
         let token = CancellationToken::new();
-        self.active().insert(run.id.clone(), Active { cancel: token.clone() });
+        self.sched.active().insert(run.id.clone(), Active { cancel: token.clone() });
         let rt = self.clone();
-        self.tasks.spawn(async move {
+        self.sched.tasks.spawn(async move {
             let run_id = run.id.clone();
             let _slot = OnDrop(Some(|| {
-                rt.active().remove(&run_id);
+                rt.sched.active().remove(&run_id);
                 rt.hub.close(&run_id);
-                rt.wake.notify_one();
+                rt.sched.wake();
             }));
             if let Err(e) = rt.drive(&t, run.clone(), &token).await {
                 tracing::error!(run_id = %run.id, error = %e, "run stopped on a store error");

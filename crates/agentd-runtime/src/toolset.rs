@@ -3,15 +3,65 @@
 //! tool without a model.
 
 use agentd_core::ErrorCode;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock, RwLock};
 
 use agentd_core::Tenant;
 use agentd_store::StoreError;
+use agentd_tools::ToolRegistry;
 use agentd_tools::skills::Skill;
 use tokio_util::sync::CancellationToken;
 
 use crate::{AgentSettings, Runtime, RuntimeError};
+
+/// The catalog service's own state: the tools, agents, skills and MCP
+/// servers runs can use, and where their workspaces live. Other modules
+/// reach it through the accessors below.
+pub(crate) struct Catalog {
+    tools: ToolRegistry,
+    /// The default agent.
+    agent: AgentSettings,
+    /// Agents from `[agents.<name>]`, `default` included.
+    config_agents: BTreeMap<String, AgentSettings>,
+    /// Skills from the configured directories, and the ones that failed to load.
+    config_skills: RwLock<(Vec<Skill>, Vec<agentd_tools::skills::SkillError>)>,
+    tool_specs: OnceLock<Arc<Vec<agentd_core::ToolSpec>>>,
+    /// Per-session workspaces live under `<root>/<org>/<user>/<project>/`.
+    workspaces: PathBuf,
+    /// MCP servers (shared from config, or per tenant from the API).
+    mcp: agentd_mcp::McpManager,
+}
+
+impl Catalog {
+    pub(crate) fn new(tools: ToolRegistry, agents: Vec<AgentSettings>, workspaces: PathBuf) -> Self {
+        let mut config_agents: BTreeMap<String, AgentSettings> =
+            agents.into_iter().map(|a| (a.name.clone(), a)).collect();
+        let agent = config_agents.get("default").cloned().unwrap_or_default();
+        config_agents.insert("default".into(), agent.clone());
+        let mcp = agentd_mcp::McpManager::default();
+        // Sandboxed MCP servers never see agentd's data (database, workspaces).
+        let data = workspaces.parent().and_then(|p| std::fs::canonicalize(p).ok());
+        mcp.hide_from_sandbox(data.into_iter().collect());
+        Self {
+            tools,
+            agent,
+            config_agents,
+            config_skills: Default::default(),
+            tool_specs: OnceLock::new(),
+            workspaces,
+            mcp,
+        }
+    }
+
+    pub(crate) fn tools(&self) -> &ToolRegistry {
+        &self.tools
+    }
+
+    pub(crate) fn mcp(&self) -> &agentd_mcp::McpManager {
+        &self.mcp
+    }
+}
 
 /// The tools one run may use.
 pub struct ToolSet {
@@ -42,7 +92,7 @@ impl ToolSet {
         } else if name == "load_skill" && self.skill.is_some() {
             ToolSource::Skill
         } else {
-            rt.tools.source(name).unwrap_or(ToolSource::Builtin)
+            rt.catalog.tools.source(name).unwrap_or(ToolSource::Builtin)
         }
     }
 }
@@ -60,22 +110,22 @@ impl Runtime {
         for e in &bad {
             tracing::warn!(path = %e.path, reason = %e.reason, "skill not loaded");
         }
-        *self.config_skills.write().unwrap_or_else(|e| e.into_inner()) = (ok, bad);
+        *self.catalog.config_skills.write().unwrap_or_else(|e| e.into_inner()) = (ok, bad);
     }
 
     /// Skills from configured directories that failed to load, with reasons.
     pub fn skill_errors(&self) -> Vec<agentd_tools::skills::SkillError> {
-        self.config_skills.read().unwrap_or_else(|e| e.into_inner()).1.clone()
+        self.catalog.config_skills.read().unwrap_or_else(|e| e.into_inner()).1.clone()
     }
 
     /// Every skill the tenant's default agent may use: configured ones and uploaded ones.
     pub async fn skills_for(&self, t: &Tenant) -> Result<Vec<Skill>, RuntimeError> {
-        Ok(self.skills_for_agent(t, &self.agent).await?)
+        Ok(self.skills_for_agent(t, &self.catalog.agent).await?)
     }
 
     /// Every skill this agent may use.
     pub async fn skills_for_agent(&self, t: &Tenant, agent: &AgentSettings) -> Result<Vec<Skill>, StoreError> {
-        let mut out: Vec<Skill> = self.config_skills.read().unwrap_or_else(|e| e.into_inner()).0.clone();
+        let mut out: Vec<Skill> = self.catalog.config_skills.read().unwrap_or_else(|e| e.into_inner()).0.clone();
         for d in self.store.list_docs(t, agentd_store::DocKind::Skill).await? {
             match serde_json::from_value::<Skill>(d) {
                 Ok(s) if !out.iter().any(|c| c.name == s.name) => out.push(s),
@@ -89,15 +139,20 @@ impl Runtime {
 
     /// The tool specs offered to the model, computed once and shared by every run.
     pub fn agent_tools(&self) -> Arc<Vec<agentd_core::ToolSpec>> {
-        self.tool_specs
-            .get_or_init(|| Arc::new(self.tools.specs().into_iter().filter(|s| self.agent.allows(&s.name)).collect()))
+        self.catalog
+            .tool_specs
+            .get_or_init(|| {
+                Arc::new(
+                    self.catalog.tools.specs().into_iter().filter(|s| self.catalog.agent.allows(&s.name)).collect(),
+                )
+            })
             .clone()
     }
 
     /// The tools a run of this tenant may use: the agent's builtin tools plus
     /// the tenant's registered HTTP tools.
     pub async fn toolset(&self, t: &Tenant) -> Result<ToolSet, RuntimeError> {
-        Ok(self.toolset_with(t, &self.agent, true).await?)
+        Ok(self.toolset_with(t, &self.catalog.agent, true).await?)
     }
 
     /// The tool set of one agent; `with_http` false skips the store reads
@@ -108,21 +163,21 @@ impl Runtime {
         agent: &AgentSettings,
         with_http: bool,
     ) -> Result<ToolSet, StoreError> {
-        let base = if agent.name == self.agent.name {
+        let base = if agent.name == self.catalog.agent.name {
             self.agent_tools()
         } else {
-            Arc::new(self.tools.specs().into_iter().filter(|s| agent.allows(&s.name)).collect())
+            Arc::new(self.catalog.tools.specs().into_iter().filter(|s| agent.allows(&s.name)).collect())
         };
         let mut http = HashMap::new();
         let defs = if with_http { self.store.list_http_tools(t).await? } else { vec![] };
         for def in defs {
-            if agent.allows(&def.name) && self.tools.get(&def.name).is_none() {
+            if agent.allows(&def.name) && self.catalog.tools.get(&def.name).is_none() {
                 http.insert(def.name.clone(), Arc::new(agentd_tools::HttpTool::new(def)));
             }
         }
         let mut mcp = HashMap::new();
         self.sync_mcp(t, false).await?;
-        for tool in self.mcp.tools_for(t) {
+        for tool in self.catalog.mcp.tools_for(t) {
             let spec = agentd_tools::Tool::spec(tool.as_ref());
             if agent.allows(&spec.name) {
                 mcp.insert(spec.name.clone(), (tool, spec));
@@ -163,13 +218,14 @@ impl Runtime {
         if let Some((tool, spec)) = set.skill.as_ref().filter(|_| name == "load_skill") {
             return Some((tool.clone(), agentd_tools::check_args(name, &spec.input_schema, args)));
         }
-        let tool = self.tools.get(name).filter(|_| set.agent.allows(name))?;
-        Some((tool, self.tools.validate(name, args)))
+        let tool = self.catalog.tools.get(name).filter(|_| set.agent.allows(name))?;
+        Some((tool, self.catalog.tools.validate(name, args)))
     }
 
     /// The workspace of a session, or the tenant's scratch workspace.
     pub fn workspace(&self, t: &Tenant, session_id: Option<&str>) -> std::io::Result<agentd_tools::Workspace> {
-        let dir = self.workspaces.join(&t.org).join(&t.user).join(&t.project).join(session_id.unwrap_or("_scratch"));
+        let dir =
+            self.catalog.workspaces.join(&t.org).join(&t.user).join(&t.project).join(session_id.unwrap_or("_scratch"));
         agentd_tools::Workspace::open(&dir)
     }
 
@@ -183,8 +239,8 @@ impl Runtime {
         session_id: Option<&str>,
     ) -> Result<agentd_tools::ToolOutput, RuntimeError> {
         // Builtin and MCP tools need no look at the tenant's HTTP tools.
-        let with_http = (self.tools.get(name).is_none() && !name.starts_with("mcp__")) || name == "load_skill";
-        let set = self.toolset_with(t, &self.agent, with_http).await?;
+        let with_http = (self.catalog.tools.get(name).is_none() && !name.starts_with("mcp__")) || name == "load_skill";
+        let set = self.toolset_with(t, &self.catalog.agent, with_http).await?;
         let (tool, verdict) = self
             .lookup(&set, name, &args)
             .ok_or_else(|| RuntimeError::not_found(ErrorCode::ToolNotFound, format!("no tool named {name:?}")))?;
@@ -334,14 +390,14 @@ impl AgentDef {
 impl Runtime {
     /// An agent by name: the configured ones, then the tenant's own.
     pub async fn agent_for(&self, t: &Tenant, name: &str) -> Result<AgentSettings, RuntimeError> {
-        if let Some(a) = self.config_agents.get(name) {
+        if let Some(a) = self.catalog.config_agents.get(name) {
             return Ok(a.clone());
         }
         for d in self.store.list_docs(t, agentd_store::DocKind::Agent).await? {
             if let Ok(def) = serde_json::from_value::<AgentDef>(d)
                 && def.name == name
             {
-                return Ok(def.settings(&self.agent));
+                return Ok(def.settings(&self.catalog.agent));
             }
         }
         Err(RuntimeError::not_found(ErrorCode::AgentNotFound, format!("no agent named {name:?}")))
@@ -355,6 +411,6 @@ impl Runtime {
 
     /// Names of the configured agents.
     pub fn config_agent_names(&self) -> Vec<String> {
-        self.config_agents.keys().cloned().collect()
+        self.catalog.config_agents.keys().cloned().collect()
     }
 }

@@ -18,8 +18,8 @@ pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) 
             ApiError::bad_request(ErrorCode::InvalidStatus, format!("`status` must be one of {}", known.join(", ")))
         })?),
     };
-    let f = agentd_store::ApprovalFilter { run_id: p.str("run_id"), session_id: p.str("session_id"), status };
-    let page = agentd_store::Page { after: p.str("after"), limit: limit + 1 };
+    let f = agentd_runtime::ApprovalFilter { run_id: p.str("run_id"), session_id: p.str("session_id"), status };
+    let page = agentd_runtime::Page { after: p.str("after"), limit: limit + 1 };
     let rows = s.rt.list_approvals(&t, &f, &page).await?;
     Ok(crate::page(rows, limit as usize, |a| agentd_api::Cursor::Id(a.id.clone())).into_response())
 }

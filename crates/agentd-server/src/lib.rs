@@ -92,7 +92,7 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
         Ok(Err(e)) => json!({"ok": false, "error": e.to_string()}),
         Err(_) => json!({"ok": false, "error": "the database did not answer within 2 s"}),
     };
-    let providers = s.rt.models.provider_names();
+    let providers = s.rt.models().provider_names();
     let prov = if providers.is_empty() {
         json!({"ok": false, "configured": [], "error": "no provider configured: set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml"})
     } else {

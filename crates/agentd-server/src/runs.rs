@@ -3,7 +3,7 @@
 use agentd_core::ErrorCode;
 use agentd_core::RunStatus;
 use agentd_runtime::{CreateRun, IfBusy};
-use agentd_store::{EventQuery, Page, RunFilter};
+use agentd_runtime::{EventQuery, Page, RunFilter};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

@@ -1,6 +1,6 @@
 //! `/v1/sessions` handlers.
 
-use agentd_store::{Page, RunFilter};
+use agentd_runtime::{Page, RunFilter};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use agentd_core::{StoredEvent, Tenant};
 use agentd_providers::Delta;
+use agentd_runtime::EventQuery;
 use agentd_runtime::{Live, Runtime};
-use agentd_store::EventQuery;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{broadcast, mpsc};
@@ -56,7 +56,7 @@ impl Feed {
         // Otherwise subscribe first, then read the backlog, so nothing falls
         // in between; for a run on another node the channel carries `Changed`.
         let from_creation = rx.is_some();
-        let mut rx = rx.or_else(|| Some(self.rt.hub.open(&self.run_id)));
+        let mut rx = rx.or_else(|| Some(self.rt.hub().open(&self.run_id)));
         // A cursor past the journal's end (`Last-Event-ID: 9223372036854775807`)
         // would make every later event look already seen: clamp it.
         if !from_creation {
@@ -76,7 +76,7 @@ impl Feed {
                 if let Progress::Ended = self.backfill().await? {
                     return Ok(());
                 }
-                rx = Some(self.rt.hub.open(&self.run_id));
+                rx = Some(self.rt.hub().open(&self.run_id));
                 continue;
             };
             let item = tokio::select! {

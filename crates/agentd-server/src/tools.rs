@@ -97,9 +97,9 @@ pub(crate) async fn create_http(
         headers: b.headers,
         secret_headers: b.secret_headers,
         timeout_ms: b.timeout_ms,
-        created_at: agentd_store::now(),
+        created_at: String::new(),
     };
-    s.rt.create_http_tool(&t, &def).await?;
+    let def = s.rt.create_http_tool(&t, &def).await?;
     Ok((StatusCode::CREATED, Json(shown(def))).into_response())
 }
 
@@ -262,7 +262,7 @@ pub(crate) async fn delete_skill(
 /// Direct tool calls, newest first (`?session_id=&after=&limit=`).
 pub(crate) async fn list_calls(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let limit = p.int("limit", 20, 1, 100)? as u32;
-    let page = agentd_store::Page { after: p.str("after"), limit: limit + 1 };
+    let page = agentd_runtime::Page { after: p.str("after"), limit: limit + 1 };
     let rows = s.rt.list_tool_calls(&t, p.str("session_id").as_deref(), &page).await?;
     Ok(crate::page(rows, limit as usize, |c| agentd_api::Cursor::Id(c.id.clone())).into_response())
 }

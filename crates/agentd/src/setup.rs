@@ -145,7 +145,7 @@ pub(crate) fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime
     let dirs: Vec<PathBuf> = s.config.skills_dirs.iter().map(|d| s.config.resolve_path(d)).collect();
     rt.load_skill_dirs(&dirs);
     for (name, cfg) in s.config.all_mcp_servers()? {
-        rt.mcp.add(None, &name, cfg).map_err(|e| anyhow::anyhow!("MCP server {name}: {e}"))?;
+        rt.mcp().add(None, &name, cfg).map_err(|e| anyhow::anyhow!("MCP server {name}: {e}"))?;
     }
     Ok(rt)
 }

@@ -38,20 +38,20 @@ pub(crate) async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    match rt.store.ping().await {
+    match rt.ping().await {
         Ok(()) => println!("✓ database: {}", opened.description),
         Err(e) => {
             ok = false;
             println!("✗ database: {e}");
         }
     }
-    if rt.models.is_empty() {
+    if rt.models().is_empty() {
         ok = false;
         println!(
             "✗ providers: none configured; set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml"
         );
     }
-    for (name, p) in rt.models.providers() {
+    for (name, p) in rt.models().providers() {
         match tokio::time::timeout(Duration::from_secs(10), p.check()).await {
             Ok(Ok(msg)) => println!("✓ provider {name} ({}): {msg}", p.kind()),
             Ok(Err(e)) => {
@@ -65,7 +65,7 @@ pub(crate) async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
         }
     }
     for (name, prof) in &s.config.models {
-        let chain = rt.models.chain(name).map(|c| c.iter().map(|m| m.profile.clone()).collect::<Vec<_>>());
+        let chain = rt.models().chain(name).map(|c| c.iter().map(|m| m.profile.clone()).collect::<Vec<_>>());
         match chain {
             Ok(c) => println!(
                 "✓ model {name}: {}/{}{}{}",
@@ -80,8 +80,8 @@ pub(crate) async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    match rt.models.default_model() {
-        Some(m) => match rt.models.resolve(m) {
+    match rt.models().default_model() {
+        Some(m) => match rt.models().resolve(m) {
             Ok(_) => println!("✓ default model: {m}"),
             Err(e) => {
                 ok = false;
@@ -90,7 +90,7 @@ pub(crate) async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
         },
         None => println!("- default model: none (runs must name a model)"),
     }
-    let tools: Vec<String> = rt.tools.specs().into_iter().map(|t| t.name).collect();
+    let tools: Vec<String> = rt.tools().specs().into_iter().map(|t| t.name).collect();
     println!("✓ tools: {}", tools.join(", "));
     match (s.config.default_agent().sandbox.unwrap_or_default().mode, agentd_tools::find_bwrap()) {
         (agentd_tools::SandboxMode::None, _) => {

@@ -51,7 +51,7 @@ pub(crate) async fn run_local(local: LocalOpts, req: CreateRun, show_events: boo
                     break;
                 }
                 // Listen again before answering, so nothing of the resumed run is missed.
-                rx = rt.hub.open(&run.id);
+                rx = rt.hub().open(&run.id);
                 if now.status == agentd_core::RunStatus::WaitingApproval && !answer_locally(&rt, &t, &run.id).await? {
                     eprintln!(
                         "\nrun {} is waiting for approval; start `agentd serve` on this data dir and answer with \

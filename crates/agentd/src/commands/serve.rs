@@ -15,7 +15,7 @@ pub(crate) async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::R
     let listen = listen.or_else(|| s.config.listen.clone()).unwrap_or_else(|| "127.0.0.1:7700".into());
     let opened = crate::setup::open_store(&s, true).await?;
     let rt = crate::setup::build_runtime(&s, &opened)?;
-    if rt.models.is_empty() {
+    if rt.models().is_empty() {
         tracing::warn!(
             "no provider configured: set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml; /readyz answers 503"
         );
@@ -30,7 +30,7 @@ pub(crate) async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::R
     // Unfinished runs (ours from before a restart, or expired leases) resume from here on.
     rt.start().await.context("starting the scheduler")?;
     // Tests and scripts read this line to find the port when listening on :0.
-    println!("agentd listening on http://{addr} (node {}, database {})", rt.node_id, opened.description);
+    println!("agentd listening on http://{addr} (node {}, database {})", rt.node_id(), opened.description);
     tracing::info!(%addr, "serving");
     let pruner = tokio::spawn(retention_loop(opened.store.clone(), s.config.retention.clone()));
 

@@ -476,10 +476,10 @@ async fn mcp(o: BenchOpts) -> anyhow::Result<ExitCode> {
     let args = serde_json::json!({"message": "bench"});
     let mut raw = agentd_mcp::raw_sdk_calls(&cfg, "echo", args.clone(), n).await.map_err(|e| anyhow::anyhow!(e))?;
     let r = rig(&BenchOpts { database: None, ..o }, 16, "bench").await?;
-    r.rt.mcp.add(None, "everything", cfg).map_err(|e| anyhow::anyhow!(e))?;
+    r.rt.mcp().add(None, "everything", cfg).map_err(|e| anyhow::anyhow!(e))?;
     let t = Tenant::default();
     let started = Instant::now();
-    while r.rt.mcp.tools_for(&t).is_empty() {
+    while r.rt.mcp().tools_for(&t).is_empty() {
         anyhow::ensure!(started.elapsed() < Duration::from_secs(30), "MCP server did not become ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
