@@ -3,6 +3,9 @@
 //! and the CLI reads them; both derive their JSON from here, and each type
 //! has a JSON Schema for the OpenAPI document.
 
+mod catalog;
+mod system;
+
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
@@ -13,6 +16,18 @@ pub use agentd_core::{
     Approval, ApprovalStatus, ContentPart, Decision, ErrorCode, EventKind, EventType, HttpToolDef, Message, Run,
     RunError, RunStatus, Session, StoredEvent, Usage,
 };
+
+pub use catalog::{
+    AgentDef, AgentListing, CreateMcpServer, CreateTemplate, DirectCall, McpServerConfig, McpServerInfo,
+    PromptTemplate, ReplaceTemplate, Skill, SkillList, SkillLoadError, SkillSummary, SkillUploaded, UploadSkill,
+};
+pub use system::{Check, Health, Readiness, ReadinessChecks};
+
+/// Converts between a domain type and its API shape through their JSON
+/// (same field names): the API type decides what crosses the boundary.
+pub fn recast<A: Serialize, B: serde::de::DeserializeOwned>(a: &A) -> Result<B, serde_json::Error> {
+    serde_json::to_value(a).and_then(serde_json::from_value)
+}
 
 /// Every error answer: `{"error": {"code", "message", ...details}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -207,7 +222,7 @@ pub struct ToolCallResult {
 /// Why a tool call did not run.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ToolRefusal {
-    pub code: String,
+    pub code: agentd_core::Refusal,
     pub message: String,
 }
 

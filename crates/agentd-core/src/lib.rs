@@ -17,4 +17,4 @@ pub use event_type::EventType;
 pub use ids::{Tenant, new_id};
 pub use message::{ContentPart, Message, Role, ToolCall, ToolSpec, Usage};
 pub use run::{HttpToolDef, Run, RunError, RunStatus, Session};
-pub use vocab::{ErrorCode, ToolSource, ToolStatus};
+pub use vocab::{ErrorCode, Refusal, ToolSource, ToolStatus};

@@ -86,6 +86,14 @@ spelled!(
 );
 
 spelled!(
+    /// Why a tool refused to run at all (the first word of its error text).
+    Refusal {
+        /// The shell needs its sandbox and cannot have it (no bubblewrap, or it failed to start).
+        SandboxUnavailable => "sandbox_unavailable",
+    }
+);
+
+spelled!(
     /// Every error code the API answers with (`{"error": {"code": ...}}`).
     ErrorCode {
         // The request itself.

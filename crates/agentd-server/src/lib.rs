@@ -17,7 +17,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::json;
 
 pub use error::ApiError;
 
@@ -57,7 +56,7 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}", get(approvals::get_one).post(approvals::answer));
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(|| async { Json(agentd_api::Health { status: "ok".into() }) }))
         .route("/readyz", get(readyz))
         .nest("/v1", v1)
         .fallback(|| async { ApiError::not_found(ErrorCode::RouteNotFound, "no such route") })
@@ -86,35 +85,33 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
 /// `200` when the database answers and a provider is configured; else `503`
 /// with what is missing.
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    use agentd_api::Check;
     // A store that does not answer in time is as unready as one that errs.
-    let db = match tokio::time::timeout(std::time::Duration::from_secs(2), s.rt.ping()).await {
-        Ok(Ok(())) => json!({"ok": true}),
-        Ok(Err(e)) => json!({"ok": false, "error": e.to_string()}),
-        Err(_) => json!({"ok": false, "error": "the database did not answer within 2 s"}),
+    let database = match tokio::time::timeout(std::time::Duration::from_secs(2), s.rt.ping()).await {
+        Ok(Ok(())) => Check { ok: true, configured: None, error: None },
+        Ok(Err(e)) => Check { ok: false, configured: None, error: Some(e.to_string()) },
+        Err(_) => Check { ok: false, configured: None, error: Some("the database did not answer within 2 s".into()) },
     };
-    let providers = s.rt.models().provider_names();
-    let prov = if providers.is_empty() {
-        json!({"ok": false, "configured": [], "error": "no provider configured: set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml"})
-    } else {
-        json!({"ok": true, "configured": providers})
+    let names = s.rt.models().provider_names();
+    let providers = Check {
+        ok: !names.is_empty(),
+        error: names.is_empty().then(|| {
+            "no provider configured: set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml"
+                .into()
+        }),
+        configured: Some(names),
     };
-    let ready = db["ok"] == true && prov["ok"] == true;
     let mut missing = vec![];
-    if db["ok"] != true {
-        missing.push("database");
+    if !database.ok {
+        missing.push("database".to_string());
     }
-    if prov["ok"] != true {
-        missing.push("provider");
+    if !providers.ok {
+        missing.push("provider".to_string());
     }
+    let ready = missing.is_empty();
     let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (
-        code,
-        Json(json!({
-            "status": if ready { "ready" } else { "not_ready" },
-            "missing": missing,
-            "checks": {"database": db, "providers": prov},
-        })),
-    )
+    let status = if ready { "ready" } else { "not_ready" }.to_string();
+    (code, Json(agentd_api::Readiness { status, missing, checks: agentd_api::ReadinessChecks { database, providers } }))
 }
 
 /// A page of a listing from up to `limit + 1` rows.

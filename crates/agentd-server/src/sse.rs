@@ -168,8 +168,8 @@ impl Feed {
 
 fn delta_frame(d: &Delta) -> Event {
     let data = match d {
-        Delta::Text(t) => serde_json::json!({"text": t}),
-        Delta::Thinking(t) => serde_json::json!({"thinking": t}),
+        Delta::Text(t) => agentd_api::Delta { text: Some(t.clone()), thinking: None },
+        Delta::Thinking(t) => agentd_api::Delta { text: None, thinking: Some(t.clone()) },
     };
-    Event::default().event(agentd_core::event_type::DELTA_EVENT).data(data.to_string())
+    Event::default().event(agentd_core::event_type::DELTA_EVENT).data(serde_json::to_string(&data).unwrap_or_default())
 }

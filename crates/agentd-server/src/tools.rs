@@ -6,11 +6,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiJson, Params, Scope};
+use crate::error::{ApiError, ApiJson, Params, Scope, domain, shape};
 
 /// Every tool available to the caller, with source and schema.
 /// `?agent=NAME` lists that agent's tools.
@@ -56,10 +55,10 @@ pub(crate) async fn call(
     // A refusal to run unfenced also carries the machine-readable code.
     if let Some(ContentPart::Text { text }) = v.content.first()
         && v.is_error
-        && text.starts_with(agentd_tools::SANDBOX_UNAVAILABLE)
+        && text.starts_with(agentd_core::Refusal::SandboxUnavailable.as_str())
     {
         v.error =
-            Some(agentd_api::ToolRefusal { code: agentd_tools::SANDBOX_UNAVAILABLE.into(), message: text.clone() });
+            Some(agentd_api::ToolRefusal { code: agentd_core::Refusal::SandboxUnavailable, message: text.clone() });
     }
     if p.str("format").as_deref() == Some("json") {
         let text: String = v
@@ -103,9 +102,12 @@ pub(crate) async fn create_http(
     Ok((StatusCode::CREATED, Json(shown(def))).into_response())
 }
 
-pub(crate) async fn list_http(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_http(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+) -> Result<Json<agentd_api::Page<agentd_api::HttpToolDef>>, ApiError> {
     let defs: Vec<_> = s.rt.list_http_tools(&t).await?.into_iter().map(shown).collect();
-    Ok(Json(json!({"data": defs, "next_cursor": null})))
+    Ok(Json(agentd_api::Page::all(defs)))
 }
 
 pub(crate) async fn delete_http(
@@ -117,26 +119,21 @@ pub(crate) async fn delete_http(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Body of `POST /v1/mcp-servers`: a name plus one entry in the usual format.
-#[derive(Deserialize)]
-pub(crate) struct McpServerBody {
-    name: String,
-    #[serde(flatten)]
-    config: agentd_mcp::McpServerConfig,
-}
-
 /// Adds an MCP server owned by the caller's tenant; it connects in the background.
 pub(crate) async fn add_mcp(
     State(s): State<AppState>,
     Scope(t): Scope,
-    ApiJson(b): ApiJson<McpServerBody>,
+    ApiJson(b): ApiJson<agentd_api::CreateMcpServer>,
 ) -> Result<Response, ApiError> {
-    let info = s.rt.add_mcp_server(&t, &b.name, b.config).await?;
-    Ok((StatusCode::CREATED, Json(json!(info))).into_response())
+    let info = s.rt.add_mcp_server(&t, &b.name, domain(&b.config)?).await?;
+    Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::McpServerInfo>(&info)?)).into_response())
 }
 
-pub(crate) async fn list_mcp(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"data": s.rt.list_mcp_servers(&t).await?, "next_cursor": null})))
+pub(crate) async fn list_mcp(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+) -> Result<Json<agentd_api::Page<agentd_api::McpServerInfo>>, ApiError> {
+    Ok(Json(agentd_api::Page::all(shape(&s.rt.list_mcp_servers(&t).await?)?)))
 }
 
 pub(crate) async fn delete_mcp(
@@ -154,20 +151,11 @@ pub(crate) async fn restart_mcp(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let info = s.rt.restart_mcp_server(&t, &name).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!(info))).into_response())
-}
-
-/// Body of `POST /v1/skills`: the SKILL.md text and optional files beside it.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SkillBody {
-    content: String,
-    #[serde(default)]
-    files: std::collections::BTreeMap<String, String>,
+    Ok((StatusCode::ACCEPTED, Json(shape::<_, agentd_api::McpServerInfo>(&info)?)).into_response())
 }
 
 /// A skill from an upload, checked: SKILL.md parses, file paths stay relative, sizes bounded.
-fn skill_from(b: SkillBody) -> Result<agentd_tools::skills::Skill, ApiError> {
+fn skill_from(b: agentd_api::UploadSkill) -> Result<agentd_tools::skills::Skill, ApiError> {
     let mut skill =
         agentd_tools::skills::parse_skill(&b.content).map_err(|m| ApiError::bad_request(ErrorCode::InvalidSkill, m))?;
     for rel in b.files.keys() {
@@ -192,15 +180,16 @@ fn skill_from(b: SkillBody) -> Result<agentd_tools::skills::Skill, ApiError> {
 
 /// What an upload answers: the skill's name, description (masked) and source.
 fn skill_answer(status: StatusCode, skill: &agentd_tools::skills::Skill) -> Response {
-    let description = agentd_core::redact::redact(&skill.description);
-    (status, Json(json!({"name": skill.name, "description": description, "source": "tenant"}))).into_response()
+    let description = agentd_core::redact::redact(&skill.description).into_owned();
+    let body = agentd_api::SkillUploaded { name: skill.name.clone(), description, source: "tenant".into() };
+    (status, Json(body)).into_response()
 }
 
 /// Uploads a skill for the caller's tenant.
 pub(crate) async fn create_skill(
     State(s): State<AppState>,
     Scope(t): Scope,
-    ApiJson(b): ApiJson<SkillBody>,
+    ApiJson(b): ApiJson<agentd_api::UploadSkill>,
 ) -> Result<Response, ApiError> {
     let skill = skill_from(b)?;
     s.rt.create_skill(&t, &skill).await?;
@@ -209,26 +198,43 @@ pub(crate) async fn create_skill(
 
 /// Skills the caller's agent can use (name, description, source), plus
 /// configured skills that failed to load.
-pub(crate) async fn list_skills(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
-    let data: Vec<Value> = s
-        .rt
-        .skills_for(&t)
-        .await?
-        .into_iter()
-        .map(|k| json!({"name": k.name, "description": k.description, "source": k.source, "files": k.files.keys().collect::<Vec<_>>()}))
-        .collect();
-    Ok(Json(json!({"data": data, "errors": s.rt.skill_errors(), "next_cursor": null})))
+pub(crate) async fn list_skills(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+) -> Result<Json<agentd_api::SkillList>, ApiError> {
+    let data =
+        s.rt.skills_for(&t)
+            .await?
+            .into_iter()
+            .map(|k| agentd_api::SkillSummary {
+                files: k.files.keys().cloned().collect(),
+                name: k.name,
+                description: k.description,
+                source: k.source,
+            })
+            .collect();
+    let errors =
+        s.rt.skill_errors()
+            .into_iter()
+            .map(|e| agentd_api::SkillLoadError { path: e.path, reason: e.reason })
+            .collect();
+    Ok(Json(agentd_api::SkillList { data, errors, next_cursor: None }))
 }
 
 pub(crate) async fn get_skill(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<agentd_api::Skill>, ApiError> {
     let skill = s.rt.skills_for(&t).await?.into_iter().find(|k| k.name == name);
-    skill
-        .map(|k| Json(json!(k)))
-        .ok_or_else(|| ApiError::not_found(ErrorCode::SkillNotFound, format!("no skill named {name:?}")))
+    let k = skill.ok_or_else(|| ApiError::not_found(ErrorCode::SkillNotFound, format!("no skill named {name:?}")))?;
+    Ok(Json(agentd_api::Skill {
+        name: k.name,
+        description: k.description,
+        body: k.body,
+        files: k.files,
+        source: k.source,
+    }))
 }
 
 /// Replaces an uploaded skill in one statement (the name in SKILL.md must
@@ -237,7 +243,7 @@ pub(crate) async fn replace_skill(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
-    ApiJson(b): ApiJson<SkillBody>,
+    ApiJson(b): ApiJson<agentd_api::UploadSkill>,
 ) -> Result<Response, ApiError> {
     let skill = skill_from(b)?;
     if skill.name != name {
@@ -263,7 +269,8 @@ pub(crate) async fn delete_skill(
 pub(crate) async fn list_calls(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
     let limit = p.int("limit", 20, 1, 100)? as u32;
     let page = agentd_runtime::Page { after: p.str("after"), limit: limit + 1 };
-    let rows = s.rt.list_tool_calls(&t, p.str("session_id").as_deref(), &page).await?;
+    let rows: Vec<agentd_api::DirectCall> =
+        shape(&s.rt.list_tool_calls(&t, p.str("session_id").as_deref(), &page).await?)?;
     Ok(crate::page(rows, limit as usize, |c| agentd_api::Cursor::Id(c.id.clone())).into_response())
 }
 
@@ -272,14 +279,16 @@ pub(crate) async fn list_calls(State(s): State<AppState>, Scope(t): Scope, p: Pa
 pub(crate) async fn create_agent(
     State(s): State<AppState>,
     Scope(t): Scope,
-    ApiJson(def): ApiJson<agentd_runtime::AgentDef>,
+    ApiJson(def): ApiJson<agentd_api::AgentDef>,
 ) -> Result<Response, ApiError> {
-    Ok((StatusCode::CREATED, Json(s.rt.create_agent(&t, &def).await?)).into_response())
+    let created = s.rt.create_agent(&t, &domain(&def)?).await?;
+    Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::AgentDef>(&created)?)).into_response())
 }
 
 /// Configured agents (by name) and the tenant's own (whole).
-pub(crate) async fn list_agents(State(s): State<AppState>, Scope(t): Scope) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"data": s.rt.list_agents(&t).await?, "next_cursor": null})))
+pub(crate) async fn list_agents(State(s): State<AppState>, Scope(t): Scope) -> Result<Response, ApiError> {
+    let data: Vec<agentd_api::AgentListing> = shape(&s.rt.list_agents(&t).await?)?;
+    Ok(Json(agentd_api::Page::all(data)).into_response())
 }
 
 pub(crate) async fn delete_agent(

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub use builtin::{CurrentTime, Echo};
 pub use http_fetch::html_to_text;
 pub use http_tool::{HttpTool, SECRET_ENV_PREFIX, set_secret_hosts, validate_http_tool};
-pub use shell::{SANDBOX_UNAVAILABLE, SandboxMode, SandboxSettings, find_bwrap};
+pub use shell::{SandboxMode, SandboxSettings, find_bwrap};
 pub use workspace::{PathError, Workspace};
 
 /// What a tool call knows about where it runs.

@@ -83,9 +83,6 @@ impl SandboxSettings {
     }
 }
 
-/// The refusal when the sandbox is required but cannot be had.
-pub const SANDBOX_UNAVAILABLE: &str = "sandbox_unavailable";
-
 const DEFAULT_TIMEOUT_MS: u64 = 120_000;
 const MAX_TIMEOUT_MS: u64 = 600_000;
 
@@ -177,9 +174,10 @@ impl Tool for Shell {
             SandboxMode::Restricted => {
                 let Some(bwrap) = find_bwrap() else {
                     return ToolOutput::error(format!(
-                        "{SANDBOX_UNAVAILABLE}: shell runs sandboxed with bubblewrap, which is not installed: install \
+                        "{}: shell runs sandboxed with bubblewrap, which is not installed: install \
                          the `bubblewrap` package, or set `[agents.default.sandbox] mode = \"none\"` to run commands \
-                         unsandboxed"
+                         unsandboxed",
+                        agentd_core::Refusal::SandboxUnavailable
                     ));
                 };
                 let mut c = tokio::process::Command::new(bwrap);
@@ -267,7 +265,8 @@ impl Tool for Shell {
         if adapter == "bubblewrap" && code == "1" && stdout.is_empty() && stderr.starts_with("bwrap:") {
             // bubblewrap itself failed (no user namespaces, a bind it cannot make): never run unfenced.
             return ToolOutput::error(format!(
-                "{SANDBOX_UNAVAILABLE}: bubblewrap could not set up the sandbox: {}",
+                "{}: bubblewrap could not set up the sandbox: {}",
+                agentd_core::Refusal::SandboxUnavailable,
                 stderr.trim()
             ))
             .with_sandbox(evidence.clone());

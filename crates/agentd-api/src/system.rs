@@ -1,0 +1,38 @@
+//! Liveness and readiness.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// `GET /healthz`: the process answers.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// `GET /readyz`: `200` when the database answers and a provider is configured; else `503`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    /// What is missing: `database`, `provider`.
+    pub missing: Vec<String>,
+    pub checks: ReadinessChecks,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReadinessChecks {
+    pub database: Check,
+    pub providers: Check,
+}
+
+/// One readiness check.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Check {
+    pub ok: bool,
+    /// The providers configured (for the providers check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configured: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
