@@ -81,6 +81,8 @@ fn normalise(v: &mut Value) {
 struct Recorder<'a> {
     s: &'a Server,
     out: Map<String, Value>,
+    /// Each answer as it came: status and body.
+    raw: Vec<(String, u16, Value)>,
 }
 
 impl Recorder<'_> {
@@ -93,6 +95,7 @@ impl Recorder<'_> {
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         let raw: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        self.raw.push((name.into(), status, raw.clone()));
         let mut shown = raw.clone();
         normalise(&mut shown);
         self.out.insert(
@@ -110,7 +113,7 @@ async fn api_answers_match_the_snapshot() {
     let cfg = dir.path().join("agentd.toml");
     std::fs::write(&cfg, "[agents.default.policy]\nask = [\"write_file\"]\n").unwrap();
     let s = Server::start_with(Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
-    let mut r = Recorder { s: &s, out: Map::new() };
+    let mut r = Recorder { s: &s, out: Map::new(), raw: vec![] };
     use reqwest::Method as M;
 
     r.call("healthz", M::GET, "/healthz", None).await;
@@ -160,6 +163,9 @@ async fn api_answers_match_the_snapshot() {
     r.call("route_missing", M::GET, "/v1/nothing", None).await;
     r.call("method_not_allowed", M::DELETE, "/v1/runs", None).await;
 
+    for (name, status, body) in &r.raw {
+        reads_as_its_api_type(name, *status, body);
+    }
     let got = Value::Object(r.out);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/api_snapshot.json");
     if std::env::var("AGENTD_UPDATE_SNAPSHOT").is_ok() {
@@ -171,4 +177,38 @@ async fn api_answers_match_the_snapshot() {
         assert_eq!(got.get(name), Some(w), "{name} changed");
     }
     assert_eq!(got.as_object().unwrap().len(), want.as_object().unwrap().len(), "requests added or removed");
+}
+
+/// The answer parses as the agentd-api type of its route and writes back
+/// the same JSON: the API crate describes every field the server sends.
+fn reads_as_its_api_type(name: &str, status: u16, body: &Value) {
+    use agentd_api as api;
+    fn exact<T: serde::de::DeserializeOwned + serde::Serialize>(name: &str, body: &Value) {
+        let typed: T = serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{name}: {e}\n{body}"));
+        assert_eq!(&serde_json::to_value(&typed).unwrap(), body, "{name}: the API type drops or changes fields");
+    }
+    if status >= 400 {
+        return exact::<api::ErrorBody>(name, body);
+    }
+    match name {
+        "healthz" => exact::<api::Health>(name, body),
+        "readyz" => exact::<api::Readiness>(name, body),
+        "session_create" => exact::<api::Session>(name, body),
+        "session_get" => exact::<api::SessionView>(name, body),
+        "run_create" => exact::<api::RunCreated>(name, body),
+        "run_get" => exact::<api::Run>(name, body),
+        "run_events" => exact::<api::Page<api::StoredEvent>>(name, body),
+        "session_runs" => exact::<api::Page<api::Run>>(name, body),
+        "tool_echo" => exact::<api::ToolCallResult>(name, body),
+        "agent_create" => exact::<api::AgentDef>(name, body),
+        "agent_list" => exact::<api::Page<api::AgentListing>>(name, body),
+        "template_create" | "template_get" => exact::<api::PromptTemplate>(name, body),
+        "http_tool_create" => exact::<api::HttpToolDef>(name, body),
+        "http_tool_list" => exact::<api::Page<api::HttpToolDef>>(name, body),
+        "skill_create" => exact::<api::SkillUploaded>(name, body),
+        "skill_get" => exact::<api::Skill>(name, body),
+        "approvals_list" => exact::<api::Page<api::Approval>>(name, body),
+        "mcp_list" => exact::<api::Page<api::McpServerInfo>>(name, body),
+        other => panic!("{other}: no API type named for this answer"),
+    }
 }
