@@ -20,7 +20,7 @@ async fn new_run(s: &dyn Store, t: &Tenant, session: Option<&str>) -> (String, S
     let nr = NewRun::new(sid.clone(), "hello", "m/x", 4);
     let (run, ev) = s.create_run(t, &nr).await.expect("create run");
     assert_eq!(run.status, RunStatus::Queued);
-    assert_eq!((ev.seq, ev.type_name.as_str()), (1, "run.created"));
+    assert_eq!((ev.seq, ev.event_type()), (1, Some(agentd_core::EventType::RunCreated)));
     (sid, nr.id)
 }
 
@@ -72,7 +72,7 @@ pub async fn append_derives_rows(s: Arc<dyn Store>) {
     assert_eq!(msgs[3].message.tool_call_id.as_deref(), Some("c1"));
     let all = s.events(&t, &id, &EventQuery { after: 0, limit: 100, types: None }).await.unwrap();
     assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
-    let only = EventQuery { after: 0, limit: 100, types: Some(vec!["llm.completed".into()]) };
+    let only = EventQuery { after: 0, limit: 100, types: Some(vec![agentd_core::EventType::LlmCompleted.name().into()]) };
     assert_eq!(s.events(&t, &id, &only).await.unwrap().len(), 2);
     let page = s.events(&t, &id, &EventQuery { after: 5, limit: 1, types: None }).await.unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [6]);
@@ -400,7 +400,7 @@ pub async fn approvals_pause_and_resume_runs(s: Arc<dyn Store>) {
 
     let (a, evs) = s.resolve_approval(&t, "apr_1", &answer("approve_for_session")).await.unwrap();
     assert_eq!((a.status.as_str(), a.decision.map(|d| d.as_str())), ("approved", Some("approve_for_session")));
-    assert_eq!(evs[0].type_name, "approval.resolved");
+    assert_eq!(evs[0].event_type(), Some(agentd_core::EventType::ApprovalResolved));
     assert_eq!(evs[0].data["remaining"], 1);
     assert_eq!(s.get_run(&t, &id).await.unwrap().unwrap().status, RunStatus::WaitingApproval);
     assert!(matches!(
