@@ -72,7 +72,8 @@ pub async fn append_derives_rows(s: Arc<dyn Store>) {
     assert_eq!(msgs[3].message.tool_call_id.as_deref(), Some("c1"));
     let all = s.events(&t, &id, &EventQuery { after: 0, limit: 100, types: None }).await.unwrap();
     assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=7).collect::<Vec<_>>());
-    let only = EventQuery { after: 0, limit: 100, types: Some(vec![agentd_core::EventType::LlmCompleted.name().into()]) };
+    let only =
+        EventQuery { after: 0, limit: 100, types: Some(vec![agentd_core::EventType::LlmCompleted.name().into()]) };
     assert_eq!(s.events(&t, &id, &only).await.unwrap().len(), 2);
     let page = s.events(&t, &id, &EventQuery { after: 5, limit: 1, types: None }).await.unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [6]);
