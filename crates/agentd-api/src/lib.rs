@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use agentd_core::{
-    Approval, ApprovalStatus, ContentPart, Decision, ErrorCode, EventKind, EventType, HttpToolDef, Message, Run,
-    RunError, RunStatus, Session, StoredEvent, Usage,
+    ApiKey, Approval, ApprovalStatus, ContentPart, Decision, ErrorCode, EventKind, EventType, HttpToolDef, KeyRole,
+    Message, Run, RunError, RunStatus, Session, StoredEvent, Usage,
 };
 
 pub use catalog::{
@@ -286,4 +286,32 @@ mod tests {
         let v = serde_json::to_value(Page::from_rows(vec![1, 2, 3], 2, |r| Cursor::Seq(*r))).unwrap();
         assert_eq!(v, serde_json::json!({"data": [1, 2], "next_cursor": 2}));
     }
+}
+
+/// Body of `POST /v1/api-keys`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub role: agentd_core::KeyRole,
+    /// Required except for operator keys (which have none).
+    #[serde(default)]
+    pub org: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    /// RFC 3339 time after which the key is refused.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// The answer to `POST /v1/api-keys`: the key, and its secret shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ApiKeyCreated {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// `agk_…`: store it now; only its hash is kept.
+    pub secret: String,
 }

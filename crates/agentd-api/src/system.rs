@@ -18,6 +18,8 @@ pub struct Readiness {
     /// What is missing: `database`, `provider`.
     pub missing: Vec<String>,
     pub checks: ReadinessChecks,
+    /// `on` when `/v1` needs an API key, `off` otherwise.
+    pub auth: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -3,6 +3,7 @@
 
 #[macro_use]
 pub mod vocab;
+pub mod access;
 pub mod approval;
 pub mod event;
 pub mod event_type;
@@ -11,10 +12,11 @@ pub mod message;
 pub mod redact;
 pub mod run;
 
+pub use access::ApiKey;
 pub use approval::{Approval, ApprovalChange, ApprovalStatus, Decision, Resolution};
 pub use event::{EventKind, StoredEvent};
 pub use event_type::EventType;
 pub use ids::{Tenant, new_id};
 pub use message::{ContentPart, Message, Role, ToolCall, ToolSpec, Usage};
 pub use run::{HttpToolDef, Run, RunError, RunStatus, Session};
-pub use vocab::{ErrorCode, Refusal, ToolSource, ToolStatus};
+pub use vocab::{ErrorCode, KeyRole, Refusal, ToolSource, ToolStatus};

@@ -86,6 +86,36 @@ spelled!(
 );
 
 spelled!(
+    /// What an API key may do. Each role may do everything the ones below it may.
+    KeyRole {
+        /// Every organisation (named with `x-org-id`), server-wide settings, keys of any org.
+        Operator => "operator",
+        /// Its org's keys, secrets, providers, limits, MCP servers and HTTP tools, plus what a member does.
+        Admin => "admin",
+        /// Runs, sessions, approvals, agents, skills and templates in its org.
+        Member => "member",
+        /// Reads only.
+        Viewer => "viewer",
+    }
+);
+
+impl KeyRole {
+    fn rank(self) -> u8 {
+        match self {
+            KeyRole::Operator => 3,
+            KeyRole::Admin => 2,
+            KeyRole::Member => 1,
+            KeyRole::Viewer => 0,
+        }
+    }
+
+    /// Whether this role may do what `needed` may.
+    pub fn at_least(self, needed: KeyRole) -> bool {
+        self.rank() >= needed.rank()
+    }
+}
+
+spelled!(
     /// Why a tool refused to run at all (the first word of its error text).
     Refusal {
         /// The shell needs its sandbox and cannot have it (no bubblewrap, or it failed to start).
@@ -131,6 +161,10 @@ spelled!(
         WorkspaceUnavailable => "workspace_unavailable",
         PermissionDenied => "permission_denied",
         ApprovalRequired => "approval_required",
+        // Who is asking.
+        Unauthorized => "unauthorized",
+        Forbidden => "forbidden",
+        KeyNotFound => "key_not_found",
         // Things that are not there.
         SessionNotFound => "session_not_found",
         RunNotFound => "run_not_found",

@@ -2,6 +2,7 @@
 //! LLM/tool loop over the journal (resuming from it after a crash), and fans
 //! live events out to subscribers.
 
+pub mod access;
 mod approvals;
 mod catalog;
 mod compaction;
@@ -201,6 +202,12 @@ pub enum RuntimeError {
     /// The policy wants a person to approve a direct call, which cannot wait.
     #[error("{message}")]
     ApprovalRequired { message: String, details: serde_json::Value },
+    /// No key, or one that is unknown, revoked or expired.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller's role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// The database failed (the cause is for the log, not the caller).
     #[error("the database reported an error: {0}")]
     Store(StoreError),
@@ -234,6 +241,8 @@ impl RuntimeError {
             Self::InvalidArguments(_) => ErrorCode::InvalidArguments,
             Self::PermissionDenied { .. } => ErrorCode::PermissionDenied,
             Self::ApprovalRequired { .. } => ErrorCode::ApprovalRequired,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Store(StoreError::NotFound) => ErrorCode::NotFound,
             Self::Store(_) => ErrorCode::InternalError,
         }
@@ -301,6 +310,8 @@ pub struct Runtime {
     sched: scheduler::Scheduling,
     /// The catalog service's state (tools, agents, skills, MCP servers, workspaces).
     catalog: toolset::Catalog,
+    /// The access service's state (checked keys).
+    access: access::Access,
 }
 
 /// Everything a runtime is built from.
@@ -327,6 +338,7 @@ impl Runtime {
             hub: Hub::default(),
             sched: scheduler::Scheduling::new(node_id, scheduler),
             catalog: toolset::Catalog::new(tools, agents, workspaces),
+            access: access::Access::default(),
         })
     }
 

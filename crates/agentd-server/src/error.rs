@@ -106,7 +106,10 @@ fn status_of(e: &RuntimeError) -> StatusCode {
         | RuntimeError::ApprovalNotPending { .. }
         | RuntimeError::SessionBusy { .. }
         | RuntimeError::ToolUnavailable { .. } => StatusCode::CONFLICT,
-        RuntimeError::PermissionDenied { .. } | RuntimeError::ApprovalRequired { .. } => StatusCode::FORBIDDEN,
+        RuntimeError::PermissionDenied { .. } | RuntimeError::ApprovalRequired { .. } | RuntimeError::Forbidden(_) => {
+            StatusCode::FORBIDDEN
+        }
+        RuntimeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         RuntimeError::Store(_) if e.code() == ErrorCode::NotFound => StatusCode::NOT_FOUND,
         RuntimeError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -227,7 +230,10 @@ pub(crate) const ORG_HEADER: &str = "x-org-id";
 pub(crate) const USER_HEADER: &str = "x-user-id";
 pub(crate) const PROJECT_HEADER: &str = "x-project-id";
 
-/// The caller's tenant scope, from `x-org-id`, `x-user-id`, `x-project-id`.
+/// The caller's tenant scope. With auth off, from `x-org-id`, `x-user-id`,
+/// `x-project-id`. With a key, the key fixes what it names (an operator's
+/// org comes from `x-org-id`; a key without a user or project lets the
+/// headers choose them) and the headers cannot change it.
 pub(crate) struct Scope(pub Tenant);
 
 impl<S: Send + Sync> FromRequestParts<S> for Scope {
@@ -243,7 +249,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Scope {
                     .map_err(|_| ApiError::bad_request(ErrorCode::InvalidScope, format!("{name} is not valid text"))),
             }
         };
-        let t = Tenant::from_parts(get(ORG_HEADER)?, get(USER_HEADER)?, get(PROJECT_HEADER)?).map_err(|e| {
+        let caller = parts.extensions.get::<crate::auth::Caller>().and_then(|c| c.principal().cloned());
+        let fixed = |v: Option<&String>, header: &str| match v {
+            Some(v) => Ok(Some(v.clone())),
+            None => get(header).map(|h| h.map(str::to_string)),
+        };
+        let (org, user, project) = match &caller {
+            None => (fixed(None, ORG_HEADER)?, fixed(None, USER_HEADER)?, fixed(None, PROJECT_HEADER)?),
+            Some(p) => (
+                fixed(p.org.as_ref(), ORG_HEADER)?,
+                fixed(p.user.as_ref(), USER_HEADER)?,
+                fixed(p.project.as_ref(), PROJECT_HEADER)?,
+            ),
+        };
+        let t = Tenant::from_parts(org.as_deref(), user.as_deref(), project.as_deref()).map_err(|e| {
             let header = match e.part {
                 agentd_core::ids::ScopePart::Org => ORG_HEADER,
                 agentd_core::ids::ScopePart::User => USER_HEADER,

@@ -1,7 +1,9 @@
 //! The HTTP face of agentd: `/v1` REST + SSE over the runtime.
 
 mod approvals;
+mod auth;
 mod error;
+mod keys;
 mod runs;
 mod sessions;
 mod sse;
@@ -24,13 +26,16 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub rt: Arc<Runtime>,
+    /// Whether `/v1` needs an API key.
+    pub auth: bool,
 }
 
 /// Default largest request body: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
-/// Builds the router with every route and layer.
-pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
+/// Builds the router with every route and layer; with `auth`, `/v1` needs an API key.
+pub fn router(rt: Arc<Runtime>, max_body: usize, auth: bool) -> Router {
+    let state = AppState { rt, auth };
     let v1 = Router::new()
         .route("/runs", post(runs::create).get(runs::list))
         .route("/runs/{id}", get(runs::get_one))
@@ -54,7 +59,9 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
         .route("/prompt-templates", post(templates::create).get(templates::list))
         .route("/prompt-templates/{name}", get(templates::get_one).put(templates::replace).delete(templates::delete))
         .route("/approvals", get(approvals::list))
-        .route("/approvals/{id}", get(approvals::get_one).post(approvals::answer));
+        .route("/approvals/{id}", get(approvals::get_one).post(approvals::answer))
+        .route("/api-keys", post(keys::create).get(keys::list))
+        .route("/api-keys/{id}", get(keys::get_one).delete(keys::revoke));
     Router::new()
         .route("/healthz", get(|| async { Json(agentd_api::Health { status: "ok".into() }) }))
         .route("/readyz", get(readyz))
@@ -67,6 +74,7 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
                 "method not allowed on this route",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(error::reject_nul))
         .layer(axum::middleware::from_fn(error::log_failures))
@@ -79,7 +87,7 @@ pub fn router(rt: Arc<Runtime>, max_body: usize) -> Router {
             .into_response()
         }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(AppState { rt })
+        .with_state(state)
 }
 
 /// `200` when the database answers and a provider is configured; else `503`
@@ -111,7 +119,9 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let ready = missing.is_empty();
     let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let status = if ready { "ready" } else { "not_ready" }.to_string();
-    (code, Json(agentd_api::Readiness { status, missing, checks: agentd_api::ReadinessChecks { database, providers } }))
+    let checks = agentd_api::ReadinessChecks { database, providers };
+    let auth = if s.auth { "on" } else { "off" }.to_string();
+    (code, Json(agentd_api::Readiness { status, missing, checks, auth }))
 }
 
 /// A page of a listing from up to `limit + 1` rows.

@@ -306,13 +306,16 @@ pub fn masked_session(title: Option<String>, metadata: serde_json::Value) -> (Op
 
 /// Everything a store does: one trait per concern, so a later concern
 /// (memory, keys, audit) adds its own trait and tables without touching these.
-pub trait Store: JournalStore + SessionStore + LeaseStore + DocStore + ToolCallStore + ApprovalStore {}
+pub trait Store:
+    JournalStore + SessionStore + LeaseStore + DocStore + ToolCallStore + ApprovalStore + KeyStore
+{
+}
 
-impl<T: JournalStore + SessionStore + LeaseStore + DocStore + ToolCallStore + ApprovalStore> Store for T {}
+impl<T: JournalStore + SessionStore + LeaseStore + DocStore + ToolCallStore + ApprovalStore + KeyStore> Store for T {}
 
 /// The store traits, for calling store methods through `dyn Store`.
 pub mod prelude {
-    pub use crate::{ApprovalStore, DocStore, JournalStore, LeaseStore, SessionStore, Store, ToolCallStore};
+    pub use crate::{ApprovalStore, DocStore, JournalStore, KeyStore, LeaseStore, SessionStore, Store, ToolCallStore};
 }
 
 /// Runs and their journal: creation, appends with their derived rows, reads, pruning.
@@ -458,6 +461,30 @@ pub trait ApprovalStore: Send + Sync + 'static {
 
     /// Pending approvals of every tenant whose expiry is before `now`.
     async fn expired_approvals(&self, now: &str, limit: u32) -> Result<Vec<(Tenant, String)>>;
+}
+
+/// API keys: stored as hashes, found by prefix.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Stores a new key with the SHA-256 (hex) of its secret.
+    async fn create_key(&self, key: &agentd_core::ApiKey, hash: &str) -> Result<()>;
+
+    /// Keys whose lookup prefix is this, each with its stored hash.
+    async fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<(agentd_core::ApiKey, String)>>;
+
+    async fn get_key(&self, id: &str) -> Result<Option<agentd_core::ApiKey>>;
+
+    /// Keys of one organisation (`None`: every key), newest first.
+    async fn list_keys(&self, org: Option<&str>) -> Result<Vec<agentd_core::ApiKey>>;
+
+    /// Marks a key revoked; false if unknown or revoked already.
+    async fn revoke_key(&self, id: &str, at: &str) -> Result<bool>;
+
+    /// Records when the key was last used.
+    async fn touch_key(&self, id: &str, at: &str) -> Result<()>;
+
+    /// Whether any key that is not revoked exists.
+    async fn any_active_key(&self) -> Result<bool>;
 }
 
 /// The current time as stored: RFC 3339 UTC with milliseconds.

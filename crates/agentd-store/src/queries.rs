@@ -704,3 +704,72 @@ pub(crate) async fn expired_approvals(e: &mut dyn Exec, now: &str, max: u32) -> 
         .await?;
     all(rows, |r| Ok((tenant_from_row(r)?, r.get("id")?)))
 }
+
+// ---- API keys ----
+
+fn key_from_row(r: &Row) -> Result<agentd_core::ApiKey> {
+    let role: String = r.get("role")?;
+    Ok(agentd_core::ApiKey {
+        id: r.get("id")?,
+        name: r.get("name")?,
+        role: agentd_core::KeyRole::parse(&role).ok_or_else(|| corrupt("role", &role))?,
+        org: r.get("org")?,
+        user: r.get("usr")?,
+        project: r.get("project")?,
+        prefix: r.get("prefix")?,
+        created_at: r.get("created_at")?,
+        expires_at: r.get("expires_at")?,
+        last_used_at: r.get("last_used_at")?,
+        revoked_at: r.get("revoked_at")?,
+    })
+}
+
+pub(crate) async fn create_key(e: &mut dyn Exec, k: &agentd_core::ApiKey, hash: &str) -> Result<()> {
+    e.execute(
+        "INSERT INTO api_keys (id, prefix, hash, name, role, org, usr, project, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        args![
+            &k.id,
+            &k.prefix,
+            hash,
+            &k.name,
+            k.role.as_str(),
+            &k.org,
+            &k.user,
+            &k.project,
+            &k.created_at,
+            &k.expires_at
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn keys_by_prefix(e: &mut dyn Exec, prefix: &str) -> Result<Vec<(agentd_core::ApiKey, String)>> {
+    let rows = e.query("SELECT * FROM api_keys WHERE prefix = $1", args![prefix]).await?;
+    all(rows, |r| Ok((key_from_row(r)?, r.get("hash")?)))
+}
+
+pub(crate) async fn get_key(e: &mut dyn Exec, id: &str) -> Result<Option<agentd_core::ApiKey>> {
+    one(e.query_opt("SELECT * FROM api_keys WHERE id = $1", args![id]).await?, key_from_row)
+}
+
+pub(crate) async fn list_keys(e: &mut dyn Exec, org: Option<&str>) -> Result<Vec<agentd_core::ApiKey>> {
+    let rows = e.query("SELECT * FROM api_keys WHERE ($1 IS NULL OR org = $1) ORDER BY id DESC", args![org]).await?;
+    all(rows, key_from_row)
+}
+
+pub(crate) async fn revoke_key(e: &mut dyn Exec, id: &str, at: &str) -> Result<bool> {
+    let n =
+        e.execute("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", args![id, at]).await?;
+    Ok(n > 0)
+}
+
+pub(crate) async fn touch_key(e: &mut dyn Exec, id: &str, at: &str) -> Result<()> {
+    e.execute("UPDATE api_keys SET last_used_at = $2 WHERE id = $1", args![id, at]).await?;
+    Ok(())
+}
+
+pub(crate) async fn any_active_key(e: &mut dyn Exec) -> Result<bool> {
+    Ok(count(e, "SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL", &[]).await? > 0)
+}

@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/sqlite/0007_run_profiles.sql")),
     (8, include_str!("../migrations/sqlite/0008_run_cost.sql")),
     (9, include_str!("../migrations/sqlite/0009_expired_status.sql")),
+    (10, include_str!("../migrations/sqlite/0010_api_keys.sql")),
 ];
 
 /// Most requests committed together in one transaction.

@@ -209,3 +209,40 @@ impl<B: Backend> ApprovalStore for SqlStore<B> {
         self.db.read(work(move |e| Box::pin(async move { q::expired_approvals(e, &now, max).await }))).await
     }
 }
+
+#[async_trait]
+impl<B: Backend> KeyStore for SqlStore<B> {
+    async fn create_key(&self, key: &agentd_core::ApiKey, hash: &str) -> Result<()> {
+        let (key, hash) = (key.clone(), hash.to_string());
+        self.db.write(work(move |e| Box::pin(async move { q::create_key(e, &key, &hash).await }))).await
+    }
+
+    async fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<(agentd_core::ApiKey, String)>> {
+        let prefix = prefix.to_string();
+        self.db.read(work(move |e| Box::pin(async move { q::keys_by_prefix(e, &prefix).await }))).await
+    }
+
+    async fn get_key(&self, id: &str) -> Result<Option<agentd_core::ApiKey>> {
+        let id = id.to_string();
+        self.db.read(work(move |e| Box::pin(async move { q::get_key(e, &id).await }))).await
+    }
+
+    async fn list_keys(&self, org: Option<&str>) -> Result<Vec<agentd_core::ApiKey>> {
+        let org = org.map(str::to_string);
+        self.db.read(work(move |e| Box::pin(async move { q::list_keys(e, org.as_deref()).await }))).await
+    }
+
+    async fn revoke_key(&self, id: &str, at: &str) -> Result<bool> {
+        let (id, at) = (id.to_string(), at.to_string());
+        self.db.write(work(move |e| Box::pin(async move { q::revoke_key(e, &id, &at).await }))).await
+    }
+
+    async fn touch_key(&self, id: &str, at: &str) -> Result<()> {
+        let (id, at) = (id.to_string(), at.to_string());
+        self.db.write(work(move |e| Box::pin(async move { q::touch_key(e, &id, &at).await }))).await
+    }
+
+    async fn any_active_key(&self) -> Result<bool> {
+        self.db.read(work(|e| Box::pin(async move { q::any_active_key(e).await }))).await
+    }
+}

@@ -39,6 +39,7 @@ suite_tests!(
     approvals_pause_and_resume_runs,
     a_long_backlog_never_hides_another_tenant,
     secrets_are_masked_on_every_write,
+    api_keys_are_stored_as_hashes,
 );
 
 #[tokio::test]

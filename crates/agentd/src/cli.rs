@@ -50,6 +50,9 @@ pub(crate) struct RemoteOpts {
     pub user: Option<String>,
     #[arg(long, env = "AGENTD_PROJECT")]
     pub project: Option<String>,
+    /// API key sent as `Authorization: Bearer` (when the server has auth on).
+    #[arg(long, env = "AGENTD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -59,8 +62,17 @@ pub(crate) enum Cmd {
         /// Address to listen on (loopback by default).
         #[arg(long, env = "AGENTD_LISTEN")]
         listen: Option<String>,
+        /// Require an API key on /v1: `on`, or `off`. Default: on once a key
+        /// exists; off while none does and the address is loopback.
+        #[arg(long, env = "AGENTD_AUTH", value_parser = ["on", "off"])]
+        auth: Option<String>,
         #[command(flatten)]
         local: LocalOpts,
+    },
+    /// Manage API keys: on the database directly (found like `serve` finds it), or against a server with --url.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
     },
     /// Run an agent once and stream its answer (in-process, or against a server with --url).
     Run {
@@ -198,6 +210,55 @@ pub(crate) enum Cmd {
     },
 }
 
+/// Where `agentd keys` works: a server (`--url`, with `--api-key`) or the database.
+#[derive(Args)]
+pub(crate) struct KeyTarget {
+    /// A server to ask instead of opening the database.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// With --url: the admin or operator key to ask with.
+    #[arg(long, env = "AGENTD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    #[command(flatten)]
+    pub local: LocalOpts,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum KeysCmd {
+    /// Make a key; it is printed alone on the last line (shown only this once).
+    Create {
+        /// operator, admin, member or viewer.
+        #[arg(long)]
+        role: String,
+        /// The organisation (required except for operator keys).
+        #[arg(long)]
+        org: Option<String>,
+        /// Fix the user (otherwise the key may act for any user via x-user-id).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime such as 90d, 12h, 30m, 45s, or an RFC 3339 time.
+        #[arg(long)]
+        expires: Option<String>,
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+    /// Revoke a key: refused from the next request on.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+}
+
 #[derive(Subcommand)]
 pub(crate) enum ToolCmd {
     /// List the tools the server offers.
@@ -221,7 +282,8 @@ pub(crate) enum ToolCmd {
 
 pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
-        Cmd::Serve { listen, local } => crate::commands::serve::serve(listen, local).await,
+        Cmd::Serve { listen, auth, local } => crate::commands::serve::serve(listen, auth, local).await,
+        Cmd::Keys { cmd } => crate::commands::keys::run(cmd).await,
         Cmd::Run { input, model, session, max_steps, url, events, local } => {
             let req = agentd_runtime::CreateRun { input, session_id: session, model, max_steps, ..Default::default() };
             match url {

@@ -14,8 +14,18 @@ pub(crate) fn client(remote: Option<&RemoteOpts>) -> anyhow::Result<reqwest::Cli
                 headers.insert(name, v.parse().context("invalid scope value")?);
             }
         }
+        if let Some(k) = &r.api_key {
+            headers.insert(reqwest::header::AUTHORIZATION, bearer(k)?);
+        }
     }
     Ok(reqwest::Client::builder().default_headers(headers).build()?)
+}
+
+/// `Bearer <key>`, marked sensitive so it never shows in debug output.
+pub(crate) fn bearer(key: &str) -> anyhow::Result<reqwest::header::HeaderValue> {
+    let mut v: reqwest::header::HeaderValue = format!("Bearer {key}").parse().context("invalid API key")?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 async fn error_of(resp: reqwest::Response) -> anyhow::Error {

@@ -5,6 +5,7 @@
 pub(crate) mod approvals;
 pub(crate) mod bench;
 pub(crate) mod doctor;
+pub(crate) mod keys;
 pub(crate) mod list;
 pub(crate) mod prune;
 pub(crate) mod run;

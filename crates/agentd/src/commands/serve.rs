@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::cli::LocalOpts;
 
-pub(crate) async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::Result<ExitCode> {
+pub(crate) async fn serve(listen: Option<String>, auth: Option<String>, local: LocalOpts) -> anyhow::Result<ExitCode> {
     let s = crate::setup::setup(&local)?;
     let listen = listen.or_else(|| s.config.listen.clone()).unwrap_or_else(|| "127.0.0.1:7700".into());
     let opened = crate::setup::open_store(&s, true).await?;
@@ -20,17 +20,37 @@ pub(crate) async fn serve(listen: Option<String>, local: LocalOpts) -> anyhow::R
             "no provider configured: set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml; /readyz answers 503"
         );
     }
-    let max_body = s.config.max_body_bytes.unwrap_or(agentd_server::DEFAULT_MAX_BODY);
-    let app = agentd_server::router(rt.clone(), max_body);
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let keys_exist = rt.keys_exist().await.map_err(|e| anyhow::anyhow!(e)).context("reading API keys")?;
+    let auth = match auth.as_deref() {
+        Some("on") => true,
+        Some(_) => false,
+        None if keys_exist => true,
+        None if addr.ip().is_loopback() => false,
+        None => anyhow::bail!(
+            "refusing to serve on {addr} without API keys: anyone who can reach it could act as any tenant. \
+             Create the first key with `agentd keys create --role operator` (same --data-dir / --database), \
+             or pass --auth off to serve without keys anyway"
+        ),
+    };
+    if !auth && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "auth is off on a non-loopback address: anyone who can reach it can act as any tenant");
+    }
+    let max_body = s.config.max_body_bytes.unwrap_or(agentd_server::DEFAULT_MAX_BODY);
+    let app = agentd_server::router(rt.clone(), max_body, auth);
     // No tool, HTTP tool or MCP server may reach agentd itself.
     agentd_tools::egress::add_own_address(addr);
     // Unfinished runs (ours from before a restart, or expired leases) resume from here on.
     rt.start().await.context("starting the scheduler")?;
     // Tests and scripts read this line to find the port when listening on :0.
-    println!("agentd listening on http://{addr} (node {}, database {})", rt.node_id(), opened.description);
+    let auth_state = if auth { "on" } else { "off" };
+    println!(
+        "agentd listening on http://{addr} (node {}, database {}, auth {auth_state})",
+        rt.node_id(),
+        opened.description
+    );
     tracing::info!(%addr, "serving");
     let pruner = tokio::spawn(retention_loop(opened.store.clone(), s.config.retention.clone()));
 

@@ -136,7 +136,7 @@ pub(crate) async fn stream(concurrency: &[usize], deltas: usize, gap_ms: u64) ->
     rt.start().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let app = agentd_server::router(rt.clone(), agentd_server::DEFAULT_MAX_BODY);
+    let app = agentd_server::router(rt.clone(), agentd_server::DEFAULT_MAX_BODY, false);
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });

@@ -1,0 +1,28 @@
+//! API keys as the API shows them (never their secret).
+
+use serde::{Deserialize, Serialize};
+
+use crate::KeyRole;
+
+/// An API key: who it speaks for and what it may do. The secret itself is
+/// shown once at creation and stored only as a SHA-256 hash.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub role: KeyRole,
+    /// The organisation it acts in (`null` for an operator key: every org).
+    pub org: Option<String>,
+    /// A fixed user; without one the key may act for any user of its org (`x-user-id`).
+    pub user: Option<String>,
+    /// A fixed project; without one `x-project-id` chooses.
+    pub project: Option<String>,
+    /// The first characters of the key, to tell keys apart (`agk_` + 8).
+    pub prefix: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    /// Set once revoked; a revoked key is refused from then on.
+    pub revoked_at: Option<String>,
+}

@@ -1,0 +1,284 @@
+//! Who is calling: API keys (made, listed, revoked, checked) and the
+//! principal a key speaks for. The access service keeps a short cache of
+//! checked keys so a request costs a hash and a map lookup.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use agentd_core::{ApiKey, ErrorCode, KeyRole};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::{Runtime, RuntimeError};
+
+/// What every key starts with.
+pub const KEY_PREFIX: &str = "agk_";
+/// Characters of a key used to find it (`agk_` and 8 more).
+const LOOKUP_LEN: usize = KEY_PREFIX.len() + 8;
+/// How long a checked key is trusted without asking the database again
+/// (a revocation on another node takes effect within this).
+const CACHE_TTL: Duration = Duration::from_secs(1);
+/// `last_used_at` is written at most this often per key.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// Who a request speaks for: a key's role and scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub key_id: String,
+    pub role: KeyRole,
+    /// `None` for an operator (it names the org with `x-org-id`).
+    pub org: Option<String>,
+    pub user: Option<String>,
+    pub project: Option<String>,
+}
+
+/// What a new key is for.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub name: String,
+    pub role: KeyRole,
+    pub org: Option<String>,
+    pub user: Option<String>,
+    pub project: Option<String>,
+    /// RFC 3339 time after which the key is refused.
+    pub expires_at: Option<String>,
+}
+
+/// The access service's own state.
+#[derive(Default)]
+pub(crate) struct Access {
+    /// Checked keys by the hash of their secret: the key and when it was read.
+    cache: Mutex<HashMap<String, (ApiKey, Instant)>>,
+    /// When each key's `last_used_at` was last written.
+    touched: Mutex<HashMap<String, Instant>>,
+}
+
+fn hash_of(secret: &str) -> String {
+    let d = Sha256::digest(secret.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unauthorized(why: &str) -> RuntimeError {
+    RuntimeError::Unauthorized(why.to_string())
+}
+
+fn forbidden(why: impl Into<String>) -> RuntimeError {
+    RuntimeError::Forbidden(why.into())
+}
+
+/// A new secret: `agk_` + 32 random bytes, base64url without padding.
+fn new_secret() -> Result<String, RuntimeError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| RuntimeError::bad(ErrorCode::InternalError, format!("no randomness: {e}")))?;
+    Ok(format!("{KEY_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+}
+
+/// Whether `by` may see or manage `key`; a key it may not see does not exist for it.
+fn may_manage(by: Option<&Principal>, key: &ApiKey) -> bool {
+    match by {
+        None => true,
+        Some(p) if p.role == KeyRole::Operator => true,
+        Some(p) => p.role.at_least(KeyRole::Admin) && p.org.is_some() && p.org == key.org,
+    }
+}
+
+impl Runtime {
+    /// Makes a key; returns it and its secret (shown this once). `by` is
+    /// the caller's key (`None`: someone at the database, with full power).
+    pub async fn create_key(&self, by: Option<&Principal>, req: NewKey) -> Result<(ApiKey, String), RuntimeError> {
+        let name_ok = req.name.len() <= 128 && !req.name.chars().any(char::is_control);
+        if !name_ok {
+            return Err(RuntimeError::bad(
+                ErrorCode::InvalidRequest,
+                "`name` must be at most 128 printable characters",
+            ));
+        }
+        agentd_core::Tenant::from_parts(req.org.as_deref(), req.user.as_deref(), req.project.as_deref())
+            .map_err(|e| RuntimeError::bad(ErrorCode::InvalidRequest, format!("`{:?}` {e}", e.part).to_lowercase()))?;
+        match (req.role, &req.org) {
+            (KeyRole::Operator, Some(_)) => {
+                return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "an operator key has no `org`"));
+            }
+            (KeyRole::Operator, None) => {}
+            (_, None) => return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "give the key's `org`")),
+            _ => {}
+        }
+        if let Some(p) = by
+            && p.role != KeyRole::Operator
+        {
+            if !p.role.at_least(KeyRole::Admin) {
+                return Err(forbidden("only an admin or an operator makes keys"));
+            }
+            if req.role == KeyRole::Operator || req.org != p.org {
+                return Err(forbidden("an admin makes keys of its own organisation, at most admin"));
+            }
+        }
+        if let Some(at) = &req.expires_at
+            && chrono::DateTime::parse_from_rfc3339(at).is_err()
+        {
+            return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "`expires_at` must be an RFC 3339 time"));
+        }
+        let secret = new_secret()?;
+        let key = ApiKey {
+            id: agentd_core::new_id("key"),
+            name: req.name,
+            role: req.role,
+            org: req.org,
+            user: req.user,
+            project: req.project,
+            prefix: secret[..LOOKUP_LEN].to_string(),
+            created_at: agentd_store::now(),
+            expires_at: req.expires_at.map(|t| normalise_time(&t)),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        self.store.create_key(&key, &hash_of(&secret)).await?;
+        Ok((key, secret))
+    }
+
+    /// The principal a secret speaks for; `Unauthorized` if it is unknown,
+    /// revoked or expired.
+    pub async fn authenticate(&self, secret: &str) -> Result<Principal, RuntimeError> {
+        if !secret.starts_with(KEY_PREFIX) || secret.len() < LOOKUP_LEN || secret.len() > 256 {
+            return Err(unauthorized("not an agentd API key"));
+        }
+        let hash = hash_of(secret);
+        let cached = {
+            let cache = self.access.cache.lock().unwrap_or_else(|e| e.into_inner());
+            cache.get(&hash).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(k, _)| k.clone())
+        };
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let found = self.store.keys_by_prefix(&secret[..LOOKUP_LEN]).await?;
+                let key = found
+                    .into_iter()
+                    .find(|(_, stored)| bool::from(stored.as_bytes().ct_eq(hash.as_bytes())))
+                    .map(|(k, _)| k)
+                    .ok_or_else(|| unauthorized("unknown API key"))?;
+                let mut cache = self.access.cache.lock().unwrap_or_else(|e| e.into_inner());
+                if cache.len() > 10_000 {
+                    cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+                }
+                cache.insert(hash, (key.clone(), Instant::now()));
+                key
+            }
+        };
+        if key.revoked_at.is_some() {
+            return Err(unauthorized("this API key was revoked"));
+        }
+        if key.expires_at.as_deref().is_some_and(|t| t <= agentd_store::now().as_str()) {
+            return Err(unauthorized("this API key has expired"));
+        }
+        self.touch(&key.id);
+        Ok(Principal { key_id: key.id, role: key.role, org: key.org, user: key.user, project: key.project })
+    }
+
+    /// Writes `last_used_at` in the background, at most once a minute per key.
+    fn touch(&self, id: &str) {
+        {
+            let mut t = self.access.touched.lock().unwrap_or_else(|e| e.into_inner());
+            if t.get(id).is_some_and(|at| at.elapsed() < TOUCH_EVERY) {
+                return;
+            }
+            t.insert(id.to_string(), Instant::now());
+        }
+        let (store, id) = (self.store.clone(), id.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_key(&id, &agentd_store::now()).await {
+                tracing::debug!(error = %e, "could not record a key's last use");
+            }
+        });
+    }
+
+    /// Keys the caller may manage: an operator (or the database) every key,
+    /// an admin its organisation's.
+    pub async fn list_keys(&self, by: Option<&Principal>) -> Result<Vec<ApiKey>, RuntimeError> {
+        let org = match by {
+            Some(p) if p.role != KeyRole::Operator => {
+                if !p.role.at_least(KeyRole::Admin) {
+                    return Err(forbidden("only an admin or an operator lists keys"));
+                }
+                p.org.clone()
+            }
+            _ => None,
+        };
+        Ok(self.store.list_keys(org.as_deref()).await?)
+    }
+
+    pub async fn get_key(&self, by: Option<&Principal>, id: &str) -> Result<ApiKey, RuntimeError> {
+        match self.store.get_key(id).await? {
+            Some(k) if may_manage(by, &k) => Ok(k),
+            _ => Err(RuntimeError::not_found(ErrorCode::KeyNotFound, format!("API key {id} not found"))),
+        }
+    }
+
+    /// Revokes a key: refused from this moment on this node, within a second on others.
+    pub async fn revoke_key(&self, by: Option<&Principal>, id: &str) -> Result<ApiKey, RuntimeError> {
+        let key = self.get_key(by, id).await?;
+        self.store.revoke_key(id, &agentd_store::now()).await?;
+        self.access.cache.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, (k, _)| k.id != id);
+        self.get_key(by, id).await.map(|k| ApiKey { revoked_at: k.revoked_at.or(key.revoked_at), ..k })
+    }
+
+    /// Whether any key that is not revoked exists (auth defaults to on then).
+    pub async fn keys_exist(&self) -> Result<bool, RuntimeError> {
+        Ok(self.store.any_active_key().await?)
+    }
+}
+
+/// An RFC 3339 time in the stored format (UTC, milliseconds), so times compare as text.
+fn normalise_time(t: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|_| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn secrets_are_long_random_and_hashed() {
+        let (a, b) = (new_secret().unwrap(), new_secret().unwrap());
+        assert_ne!(a, b);
+        assert!(a.starts_with("agk_") && a.len() == 4 + 43, "{a}");
+        assert!(a[4..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_eq!(hash_of(&a).len(), 64);
+        assert_ne!(hash_of(&a), hash_of(&b));
+    }
+
+    #[test]
+    fn admins_manage_their_own_org_only() {
+        let key = |org: Option<&str>| ApiKey {
+            id: "key_1".into(),
+            name: String::new(),
+            role: KeyRole::Member,
+            org: org.map(str::to_string),
+            user: None,
+            project: None,
+            prefix: String::new(),
+            created_at: String::new(),
+            expires_at: None,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let p = |role, org: Option<&str>| Principal {
+            key_id: "k".into(),
+            role,
+            org: org.map(str::to_string),
+            user: None,
+            project: None,
+        };
+        assert!(may_manage(Some(&p(KeyRole::Admin, Some("a"))), &key(Some("a"))));
+        assert!(!may_manage(Some(&p(KeyRole::Admin, Some("a"))), &key(Some("b"))));
+        assert!(!may_manage(Some(&p(KeyRole::Member, Some("a"))), &key(Some("a"))));
+        assert!(may_manage(Some(&p(KeyRole::Operator, None)), &key(Some("b"))));
+        assert!(may_manage(None, &key(None)));
+        assert_eq!(normalise_time("2030-01-01T01:00:00+01:00"), "2030-01-01T00:00:00.000Z");
+    }
+}

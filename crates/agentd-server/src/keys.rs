@@ -1,0 +1,51 @@
+//! `/v1/api-keys`: make, list, show and revoke API keys.
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiJson};
+
+pub(crate) async fn create(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(b): ApiJson<agentd_api::CreateApiKey>,
+) -> Result<Response, ApiError> {
+    let req = agentd_runtime::access::NewKey {
+        name: b.name.unwrap_or_default(),
+        role: b.role,
+        org: b.org,
+        user: b.user,
+        project: b.project,
+        expires_at: b.expires_at,
+    };
+    let (key, secret) = s.rt.create_key(caller.principal(), req).await?;
+    Ok((StatusCode::CREATED, Json(agentd_api::ApiKeyCreated { key, secret })).into_response())
+}
+
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<agentd_api::Page<agentd_api::ApiKey>>, ApiError> {
+    Ok(Json(agentd_api::Page::all(s.rt.list_keys(caller.principal()).await?)))
+}
+
+pub(crate) async fn get_one(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<agentd_api::ApiKey>, ApiError> {
+    Ok(Json(s.rt.get_key(caller.principal(), &id).await?))
+}
+
+/// Revokes a key; it is refused from the next request on.
+pub(crate) async fn revoke(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<agentd_api::ApiKey>, ApiError> {
+    Ok(Json(s.rt.revoke_key(caller.principal(), &id).await?))
+}
