@@ -20,21 +20,15 @@ pub(crate) async fn serve(listen: Option<String>, auth: Option<String>, local: L
             "no provider configured: set OPENAI_API_KEY (and OPENAI_BASE_URL) or add [providers.*] to agentd.toml; /readyz answers 503"
         );
     }
+    let keys_exist = rt.keys_exist().await.map_err(|e| anyhow::anyhow!(e)).context("reading API keys")?;
+    // Decided before binding when the address is literal, so a refusal never opens the port.
+    if let Ok(a) = listen.parse::<std::net::SocketAddr>() {
+        auth_mode(auth.as_deref(), keys_exist, a)?;
+    }
     let listener =
         tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    let keys_exist = rt.keys_exist().await.map_err(|e| anyhow::anyhow!(e)).context("reading API keys")?;
-    let auth = match auth.as_deref() {
-        Some("on") => true,
-        Some(_) => false,
-        None if keys_exist => true,
-        None if addr.ip().is_loopback() => false,
-        None => anyhow::bail!(
-            "refusing to serve on {addr} without API keys: anyone who can reach it could act as any tenant. \
-             Create the first key with `agentd keys create --role operator` (same --data-dir / --database), \
-             or pass --auth off to serve without keys anyway"
-        ),
-    };
+    let auth = auth_mode(auth.as_deref(), keys_exist, addr)?;
     if !auth && !addr.ip().is_loopback() {
         tracing::warn!(%addr, "auth is off on a non-loopback address: anyone who can reach it can act as any tenant");
     }
@@ -75,6 +69,22 @@ pub(crate) async fn serve(listen: Option<String>, auth: Option<String>, local: L
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     drop(opened);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `/v1` needs a key: as asked, else on once a key exists, else
+/// off on loopback; serving a network address with no key is refused.
+fn auth_mode(asked: Option<&str>, keys_exist: bool, addr: std::net::SocketAddr) -> anyhow::Result<bool> {
+    match asked {
+        Some("on") => Ok(true),
+        Some(_) => Ok(false),
+        None if keys_exist => Ok(true),
+        None if addr.ip().is_loopback() => Ok(false),
+        None => anyhow::bail!(
+            "refusing to serve on {addr} without API keys: anyone who can reach it could act as any tenant. \
+             Create the first key with `agentd keys create --role operator` (same --data-dir / --database), \
+             or pass --auth off to serve without keys anyway"
+        ),
+    }
 }
 
 /// Prunes finished runs past their tenant's time-to-live, periodically.

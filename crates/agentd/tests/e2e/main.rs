@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod auth;
 #[cfg(feature = "test-tools")]
 mod cluster;
 #[cfg(feature = "test-tools")]

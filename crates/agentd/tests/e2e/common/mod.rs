@@ -69,6 +69,7 @@ impl Server {
             .env_remove("DATABASE_URL")
             .env_remove("AGENTD_NODE_ID")
             .env_remove("AGENTD_TEST_TOOLS_FILE")
+            .env_remove("AGENTD_AUTH")
             .env("AGENTD_LOG", std::env::var("TEST_AGENTD_LOG").unwrap_or("warn".into()))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -1,0 +1,179 @@
+//! API keys and roles against the real binary: the first key made on the
+//! database before any server, auth on by default once it exists, 401 /
+//! 403 / 404 by key, role and tenant, revocation and expiry, and the
+//! refusal to serve a network address with no key.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::{self, Opts, Server};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// `agentd keys create` on the database: the key is alone on the last line.
+fn make_key(data: &Path, args: &[&str]) -> String {
+    let out = Command::new(common::bin())
+        .args(["keys", "create", "--data-dir"])
+        .arg(data)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("AGENTD_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let last = stdout.lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("agk_") && last.len() == 47 && !last.contains(' '), "{stdout}");
+    last
+}
+
+async fn call(s: &Server, key: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut r = s.req(method, path);
+    if let Some(k) = key {
+        r = r.bearer_auth(k);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn code_of(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<none>")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_roles_and_tenant_scope() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let operator = make_key(&data, &["--role", "operator", "--name", "root"]);
+    let member = make_key(&data, &["--role", "member", "--org", "acme"]);
+    let viewer = make_key(&data, &["--role", "viewer", "--org", "acme"]);
+    let other = make_key(&data, &["--role", "member", "--org", "globex"]);
+    let s = Server::start_with(Opts { data_dir: Some(&data), ..Default::default() });
+
+    // A key exists, so auth is on by default; health and readiness stay open.
+    let (c, ready) = s.get("/readyz").await;
+    assert_eq!((c, ready["auth"].as_str()), (503, Some("on")), "{ready}");
+    assert_eq!(s.get("/healthz").await.0, 200);
+
+    // No key, a malformed one, an unknown one: 401 with a Bearer challenge.
+    let resp = s.req(Method::GET, "/v1/sessions").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer"));
+    assert_eq!(code_of(&resp.json().await.unwrap()), "unauthorized");
+    for bad in ["nonsense", "agk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+        let (c, v) = call(&s, Some(bad), Method::GET, "/v1/sessions", None).await;
+        assert_eq!((c, code_of(&v)), (401, "unauthorized"), "{bad}");
+    }
+
+    // The key fixes the org: x-org-id cannot move a member key to another org.
+    let resp = s
+        .req(Method::POST, "/v1/sessions")
+        .header("x-api-key", &member)
+        .header("x-org-id", "globex")
+        .json(&json!({"title": "acme's"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let sid = resp.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let (c, v) = call(&s, Some(&other), Method::GET, &format!("/v1/sessions/{sid}"), None).await;
+    assert_eq!((c, code_of(&v)), (404, "session_not_found"), "another org's session does not exist for it");
+    assert_eq!(call(&s, Some(&other), Method::GET, "/v1/sessions", None).await.1["data"], json!([]));
+    assert_eq!(call(&s, Some(&viewer), Method::GET, &format!("/v1/sessions/{sid}"), None).await.0, 200);
+
+    // Roles: a viewer reads but does not write; a member does not manage keys or credentials.
+    let (c, v) = call(&s, Some(&viewer), Method::POST, "/v1/sessions", Some(json!({}))).await;
+    assert_eq!((c, code_of(&v)), (403, "forbidden"));
+    let (c, v) = call(&s, Some(&viewer), Method::DELETE, &format!("/v1/sessions/{sid}"), None).await;
+    assert_eq!((c, code_of(&v)), (403, "forbidden"));
+    assert_eq!(call(&s, Some(&member), Method::GET, "/v1/api-keys", None).await.0, 403);
+    let http = json!({"name": "lookup", "url": "https://example.com/x"});
+    assert_eq!(call(&s, Some(&member), Method::POST, "/v1/http-tools", Some(http)).await.0, 403);
+
+    // An operator acts in the org x-org-id names, and makes an admin for acme.
+    let resp = s
+        .req(Method::POST, "/v1/sessions")
+        .bearer_auth(&operator)
+        .header("x-org-id", "acme")
+        .json(&json!({"title": "from the operator"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    assert_eq!(call(&s, Some(&member), Method::GET, "/v1/sessions", None).await.1["data"].as_array().unwrap().len(), 2);
+    let (c, made) =
+        call(&s, Some(&operator), Method::POST, "/v1/api-keys", Some(json!({"role": "admin", "org": "acme"}))).await;
+    assert_eq!(c, 201, "{made}");
+    let admin = made["secret"].as_str().unwrap().to_string();
+    assert!(made.get("hash").is_none());
+
+    // An admin sees and makes keys of its own org only, at most admin.
+    let (c, listed) = call(&s, Some(&admin), Method::GET, "/v1/api-keys", None).await;
+    assert_eq!(c, 200);
+    let orgs: Vec<&str> = listed["data"].as_array().unwrap().iter().map(|k| k["org"].as_str().unwrap()).collect();
+    assert_eq!(orgs, ["acme", "acme", "acme"], "{listed}");
+    assert!(!listed.to_string().contains(&member), "secrets are never listed");
+    for body in [json!({"role": "member", "org": "globex"}), json!({"role": "operator"})] {
+        let (c, v) = call(&s, Some(&admin), Method::POST, "/v1/api-keys", Some(body)).await;
+        assert_eq!((c, code_of(&v)), (403, "forbidden"), "{v}");
+    }
+    let (_, all) = call(&s, Some(&operator), Method::GET, "/v1/api-keys", None).await;
+    let id_of = |org: &str, role: &str| {
+        all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["org"] == org && k["role"] == role)
+            .map(|k| k["id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (c, v) =
+        call(&s, Some(&admin), Method::GET, &format!("/v1/api-keys/{}", id_of("globex", "member")), None).await;
+    assert_eq!((c, code_of(&v)), (404, "key_not_found"), "another org's key does not exist for an admin");
+
+    // Revoking is immediate.
+    let member_id = id_of("acme", "member");
+    let (c, v) = call(&s, Some(&admin), Method::DELETE, &format!("/v1/api-keys/{member_id}"), None).await;
+    assert_eq!(c, 200, "{v}");
+    assert!(v["revoked_at"].is_string());
+    let (c, v) = call(&s, Some(&member), Method::GET, "/v1/sessions", None).await;
+    assert_eq!((c, code_of(&v)), (401, "unauthorized"));
+
+    // An expired key is refused.
+    let body = json!({"role": "member", "org": "acme", "expires_at": "2001-01-01T00:00:00Z"});
+    let (c, made) = call(&s, Some(&admin), Method::POST, "/v1/api-keys", Some(body)).await;
+    assert_eq!(c, 201, "{made}");
+    let (c, v) = call(&s, Some(made["secret"].as_str().unwrap()), Method::GET, "/v1/sessions", None).await;
+    assert_eq!((c, code_of(&v)), (401, "unauthorized"));
+    assert!(v["error"]["message"].as_str().unwrap().contains("expired"), "{v}");
+
+    // The CLI lists and revokes against the server with a key.
+    let out =
+        Command::new(common::bin()).args(["keys", "list", "--url", &s.url, "--api-key", &admin]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serving_a_network_address_without_keys_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(common::bin())
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .env_remove("AGENTD_AUTH")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("agentd keys create --role operator"), "{err}");
+    // On loopback with no key, auth is off and everything works as before.
+    let s = Server::start_with(Opts { data_dir: Some(&tmp.path().join("data")), ..Default::default() });
+    assert_eq!(s.get("/readyz").await.1["auth"], "off");
+    assert_eq!(s.post("/v1/sessions", json!({})).await.0, 201);
+}
