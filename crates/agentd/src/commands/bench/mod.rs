@@ -2,6 +2,7 @@
 //! process on loopback, with the real journal (temporary SQLite file, or a
 //! PostgreSQL URL). Scenarios: throughput, waiting (memory), resume.
 
+mod auth;
 mod stream;
 
 use std::collections::HashMap;
@@ -172,11 +173,15 @@ pub(crate) async fn bench(scenario: &str, o: BenchOpts) -> anyhow::Result<ExitCo
         "mcp" => mcp(o).await,
         "guard" => guard(o.runs.max(1000)),
         "fairness" => fairness(o).await,
+        "auth" => {
+            let r = rig(&o, 1, "bench").await?;
+            auth::auth(r.rt.clone(), u32::try_from(o.runs.max(2000)).unwrap_or(u32::MAX)).await
+        }
         "stream" => {
             let conc = if o.concurrency == [1, 32] { vec![1, 100] } else { o.concurrency.clone() };
             stream::stream(&conc, o.rounds.max(20) * 20, o.mock_latency_ms.max(1)).await
         }
-        other => bail!("unknown scenario {other:?}: throughput, waiting, resume, mcp, guard, stream or fairness"),
+        other => bail!("unknown scenario {other:?}: throughput, waiting, resume, mcp, guard, stream, fairness or auth"),
     }
 }
 
