@@ -164,6 +164,7 @@ spelled!(
         // Who is asking.
         Unauthorized => "unauthorized",
         Forbidden => "forbidden",
+        RateLimited => "rate_limited",
         KeyNotFound => "key_not_found",
         // Things that are not there.
         SessionNotFound => "session_not_found",

@@ -47,12 +47,34 @@ pub struct NewKey {
 }
 
 /// The access service's own state.
-#[derive(Default)]
 pub(crate) struct Access {
     /// Checked keys by the hash of their secret: the key and when it was read.
     cache: Mutex<HashMap<String, (ApiKey, Instant)>>,
     /// When each key's `last_used_at` was last written.
     touched: Mutex<HashMap<String, Instant>>,
+    limits: crate::config::LimitsConfig,
+    /// GCRA per key: the theoretical arrival time of its next request.
+    rate: Mutex<HashMap<String, Instant>>,
+}
+
+impl Access {
+    pub(crate) fn new(limits: crate::config::LimitsConfig) -> Self {
+        Self { cache: Default::default(), touched: Default::default(), limits, rate: Default::default() }
+    }
+}
+
+/// GCRA: `per_minute` requests spread evenly, with a burst of up to
+/// `per_minute` at once. Returns how long to wait when over.
+fn gcra(tat: &mut Instant, now: Instant, per_minute: u32) -> Result<(), Duration> {
+    let interval = Duration::from_secs(60) / per_minute.max(1);
+    let tolerance = Duration::from_secs(60).saturating_sub(interval);
+    let start = (*tat).max(now);
+    let ahead = start - now;
+    if ahead > tolerance {
+        return Err(ahead - tolerance);
+    }
+    *tat = start + interval;
+    Ok(())
 }
 
 fn hash_of(secret: &str) -> String {
@@ -183,6 +205,20 @@ impl Runtime {
         Ok(Principal { key_id: key.id, role: key.role, org: key.org, user: key.user, project: key.project })
     }
 
+    /// Counts a request of this key against its organisation's
+    /// `requests_per_minute`; `RateLimited` with the wait when over.
+    pub fn admit(&self, p: &Principal) -> Result<(), RuntimeError> {
+        let org = p.org.as_deref().unwrap_or("");
+        let Some(per_minute) = self.access.limits.of(org).requests_per_minute else { return Ok(()) };
+        let now = Instant::now();
+        let mut rate = self.access.rate.lock().unwrap_or_else(|e| e.into_inner());
+        if rate.len() > 100_000 {
+            rate.retain(|_, tat| *tat > now);
+        }
+        let tat = rate.entry(p.key_id.clone()).or_insert(now);
+        gcra(tat, now, per_minute).map_err(|retry_after| RuntimeError::RateLimited { per_minute, retry_after })
+    }
+
     /// Writes `last_used_at` in the background, at most once a minute per key.
     fn touch(&self, id: &str) {
         {
@@ -256,6 +292,19 @@ mod tests {
         assert!(a[4..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_eq!(hash_of(&a).len(), 64);
         assert_ne!(hash_of(&a), hash_of(&b));
+    }
+
+    #[test]
+    fn gcra_allows_a_burst_then_spreads_requests() {
+        let start = Instant::now();
+        let mut tat = start;
+        for _ in 0..60 {
+            assert!(gcra(&mut tat, start, 60).is_ok());
+        }
+        let wait = gcra(&mut tat, start, 60).unwrap_err();
+        assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(gcra(&mut tat, start + wait, 60).is_ok(), "one more after the wait");
+        assert!(gcra(&mut tat, start + wait, 60).is_err());
     }
 
     #[test]

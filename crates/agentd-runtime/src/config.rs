@@ -53,12 +53,38 @@ pub struct Config {
     /// public addresses only unless allowed here, and never agentd itself.
     #[serde(default)]
     pub egress: agentd_tools::egress::EgressConfig,
+    /// Quotas per organisation (`[limits.default]`, `[limits.orgs.<org>]`).
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// Directory of the file, for resolving relative paths.
     #[serde(skip)]
     pub base_dir: PathBuf,
     /// The file itself, when one was read (hidden from every sandbox).
     #[serde(skip)]
     pub path: Option<PathBuf>,
+}
+
+/// Quotas per organisation: `default` for every org, `orgs.<org>` replacing it for one.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub default: OrgLimits,
+    pub orgs: BTreeMap<String, OrgLimits>,
+}
+
+impl LimitsConfig {
+    /// The limits of one organisation.
+    pub fn of(&self, org: &str) -> &OrgLimits {
+        self.orgs.get(org).unwrap_or(&self.default)
+    }
+}
+
+/// One organisation's quotas (absent: unlimited).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgLimits {
+    /// Requests a minute, counted per API key (each key of the org gets this many).
+    pub requests_per_minute: Option<u32>,
 }
 
 /// One provider endpoint.

@@ -208,6 +208,9 @@ pub enum RuntimeError {
     /// The caller's role may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// Over the organisation's request rate; try again after this long.
+    #[error("over the request limit of {per_minute} a minute for this key; retry in {} s", retry_after.as_secs().max(1))]
+    RateLimited { per_minute: u32, retry_after: std::time::Duration },
     /// The database failed (the cause is for the log, not the caller).
     #[error("the database reported an error: {0}")]
     Store(StoreError),
@@ -243,6 +246,7 @@ impl RuntimeError {
             Self::ApprovalRequired { .. } => ErrorCode::ApprovalRequired,
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Store(StoreError::NotFound) => ErrorCode::NotFound,
             Self::Store(_) => ErrorCode::InternalError,
         }
@@ -326,19 +330,21 @@ pub struct RuntimeParts {
     pub scheduler: SchedulerSettings,
     /// Where session workspaces live (`<data-dir>/workspaces`).
     pub workspaces: std::path::PathBuf,
+    /// Quotas per organisation.
+    pub limits: config::LimitsConfig,
 }
 
 impl Runtime {
     /// Builds the runtime (nothing runs until [`Runtime::start`]).
     pub fn new(parts: RuntimeParts) -> Arc<Self> {
-        let RuntimeParts { store, models, tools, agents, node_id, scheduler, workspaces } = parts;
+        let RuntimeParts { store, models, tools, agents, node_id, scheduler, workspaces, limits } = parts;
         Arc::new(Self {
             store,
             models,
             hub: Hub::default(),
             sched: scheduler::Scheduling::new(node_id, scheduler),
             catalog: toolset::Catalog::new(tools, agents, workspaces),
-            access: access::Access::default(),
+            access: access::Access::new(limits),
         })
     }
 

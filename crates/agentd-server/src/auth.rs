@@ -63,6 +63,21 @@ fn unauthorized(message: &str) -> Response {
     resp
 }
 
+/// `429 rate_limited` with `Retry-After` in whole seconds.
+fn limited(e: agentd_runtime::RuntimeError) -> Response {
+    let wait = match &e {
+        agentd_runtime::RuntimeError::RateLimited { retry_after, .. } => {
+            retry_after.as_secs_f64().ceil().max(1.0) as u64
+        }
+        _ => 1,
+    };
+    let mut resp = ApiError::from(e).into_response();
+    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
 /// Checks the key of every `/v1` request when auth is on and puts the
 /// [`Caller`] in the request's extensions.
 pub(crate) async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -78,6 +93,9 @@ pub(crate) async fn authenticate(State(s): State<AppState>, mut req: Request, ne
         Err(agentd_runtime::RuntimeError::Unauthorized(why)) => return unauthorized(&why),
         Err(e) => return ApiError::from(e).into_response(),
     };
+    if let Err(e) = s.rt.admit(&principal) {
+        return limited(e);
+    }
     let needed = needed_role(req.method(), req.uri().path());
     if !principal.role.at_least(needed) {
         let msg = format!("a {} key may not do this; it needs {} or above", principal.role, needed);

@@ -141,6 +141,7 @@ pub(crate) fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime
         node_id: o.node_id.clone(),
         scheduler: s.config.scheduler.clone(),
         workspaces: s.data_dir.join("workspaces"),
+        limits: s.config.limits.clone(),
     });
     let dirs: Vec<PathBuf> = s.config.skills_dirs.iter().map(|d| s.config.resolve_path(d)).collect();
     rt.load_skill_dirs(&dirs);

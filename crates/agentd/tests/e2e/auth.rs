@@ -177,3 +177,42 @@ async fn serving_a_network_address_without_keys_is_refused() {
     assert_eq!(s.get("/readyz").await.1["auth"], "off");
     assert_eq!(s.post("/v1/sessions", json!({})).await.0, 201);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_over_the_request_limit_gets_429_then_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cfg = tmp.path().join("agentd.toml");
+    std::fs::write(
+        &cfg,
+        "[limits.default]\nrequests_per_minute = 60\n[limits.orgs.globex]\nrequests_per_minute = 600\n",
+    )
+    .unwrap();
+    let acme = make_key(&data, &["--role", "member", "--org", "acme"]);
+    let globex = make_key(&data, &["--role", "member", "--org", "globex"]);
+    let s = Server::start_with(Opts { data_dir: Some(&data), config: Some(&cfg), ..Default::default() });
+
+    // 60 a minute allows a burst of 60; the next one waits.
+    let mut limited = None;
+    for i in 0..70 {
+        let resp = s.req(Method::GET, "/v1/sessions").bearer_auth(&acme).send().await.unwrap();
+        if resp.status().as_u16() == 429 {
+            let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(code_of(&body), "rate_limited");
+            limited = Some((i, wait));
+            break;
+        }
+        assert_eq!(resp.status().as_u16(), 200);
+    }
+    let (at, wait) = limited.expect("the burst was never limited");
+    assert!((60..=61).contains(&at) && (1..=2).contains(&wait), "limited at request {at}, wait {wait} s");
+
+    // Another organisation's key is not slowed by it.
+    for _ in 0..100 {
+        assert_eq!(call(&s, Some(&globex), Method::GET, "/v1/sessions", None).await.0, 200);
+    }
+    // After the wait, the limited key gets through again.
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    assert_eq!(call(&s, Some(&acme), Method::GET, "/v1/sessions", None).await.0, 200);
+}

@@ -161,6 +161,7 @@ async fn rig(o: &BenchOpts, max_concurrent: u32, node: &str) -> anyhow::Result<R
         node_id: node.into(),
         scheduler: sched,
         workspaces: ws,
+        limits: Default::default(),
     });
     Ok(Rig { rt, timed, store, _mock: mock, dir, label })
 }

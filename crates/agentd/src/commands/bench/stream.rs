@@ -132,6 +132,7 @@ pub(crate) async fn stream(concurrency: &[usize], deltas: usize, gap_ms: u64) ->
         node_id: "bench".into(),
         scheduler: sched,
         workspaces: dir.join("ws"),
+        limits: Default::default(),
     });
     rt.start().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
