@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use agentd_core::{
-    ApiKey, Approval, ApprovalStatus, ContentPart, Decision, ErrorCode, EventKind, EventType, HttpToolDef, KeyRole,
-    Message, Run, RunError, RunStatus, Session, StoredEvent, Usage,
+    ApiKey, Approval, ApprovalStatus, AuditEntry, ContentPart, Decision, ErrorCode, EventKind, EventType, HttpToolDef,
+    KeyRole, Message, Run, RunError, RunStatus, Session, StoredEvent, Usage,
 };
 
 pub use catalog::{

@@ -26,3 +26,24 @@ pub struct ApiKey {
     /// Set once revoked; a revoked key is refused from then on.
     pub revoked_at: Option<String>,
 }
+
+/// One change made through the API: who (key, role, user), what (method
+/// and route), when, and the request's id.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: String,
+    pub org: String,
+    /// The key that made the change (`null` with auth off).
+    pub key_id: Option<String>,
+    pub role: Option<KeyRole>,
+    pub user: String,
+    pub method: String,
+    /// The route as declared, e.g. `/v1/api-keys/{id}`.
+    pub route: String,
+    /// The path as called.
+    pub path: String,
+    pub status: u16,
+    pub request_id: String,
+    pub created_at: String,
+}

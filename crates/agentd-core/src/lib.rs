@@ -12,7 +12,7 @@ pub mod message;
 pub mod redact;
 pub mod run;
 
-pub use access::ApiKey;
+pub use access::{ApiKey, AuditEntry};
 pub use approval::{Approval, ApprovalChange, ApprovalStatus, Decision, Resolution};
 pub use event::{EventKind, StoredEvent};
 pub use event_type::EventType;

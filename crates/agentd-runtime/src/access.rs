@@ -266,6 +266,29 @@ impl Runtime {
         self.get_key(by, id).await.map(|k| ApiKey { revoked_at: k.revoked_at.or(key.revoked_at), ..k })
     }
 
+    /// Records a change made through the API (the server calls this after each one).
+    pub async fn record_audit(&self, entry: &agentd_core::AuditEntry) -> Result<(), RuntimeError> {
+        Ok(self.store.record_audit(entry).await?)
+    }
+
+    /// The audit log, oldest first: an admin sees its org's, an operator
+    /// every org's (or `org`'s), a caller without a key its scope's org.
+    pub async fn list_audit(
+        &self,
+        by: Option<&Principal>,
+        scope_org: &str,
+        org: Option<&str>,
+        page: &agentd_store::Page,
+    ) -> Result<Vec<agentd_core::AuditEntry>, RuntimeError> {
+        let org = match by {
+            None => Some(scope_org),
+            Some(p) if p.role == KeyRole::Operator => org,
+            Some(p) if p.role.at_least(KeyRole::Admin) => p.org.as_deref(),
+            Some(_) => return Err(forbidden("only an admin or an operator reads the audit log")),
+        };
+        Ok(self.store.list_audit(org, page).await?)
+    }
+
     /// Whether any key that is not revoked exists (auth defaults to on then).
     pub async fn keys_exist(&self) -> Result<bool, RuntimeError> {
         Ok(self.store.any_active_key().await?)

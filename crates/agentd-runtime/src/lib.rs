@@ -27,7 +27,7 @@ use agentd_store::{NewRun, Store, StoreError};
 use agentd_tools::ToolRegistry;
 use tokio::sync::broadcast;
 
-pub use agentd_store::{ApprovalFilter, EventQuery, Page, RunFilter};
+pub use agentd_store::{ApprovalFilter, EventQuery, Page, RunFilter, now};
 pub use catalog::SessionView;
 pub use config::Config;
 pub use fold::Folded;

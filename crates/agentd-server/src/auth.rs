@@ -37,7 +37,7 @@ impl Caller {
 pub(crate) fn needed_role(method: &Method, path: &str) -> KeyRole {
     let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     let admin_area = ["/v1/http-tools", "/v1/mcp-servers"].iter().any(|p| path.starts_with(p));
-    if path.starts_with("/v1/api-keys") || (write && admin_area) {
+    if path.starts_with("/v1/api-keys") || path.starts_with("/v1/audit") || (write && admin_area) {
         KeyRole::Admin
     } else if write {
         KeyRole::Member
@@ -78,31 +78,91 @@ fn limited(e: agentd_runtime::RuntimeError) -> Response {
     resp
 }
 
-/// Checks the key of every `/v1` request when auth is on and puts the
-/// [`Caller`] in the request's extensions.
+/// Changes that are audited: writes to these (runs, sessions and tool
+/// calls have their own journals).
+const AUDITED: &[&str] = &[
+    "/v1/api-keys",
+    "/v1/http-tools",
+    "/v1/mcp-servers",
+    "/v1/agents",
+    "/v1/skills",
+    "/v1/prompt-templates",
+    "/v1/approvals",
+];
+
+/// Checks the key of every `/v1` request when auth is on, puts the
+/// [`Caller`] in the request's extensions, gives the request an id
+/// (`x-request-id`) and records successful changes in the audit log.
 pub(crate) async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
-    if !s.auth || !req.uri().path().starts_with("/v1/") {
-        req.extensions_mut().insert(Caller::Open);
-        return next.run(req).await;
-    }
-    let Some(secret) = secret_of(&req) else {
-        return unauthorized("an API key is required: send `Authorization: Bearer <key>` or `x-api-key: <key>`");
+    let request_id = agentd_core::new_id("req");
+    let caller = if !s.auth || !req.uri().path().starts_with("/v1/") {
+        Caller::Open
+    } else {
+        let secret = secret_of(&req).map(str::to_string);
+        match check(&s, secret, req.method().clone(), req.uri().path().to_string()).await {
+            Ok(p) => Caller::Key(p),
+            Err(resp) => return resp,
+        }
     };
-    let principal = match s.rt.authenticate(secret).await {
+    let audited = req.method() != Method::GET
+        && req.method() != Method::HEAD
+        && AUDITED.iter().any(|p| req.uri().path().starts_with(p));
+    let what = audited.then(|| {
+        let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_string());
+        let tenant = crate::error::tenant_of(req.headers(), caller.principal()).ok();
+        (
+            req.method().to_string(),
+            route.unwrap_or_else(|| req.uri().path().to_string()),
+            req.uri().path().to_string(),
+            tenant,
+        )
+    });
+    req.extensions_mut().insert(caller.clone());
+    let mut resp = next.run(req).await;
+    if let Some((method, route, path, Some(t))) = what
+        && resp.status().is_success()
+    {
+        let p = caller.principal();
+        let entry = agentd_core::AuditEntry {
+            id: agentd_core::new_id("aud"),
+            org: t.org,
+            key_id: p.map(|p| p.key_id.clone()),
+            role: p.map(|p| p.role),
+            user: t.user,
+            method,
+            route,
+            path,
+            status: resp.status().as_u16(),
+            request_id: request_id.clone(),
+            created_at: agentd_runtime::now(),
+        };
+        if let Err(e) = s.rt.record_audit(&entry).await {
+            tracing::error!(error = %e, request_id = %request_id, "could not record a change in the audit log");
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// The key's principal, admitted by rate and allowed by role; else the answer to send.
+async fn check(s: &AppState, secret: Option<String>, method: Method, path: String) -> Result<Principal, Response> {
+    let Some(secret) = secret else {
+        return Err(unauthorized("an API key is required: send `Authorization: Bearer <key>` or `x-api-key: <key>`"));
+    };
+    let principal = match s.rt.authenticate(&secret).await {
         Ok(p) => p,
-        Err(agentd_runtime::RuntimeError::Unauthorized(why)) => return unauthorized(&why),
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(agentd_runtime::RuntimeError::Unauthorized(why)) => return Err(unauthorized(&why)),
+        Err(e) => return Err(ApiError::from(e).into_response()),
     };
-    if let Err(e) = s.rt.admit(&principal) {
-        return limited(e);
-    }
-    let needed = needed_role(req.method(), req.uri().path());
+    s.rt.admit(&principal).map_err(limited)?;
+    let needed = needed_role(&method, &path);
     if !principal.role.at_least(needed) {
         let msg = format!("a {} key may not do this; it needs {} or above", principal.role, needed);
-        return ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, msg).into_response();
+        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, msg).into_response());
     }
-    req.extensions_mut().insert(Caller::Key(principal));
-    next.run(req).await
+    Ok(principal)
 }
 
 #[cfg(test)]

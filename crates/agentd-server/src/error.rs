@@ -241,38 +241,42 @@ impl<S: Send + Sync> FromRequestParts<S> for Scope {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let get = |name: &str| -> Result<Option<&str>, ApiError> {
-            match parts.headers.get(name) {
-                None => Ok(None),
-                Some(v) => v
-                    .to_str()
-                    .map(Some)
-                    .map_err(|_| ApiError::bad_request(ErrorCode::InvalidScope, format!("{name} is not valid text"))),
-            }
-        };
         let caller = parts.extensions.get::<crate::auth::Caller>().and_then(|c| c.principal().cloned());
-        let fixed = |v: Option<&String>, header: &str| match v {
-            Some(v) => Ok(Some(v.clone())),
-            None => get(header).map(|h| h.map(str::to_string)),
-        };
-        let (org, user, project) = match &caller {
-            None => (fixed(None, ORG_HEADER)?, fixed(None, USER_HEADER)?, fixed(None, PROJECT_HEADER)?),
-            Some(p) => (
-                fixed(p.org.as_ref(), ORG_HEADER)?,
-                fixed(p.user.as_ref(), USER_HEADER)?,
-                fixed(p.project.as_ref(), PROJECT_HEADER)?,
-            ),
-        };
-        let t = Tenant::from_parts(org.as_deref(), user.as_deref(), project.as_deref()).map_err(|e| {
-            let header = match e.part {
-                agentd_core::ids::ScopePart::Org => ORG_HEADER,
-                agentd_core::ids::ScopePart::User => USER_HEADER,
-                agentd_core::ids::ScopePart::Project => PROJECT_HEADER,
-            };
-            ApiError::bad_request(ErrorCode::InvalidScope, format!("invalid {header}: {e}"))
-        })?;
-        Ok(Scope(t))
+        tenant_of(&parts.headers, caller.as_ref()).map(Scope)
     }
+}
+
+/// The tenant a request acts in: what the key fixes, the scope headers for the rest.
+pub(crate) fn tenant_of(
+    headers: &axum::http::HeaderMap,
+    caller: Option<&agentd_runtime::access::Principal>,
+) -> Result<Tenant, ApiError> {
+    let get = |name: &str| -> Result<Option<String>, ApiError> {
+        match headers.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .to_str()
+                .map(|s| Some(s.to_string()))
+                .map_err(|_| ApiError::bad_request(ErrorCode::InvalidScope, format!("{name} is not valid text"))),
+        }
+    };
+    let fixed = |v: Option<&String>, header: &str| match v {
+        Some(v) => Ok(Some(v.clone())),
+        None => get(header),
+    };
+    let (org, user, project) = (
+        fixed(caller.and_then(|p| p.org.as_ref()), ORG_HEADER)?,
+        fixed(caller.and_then(|p| p.user.as_ref()), USER_HEADER)?,
+        fixed(caller.and_then(|p| p.project.as_ref()), PROJECT_HEADER)?,
+    );
+    Tenant::from_parts(org.as_deref(), user.as_deref(), project.as_deref()).map_err(|e| {
+        let header = match e.part {
+            agentd_core::ids::ScopePart::Org => ORG_HEADER,
+            agentd_core::ids::ScopePart::User => USER_HEADER,
+            agentd_core::ids::ScopePart::Project => PROJECT_HEADER,
+        };
+        ApiError::bad_request(ErrorCode::InvalidScope, format!("invalid {header}: {e}"))
+    })
 }
 
 /// Query-string parameters, parsed by hand so errors are JSON too.

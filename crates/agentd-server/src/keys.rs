@@ -49,3 +49,16 @@ pub(crate) async fn revoke(
 ) -> Result<Json<agentd_api::ApiKey>, ApiError> {
     Ok(Json(s.rt.revoke_key(caller.principal(), &id).await?))
 }
+
+/// The audit log, oldest first (`?after=&limit=`; operators may add `?org=`).
+pub(crate) async fn audit(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    crate::error::Scope(t): crate::error::Scope,
+    p: crate::error::Params,
+) -> Result<Response, ApiError> {
+    let limit = p.int("limit", 50, 1, 500)? as u32;
+    let page = agentd_runtime::Page { after: p.str("after"), limit: limit + 1 };
+    let rows = s.rt.list_audit(caller.principal(), &t.org, p.str("org").as_deref(), &page).await?;
+    Ok(crate::page(rows, limit as usize, |a| agentd_api::Cursor::Id(a.id.clone())).into_response())
+}

@@ -61,7 +61,8 @@ pub fn router(rt: Arc<Runtime>, max_body: usize, auth: bool) -> Router {
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}", get(approvals::get_one).post(approvals::answer))
         .route("/api-keys", post(keys::create).get(keys::list))
-        .route("/api-keys/{id}", get(keys::get_one).delete(keys::revoke));
+        .route("/api-keys/{id}", get(keys::get_one).delete(keys::revoke))
+        .route("/audit", get(keys::audit));
     Router::new()
         .route("/healthz", get(|| async { Json(agentd_api::Health { status: "ok".into() }) }))
         .route("/readyz", get(readyz))

@@ -307,15 +307,20 @@ pub fn masked_session(title: Option<String>, metadata: serde_json::Value) -> (Op
 /// Everything a store does: one trait per concern, so a later concern
 /// (memory, keys, audit) adds its own trait and tables without touching these.
 pub trait Store:
-    JournalStore + SessionStore + LeaseStore + DocStore + ToolCallStore + ApprovalStore + KeyStore
+    JournalStore + SessionStore + LeaseStore + DocStore + ToolCallStore + ApprovalStore + KeyStore + AuditStore
 {
 }
 
-impl<T: JournalStore + SessionStore + LeaseStore + DocStore + ToolCallStore + ApprovalStore + KeyStore> Store for T {}
+impl<T> Store for T where
+    T: JournalStore + SessionStore + LeaseStore + DocStore + ToolCallStore + ApprovalStore + KeyStore + AuditStore
+{
+}
 
 /// The store traits, for calling store methods through `dyn Store`.
 pub mod prelude {
-    pub use crate::{ApprovalStore, DocStore, JournalStore, KeyStore, LeaseStore, SessionStore, Store, ToolCallStore};
+    pub use crate::{
+        ApprovalStore, AuditStore, DocStore, JournalStore, KeyStore, LeaseStore, SessionStore, Store, ToolCallStore,
+    };
 }
 
 /// Runs and their journal: creation, appends with their derived rows, reads, pruning.
@@ -485,6 +490,15 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Whether any key that is not revoked exists.
     async fn any_active_key(&self) -> Result<bool>;
+}
+
+/// The audit log: who changed what through the API.
+#[async_trait]
+pub trait AuditStore: Send + Sync + 'static {
+    async fn record_audit(&self, e: &agentd_core::AuditEntry) -> Result<()>;
+
+    /// Entries oldest first (of one organisation; every org when `None`).
+    async fn list_audit(&self, org: Option<&str>, page: &Page) -> Result<Vec<agentd_core::AuditEntry>>;
 }
 
 /// The current time as stored: RFC 3339 UTC with milliseconds.

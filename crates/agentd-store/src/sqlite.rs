@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/sqlite/0008_run_cost.sql")),
     (9, include_str!("../migrations/sqlite/0009_expired_status.sql")),
     (10, include_str!("../migrations/sqlite/0010_api_keys.sql")),
+    (11, include_str!("../migrations/sqlite/0011_audit.sql")),
 ];
 
 /// Most requests committed together in one transaction.

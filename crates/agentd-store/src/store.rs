@@ -246,3 +246,16 @@ impl<B: Backend> KeyStore for SqlStore<B> {
         self.db.read(work(|e| Box::pin(async move { q::any_active_key(e).await }))).await
     }
 }
+
+#[async_trait]
+impl<B: Backend> AuditStore for SqlStore<B> {
+    async fn record_audit(&self, entry: &agentd_core::AuditEntry) -> Result<()> {
+        let entry = entry.clone();
+        self.db.write(work(move |e| Box::pin(async move { q::record_audit(e, &entry).await }))).await
+    }
+
+    async fn list_audit(&self, org: Option<&str>, page: &Page) -> Result<Vec<agentd_core::AuditEntry>> {
+        let (org, page) = (org.map(str::to_string), page.clone());
+        self.db.read(work(move |e| Box::pin(async move { q::list_audit(e, org.as_deref(), &page).await }))).await
+    }
+}

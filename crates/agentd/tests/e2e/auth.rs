@@ -216,3 +216,59 @@ async fn a_burst_over_the_request_limit_gets_429_then_recovers() {
     tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     assert_eq!(call(&s, Some(&acme), Method::GET, "/v1/sessions", None).await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_are_audited_with_the_acting_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let operator = make_key(&data, &["--role", "operator"]);
+    let admin = make_key(&data, &["--role", "admin", "--org", "acme"]);
+    let member = make_key(&data, &["--role", "member", "--org", "acme", "--user", "alice"]);
+    let globex = make_key(&data, &["--role", "admin", "--org", "globex"]);
+    let s = Server::start_with(Opts { data_dir: Some(&data), ..Default::default() });
+
+    let resp = s
+        .req(Method::POST, "/v1/http-tools")
+        .bearer_auth(&admin)
+        .json(&json!({"name": "lookup", "url": "https://example.com/x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let tpl = json!({"name": "greet", "content": "Hi {{ who }}"});
+    assert_eq!(call(&s, Some(&member), Method::POST, "/v1/prompt-templates", Some(tpl)).await.0, 201);
+    // Refused and failed changes, reads and another org's changes are not in acme's log.
+    assert_eq!(call(&s, Some(&member), Method::DELETE, "/v1/http-tools/lookup", None).await.0, 403);
+    assert_eq!(call(&s, Some(&admin), Method::DELETE, "/v1/agents/nope", None).await.0, 404);
+    assert_eq!(call(&s, Some(&admin), Method::GET, "/v1/http-tools", None).await.0, 200);
+    let other = json!({"name": "other", "url": "https://example.com/y"});
+    assert_eq!(call(&s, Some(&globex), Method::POST, "/v1/http-tools", Some(other)).await.0, 201);
+
+    let (c, log) = call(&s, Some(&admin), Method::GET, "/v1/audit", None).await;
+    assert_eq!(c, 200, "{log}");
+    let rows = log["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{log}");
+    let ids: Vec<String> = {
+        let (_, keys) = call(&s, Some(&operator), Method::GET, "/v1/api-keys", None).await;
+        let find = |org: &str, role: &str| {
+            keys["data"].as_array().unwrap().iter().find(|k| k["org"] == org && k["role"] == role).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        vec![find("acme", "admin"), find("acme", "member")]
+    };
+    assert_eq!(
+        (rows[0]["method"].as_str(), rows[0]["route"].as_str(), rows[0]["key_id"].as_str(), rows[0]["role"].as_str()),
+        (Some("POST"), Some("/v1/http-tools"), Some(ids[0].as_str()), Some("admin"))
+    );
+    assert_eq!(rows[0]["request_id"], request_id);
+    assert_eq!((rows[1]["route"].as_str(), rows[1]["user"].as_str()), (Some("/v1/prompt-templates"), Some("alice")));
+    assert_eq!(rows[1]["key_id"], ids[1]);
+
+    // Members do not read the log; the operator reads every org's.
+    assert_eq!(call(&s, Some(&member), Method::GET, "/v1/audit", None).await.0, 403);
+    let (_, all) = call(&s, Some(&operator), Method::GET, "/v1/audit", None).await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 3, "{all}");
+}
