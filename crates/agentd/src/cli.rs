@@ -88,6 +88,9 @@ pub(crate) enum Cmd {
         /// Run against this server instead of in-process.
         #[arg(long)]
         url: Option<String>,
+        /// With --url: the API key to send (when the server has auth on).
+        #[arg(long, env = "AGENTD_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
         /// Print journal events to stderr as they happen.
         #[arg(long)]
         events: bool,
@@ -284,10 +287,10 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Serve { listen, auth, local } => crate::commands::serve::serve(listen, auth, local).await,
         Cmd::Keys { cmd } => crate::commands::keys::run(cmd).await,
-        Cmd::Run { input, model, session, max_steps, url, events, local } => {
+        Cmd::Run { input, model, session, max_steps, url, api_key, events, local } => {
             let req = agentd_runtime::CreateRun { input, session_id: session, model, max_steps, ..Default::default() };
             match url {
-                Some(url) => crate::commands::run::run_remote(&url, req, events).await,
+                Some(url) => crate::commands::run::run_remote(&url, api_key.as_deref(), req, events).await,
                 None => crate::commands::run::run_local(local, req, events).await,
             }
         }

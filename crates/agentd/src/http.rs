@@ -21,6 +21,15 @@ pub(crate) fn client(remote: Option<&RemoteOpts>) -> anyhow::Result<reqwest::Cli
     Ok(reqwest::Client::builder().default_headers(headers).build()?)
 }
 
+/// A client that sends this API key (if any) on every request.
+pub(crate) fn keyed_client(api_key: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(k) = api_key {
+        headers.insert(reqwest::header::AUTHORIZATION, bearer(k)?);
+    }
+    Ok(reqwest::Client::builder().default_headers(headers).build()?)
+}
+
 /// `Bearer <key>`, marked sensitive so it never shows in debug output.
 pub(crate) fn bearer(key: &str) -> anyhow::Result<reqwest::header::HeaderValue> {
     let mut v: reqwest::header::HeaderValue = format!("Bearer {key}").parse().context("invalid API key")?;

@@ -20,7 +20,7 @@ pub(crate) async fn follow(resp: reqwest::Response, show_events: bool) -> anyhow
 pub(crate) async fn follow_answering(
     resp: reqwest::Response,
     show_events: bool,
-    answer_at: Option<&str>,
+    answer_at: Option<(&str, &reqwest::Client)>,
 ) -> anyhow::Result<ExitCode> {
     let mut printer = Printer::default();
     let mut events = resp.bytes_stream().eventsource();
@@ -47,7 +47,7 @@ pub(crate) async fn follow_answering(
         match kind {
             EventKind::ApprovalRequested { approval_id: id, tool, risk, arguments_sanitized, reasons, .. } => {
                 match answer_at {
-                    Some(base) if crate::prompt::interactive() => {
+                    Some((base, client)) if crate::prompt::interactive() => {
                         let shown = Asked {
                             id: id.clone(),
                             status: "pending".into(),
@@ -59,7 +59,7 @@ pub(crate) async fn follow_answering(
                         if let Some((decision, reason)) = crate::prompt::prompt(&shown).await {
                             let url = format!("{base}/v1/approvals/{id}");
                             let body = agentd_api::AnswerApproval { decision, reason, arguments: None };
-                            let req = crate::http::client(None)?.post(url).json(&body);
+                            let req = client.post(url).json(&body);
                             if let Err(e) = crate::http::send(req, base).await {
                                 eprintln!("answering failed: {e:#}");
                             }

@@ -7,7 +7,7 @@ use agentd_api::{ApiKey, ApiKeyCreated, CreateApiKey, KeyRole, Page};
 use anyhow::Context;
 
 use crate::cli::{KeyTarget, KeysCmd};
-use crate::http::{bearer, fetch};
+use crate::http::fetch;
 
 pub(crate) async fn run(cmd: KeysCmd) -> anyhow::Result<ExitCode> {
     match cmd {
@@ -60,11 +60,7 @@ fn api(url: &str, rest: &str) -> String {
 }
 
 fn client(t: &KeyTarget) -> anyhow::Result<reqwest::Client> {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(k) = &t.api_key {
-        headers.insert(reqwest::header::AUTHORIZATION, bearer(k)?);
-    }
-    Ok(reqwest::Client::builder().default_headers(headers).build()?)
+    crate::http::keyed_client(t.api_key.as_deref())
 }
 
 /// The runtime over the database `serve` would use (nothing is started).

@@ -95,7 +95,13 @@ async fn answer_locally(rt: &Arc<Runtime>, t: &Tenant, run_id: &str) -> anyhow::
     Ok(true)
 }
 
-pub(crate) async fn run_remote(url: &str, req: CreateRun, show_events: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run_remote(
+    url: &str,
+    api_key: Option<&str>,
+    req: CreateRun,
+    show_events: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = crate::http::keyed_client(api_key)?;
     let body = agentd_api::CreateRun {
         input: Some(req.input),
         session_id: req.session_id,
@@ -104,13 +110,10 @@ pub(crate) async fn run_remote(url: &str, req: CreateRun, show_events: bool) -> 
         stream: true,
         ..Default::default()
     };
-    let resp = crate::http::send(
-        crate::http::client(None)?.post(format!("{}/v1/runs", url.trim_end_matches('/'))).json(&body),
-        url,
-    )
-    .await?;
+    let resp =
+        crate::http::send(client.post(format!("{}/v1/runs", url.trim_end_matches('/'))).json(&body), url).await?;
     if let Some(id) = resp.headers().get("x-run-id").and_then(|v| v.to_str().ok()) {
         eprintln!("run {id}");
     }
-    crate::stream::follow_answering(resp, show_events, Some(url.trim_end_matches('/'))).await
+    crate::stream::follow_answering(resp, show_events, Some((url.trim_end_matches('/'), &client))).await
 }

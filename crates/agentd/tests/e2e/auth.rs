@@ -157,6 +157,15 @@ async fn keys_roles_and_tenant_scope() {
         Command::new(common::bin()).args(["keys", "list", "--url", &s.url, "--api-key", &admin]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+
+    // Every command that talks to a server sends --api-key.
+    let out = Command::new(common::bin()).args(["sessions", "--url", &s.url, "--api-key", &viewer]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&sid));
+    let out =
+        Command::new(common::bin()).args(["sessions", "--url", &s.url]).env_remove("AGENTD_API_KEY").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread")]
