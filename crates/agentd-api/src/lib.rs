@@ -4,6 +4,7 @@
 //! has a JSON Schema for the OpenAPI document.
 
 mod catalog;
+pub mod openapi;
 mod system;
 
 use std::collections::BTreeMap;

@@ -95,7 +95,8 @@ const AUDITED: &[&str] = &[
 /// (`x-request-id`) and records successful changes in the audit log.
 pub(crate) async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let request_id = agentd_core::new_id("req");
-    let caller = if !s.auth || !req.uri().path().starts_with("/v1/") {
+    let path = req.uri().path();
+    let caller = if !s.auth || !path.starts_with("/v1/") || agentd_api::openapi::is_open(path) {
         Caller::Open
     } else {
         let secret = secret_of(&req).map(str::to_string);

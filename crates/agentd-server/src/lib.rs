@@ -17,7 +17,7 @@ use agentd_runtime::Runtime;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 
 pub use error::ApiError;
@@ -33,36 +33,93 @@ pub struct AppState {
 /// Default largest request body: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
+/// The `/v1` routes, each recorded as it is added: the OpenAPI document is
+/// checked against this table, so a route cannot exist undocumented.
+struct V1 {
+    router: Router<AppState>,
+    table: Vec<(&'static str, &'static str)>,
+}
+
+impl V1 {
+    fn add<H, T>(mut self, method: &'static str, path: &'static str, h: H) -> Self
+    where
+        H: axum::handler::Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = match method {
+            "get" => axum::routing::MethodFilter::GET,
+            "post" => axum::routing::MethodFilter::POST,
+            "put" => axum::routing::MethodFilter::PUT,
+            _ => axum::routing::MethodFilter::DELETE,
+        };
+        self.table.push((method, path));
+        self.router = self.router.route(path, axum::routing::on(filter, h));
+        self
+    }
+}
+
+fn v1_routes() -> V1 {
+    V1 { router: Router::new(), table: vec![] }
+        .add("post", "/runs", runs::create)
+        .add("get", "/runs", runs::list)
+        .add("get", "/runs/{id}", runs::get_one)
+        .add("post", "/runs/{id}/cancel", runs::cancel)
+        .add("get", "/runs/{id}/events", runs::events)
+        .add("post", "/sessions", sessions::create)
+        .add("get", "/sessions", sessions::list)
+        .add("get", "/sessions/{id}", sessions::get_one)
+        .add("delete", "/sessions/{id}", sessions::delete)
+        .add("get", "/sessions/{id}/runs", sessions::runs)
+        .add("get", "/tools", tools::list)
+        .add("post", "/tools/{name}/call", tools::call)
+        .add("get", "/tool-calls", tools::list_calls)
+        .add("post", "/http-tools", tools::create_http)
+        .add("get", "/http-tools", tools::list_http)
+        .add("delete", "/http-tools/{name}", tools::delete_http)
+        .add("post", "/mcp-servers", tools::add_mcp)
+        .add("get", "/mcp-servers", tools::list_mcp)
+        .add("delete", "/mcp-servers/{name}", tools::delete_mcp)
+        .add("post", "/mcp-servers/{name}/restart", tools::restart_mcp)
+        .add("post", "/agents", tools::create_agent)
+        .add("get", "/agents", tools::list_agents)
+        .add("delete", "/agents/{name}", tools::delete_agent)
+        .add("post", "/skills", tools::create_skill)
+        .add("get", "/skills", tools::list_skills)
+        .add("get", "/skills/{name}", tools::get_skill)
+        .add("put", "/skills/{name}", tools::replace_skill)
+        .add("delete", "/skills/{name}", tools::delete_skill)
+        .add("post", "/prompt-templates", templates::create)
+        .add("get", "/prompt-templates", templates::list)
+        .add("get", "/prompt-templates/{name}", templates::get_one)
+        .add("put", "/prompt-templates/{name}", templates::replace)
+        .add("delete", "/prompt-templates/{name}", templates::delete)
+        .add("get", "/approvals", approvals::list)
+        .add("get", "/approvals/{id}", approvals::get_one)
+        .add("post", "/approvals/{id}", approvals::answer)
+        .add("post", "/api-keys", keys::create)
+        .add("get", "/api-keys", keys::list)
+        .add("get", "/api-keys/{id}", keys::get_one)
+        .add("delete", "/api-keys/{id}", keys::revoke)
+        .add("get", "/audit", keys::audit)
+        .add("get", "/openapi.json", openapi_document)
+}
+
+/// Every route of the API as (method, path), `/v1` included.
+pub fn route_table() -> Vec<(&'static str, String)> {
+    let mut t: Vec<(&'static str, String)> = vec![("get", "/healthz".into()), ("get", "/readyz".into())];
+    t.extend(v1_routes().table.into_iter().map(|(m, p)| (m, format!("/v1{p}"))));
+    t
+}
+
+/// `GET /v1/openapi.json`.
+async fn openapi_document() -> Json<serde_json::Value> {
+    Json(agentd_api::openapi::document())
+}
+
 /// Builds the router with every route and layer; with `auth`, `/v1` needs an API key.
 pub fn router(rt: Arc<Runtime>, max_body: usize, auth: bool) -> Router {
     let state = AppState { rt, auth };
-    let v1 = Router::new()
-        .route("/runs", post(runs::create).get(runs::list))
-        .route("/runs/{id}", get(runs::get_one))
-        .route("/runs/{id}/cancel", post(runs::cancel))
-        .route("/runs/{id}/events", get(runs::events))
-        .route("/sessions", post(sessions::create).get(sessions::list))
-        .route("/sessions/{id}", get(sessions::get_one).delete(sessions::delete))
-        .route("/sessions/{id}/runs", get(sessions::runs))
-        .route("/tools", get(tools::list))
-        .route("/tools/{name}/call", post(tools::call))
-        .route("/tool-calls", get(tools::list_calls))
-        .route("/http-tools", post(tools::create_http).get(tools::list_http))
-        .route("/http-tools/{name}", axum::routing::delete(tools::delete_http))
-        .route("/mcp-servers", post(tools::add_mcp).get(tools::list_mcp))
-        .route("/mcp-servers/{name}", axum::routing::delete(tools::delete_mcp))
-        .route("/mcp-servers/{name}/restart", post(tools::restart_mcp))
-        .route("/agents", post(tools::create_agent).get(tools::list_agents))
-        .route("/agents/{name}", axum::routing::delete(tools::delete_agent))
-        .route("/skills", post(tools::create_skill).get(tools::list_skills))
-        .route("/skills/{name}", get(tools::get_skill).put(tools::replace_skill).delete(tools::delete_skill))
-        .route("/prompt-templates", post(templates::create).get(templates::list))
-        .route("/prompt-templates/{name}", get(templates::get_one).put(templates::replace).delete(templates::delete))
-        .route("/approvals", get(approvals::list))
-        .route("/approvals/{id}", get(approvals::get_one).post(approvals::answer))
-        .route("/api-keys", post(keys::create).get(keys::list))
-        .route("/api-keys/{id}", get(keys::get_one).delete(keys::revoke))
-        .route("/audit", get(keys::audit));
+    let v1 = v1_routes().router;
     Router::new()
         .route("/healthz", get(|| async { Json(agentd_api::Health { status: "ok".into() }) }))
         .route("/readyz", get(readyz))
@@ -132,4 +189,24 @@ pub(crate) fn page<T: serde::Serialize>(
     cursor: impl Fn(&T) -> agentd_api::Cursor,
 ) -> Json<agentd_api::Page<T>> {
     Json(agentd_api::Page::from_rows(rows, limit, cursor))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The document names exactly the routes the router has.
+    #[test]
+    fn every_route_is_in_the_openapi_document_and_back() {
+        let doc = agentd_api::openapi::document();
+        let mut documented: Vec<(String, String)> = vec![];
+        for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+            for method in ops.as_object().into_iter().flatten().map(|(m, _)| m) {
+                documented.push((method.clone(), path.clone()));
+            }
+        }
+        let mut routed: Vec<(String, String)> =
+            super::route_table().into_iter().map(|(m, p)| (m.to_string(), p)).collect();
+        documented.sort();
+        routed.sort();
+        assert_eq!(routed, documented);
+    }
 }

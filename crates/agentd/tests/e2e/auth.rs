@@ -281,3 +281,95 @@ async fn changes_are_audited_with_the_acting_key() {
     let (_, all) = call(&s, Some(&operator), Method::GET, "/v1/audit", None).await;
     assert_eq!(all["data"].as_array().unwrap().len(), 3, "{all}");
 }
+
+/// For every operation the OpenAPI document lists: no key, a revoked key
+/// and an expired key are 401; a viewer's write is 403; another org's key
+/// on one of this org's resources is 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_documented_route_checks_keys_roles_and_tenants() {
+    let mock = agentd_testkit::MockOpenAi::start(vec![agentd_testkit::Turn::text("done")], 0).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let admin = make_key(&data, &["--role", "admin", "--org", "acme"]);
+    let viewer = make_key(&data, &["--role", "viewer", "--org", "acme"]);
+    let stranger = make_key(&data, &["--role", "admin", "--org", "globex"]);
+    let revoked = make_key(&data, &["--role", "admin", "--org", "acme"]);
+    let expired = make_key(&data, &["--role", "admin", "--org", "acme", "--expires", "1s"]);
+    let s = Server::start_with(Opts { mock: Some(&mock.base_url), data_dir: Some(&data), ..Default::default() });
+
+    // acme's resources, one of each kind a path can name.
+    let post = |path: &'static str, body: Value| {
+        let (s, admin) = (&s, admin.clone());
+        async move {
+            let (c, v) = call(s, Some(&admin), Method::POST, path, Some(body)).await;
+            assert!((200..300).contains(&c), "{path}: {c} {v}");
+            v
+        }
+    };
+    let sid = post("/v1/sessions", json!({})).await["id"].as_str().unwrap().to_string();
+    let rid = post("/v1/runs", json!({"input": "hi", "session_id": sid})).await["id"].as_str().unwrap().to_string();
+    post("/v1/http-tools", json!({"name": "lookup", "url": "https://example.com/x"})).await;
+    post("/v1/agents", json!({"name": "helper"})).await;
+    post("/v1/skills", json!({"content": "---\nname: notes\ndescription: d\n---\nbody\n"})).await;
+    post("/v1/prompt-templates", json!({"name": "greet", "content": "Hi"})).await;
+    let kid = post("/v1/api-keys", json!({"role": "viewer", "org": "acme"})).await["id"].as_str().unwrap().to_string();
+    let (_, keys) = call(&s, Some(&admin), Method::GET, "/v1/api-keys", None).await;
+    let revoked_id = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| revoked.starts_with(k["prefix"].as_str().unwrap()))
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(call(&s, Some(&admin), Method::DELETE, &format!("/v1/api-keys/{revoked_id}"), None).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let (c, doc) = s.get("/v1/openapi.json").await;
+    assert_eq!(c, 200, "the document is open");
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, _) in ops.as_object().unwrap() {
+            if ["/healthz", "/readyz", "/v1/openapi.json"].contains(&path.as_str()) {
+                continue;
+            }
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let concrete = path
+                .replace("/runs/{id}", &format!("/runs/{rid}"))
+                .replace("/sessions/{id}", &format!("/sessions/{sid}"))
+                .replace("/api-keys/{id}", &format!("/api-keys/{kid}"))
+                .replace("/approvals/{id}", "/approvals/apr_0123456789abcdef0123")
+                .replace("/http-tools/{name}", "/http-tools/lookup")
+                .replace("/mcp-servers/{name}", "/mcp-servers/nope")
+                .replace("/agents/{name}", "/agents/helper")
+                .replace("/skills/{name}", "/skills/notes")
+                .replace("/prompt-templates/{name}", "/prompt-templates/greet")
+                .replace("/tools/{name}", "/tools/echo");
+            let what = format!("{method} {concrete}");
+            for (key, why) in [(None, "no key"), (Some(&revoked), "revoked"), (Some(&expired), "expired")] {
+                let (c, v) = call(&s, key.map(String::as_str), m.clone(), &concrete, None).await;
+                assert_eq!((c, code_of(&v)), (401, "unauthorized"), "{what} with {why}");
+            }
+            if m != Method::GET {
+                let (c, v) = call(&s, Some(&viewer), m.clone(), &concrete, None).await;
+                assert_eq!((c, code_of(&v)), (403, "forbidden"), "{what} as a viewer");
+            }
+            if path.contains('{') && !path.starts_with("/v1/tools/") {
+                let body = match (method.as_str(), path.as_str()) {
+                    ("put", "/v1/skills/{name}") => {
+                        Some(json!({"content": "---\nname: notes\ndescription: d\n---\nx\n"}))
+                    }
+                    ("put", "/v1/prompt-templates/{name}") => Some(json!({"content": "x"})),
+                    ("post", "/v1/approvals/{id}") => Some(json!({"decision": "approve"})),
+                    ("post", "/v1/runs/{id}/cancel") => Some(json!({})),
+                    _ => None,
+                };
+                let (c, v) = call(&s, Some(&stranger), m.clone(), &concrete, body).await;
+                assert_eq!(c, 404, "{what} with another org's key: {v}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} operations checked");
+}
