@@ -373,3 +373,35 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
     }
     assert!(checked >= 40, "only {checked} operations checked");
 }
+
+/// schemathesis fuzzes every operation of the OpenAPI document against a
+/// live server with a valid key: no 5xx, and every answer's status,
+/// content type and body as the document says (bounded, seeded).
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_no_server_errors_and_no_answers_outside_the_document() {
+    let st = std::env::var("AGENTD_TEST_SCHEMATHESIS")
+        .expect("AGENTD_TEST_SCHEMATHESIS is not set: run the suite with scripts/test (it installs schemathesis)");
+    let mock = agentd_testkit::MockOpenAi::start(vec![], 0).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let key = make_key(&data, &["--role", "admin", "--org", "acme"]);
+    let s = Server::start_with(Opts { mock: Some(&mock.base_url), data_dir: Some(&data), ..Default::default() });
+    let url = format!("{}/v1/openapi.json", s.url);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(st)
+            .args(["run", &url, "-H", &format!("Authorization: Bearer {key}")])
+            .args(["--max-examples", "10", "--seed", "1", "-w", "2", "--phases", "fuzzing"])
+            .args([
+                "--checks",
+                "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+            ])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("43/43") && report.contains(" passed"), "{report}");
+}
