@@ -30,6 +30,9 @@ pub struct Approval {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub resolved_at: Option<String>,
+    /// The API key that answered (`null` with auth off, or when it expired).
+    #[serde(default)]
+    pub resolved_by: Option<String>,
 }
 
 /// A person's (or the clock's) answer to an approval.
@@ -39,6 +42,9 @@ pub struct Resolution {
     pub reason: Option<String>,
     /// Edited arguments (approve only), already checked against the tool's schema.
     pub arguments: Option<serde_json::Value>,
+    /// The API key that answered (`None` with auth off, or for the clock).
+    #[serde(default)]
+    pub resolved_by: Option<String>,
 }
 
 spelled!(
@@ -106,5 +112,6 @@ pub enum ApprovalChange {
         decision: Decision,
         reason: Option<String>,
         arguments: Option<serde_json::Value>,
+        resolved_by: Option<String>,
     },
 }

@@ -151,6 +151,9 @@ pub enum EventKind {
         arguments: Option<serde_json::Value>,
         /// Approvals of the run still pending after this one.
         remaining: u32,
+        /// The API key that answered (absent with auth off, or for the clock).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resolved_by: Option<String>,
     },
     /// A loop guard or budget stopped something; the model is told.
     #[serde(rename = "run.guarded")]
@@ -295,7 +298,9 @@ impl EventKind {
                     }),
                 });
             }
-            EventKind::ApprovalResolved { approval_id, decision, reason, arguments, remaining, .. } => {
+            EventKind::ApprovalResolved {
+                approval_id, decision, reason, arguments, remaining, resolved_by, ..
+            } => {
                 if *remaining == 0 {
                     e.status = Some(RunStatus::Queued);
                 }
@@ -305,6 +310,7 @@ impl EventKind {
                     decision: *decision,
                     reason: reason.clone(),
                     arguments: arguments.clone(),
+                    resolved_by: resolved_by.clone(),
                 });
             }
             EventKind::InputQueued { .. }

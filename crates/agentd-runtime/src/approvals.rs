@@ -32,6 +32,7 @@ impl Runtime {
         decision: &str,
         reason: Option<String>,
         arguments: Option<serde_json::Value>,
+        resolved_by: Option<String>,
     ) -> Result<Approval, RuntimeError> {
         let Some(decision) = Decision::parse(decision).filter(|d| Decision::BY_PERSON.contains(d)) else {
             let known: Vec<&str> = Decision::BY_PERSON.iter().map(|d| d.as_str()).collect();
@@ -69,7 +70,7 @@ impl Runtime {
                 }
             }
         }
-        let r = Resolution { decision, reason, arguments };
+        let r = Resolution { decision, reason, arguments, resolved_by };
         self.resolve(t, id, &r).await
     }
 
@@ -105,9 +106,11 @@ impl Runtime {
                     decision: Decision::Expired,
                     reason: Some("the approval expired before anyone answered".into()),
                     arguments: None,
+                    resolved_by: None,
                 };
                 match self.resolve(&t, &id, &r).await {
-                    Ok(_) | Err(RuntimeError::Store(StoreError::NotPending(_))) => {}
+                    // Answered in the meantime (here or on another node).
+                    Ok(_) | Err(RuntimeError::ApprovalNotPending { .. }) => {}
                     Err(e) => tracing::warn!(approval_id = %id, error = %e, "expiring an approval failed"),
                 }
             }

@@ -38,8 +38,10 @@ pub(crate) async fn answer(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(id): Path<String>,
+    axum::extract::Extension(caller): axum::extract::Extension<crate::auth::Caller>,
     ApiJson(a): ApiJson<agentd_api::AnswerApproval>,
 ) -> Result<Response, ApiError> {
-    let approval = s.rt.answer_approval(&t, &id, &a.decision, a.reason, a.arguments).await?;
+    let by = caller.principal().map(|p| p.key_id.clone());
+    let approval = s.rt.answer_approval(&t, &id, &a.decision, a.reason, a.arguments, by).await?;
     Ok(Json(approval).into_response())
 }

@@ -102,6 +102,7 @@ fn approval_from_row(r: &Row) -> Result<Approval> {
         created_at: r.get("created_at")?,
         expires_at: r.get("expires_at")?,
         resolved_at: r.get("resolved_at")?,
+        resolved_by: r.get("resolved_by")?,
     })
 }
 
@@ -329,12 +330,13 @@ pub(crate) async fn append(
                 )
                 .await?;
             }
-            ApprovalChange::Close { id, status, decision, reason, arguments } => {
+            ApprovalChange::Close { id, status, decision, reason, arguments, resolved_by } => {
                 let args_json = arguments.as_ref().map(to_json).transpose()?;
                 e.execute(
-                    "UPDATE approvals SET status = $1, decision = $2, reason = $3, arguments = $4, resolved_at = $5
+                    "UPDATE approvals SET status = $1, decision = $2, reason = $3, arguments = $4, resolved_at = $5,
+                       resolved_by = $8
                      WHERE id = $6 AND run_id = $7",
-                    args![status.as_str(), decision.as_str(), reason, &args_json, ts, id, run_id],
+                    args![status.as_str(), decision.as_str(), reason, &args_json, ts, id, run_id, resolved_by],
                 )
                 .await?;
             }
@@ -677,6 +679,7 @@ pub(crate) async fn resolve_approval(
         reason: r.reason.clone(),
         arguments: r.arguments.clone(),
         remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+        resolved_by: r.resolved_by.clone(),
     };
     let stored = append(e, t, &a.run_id, &AppendGuard::default(), &[ev]).await?;
     let a = get_approval(e, t, id).await?.ok_or(StoreError::NotFound)?;

@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/sqlite/0009_expired_status.sql")),
     (10, include_str!("../migrations/sqlite/0010_api_keys.sql")),
     (11, include_str!("../migrations/sqlite/0011_audit.sql")),
+    (12, include_str!("../migrations/sqlite/0012_resolved_by.sql")),
 ];
 
 /// Most requests committed together in one transaction.

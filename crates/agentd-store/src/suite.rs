@@ -356,7 +356,7 @@ fn ask(approval_id: &str, call_id: &str, key: &str, expires_at: Option<String>) 
 
 fn answer(decision: &str) -> agentd_core::Resolution {
     let decision = agentd_core::Decision::parse(decision).expect("a known decision");
-    agentd_core::Resolution { decision, reason: Some("because".into()), arguments: None }
+    agentd_core::Resolution { decision, reason: Some("because".into()), arguments: None, resolved_by: None }
 }
 
 /// Approvals are derived rows: a request pauses the run and frees its lease;
@@ -399,8 +399,11 @@ pub async fn approvals_pause_and_resume_runs(s: Arc<dyn Store>) {
     let due = s.expired_approvals(&crate::now(), 10).await.unwrap();
     assert_eq!(due.iter().map(|(_, id)| id.as_str()).collect::<Vec<_>>(), ["apr_2"]);
 
-    let (a, evs) = s.resolve_approval(&t, "apr_1", &answer("approve_for_session")).await.unwrap();
+    let by_key = agentd_core::Resolution { resolved_by: Some("key_1".into()), ..answer("approve_for_session") };
+    let (a, evs) = s.resolve_approval(&t, "apr_1", &by_key).await.unwrap();
     assert_eq!((a.status.as_str(), a.decision.map(|d| d.as_str())), ("approved", Some("approve_for_session")));
+    assert_eq!(a.resolved_by.as_deref(), Some("key_1"), "who answered is kept on the row");
+    assert_eq!(evs[0].data["resolved_by"], "key_1", "and in the journal");
     assert_eq!(evs[0].event_type(), Some(agentd_core::EventType::ApprovalResolved));
     assert_eq!(evs[0].data["remaining"], 1);
     assert_eq!(s.get_run(&t, &id).await.unwrap().unwrap().status, RunStatus::WaitingApproval);
@@ -414,6 +417,7 @@ pub async fn approvals_pause_and_resume_runs(s: Arc<dyn Store>) {
 
     let (a, _) = s.resolve_approval(&t, "apr_2", &answer("expired")).await.unwrap();
     assert_eq!((a.status.as_str(), a.decision.map(|d| d.as_str())), ("expired", Some("expired")));
+    assert_eq!(a.resolved_by, None);
     assert_eq!(s.get_run(&t, &id).await.unwrap().unwrap().status, RunStatus::Queued);
     assert_eq!(s.claim_runs("n2", &limits).await.unwrap().len(), 1, "queued again and claimable");
 

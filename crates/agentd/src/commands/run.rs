@@ -90,7 +90,7 @@ async fn answer_locally(rt: &Arc<Runtime>, t: &Tenant, run_id: &str) -> anyhow::
         .map_err(|e| anyhow::anyhow!(e))?;
     for a in pending {
         let Some((decision, reason)) = crate::prompt::prompt(&(&a).into()).await else { return Ok(false) };
-        rt.answer_approval(t, &a.id, &decision, reason, None).await.map_err(|e| anyhow::anyhow!(e))?;
+        rt.answer_approval(t, &a.id, &decision, reason, None, None).await.map_err(|e| anyhow::anyhow!(e))?;
     }
     Ok(true)
 }
