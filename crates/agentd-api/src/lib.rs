@@ -316,3 +316,19 @@ pub struct ApiKeyCreated {
     /// `agk_…`: store it now; only its hash is kept.
     pub secret: String,
 }
+
+/// Body of `PUT /v1/secrets/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSecret {
+    /// The value: sealed at rest, never shown again.
+    pub value: String,
+}
+
+/// A secret as listed: name and times, never the value.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SecretInfo {
+    pub name: String,
+    pub created_at: String,
+    pub updated_at: String,
+}

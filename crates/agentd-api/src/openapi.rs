@@ -129,6 +129,12 @@ pub fn operations() -> Vec<Op> {
         op("get", "/v1/api-keys", "Keys the caller may manage").answer(200, Some(s::<Page<ApiKey>>)),
         op("get", "/v1/api-keys/{id}", "One key").answer(200, Some(s::<ApiKey>)),
         op("delete", "/v1/api-keys/{id}", "Revoke a key").answer(200, Some(s::<ApiKey>)),
+        op("put", "/v1/secrets/{name}", "Create or replace a secret (sealed at rest)")
+            .body(s::<PutSecret>)
+            .answer(200, Some(s::<SecretInfo>)),
+        op("get", "/v1/secrets", "The tenant's secrets: names and times, never values")
+            .answer(200, Some(s::<Page<SecretInfo>>)),
+        op("delete", "/v1/secrets/{name}", "Remove a secret").answer(204, None),
         op("get", "/v1/audit", "Who changed what, oldest first")
             .query(&["org", "after", "limit"])
             .answer(200, Some(s::<Page<AuditEntry>>)),

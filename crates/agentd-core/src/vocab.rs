@@ -166,6 +166,7 @@ spelled!(
         Forbidden => "forbidden",
         RateLimited => "rate_limited",
         KeyNotFound => "key_not_found",
+        SecretNotFound => "secret_not_found",
         // Things that are not there.
         SessionNotFound => "session_not_found",
         RunNotFound => "run_not_found",

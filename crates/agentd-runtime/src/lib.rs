@@ -16,6 +16,7 @@ mod mcp_servers;
 pub mod models;
 mod run_loop;
 mod scheduler;
+pub mod secrets;
 pub mod templates;
 mod toolset;
 
@@ -27,7 +28,7 @@ use agentd_store::{NewRun, Store, StoreError};
 use agentd_tools::ToolRegistry;
 use tokio::sync::broadcast;
 
-pub use agentd_store::{ApprovalFilter, EventQuery, Page, RunFilter, now};
+pub use agentd_store::{ApprovalFilter, EventQuery, Page, RunFilter, SecretMeta, now};
 pub use catalog::SessionView;
 pub use config::Config;
 pub use fold::Folded;
@@ -316,6 +317,8 @@ pub struct Runtime {
     catalog: toolset::Catalog,
     /// The access service's state (checked keys).
     access: access::Access,
+    /// What tenants' secrets are sealed with (`None`: secrets cannot be stored).
+    secret_key: Option<secrets::MasterKey>,
 }
 
 /// Everything a runtime is built from.
@@ -332,12 +335,14 @@ pub struct RuntimeParts {
     pub workspaces: std::path::PathBuf,
     /// Quotas per organisation.
     pub limits: config::LimitsConfig,
+    /// The key tenants' secrets are sealed with.
+    pub secret_key: Option<secrets::MasterKey>,
 }
 
 impl Runtime {
     /// Builds the runtime (nothing runs until [`Runtime::start`]).
     pub fn new(parts: RuntimeParts) -> Arc<Self> {
-        let RuntimeParts { store, models, tools, agents, node_id, scheduler, workspaces, limits } = parts;
+        let RuntimeParts { store, models, tools, agents, node_id, scheduler, workspaces, limits, secret_key } = parts;
         Arc::new(Self {
             store,
             models,
@@ -345,6 +350,7 @@ impl Runtime {
             sched: scheduler::Scheduling::new(node_id, scheduler),
             catalog: toolset::Catalog::new(tools, agents, workspaces),
             access: access::Access::new(limits),
+            secret_key,
         })
     }
 

@@ -37,7 +37,8 @@ impl Caller {
 pub(crate) fn needed_role(method: &Method, path: &str) -> KeyRole {
     let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     let admin_area = ["/v1/http-tools", "/v1/mcp-servers"].iter().any(|p| path.starts_with(p));
-    if path.starts_with("/v1/api-keys") || path.starts_with("/v1/audit") || (write && admin_area) {
+    let admin_only = ["/v1/api-keys", "/v1/audit", "/v1/secrets"].iter().any(|p| path.starts_with(p));
+    if admin_only || (write && admin_area) {
         KeyRole::Admin
     } else if write {
         KeyRole::Member
@@ -88,6 +89,7 @@ const AUDITED: &[&str] = &[
     "/v1/skills",
     "/v1/prompt-templates",
     "/v1/approvals",
+    "/v1/secrets",
 ];
 
 /// Checks the key of every `/v1` request when auth is on, puts the
@@ -179,5 +181,6 @@ mod tests {
         assert_eq!(needed_role(&Method::POST, "/v1/mcp-servers"), KeyRole::Admin);
         assert_eq!(needed_role(&Method::DELETE, "/v1/http-tools/x"), KeyRole::Admin);
         assert_eq!(needed_role(&Method::GET, "/v1/api-keys"), KeyRole::Admin);
+        assert_eq!(needed_role(&Method::GET, "/v1/secrets"), KeyRole::Admin);
     }
 }

@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod keys;
 mod runs;
+mod secrets;
 mod sessions;
 mod sse;
 mod templates;
@@ -101,6 +102,9 @@ fn v1_routes() -> V1 {
         .add("get", "/api-keys/{id}", keys::get_one)
         .add("delete", "/api-keys/{id}", keys::revoke)
         .add("get", "/audit", keys::audit)
+        .add("put", "/secrets/{name}", secrets::put)
+        .add("get", "/secrets", secrets::list)
+        .add("delete", "/secrets/{name}", secrets::delete)
         .add("get", "/openapi.json", openapi_document)
 }
 

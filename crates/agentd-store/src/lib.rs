@@ -307,19 +307,36 @@ pub fn masked_session(title: Option<String>, metadata: serde_json::Value) -> (Op
 /// Everything a store does: one trait per concern, so a later concern
 /// (memory, keys, audit) adds its own trait and tables without touching these.
 pub trait Store:
-    JournalStore + SessionStore + LeaseStore + DocStore + ToolCallStore + ApprovalStore + KeyStore + AuditStore
+    JournalStore
+    + SessionStore
+    + LeaseStore
+    + DocStore
+    + ToolCallStore
+    + ApprovalStore
+    + KeyStore
+    + AuditStore
+    + SecretStore
 {
 }
 
 impl<T> Store for T where
-    T: JournalStore + SessionStore + LeaseStore + DocStore + ToolCallStore + ApprovalStore + KeyStore + AuditStore
+    T: JournalStore
+        + SessionStore
+        + LeaseStore
+        + DocStore
+        + ToolCallStore
+        + ApprovalStore
+        + KeyStore
+        + AuditStore
+        + SecretStore
 {
 }
 
 /// The store traits, for calling store methods through `dyn Store`.
 pub mod prelude {
     pub use crate::{
-        ApprovalStore, AuditStore, DocStore, JournalStore, KeyStore, LeaseStore, SessionStore, Store, ToolCallStore,
+        ApprovalStore, AuditStore, DocStore, JournalStore, KeyStore, LeaseStore, SecretStore, SessionStore, Store,
+        ToolCallStore,
     };
 }
 
@@ -499,6 +516,29 @@ pub trait AuditStore: Send + Sync + 'static {
 
     /// Entries oldest first (of one organisation; every org when `None`).
     async fn list_audit(&self, org: Option<&str>, page: &Page) -> Result<Vec<agentd_core::AuditEntry>>;
+}
+
+/// A tenant's secret as listed: its name and times, never its value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SecretMeta {
+    pub name: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Per-tenant secrets, stored sealed (the store never sees a value).
+#[async_trait]
+pub trait SecretStore: Send + Sync + 'static {
+    /// Creates or replaces a sealed secret.
+    async fn put_secret(&self, t: &Tenant, name: &str, sealed: &str) -> Result<()>;
+
+    /// The sealed value, if the tenant has a secret by that name.
+    async fn get_secret(&self, t: &Tenant, name: &str) -> Result<Option<String>>;
+
+    async fn list_secrets(&self, t: &Tenant) -> Result<Vec<SecretMeta>>;
+
+    /// False if the tenant has no secret by that name.
+    async fn delete_secret(&self, t: &Tenant, name: &str) -> Result<bool>;
 }
 
 /// The current time as stored: RFC 3339 UTC with milliseconds.

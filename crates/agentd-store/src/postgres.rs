@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/postgres/0009_api_keys.sql")),
     (10, include_str!("../migrations/postgres/0010_audit.sql")),
     (11, include_str!("../migrations/postgres/0011_resolved_by.sql")),
+    (12, include_str!("../migrations/postgres/0012_secrets.sql")),
 ];
 /// Advisory lock key serialising migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;

@@ -829,3 +829,41 @@ pub(crate) async fn list_audit(
         })
     })
 }
+
+// ---- secrets ----
+
+pub(crate) async fn put_secret(e: &mut dyn Exec, t: &Tenant, name: &str, sealed: &str) -> Result<()> {
+    e.execute(
+        "INSERT INTO secrets (org, usr, project, name, sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)
+         ON CONFLICT (org, usr, project, name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+        args![&t.org, &t.user, &t.project, name, sealed, &now()],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn get_secret(e: &mut dyn Exec, t: &Tenant, name: &str) -> Result<Option<String>> {
+    let sql = "SELECT sealed FROM secrets WHERE name = $1 AND org = $2 AND usr = $3 AND project = $4";
+    one(e.query_opt(sql, &scoped(name, t)).await?, |r| r.get("sealed"))
+}
+
+pub(crate) async fn list_secrets(e: &mut dyn Exec, t: &Tenant) -> Result<Vec<crate::SecretMeta>> {
+    let rows = e
+        .query(
+            "SELECT name, created_at, updated_at FROM secrets WHERE org = $1 AND usr = $2 AND project = $3 ORDER BY name",
+            args![&t.org, &t.user, &t.project],
+        )
+        .await?;
+    all(rows, |r| {
+        Ok(crate::SecretMeta {
+            name: r.get("name")?,
+            created_at: r.get("created_at")?,
+            updated_at: r.get("updated_at")?,
+        })
+    })
+}
+
+pub(crate) async fn delete_secret(e: &mut dyn Exec, t: &Tenant, name: &str) -> Result<bool> {
+    let sql = "DELETE FROM secrets WHERE name = $1 AND org = $2 AND usr = $3 AND project = $4";
+    Ok(e.execute(sql, &scoped(name, t)).await? > 0)
+}

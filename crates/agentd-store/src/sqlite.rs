@@ -34,6 +34,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/sqlite/0010_api_keys.sql")),
     (11, include_str!("../migrations/sqlite/0011_audit.sql")),
     (12, include_str!("../migrations/sqlite/0012_resolved_by.sql")),
+    (13, include_str!("../migrations/sqlite/0013_secrets.sql")),
 ];
 
 /// Most requests committed together in one transaction.

@@ -259,3 +259,26 @@ impl<B: Backend> AuditStore for SqlStore<B> {
         self.db.read(work(move |e| Box::pin(async move { q::list_audit(e, org.as_deref(), &page).await }))).await
     }
 }
+
+#[async_trait]
+impl<B: Backend> SecretStore for SqlStore<B> {
+    async fn put_secret(&self, t: &Tenant, name: &str, sealed: &str) -> Result<()> {
+        let (t, name, sealed) = (t.clone(), name.to_string(), sealed.to_string());
+        self.db.write(work(move |e| Box::pin(async move { q::put_secret(e, &t, &name, &sealed).await }))).await
+    }
+
+    async fn get_secret(&self, t: &Tenant, name: &str) -> Result<Option<String>> {
+        let (t, name) = (t.clone(), name.to_string());
+        self.db.read(work(move |e| Box::pin(async move { q::get_secret(e, &t, &name).await }))).await
+    }
+
+    async fn list_secrets(&self, t: &Tenant) -> Result<Vec<crate::SecretMeta>> {
+        let t = t.clone();
+        self.db.read(work(move |e| Box::pin(async move { q::list_secrets(e, &t).await }))).await
+    }
+
+    async fn delete_secret(&self, t: &Tenant, name: &str) -> Result<bool> {
+        let (t, name) = (t.clone(), name.to_string());
+        self.db.write(work(move |e| Box::pin(async move { q::delete_secret(e, &t, &name).await }))).await
+    }
+}

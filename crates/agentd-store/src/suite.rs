@@ -501,3 +501,20 @@ pub async fn api_keys_are_stored_as_hashes(s: Arc<dyn Store>) {
     assert!(!s.any_active_key().await.unwrap());
     assert!(s.get_key("nope").await.unwrap().is_none());
 }
+
+/// Secrets: stored as given (sealed by the runtime), replaced in place,
+/// listed without values, scoped to their tenant.
+pub async fn secrets_are_tenant_scoped(s: Arc<dyn Store>) {
+    let (a, b) = (tenant("a"), tenant("b"));
+    s.put_secret(&a, "db", "sealed-1").await.unwrap();
+    s.put_secret(&a, "db", "sealed-2").await.unwrap();
+    s.put_secret(&b, "db", "sealed-b").await.unwrap();
+    assert_eq!(s.get_secret(&a, "db").await.unwrap().as_deref(), Some("sealed-2"));
+    assert_eq!(s.get_secret(&b, "db").await.unwrap().as_deref(), Some("sealed-b"));
+    let listed = s.list_secrets(&a).await.unwrap();
+    assert_eq!(listed.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["db"]);
+    assert!(s.delete_secret(&a, "db").await.unwrap());
+    assert!(!s.delete_secret(&a, "db").await.unwrap());
+    assert_eq!(s.get_secret(&a, "db").await.unwrap(), None);
+    assert!(s.get_secret(&b, "db").await.unwrap().is_some(), "the other tenant's is untouched");
+}

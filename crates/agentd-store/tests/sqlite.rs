@@ -40,6 +40,7 @@ suite_tests!(
     a_long_backlog_never_hides_another_tenant,
     secrets_are_masked_on_every_write,
     api_keys_are_stored_as_hashes,
+    secrets_are_tenant_scoped,
 );
 
 #[tokio::test]

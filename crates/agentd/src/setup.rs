@@ -98,6 +98,34 @@ pub(crate) async fn open_store(s: &Setup, exclusive: bool) -> anyhow::Result<Ope
     Ok(Opened { store: Arc::new(store), _lock: lock, node_id, description: db.display().to_string() })
 }
 
+/// The key tenants' secrets are sealed with: `AGENTD_SECRET_KEY` (base64 of
+/// 32 bytes; every node of a cluster needs the same), else `secret.key` in
+/// the data dir, created (mode 0600) on first use.
+fn master_key(data_dir: &std::path::Path) -> anyhow::Result<agentd_runtime::secrets::MasterKey> {
+    use agentd_runtime::secrets::MasterKey;
+    if let Ok(v) = std::env::var("AGENTD_SECRET_KEY")
+        && !v.trim().is_empty()
+    {
+        return MasterKey::from_base64(&v).map_err(|e| anyhow::anyhow!("AGENTD_SECRET_KEY: {e}"));
+    }
+    let path = data_dir.join("secret.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return MasterKey::from_base64(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let key = MasterKey::generate().map_err(|e| anyhow::anyhow!(e))?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(key.to_base64().as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(key)
+}
+
 /// A database URL without its password, for logs.
 fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -142,6 +170,7 @@ pub(crate) fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime
         scheduler: s.config.scheduler.clone(),
         workspaces: s.data_dir.join("workspaces"),
         limits: s.config.limits.clone(),
+        secret_key: Some(master_key(&s.data_dir)?),
     });
     let dirs: Vec<PathBuf> = s.config.skills_dirs.iter().map(|d| s.config.resolve_path(d)).collect();
     rt.load_skill_dirs(&dirs);

@@ -312,6 +312,8 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
     post("/v1/agents", json!({"name": "helper"})).await;
     post("/v1/skills", json!({"content": "---\nname: notes\ndescription: d\n---\nbody\n"})).await;
     post("/v1/prompt-templates", json!({"name": "greet", "content": "Hi"})).await;
+    let (c, v) = call(&s, Some(&admin), Method::PUT, "/v1/secrets/db", Some(json!({"value": "v"}))).await;
+    assert_eq!(c, 200, "{v}");
     let kid = post("/v1/api-keys", json!({"role": "viewer", "org": "acme"})).await["id"].as_str().unwrap().to_string();
     let (_, keys) = call(&s, Some(&admin), Method::GET, "/v1/api-keys", None).await;
     let revoked_id = keys["data"]
@@ -345,7 +347,8 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                 .replace("/agents/{name}", "/agents/helper")
                 .replace("/skills/{name}", "/skills/notes")
                 .replace("/prompt-templates/{name}", "/prompt-templates/greet")
-                .replace("/tools/{name}", "/tools/echo");
+                .replace("/tools/{name}", "/tools/echo")
+                .replace("/secrets/{name}", "/secrets/db");
             let what = format!("{method} {concrete}");
             for (key, why) in [(None, "no key"), (Some(&revoked), "revoked"), (Some(&expired), "expired")] {
                 let (c, v) = call(&s, key.map(String::as_str), m.clone(), &concrete, None).await;
@@ -355,7 +358,9 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                 let (c, v) = call(&s, Some(&viewer), m.clone(), &concrete, None).await;
                 assert_eq!((c, code_of(&v)), (403, "forbidden"), "{what} as a viewer");
             }
-            if path.contains('{') && !path.starts_with("/v1/tools/") {
+            // A PUT of a secret by name creates the caller's own; a builtin tool is nobody's.
+            let someone_elses = path.starts_with("/v1/tools/") || (method == "put" && path == "/v1/secrets/{name}");
+            if path.contains('{') && !someone_elses {
                 let body = match (method.as_str(), path.as_str()) {
                     ("put", "/v1/skills/{name}") => {
                         Some(json!({"content": "---\nname: notes\ndescription: d\n---\nx\n"}))
@@ -387,6 +392,8 @@ async fn schemathesis_finds_no_server_errors_and_no_answers_outside_the_document
     let key = make_key(&data, &["--role", "admin", "--org", "acme"]);
     let s = Server::start_with(Opts { mock: Some(&mock.base_url), data_dir: Some(&data), ..Default::default() });
     let url = format!("{}/v1/openapi.json", s.url);
+    let (_, doc) = s.get("/v1/openapi.json").await;
+    let ops: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(st)
             .args(["run", &url, "-H", &format!("Authorization: Bearer {key}")])
@@ -401,7 +408,66 @@ async fn schemathesis_finds_no_server_errors_and_no_answers_outside_the_document
     })
     .await
     .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
+    // Colour codes sit between the words even with NO_COLOR; drop them.
+    let report: String = {
+        let raw = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut plain = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                chars.by_ref().take_while(|c| !c.is_ascii_alphabetic()).for_each(drop);
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+    };
     assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(report.contains("43/43") && report.contains(" passed"), "{report}");
+    // "N selected / N total": every operation was fuzzed (schemathesis counts one fewer than
+    // the document: it does not fuzz the document's own route).
+    let line = report.lines().find(|l| l.contains(" selected / ")).unwrap_or_default();
+    let nums: Vec<usize> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert!(nums.len() == 2 && nums[0] == nums[1] && nums[0] + 1 >= ops, "ops={ops}\n{report}");
+    assert!(report.contains(" passed"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_are_sealed_at_rest_and_never_shown() {
+    const VALUE: &str = "pg-password-7f3a9c1e5b";
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let admin = make_key(&data, &["--role", "admin", "--org", "acme"]);
+    let member = make_key(&data, &["--role", "member", "--org", "acme"]);
+    let other = make_key(&data, &["--role", "admin", "--org", "globex"]);
+    let s = Server::start_with(Opts { data_dir: Some(&data), ..Default::default() });
+
+    let (c, v) = call(&s, Some(&admin), Method::PUT, "/v1/secrets/db", Some(json!({"value": VALUE}))).await;
+    assert_eq!(c, 200, "{v}");
+    assert_eq!(v["name"], "db");
+    let (c, v) =
+        call(&s, Some(&admin), Method::PUT, "/v1/secrets/db", Some(json!({"value": format!("{VALUE}-2")}))).await;
+    assert_eq!(c, 200, "replacing is the same call: {v}");
+    let (c, listed) = call(&s, Some(&admin), Method::GET, "/v1/secrets", None).await;
+    assert_eq!(c, 200);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(VALUE), "a value is never shown: {listed}");
+    assert_eq!(call(&s, Some(&member), Method::GET, "/v1/secrets", None).await.0, 403, "secrets are for admins");
+    assert_eq!(call(&s, Some(&other), Method::GET, "/v1/secrets", None).await.1["data"], json!([]));
+    assert_eq!(call(&s, Some(&other), Method::DELETE, "/v1/secrets/db", None).await.0, 404);
+    let (_, log) = call(&s, Some(&admin), Method::GET, "/v1/audit", None).await;
+    assert!(log["data"].as_array().unwrap().iter().any(|e| e["route"] == "/v1/secrets/{name}"), "{log}");
+    assert!(!log.to_string().contains(VALUE));
+
+    // At rest the value is sealed: no database file holds it, and the key file is the owner's alone.
+    for f in std::fs::read_dir(&data).unwrap().flatten() {
+        let bytes = std::fs::read(f.path()).unwrap_or_default();
+        let found = bytes.windows(VALUE.len()).any(|w| w == VALUE.as_bytes());
+        assert!(!found, "{} holds the secret in the clear", f.path().display());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("secret.key")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    assert_eq!(call(&s, Some(&admin), Method::DELETE, "/v1/secrets/db", None).await.0, 204);
+    assert_eq!(call(&s, Some(&admin), Method::DELETE, "/v1/secrets/db", None).await.0, 404);
 }

@@ -162,6 +162,7 @@ async fn rig(o: &BenchOpts, max_concurrent: u32, node: &str) -> anyhow::Result<R
         scheduler: sched,
         workspaces: ws,
         limits: Default::default(),
+        secret_key: None,
     });
     Ok(Rig { rt, timed, store, _mock: mock, dir, label })
 }

@@ -133,6 +133,7 @@ pub(crate) async fn stream(concurrency: &[usize], deltas: usize, gap_ms: u64) ->
         scheduler: sched,
         workspaces: dir.join("ws"),
         limits: Default::default(),
+        secret_key: None,
     });
     rt.start().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -1,0 +1,171 @@
+//! Per-tenant secrets, sealed with ChaCha20-Poly1305 under the node's
+//! master key before they reach the store. The tenant and the name are the
+//! associated data, so a sealed value copied to another tenant or name does
+//! not open. A value is opened only at the moment of use, and from then on
+//! masked in every event, log line and error.
+
+use agentd_core::{ErrorCode, Tenant};
+use base64::Engine;
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+
+use crate::{Runtime, RuntimeError};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// Largest secret value.
+const MAX_VALUE: usize = 64 * 1024;
+
+/// The key secrets are sealed with (32 bytes), from `AGENTD_SECRET_KEY` or
+/// the key file in the data dir.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// A key from its base64 text (32 bytes).
+    pub fn from_base64(text: &str) -> Result<Self, String> {
+        let bytes = B64
+            .decode(text.trim())
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim()))
+            .map_err(|_| "the secret key must be base64".to_string())?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| "the secret key must be 32 bytes".to_string())?;
+        Ok(Self(arr))
+    }
+
+    /// A new random key.
+    pub fn generate() -> Result<Self, String> {
+        let mut k = [0u8; 32];
+        getrandom::fill(&mut k).map_err(|e| format!("no randomness: {e}"))?;
+        Ok(Self(k))
+    }
+
+    /// The key as base64 text (for the key file).
+    pub fn to_base64(&self) -> String {
+        B64.encode(self.0)
+    }
+
+    fn aead(&self) -> Result<LessSafeKey, RuntimeError> {
+        UnboundKey::new(&CHACHA20_POLY1305, &self.0)
+            .map(LessSafeKey::new)
+            .map_err(|_| RuntimeError::bad(ErrorCode::InternalError, "the secret key is unusable"))
+    }
+}
+
+fn aad(t: &Tenant, name: &str) -> String {
+    format!("{}\u{0}{}\u{0}{}\u{0}{}", t.org, t.user, t.project, name)
+}
+
+/// `base64(nonce ‖ ciphertext ‖ tag)`.
+fn seal(key: &MasterKey, t: &Tenant, name: &str, value: &str) -> Result<String, RuntimeError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    getrandom::fill(&mut nonce)
+        .map_err(|e| RuntimeError::bad(ErrorCode::InternalError, format!("no randomness: {e}")))?;
+    let mut buf = value.as_bytes().to_vec();
+    key.aead()?
+        .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad(t, name).as_bytes()), &mut buf)
+        .map_err(|_| RuntimeError::bad(ErrorCode::InternalError, "sealing the secret failed"))?;
+    let mut out = nonce.to_vec();
+    out.extend(buf);
+    Ok(B64.encode(out))
+}
+
+fn open(key: &MasterKey, t: &Tenant, name: &str, sealed: &str) -> Result<String, RuntimeError> {
+    let broken =
+        || RuntimeError::bad(ErrorCode::InternalError, format!("secret {name:?} does not open with this node's key"));
+    let raw = B64.decode(sealed).map_err(|_| broken())?;
+    if raw.len() < NONCE_LEN {
+        return Err(broken());
+    }
+    let (nonce, rest) = raw.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| broken())?;
+    let mut buf = rest.to_vec();
+    let plain = key.aead()?.open_in_place(nonce, Aad::from(aad(t, name).as_bytes()), &mut buf).map_err(|_| broken())?;
+    String::from_utf8(plain.to_vec()).map_err(|_| broken())
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+}
+
+impl Runtime {
+    fn master_key(&self) -> Result<&MasterKey, RuntimeError> {
+        self.secret_key.as_ref().ok_or_else(|| {
+            RuntimeError::bad(ErrorCode::InvalidRequest, "this node has no secret key (set AGENTD_SECRET_KEY)")
+        })
+    }
+
+    /// Creates or replaces a tenant's secret; only its name and times come back.
+    pub async fn put_secret(
+        &self,
+        t: &Tenant,
+        name: &str,
+        value: &str,
+    ) -> Result<agentd_store::SecretMeta, RuntimeError> {
+        if !valid_name(name) {
+            return Err(RuntimeError::bad(
+                ErrorCode::InvalidRequest,
+                "a secret's name is 1-128 characters of [A-Za-z0-9_.-]",
+            ));
+        }
+        if value.is_empty() || value.len() > MAX_VALUE {
+            return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "`value` must be 1 byte to 64 KiB"));
+        }
+        let sealed = seal(self.master_key()?, t, name, value)?;
+        self.store.put_secret(t, name, &sealed).await?;
+        // From now on the value is masked wherever it might show up.
+        agentd_core::redact::add_secrets([value.to_string()]);
+        let all = self.store.list_secrets(t).await?;
+        all.into_iter().find(|m| m.name == name).ok_or(RuntimeError::Store(agentd_store::StoreError::NotFound))
+    }
+
+    /// The tenant's secrets: names and times, never values.
+    pub async fn list_secrets(&self, t: &Tenant) -> Result<Vec<agentd_store::SecretMeta>, RuntimeError> {
+        Ok(self.store.list_secrets(t).await?)
+    }
+
+    pub async fn delete_secret(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
+        if self.store.delete_secret(t, name).await? {
+            Ok(())
+        } else {
+            Err(RuntimeError::not_found(ErrorCode::SecretNotFound, format!("no secret named {name:?}")))
+        }
+    }
+
+    /// A secret's value, opened for use now (and masked from then on).
+    pub async fn secret_value(&self, t: &Tenant, name: &str) -> Result<String, RuntimeError> {
+        let sealed =
+            self.store.get_secret(t, name).await?.ok_or_else(|| {
+                RuntimeError::not_found(ErrorCode::SecretNotFound, format!("no secret named {name:?}"))
+            })?;
+        let value = open(self.master_key()?, t, name, &sealed)?;
+        agentd_core::redact::add_secrets([value.clone()]);
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_for_their_tenant_name_and_key() {
+        let key = MasterKey::generate().unwrap();
+        let t = Tenant::default();
+        let sealed = seal(&key, &t, "db", "hunter2-password").unwrap();
+        assert!(!sealed.contains("hunter2"));
+        assert_ne!(sealed, seal(&key, &t, "db", "hunter2-password").unwrap(), "a fresh nonce each time");
+        assert_eq!(open(&key, &t, "db", &sealed).unwrap(), "hunter2-password");
+        let other = Tenant { org: "other".into(), ..Tenant::default() };
+        assert!(open(&key, &other, "db", &sealed).is_err(), "moved to another tenant");
+        assert!(open(&key, &t, "db2", &sealed).is_err(), "renamed");
+        assert!(open(&MasterKey::generate().unwrap(), &t, "db", &sealed).is_err(), "another key");
+        let again = MasterKey::from_base64(&key.to_base64()).unwrap();
+        assert_eq!(open(&again, &t, "db", &sealed).unwrap(), "hunter2-password");
+        assert!(MasterKey::from_base64("c2hvcnQ=").is_err());
+    }
+}
