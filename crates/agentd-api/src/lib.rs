@@ -332,3 +332,29 @@ pub struct SecretInfo {
     pub created_at: String,
     pub updated_at: String,
 }
+
+/// One group of `GET /v1/usage`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct UsageRow {
+    /// The day (`YYYY-MM-DD`), model, agent or user; `total` for the sum.
+    pub key: String,
+    pub runs: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+    pub cost_usd: f64,
+    pub tool_calls: u64,
+}
+
+/// `GET /v1/usage`: tokens, cost, runs and tool calls over `[from, to)`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct UsageReport {
+    pub from: String,
+    pub to: String,
+    /// `day`, `model`, `agent` or `user`.
+    pub group_by: String,
+    pub data: Vec<UsageRow>,
+    pub total: UsageRow,
+    /// The period held more runs than one report reads (100,000).
+    pub truncated: bool,
+}

@@ -135,6 +135,9 @@ pub fn operations() -> Vec<Op> {
         op("get", "/v1/secrets", "The tenant's secrets: names and times, never values")
             .answer(200, Some(s::<Page<SecretInfo>>)),
         op("delete", "/v1/secrets/{name}", "Remove a secret").answer(204, None),
+        op("get", "/v1/usage", "Tokens, cost, runs and tool calls, grouped")
+            .query(&["from", "to", "group_by", "user"])
+            .answer(200, Some(s::<UsageReport>)),
         op("get", "/v1/audit", "Who changed what, oldest first")
             .query(&["org", "after", "limit"])
             .answer(200, Some(s::<Page<AuditEntry>>)),

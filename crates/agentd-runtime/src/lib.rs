@@ -19,6 +19,7 @@ mod scheduler;
 pub mod secrets;
 pub mod templates;
 mod toolset;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;

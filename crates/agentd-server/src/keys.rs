@@ -62,3 +62,19 @@ pub(crate) async fn audit(
     let rows = s.rt.list_audit(caller.principal(), &t.org, p.str("org").as_deref(), &page).await?;
     Ok(crate::page(rows, limit as usize, |a| agentd_api::Cursor::Id(a.id.clone())).into_response())
 }
+
+/// Usage of the caller's org (`?from=&to=&group_by=day|model|agent|user&user=`);
+/// a key bound to a user sees that user's alone.
+pub(crate) async fn usage(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    crate::error::Scope(t): crate::error::Scope,
+    p: crate::error::Params,
+) -> Result<Json<agentd_api::UsageReport>, ApiError> {
+    let user = caller.principal().and_then(|k| k.user.clone()).or_else(|| p.str("user"));
+    let r = s
+        .rt
+        .usage(&t.org, user.as_deref(), p.str("from").as_deref(), p.str("to").as_deref(), p.str("group_by").as_deref())
+        .await?;
+    Ok(Json(crate::error::shape(&r)?))
+}

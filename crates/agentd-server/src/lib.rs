@@ -102,6 +102,7 @@ fn v1_routes() -> V1 {
         .add("get", "/api-keys/{id}", keys::get_one)
         .add("delete", "/api-keys/{id}", keys::revoke)
         .add("get", "/audit", keys::audit)
+        .add("get", "/usage", keys::usage)
         .add("put", "/secrets/{name}", secrets::put)
         .add("get", "/secrets", secrets::list)
         .add("delete", "/secrets/{name}", secrets::delete)

@@ -316,6 +316,7 @@ pub trait Store:
     + KeyStore
     + AuditStore
     + SecretStore
+    + UsageStore
 {
 }
 
@@ -329,6 +330,7 @@ impl<T> Store for T where
         + KeyStore
         + AuditStore
         + SecretStore
+        + UsageStore
 {
 }
 
@@ -336,7 +338,7 @@ impl<T> Store for T where
 pub mod prelude {
     pub use crate::{
         ApprovalStore, AuditStore, DocStore, JournalStore, KeyStore, LeaseStore, SecretStore, SessionStore, Store,
-        ToolCallStore,
+        ToolCallStore, UsageStore,
     };
 }
 
@@ -539,6 +541,27 @@ pub trait SecretStore: Send + Sync + 'static {
 
     /// False if the tenant has no secret by that name.
     async fn delete_secret(&self, t: &Tenant, name: &str) -> Result<bool>;
+}
+
+/// One run as usage counts it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunUsage {
+    pub run_id: String,
+    pub user: String,
+    pub model: String,
+    pub agent: String,
+    pub usage: agentd_core::Usage,
+    pub cost_usd: Option<f64>,
+    pub created_at: String,
+    /// `tool.result` events of the run.
+    pub tool_calls: i64,
+}
+
+/// What runs used, from the journal's derived rows.
+#[async_trait]
+pub trait UsageStore: Send + Sync + 'static {
+    /// Runs of one organisation created in `[from, to)` (of one user when given), at most `max`.
+    async fn run_usage(&self, org: &str, user: Option<&str>, from: &str, to: &str, max: u32) -> Result<Vec<RunUsage>>;
 }
 
 /// The current time as stored: RFC 3339 UTC with milliseconds.

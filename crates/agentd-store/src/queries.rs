@@ -867,3 +867,56 @@ pub(crate) async fn delete_secret(e: &mut dyn Exec, t: &Tenant, name: &str) -> R
     let sql = "DELETE FROM secrets WHERE name = $1 AND org = $2 AND usr = $3 AND project = $4";
     Ok(e.execute(sql, &scoped(name, t)).await? > 0)
 }
+
+// ---- usage ----
+
+pub(crate) async fn run_usage(
+    e: &mut dyn Exec,
+    org: &str,
+    user: Option<&str>,
+    from: &str,
+    to: &str,
+    max: u32,
+) -> Result<Vec<crate::RunUsage>> {
+    let within = args![org, user, from, to];
+    let rows = e
+        .query(
+            "SELECT id, usr, model, agent, usage, cost_usd, created_at FROM runs
+             WHERE org = $1 AND ($2 IS NULL OR usr = $2) AND created_at >= $3 AND created_at < $4
+             ORDER BY id LIMIT $5",
+            args![org, user, from, to, max.clamp(1, 100_000)],
+        )
+        .await?;
+    let calls = e
+        .query(
+            "SELECT e.run_id, count(*) AS n FROM events e JOIN runs r ON r.id = e.run_id
+             WHERE r.org = $1 AND ($2 IS NULL OR r.usr = $2) AND r.created_at >= $3 AND r.created_at < $4
+               AND e.type = $5
+             GROUP BY e.run_id",
+            &[within[0], within[1], within[2], within[3], agentd_core::EventType::ToolResult.name().into()],
+        )
+        .await?;
+    let mut per_run = HashMap::new();
+    for r in &calls {
+        per_run.insert(r.get::<String>("run_id")?, r.get::<i64>("n")?);
+    }
+    all(rows, |r| {
+        let id: String = r.get("id")?;
+        Ok(crate::RunUsage {
+            tool_calls: 0,
+            run_id: id,
+            user: r.get("usr")?,
+            model: r.get("model")?,
+            agent: r.get("agent")?,
+            usage: r.json("usage")?,
+            cost_usd: r.get("cost_usd")?,
+            created_at: r.get("created_at")?,
+        })
+    })
+    .map(|mut v| {
+        for u in &mut v {
+            u.tool_calls = per_run.get(&u.run_id).copied().unwrap_or(0);
+        }
+        v
+    })
+}

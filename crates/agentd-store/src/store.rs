@@ -282,3 +282,20 @@ impl<B: Backend> SecretStore for SqlStore<B> {
         self.db.write(work(move |e| Box::pin(async move { q::delete_secret(e, &t, &name).await }))).await
     }
 }
+
+#[async_trait]
+impl<B: Backend> UsageStore for SqlStore<B> {
+    async fn run_usage(
+        &self,
+        org: &str,
+        user: Option<&str>,
+        from: &str,
+        to: &str,
+        max: u32,
+    ) -> Result<Vec<crate::RunUsage>> {
+        let (org, user, from, to) = (org.to_string(), user.map(str::to_string), from.to_string(), to.to_string());
+        self.db
+            .read(work(move |e| Box::pin(async move { q::run_usage(e, &org, user.as_deref(), &from, &to, max).await })))
+            .await
+    }
+}

@@ -518,3 +518,29 @@ pub async fn secrets_are_tenant_scoped(s: Arc<dyn Store>) {
     assert_eq!(s.get_secret(&a, "db").await.unwrap(), None);
     assert!(s.get_secret(&b, "db").await.unwrap().is_some(), "the other tenant's is untouched");
 }
+
+/// Usage reads runs of one organisation in a period, with their tool calls.
+pub async fn usage_counts_runs_and_tool_calls(s: Arc<dyn Store>) {
+    let (a, b) = (tenant("a"), tenant("b"));
+    let (_, id) = new_run(&*s, &a, None).await;
+    new_run(&*s, &b, None).await;
+    let tool = |call: &str| EventKind::ToolResult {
+        call_id: call.into(),
+        name: "echo".into(),
+        content: vec![ContentPart::text("{}")],
+        is_error: false,
+        status: agentd_core::ToolStatus::Ok,
+        duration_ms: 1,
+        sandbox: None,
+    };
+    s.append(&a, &id, &[EventKind::RunStarted { node: "n".into() }, assistant("hi"), tool("c1"), tool("c2")])
+        .await
+        .unwrap();
+    let from = crate::ago(std::time::Duration::from_secs(60));
+    let to = crate::ago(std::time::Duration::ZERO);
+    let got = s.run_usage("a", None, &from, "9999-12-31T00:00:00.000Z", 100).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].run_id.as_str(), got[0].tool_calls, got[0].usage.total_tokens), (id.as_str(), 2, 5));
+    assert!(s.run_usage("a", Some("nobody"), &from, "9999-12-31T00:00:00.000Z", 100).await.unwrap().is_empty());
+    assert!(s.run_usage("a", None, &to, &to, 100).await.unwrap().is_empty(), "an empty period");
+}

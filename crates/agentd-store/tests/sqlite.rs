@@ -41,6 +41,7 @@ suite_tests!(
     secrets_are_masked_on_every_write,
     api_keys_are_stored_as_hashes,
     secrets_are_tenant_scoped,
+    usage_counts_runs_and_tool_calls,
 );
 
 #[tokio::test]

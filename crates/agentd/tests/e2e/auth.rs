@@ -471,3 +471,37 @@ async fn secrets_are_sealed_at_rest_and_never_shown() {
     assert_eq!(call(&s, Some(&admin), Method::DELETE, "/v1/secrets/db", None).await.0, 204);
     assert_eq!(call(&s, Some(&admin), Method::DELETE, "/v1/secrets/db", None).await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn usage_sums_tokens_cost_runs_and_tool_calls() {
+    use agentd_testkit::{MockOpenAi, Turn};
+    let mock = MockOpenAi::start(vec![Turn::tool("echo", json!({"x": 1})), Turn::text("done")], 0).await.unwrap();
+    let s = Server::start(&mock.base_url);
+    let (c, run) = s.post("/v1/runs", json!({"input": "hi"})).await;
+    assert_eq!(c, 202, "{run}");
+    let done = s.wait_run(run["id"].as_str().unwrap()).await;
+    let model = done["model"].as_str().unwrap().to_string();
+    let tokens = done["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(tokens > 0, "{done}");
+
+    let (c, by_model) = s.get("/v1/usage?group_by=model").await;
+    assert_eq!(c, 200, "{by_model}");
+    assert_eq!(by_model["data"].as_array().unwrap().len(), 1, "{by_model}");
+    assert_eq!(by_model["data"][0]["key"], model.as_str());
+    let total = &by_model["total"];
+    assert_eq!(
+        (total["runs"].as_u64(), total["tool_calls"].as_u64(), total["total_tokens"].as_u64()),
+        (Some(1), Some(1), Some(tokens))
+    );
+    let (_, by_day) = s.get("/v1/usage").await;
+    assert_eq!(by_day["group_by"], "day");
+    assert_eq!(by_day["data"][0]["key"].as_str().map(str::len), Some(10), "{by_day}");
+    // Another org used nothing; a period before the run holds nothing.
+    let resp = s.req(Method::GET, "/v1/usage").header("x-org-id", "other").send().await.unwrap();
+    assert_eq!(resp.json::<Value>().await.unwrap()["total"]["runs"], 0);
+    assert_eq!(s.get("/v1/usage?from=2001-01-01&to=2001-01-02").await.1["total"]["runs"], 0);
+    for bad in ["/v1/usage?group_by=planet", "/v1/usage?from=yesterday"] {
+        let (c, v) = s.get(bad).await;
+        assert_eq!((c, code_of(&v)), (400, "invalid_query"), "{bad}");
+    }
+}

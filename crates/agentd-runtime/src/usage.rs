@@ -1,0 +1,97 @@
+//! What an organisation used: tokens, cost, runs and tool calls, grouped by
+//! day, model, agent or user, summed from the runs' derived rows.
+
+use std::collections::BTreeMap;
+
+use agentd_core::ErrorCode;
+
+use crate::{Runtime, RuntimeError};
+
+/// Most runs one report reads.
+const MAX_RUNS: u32 = 100_000;
+
+/// One group of a usage report.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct UsageRow {
+    /// The day (`YYYY-MM-DD`), model, agent or user.
+    pub key: String,
+    pub runs: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub total_tokens: u64,
+    pub cost_usd: f64,
+    pub tool_calls: u64,
+}
+
+/// A usage report over `[from, to)`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UsageReport {
+    pub from: String,
+    pub to: String,
+    pub group_by: String,
+    pub data: Vec<UsageRow>,
+    pub total: UsageRow,
+    /// True when the period held more runs than one report reads.
+    pub truncated: bool,
+}
+
+/// A bound as stored: RFC 3339 as given, or a `YYYY-MM-DD` day at midnight UTC.
+fn bound(v: &str, what: &str) -> Result<String, RuntimeError> {
+    let parsed = chrono::DateTime::parse_from_rfc3339(v).map(|d| d.with_timezone(&chrono::Utc)).or_else(|_| {
+        chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+    });
+    parsed.map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).map_err(|_| {
+        RuntimeError::bad(ErrorCode::InvalidQuery, format!("`{what}` must be an RFC 3339 time or a YYYY-MM-DD day"))
+    })
+}
+
+fn add(row: &mut UsageRow, u: &agentd_store::RunUsage) {
+    row.runs += 1;
+    row.input_tokens += u.usage.input_tokens;
+    row.output_tokens += u.usage.output_tokens;
+    row.total_tokens += u.usage.total_tokens;
+    row.cost_usd += u.cost_usd.unwrap_or(0.0);
+    row.tool_calls += u64::try_from(u.tool_calls).unwrap_or(0);
+}
+
+impl Runtime {
+    /// The organisation's usage over `[from, to)` (default: the last 30
+    /// days), of one user when `user` is given, grouped by `day` (default),
+    /// `model`, `agent` or `user`.
+    pub async fn usage(
+        &self,
+        org: &str,
+        user: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+        group_by: Option<&str>,
+    ) -> Result<UsageReport, RuntimeError> {
+        let group_by = group_by.unwrap_or("day");
+        if !["day", "model", "agent", "user"].contains(&group_by) {
+            return Err(RuntimeError::bad(ErrorCode::InvalidQuery, "`group_by` must be day, model, agent or user"));
+        }
+        let to = match to {
+            Some(v) => bound(v, "to")?,
+            None => agentd_store::now(),
+        };
+        let from = match from {
+            Some(v) => bound(v, "from")?,
+            None => agentd_store::ago(std::time::Duration::from_secs(30 * 86_400)),
+        };
+        let runs = self.store.run_usage(org, user, &from, &to, MAX_RUNS + 1).await?;
+        let truncated = runs.len() > MAX_RUNS as usize;
+        let mut groups: BTreeMap<String, UsageRow> = BTreeMap::new();
+        let mut total = UsageRow { key: "total".into(), ..Default::default() };
+        for u in runs.iter().take(MAX_RUNS as usize) {
+            let key = match group_by {
+                "day" => u.created_at.get(..10).unwrap_or_default().to_string(),
+                "model" => u.model.clone(),
+                "agent" => u.agent.clone(),
+                _ => u.user.clone(),
+            };
+            add(groups.entry(key.clone()).or_insert_with(|| UsageRow { key, ..Default::default() }), u);
+            add(&mut total, u);
+        }
+        Ok(UsageReport { from, to, group_by: group_by.into(), data: groups.into_values().collect(), total, truncated })
+    }
+}
