@@ -300,6 +300,15 @@ async fn run_cut_off_by_a_crash_resumes_on_next_start() {
     let (_, run) = s.post("/v1/runs", json!({"input": "slow"})).await;
     let id = run["id"].as_str().unwrap().to_string();
     s.wait_event(&id, "step.started").await;
+    // The slow answer must be the one the crash cuts off: wait until the call reached the mock
+    // (under load it can still be on its way when step.started is journaled).
+    for _ in 0..1000 {
+        if mock.calls() >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(mock.calls(), 1, "the model call never reached the mock");
     drop(s); // SIGKILL: no chance to clean up
 
     // On the next start the LLM call without its answer is asked again (the
