@@ -61,6 +61,11 @@ impl Access {
     pub(crate) fn new(limits: crate::config::LimitsConfig) -> Self {
         Self { cache: Default::default(), touched: Default::default(), limits, rate: Default::default() }
     }
+
+    /// The quotas of one organisation.
+    pub(crate) fn limits_of(&self, org: &str) -> &crate::config::OrgLimits {
+        self.limits.of(org)
+    }
 }
 
 /// GCRA: `per_minute` requests spread evenly, with a burst of up to

@@ -85,6 +85,10 @@ impl LimitsConfig {
 pub struct OrgLimits {
     /// Requests a minute, counted per API key (each key of the org gets this many).
     pub requests_per_minute: Option<u32>,
+    /// Model tokens the org's runs may use per UTC day; a run at or over it fails `budget_exceeded`.
+    pub tokens_per_day: Option<u64>,
+    /// USD the org's runs may spend per UTC day (from the profiles' price tables).
+    pub cost_usd_per_day: Option<f64>,
 }
 
 /// One provider endpoint.

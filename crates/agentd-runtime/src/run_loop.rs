@@ -243,6 +243,11 @@ impl Runtime {
                 w.write_final(carry, wall_time_exceeded(agent.max_wall_secs)).await?;
                 return Ok(());
             }
+            // A run does not start, or go on to another step, over its org's daily budget.
+            if let Some(why) = self.over_budget(t).await? {
+                w.write_final(carry, failed("budget_exceeded", why)).await?;
+                return Ok(());
+            }
             w.take_inputs(&mut carry, &mut messages);
             carry.push(EventKind::StepStarted { step });
             w.write(&std::mem::take(&mut carry)).await?;

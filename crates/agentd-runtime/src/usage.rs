@@ -55,6 +55,34 @@ fn add(row: &mut UsageRow, u: &agentd_store::RunUsage) {
 }
 
 impl Runtime {
+    /// Why the tenant's org may not use the model any more today (its
+    /// `tokens_per_day` or `cost_usd_per_day` is used up), if so.
+    pub(crate) async fn over_budget(
+        &self,
+        t: &agentd_core::Tenant,
+    ) -> Result<Option<String>, agentd_store::StoreError> {
+        let l = self.access.limits_of(&t.org);
+        if l.tokens_per_day.is_none() && l.cost_usd_per_day.is_none() {
+            return Ok(None);
+        }
+        let today = chrono::Utc::now().date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+        let from = today.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let runs = self.store.run_usage(&t.org, None, &from, "9999-12-31T23:59:59.999Z", MAX_RUNS).await?;
+        let tokens: u64 = runs.iter().map(|r| r.usage.total_tokens).sum();
+        let cost: f64 = runs.iter().map(|r| r.cost_usd.unwrap_or(0.0)).sum();
+        if let Some(max) = l.tokens_per_day
+            && tokens >= max
+        {
+            return Ok(Some(format!("organisation {} used {tokens} of its {max} tokens today (UTC)", t.org)));
+        }
+        if let Some(max) = l.cost_usd_per_day
+            && cost >= max
+        {
+            return Ok(Some(format!("organisation {} spent ${cost:.4} of its ${max:.4} today (UTC)", t.org)));
+        }
+        Ok(None)
+    }
+
     /// The organisation's usage over `[from, to)` (default: the last 30
     /// days), of one user when `user` is given, grouped by `day` (default),
     /// `model`, `agent` or `user`.

@@ -505,3 +505,58 @@ async fn usage_sums_tokens_cost_runs_and_tool_calls() {
         assert_eq!((c, code_of(&v)), (400, "invalid_query"), "{bad}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_over_the_daily_token_budget_fails_budget_exceeded() {
+    use agentd_testkit::{MockOpenAi, Turn};
+    // acme's run asks for a tool; the next model call is globex's (acme's second step never asks).
+    let script = vec![Turn::tool("echo", json!({"x": 1})), Turn::text("globex answer")];
+    let mock = MockOpenAi::start(script, 0).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("agentd.toml");
+    std::fs::write(&cfg, "[limits.orgs.acme]\ntokens_per_day = 1\n").unwrap();
+    let s = Server::start_with(Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
+    let in_org = |org: &'static str, body: Value| {
+        let s = &s;
+        async move {
+            let resp = s.req(Method::POST, "/v1/runs").header("x-org-id", org).json(&body).send().await.unwrap();
+            let run: Value = resp.json().await.unwrap();
+            let id = run["id"].as_str().unwrap().to_string();
+            for _ in 0..1000 {
+                let r: Value = s
+                    .req(Method::GET, &format!("/v1/runs/{id}"))
+                    .header("x-org-id", org)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if ["completed", "failed", "cancelled"].contains(&r["status"].as_str().unwrap_or("")) {
+                    return r;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            panic!("run {id} did not finish");
+        }
+    };
+    // The first step crosses the budget: the step finishes, the next does not start.
+    let first = in_org("acme", json!({"input": "hi"})).await;
+    assert_eq!(
+        (first["status"].as_str(), first["error"]["code"].as_str()),
+        (Some("failed"), Some("budget_exceeded")),
+        "{first}"
+    );
+    assert!(first["usage"]["total_tokens"].as_u64().unwrap() > 1);
+    // A new run of the org does not start at all; another org is not held back.
+    let second = in_org("acme", json!({"input": "again"})).await;
+    assert_eq!(second["error"]["code"], "budget_exceeded", "{second}");
+    assert_eq!(second["usage"]["total_tokens"], 0);
+    let other = in_org("globex", json!({"input": "hi"})).await;
+    assert_eq!(
+        (other["status"].as_str(), other["output"].as_str()),
+        (Some("completed"), Some("globex answer")),
+        "{other}"
+    );
+    assert_eq!(mock.calls(), 2, "no model call over the budget");
+}
