@@ -238,7 +238,8 @@ pub struct CreateHttpTool {
     pub input_schema: Value,
     pub url: String,
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    /// Plain values, or `{"secret": "NAME"}` for one of the tenant's secrets.
+    pub headers: BTreeMap<String, agentd_core::HeaderSpec>,
     /// Header name → environment variable holding its (secret) value.
     #[serde(default)]
     pub secret_headers: BTreeMap<String, String>,

@@ -103,6 +103,15 @@ pub struct Session {
     pub updated_at: String,
 }
 
+/// A header value: as it is, or a reference to one of the tenant's secrets.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HeaderSpec {
+    Value(String),
+    Secret { secret: String },
+}
+
 /// A tool a user registered at run time that POSTs its arguments to a URL.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,9 +120,10 @@ pub struct HttpToolDef {
     pub description: String,
     pub input_schema: serde_json::Value,
     pub url: String,
-    /// Plain headers sent as they are.
+    /// Headers: plain values sent as they are, or `{"secret": "NAME"}`, the
+    /// tenant's secret opened at the moment of the call.
     #[serde(default)]
-    pub headers: std::collections::BTreeMap<String, String>,
+    pub headers: std::collections::BTreeMap<String, HeaderSpec>,
     /// Header name → environment variable holding its (secret) value.
     #[serde(default)]
     pub secret_headers: std::collections::BTreeMap<String, String>,

@@ -172,7 +172,12 @@ impl Runtime {
         let defs = if with_http { self.store.list_http_tools(t).await? } else { vec![] };
         for def in defs {
             if agent.allows(&def.name) && self.catalog.tools.get(&def.name).is_none() {
-                http.insert(def.name.clone(), Arc::new(agentd_tools::HttpTool::new(def)));
+                // Secrets its headers name are opened now, for this step's calls only.
+                let mut secrets = std::collections::BTreeMap::new();
+                for (header, name) in agentd_tools::HttpTool::secret_refs(&def) {
+                    secrets.insert(header, self.secret_value(t, &name).await.map_err(|e| e.to_string()));
+                }
+                http.insert(def.name.clone(), Arc::new(agentd_tools::HttpTool::with_secrets(def, secrets)));
             }
         }
         let mut mcp = HashMap::new();

@@ -76,8 +76,12 @@ pub(crate) async fn call(
 
 /// An HTTP tool as the API shows it: header values (credentials) by name only.
 fn shown(mut def: agentd_core::HttpToolDef) -> agentd_core::HttpToolDef {
+    // Plain values are the tenant's credentials: names only. A secret
+    // reference is a name already, so it stays.
     for v in def.headers.values_mut() {
-        *v = "<redacted>".into();
+        if let agentd_core::HeaderSpec::Value(_) = v {
+            *v = agentd_core::HeaderSpec::Value("<redacted>".into());
+        }
     }
     def
 }

@@ -1,10 +1,11 @@
 //! Tools registered at run time (`/v1/http-tools`): calling one POSTs the
 //! arguments as JSON to its URL and answers the response.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use agentd_core::{HttpToolDef, ToolSpec};
+use agentd_core::{HeaderSpec, HttpToolDef, ToolSpec};
 use async_trait::async_trait;
 use futures::StreamExt;
 
@@ -87,6 +88,13 @@ pub fn validate_http_tool(def: &HttpToolDef) -> Result<(), String> {
         }
         secret_allowed(var, &def.url).map_err(|e| format!("secret header {h}: {e}"))?;
     }
+    for (h, v) in &def.headers {
+        if let HeaderSpec::Secret { secret } = v
+            && (secret.is_empty() || secret.len() > 128)
+        {
+            return Err(format!("header {h}: the secret's name must be 1-128 characters"));
+        }
+    }
     for h in def.headers.keys().chain(def.secret_headers.keys()) {
         if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
             return Err(format!("invalid header name {h:?}"));
@@ -101,11 +109,30 @@ pub fn validate_http_tool(def: &HttpToolDef) -> Result<(), String> {
 /// A registered HTTP tool.
 pub struct HttpTool {
     def: HttpToolDef,
+    /// The values of headers that name a tenant secret (or why it could not be opened).
+    secrets: BTreeMap<String, Result<String, String>>,
 }
 
 impl HttpTool {
+    /// A tool whose headers name no tenant secret.
     pub fn new(def: HttpToolDef) -> Self {
-        Self { def }
+        Self { def, secrets: BTreeMap::new() }
+    }
+
+    /// A tool with the opened values of the secrets its headers name (header → value).
+    pub fn with_secrets(def: HttpToolDef, secrets: BTreeMap<String, Result<String, String>>) -> Self {
+        Self { def, secrets }
+    }
+
+    /// The headers that name a tenant secret: (header, secret name).
+    pub fn secret_refs(def: &HttpToolDef) -> Vec<(String, String)> {
+        def.headers
+            .iter()
+            .filter_map(|(h, v)| match v {
+                HeaderSpec::Secret { secret } => Some((h.clone(), secret.clone())),
+                HeaderSpec::Value(_) => None,
+            })
+            .collect()
     }
 
     /// Checks arguments against the registered schema; the error names the field.
@@ -137,7 +164,17 @@ impl Tool for HttpTool {
         }
         let Ok(url) = reqwest::Url::parse(&self.def.url) else { return ToolOutput::error("the tool's URL is invalid") };
         let mut headers = reqwest::header::HeaderMap::new();
-        let pairs = self.def.headers.iter().map(|(k, v)| (k, v.clone()));
+        let mut pairs = vec![];
+        for (k, v) in &self.def.headers {
+            match v {
+                HeaderSpec::Value(v) => pairs.push((k, v.clone())),
+                HeaderSpec::Secret { secret } => match self.secrets.get(k) {
+                    Some(Ok(v)) => pairs.push((k, v.clone())),
+                    Some(Err(why)) => return ToolOutput::error(format!("header {k}: {why}")),
+                    None => return ToolOutput::error(format!("header {k}: the secret {secret:?} was not opened")),
+                },
+            }
+        }
         let mut secret_pairs = vec![];
         for (k, var) in &self.def.secret_headers {
             // Checked again at call time: the allowlist may have changed since registration.
@@ -151,7 +188,7 @@ impl Tool for HttpTool {
                 }
             }
         }
-        for (k, v) in pairs.chain(secret_pairs) {
+        for (k, v) in pairs.into_iter().chain(secret_pairs) {
             match (reqwest::header::HeaderName::from_bytes(k.as_bytes()), reqwest::header::HeaderValue::from_str(&v)) {
                 (Ok(k), Ok(mut v)) => {
                     v.set_sensitive(true);

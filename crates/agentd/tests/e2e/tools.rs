@@ -379,3 +379,49 @@ fn gate_open() -> (tempfile::TempDir, std::path::PathBuf) {
         .unwrap();
     (dir, cfg)
 }
+
+/// A header can name one of the tenant's secrets: the value is opened at
+/// the call, reaches the endpoint, and is masked in what comes back; a
+/// missing secret or another tenant's is an error of that call.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_tool_header_can_be_a_tenant_secret() {
+    const VALUE: &str = "tenant-s3cr3t-9f8e7d6c5b";
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let (_cfg_dir, cfg) = gate_open();
+    let s = Server::start_with(Opts { config: Some(&cfg), mock: Some(&mock.base_url), ..Default::default() });
+    let (c, v) = s.call(reqwest::Method::PUT, "/v1/secrets/api_token", Some(json!({"value": VALUE})), None).await;
+    assert_eq!(c, 200, "{v}");
+    let echo_url = mock.base_url.trim_end_matches("/v1").to_string() + "/echo";
+    let def = json!({
+        "name": "withsecret",
+        "url": echo_url,
+        "headers": {"Authorization": {"secret": "api_token"}, "X-Plain": "1"},
+    });
+    let (c, v) = s.post("/v1/http-tools", def).await;
+    assert_eq!(c, 201, "{v}");
+    assert_eq!(v["headers"]["Authorization"], json!({"secret": "api_token"}), "the reference is shown, not a value");
+    assert!(!v.to_string().contains(VALUE));
+
+    let (c, v) = call(&s, "withsecret", json!({})).await;
+    assert_eq!((c, v["is_error"].as_bool()), (200, Some(false)), "{v}");
+    let echoed: Value = serde_json::from_str(&text(&v)).unwrap();
+    // The endpoint got the secret's value (masked in what comes back, as a known secret).
+    assert_eq!(echoed["authorization"], "[REDACTED]", "{echoed}");
+    assert_eq!(echoed["x_plain"], "1");
+    assert!(!v.to_string().contains(VALUE));
+
+    // A tool naming a secret the tenant does not have fails at the call, with the reason.
+    let def = json!({"name": "nosecret", "url": echo_url, "headers": {"Authorization": {"secret": "missing"}}});
+    assert_eq!(s.post("/v1/http-tools", def.clone()).await.0, 201);
+    let (_, v) = call(&s, "nosecret", json!({})).await;
+    assert_eq!(v["is_error"], true, "{v}");
+    assert!(text(&v).contains("missing"), "{v}");
+    // Another tenant's tool cannot open this tenant's secret.
+    let other = json!({"name": "borrow", "url": echo_url, "headers": {"Authorization": {"secret": "api_token"}}});
+    let (c, _) = s.call(reqwest::Method::POST, "/v1/http-tools", Some(other), Some("globex")).await;
+    assert_eq!(c, 201);
+    let (_, v) =
+        s.call(reqwest::Method::POST, "/v1/tools/borrow/call", Some(json!({"arguments": {}})), Some("globex")).await;
+    assert_eq!(v["is_error"], true, "{v}");
+    assert!(!v.to_string().contains(VALUE));
+}
