@@ -22,10 +22,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/postgres/0006_run_profiles.sql")),
     (7, include_str!("../migrations/postgres/0007_run_cost.sql")),
     (8, include_str!("../migrations/postgres/0008_expired_status.sql")),
-    (9, include_str!("../migrations/postgres/0009_api_keys.sql")),
-    (10, include_str!("../migrations/postgres/0010_audit.sql")),
-    (11, include_str!("../migrations/postgres/0011_resolved_by.sql")),
-    (12, include_str!("../migrations/postgres/0012_secrets.sql")),
+    // From here on one file serves both backends (migrations/common).
+    (9, include_str!("../migrations/common/api_keys.sql")),
+    (10, include_str!("../migrations/common/audit.sql")),
+    (11, include_str!("../migrations/common/resolved_by.sql")),
+    (12, include_str!("../migrations/common/secrets.sql")),
 ];
 /// Advisory lock key serialising migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;

@@ -31,10 +31,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/sqlite/0007_run_profiles.sql")),
     (8, include_str!("../migrations/sqlite/0008_run_cost.sql")),
     (9, include_str!("../migrations/sqlite/0009_expired_status.sql")),
-    (10, include_str!("../migrations/sqlite/0010_api_keys.sql")),
-    (11, include_str!("../migrations/sqlite/0011_audit.sql")),
-    (12, include_str!("../migrations/sqlite/0012_resolved_by.sql")),
-    (13, include_str!("../migrations/sqlite/0013_secrets.sql")),
+    // From here on one file serves both backends (migrations/common).
+    (10, include_str!("../migrations/common/api_keys.sql")),
+    (11, include_str!("../migrations/common/audit.sql")),
+    (12, include_str!("../migrations/common/resolved_by.sql")),
+    (13, include_str!("../migrations/common/secrets.sql")),
 ];
 
 /// Most requests committed together in one transaction.

@@ -1,2 +1,0 @@
--- The API key that answered an approval.
-ALTER TABLE approvals ADD COLUMN resolved_by TEXT;
