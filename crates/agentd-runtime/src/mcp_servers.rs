@@ -3,7 +3,7 @@
 //! resuming its run included) connects them too.
 
 use agentd_core::ErrorCode;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,31 +27,60 @@ fn mcp_error(e: McpError) -> RuntimeError {
     }
 }
 
-fn stored(doc: &serde_json::Value) -> Option<(String, McpServerConfig)> {
+/// Environment variable → name of the tenant secret that holds its value.
+type SecretEnv = BTreeMap<String, String>;
+
+fn stored(doc: &serde_json::Value) -> Option<(String, McpServerConfig, SecretEnv)> {
     let name = doc["name"].as_str()?.to_string();
     let config = serde_json::from_value(doc["config"].clone()).ok()?;
-    Some((name, config))
+    let secret_env = serde_json::from_value(doc["secret_env"].clone()).unwrap_or_default();
+    Some((name, config, secret_env))
 }
 
 impl Runtime {
+    /// The config with the secrets its environment names opened, for connecting now.
+    async fn opened(
+        &self,
+        t: &Tenant,
+        config: &McpServerConfig,
+        secret_env: &SecretEnv,
+    ) -> Result<McpServerConfig, RuntimeError> {
+        let mut c = config.clone();
+        for (var, secret) in secret_env {
+            let value = self.secret_value(t, secret).await.map_err(|e| match e {
+                RuntimeError::NotFound { message, .. } => {
+                    RuntimeError::bad(ErrorCode::InvalidRequest, format!("env {var}: {message}"))
+                }
+                other => other,
+            })?;
+            c.env.insert(var.clone(), value);
+        }
+        Ok(c)
+    }
+
     /// Adds a server for the tenant: stored first, then connected here.
+    /// `secret_env` names tenant secrets whose values become environment
+    /// variables of the server (opened at each connect, never stored with it).
     pub async fn add_mcp_server(
         &self,
         t: &Tenant,
         name: &str,
         config: McpServerConfig,
+        secret_env: SecretEnv,
     ) -> Result<Option<ServerInfo>, RuntimeError> {
         self.sync_mcp(t, true).await?;
         if self.catalog.mcp().list(t).iter().any(|i| i.name == name) {
             return Err(mcp_error(McpError::Exists(name.into())));
         }
-        let doc = serde_json::json!({"name": name, "config": config});
+        // A secret that does not open is refused now, not at some later connect.
+        let live = self.opened(t, &config, &secret_env).await?;
+        let doc = serde_json::json!({"name": name, "config": config, "secret_env": secret_env});
         match self.store.create_doc(t, KIND, name, &doc).await {
             Ok(()) => {}
             Err(StoreError::AlreadyExists) => return Err(mcp_error(McpError::Exists(name.into()))),
             Err(e) => return Err(e.into()),
         }
-        match self.catalog.mcp().add(Some(t.clone()), name, config) {
+        match self.catalog.mcp().add(Some(t.clone()), name, live) {
             // Exists: a concurrent sync connected it from the stored copy already.
             Ok(()) | Err(McpError::Exists(_)) => Ok(self.catalog.mcp().list(t).into_iter().find(|i| i.name == name)),
             Err(e) => {
@@ -95,13 +124,20 @@ impl Runtime {
             seen.insert(t.clone(), Instant::now());
         }
         let docs = self.store.list_docs(t, KIND).await?;
-        let wanted: HashMap<String, McpServerConfig> = docs.iter().filter_map(stored).collect();
+        let wanted: HashMap<String, (McpServerConfig, SecretEnv)> =
+            docs.iter().filter_map(stored).map(|(n, c, s)| (n, (c, s))).collect();
         let live: Vec<String> =
             self.catalog.mcp().list(t).into_iter().filter(|i| i.scope == "tenant").map(|i| i.name).collect();
-        for (name, config) in &wanted {
-            if !live.contains(name)
-                && let Err(e) = self.catalog.mcp().add(Some(t.clone()), name, config.clone())
-                && !matches!(e, McpError::Exists(_))
+        for (name, (config, secret_env)) in &wanted {
+            if live.contains(name) {
+                continue;
+            }
+            let added = match self.opened(t, config, secret_env).await {
+                Ok(c) => self.catalog.mcp().add(Some(t.clone()), name, c).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = added
+                && !e.contains("exists")
             {
                 tracing::warn!(org = %t.org, server = %name, error = %e, "stored MCP server not connected");
             }
@@ -117,8 +153,12 @@ impl Runtime {
         let all = self.store.list_docs_all(KIND).await?;
         let mut n = 0;
         for (t, doc) in &all {
-            let Some((name, config)) = stored(doc) else { continue };
-            match self.catalog.mcp().add(Some(t.clone()), &name, config) {
+            let Some((name, config, secret_env)) = stored(doc) else { continue };
+            let added = match self.opened(t, &config, &secret_env).await {
+                Ok(c) => self.catalog.mcp().add(Some(t.clone()), &name, c).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match added {
                 Ok(()) => n += 1,
                 Err(e) => tracing::warn!(org = %t.org, server = %name, error = %e, "stored MCP server not connected"),
             }

@@ -129,7 +129,17 @@ pub(crate) async fn add_mcp(
     Scope(t): Scope,
     ApiJson(b): ApiJson<agentd_api::CreateMcpServer>,
 ) -> Result<Response, ApiError> {
-    let info = s.rt.add_mcp_server(&t, &b.name, domain(&b.config)?).await?;
+    // Variables naming a secret go apart: the runtime opens them at each connect.
+    let mut config = b.config.clone();
+    let mut secret_env = std::collections::BTreeMap::new();
+    config.env.retain(|var, v| match v {
+        agentd_core::HeaderSpec::Secret { secret } => {
+            secret_env.insert(var.clone(), secret.clone());
+            false
+        }
+        agentd_core::HeaderSpec::Value(_) => true,
+    });
+    let info = s.rt.add_mcp_server(&t, &b.name, domain(&config)?, secret_env).await?;
     Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::McpServerInfo>(&info)?)).into_response())
 }
 

@@ -473,3 +473,42 @@ async fn servers_added_over_the_api_outlive_restarts_and_reach_every_node() {
     }
     assert!(gone, "removed on one node, still on the other");
 }
+
+/// A tenant's MCP server can take a secret as an environment variable: the
+/// value is opened at connect, reaches the server's process, and is never
+/// shown (the server's own report of its environment comes back masked).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_server_gets_a_secret_in_its_environment() {
+    const VALUE: &str = "mcp-s3cr3t-4c3b2a1908";
+    let (_cfg_dir, cfg) = tenant_config(&[]);
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
+    let (c, v) = s.call(reqwest::Method::PUT, "/v1/secrets/tok", Some(json!({"value": VALUE})), Some("acme")).await;
+    assert_eq!(c, 200, "{v}");
+    let body = json!({
+        "name": "envy",
+        "command": everything(),
+        "args": ["stdio"],
+        "env": {"MY_TOKEN": {"secret": "tok"}, "PLAIN": "visible-plain"},
+    });
+    let (c, v) = s.call(reqwest::Method::POST, "/v1/mcp-servers", Some(body), Some("acme")).await;
+    assert_eq!(c, 201, "{v}");
+    let info = wait_ready(&s, "envy", Some("acme")).await;
+    assert!(!info.to_string().contains(VALUE), "{info}");
+
+    let call = json!({"arguments": {}});
+    let (c, v) = s.call(reqwest::Method::POST, "/v1/tools/mcp__envy__get-env/call", Some(call), Some("acme")).await;
+    assert_eq!(c, 200, "{v}");
+    let env: Value = serde_json::from_str(v["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(env["PLAIN"], "visible-plain", "{env}");
+    assert_eq!(env["MY_TOKEN"], "[REDACTED]", "the value reached the server and is masked on the way back: {env}");
+    assert!(!v.to_string().contains(VALUE));
+
+    // A secret the tenant does not have is refused when the server is added.
+    let body = json!({"name": "nope", "command": everything(), "env": {"T": {"secret": "missing"}}});
+    let (c, v) = s.call(reqwest::Method::POST, "/v1/mcp-servers", Some(body), Some("acme")).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_request")), "{v}");
+    // Another tenant cannot borrow it.
+    let body = json!({"name": "borrow", "command": everything(), "env": {"T": {"secret": "tok"}}});
+    let (c, _) = s.call(reqwest::Method::POST, "/v1/mcp-servers", Some(body), Some("globex")).await;
+    assert_eq!(c, 400);
+}
