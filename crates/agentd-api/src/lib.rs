@@ -359,3 +359,18 @@ pub struct UsageReport {
     /// The period held more runs than one report reads (100,000).
     pub truncated: bool,
 }
+
+/// An organisation's quotas (`PUT/GET /v1/orgs/{org}/limits`); absent fields are unlimited.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgLimits {
+    /// Requests a minute per API key of the org (GCRA; over it `429 rate_limited`).
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    /// Model tokens the org's runs may use per UTC day (then `budget_exceeded`).
+    #[serde(default)]
+    pub tokens_per_day: Option<u64>,
+    /// USD the org's runs may spend per UTC day.
+    #[serde(default)]
+    pub cost_usd_per_day: Option<f64>,
+}

@@ -138,6 +138,10 @@ pub fn operations() -> Vec<Op> {
         op("get", "/v1/usage", "Tokens, cost, runs and tool calls, grouped")
             .query(&["from", "to", "group_by", "user"])
             .answer(200, Some(s::<UsageReport>)),
+        op("put", "/v1/orgs/{org}/limits", "Set an organisation's quotas (operators)")
+            .body(s::<OrgLimits>)
+            .answer(200, Some(s::<OrgLimits>)),
+        op("get", "/v1/orgs/{org}/limits", "An organisation's quotas as they apply").answer(200, Some(s::<OrgLimits>)),
         op("get", "/v1/audit", "Who changed what, oldest first")
             .query(&["org", "after", "limit"])
             .answer(200, Some(s::<Page<AuditEntry>>)),

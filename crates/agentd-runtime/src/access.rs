@@ -53,18 +53,23 @@ pub(crate) struct Access {
     /// When each key's `last_used_at` was last written.
     touched: Mutex<HashMap<String, Instant>>,
     limits: crate::config::LimitsConfig,
+    /// Quotas operators set over the API, by org, and when they were read.
+    overrides: Mutex<HashMap<String, (Option<OrgLimits>, Instant)>>,
     /// GCRA per key: the theoretical arrival time of its next request.
     rate: Mutex<HashMap<String, Instant>>,
 }
 
+use crate::config::OrgLimits;
+
 impl Access {
     pub(crate) fn new(limits: crate::config::LimitsConfig) -> Self {
-        Self { cache: Default::default(), touched: Default::default(), limits, rate: Default::default() }
-    }
-
-    /// The quotas of one organisation.
-    pub(crate) fn limits_of(&self, org: &str) -> &crate::config::OrgLimits {
-        self.limits.of(org)
+        Self {
+            cache: Default::default(),
+            touched: Default::default(),
+            limits,
+            overrides: Default::default(),
+            rate: Default::default(),
+        }
     }
 }
 
@@ -210,11 +215,67 @@ impl Runtime {
         Ok(Principal { key_id: key.id, role: key.role, org: key.org, user: key.user, project: key.project })
     }
 
+    /// An organisation's quotas: what an operator set over the API (read at
+    /// most once a second), else the config's.
+    pub(crate) async fn org_limits(&self, org: &str) -> Result<OrgLimits, agentd_store::StoreError> {
+        let cached = {
+            let o = self.access.overrides.lock().unwrap_or_else(|e| e.into_inner());
+            o.get(org).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(l, _)| l.clone())
+        };
+        let set = match cached {
+            Some(l) => l,
+            None => {
+                let read = self.store.get_org_limits(org).await?.and_then(|v| serde_json::from_value(v).ok());
+                let mut o = self.access.overrides.lock().unwrap_or_else(|e| e.into_inner());
+                if o.len() > 10_000 {
+                    o.clear();
+                }
+                o.insert(org.to_string(), (read.clone(), Instant::now()));
+                read
+            }
+        };
+        Ok(set.unwrap_or_else(|| self.access.limits.of(org).clone()))
+    }
+
+    /// Sets an organisation's quotas (operators only); they replace the config's for it.
+    pub async fn set_org_limits(
+        &self,
+        by: Option<&Principal>,
+        org: &str,
+        limits: OrgLimits,
+    ) -> Result<OrgLimits, RuntimeError> {
+        if by.is_some_and(|p| p.role != KeyRole::Operator) {
+            if by.and_then(|p| p.org.as_deref()) == Some(org) {
+                return Err(forbidden("only an operator sets an organisation's limits"));
+            }
+            return Err(RuntimeError::not_found(ErrorCode::NotFound, format!("organisation {org} not found")));
+        }
+        agentd_core::Tenant::from_parts(Some(org), None, None)
+            .map_err(|e| RuntimeError::bad(ErrorCode::InvalidRequest, format!("`org` {e}")))?;
+        let doc =
+            serde_json::to_value(&limits).map_err(|e| RuntimeError::bad(ErrorCode::InvalidRequest, e.to_string()))?;
+        self.store.put_org_limits(org, &doc).await?;
+        self.access.overrides.lock().unwrap_or_else(|e| e.into_inner()).remove(org);
+        Ok(limits)
+    }
+
+    /// An organisation's quotas as they apply now: an operator any org's, an admin its own.
+    pub async fn get_org_limits(&self, by: Option<&Principal>, org: &str) -> Result<OrgLimits, RuntimeError> {
+        let visible = match by {
+            None => true,
+            Some(p) => p.role == KeyRole::Operator || p.org.as_deref() == Some(org),
+        };
+        if !visible {
+            return Err(RuntimeError::not_found(ErrorCode::NotFound, format!("organisation {org} not found")));
+        }
+        Ok(self.org_limits(org).await?)
+    }
+
     /// Counts a request of this key against its organisation's
     /// `requests_per_minute`; `RateLimited` with the wait when over.
-    pub fn admit(&self, p: &Principal) -> Result<(), RuntimeError> {
+    pub async fn admit(&self, p: &Principal) -> Result<(), RuntimeError> {
         let org = p.org.as_deref().unwrap_or("");
-        let Some(per_minute) = self.access.limits.of(org).requests_per_minute else { return Ok(()) };
+        let Some(per_minute) = self.org_limits(org).await?.requests_per_minute else { return Ok(()) };
         let now = Instant::now();
         let mut rate = self.access.rate.lock().unwrap_or_else(|e| e.into_inner());
         if rate.len() > 100_000 {

@@ -80,7 +80,7 @@ impl LimitsConfig {
 }
 
 /// One organisation's quotas (absent: unlimited).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrgLimits {
     /// Requests a minute, counted per API key (each key of the org gets this many).

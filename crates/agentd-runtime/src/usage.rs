@@ -61,7 +61,7 @@ impl Runtime {
         &self,
         t: &agentd_core::Tenant,
     ) -> Result<Option<String>, agentd_store::StoreError> {
-        let l = self.access.limits_of(&t.org);
+        let l = self.org_limits(&t.org).await?;
         if l.tokens_per_day.is_none() && l.cost_usd_per_day.is_none() {
             return Ok(None);
         }

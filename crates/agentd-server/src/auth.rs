@@ -37,7 +37,7 @@ impl Caller {
 pub(crate) fn needed_role(method: &Method, path: &str) -> KeyRole {
     let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     let admin_area = ["/v1/http-tools", "/v1/mcp-servers"].iter().any(|p| path.starts_with(p));
-    let admin_only = ["/v1/api-keys", "/v1/audit", "/v1/secrets"].iter().any(|p| path.starts_with(p));
+    let admin_only = ["/v1/api-keys", "/v1/audit", "/v1/secrets", "/v1/orgs"].iter().any(|p| path.starts_with(p));
     if admin_only || (write && admin_area) {
         KeyRole::Admin
     } else if write {
@@ -90,6 +90,7 @@ const AUDITED: &[&str] = &[
     "/v1/prompt-templates",
     "/v1/approvals",
     "/v1/secrets",
+    "/v1/orgs",
 ];
 
 /// Checks the key of every `/v1` request when auth is on, puts the
@@ -159,7 +160,7 @@ async fn check(s: &AppState, secret: Option<String>, method: Method, path: Strin
         Err(agentd_runtime::RuntimeError::Unauthorized(why)) => return Err(unauthorized(&why)),
         Err(e) => return Err(ApiError::from(e).into_response()),
     };
-    s.rt.admit(&principal).map_err(limited)?;
+    s.rt.admit(&principal).await.map_err(limited)?;
     let needed = needed_role(&method, &path);
     if !principal.role.at_least(needed) {
         let msg = format!("a {} key may not do this; it needs {} or above", principal.role, needed);

@@ -78,3 +78,24 @@ pub(crate) async fn usage(
         .await?;
     Ok(Json(crate::error::shape(&r)?))
 }
+
+/// Sets an organisation's quotas (operators; they replace the config's for that org).
+pub(crate) async fn put_limits(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(org): Path<String>,
+    ApiJson(b): ApiJson<agentd_api::OrgLimits>,
+) -> Result<Json<agentd_api::OrgLimits>, ApiError> {
+    let set = s.rt.set_org_limits(caller.principal(), &org, crate::error::domain(&b)?).await?;
+    Ok(Json(crate::error::shape(&set)?))
+}
+
+/// An organisation's quotas as they apply (an operator any org's, an admin its own).
+pub(crate) async fn get_limits(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(org): Path<String>,
+) -> Result<Json<agentd_api::OrgLimits>, ApiError> {
+    let l = s.rt.get_org_limits(caller.principal(), &org).await?;
+    Ok(Json(crate::error::shape(&l)?))
+}

@@ -103,6 +103,8 @@ fn v1_routes() -> V1 {
         .add("delete", "/api-keys/{id}", keys::revoke)
         .add("get", "/audit", keys::audit)
         .add("get", "/usage", keys::usage)
+        .add("put", "/orgs/{org}/limits", keys::put_limits)
+        .add("get", "/orgs/{org}/limits", keys::get_limits)
         .add("put", "/secrets/{name}", secrets::put)
         .add("get", "/secrets", secrets::list)
         .add("delete", "/secrets/{name}", secrets::delete)

@@ -317,6 +317,7 @@ pub trait Store:
     + AuditStore
     + SecretStore
     + UsageStore
+    + LimitStore
 {
 }
 
@@ -331,14 +332,15 @@ impl<T> Store for T where
         + AuditStore
         + SecretStore
         + UsageStore
+        + LimitStore
 {
 }
 
 /// The store traits, for calling store methods through `dyn Store`.
 pub mod prelude {
     pub use crate::{
-        ApprovalStore, AuditStore, DocStore, JournalStore, KeyStore, LeaseStore, SecretStore, SessionStore, Store,
-        ToolCallStore, UsageStore,
+        ApprovalStore, AuditStore, DocStore, JournalStore, KeyStore, LeaseStore, LimitStore, SecretStore, SessionStore,
+        Store, ToolCallStore, UsageStore,
     };
 }
 
@@ -562,6 +564,16 @@ pub struct RunUsage {
 pub trait UsageStore: Send + Sync + 'static {
     /// Runs of one organisation created in `[from, to)` (of one user when given), at most `max`.
     async fn run_usage(&self, org: &str, user: Option<&str>, from: &str, to: &str, max: u32) -> Result<Vec<RunUsage>>;
+}
+
+/// Quotas set per organisation over the API (JSON, read by the runtime).
+#[async_trait]
+pub trait LimitStore: Send + Sync + 'static {
+    /// Sets (replaces) an organisation's quotas.
+    async fn put_org_limits(&self, org: &str, limits: &serde_json::Value) -> Result<()>;
+
+    /// An organisation's quotas, if any were set.
+    async fn get_org_limits(&self, org: &str) -> Result<Option<serde_json::Value>>;
 }
 
 /// The current time as stored: RFC 3339 UTC with milliseconds.

@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/common/audit.sql")),
     (11, include_str!("../migrations/common/resolved_by.sql")),
     (12, include_str!("../migrations/common/secrets.sql")),
+    (13, include_str!("../migrations/common/org_limits.sql")),
 ];
 /// Advisory lock key serialising migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;

@@ -920,3 +920,19 @@ pub(crate) async fn run_usage(
         v
     })
 }
+
+// ---- organisation limits ----
+
+pub(crate) async fn put_org_limits(e: &mut dyn Exec, org: &str, limits: &serde_json::Value) -> Result<()> {
+    e.execute(
+        "INSERT INTO org_limits (org, limits, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (org) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at",
+        args![org, &to_json(limits)?, &now()],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn get_org_limits(e: &mut dyn Exec, org: &str) -> Result<Option<serde_json::Value>> {
+    one(e.query_opt("SELECT limits FROM org_limits WHERE org = $1", args![org]).await?, |r| r.json("limits"))
+}

@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/common/audit.sql")),
     (12, include_str!("../migrations/common/resolved_by.sql")),
     (13, include_str!("../migrations/common/secrets.sql")),
+    (14, include_str!("../migrations/common/org_limits.sql")),
 ];
 
 /// Most requests committed together in one transaction.

@@ -299,3 +299,16 @@ impl<B: Backend> UsageStore for SqlStore<B> {
             .await
     }
 }
+
+#[async_trait]
+impl<B: Backend> LimitStore for SqlStore<B> {
+    async fn put_org_limits(&self, org: &str, limits: &serde_json::Value) -> Result<()> {
+        let (org, limits) = (org.to_string(), limits.clone());
+        self.db.write(work(move |e| Box::pin(async move { q::put_org_limits(e, &org, &limits).await }))).await
+    }
+
+    async fn get_org_limits(&self, org: &str) -> Result<Option<serde_json::Value>> {
+        let org = org.to_string();
+        self.db.read(work(move |e| Box::pin(async move { q::get_org_limits(e, &org).await }))).await
+    }
+}

@@ -348,7 +348,8 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                 .replace("/skills/{name}", "/skills/notes")
                 .replace("/prompt-templates/{name}", "/prompt-templates/greet")
                 .replace("/tools/{name}", "/tools/echo")
-                .replace("/secrets/{name}", "/secrets/db");
+                .replace("/secrets/{name}", "/secrets/db")
+                .replace("/orgs/{org}", "/orgs/acme");
             let what = format!("{method} {concrete}");
             for (key, why) in [(None, "no key"), (Some(&revoked), "revoked"), (Some(&expired), "expired")] {
                 let (c, v) = call(&s, key.map(String::as_str), m.clone(), &concrete, None).await;
@@ -368,6 +369,7 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                     ("put", "/v1/prompt-templates/{name}") => Some(json!({"content": "x"})),
                     ("post", "/v1/approvals/{id}") => Some(json!({"decision": "approve"})),
                     ("post", "/v1/runs/{id}/cancel") => Some(json!({})),
+                    ("put", "/v1/orgs/{org}/limits") => Some(json!({})),
                     _ => None,
                 };
                 let (c, v) = call(&s, Some(&stranger), m.clone(), &concrete, body).await;
@@ -559,4 +561,33 @@ async fn a_run_over_the_daily_token_budget_fails_budget_exceeded() {
         "{other}"
     );
     assert_eq!(mock.calls(), 2, "no model call over the budget");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operators_set_an_orgs_limits_over_the_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let operator = make_key(&data, &["--role", "operator"]);
+    let admin = make_key(&data, &["--role", "admin", "--org", "acme"]);
+    let member = make_key(&data, &["--role", "member", "--org", "acme"]);
+    let stranger = make_key(&data, &["--role", "admin", "--org", "globex"]);
+    let s = Server::start_with(Opts { data_dir: Some(&data), ..Default::default() });
+
+    let limits = json!({"requests_per_minute": 3});
+    let (c, v) = call(&s, Some(&admin), Method::PUT, "/v1/orgs/acme/limits", Some(limits.clone())).await;
+    assert_eq!((c, code_of(&v)), (403, "forbidden"), "an admin does not set its own limits");
+    let (c, v) = call(&s, Some(&stranger), Method::GET, "/v1/orgs/acme/limits", None).await;
+    assert_eq!(c, 404, "another org's limits do not exist for an admin: {v}");
+    let (c, v) = call(&s, Some(&operator), Method::PUT, "/v1/orgs/acme/limits", Some(limits)).await;
+    assert_eq!((c, v["requests_per_minute"].as_u64()), (200, Some(3)), "{v}");
+    let (c, v) = call(&s, Some(&admin), Method::GET, "/v1/orgs/acme/limits", None).await;
+    assert_eq!((c, v["requests_per_minute"].as_u64()), (200, Some(3)), "{v}");
+
+    // They apply from the next requests: 3 at once, then 429.
+    let mut codes = vec![];
+    for _ in 0..4 {
+        codes.push(call(&s, Some(&member), Method::GET, "/v1/sessions", None).await.0);
+    }
+    assert_eq!(codes, [200, 200, 200, 429]);
+    assert_eq!(call(&s, Some(&stranger), Method::GET, "/v1/sessions", None).await.0, 200, "globex is untouched");
 }
