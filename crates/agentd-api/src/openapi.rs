@@ -205,6 +205,11 @@ pub fn document() -> Value {
             ok["content"] = Value::Object(content);
         }
         let mut responses = Map::new();
+        if op.path == "/readyz" {
+            // Not ready is 503 with the same body (what is missing), not an error body.
+            let not_ready = json!({"description": "Not ready", "content": ok["content"].clone()});
+            responses.insert("503".into(), not_ready);
+        }
         responses.insert(op.status.to_string(), ok);
         responses.insert(
             "default".into(),

@@ -400,6 +400,8 @@ async fn schemathesis_finds_no_server_errors_and_no_answers_outside_the_document
         Command::new(st)
             .args(["run", &url, "-H", &format!("Authorization: Bearer {key}")])
             .args(["--max-examples", "10", "--seed", "1", "-w", "2", "--phases", "fuzzing"])
+            // Revoking its own key would leave the rest of the run with 401s.
+            .args(["--exclude-operation-id", "delete /v1/api-keys/{id}"])
             .args([
                 "--checks",
                 "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
@@ -425,11 +427,11 @@ async fn schemathesis_finds_no_server_errors_and_no_answers_outside_the_document
         plain
     };
     assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
-    // "N selected / N total": every operation was fuzzed (schemathesis counts one fewer than
-    // the document: it does not fuzz the document's own route).
+    // "N selected / M total": every operation but the excluded one was fuzzed (schemathesis
+    // also counts one fewer than the document: it does not fuzz the document's own route).
     let line = report.lines().find(|l| l.contains(" selected / ")).unwrap_or_default();
     let nums: Vec<usize> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
-    assert!(nums.len() == 2 && nums[0] == nums[1] && nums[0] + 1 >= ops, "ops={ops}\n{report}");
+    assert!(nums.len() == 2 && nums[0] + 2 >= ops, "ops={ops}\n{report}");
     assert!(report.contains(" passed"), "{report}");
 }
 
