@@ -326,10 +326,10 @@ impl Runtime {
 
     /// Revokes a key: refused from this moment on this node, within a second on others.
     pub async fn revoke_key(&self, by: Option<&Principal>, id: &str) -> Result<ApiKey, RuntimeError> {
-        let key = self.get_key(by, id).await?;
+        self.get_key(by, id).await?;
         self.store.revoke_key(id, &agentd_store::now()).await?;
         self.access.cache.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, (k, _)| k.id != id);
-        self.get_key(by, id).await.map(|k| ApiKey { revoked_at: k.revoked_at.or(key.revoked_at), ..k })
+        self.get_key(by, id).await
     }
 
     /// Records a change made through the API (the server calls this after each one).

@@ -58,6 +58,22 @@ impl Runtime {
         Ok(c)
     }
 
+    /// Connects a stored server here, its secrets opened now; one that is
+    /// connected already (a concurrent sync) counts as connected.
+    async fn connect_stored(
+        &self,
+        t: &Tenant,
+        name: &str,
+        config: &McpServerConfig,
+        secret_env: &SecretEnv,
+    ) -> Result<(), String> {
+        let c = self.opened(t, config, secret_env).await.map_err(|e| e.to_string())?;
+        match self.catalog.mcp().add(Some(t.clone()), name, c) {
+            Ok(()) | Err(McpError::Exists(_)) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Adds a server for the tenant: stored first, then connected here.
     /// `secret_env` names tenant secrets whose values become environment
     /// variables of the server (opened at each connect, never stored with it).
@@ -132,13 +148,7 @@ impl Runtime {
             if live.contains(name) {
                 continue;
             }
-            let added = match self.opened(t, config, secret_env).await {
-                Ok(c) => self.catalog.mcp().add(Some(t.clone()), name, c).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(e) = added
-                && !e.contains("exists")
-            {
+            if let Err(e) = self.connect_stored(t, name, config, secret_env).await {
                 tracing::warn!(org = %t.org, server = %name, error = %e, "stored MCP server not connected");
             }
         }
@@ -154,11 +164,7 @@ impl Runtime {
         let mut n = 0;
         for (t, doc) in &all {
             let Some((name, config, secret_env)) = stored(doc) else { continue };
-            let added = match self.opened(t, &config, &secret_env).await {
-                Ok(c) => self.catalog.mcp().add(Some(t.clone()), &name, c).map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match added {
+            match self.connect_stored(t, &name, &config, &secret_env).await {
                 Ok(()) => n += 1,
                 Err(e) => tracing::warn!(org = %t.org, server = %name, error = %e, "stored MCP server not connected"),
             }

@@ -67,7 +67,7 @@ impl Runtime {
         }
         let today = chrono::Utc::now().date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
         let from = today.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let runs = self.store.run_usage(&t.org, None, &from, "9999-12-31T23:59:59.999Z", MAX_RUNS).await?;
+        let runs = self.store.run_usage(&t.org, None, &from, "9999-12-31T23:59:59.999Z", MAX_RUNS, false).await?;
         let tokens: u64 = runs.iter().map(|r| r.usage.total_tokens).sum();
         let cost: f64 = runs.iter().map(|r| r.cost_usd.unwrap_or(0.0)).sum();
         if let Some(max) = l.tokens_per_day
@@ -106,7 +106,7 @@ impl Runtime {
             Some(v) => bound(v, "from")?,
             None => agentd_store::ago(std::time::Duration::from_secs(30 * 86_400)),
         };
-        let runs = self.store.run_usage(org, user, &from, &to, MAX_RUNS + 1).await?;
+        let runs = self.store.run_usage(org, user, &from, &to, MAX_RUNS + 1, true).await?;
         let truncated = runs.len() > MAX_RUNS as usize;
         let mut groups: BTreeMap<String, UsageRow> = BTreeMap::new();
         let mut total = UsageRow { key: "total".into(), ..Default::default() };

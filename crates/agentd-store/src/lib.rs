@@ -555,15 +555,24 @@ pub struct RunUsage {
     pub usage: agentd_core::Usage,
     pub cost_usd: Option<f64>,
     pub created_at: String,
-    /// `tool.result` events of the run.
+    /// `tool.result` events of the run (0 unless asked for).
     pub tool_calls: i64,
 }
 
 /// What runs used, from the journal's derived rows.
 #[async_trait]
 pub trait UsageStore: Send + Sync + 'static {
-    /// Runs of one organisation created in `[from, to)` (of one user when given), at most `max`.
-    async fn run_usage(&self, org: &str, user: Option<&str>, from: &str, to: &str, max: u32) -> Result<Vec<RunUsage>>;
+    /// Runs of one organisation created in `[from, to)` (of one user when given), at most `max`;
+    /// their tool calls are counted only when `tool_calls` (it reads the journal).
+    async fn run_usage(
+        &self,
+        org: &str,
+        user: Option<&str>,
+        from: &str,
+        to: &str,
+        max: u32,
+        tool_calls: bool,
+    ) -> Result<Vec<RunUsage>>;
 }
 
 /// Quotas set per organisation over the API (JSON, read by the runtime).

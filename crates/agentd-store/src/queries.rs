@@ -877,6 +877,7 @@ pub(crate) async fn run_usage(
     from: &str,
     to: &str,
     max: u32,
+    tool_calls: bool,
 ) -> Result<Vec<crate::RunUsage>> {
     let within = args![org, user, from, to];
     let rows = e
@@ -887,15 +888,18 @@ pub(crate) async fn run_usage(
             args![org, user, from, to, max.clamp(1, 100_000)],
         )
         .await?;
-    let calls = e
-        .query(
+    let calls = if tool_calls {
+        e.query(
             "SELECT e.run_id, count(*) AS n FROM events e JOIN runs r ON r.id = e.run_id
-             WHERE r.org = $1 AND ($2 IS NULL OR r.usr = $2) AND r.created_at >= $3 AND r.created_at < $4
-               AND e.type = $5
-             GROUP BY e.run_id",
+                 WHERE r.org = $1 AND ($2 IS NULL OR r.usr = $2) AND r.created_at >= $3 AND r.created_at < $4
+                   AND e.type = $5
+                 GROUP BY e.run_id",
             &[within[0], within[1], within[2], within[3], agentd_core::EventType::ToolResult.name().into()],
         )
-        .await?;
+        .await?
+    } else {
+        vec![]
+    };
     let mut per_run = HashMap::new();
     for r in &calls {
         per_run.insert(r.get::<String>("run_id")?, r.get::<i64>("n")?);

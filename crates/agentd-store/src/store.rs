@@ -292,10 +292,13 @@ impl<B: Backend> UsageStore for SqlStore<B> {
         from: &str,
         to: &str,
         max: u32,
+        tool_calls: bool,
     ) -> Result<Vec<crate::RunUsage>> {
         let (org, user, from, to) = (org.to_string(), user.map(str::to_string), from.to_string(), to.to_string());
         self.db
-            .read(work(move |e| Box::pin(async move { q::run_usage(e, &org, user.as_deref(), &from, &to, max).await })))
+            .read(work(move |e| {
+                Box::pin(async move { q::run_usage(e, &org, user.as_deref(), &from, &to, max, tool_calls).await })
+            }))
             .await
     }
 }

@@ -16,7 +16,13 @@ pub(crate) async fn run(cmd: KeysCmd) -> anyhow::Result<ExitCode> {
             let expires_at = expires.as_deref().map(expiry).transpose()?;
             let req = CreateApiKey { name, role, org, user, project, expires_at };
             let made = match &target.url {
-                Some(url) => fetch::<ApiKeyCreated>(client(&target)?.post(api(url, "")).json(&req), url).await?,
+                Some(url) => {
+                    fetch::<ApiKeyCreated>(
+                        crate::http::keyed_client(target.api_key.as_deref())?.post(api(url, "")).json(&req),
+                        url,
+                    )
+                    .await?
+                }
                 None => {
                     let rt = runtime(&target).await?;
                     let new = agentd_runtime::access::NewKey {
@@ -37,7 +43,11 @@ pub(crate) async fn run(cmd: KeysCmd) -> anyhow::Result<ExitCode> {
         }
         KeysCmd::List { target } => {
             let keys = match &target.url {
-                Some(url) => fetch::<Page<ApiKey>>(client(&target)?.get(api(url, "")), url).await?.data,
+                Some(url) => {
+                    fetch::<Page<ApiKey>>(crate::http::keyed_client(target.api_key.as_deref())?.get(api(url, "")), url)
+                        .await?
+                        .data
+                }
                 None => runtime(&target).await?.list_keys(None).await.map_err(|e| anyhow::anyhow!(e))?,
             };
             for k in &keys {
@@ -46,7 +56,13 @@ pub(crate) async fn run(cmd: KeysCmd) -> anyhow::Result<ExitCode> {
         }
         KeysCmd::Revoke { id, target } => {
             let key = match &target.url {
-                Some(url) => fetch::<ApiKey>(client(&target)?.delete(api(url, &format!("/{id}"))), url).await?,
+                Some(url) => {
+                    fetch::<ApiKey>(
+                        crate::http::keyed_client(target.api_key.as_deref())?.delete(api(url, &format!("/{id}"))),
+                        url,
+                    )
+                    .await?
+                }
                 None => runtime(&target).await?.revoke_key(None, &id).await.map_err(|e| anyhow::anyhow!(e))?,
             };
             println!("{}", describe(&key));
@@ -57,10 +73,6 @@ pub(crate) async fn run(cmd: KeysCmd) -> anyhow::Result<ExitCode> {
 
 fn api(url: &str, rest: &str) -> String {
     format!("{}/v1/api-keys{rest}", url.trim_end_matches('/'))
-}
-
-fn client(t: &KeyTarget) -> anyhow::Result<reqwest::Client> {
-    crate::http::keyed_client(t.api_key.as_deref())
 }
 
 /// The runtime over the database `serve` would use (nothing is started).
