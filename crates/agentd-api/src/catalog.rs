@@ -147,8 +147,9 @@ pub struct McpServerConfig {
     pub env: BTreeMap<String, agentd_core::HeaderSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Plain values, or `{"secret": "NAME"}` for one of the tenant's secrets (opened at each connect).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, agentd_core::HeaderSpec>,
     /// Per-call timeout in seconds (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,

@@ -4,6 +4,7 @@
 //! has a JSON Schema for the OpenAPI document.
 
 mod catalog;
+mod models;
 pub mod openapi;
 mod system;
 
@@ -21,6 +22,10 @@ pub use agentd_core::{
 pub use catalog::{
     AgentDef, AgentListing, CreateMcpServer, CreateTemplate, DirectCall, McpServerConfig, McpServerInfo,
     PromptTemplate, ReplaceTemplate, Skill, SkillList, SkillLoadError, SkillSummary, SkillUploaded, UploadSkill,
+};
+pub use models::{
+    CreateModelProfile, CreateProvider, ModelPrice, ModelProfileInfo, ModelProfileSpec, ProviderHealth, ProviderInfo,
+    Source, TenantProviderKind,
 };
 pub use system::{Check, Health, Readiness, ReadinessChecks};
 
@@ -364,6 +369,10 @@ pub struct UsageReport {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgLimits {
+    /// Runs the org may have executing at once across all nodes (default: the
+    /// scheduler's `per_tenant_concurrent_runs`); more wait queued.
+    #[serde(default)]
+    pub concurrent_runs: Option<u32>,
     /// Requests a minute per API key of the org (GCRA; over it `429 rate_limited`).
     #[serde(default)]
     pub requests_per_minute: Option<u32>,

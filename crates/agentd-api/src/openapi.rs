@@ -135,6 +135,20 @@ pub fn operations() -> Vec<Op> {
         op("get", "/v1/secrets", "The tenant's secrets: names and times, never values")
             .answer(200, Some(s::<Page<SecretInfo>>)),
         op("delete", "/v1/secrets/{name}", "Remove a secret").answer(204, None),
+        op("post", "/v1/providers", "Add a provider for the tenant (its key a secret reference)")
+            .body(s::<CreateProvider>)
+            .answer(201, Some(s::<ProviderInfo>)),
+        op("get", "/v1/providers", "The tenant's providers and the server's")
+            .answer(200, Some(s::<Page<ProviderInfo>>)),
+        op("delete", "/v1/providers/{name}", "Remove one of the tenant's providers").answer(204, None),
+        op("get", "/v1/providers/{name}/health", "Whether a provider answers with its credentials")
+            .answer(200, Some(s::<ProviderHealth>)),
+        op("post", "/v1/model-profiles", "Add a model profile for the tenant")
+            .body(s::<CreateModelProfile>)
+            .answer(201, Some(s::<ModelProfileInfo>)),
+        op("get", "/v1/model-profiles", "The tenant's model profiles and the server's")
+            .answer(200, Some(s::<Page<ModelProfileInfo>>)),
+        op("delete", "/v1/model-profiles/{name}", "Remove one of the tenant's model profiles").answer(204, None),
         op("get", "/v1/usage", "Tokens, cost, runs and tool calls, grouped")
             .query(&["from", "to", "group_by", "user"])
             .answer(200, Some(s::<UsageReport>)),

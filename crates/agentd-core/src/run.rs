@@ -112,6 +112,14 @@ pub enum HeaderSpec {
     Secret { secret: String },
 }
 
+/// `{"secret": "NAME"}`: one of the tenant's secrets, opened at the moment of use.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub secret: String,
+}
+
 /// A tool a user registered at run time that POSTs its arguments to a URL.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -28,6 +28,8 @@ pub struct AnthropicConfig {
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
     pub stream: bool,
+    /// Checks every address connected to (providers tenants add).
+    pub guard: Option<crate::Guard>,
 }
 
 impl std::fmt::Debug for AnthropicConfig {
@@ -50,7 +52,7 @@ impl AnthropicProvider {
         let mut headers = cfg.headers.clone();
         headers.push(("anthropic-version".into(), VERSION.into()));
         let secret = cfg.api_key.clone().map(|k| ("x-api-key", k));
-        Ok(Self { http: http::client(&headers, secret, cfg.timeout)?, cfg })
+        Ok(Self { http: http::client(&headers, secret, cfg.timeout, cfg.guard.as_ref())?, cfg })
     }
 
     fn url(&self, path: &str) -> String {

@@ -12,6 +12,7 @@ pub(crate) fn client(
     headers: &[(String, String)],
     secret: Option<(&str, String)>,
     timeout: Duration,
+    guard: Option<&crate::Guard>,
 ) -> Result<reqwest::Client, ProviderError> {
     let mut map = reqwest::header::HeaderMap::new();
     for (k, v) in headers {
@@ -29,12 +30,13 @@ pub(crate) fn client(
         v.set_sensitive(true);
         map.insert(name, v);
     }
-    reqwest::Client::builder()
-        .default_headers(map)
-        .connect_timeout(Duration::from_secs(10))
-        .read_timeout(timeout)
-        .build()
-        .map_err(|e| ProviderError::Config(e.to_string()))
+    let mut b =
+        reqwest::Client::builder().default_headers(map).connect_timeout(Duration::from_secs(10)).read_timeout(timeout);
+    if let Some(g) = guard {
+        // A proxy would resolve the name itself, and a redirect could lead anywhere.
+        b = b.dns_resolver(g.0.clone()).no_proxy().redirect(reqwest::redirect::Policy::none());
+    }
+    b.build().map_err(|e| ProviderError::Config(e.to_string()))
 }
 
 /// A whole (non-streamed) JSON answer; anything else is a malformed response.

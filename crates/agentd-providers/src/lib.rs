@@ -15,6 +15,18 @@ pub use ollama::{OllamaConfig, OllamaProvider};
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use scripted::{ScriptedProvider, ScriptedTurn};
 
+/// A resolver that checks every address a provider connects to (the
+/// egress guard, for providers tenants add). With one, the client also
+/// uses no proxy and follows no redirects.
+#[derive(Clone)]
+pub struct Guard(pub std::sync::Arc<dyn reqwest::dns::Resolve>);
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Guard")
+    }
+}
+
 /// A piece of a streamed answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delta {

@@ -20,6 +20,8 @@ pub struct OllamaConfig {
     pub stream: bool,
     /// Ask thinking models to think (`think: true`).
     pub think: Option<bool>,
+    /// Checks every address connected to (providers tenants add).
+    pub guard: Option<crate::Guard>,
 }
 
 pub struct OllamaProvider {
@@ -29,7 +31,7 @@ pub struct OllamaProvider {
 
 impl OllamaProvider {
     pub fn new(cfg: OllamaConfig) -> Result<Self, ProviderError> {
-        Ok(Self { http: http::client(&cfg.headers, None, cfg.timeout)?, cfg })
+        Ok(Self { http: http::client(&cfg.headers, None, cfg.timeout, cfg.guard.as_ref())?, cfg })
     }
 
     fn url(&self, path: &str) -> String {

@@ -25,6 +25,8 @@ pub struct OpenAiConfig {
     pub stream: bool,
     /// `max_tokens` or `max_completion_tokens` (default: the latter for api.openai.com only).
     pub max_tokens_field: Option<String>,
+    /// Checks every address connected to (providers tenants add).
+    pub guard: Option<crate::Guard>,
 }
 
 impl std::fmt::Debug for OpenAiConfig {
@@ -51,7 +53,7 @@ pub struct OpenAiProvider {
 impl OpenAiProvider {
     pub fn new(cfg: OpenAiConfig) -> Result<Self, ProviderError> {
         let secret = cfg.api_key.as_ref().map(|k| ("authorization", format!("Bearer {k}")));
-        let http = http::client(&cfg.headers, secret, cfg.timeout)?;
+        let http = http::client(&cfg.headers, secret, cfg.timeout, cfg.guard.as_ref())?;
         let completion_field = cfg.max_tokens_field.clone().map(|f| f == "max_completion_tokens");
         let official = cfg.base_url.contains("api.openai.com");
         Ok(Self { http, new_field: AtomicBool::new(completion_field.unwrap_or(official)), cfg })

@@ -95,6 +95,7 @@ fn provider(kind: &str, base: &str, stream: bool) -> Box<dyn Provider> {
                 timeout: t,
                 stream,
                 max_tokens_field: None,
+                guard: None,
             })
             .unwrap(),
         ),
@@ -105,6 +106,7 @@ fn provider(kind: &str, base: &str, stream: bool) -> Box<dyn Provider> {
                 headers: vec![],
                 timeout: t,
                 stream,
+                guard: None,
             })
             .unwrap(),
         ),
@@ -115,6 +117,7 @@ fn provider(kind: &str, base: &str, stream: bool) -> Box<dyn Provider> {
                 timeout: t,
                 stream,
                 think: None,
+                guard: None,
             })
             .unwrap(),
         ),

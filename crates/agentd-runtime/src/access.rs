@@ -57,7 +57,12 @@ pub(crate) struct Access {
     overrides: Mutex<HashMap<String, (Option<OrgLimits>, Instant)>>,
     /// GCRA per key: the theoretical arrival time of its next request.
     rate: Mutex<HashMap<String, Instant>>,
+    /// Each organisation's `concurrent_runs` from the API, and when they were read.
+    caps: Mutex<Option<(ApiCaps, Instant)>>,
 }
+
+/// `concurrent_runs` as operators set it over the API, by org.
+type ApiCaps = HashMap<String, Option<u32>>;
 
 use crate::config::OrgLimits;
 
@@ -69,6 +74,7 @@ impl Access {
             limits,
             overrides: Default::default(),
             rate: Default::default(),
+            caps: Default::default(),
         }
     }
 }
@@ -237,6 +243,46 @@ impl Runtime {
         Ok(set.unwrap_or_else(|| self.access.limits.of(org).clone()))
     }
 
+    /// The scheduler's caps of executing runs: the default for every
+    /// organisation (`[limits.default] concurrent_runs`, else `fallback`),
+    /// and each organisation whose own limits (the API's, else the config's)
+    /// say otherwise. Read from the database at most once a second.
+    pub(crate) async fn claim_caps(&self, fallback: u32) -> (u32, HashMap<String, u32>) {
+        let cached = {
+            let c = self.access.caps.lock().unwrap_or_else(|e| e.into_inner());
+            c.as_ref().filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(m, _)| m.clone())
+        };
+        let api = match cached {
+            Some(m) => m,
+            None => {
+                let read: HashMap<String, Option<u32>> = match self.store.list_org_limits().await {
+                    Ok(rows) => rows
+                        .into_iter()
+                        .filter_map(|(org, v)| {
+                            serde_json::from_value::<OrgLimits>(v).ok().map(|l| (org, l.concurrent_runs))
+                        })
+                        .collect(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read organisations' limits; using the config's");
+                        HashMap::new()
+                    }
+                };
+                *self.access.caps.lock().unwrap_or_else(|e| e.into_inner()) = Some((read.clone(), Instant::now()));
+                read
+            }
+        };
+        let limits = &self.access.limits;
+        let default = limits.default.concurrent_runs.unwrap_or(fallback).max(1);
+        let mut per_org = HashMap::new();
+        let own = limits.orgs.iter().map(|(o, l)| (o, l.concurrent_runs)).chain(api.iter().map(|(o, c)| (o, *c)));
+        for (org, cap) in own {
+            // An org's own limits replace the default whole: unset there means the scheduler's.
+            per_org.insert(org.clone(), cap.unwrap_or(fallback).max(1));
+        }
+        per_org.retain(|_, c| *c != default);
+        (default, per_org)
+    }
+
     /// Sets an organisation's quotas (operators only); they replace the config's for it.
     pub async fn set_org_limits(
         &self,
@@ -256,6 +302,7 @@ impl Runtime {
             serde_json::to_value(&limits).map_err(|e| RuntimeError::bad(ErrorCode::InvalidRequest, e.to_string()))?;
         self.store.put_org_limits(org, &doc).await?;
         self.access.overrides.lock().unwrap_or_else(|e| e.into_inner()).remove(org);
+        *self.access.caps.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(limits)
     }
 

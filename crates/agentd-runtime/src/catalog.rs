@@ -180,7 +180,7 @@ impl Runtime {
             return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "`max_steps` is out of range"));
         }
         if let Some(m) = &def.model {
-            self.models.resolve(m).map_err(|e| RuntimeError::bad(e.code(), e.to_string()))?;
+            self.plan_model(t, m).await?;
         }
         def.validate().map_err(|m| RuntimeError::bad(ErrorCode::InvalidPolicy, m))?;
         if self.config_agent_names().contains(&def.name) {

@@ -83,6 +83,9 @@ impl LimitsConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrgLimits {
+    /// Runs the org may have executing at once, across all nodes (default
+    /// `[scheduler] per_tenant_concurrent_runs`); more wait in the queue.
+    pub concurrent_runs: Option<u32>,
     /// Requests a minute, counted per API key (each key of the org gets this many).
     pub requests_per_minute: Option<u32>,
     /// Model tokens the org's runs may use per UTC day; a run at or over it fails `budget_exceeded`.
@@ -127,26 +130,32 @@ fn default_kind() -> String {
 
 /// A named model: which provider and model id, its limits, default
 /// parameters, and the profiles to fail over to.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 pub struct ModelProfile {
     pub provider: String,
     pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_window: Option<u64>,
     /// Most output tokens per answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Sent with every request (`temperature`, `top_p`, `tool_choice`, …).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Profiles tried in order when this one fails with a provider error.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fallback: Vec<String>,
     /// What the model accepts as input: `["text"]` makes images a 400 (default text and images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<Vec<String>>,
     /// Price per million tokens, for cost per run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Price>,
     /// Share of the context window at which older turns are compacted (default 0.8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compact_at: Option<f64>,
     /// Exchanges kept verbatim when compacting (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_turns: Option<usize>,
 }
 

@@ -18,6 +18,7 @@ mod run_loop;
 mod scheduler;
 pub mod secrets;
 pub mod templates;
+pub mod tenant_models;
 mod toolset;
 pub mod usage;
 
@@ -34,6 +35,7 @@ pub use catalog::SessionView;
 pub use config::Config;
 pub use fold::Folded;
 pub use hub::{Hub, Live};
+pub use mcp_servers::SecretRefs;
 pub use models::{ModelError, ModelRegistry, ResolvedModel};
 pub use scheduler::SchedulerSettings;
 pub use toolset::{AgentDef, ToolSet};
@@ -404,8 +406,8 @@ impl Runtime {
             Some(m) => m.to_string(),
             None => return Err(RuntimeError::bad(ErrorCode::ModelRequired, models::ModelError::NoModel.to_string())),
         };
-        let resolved = self.models.resolve(&model).map_err(|e| RuntimeError::bad(e.code(), e.to_string()))?;
-        if !req.images.is_empty() && !resolved.accepts_images {
+        let resolved = self.plan_model(t, &model).await?;
+        if !req.images.is_empty() && !resolved.accepts_images() {
             return Err(RuntimeError::bad(
                 ErrorCode::ImagesNotSupported,
                 format!(

@@ -27,14 +27,22 @@ fn mcp_error(e: McpError) -> RuntimeError {
     }
 }
 
-/// Environment variable → name of the tenant secret that holds its value.
-type SecretEnv = BTreeMap<String, String>;
+/// Environment variables and HTTP headers of a server whose values are
+/// tenant secrets: variable or header name → secret name.
+#[derive(Debug, Clone, Default)]
+pub struct SecretRefs {
+    pub env: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, String>,
+}
 
-fn stored(doc: &serde_json::Value) -> Option<(String, McpServerConfig, SecretEnv)> {
+fn stored(doc: &serde_json::Value) -> Option<(String, McpServerConfig, SecretRefs)> {
     let name = doc["name"].as_str()?.to_string();
     let config = serde_json::from_value(doc["config"].clone()).ok()?;
-    let secret_env = serde_json::from_value(doc["secret_env"].clone()).unwrap_or_default();
-    Some((name, config, secret_env))
+    let refs = SecretRefs {
+        env: serde_json::from_value(doc["secret_env"].clone()).unwrap_or_default(),
+        headers: serde_json::from_value(doc["secret_headers"].clone()).unwrap_or_default(),
+    };
+    Some((name, config, refs))
 }
 
 impl Runtime {
@@ -43,17 +51,22 @@ impl Runtime {
         &self,
         t: &Tenant,
         config: &McpServerConfig,
-        secret_env: &SecretEnv,
+        refs: &SecretRefs,
     ) -> Result<McpServerConfig, RuntimeError> {
         let mut c = config.clone();
-        for (var, secret) in secret_env {
-            let value = self.secret_value(t, secret).await.map_err(|e| match e {
+        let open = |field: String, secret: String| async move {
+            self.secret_value(t, &secret).await.map_err(|e| match e {
                 RuntimeError::NotFound { message, .. } => {
-                    RuntimeError::bad(ErrorCode::InvalidRequest, format!("env {var}: {message}"))
+                    RuntimeError::bad(ErrorCode::InvalidRequest, format!("{field}: {message}"))
                 }
                 other => other,
-            })?;
-            c.env.insert(var.clone(), value);
+            })
+        };
+        for (var, secret) in &refs.env {
+            c.env.insert(var.clone(), open(format!("env {var}"), secret.clone()).await?);
+        }
+        for (h, secret) in &refs.headers {
+            c.headers.insert(h.clone(), open(format!("header {h}"), secret.clone()).await?);
         }
         Ok(c)
     }
@@ -65,9 +78,9 @@ impl Runtime {
         t: &Tenant,
         name: &str,
         config: &McpServerConfig,
-        secret_env: &SecretEnv,
+        refs: &SecretRefs,
     ) -> Result<(), String> {
-        let c = self.opened(t, config, secret_env).await.map_err(|e| e.to_string())?;
+        let c = self.opened(t, config, refs).await.map_err(|e| e.to_string())?;
         match self.catalog.mcp().add(Some(t.clone()), name, c) {
             Ok(()) | Err(McpError::Exists(_)) => Ok(()),
             Err(e) => Err(e.to_string()),
@@ -75,22 +88,23 @@ impl Runtime {
     }
 
     /// Adds a server for the tenant: stored first, then connected here.
-    /// `secret_env` names tenant secrets whose values become environment
-    /// variables of the server (opened at each connect, never stored with it).
+    /// `refs` names tenant secrets whose values become environment variables
+    /// or HTTP headers of the server (opened at each connect, never stored with it).
     pub async fn add_mcp_server(
         &self,
         t: &Tenant,
         name: &str,
         config: McpServerConfig,
-        secret_env: SecretEnv,
+        refs: SecretRefs,
     ) -> Result<Option<ServerInfo>, RuntimeError> {
         self.sync_mcp(t, true).await?;
         if self.catalog.mcp().list(t).iter().any(|i| i.name == name) {
             return Err(mcp_error(McpError::Exists(name.into())));
         }
         // A secret that does not open is refused now, not at some later connect.
-        let live = self.opened(t, &config, &secret_env).await?;
-        let doc = serde_json::json!({"name": name, "config": config, "secret_env": secret_env});
+        let live = self.opened(t, &config, &refs).await?;
+        let doc =
+            serde_json::json!({"name": name, "config": config, "secret_env": refs.env, "secret_headers": refs.headers});
         match self.store.create_doc(t, KIND, name, &doc).await {
             Ok(()) => {}
             Err(StoreError::AlreadyExists) => return Err(mcp_error(McpError::Exists(name.into()))),
@@ -140,15 +154,15 @@ impl Runtime {
             seen.insert(t.clone(), Instant::now());
         }
         let docs = self.store.list_docs(t, KIND).await?;
-        let wanted: HashMap<String, (McpServerConfig, SecretEnv)> =
+        let wanted: HashMap<String, (McpServerConfig, SecretRefs)> =
             docs.iter().filter_map(stored).map(|(n, c, s)| (n, (c, s))).collect();
         let live: Vec<String> =
             self.catalog.mcp().list(t).into_iter().filter(|i| i.scope == "tenant").map(|i| i.name).collect();
-        for (name, (config, secret_env)) in &wanted {
+        for (name, (config, refs)) in &wanted {
             if live.contains(name) {
                 continue;
             }
-            if let Err(e) = self.connect_stored(t, name, config, secret_env).await {
+            if let Err(e) = self.connect_stored(t, name, config, refs).await {
                 tracing::warn!(org = %t.org, server = %name, error = %e, "stored MCP server not connected");
             }
         }
@@ -163,8 +177,8 @@ impl Runtime {
         let all = self.store.list_docs_all(KIND).await?;
         let mut n = 0;
         for (t, doc) in &all {
-            let Some((name, config, secret_env)) = stored(doc) else { continue };
-            match self.connect_stored(t, &name, &config, &secret_env).await {
+            let Some((name, config, refs)) = stored(doc) else { continue };
+            match self.connect_stored(t, &name, &config, &refs).await {
                 Ok(()) => n += 1,
                 Err(e) => tracing::warn!(org = %t.org, server = %name, error = %e, "stored MCP server not connected"),
             }

@@ -9,7 +9,7 @@ use agentd_providers::{
     ScriptedProvider,
 };
 
-use crate::config::{Config, ConfigError, ModelProfile};
+use crate::config::{Config, ConfigError, ModelProfile, ProviderConfig};
 
 /// A model a run can use.
 #[derive(Clone)]
@@ -90,10 +90,135 @@ impl ModelError {
     }
 }
 
+/// One provider of the server's config.
+#[derive(Clone)]
+struct ServerProvider {
+    provider: Arc<dyn Provider>,
+    retry: RetryPolicy,
+    kind: String,
+}
+
+/// Builds an HTTP provider (`openai`, `anthropic`, `ollama`) with its key
+/// already in hand; `guard` checks every address it connects to.
+pub(crate) fn build_provider(
+    p: &ProviderConfig,
+    api_key: Option<String>,
+    headers: Vec<(String, String)>,
+    guard: Option<agentd_providers::Guard>,
+) -> Result<Arc<dyn Provider>, String> {
+    let timeout = Duration::from_secs(p.timeout_secs.unwrap_or(300));
+    let stream = p.stream.unwrap_or(true);
+    let base = |default: &str| p.base_url.clone().unwrap_or_else(|| default.into());
+    let invalid = |e: agentd_providers::ProviderError| e.to_string();
+    Ok(match p.kind.as_str() {
+        "openai" => {
+            let max_tokens_field = p.max_tokens_field.clone();
+            let base_url = base("https://api.openai.com/v1");
+            let c = OpenAiConfig { base_url, api_key, headers, timeout, stream, max_tokens_field, guard };
+            Arc::new(OpenAiProvider::new(c).map_err(invalid)?)
+        }
+        "anthropic" => {
+            let c = AnthropicConfig {
+                base_url: base("https://api.anthropic.com"),
+                api_key,
+                headers,
+                timeout,
+                stream,
+                guard,
+            };
+            Arc::new(AnthropicProvider::new(c).map_err(invalid)?)
+        }
+        "ollama" => {
+            let base_url = base("http://127.0.0.1:11434");
+            let c = OllamaConfig { base_url, headers, timeout, stream, think: p.think, guard };
+            Arc::new(OllamaProvider::new(c).map_err(invalid)?)
+        }
+        other => {
+            return Err(format!(
+                "unknown type {other:?} (expected \"openai\", \"anthropic\", \"ollama\" or \"scripted\")"
+            ));
+        }
+    })
+}
+
+/// A provider's retry settings.
+pub(crate) fn retry_of(p: &ProviderConfig) -> RetryPolicy {
+    RetryPolicy {
+        max_retries: p.max_retries.unwrap_or(2).min(10),
+        base: Duration::from_millis(p.retry_base_ms.unwrap_or(500).max(1)),
+    }
+}
+
+/// A scripted provider from inline turns or a script file.
+fn scripted(cfg: &Config, name: &str, p: &ProviderConfig) -> Result<ScriptedProvider, ConfigError> {
+    match (&p.turns, &p.script) {
+        (Some(t), _) => Ok(ScriptedProvider::new(t.clone())),
+        (None, Some(path)) => {
+            let path = cfg.resolve_path(path);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::Invalid(format!("provider {name}: cannot read script {}: {e}", path.display()))
+            })?;
+            ScriptedProvider::from_json(&text).map_err(|e| ConfigError::Invalid(format!("provider {name}: {e}")))
+        }
+        (None, None) => Err(ConfigError::Invalid(format!("provider {name}: scripted needs `turns` or `script`"))),
+    }
+}
+
+/// A tenant's own providers (by name) and profiles, consulted before the server's.
+#[derive(Debug, Clone, Default)]
+pub struct TenantLayer {
+    pub providers: std::collections::BTreeSet<String>,
+    pub profiles: BTreeMap<String, ModelProfile>,
+}
+
+/// Where a planned model's provider comes from.
+#[derive(Clone)]
+pub enum ProviderRef {
+    Server(Arc<dyn Provider>, RetryPolicy),
+    /// One of the tenant's providers, by name (built when the run uses it).
+    Tenant(String),
+}
+
+/// A model name resolved to a profile and a provider that is not built yet.
+#[derive(Clone)]
+pub struct Planned {
+    pub profile_name: String,
+    pub profile: ModelProfile,
+    pub via: ProviderRef,
+}
+
+impl Planned {
+    /// False for a profile declared text-only.
+    pub fn accepts_images(&self) -> bool {
+        self.profile.input.as_ref().is_none_or(|i| i.iter().any(|k| k == "image" || k == "images"))
+    }
+
+    /// The model, with the provider it runs on.
+    pub fn finish(self, provider: Arc<dyn Provider>, retry: RetryPolicy) -> ResolvedModel {
+        let accepts_images = self.accepts_images();
+        let prof = self.profile;
+        ResolvedModel {
+            profile: self.profile_name,
+            provider_name: prof.provider,
+            provider,
+            model: prof.model,
+            max_tokens: prof.max_tokens,
+            context_window: prof.context_window,
+            params: Arc::new(prof.params),
+            fallback: prof.fallback,
+            accepts_images,
+            price: prof.price,
+            retry,
+            compact_at: prof.compact_at.unwrap_or(0.8).clamp(0.1, 1.0),
+            keep_turns: prof.keep_turns.unwrap_or(4).max(1),
+        }
+    }
+}
+
 /// Every configured provider and profile.
 #[derive(Clone, Default)]
 pub struct ModelRegistry {
-    providers: BTreeMap<String, (Arc<dyn Provider>, RetryPolicy)>,
+    providers: BTreeMap<String, ServerProvider>,
     profiles: BTreeMap<String, ModelProfile>,
     default_model: Option<String>,
 }
@@ -148,7 +273,6 @@ impl ModelRegistry {
         }
         let mut secrets: Vec<String> = env.values().cloned().collect();
         for (name, p) in &entries {
-            let invalid = |e: agentd_providers::ProviderError| ConfigError::Invalid(format!("provider {name}: {e}"));
             let default_key_var = match p.kind.as_str() {
                 "openai" if name == "openai" => Some("OPENAI_API_KEY"),
                 "anthropic" => Some("ANTHROPIC_API_KEY"),
@@ -159,61 +283,19 @@ impl ModelRegistry {
                 None => default_key_var.and_then(|v| env.get(v)),
             };
             secrets.extend(api_key.clone());
-            let headers: Vec<(String, String)> = p.headers.clone().into_iter().collect();
-            let timeout = Duration::from_secs(p.timeout_secs.unwrap_or(300));
-            let stream = p.stream.unwrap_or(true);
-            let provider: Arc<dyn Provider> = match p.kind.as_str() {
-                "openai" => {
-                    let from_env = if name == "openai" { env.get("OPENAI_BASE_URL") } else { None };
-                    let base_url =
-                        p.base_url.clone().or(from_env).unwrap_or_else(|| "https://api.openai.com/v1".into());
-                    let max_tokens_field = p.max_tokens_field.clone();
-                    let c = OpenAiConfig { base_url, api_key, headers, timeout, stream, max_tokens_field };
-                    Arc::new(OpenAiProvider::new(c).map_err(invalid)?)
+            let provider: Arc<dyn Provider> = if p.kind == "scripted" {
+                Arc::new(scripted(cfg, name, p)?)
+            } else {
+                let mut p = p.clone();
+                if name == "openai" && p.kind == "openai" && p.base_url.is_none() {
+                    p.base_url = env.get("OPENAI_BASE_URL");
                 }
-                "anthropic" => {
-                    let base_url = p.base_url.clone().unwrap_or_else(|| "https://api.anthropic.com".into());
-                    let c = AnthropicConfig { base_url, api_key, headers, timeout, stream };
-                    Arc::new(AnthropicProvider::new(c).map_err(invalid)?)
-                }
-                "ollama" => {
-                    let base_url = p.base_url.clone().unwrap_or_else(|| "http://127.0.0.1:11434".into());
-                    let c = OllamaConfig { base_url, headers, timeout, stream, think: p.think };
-                    Arc::new(OllamaProvider::new(c).map_err(invalid)?)
-                }
-                "scripted" => {
-                    let turns = match (&p.turns, &p.script) {
-                        (Some(t), _) => ScriptedProvider::new(t.clone()),
-                        (None, Some(path)) => {
-                            let path = cfg.resolve_path(path);
-                            let text = std::fs::read_to_string(&path).map_err(|e| {
-                                ConfigError::Invalid(format!(
-                                    "provider {name}: cannot read script {}: {e}",
-                                    path.display()
-                                ))
-                            })?;
-                            ScriptedProvider::from_json(&text)
-                                .map_err(|e| ConfigError::Invalid(format!("provider {name}: {e}")))?
-                        }
-                        (None, None) => {
-                            return Err(ConfigError::Invalid(format!(
-                                "provider {name}: scripted needs `turns` or `script`"
-                            )));
-                        }
-                    };
-                    Arc::new(turns)
-                }
-                other => {
-                    return Err(ConfigError::Invalid(format!(
-                        "provider {name}: unknown type {other:?} (expected \"openai\", \"anthropic\", \"ollama\" or \"scripted\")"
-                    )));
-                }
+                let headers = p.headers.clone().into_iter().collect();
+                build_provider(&p, api_key, headers, None)
+                    .map_err(|e| ConfigError::Invalid(format!("provider {name}: {e}")))?
             };
-            let retry = RetryPolicy {
-                max_retries: p.max_retries.unwrap_or(2).min(10),
-                base: Duration::from_millis(p.retry_base_ms.unwrap_or(500).max(1)),
-            };
-            providers.insert(name.clone(), (provider, retry));
+            let kind = p.kind.clone();
+            providers.insert(name.clone(), ServerProvider { provider, retry: retry_of(p), kind });
         }
         // Keys read from the .env file are as secret as environment ones.
         agentd_core::redact::add_secrets(secrets);
@@ -238,7 +320,8 @@ impl ModelRegistry {
 
     /// Adds or replaces a provider (used by tests and the bench).
     pub fn insert_provider(&mut self, name: &str, p: Arc<dyn Provider>) {
-        self.providers.insert(name.into(), (p, RetryPolicy::default()));
+        self.providers
+            .insert(name.into(), ServerProvider { provider: p, retry: RetryPolicy::default(), kind: "custom".into() });
     }
 
     pub fn set_default_model(&mut self, m: Option<String>) {
@@ -250,7 +333,17 @@ impl ModelRegistry {
     }
 
     pub fn providers(&self) -> impl Iterator<Item = (&String, &Arc<dyn Provider>)> {
-        self.providers.iter().map(|(k, (p, _))| (k, p))
+        self.providers.iter().map(|(k, p)| (k, &p.provider))
+    }
+
+    /// The configured providers' names and types.
+    pub fn provider_kinds(&self) -> impl Iterator<Item = (&String, &str)> {
+        self.providers.iter().map(|(k, p)| (k, p.kind.as_str()))
+    }
+
+    /// The configured profiles.
+    pub fn profiles(&self) -> &BTreeMap<String, ModelProfile> {
+        &self.profiles
     }
 
     pub fn is_empty(&self) -> bool {
@@ -262,54 +355,69 @@ impl ModelRegistry {
         self.default_model.as_deref()
     }
 
-    /// Resolves a profile name or `provider/model`.
-    pub fn resolve(&self, name: &str) -> Result<ResolvedModel, ModelError> {
-        let prof = match self.profiles.get(name) {
-            Some(p) => p.clone(),
-            None => match name.split_once('/').filter(|(p, m)| !p.is_empty() && !m.is_empty()) {
+    /// Plans a profile name or `provider/model`: the tenant's profiles
+    /// first, then the server's; a tenant profile or `provider/model` names
+    /// the tenant's provider first, a server profile only the server's.
+    pub fn plan(&self, tenant: &TenantLayer, name: &str) -> Result<Planned, ModelError> {
+        let (prof, tenant_first) = if let Some(p) = tenant.profiles.get(name) {
+            (p.clone(), true)
+        } else if let Some(p) = self.profiles.get(name) {
+            (p.clone(), false)
+        } else {
+            match name.split_once('/').filter(|(p, m)| !p.is_empty() && !m.is_empty()) {
                 Some((prov, model)) => {
-                    ModelProfile { provider: prov.into(), model: model.into(), ..Default::default() }
+                    (ModelProfile { provider: prov.into(), model: model.into(), ..Default::default() }, true)
                 }
                 None => return Err(ModelError::UnknownModel(name.to_string())),
-            },
+            }
         };
-        let (provider, retry) = self.providers.get(&prof.provider).cloned().ok_or_else(|| {
-            let known = if self.providers.is_empty() { "none".into() } else { self.provider_names().join(", ") };
-            ModelError::UnknownProvider(prof.provider.clone(), known)
-        })?;
-        Ok(ResolvedModel {
-            profile: name.to_string(),
-            provider_name: prof.provider,
-            provider,
-            model: prof.model,
-            max_tokens: prof.max_tokens,
-            context_window: prof.context_window,
-            params: Arc::new(prof.params),
-            fallback: prof.fallback,
-            accepts_images: prof.input.is_none_or(|i| i.iter().any(|k| k == "image" || k == "images")),
-            price: prof.price,
-            retry,
-            compact_at: prof.compact_at.unwrap_or(0.8).clamp(0.1, 1.0),
-            keep_turns: prof.keep_turns.unwrap_or(4).max(1),
-        })
+        let via = if tenant_first && tenant.providers.contains(&prof.provider) {
+            ProviderRef::Tenant(prof.provider.clone())
+        } else if let Some(p) = self.providers.get(&prof.provider) {
+            ProviderRef::Server(p.provider.clone(), p.retry)
+        } else {
+            let mut known: Vec<String> = tenant.providers.iter().cloned().collect();
+            known.extend(self.provider_names());
+            let known = if known.is_empty() { "none".into() } else { known.join(", ") };
+            return Err(ModelError::UnknownProvider(prof.provider.clone(), known));
+        };
+        Ok(Planned { profile_name: name.to_string(), profile: prof, via })
     }
 
-    /// A profile and its fallbacks, each once, in the order they are tried.
-    pub fn chain(&self, name: &str) -> Result<Vec<ResolvedModel>, ModelError> {
-        let first = self.resolve(name)?;
-        let mut seen = vec![first.profile.clone()];
-        let mut out = vec![first];
+    /// A name and its fallbacks, each once, in the order they are tried.
+    pub fn plan_chain(&self, tenant: &TenantLayer, name: &str) -> Result<Vec<Planned>, ModelError> {
+        let mut out = vec![self.plan(tenant, name)?];
         let mut i = 0;
         while i < out.len() {
-            for f in out[i].fallback.clone() {
-                if !seen.contains(&f) {
-                    seen.push(f.clone());
-                    out.push(self.resolve(&f)?);
+            for f in out[i].profile.fallback.clone() {
+                if !out.iter().any(|p| p.profile_name == f) {
+                    out.push(self.plan(tenant, &f)?);
                 }
             }
             i += 1;
         }
         Ok(out)
+    }
+
+    /// Resolves a server profile name or `provider/model`.
+    pub fn resolve(&self, name: &str) -> Result<ResolvedModel, ModelError> {
+        let plan = self.plan(&TenantLayer::default(), name)?;
+        match plan.via.clone() {
+            ProviderRef::Server(provider, retry) => Ok(plan.finish(provider, retry)),
+            ProviderRef::Tenant(p) => Err(ModelError::UnknownProvider(p, self.provider_names().join(", "))),
+        }
+    }
+
+    /// A server profile and its fallbacks, each once, in the order they are tried.
+    pub fn chain(&self, name: &str) -> Result<Vec<ResolvedModel>, ModelError> {
+        let plans = self.plan_chain(&TenantLayer::default(), name)?;
+        Ok(plans
+            .into_iter()
+            .filter_map(|p| match p.via.clone() {
+                ProviderRef::Server(provider, retry) => Some(p.finish(provider, retry)),
+                ProviderRef::Tenant(_) => None,
+            })
+            .collect())
     }
 }
 
@@ -338,6 +446,40 @@ mod tests {
         assert_eq!(reg.resolve("nope/x").err().unwrap().code().as_str(), "unknown_provider");
         assert_eq!(reg.resolve("nope").err().unwrap().code().as_str(), "unknown_model");
         assert_eq!(reg.resolve("/x").err().unwrap().code().as_str(), "unknown_model");
+    }
+
+    #[test]
+    fn tenant_names_come_first_but_server_profiles_keep_server_providers() {
+        let cfg = Config::parse(
+            "[providers.shared]\ntype = \"scripted\"\nturns = [{ text = \"hi\" }]\n\
+             [models.fast]\nprovider = \"shared\"\nmodel = \"server-model\"\n",
+        )
+        .unwrap();
+        let reg = ModelRegistry::from_config(&cfg).unwrap();
+        let mut layer = TenantLayer::default();
+        layer.providers.insert("shared".into());
+        layer.profiles.insert(
+            "fast".into(),
+            ModelProfile { provider: "shared".into(), model: "tenant-model".into(), ..Default::default() },
+        );
+        layer.profiles.insert(
+            "mine".into(),
+            ModelProfile {
+                provider: "shared".into(),
+                model: "m".into(),
+                fallback: vec!["shared/x".into()],
+                ..Default::default()
+            },
+        );
+        let p = reg.plan(&layer, "fast").unwrap();
+        assert_eq!(p.profile.model, "tenant-model", "the tenant's profile of the same name wins");
+        assert!(matches!(p.via, ProviderRef::Tenant(ref n) if n == "shared"));
+        assert!(matches!(reg.plan(&layer, "shared/y").unwrap().via, ProviderRef::Tenant(_)));
+        let plain = reg.plan(&TenantLayer::default(), "fast").unwrap();
+        assert!(matches!(plain.via, ProviderRef::Server(..)), "no tenant layer: the server's");
+        let chain = reg.plan_chain(&layer, "mine").unwrap();
+        assert_eq!(chain.iter().map(|p| p.profile_name.as_str()).collect::<Vec<_>>(), ["mine", "shared/x"]);
+        assert_eq!(reg.plan(&layer, "nope/x").err().unwrap().code().as_str(), "unknown_provider");
     }
 
     #[test]

@@ -160,8 +160,9 @@ impl Runtime {
         } else {
             vec![EventKind::RunStarted { node: self.sched.node_id().to_string() }]
         };
-        let chain = match self.models.chain(&run.model) {
+        let chain = match self.model_chain(t, &run.model).await {
             Ok(m) => m,
+            Err(crate::RuntimeError::Store(e)) => return Err(e.into()),
             Err(e) => {
                 w.write_final(carry, failed(e.code().as_str(), e.to_string())).await?;
                 return Ok(());

@@ -29,6 +29,9 @@ pub struct SchedulerSettings {
     pub poll_ms: u64,
     /// How long SIGTERM waits for runs to reach a step boundary.
     pub shutdown_grace_ms: u64,
+    /// Whether this node executes runs (default: when its config has a
+    /// provider; true lets a node run only tenants' own providers).
+    pub execute_runs: Option<bool>,
 }
 
 impl Default for SchedulerSettings {
@@ -39,6 +42,7 @@ impl Default for SchedulerSettings {
             lease_ms: 30_000,
             poll_ms: 1_000,
             shutdown_grace_ms: 10_000,
+            execute_runs: None,
         }
     }
 }
@@ -150,15 +154,18 @@ impl Runtime {
         if released > 0 {
             tracing::info!(runs = released, node = %self.sched.node_id, "resuming runs this node held before it stopped");
         }
-        // A node without any provider serves the API only: it would fail
-        // every run it claimed, so it claims none.
-        if self.models.is_empty() {
-            tracing::warn!("no provider configured: this node serves the API but executes no runs");
-        } else {
+        // A node without a provider of its own serves the API only (it would
+        // fail the runs it claimed), unless told it runs tenants' own providers.
+        if self.sched.settings.execute_runs.unwrap_or(!self.models.is_empty()) {
             let rt = self.clone();
             tokio::spawn(async move { rt.schedule_loop().await });
             let rt = self.clone();
             tokio::spawn(async move { rt.expire_approvals_loop().await });
+        } else {
+            tracing::warn!(
+                "no provider configured: this node serves the API but executes no runs \
+                 (set [scheduler] execute_runs = true if tenants bring their own providers)"
+            );
         }
         let rt = self.clone();
         tokio::spawn(async move { rt.heartbeat_loop().await });
@@ -225,10 +232,12 @@ impl Runtime {
             }
             let free = (self.sched.settings.max_concurrent_runs as usize).saturating_sub(self.sched.active_count());
             if free > 0 {
+                let (per_tenant, per_org) = self.claim_caps(self.sched.settings.per_tenant_concurrent_runs).await;
                 let limits = ClaimLimits {
                     max: free as u32,
-                    per_tenant: self.sched.settings.per_tenant_concurrent_runs.max(1),
+                    per_tenant,
                     lease_ms: self.sched.settings.lease_ms as i64,
+                    per_org,
                 };
                 match self.store.claim_runs(&self.sched.node_id, &limits).await {
                     Ok(runs) => {

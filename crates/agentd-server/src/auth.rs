@@ -36,7 +36,9 @@ impl Caller {
 /// and keys are for admins.
 pub(crate) fn needed_role(method: &Method, path: &str) -> KeyRole {
     let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let admin_area = ["/v1/http-tools", "/v1/mcp-servers"].iter().any(|p| path.starts_with(p));
+    let admin_area = ["/v1/http-tools", "/v1/mcp-servers", "/v1/providers", "/v1/model-profiles"]
+        .iter()
+        .any(|p| path.starts_with(p));
     let admin_only = ["/v1/api-keys", "/v1/audit", "/v1/secrets", "/v1/orgs"].iter().any(|p| path.starts_with(p));
     if admin_only || (write && admin_area) {
         KeyRole::Admin
@@ -91,6 +93,8 @@ const AUDITED: &[&str] = &[
     "/v1/approvals",
     "/v1/secrets",
     "/v1/orgs",
+    "/v1/providers",
+    "/v1/model-profiles",
 ];
 
 /// Checks the key of every `/v1` request when auth is on, puts the

@@ -4,6 +4,7 @@ mod approvals;
 mod auth;
 mod error;
 mod keys;
+mod providers;
 mod runs;
 mod secrets;
 mod sessions;
@@ -108,6 +109,13 @@ fn v1_routes() -> V1 {
         .add("put", "/secrets/{name}", secrets::put)
         .add("get", "/secrets", secrets::list)
         .add("delete", "/secrets/{name}", secrets::delete)
+        .add("post", "/providers", providers::create)
+        .add("get", "/providers", providers::list)
+        .add("delete", "/providers/{name}", providers::delete)
+        .add("get", "/providers/{name}/health", providers::health)
+        .add("post", "/model-profiles", providers::create_profile)
+        .add("get", "/model-profiles", providers::list_profiles)
+        .add("delete", "/model-profiles/{name}", providers::delete_profile)
         .add("get", "/openapi.json", openapi_document)
 }
 

@@ -129,17 +129,22 @@ pub(crate) async fn add_mcp(
     Scope(t): Scope,
     ApiJson(b): ApiJson<agentd_api::CreateMcpServer>,
 ) -> Result<Response, ApiError> {
-    // Variables naming a secret go apart: the runtime opens them at each connect.
+    // Variables and headers naming a secret go apart: the runtime opens them at each connect.
     let mut config = b.config.clone();
-    let mut secret_env = std::collections::BTreeMap::new();
-    config.env.retain(|var, v| match v {
-        agentd_core::HeaderSpec::Secret { secret } => {
-            secret_env.insert(var.clone(), secret.clone());
-            false
-        }
-        agentd_core::HeaderSpec::Value(_) => true,
-    });
-    let info = s.rt.add_mcp_server(&t, &b.name, domain(&config)?, secret_env).await?;
+    let mut refs = agentd_runtime::SecretRefs::default();
+    let split = |map: &mut std::collections::BTreeMap<String, agentd_core::HeaderSpec>,
+                 out: &mut std::collections::BTreeMap<String, String>| {
+        map.retain(|k, v| match v {
+            agentd_core::HeaderSpec::Secret { secret } => {
+                out.insert(k.clone(), secret.clone());
+                false
+            }
+            agentd_core::HeaderSpec::Value(_) => true,
+        })
+    };
+    split(&mut config.env, &mut refs.env);
+    split(&mut config.headers, &mut refs.headers);
+    let info = s.rt.add_mcp_server(&t, &b.name, domain(&config)?, refs).await?;
     Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::McpServerInfo>(&info)?)).into_response())
 }
 

@@ -147,13 +147,27 @@ pub struct AppendGuard {
 }
 
 /// How many runs one claim may take.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ClaimLimits {
     /// Most runs to claim now (free slots on this node).
     pub max: u32,
     /// Most leased runs per organisation across all nodes.
     pub per_tenant: u32,
     pub lease_ms: i64,
+    /// Organisations whose cap is not `per_tenant` (their `concurrent_runs`).
+    pub per_org: std::collections::HashMap<String, u32>,
+}
+
+impl ClaimLimits {
+    /// The cap of one organisation.
+    pub fn cap(&self, org: &str) -> u32 {
+        self.per_org.get(org).copied().unwrap_or(self.per_tenant)
+    }
+
+    /// The largest cap of any organisation (what the database may prefilter by).
+    pub fn widest(&self) -> u32 {
+        self.per_org.values().copied().fold(self.per_tenant, u32::max)
+    }
 }
 
 /// What a prune removed.
@@ -216,6 +230,8 @@ pub enum DocKind {
     Agent,
     PromptTemplate,
     McpServer,
+    Provider,
+    ModelProfile,
 }
 
 impl DocKind {
@@ -227,6 +243,8 @@ impl DocKind {
             DocKind::Agent => "agent",
             DocKind::PromptTemplate => "prompt_template",
             DocKind::McpServer => "mcp_server",
+            DocKind::Provider => "provider",
+            DocKind::ModelProfile => "model_profile",
         }
     }
 }
@@ -274,7 +292,7 @@ pub(crate) fn check_migration(version: i64, stored: Option<&str>, sql: &str) -> 
 pub fn masked_doc(kind: DocKind, doc: &serde_json::Value) -> serde_json::Value {
     // Maps whose values are the tenant's own credentials, by JSON pointer.
     let credentials: &[&str] = match kind {
-        DocKind::HttpTool => &["/headers"],
+        DocKind::HttpTool | DocKind::Provider => &["/headers"],
         DocKind::McpServer => &["/config/env", "/config/headers"],
         _ => &[],
     };
@@ -583,6 +601,9 @@ pub trait LimitStore: Send + Sync + 'static {
 
     /// An organisation's quotas, if any were set.
     async fn get_org_limits(&self, org: &str) -> Result<Option<serde_json::Value>>;
+
+    /// Every organisation's quotas that were set.
+    async fn list_org_limits(&self) -> Result<Vec<(String, serde_json::Value)>>;
 }
 
 /// The current time as stored: RFC 3339 UTC with milliseconds.
@@ -602,15 +623,15 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Picks up to `max` candidates round-robin across organisations, keeping
-/// each organisation under `per_tenant` leased runs (`active` holds the
-/// current counts). Candidates come oldest first.
+/// Picks up to `limits.max` candidates round-robin across organisations,
+/// keeping each organisation under its cap of leased runs (`active` holds
+/// the current counts). Candidates come oldest first.
 pub fn fair_pick(
     candidates: Vec<(Tenant, Run)>,
     active: &std::collections::HashMap<String, u32>,
-    max: u32,
-    per_tenant: u32,
+    limits: &ClaimLimits,
 ) -> Vec<(Tenant, Run)> {
+    let max = limits.max;
     let mut queues: Vec<(String, std::collections::VecDeque<(Tenant, Run)>)> = vec![];
     for c in candidates {
         match queues.iter_mut().find(|(org, _)| *org == c.0.org) {
@@ -627,7 +648,7 @@ pub fn fair_pick(
                 break;
             }
             let n = taken.entry(org.clone()).or_insert(0);
-            if *n >= per_tenant {
+            if *n >= limits.cap(org) {
                 continue;
             }
             if let Some(c) = q.pop_front() {

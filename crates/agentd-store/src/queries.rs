@@ -496,7 +496,7 @@ pub(crate) async fn claim_runs(e: &mut dyn Exec, node: &str, limits: &ClaimLimit
                AND (r.lease_until IS NULL OR r.lease_until < $1)
              ORDER BY r.id
              FOR UPDATE OF r SKIP LOCKED",
-            args![now, scan, limits.max, limits.per_tenant],
+            args![now, scan, limits.max, limits.widest()],
         )
         .await?;
     if rows.is_empty() {
@@ -513,7 +513,7 @@ pub(crate) async fn claim_runs(e: &mut dyn Exec, node: &str, limits: &ClaimLimit
     for r in &counts {
         active.insert(r.get::<String>("org")?, r.get::<u32>("n")?);
     }
-    let picked = fair_pick(candidates, &active, limits.max, limits.per_tenant);
+    let picked = fair_pick(candidates, &active, limits);
     let ids: Vec<String> = picked.iter().map(|(_, r)| r.id.clone()).collect();
     e.execute(
         "UPDATE runs SET lease_node = $1, lease_until = $2 WHERE id = ANY($3)",
@@ -939,4 +939,9 @@ pub(crate) async fn put_org_limits(e: &mut dyn Exec, org: &str, limits: &serde_j
 
 pub(crate) async fn get_org_limits(e: &mut dyn Exec, org: &str) -> Result<Option<serde_json::Value>> {
     one(e.query_opt("SELECT limits FROM org_limits WHERE org = $1", args![org]).await?, |r| r.json("limits"))
+}
+
+pub(crate) async fn list_org_limits(e: &mut dyn Exec) -> Result<Vec<(String, serde_json::Value)>> {
+    let rows = e.query("SELECT org, limits FROM org_limits ORDER BY org", args![]).await?;
+    all(rows, |r| Ok((r.get::<String>("org")?, r.json("limits")?)))
 }

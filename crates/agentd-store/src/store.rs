@@ -314,4 +314,8 @@ impl<B: Backend> LimitStore for SqlStore<B> {
         let org = org.to_string();
         self.db.read(work(move |e| Box::pin(async move { q::get_org_limits(e, &org).await }))).await
     }
+
+    async fn list_org_limits(&self) -> Result<Vec<(String, serde_json::Value)>> {
+        self.db.read(work(move |e| Box::pin(async move { q::list_org_limits(e).await }))).await
+    }
 }

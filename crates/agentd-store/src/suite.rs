@@ -177,7 +177,7 @@ pub async fn listing_and_deletion(s: Arc<dyn Store>) {
 }
 
 fn claim(max: u32, per_tenant: u32, lease_ms: i64) -> crate::ClaimLimits {
-    crate::ClaimLimits { max, per_tenant, lease_ms }
+    crate::ClaimLimits { max, per_tenant, lease_ms, ..Default::default() }
 }
 
 /// Appends can require the writer's lease and an unchanged journal end.
@@ -248,6 +248,23 @@ pub async fn claiming_respects_lanes_limits_and_leases(s: Arc<dyn Store>) {
     let again = s.claim_runs("n4", &claim(10, 10, 60_000)).await.unwrap();
     assert!(again.iter().any(|(_, r)| r.id == a3), "an expired lease is taken over");
     assert_eq!(s.release_leases("n4", None).await.unwrap() as usize, again.len());
+}
+
+/// An organisation's own cap (`concurrent_runs`) replaces the default, lower or higher.
+pub async fn per_org_caps_replace_the_default(s: Arc<dyn Store>) {
+    let (a, b, c) = (tenant("a"), tenant("b"), tenant("c"));
+    for t in [&a, &b, &c] {
+        for _ in 0..4 {
+            new_run(&*s, t, None).await;
+        }
+    }
+    let mut limits = claim(20, 2, 60_000);
+    limits.per_org.insert("a".into(), 1);
+    limits.per_org.insert("b".into(), 3);
+    let got = s.claim_runs("n1", &limits).await.unwrap();
+    let count = |org: &str| got.iter().filter(|(t, _)| t.org == org).count();
+    assert_eq!((count("a"), count("b"), count("c")), (1, 3, 2), "a below, b above, c at the default");
+    assert!(s.claim_runs("n2", &limits).await.unwrap().is_empty(), "every org is at its cap");
 }
 
 /// `reject_if_busy` refuses a second unfinished run in a session atomically.
@@ -365,7 +382,7 @@ pub async fn approvals_pause_and_resume_runs(s: Arc<dyn Store>) {
     use crate::{ApprovalFilter, ClaimLimits};
     let (t, other) = (tenant("a"), tenant("b"));
     let (sid, id) = new_run(&*s, &t, None).await;
-    let limits = ClaimLimits { max: 10, per_tenant: 10, lease_ms: 60_000 };
+    let limits = ClaimLimits { max: 10, per_tenant: 10, lease_ms: 60_000, ..Default::default() };
     assert_eq!(s.claim_runs("n1", &limits).await.unwrap().len(), 1);
     let guard = crate::AppendGuard { lease_node: Some("n1".into()), expected_seq: None };
     s.append_guarded(&t, &id, &guard, &[EventKind::RunStarted { node: "n1".into() }]).await.unwrap();

@@ -41,6 +41,7 @@ suite_tests!(
     listing_and_deletion,
     guarded_appends,
     claiming_respects_lanes_limits_and_leases,
+    per_org_caps_replace_the_default,
     busy_sessions_reject,
     prune_removes_old_finished_runs,
     http_tools_are_tenant_scoped,
@@ -78,7 +79,7 @@ async fn two_nodes_claiming_at_once_never_share_a_run() {
         let nr = agentd_store::NewRun::new(ses.id, "x", "m", 1);
         a.create_run(&t, &nr).await.unwrap();
     }
-    let limits = agentd_store::ClaimLimits { max: 7, per_tenant: 1000, lease_ms: 60_000 };
+    let limits = agentd_store::ClaimLimits { max: 7, per_tenant: 1000, lease_ms: 60_000, ..Default::default() };
     let mut tasks = tokio::task::JoinSet::new();
     for (i, s) in [a.clone(), b.clone(), a.clone(), b.clone()].into_iter().enumerate() {
         let limits = limits.clone();

@@ -32,6 +32,7 @@ suite_tests!(
     listing_and_deletion,
     guarded_appends,
     claiming_respects_lanes_limits_and_leases,
+    per_org_caps_replace_the_default,
     busy_sessions_reject,
     prune_removes_old_finished_runs,
     http_tools_are_tenant_scoped,

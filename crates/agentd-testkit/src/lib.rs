@@ -53,6 +53,8 @@ struct MockState {
     auto_rounds: usize,
     auto_tool: (String, Value),
     latency: Duration,
+    /// The `authorization` header of each chat request.
+    authorizations: Mutex<Vec<Option<String>>>,
     calls: AtomicU64,
     ids: AtomicU64,
     busy_nanos: AtomicU64,
@@ -97,6 +99,7 @@ impl MockOpenAi {
             auto_rounds,
             auto_tool: (tool.0.to_string(), tool.1),
             latency,
+            authorizations: Mutex::new(vec![]),
             calls: AtomicU64::new(0),
             ids: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),
@@ -133,6 +136,11 @@ impl MockOpenAi {
     /// Every request body received so far.
     pub fn requests(&self) -> Vec<Value> {
         lock(&self.state.requests).clone()
+    }
+
+    /// The `authorization` header each chat request came with, in order.
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        lock(&self.state.authorizations).clone()
     }
 
     /// Number of chat requests served.
@@ -189,9 +197,11 @@ fn sse(v: &Value) -> Bytes {
 
 const USAGE: fn() -> Value = || json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
 
-async fn chat(State(st): State<Arc<MockState>>, Json(body): Json<Value>) -> Response {
+async fn chat(State(st): State<Arc<MockState>>, headers: axum::http::HeaderMap, Json(body): Json<Value>) -> Response {
     let started = Instant::now();
     st.calls.fetch_add(1, Ordering::Relaxed);
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    lock(&st.authorizations).push(auth);
     lock(&st.requests).push(body.clone());
     // Like the real API: every tool call needs its result before the next message.
     if let Some(missing) = unanswered_tool_call(&body) {

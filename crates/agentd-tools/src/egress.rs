@@ -337,6 +337,23 @@ impl reqwest::dns::Resolve for GuardResolver {
     }
 }
 
+/// A resolver for `org` that hands the connector only addresses that pass
+/// the guard (for long-lived clients, such as providers tenants add).
+pub fn resolver(org: &str) -> Arc<dyn reqwest::dns::Resolve> {
+    Arc::new(GuardResolver { org: org.to_string() })
+}
+
+/// Checks a URL and, for a host name, that it resolves (with the URL's
+/// port) to addresses that pass: an early, clear refusal before a client is
+/// kept for it.
+pub async fn check_destination(org: &str, url: &reqwest::Url) -> Result<(), EgressError> {
+    check_url(org, url)?;
+    if let Some(url::Host::Domain(d)) = url.host() {
+        resolve_checked(org, d, url.port_or_known_default().unwrap_or(80)).await?;
+    }
+    Ok(())
+}
+
 /// A client for one URL of `org`: the host is resolved here, with the real
 /// port, every address checked, and the client pinned to the addresses that
 /// passed (reqwest connects to nothing else; it follows no redirects and

@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 /// `agentd keys create` on the database: the key is alone on the last line.
-fn make_key(data: &Path, args: &[&str]) -> String {
+pub(crate) fn make_key(data: &Path, args: &[&str]) -> String {
     let out = Command::new(common::bin())
         .args(["keys", "create", "--data-dir"])
         .arg(data)
@@ -28,7 +28,13 @@ fn make_key(data: &Path, args: &[&str]) -> String {
     last
 }
 
-async fn call(s: &Server, key: Option<&str>, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(
+    s: &Server,
+    key: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut r = s.req(method, path);
     if let Some(k) = key {
         r = r.bearer_auth(k);
@@ -41,7 +47,7 @@ async fn call(s: &Server, key: Option<&str>, method: Method, path: &str, body: O
     (code, resp.json().await.unwrap_or(Value::Null))
 }
 
-fn code_of(v: &Value) -> &str {
+pub(crate) fn code_of(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<none>")
 }
 
@@ -314,6 +320,13 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
     post("/v1/prompt-templates", json!({"name": "greet", "content": "Hi"})).await;
     let (c, v) = call(&s, Some(&admin), Method::PUT, "/v1/secrets/db", Some(json!({"value": "v"}))).await;
     assert_eq!(c, 200, "{v}");
+    // A public address literal: built and stored without any connection.
+    post(
+        "/v1/providers",
+        json!({"name": "own", "type": "openai", "base_url": "http://8.8.8.8/v1", "api_key": {"secret": "db"}}),
+    )
+    .await;
+    post("/v1/model-profiles", json!({"name": "fast", "provider": "own", "model": "m"})).await;
     let kid = post("/v1/api-keys", json!({"role": "viewer", "org": "acme"})).await["id"].as_str().unwrap().to_string();
     let (_, keys) = call(&s, Some(&admin), Method::GET, "/v1/api-keys", None).await;
     let revoked_id = keys["data"]
@@ -349,6 +362,8 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                 .replace("/prompt-templates/{name}", "/prompt-templates/greet")
                 .replace("/tools/{name}", "/tools/echo")
                 .replace("/secrets/{name}", "/secrets/db")
+                .replace("/providers/{name}", "/providers/own")
+                .replace("/model-profiles/{name}", "/model-profiles/fast")
                 .replace("/orgs/{org}", "/orgs/acme");
             let what = format!("{method} {concrete}");
             for (key, why) in [(None, "no key"), (Some(&revoked), "revoked"), (Some(&expired), "expired")] {
@@ -592,4 +607,60 @@ async fn operators_set_an_orgs_limits_over_the_api() {
     }
     assert_eq!(codes, [200, 200, 200, 429]);
     assert_eq!(call(&s, Some(&stranger), Method::GET, "/v1/sessions", None).await.0, 200, "globex is untouched");
+}
+
+/// Two orgs on one node: acme floods the queue but runs at most its
+/// `concurrent_runs` at once; globex's run is not held behind acme's backlog.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_org_at_its_concurrency_limit_does_not_hold_back_another() {
+    use agentd_testkit::MockOpenAi;
+    let mock = MockOpenAi::start_with_latency(vec![], 0, std::time::Duration::from_millis(400)).await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("agentd.toml");
+    std::fs::write(&cfg, "[scheduler]\nmax_concurrent_runs = 4\n[limits.orgs.acme]\nconcurrent_runs = 2\n").unwrap();
+    let s = Server::start_with(Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
+    let as_org = |org: &'static str, m: Method, path: String, body: Option<Value>| {
+        let s = &s;
+        async move {
+            let mut r = s.req(m, &path).header("x-org-id", org);
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            r.send().await.unwrap().json::<Value>().await.unwrap()
+        }
+    };
+    let mut acme = vec![];
+    for i in 0..12 {
+        let run = as_org("acme", Method::POST, "/v1/runs".into(), Some(json!({"input": format!("job {i}")}))).await;
+        acme.push(run["id"].as_str().unwrap().to_string());
+    }
+    let theirs = as_org("globex", Method::POST, "/v1/runs".into(), Some(json!({"input": "mine"}))).await;
+    let theirs = theirs["id"].as_str().unwrap().to_string();
+    let (mut most_running, mut acme_left_when_globex_done) = (0, None);
+    for _ in 0..3000 {
+        let running = as_org("acme", Method::GET, "/v1/runs?status=running&limit=100".into(), None).await;
+        most_running = most_running.max(running["data"].as_array().unwrap().len());
+        if acme_left_when_globex_done.is_none() {
+            let g = as_org("globex", Method::GET, format!("/v1/runs/{theirs}"), None).await;
+            if g["status"] == "completed" {
+                let open = as_org("acme", Method::GET, "/v1/runs?limit=100".into(), None).await;
+                let left = open["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|r| !["completed", "failed", "cancelled"].contains(&r["status"].as_str().unwrap()))
+                    .count();
+                acme_left_when_globex_done = Some(left);
+            }
+        }
+        let done = as_org("acme", Method::GET, "/v1/runs?status=completed&limit=100".into(), None).await;
+        if done["data"].as_array().unwrap().len() == acme.len() && acme_left_when_globex_done.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(15)).await;
+    }
+    let left = acme_left_when_globex_done.expect("globex's run finished");
+    assert!(left >= 6, "globex finished while acme still had {left} of 12 runs to go");
+    assert!(most_running <= 2, "acme had {most_running} runs executing at once (its limit is 2)");
+    assert!(most_running >= 1);
 }

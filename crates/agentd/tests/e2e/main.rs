@@ -18,4 +18,5 @@ mod runs;
 mod safety;
 mod skills;
 mod snapshot;
+mod tenant_models;
 mod tools;

@@ -136,6 +136,7 @@ async fn rig(o: &BenchOpts, max_concurrent: u32, node: &str) -> anyhow::Result<R
         timeout: Duration::from_secs(120),
         stream: true,
         max_tokens_field: None,
+        guard: None,
     })?;
     let timed = Arc::new(Timed {
         inner,
@@ -284,7 +285,7 @@ async fn fairness(o: BenchOpts) -> anyhow::Result<ExitCode> {
         r.label,
         o.mock_latency_ms
     );
-    let limits = ClaimLimits { max: 16, per_tenant: 16, lease_ms: 1 };
+    let limits = ClaimLimits { max: 16, per_tenant: 16, lease_ms: 1, ..Default::default() };
     let t0 = Instant::now();
     for _ in 0..20 {
         r.store.claim_runs("probe", &limits).await?;
@@ -448,8 +449,13 @@ async fn resume(o: BenchOpts) -> anyhow::Result<ExitCode> {
         r.store.create_run(&t, &nr).await?;
     }
     // A node claims them all with a lease that lapses at once, starts them, and dies.
-    let claimed =
-        r.store.claim_runs("dead-node", &ClaimLimits { max: n as u32, per_tenant: n as u32, lease_ms: 1 }).await?;
+    let claimed = r
+        .store
+        .claim_runs(
+            "dead-node",
+            &ClaimLimits { max: n as u32, per_tenant: n as u32, lease_ms: 1, ..Default::default() },
+        )
+        .await?;
     for (tt, run) in &claimed {
         let evs = [EventKind::RunStarted { node: "dead-node".into() }, EventKind::StepStarted { step: 1 }];
         r.store.append(tt, &run.id, &evs).await?;
