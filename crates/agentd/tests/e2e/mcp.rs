@@ -512,3 +512,85 @@ async fn a_tenant_server_gets_a_secret_in_its_environment() {
     let (c, _) = s.call(reqwest::Method::POST, "/v1/mcp-servers", Some(body), Some("globex")).await;
     assert_eq!(c, 400);
 }
+
+/// An MCP server over streamable HTTP (plain JSON answers) whose one tool,
+/// `whoami`, reports the `x-api-token` and `x-plain` headers it was sent.
+const HEADER_ECHO_SERVER: &str = r#"
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        self.send_response(405); self.end_headers()
+    def do_DELETE(self):
+        self.send_response(200); self.end_headers()
+    def do_POST(self):
+        msg = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+        if "id" not in msg:
+            self.send_response(202); self.end_headers(); return
+        m = msg.get("method")
+        if m == "initialize":
+            r = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                 "serverInfo": {"name": "echo-headers", "version": "1"}}
+        elif m == "tools/list":
+            r = {"tools": [{"name": "whoami", "description": "headers", "inputSchema": {"type": "object"}}]}
+        elif m == "tools/call":
+            seen = {"token": self.headers.get("x-api-token"), "plain": self.headers.get("x-plain")}
+            r = {"content": [{"type": "text", "text": json.dumps(seen)}]}
+        else:
+            r = {}
+        body = json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": r}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+
+/// A tenant's MCP server over HTTP can take a secret as a header: opened at
+/// connect, sent to the server, never shown.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_http_server_gets_a_secret_header() {
+    use std::io::BufRead;
+    const VALUE: &str = "hdr-s3cr3t-8e7d6c5b4a";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", HEADER_ECHO_SERVER])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _server = Child(child);
+    let port: u16 = line.trim().parse().unwrap();
+    let (_cfg_dir, cfg) = tenant_config(&[]);
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
+    let (c, v) = s.call(reqwest::Method::PUT, "/v1/secrets/tok", Some(json!({"value": VALUE})), Some("acme")).await;
+    assert_eq!(c, 200, "{v}");
+    let body = json!({
+        "name": "hdr",
+        "url": format!("http://127.0.0.1:{port}/mcp"),
+        "headers": {"X-Api-Token": {"secret": "tok"}, "X-Plain": "visible-plain"},
+    });
+    let (c, v) = s.call(reqwest::Method::POST, "/v1/mcp-servers", Some(body), Some("acme")).await;
+    assert_eq!(c, 201, "{v}");
+    let info = wait_ready(&s, "hdr", Some("acme")).await;
+    assert!(!info.to_string().contains(VALUE), "{info}");
+    let (c, v) = s
+        .call(reqwest::Method::POST, "/v1/tools/mcp__hdr__whoami/call", Some(json!({"arguments": {}})), Some("acme"))
+        .await;
+    assert_eq!(c, 200, "{v}");
+    let seen: Value = serde_json::from_str(v["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(seen["plain"], "visible-plain", "{seen}");
+    assert_eq!(seen["token"], "[REDACTED]", "the value reached the server and is masked on the way back: {seen}");
+    assert!(!v.to_string().contains(VALUE));
+    let (_, listed) = s.call(reqwest::Method::GET, "/v1/mcp-servers", None, Some("acme")).await;
+    assert!(!listed.to_string().contains(VALUE), "{listed}");
+    // A header secret the tenant lacks is refused when the server is added.
+    let body =
+        json!({"name": "nope", "url": format!("http://127.0.0.1:{port}/mcp"), "headers": {"X": {"secret": "missing"}}});
+    let (c, v) = s.call(reqwest::Method::POST, "/v1/mcp-servers", Some(body), Some("acme")).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_request")), "{v}");
+}
