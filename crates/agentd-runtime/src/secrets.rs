@@ -135,6 +135,22 @@ impl Runtime {
         }
     }
 
+    /// Re-seals every tenant's secrets under `new` (this runtime holds the
+    /// old key) in one transaction, and returns how many. A secret that does
+    /// not open with the old key stops it before anything changes.
+    pub async fn reseal_secrets(&self, new: &MasterKey) -> Result<usize, RuntimeError> {
+        let old = self.master_key()?;
+        let all = self.store.all_sealed_secrets().await?;
+        let mut changes = Vec::with_capacity(all.len());
+        for s in all {
+            let value = open(old, &s.tenant, &s.name, &s.sealed)?;
+            let sealed = seal(new, &s.tenant, &s.name, &value)?;
+            changes.push((s, sealed));
+        }
+        self.store.reseal_secrets(&changes).await?;
+        Ok(changes.len())
+    }
+
     /// A secret's value, opened for use now (and masked from then on).
     pub async fn secret_value(&self, t: &Tenant, name: &str) -> Result<String, RuntimeError> {
         let sealed =

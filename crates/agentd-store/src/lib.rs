@@ -561,6 +561,21 @@ pub trait SecretStore: Send + Sync + 'static {
 
     /// False if the tenant has no secret by that name.
     async fn delete_secret(&self, t: &Tenant, name: &str) -> Result<bool>;
+
+    /// Every tenant's sealed secrets (for re-sealing under a new master key).
+    async fn all_sealed_secrets(&self) -> Result<Vec<SealedSecret>>;
+
+    /// Replaces sealed values in one transaction, each only if it still
+    /// holds `sealed`; an error (and nothing changed) if any was changed meanwhile.
+    async fn reseal_secrets(&self, changes: &[(SealedSecret, String)]) -> Result<()>;
+}
+
+/// One stored secret, sealed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedSecret {
+    pub tenant: Tenant,
+    pub name: String,
+    pub sealed: String,
 }
 
 /// One run as usage counts it.

@@ -868,6 +868,39 @@ pub(crate) async fn delete_secret(e: &mut dyn Exec, t: &Tenant, name: &str) -> R
     Ok(e.execute(sql, &scoped(name, t)).await? > 0)
 }
 
+pub(crate) async fn all_sealed_secrets(e: &mut dyn Exec) -> Result<Vec<crate::SealedSecret>> {
+    let rows = e
+        .query("SELECT org, usr, project, name, sealed FROM secrets ORDER BY org, usr, project, name", args![])
+        .await?;
+    all(rows, |r| {
+        Ok(crate::SealedSecret {
+            tenant: Tenant { org: r.get("org")?, user: r.get("usr")?, project: r.get("project")? },
+            name: r.get("name")?,
+            sealed: r.get("sealed")?,
+        })
+    })
+}
+
+/// Run inside one transaction: any row changed since it was read rolls all back.
+pub(crate) async fn reseal_secrets(e: &mut dyn Exec, changes: &[(crate::SealedSecret, String)]) -> Result<()> {
+    for (old, new) in changes {
+        let t = &old.tenant;
+        let n = e
+            .execute(
+                "UPDATE secrets SET sealed = $1 WHERE org = $2 AND usr = $3 AND project = $4 AND name = $5 AND sealed = $6",
+                args![new, &t.org, &t.user, &t.project, &old.name, &old.sealed],
+            )
+            .await?;
+        if n != 1 {
+            return Err(StoreError::Db(format!(
+                "secret {} of {}/{} changed meanwhile; nothing was changed",
+                old.name, t.org, t.user
+            )));
+        }
+    }
+    Ok(())
+}
+
 // ---- usage ----
 
 pub(crate) async fn run_usage(

@@ -281,6 +281,15 @@ impl<B: Backend> SecretStore for SqlStore<B> {
         let (t, name) = (t.clone(), name.to_string());
         self.db.write(work(move |e| Box::pin(async move { q::delete_secret(e, &t, &name).await }))).await
     }
+
+    async fn all_sealed_secrets(&self) -> Result<Vec<crate::SealedSecret>> {
+        self.db.read(work(move |e| Box::pin(async move { q::all_sealed_secrets(e).await }))).await
+    }
+
+    async fn reseal_secrets(&self, changes: &[(crate::SealedSecret, String)]) -> Result<()> {
+        let changes = changes.to_vec();
+        self.db.write(work(move |e| Box::pin(async move { q::reseal_secrets(e, &changes).await }))).await
+    }
 }
 
 #[async_trait]

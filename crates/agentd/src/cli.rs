@@ -74,6 +74,11 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: KeysCmd,
     },
+    /// Manage the master key tenants' secrets are sealed with.
+    Secrets {
+        #[command(subcommand)]
+        cmd: SecretsCmd,
+    },
     /// Run an agent once and stream its answer (in-process, or against a server with --url).
     Run {
         input: String,
@@ -263,6 +268,19 @@ pub(crate) enum KeysCmd {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum SecretsCmd {
+    /// Re-seal every tenant's secrets under a new master key, in one
+    /// transaction (stop every server of this database first).
+    RotateKey {
+        /// A file holding the new key (base64 of 32 bytes); a random one when absent.
+        #[arg(long)]
+        new_key_file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        local: LocalOpts,
+    },
+}
+
+#[derive(Subcommand)]
 pub(crate) enum ToolCmd {
     /// List the tools the server offers.
     List {
@@ -287,6 +305,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Serve { listen, auth, local } => crate::commands::serve::serve(listen, auth, local).await,
         Cmd::Keys { cmd } => crate::commands::keys::run(cmd).await,
+        Cmd::Secrets { cmd } => crate::commands::secrets::run(cmd).await,
         Cmd::Run { input, model, session, max_steps, url, api_key, events, local } => {
             let req = agentd_runtime::CreateRun { input, session_id: session, model, max_steps, ..Default::default() };
             match url {

@@ -101,7 +101,7 @@ pub(crate) async fn open_store(s: &Setup, exclusive: bool) -> anyhow::Result<Ope
 /// The key tenants' secrets are sealed with: `AGENTD_SECRET_KEY` (base64 of
 /// 32 bytes; every node of a cluster needs the same), else `secret.key` in
 /// the data dir, created (mode 0600) on first use.
-fn master_key(data_dir: &std::path::Path) -> anyhow::Result<agentd_runtime::secrets::MasterKey> {
+pub(crate) fn master_key(data_dir: &std::path::Path) -> anyhow::Result<agentd_runtime::secrets::MasterKey> {
     use agentd_runtime::secrets::MasterKey;
     if let Ok(v) = std::env::var("AGENTD_SECRET_KEY")
         && !v.trim().is_empty()

@@ -9,6 +9,7 @@ pub(crate) mod keys;
 pub(crate) mod list;
 pub(crate) mod prune;
 pub(crate) mod run;
+pub(crate) mod secrets;
 pub(crate) mod serve;
 pub(crate) mod tail;
 pub(crate) mod tool;

@@ -425,3 +425,53 @@ async fn an_http_tool_header_can_be_a_tenant_secret() {
     assert_eq!(v["is_error"], true, "{v}");
     assert!(!v.to_string().contains(VALUE));
 }
+
+/// `agentd secrets rotate-key` re-seals every secret under a new master key:
+/// refused while a server holds the data dir; afterwards the secret still
+/// opens with the new key file, and no longer with the old key.
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_the_master_key_reseals_every_secret() {
+    const VALUE: &str = "rotate-s3cr3t-1a2b3c4d5e";
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let (_cfg_dir, cfg) = gate_open();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let opts = || Opts { config: Some(&cfg), mock: Some(&mock.base_url), data_dir: Some(&data), ..Default::default() };
+    let rotate = |extra: &[&str]| {
+        std::process::Command::new(crate::common::bin())
+            .args(["secrets", "rotate-key", "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .env_remove("AGENTD_SECRET_KEY")
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let s = Server::start_with(opts());
+    let (c, v) = s.call(reqwest::Method::PUT, "/v1/secrets/api_token", Some(json!({"value": VALUE})), None).await;
+    assert_eq!(c, 200, "{v}");
+    let echo_url = mock.base_url.trim_end_matches("/v1").to_string() + "/echo";
+    let def = json!({"name": "withsecret", "url": echo_url, "headers": {"Authorization": {"secret": "api_token"}}});
+    assert_eq!(s.post("/v1/http-tools", def).await.0, 201);
+    let out = rotate(&[]);
+    assert!(!out.status.success(), "refused while the server holds the data dir");
+    s.stop();
+
+    let old_key = std::fs::read_to_string(data.join("secret.key")).unwrap();
+    let out = rotate(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("re-sealed 1 secrets"));
+    let new_key = std::fs::read_to_string(data.join("secret.key")).unwrap();
+    assert_ne!(old_key, new_key);
+    assert!(!data.join("secret.key.new").exists());
+
+    let s = Server::start_with(opts());
+    let (_, v) = call(&s, "withsecret", json!({})).await;
+    assert_eq!(v["is_error"], false, "opens with the new key: {v}");
+    assert_eq!(serde_json::from_str::<Value>(&text(&v)).unwrap()["authorization"], "[REDACTED]");
+    s.stop();
+    let s = Server::start_with(Opts { env: vec![("AGENTD_SECRET_KEY".into(), old_key)], ..opts() });
+    let (_, v) = call(&s, "withsecret", json!({})).await;
+    assert_eq!(v["is_error"], true, "the old key no longer opens it: {v}");
+    assert!(!v.to_string().contains(VALUE));
+}
