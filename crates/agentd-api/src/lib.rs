@@ -383,3 +383,18 @@ pub struct OrgLimits {
     #[serde(default)]
     pub cost_usd_per_day: Option<f64>,
 }
+
+/// One frame of `GET /v1/events`: a run lifecycle event of the caller's
+/// tenant with its run's session (the SSE `id` is `created_at|run_id|seq`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FeedItem {
+    /// `created_at|run_id|seq`: pass as `Last-Event-ID` (or `after`) to resume.
+    pub id: String,
+    pub run_id: String,
+    pub session_id: String,
+    pub seq: i64,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub data: Value,
+    pub created_at: String,
+}

@@ -72,6 +72,14 @@ pub fn operations() -> Vec<Op> {
             .query(&["after", "limit", "type"])
             .answer(200, Some(s::<Page<StoredEvent>>))
             .sse(),
+        op(
+            "get",
+            "/v1/events",
+            "The tenant's run lifecycle events (SSE with `Accept: text/event-stream`, resumable by `Last-Event-ID`)",
+        )
+        .query(&["after", "limit"])
+        .answer(200, Some(s::<Page<FeedItem>>))
+        .sse(),
         op("post", "/v1/sessions", "Create a session").body(s::<CreateSession>).answer(201, Some(s::<Session>)),
         op("get", "/v1/sessions", "List sessions, newest first").query(PAGE).answer(200, Some(s::<Page<Session>>)),
         op("get", "/v1/sessions/{id}", "A session with its messages, usage and cost")

@@ -120,6 +120,24 @@ impl EventType {
     pub fn is_terminal(self) -> bool {
         matches!(self, EventType::RunCompleted | EventType::RunFailed | EventType::RunCancelled)
     }
+
+    /// The run lifecycle types of the tenant-wide feed (`GET /v1/events`):
+    /// what changes a run's, and so its session's, status.
+    pub const LIFECYCLE: [EventType; 8] = [
+        EventType::RunCreated,
+        EventType::RunStarted,
+        EventType::RunResumed,
+        EventType::ApprovalRequested,
+        EventType::ApprovalResolved,
+        EventType::RunCompleted,
+        EventType::RunFailed,
+        EventType::RunCancelled,
+    ];
+
+    /// True for the types of [`EventType::LIFECYCLE`].
+    pub fn is_lifecycle(self) -> bool {
+        Self::LIFECYCLE.contains(&self)
+    }
 }
 
 impl EventKind {

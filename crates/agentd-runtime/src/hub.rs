@@ -19,9 +19,17 @@ pub enum Live {
 
 /// Per-run broadcast channels, present while someone listens to a run.
 /// Publishing to a run nobody listens to costs nothing.
-#[derive(Default)]
 pub struct Hub {
     channels: Mutex<HashMap<String, broadcast::Sender<Live>>>,
+    /// Bumped by every lifecycle event published here (or seen from another
+    /// node): tenant feeds wake on it and read the journal.
+    feed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self { channels: Mutex::default(), feed: tokio::sync::watch::channel(0).0 }
+    }
 }
 
 /// Items buffered per channel; a subscriber that falls further behind
@@ -51,9 +59,24 @@ impl Hub {
     }
 
     pub fn publish(&self, run_id: &str, item: Live) {
+        if let Live::Event(ev) = &item
+            && agentd_core::EventType::parse(&ev.type_name).is_some_and(|t| t.is_lifecycle())
+        {
+            self.bump_feed();
+        }
         if let Some(s) = self.lock().get(run_id) {
             let _ = s.send(item);
         }
+    }
+
+    /// Tells tenant feeds a lifecycle event was written.
+    pub fn bump_feed(&self) {
+        self.feed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes when a lifecycle event is written (see [`Hub::bump_feed`]).
+    pub fn feed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.feed.subscribe()
     }
 
     /// Drops the run's channel; subscribers drain what is buffered, then see it closed.

@@ -30,7 +30,7 @@ use agentd_store::{NewRun, Store, StoreError};
 use agentd_tools::ToolRegistry;
 use tokio::sync::broadcast;
 
-pub use agentd_store::{ApprovalFilter, EventQuery, Page, RunFilter, SecretMeta, now};
+pub use agentd_store::{ApprovalFilter, EventQuery, FeedEvent, Page, RunFilter, SecretMeta, now};
 pub use catalog::SessionView;
 pub use config::Config;
 pub use fold::Folded;
@@ -505,6 +505,28 @@ impl Runtime {
         for ev in stored {
             self.hub.publish(run_id, Live::Event(ev.clone()));
         }
+    }
+
+    /// The tenant's run lifecycle events written at or after `since`, oldest first.
+    pub async fn tenant_feed(
+        &self,
+        t: &Tenant,
+        since: &str,
+        limit: u32,
+    ) -> Result<Vec<agentd_store::FeedEvent>, RuntimeError> {
+        let types: Vec<String> = agentd_core::EventType::LIFECYCLE.iter().map(|t| t.name().to_string()).collect();
+        Ok(self.store.tenant_feed(t, &types, since, limit).await?)
+    }
+
+    /// Where a feed read starts: `slack` before the timestamp `after` (late
+    /// commits land there), or `slack` before now without one.
+    pub fn feed_since(after: Option<&str>, slack: std::time::Duration) -> String {
+        let at = after
+            .and_then(|a| chrono::DateTime::parse_from_rfc3339(a).ok())
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .unwrap_or_else(chrono::Utc::now);
+        let back = chrono::Duration::from_std(slack).unwrap_or(chrono::Duration::zero());
+        (at - back).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
     }
 
     /// Cancels a run: journals `run.cancelled` and stops its task if it runs

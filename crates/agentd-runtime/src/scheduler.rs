@@ -212,6 +212,9 @@ impl Runtime {
                     {
                         a.cancel.cancel();
                     }
+                    if ty.is_some_and(|t| t.is_lifecycle()) {
+                        self.hub.bump_feed();
+                    }
                     self.hub.publish(&c.run_id, crate::Live::Changed(c.seq));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.sched.wake(),

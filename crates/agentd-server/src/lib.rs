@@ -3,6 +3,7 @@
 mod approvals;
 mod auth;
 mod error;
+mod feed;
 mod keys;
 mod providers;
 mod runs;
@@ -67,6 +68,7 @@ fn v1_routes() -> V1 {
         .add("get", "/runs/{id}", runs::get_one)
         .add("post", "/runs/{id}/cancel", runs::cancel)
         .add("get", "/runs/{id}/events", runs::events)
+        .add("get", "/events", feed::events)
         .add("post", "/sessions", sessions::create)
         .add("get", "/sessions", sessions::list)
         .add("get", "/sessions/{id}", sessions::get_one)

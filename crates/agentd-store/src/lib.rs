@@ -394,6 +394,10 @@ pub trait JournalStore: Send + Sync + 'static {
 
     async fn events(&self, t: &Tenant, run_id: &str, q: &EventQuery) -> Result<Vec<StoredEvent>>;
 
+    /// The tenant's events of these types written at or after `since`
+    /// (RFC 3339), oldest first, each with its run's session.
+    async fn tenant_feed(&self, t: &Tenant, types: &[String], since: &str, limit: u32) -> Result<Vec<FeedEvent>>;
+
     /// Runs of every tenant that have not reached a terminal state.
     async fn unfinished_runs(&self) -> Result<Vec<(Tenant, Run)>>;
 
@@ -568,6 +572,13 @@ pub trait SecretStore: Send + Sync + 'static {
     /// Replaces sealed values in one transaction, each only if it still
     /// holds `sealed`; an error (and nothing changed) if any was changed meanwhile.
     async fn reseal_secrets(&self, changes: &[(SealedSecret, String)]) -> Result<()>;
+}
+
+/// An event of the tenant-wide feed: the event and its run's session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEvent {
+    pub session_id: String,
+    pub event: StoredEvent,
 }
 
 /// One stored secret, sealed.

@@ -234,6 +234,24 @@ pub(crate) async fn events(e: &mut dyn Exec, t: &Tenant, run_id: &str, q: &Event
     all(rows, event_from_row)
 }
 
+pub(crate) async fn tenant_feed(
+    e: &mut dyn Exec,
+    t: &Tenant,
+    types: &[String],
+    since: &str,
+    max: u32,
+) -> Result<Vec<crate::FeedEvent>> {
+    let rows = e
+        .query(
+            "SELECT e.*, r.session_id FROM events e JOIN runs r ON r.id = e.run_id
+             WHERE e.org = $1 AND e.usr = $2 AND e.project = $3 AND e.created_at >= $4 AND e.type = ANY($5)
+             ORDER BY e.created_at, e.run_id, e.seq LIMIT $6",
+            args![&t.org, &t.user, &t.project, since, types, limit(max)],
+        )
+        .await?;
+    all(rows, |r| Ok(crate::FeedEvent { session_id: r.get("session_id")?, event: event_from_row(r)? }))
+}
+
 pub(crate) async fn unfinished_runs(e: &mut dyn Exec) -> Result<Vec<(Tenant, Run)>> {
     all(e.query("SELECT * FROM runs WHERE status IN ('queued', 'running') ORDER BY id", &[]).await?, tenant_run)
 }

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/common/resolved_by.sql")),
     (13, include_str!("../migrations/common/secrets.sql")),
     (14, include_str!("../migrations/common/org_limits.sql")),
+    (15, include_str!("../migrations/common/events_feed.sql")),
 ];
 
 /// Most requests committed together in one transaction.

@@ -71,6 +71,17 @@ impl<B: Backend> JournalStore for SqlStore<B> {
         self.db.read(work(move |e| Box::pin(async move { q::events(e, &t, &id, &query).await }))).await
     }
 
+    async fn tenant_feed(
+        &self,
+        t: &Tenant,
+        types: &[String],
+        since: &str,
+        limit: u32,
+    ) -> Result<Vec<crate::FeedEvent>> {
+        let (t, types, since) = (t.clone(), types.to_vec(), since.to_string());
+        self.db.read(work(move |e| Box::pin(async move { q::tenant_feed(e, &t, &types, &since, limit).await }))).await
+    }
+
     async fn unfinished_runs(&self) -> Result<Vec<(Tenant, Run)>> {
         self.db.read(work(|e| Box::pin(async move { q::unfinished_runs(e).await }))).await
     }

@@ -362,3 +362,57 @@ async fn non_streaming_provider_mode_works() {
     assert!(mock.requests().iter().all(|r| r["stream"] == false));
     assert_eq!(mock.requests()[0]["model"], "some-model");
 }
+
+/// `GET /v1/events`: one stream of the tenant's run lifecycle events (with
+/// each run's session), nothing of another tenant's, resumable by
+/// `Last-Event-ID` without repeats, and the same events as JSON.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tenant_feed_streams_lifecycle_events_and_resumes() {
+    use crate::common::frames_until;
+    let mock = MockOpenAi::start(vec![Turn::text("one"), Turn::text("two")], 0).await.unwrap();
+    let s = Server::start(&mock.base_url);
+    let open = |org: &'static str, last: Option<String>| {
+        let s = &s;
+        async move {
+            let mut r =
+                s.req(reqwest::Method::GET, "/v1/events").header("accept", "text/event-stream").header("x-org-id", org);
+            if let Some(l) = last {
+                r = r.header("last-event-id", l);
+            }
+            let resp = r.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp
+        }
+    };
+    let acme = open("acme", None).await;
+    let globex = open("globex", None).await;
+    let (c, run) = s.call(reqwest::Method::POST, "/v1/runs", Some(json!({"input": "hi"})), Some("acme")).await;
+    assert_eq!(c, 202, "{run}");
+    let id = run["id"].as_str().unwrap().to_string();
+    let session = run["session_id"].as_str().unwrap().to_string();
+    let ended = |f: &[common::Frame]| f.iter().any(|f| f.event == "run.completed");
+    let (got, _) = frames_until(acme, ended).await;
+    let kinds: Vec<&str> = got.iter().map(|f| f.event.as_str()).collect();
+    assert_eq!(kinds, ["run.created", "run.started", "run.completed"], "{got:?}");
+    assert!(got.iter().all(|f| f.data["run_id"] == id.as_str() && f.data["session_id"] == session.as_str()));
+    assert!(got.iter().all(|f| f.id == f.data["id"].as_str().unwrap()));
+
+    // globex's stream carries its own run only.
+    let (c, theirs) = s.call(reqwest::Method::POST, "/v1/runs", Some(json!({"input": "yo"})), Some("globex")).await;
+    assert_eq!(c, 202);
+    let (g, _) = frames_until(globex, ended).await;
+    assert!(!g.is_empty() && g.iter().all(|f| f.data["run_id"] == theirs["id"]), "{g:?}");
+
+    // Resuming after the first frame gives the rest, once each.
+    let resumed = open("acme", Some(got[0].id.clone())).await;
+    let (again, _) = frames_until(resumed, ended).await;
+    assert_eq!(again.iter().map(|f| f.id.clone()).collect::<Vec<_>>(), [got[1].id.clone(), got[2].id.clone()]);
+
+    // As JSON: the same events, in order.
+    let (c, page) = s.call(reqwest::Method::GET, "/v1/events", None, Some("acme")).await;
+    assert_eq!(c, 200);
+    let ids: Vec<&str> = page["data"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, got.iter().map(|f| f.id.as_str()).collect::<Vec<_>>());
+    let (c, v) = s.call(reqwest::Method::GET, "/v1/events?after=nonsense", None, Some("acme")).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_last_event_id")));
+}

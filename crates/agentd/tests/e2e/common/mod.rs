@@ -198,9 +198,18 @@ pub(crate) struct Frame {
 /// Reads raw SSE frames until the server ends the stream (raw, so a frame
 /// without `id:` is seen as such; comment-only keep-alives are skipped).
 pub(crate) async fn frames(resp: reqwest::Response) -> Vec<Frame> {
+    let out = frames_until(resp, |_| false).await;
+    assert!(out.1, "SSE stream did not end");
+    out.0
+}
+
+/// Reads SSE frames until `done` says so for the frames so far, the server
+/// ends the stream (the flag is true then), or 30 s pass (it is false).
+pub(crate) async fn frames_until(resp: reqwest::Response, done: impl Fn(&[Frame]) -> bool) -> (Vec<Frame>, bool) {
     let mut out = vec![];
     let mut buf = String::new();
     let mut s = resp.bytes_stream();
+    let mut ended = false;
     let read = async {
         while let Some(chunk) = s.next().await {
             buf.push_str(&String::from_utf8_lossy(&chunk.expect("sse chunk")));
@@ -220,12 +229,16 @@ pub(crate) async fn frames(resp: reqwest::Response) -> Vec<Frame> {
                 if !f.event.is_empty() || !data.is_empty() {
                     f.data = serde_json::from_str(&data).unwrap_or(Value::String(data));
                     out.push(f);
+                    if done(&out) {
+                        return;
+                    }
                 }
             }
         }
+        ended = true;
     };
-    tokio::time::timeout(Duration::from_secs(30), read).await.expect("SSE stream did not end");
-    out
+    let _ = tokio::time::timeout(Duration::from_secs(30), read).await;
+    (out, ended)
 }
 
 pub(crate) fn types(events: &[Value]) -> Vec<String> {
