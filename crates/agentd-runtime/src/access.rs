@@ -93,7 +93,7 @@ fn gcra(tat: &mut Instant, now: Instant, per_minute: u32) -> Result<(), Duration
     Ok(())
 }
 
-fn hash_of(secret: &str) -> String {
+pub(crate) fn hash_of(secret: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let d = Sha256::digest(secret.as_bytes());
     let mut out = String::with_capacity(64);
@@ -104,7 +104,7 @@ fn hash_of(secret: &str) -> String {
     out
 }
 
-fn unauthorized(why: &str) -> RuntimeError {
+pub(crate) fn unauthorized(why: &str) -> RuntimeError {
     RuntimeError::Unauthorized(why.to_string())
 }
 

@@ -12,6 +12,7 @@ mod fold;
 mod gate;
 pub mod hub;
 pub mod images;
+pub mod logins;
 mod mcp_servers;
 pub mod models;
 mod run_loop;

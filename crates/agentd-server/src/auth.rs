@@ -107,7 +107,16 @@ pub(crate) async fn authenticate(State(s): State<AppState>, mut req: Request, ne
         Caller::Open
     } else {
         let secret = secret_of(&req).map(str::to_string);
-        match check(&s, secret, req.method().clone(), req.uri().path().to_string()).await {
+        let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        let checked = match (secret, login_of(req.headers())) {
+            // The console: its login cookie, with the CSRF token on every change.
+            (None, Some(token)) => {
+                let csrf = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
+                check_login(&s, &token, csrf.as_deref(), method, path).await
+            }
+            (secret, _) => check(&s, secret, method, path).await,
+        };
+        match checked {
             Ok(p) => Caller::Key(p),
             Err(resp) => return resp,
         }
@@ -154,6 +163,43 @@ pub(crate) async fn authenticate(State(s): State<AppState>, mut req: Request, ne
     resp
 }
 
+/// The console's login cookie.
+pub(crate) const LOGIN_COOKIE: &str = "agentd_login";
+
+/// The login token of the request's `Cookie` header, if any.
+pub(crate) fn login_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == LOGIN_COOKIE && !v.is_empty()).then(|| v.to_string())
+    })
+}
+
+/// Equal, in time that does not depend on where they differ.
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A console login's principal: writes must carry its CSRF token.
+async fn check_login(
+    s: &AppState,
+    token: &str,
+    csrf: Option<&str>,
+    method: Method,
+    path: String,
+) -> Result<Principal, Response> {
+    let (principal, expected) = match s.rt.authenticate_login(token).await {
+        Ok(p) => p,
+        Err(agentd_runtime::RuntimeError::Unauthorized(why)) => return Err(unauthorized(&why)),
+        Err(e) => return Err(ApiError::from(e).into_response()),
+    };
+    let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if write && !csrf.is_some_and(|c| same(c, &expected)) {
+        let msg = "a change from the console needs its `x-csrf-token`";
+        return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, msg).into_response());
+    }
+    authorize(s, principal, &method, &path).await
+}
+
 /// The key's principal, admitted by rate and allowed by role; else the answer to send.
 async fn check(s: &AppState, secret: Option<String>, method: Method, path: String) -> Result<Principal, Response> {
     let Some(secret) = secret else {
@@ -164,8 +210,13 @@ async fn check(s: &AppState, secret: Option<String>, method: Method, path: Strin
         Err(agentd_runtime::RuntimeError::Unauthorized(why)) => return Err(unauthorized(&why)),
         Err(e) => return Err(ApiError::from(e).into_response()),
     };
+    authorize(s, principal, &method, &path).await
+}
+
+/// Admits the principal by rate and checks its role may do this.
+async fn authorize(s: &AppState, principal: Principal, method: &Method, path: &str) -> Result<Principal, Response> {
     s.rt.admit(&principal).await.map_err(limited)?;
-    let needed = needed_role(&method, &path);
+    let needed = needed_role(method, path);
     if !principal.role.at_least(needed) {
         let msg = format!("a {} key may not do this; it needs {} or above", principal.role, needed);
         return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, msg).into_response());

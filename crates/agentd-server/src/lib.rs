@@ -2,6 +2,7 @@
 
 mod approvals;
 mod auth;
+mod console;
 mod error;
 mod feed;
 mod keys;
@@ -141,7 +142,15 @@ pub fn router(rt: Arc<Runtime>, max_body: usize, auth: bool) -> Router {
         .route("/healthz", get(|| async { Json(agentd_api::Health { status: "ok".into() }) }))
         .route("/readyz", get(readyz))
         .nest("/v1", v1)
-        .fallback(|| async { ApiError::not_found(ErrorCode::RouteNotFound, "no such route") })
+        .merge(console::routes())
+        .fallback(|uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
+            // A person's browser gets the console's page; programs get JSON.
+            let browser = headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"));
+            if browser && !uri.path().starts_with("/v1/") {
+                return console::not_found("There is no such page.");
+            }
+            ApiError::not_found(ErrorCode::RouteNotFound, "no such route").into_response()
+        })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,

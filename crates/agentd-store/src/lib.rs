@@ -533,6 +533,28 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Whether any key that is not revoked exists.
     async fn any_active_key(&self) -> Result<bool>;
+
+    /// Stores a console login (its token only as a hash).
+    async fn create_login(&self, login: &Login) -> Result<()>;
+
+    /// The login whose token hashes to this.
+    async fn get_login(&self, hash: &str) -> Result<Option<Login>>;
+
+    /// Ends a login; false if unknown or ended already.
+    async fn revoke_login(&self, hash: &str, at: &str) -> Result<bool>;
+}
+
+/// A console login: a session cookie that acts as the API key it was made with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Login {
+    /// SHA-256 (hex) of the cookie's token.
+    pub hash: String,
+    pub key_id: String,
+    /// The token state-changing console requests must echo in `x-csrf-token`.
+    pub csrf: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub revoked_at: Option<String>,
 }
 
 /// The audit log: who changed what through the API.

@@ -786,6 +786,33 @@ pub(crate) async fn revoke_key(e: &mut dyn Exec, id: &str, at: &str) -> Result<b
     Ok(n > 0)
 }
 
+pub(crate) async fn create_login(e: &mut dyn Exec, l: &crate::Login) -> Result<()> {
+    e.execute(
+        "INSERT INTO console_logins (hash, key_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        args![&l.hash, &l.key_id, &l.csrf, &l.created_at, &l.expires_at],
+    )
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn get_login(e: &mut dyn Exec, hash: &str) -> Result<Option<crate::Login>> {
+    one(e.query_opt("SELECT * FROM console_logins WHERE hash = $1", args![hash]).await?, |r| {
+        Ok(crate::Login {
+            hash: r.get("hash")?,
+            key_id: r.get("key_id")?,
+            csrf: r.get("csrf")?,
+            created_at: r.get("created_at")?,
+            expires_at: r.get("expires_at")?,
+            revoked_at: r.get("revoked_at")?,
+        })
+    })
+}
+
+pub(crate) async fn revoke_login(e: &mut dyn Exec, hash: &str, at: &str) -> Result<bool> {
+    let sql = "UPDATE console_logins SET revoked_at = $2 WHERE hash = $1 AND revoked_at IS NULL";
+    Ok(e.execute(sql, args![hash, at]).await? > 0)
+}
+
 pub(crate) async fn touch_key(e: &mut dyn Exec, id: &str, at: &str) -> Result<()> {
     e.execute("UPDATE api_keys SET last_used_at = $2 WHERE id = $1", args![id, at]).await?;
     Ok(())

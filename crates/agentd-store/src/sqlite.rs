@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../migrations/common/secrets.sql")),
     (14, include_str!("../migrations/common/org_limits.sql")),
     (15, include_str!("../migrations/common/events_feed.sql")),
+    (16, include_str!("../migrations/common/console_logins.sql")),
 ];
 
 /// Most requests committed together in one transaction.

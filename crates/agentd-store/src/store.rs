@@ -243,6 +243,21 @@ impl<B: Backend> KeyStore for SqlStore<B> {
         self.db.read(work(move |e| Box::pin(async move { q::list_keys(e, org.as_deref()).await }))).await
     }
 
+    async fn create_login(&self, login: &crate::Login) -> Result<()> {
+        let l = login.clone();
+        self.db.write(work(move |e| Box::pin(async move { q::create_login(e, &l).await }))).await
+    }
+
+    async fn get_login(&self, hash: &str) -> Result<Option<crate::Login>> {
+        let hash = hash.to_string();
+        self.db.read(work(move |e| Box::pin(async move { q::get_login(e, &hash).await }))).await
+    }
+
+    async fn revoke_login(&self, hash: &str, at: &str) -> Result<bool> {
+        let (hash, at) = (hash.to_string(), at.to_string());
+        self.db.write(work(move |e| Box::pin(async move { q::revoke_login(e, &hash, &at).await }))).await
+    }
+
     async fn revoke_key(&self, id: &str, at: &str) -> Result<bool> {
         let (id, at) = (id.to_string(), at.to_string());
         self.db.write(work(move |e| Box::pin(async move { q::revoke_key(e, &id, &at).await }))).await

@@ -1,0 +1,428 @@
+// agentd console: small ES module, no build step. Talks to /v1 with the
+// login cookie; every change carries the CSRF token from the page's meta.
+
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content || '';
+const main = document.getElementById('main');
+
+// ---- helpers ----------------------------------------------------------
+
+/** Calls the API; throws an Error with the API's message on a non-2xx answer. */
+async function api(method, path, body) {
+  const headers = { 'x-csrf-token': csrf };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const resp = await fetch('/v1' + path, {
+    method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (resp.status === 401) { location.href = '/login'; throw new Error('logged out'); }
+  if (resp.status === 204) return null;
+  const data = await resp.json().catch(() => null);
+  if (!resp.ok) throw new Error(data?.error?.message || `HTTP ${resp.status}`);
+  return data;
+}
+
+/** Builds an element: el('a', {href}, 'text', child). Strings become text nodes (never HTML). */
+function el(tag, attrs = {}, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else if (k === 'class') e.className = v;
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
+  return e;
+}
+
+function esc(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+}
+
+/** Markdown to HTML, safe by construction: everything is escaped first, then
+ *  a small subset (code blocks, inline code, bold, italics, http(s) links,
+ *  headings, lists, paragraphs) is formatted. No raw HTML passes. */
+function md(src) {
+  const blocks = String(src).split(/```/);
+  let out = '';
+  blocks.forEach((b, i) => {
+    if (i % 2 === 1) {
+      const nl = b.indexOf('\n');
+      const lang = nl > 0 ? b.slice(0, nl).trim() : '';
+      const code = nl > 0 ? b.slice(nl + 1) : b;
+      out += `<pre><code${lang ? ` data-lang="${esc(lang)}"` : ''}>${esc(code.replace(/\n$/, ''))}</code></pre>`;
+      return;
+    }
+    for (const para of b.split(/\n{2,}/)) {
+      if (!para.trim()) continue;
+      const lines = para.split('\n');
+      if (lines.every((l) => /^\s*([-*]|\d+\.)\s+/.test(l))) {
+        const ordered = /^\s*\d+\./.test(lines[0]);
+        out += `<${ordered ? 'ol' : 'ul'}>` + lines.map((l) => `<li>${inline(l.replace(/^\s*([-*]|\d+\.)\s+/, ''))}</li>`).join('') + `</${ordered ? 'ol' : 'ul'}>`;
+      } else if (/^#{1,4}\s/.test(para)) {
+        const n = para.match(/^#+/)[0].length;
+        out += `<h${n + 2}>${inline(para.replace(/^#+\s*/, ''))}</h${n + 2}>`;
+      } else {
+        out += `<p>${lines.map(inline).join('<br>')}</p>`;
+      }
+    }
+  });
+  return out;
+}
+
+function inline(s) {
+  return esc(s)
+    .replace(/`([^`]+)`/g, '<code>$1</code>')
+    .replace(/\*\*([^*]+)\*\*/g, '<strong>$1</strong>')
+    .replace(/(^|[\s(])\*([^*\s][^*]*)\*/g, '$1<em>$2</em>')
+    .replace(/\[([^\]]+)\]\((https?:\/\/[^\s)&]+)\)/g, '<a href="$2" rel="noopener noreferrer" target="_blank">$1</a>');
+}
+
+function rel(ts) {
+  const d = new Date(ts);
+  const s = Math.round((Date.now() - d.getTime()) / 1000);
+  const text = s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : s < 86400 ? `${Math.round(s / 3600)}h ago` : d.toLocaleDateString();
+  return el('time', { datetime: ts, title: d.toLocaleString() }, text);
+}
+
+function copyable(id) {
+  return el('span', { class: 'mono' }, id, ' ', el('button', { type: 'button', class: 'copy', 'aria-label': `Copy ${id}`, onclick: () => navigator.clipboard?.writeText(id) }, 'copy'));
+}
+
+function textOf(message) {
+  return (message?.content || []).filter((p) => p.type === 'text').map((p) => p.text).join('');
+}
+
+function summary(args) {
+  const s = typeof args === 'string' ? args : JSON.stringify(args);
+  return s.length > 80 ? s.slice(0, 77) + '…' : s;
+}
+
+// ---- chrome: theme, nav, pending approvals ---------------------------------
+
+const theme = localStorage.getItem('agentd-theme');
+if (theme) document.documentElement.dataset.theme = theme;
+document.getElementById('theme')?.addEventListener('click', () => {
+  const dark = matchMedia('(prefers-color-scheme: dark)').matches;
+  const now = document.documentElement.dataset.theme || (dark ? 'dark' : 'light');
+  const next = now === 'dark' ? 'light' : 'dark';
+  document.documentElement.dataset.theme = next;
+  localStorage.setItem('agentd-theme', next);
+});
+for (const a of document.querySelectorAll('.top nav a')) {
+  const p = a.getAttribute('href');
+  if (p === '/' ? ['chat'].includes(main.dataset.page) : location.pathname.startsWith(p)) a.setAttribute('aria-current', 'page');
+}
+
+/** One stream of the tenant's run lifecycle events for the whole page. */
+const feedHandlers = [];
+function onFeed(f) { feedHandlers.push(f); }
+const feed = new EventSource('/v1/events');
+for (const t of ['run.created', 'run.started', 'run.resumed', 'approval.requested', 'approval.resolved', 'run.completed', 'run.failed', 'run.cancelled']) {
+  feed.addEventListener(t, (e) => { const d = JSON.parse(e.data); feedHandlers.forEach((f) => f(d)); });
+}
+
+async function refreshPending() {
+  const badge = document.getElementById('pending-count');
+  try {
+    const page = await api('GET', '/approvals?status=pending&limit=100');
+    const n = page.data.length;
+    badge.hidden = n === 0;
+    badge.textContent = String(n);
+  } catch { /* the badge is a hint */ }
+}
+onFeed((d) => { if (d.type.startsWith('approval.')) refreshPending(); });
+refreshPending();
+
+// ---- a run's live view (used by chat) -----------------------------------
+
+/** Renders a run's events into `box` as they come; returns a handle to stop it. */
+function followRun(runId, box, onEnd) {
+  let bubble = null; let thinking = null; let streamed = '';
+  const tools = new Map();
+  const assistant = () => {
+    if (!bubble) {
+      thinking = null;
+      bubble = el('div', { class: 'body' });
+      box.append(el('article', { class: 'msg assistant' }, el('div', { class: 'who' }, 'assistant'), bubble));
+    }
+    return bubble;
+  };
+  const scroll = () => { box.scrollTop = box.scrollHeight; };
+  const es = new EventSource(`/v1/runs/${encodeURIComponent(runId)}/events`);
+  const on = (t, f) => es.addEventListener(t, (e) => { f(JSON.parse(e.data)); scroll(); });
+  on('run.created', (ev) => box.append(userMsg(ev.data.input)));
+  on('run.steered', (ev) => box.append(userMsg(ev.data.input)));
+  on('llm.delta', (d) => {
+    if (d.thinking) {
+      const b = assistant();
+      if (!thinking) { thinking = el('pre', {}); b.before(el('details', { class: 'thinking' }, el('summary', {}, 'Thinking'), thinking)); }
+      thinking.textContent += d.thinking;
+    }
+    if (d.text) { streamed += d.text; assistant().textContent = streamed; }
+  });
+  on('llm.completed', (ev) => {
+    const text = textOf(ev.data.message);
+    const b = assistant();
+    b.innerHTML = md(text);
+    b.dataset.final = '1';
+    bubble = null; streamed = '';
+  });
+  on('tool.called', (ev) => {
+    const d = ev.data;
+    const result = el('pre', {}, '…');
+    const state = el('span', { class: 'status-wait' }, 'running');
+    const row = el('details', { class: 'tool', 'data-call': d.call_id },
+      el('summary', {}, `${d.name}(${summary(d.arguments)}) `, state),
+      el('div', {}, el('strong', {}, 'Arguments'), el('pre', {}, JSON.stringify(d.arguments, null, 2))),
+      el('div', {}, el('strong', {}, 'Result'), result));
+    tools.set(d.call_id, { result, state, row });
+    box.append(el('div', { class: 'msg' }, row));
+  });
+  on('tool.policy', (ev) => {
+    const t = tools.get(ev.data.call_id);
+    if (t) t.row.append(el('div', { class: 'hint' }, `policy: ${ev.data.decision || ''} ${ev.data.rule ? '(' + ev.data.rule + ')' : ''}`));
+  });
+  on('tool.result', (ev) => {
+    const d = ev.data; const t = tools.get(d.call_id);
+    if (!t) return;
+    t.result.textContent = (d.content || []).map((p) => (p.type === 'text' ? p.text : `[${p.type}]`)).join('\n');
+    t.state.className = d.is_error ? 'status-bad' : 'status-ok';
+    t.state.textContent = `${d.status} · ${d.duration_ms} ms`;
+    if (d.sandbox) t.row.append(el('div', { class: 'hint' }, `sandbox: ${JSON.stringify(d.sandbox)}`));
+  });
+  on('approval.requested', (ev) => box.append(approvalCard(ev.data)));
+  on('approval.resolved', (ev) => {
+    const card = box.querySelector(`[data-approval="${CSS.escape(ev.data.approval_id)}"]`);
+    if (card) card.replaceWith(el('div', { class: 'hint' }, `approval ${ev.data.decision}`));
+  });
+  const end = (text, cls) => { box.append(el('div', { class: `msg hint ${cls}`, role: 'status' }, text)); es.close(); onEnd?.(); };
+  on('run.completed', () => end('done', 'status-ok'));
+  on('run.failed', (ev) => end(`failed: ${ev.data.error?.message || ev.data.error?.code || ''}`, 'status-bad'));
+  on('run.cancelled', () => end('cancelled', ''));
+  return { close: () => es.close() };
+}
+
+function userMsg(text) {
+  return el('article', { class: 'msg user' }, el('div', { class: 'who' }, 'you'), el('div', { class: 'body' }, text));
+}
+
+function approvalCard(d) {
+  const args = el('textarea', { rows: 4, 'aria-label': 'Arguments to run with', hidden: true }, JSON.stringify(d.arguments_sanitized, null, 2));
+  const reason = el('input', { type: 'text', placeholder: 'reason (for deny)', 'aria-label': 'Reason' });
+  const msg = el('div', { class: 'error', role: 'alert' });
+  const answer = async (decision) => {
+    const body = { decision };
+    if (reason.value) body.reason = reason.value;
+    if (!args.hidden && decision !== 'deny') {
+      try { body.arguments = JSON.parse(args.value); } catch { msg.textContent = 'The arguments are not valid JSON.'; return; }
+    }
+    try { await api('POST', `/approvals/${encodeURIComponent(d.approval_id)}`, body); } catch (e) { msg.textContent = e.message; }
+  };
+  return el('div', { class: 'approval msg', 'data-approval': d.approval_id },
+    el('div', {}, el('strong', {}, `Approve ${d.tool}?`), ` risk: ${d.risk}`),
+    el('ul', {}, (d.reasons || []).map((r) => el('li', {}, r))),
+    el('pre', {}, JSON.stringify(d.arguments_sanitized, null, 2)),
+    args, reason, msg,
+    el('div', { class: 'actions' },
+      el('button', { type: 'button', onclick: () => answer('approve') }, 'Approve'),
+      el('button', { type: 'button', class: 'ghost', onclick: () => answer('approve_for_session') }, 'Approve for session'),
+      el('button', { type: 'button', class: 'ghost', onclick: () => { args.hidden = !args.hidden; } }, 'Edit arguments'),
+      el('button', { type: 'button', class: 'danger', onclick: () => answer('deny') }, 'Deny')));
+}
+
+// ---- chat ------------------------------------------------------------------
+
+async function chat(sessionId) {
+  const status = new Map(); const unread = new Set();
+  const list = el('ul', { class: 'sessions', 'aria-label': 'Sessions' });
+  const search = el('input', { type: 'search', placeholder: 'Search sessions', 'aria-label': 'Search sessions' });
+  const sidebar = el('nav', { class: 'sidebar', 'aria-label': 'Sessions' },
+    el('div', { class: 'tools' }, search, el('a', { href: '/chat', class: 'mono', 'aria-label': 'New chat' }, 'New')), list);
+  const box = el('div', { class: 'messages', 'aria-live': 'polite' });
+  const input = el('textarea', { rows: 2, placeholder: 'Message (Enter sends, Shift+Enter new line, Esc stops)', 'aria-label': 'Message' });
+  const agent = el('select', { 'aria-label': 'Agent' });
+  const model = el('select', { 'aria-label': 'Model' }, el('option', { value: '' }, 'default model'));
+  const send = el('button', { type: 'submit' }, 'Send');
+  const stop = el('button', { type: 'button', class: 'ghost', hidden: true }, 'Stop');
+  const error = el('div', { class: 'error', role: 'alert' });
+  const form = el('form', { class: 'composer' }, el('div', { class: 'opts' }, agent, model), input, send, stop);
+  const conv = el('section', { class: 'conversation', 'aria-label': 'Conversation' },
+    el('a', { href: '/', class: 'back' }, '← Sessions'), box, error, form);
+  main.replaceChildren(sidebar, conv);
+  main.classList.toggle('chat-open', !!sessionId);
+  let sessions = [];
+  let active = null;
+
+  const draw = () => {
+    const q = search.value.toLowerCase();
+    list.replaceChildren(...sessions.filter((s) => !q || (s.title || s.id).toLowerCase().includes(q)).map((s) => {
+      const st = status.get(s.id) || '';
+      return el('li', {}, el('a', { href: `/chat/${s.id}`, 'aria-current': s.id === sessionId ? 'true' : null, 'data-session': s.id, 'data-status': st },
+        el('span', { class: `dot ${st} ${unread.has(s.id) ? 'unread' : ''}`, 'aria-hidden': 'true' }),
+        el('span', { class: 'title' }, s.title || s.id), el('span', { class: 'visually-hidden' }, st ? ` (${st.replace('_', ' ')})` : '')));
+    }));
+  };
+  const loadSessions = async () => {
+    const page = await api('GET', '/sessions?limit=100');
+    sessions = page.data;
+    draw();
+  };
+  search.addEventListener('input', draw);
+  onFeed((d) => {
+    const map = { 'run.created': 'running', 'run.started': 'running', 'run.resumed': 'running', 'approval.requested': 'waiting_approval', 'approval.resolved': 'running', 'run.completed': 'completed', 'run.failed': 'failed', 'run.cancelled': 'cancelled' };
+    status.set(d.session_id, map[d.type]);
+    if (d.session_id !== sessionId && ['run.completed', 'run.failed'].includes(d.type)) unread.add(d.session_id);
+    if (!sessions.some((s) => s.id === d.session_id)) loadSessions(); else draw();
+  });
+
+  const attach = (runId) => {
+    active?.close();
+    stop.hidden = false;
+    active = followRun(runId, box, () => { stop.hidden = true; active = null; loadSessions(); });
+    active.runId = runId;
+  };
+  const stopRun = async () => { if (active?.runId) { try { await api('POST', `/runs/${encodeURIComponent(active.runId)}/cancel`, {}); } catch (e) { error.textContent = e.message; } } };
+  stop.addEventListener('click', stopRun);
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
+    if (e.key === 'Escape') stopRun();
+  });
+  input.addEventListener('input', () => { input.style.height = 'auto'; input.style.height = Math.min(input.scrollHeight, 200) + 'px'; });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const text = input.value;
+    if (!text.trim()) return;
+    error.textContent = '';
+    send.disabled = true;
+    try {
+      const body = { input: text, agent: agent.value || undefined, model: model.value || undefined };
+      if (sessionId) body.session_id = sessionId;
+      const run = await api('POST', '/runs', body);
+      input.value = '';
+      if (!sessionId) {
+        sessionId = run.session_id;
+        history.pushState({}, '', `/chat/${sessionId}`);
+        main.classList.add('chat-open');
+        loadSessions();
+      }
+      attach(run.id);
+    } catch (err) { error.textContent = err.message; } finally { send.disabled = false; input.focus(); }
+  });
+
+  // Pickers, sessions, and the open session (its finished runs from the
+  // session's messages, a run still going from its journal, live).
+  api('GET', '/agents').then((p) => agent.replaceChildren(...p.data.map((a) => el('option', { value: a.name }, a.name)))).catch(() => {});
+  api('GET', '/model-profiles').then((p) => model.append(...p.data.filter((m) => !m.shadowed).map((m) => el('option', { value: m.name }, m.name)))).catch(() => {});
+  await loadSessions();
+  if (!sessionId) { box.append(el('p', { class: 'empty' }, 'Start a conversation below.')); input.focus(); return; }
+  const [view, runs] = await Promise.all([api('GET', `/sessions/${encodeURIComponent(sessionId)}`), api('GET', `/sessions/${encodeURIComponent(sessionId)}/runs?limit=100`)]);
+  const going = runs.data.find((r) => ['queued', 'running', 'waiting_approval'].includes(r.status));
+  for (const m of view.messages) {
+    if (going && m.run_id === going.id) continue;
+    const msg = m.message;
+    if (msg.role === 'user') box.append(userMsg(textOf(msg)));
+    else if (msg.role === 'assistant') {
+      const text = textOf(msg);
+      if (text) { const b = el('div', { class: 'body' }); b.innerHTML = md(text); box.append(el('article', { class: 'msg assistant' }, el('div', { class: 'who' }, 'assistant'), b)); }
+      for (const c of msg.tool_calls || []) box.append(el('div', { class: 'msg' }, el('details', { class: 'tool' }, el('summary', {}, `${c.name}(${summary(c.arguments)})`), el('pre', {}, JSON.stringify(c.arguments, null, 2)))));
+    }
+  }
+  if (going) attach(going.id);
+  box.scrollTop = box.scrollHeight;
+  input.focus();
+}
+
+// ---- runs ------------------------------------------------------------------
+
+async function runs() {
+  const status = el('select', { 'aria-label': 'Status' }, ['', 'queued', 'running', 'waiting_approval', 'completed', 'failed', 'cancelled'].map((s) => el('option', { value: s }, s || 'any status')));
+  const session = el('input', { type: 'text', placeholder: 'session id', 'aria-label': 'Session id' });
+  const body = el('tbody');
+  const more = el('button', { type: 'button', class: 'ghost', hidden: true }, 'Load more');
+  let cursor = null;
+  const load = async (reset) => {
+    if (reset) { body.replaceChildren(); cursor = null; }
+    const q = new URLSearchParams({ limit: '50' });
+    if (status.value) q.set('status', status.value);
+    if (session.value.trim()) q.set('session_id', session.value.trim());
+    if (cursor) q.set('after', cursor);
+    const page = await api('GET', `/runs?${q}`);
+    for (const r of page.data) {
+      body.append(el('tr', {}, el('td', {}, el('a', { href: `/runs/${r.id}`, class: 'mono' }, r.id)), el('td', {}, r.status), el('td', {}, r.agent || ''),
+        el('td', {}, r.model), el('td', { class: 'mono' }, el('a', { href: `/chat/${r.session_id}` }, r.session_id)), el('td', {}, String(r.usage?.total_tokens ?? '')), el('td', {}, rel(r.created_at))));
+    }
+    cursor = page.next_cursor; more.hidden = !cursor;
+    if (!body.children.length) body.append(el('tr', {}, el('td', { colspan: 7, class: 'empty' }, 'No runs yet: start one in Chat.')));
+  };
+  status.addEventListener('change', () => load(true));
+  session.addEventListener('change', () => load(true));
+  more.addEventListener('click', () => load(false));
+  main.replaceChildren(el('section', { class: 'page' }, el('h1', {}, 'Runs'),
+    el('div', { class: 'filters' }, el('label', {}, 'Status', status), el('label', {}, 'Session', session)),
+    el('table', {}, el('thead', {}, el('tr', {}, ['Run', 'Status', 'Agent', 'Model', 'Session', 'Tokens', 'Created'].map((h) => el('th', { scope: 'col' }, h)))), body), more));
+  await load(true);
+}
+
+async function runPage(id) {
+  const section = el('section', { class: 'page' });
+  main.replaceChildren(section);
+  const draw = async () => {
+    const [run, events] = await Promise.all([api('GET', `/runs/${encodeURIComponent(id)}`), api('GET', `/runs/${encodeURIComponent(id)}/events?limit=1000`)]);
+    const evs = events.data;
+    const t0 = evs.length ? Date.parse(evs[0].created_at) : 0;
+    const tEnd = evs.length ? Date.parse(evs[evs.length - 1].created_at) : 0;
+    const span = Math.max(1, tEnd - t0);
+    const open = new Map();
+    const rows = evs.map((e) => {
+      const t = Date.parse(e.created_at) - t0;
+      let startT = t; let cls = '';
+      if (e.type === 'step.started') open.set('step', t);
+      if (e.type === 'tool.started' || e.type === 'tool.called') open.set(e.data.call_id, t);
+      if (e.type === 'llm.completed') { startT = open.get('step') ?? t; cls = 'llm'; }
+      if (e.type === 'tool.result') { startT = open.get(e.data.call_id) ?? t; cls = 'tool'; }
+      if (e.type === 'approval.resolved') cls = 'wait';
+      const left = (startT / span) * 100; const width = Math.max(0.5, ((t - startT) / span) * 100);
+      let what = '';
+      if (e.type === 'llm.completed') what = `${e.data.provider}/${e.data.model} · ${e.data.usage?.input_tokens ?? 0}→${e.data.usage?.output_tokens ?? 0} tokens${e.data.cost_usd ? ` · $${e.data.cost_usd.toFixed(6)}` : ''}`;
+      else if (e.type === 'tool.called') what = `${e.data.name}(${summary(e.data.arguments)})`;
+      else if (e.type === 'tool.result') what = `${e.data.name}: ${e.data.status} · ${e.data.duration_ms} ms`;
+      else if (e.type === 'run.failed') what = e.data.error?.message || '';
+      return el('tr', {}, el('td', { class: 'mono' }, String(e.seq)), el('td', { class: 'mono' }, e.type), el('td', {}, `${t} ms`),
+        el('td', { style: 'width:40%' }, el('div', { class: `bar ${cls}`, style: `margin-left:${left}%;width:${width}%`, title: `${t - startT} ms` })),
+        el('td', {}, el('details', {}, el('summary', {}, what || 'details'), el('pre', {}, JSON.stringify(e.data, null, 2)))));
+    });
+    const llm = evs.filter((e) => e.type === 'llm.completed').length;
+    const toolCalls = evs.filter((e) => e.type === 'tool.called').length;
+    const blob = URL.createObjectURL(new Blob([JSON.stringify({ run, events: evs }, null, 2)], { type: 'application/json' }));
+    section.replaceChildren(el('h1', {}, 'Run ', copyable(run.id)),
+      el('div', { class: 'totals' }, el('div', {}, `status: ${run.status}`), el('div', {}, `wall: ${span} ms`), el('div', {}, `tokens: ${run.usage?.total_tokens ?? 0}`),
+        el('div', {}, `cost: ${run.cost_usd != null ? '$' + run.cost_usd.toFixed(6) : 'n/a'}`), el('div', {}, `LLM calls: ${llm}`), el('div', {}, `tool calls: ${toolCalls}`),
+        el('div', {}, 'session ', el('a', { href: `/chat/${run.session_id}`, class: 'mono' }, run.session_id))),
+      el('table', {}, el('thead', {}, el('tr', {}, ['#', 'Event', 'At', 'Timeline', 'Details'].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, rows)),
+      run.output ? el('div', {}, el('h2', {}, 'Answer'), (() => { const d = el('div', { class: 'msg assistant' }); d.innerHTML = md(run.output); return d; })()) : null,
+      el('p', {}, el('a', { href: blob, download: `${run.id}.json` }, 'Download the journal (JSON)')));
+    return ['completed', 'failed', 'cancelled'].includes(run.status);
+  };
+  const done = await draw();
+  if (!done) onFeed((d) => { if (d.run_id === id) draw(); });
+}
+
+// ---- approvals -------------------------------------------------------------
+
+async function approvals() {
+  const list = el('div', {});
+  const load = async () => {
+    const page = await api('GET', '/approvals?status=pending&limit=100');
+    list.replaceChildren(...page.data.map((a) => el('div', {}, el('div', { class: 'hint' }, 'run ', el('a', { href: `/runs/${a.run_id}`, class: 'mono' }, a.run_id), ' · ', rel(a.created_at)),
+      approvalCard({ approval_id: a.id, tool: a.tool, risk: a.risk, reasons: a.reasons, arguments_sanitized: a.arguments_sanitized }))));
+    if (!page.data.length) list.append(el('p', { class: 'empty' }, 'Nothing is waiting for you.'));
+  };
+  main.replaceChildren(el('section', { class: 'page' }, el('h1', {}, 'Approvals'), list));
+  onFeed((d) => { if (d.type.startsWith('approval.')) load(); });
+  await load();
+}
+
+// ---- router ----------------------------------------------------------------
+
+const pages = { chat: () => chat(main.dataset.id || null), runs, run: () => runPage(main.dataset.id), approvals };
+(pages[main.dataset.page] || pages.chat)().catch((e) => main.append(el('p', { class: 'error', role: 'alert' }, e.message)));
+addEventListener('popstate', () => location.reload());
