@@ -301,6 +301,21 @@ pub struct CreateRun {
     pub arguments: Option<serde_json::Value>,
 }
 
+/// Up to eight words (and 60 characters) of `input`, for a session's title.
+fn first_words(input: &str) -> String {
+    let mut t = String::new();
+    for w in input.split_whitespace().take(8) {
+        if t.len() + w.len() > 60 {
+            break;
+        }
+        if !t.is_empty() {
+            t.push(' ');
+        }
+        t.push_str(w);
+    }
+    if t.is_empty() { input.chars().take(60).collect() } else { t }
+}
+
 /// The answer to [`Runtime::create_run`].
 pub struct Created {
     pub run: Run,
@@ -447,7 +462,8 @@ impl Runtime {
                 }
                 id
             }
-            None => self.store.create_session(t, None, serde_json::json!({})).await?.id,
+            // A new session is titled by the first words of its first message.
+            None => self.store.create_session(t, Some(first_words(&req.input)), serde_json::json!({})).await?.id,
         };
         let new = NewRun {
             id: agentd_core::new_id("run"),

@@ -162,8 +162,8 @@ function followRun(runId, box, onEnd) {
   on('llm.completed', (ev) => {
     const text = textOf(ev.data.message);
     const b = assistant();
-    b.innerHTML = md(text);
-    b.dataset.final = '1';
+    // A step that only calls tools says nothing: no empty bubble.
+    if (text.trim()) { b.innerHTML = md(text); b.dataset.final = '1'; } else if (!b.previousElementSibling?.matches?.('details.thinking')) b.parentElement.remove();
     bubble = null; streamed = '';
   });
   on('tool.called', (ev) => {
@@ -298,6 +298,7 @@ async function chat(sessionId) {
       if (sessionId) body.session_id = sessionId;
       const run = await api('POST', '/runs', body);
       input.value = '';
+      box.querySelector('.empty')?.remove();
       if (!sessionId) {
         sessionId = run.session_id;
         history.pushState({}, '', `/chat/${sessionId}`);

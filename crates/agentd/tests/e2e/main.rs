@@ -7,6 +7,7 @@ mod console;
 
 mod api;
 mod auth;
+mod browser;
 #[cfg(feature = "test-tools")]
 mod cluster;
 #[cfg(feature = "test-tools")]

@@ -1,0 +1,127 @@
+//! The console in a real browser (headless Chromium over WebDriver) against
+//! the real binary and the mock model: log in, chat with a streamed answer
+//! and a tool call, answer an approval inline, reload mid-run, the runs
+//! list and a run's trace, the approvals inbox, another tenant's run as a
+//! 404 page. Every page is checked for console errors and with axe-core,
+//! at desktop and phone widths, and screenshotted (test artifacts).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
+
+mod driver;
+
+use agentd_testkit::{MockOpenAi, Turn};
+use serde_json::json;
+
+use crate::auth::{call, make_key};
+use crate::common::{Opts, Server};
+use driver::Browser;
+
+/// A server with auth on and acme's member key, logged in through the form.
+async fn logged_in(
+    test: &str,
+    mock: &MockOpenAi,
+    cfg: Option<&std::path::Path>,
+) -> (Server, Browser, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let key = make_key(&data, &["--role", "member", "--org", "acme"]);
+    let s = Server::start_with(Opts {
+        mock: Some(&mock.base_url),
+        data_dir: Some(&data),
+        config: cfg,
+        ..Default::default()
+    });
+    let b = Browser::start(test, 1280, 900).await;
+    b.goto(&format!("{}/", s.url)).await;
+    b.find("#key").await;
+    assert!(b.url().await.ends_with("/login"), "the console asks for a key first");
+    b.check("login").await;
+    b.type_into("#key", &key).await;
+    b.click("button[type=submit]").await;
+    b.find("textarea[aria-label=Message]").await;
+    (s, b, tmp)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_streams_an_answer_with_a_tool_call() {
+    let mock = MockOpenAi::start(
+        vec![Turn::tool("echo", json!({"text": "ping"})), Turn::text("All **done**: the echo came back.")],
+        0,
+    )
+    .await
+    .unwrap();
+    let (s, b, _tmp) = logged_in("chat", &mock, None).await;
+    b.check("chat-empty").await;
+    b.type_into("textarea[aria-label=Message]", "please echo ping\u{E007}").await;
+    b.wait_until("the answer", "return [...document.querySelectorAll('.msg.assistant .body[data-final]')].some(e => e.innerText.includes('the echo came back'))").await;
+    // Markdown rendered (bold), the tool call inline and expandable, the run's end shown.
+    assert_eq!(b.exec("return document.querySelector('.msg.assistant strong')?.innerText").await, "done");
+    b.wait_until("the tool result", "return [...document.querySelectorAll('details.tool')].some(d => d.innerText.includes('echo') && d.querySelector('.status-ok'))").await;
+    b.wait_until("the run's end", "return document.body.innerText.includes('done')").await;
+    // The URL names the new session; the sidebar lists it as completed.
+    let url = b.url().await;
+    assert!(url.contains("/chat/ses_"), "{url}");
+    b.wait_until("the sidebar status", "return !!document.querySelector('.sessions a[data-status=completed]')").await;
+    b.check("chat-answered").await;
+    // Phone width, then the other theme.
+    b.resize(390, 844).await;
+    b.check("chat-phone").await;
+    b.click("#theme").await;
+    b.check("chat-phone-other-theme").await;
+    b.resize(1280, 900).await;
+
+    // The run's page shows its steps; the runs list links to it.
+    b.goto(&format!("{}/runs", s.url)).await;
+    b.find("tbody a[href^='/runs/run_']").await;
+    b.check("runs").await;
+    b.click("tbody a[href^='/runs/run_']").await;
+    b.wait_until(
+        "the trace",
+        "return document.body.innerText.includes('llm.completed') && document.body.innerText.includes('tool.result')",
+    )
+    .await;
+    b.check("run-trace").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_is_answered_inline_after_a_reload() {
+    let mock =
+        MockOpenAi::start(vec![Turn::tool("echo", json!({"text": "careful"})), Turn::text("approved and finished")], 0)
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, "[agents.default.policy]\nmode = \"ask\"\n").unwrap();
+    let (s, b, _tmp) = logged_in("approval", &mock, Some(&cfg)).await;
+    b.type_into("textarea[aria-label=Message]", "do it\u{E007}").await;
+    b.find(".approval button").await;
+    b.wait_until("the pending badge", "return document.getElementById('pending-count').innerText === '1'").await;
+    b.check("approval-inline").await;
+    // Reload while the run waits: the conversation comes back from the journal, once.
+    b.exec("location.reload(); return true").await;
+    b.find(".approval button").await;
+    let users = b.exec("return document.querySelectorAll('.msg.user').length").await;
+    assert_eq!(users, 1, "the user's message once after the reload");
+    // The inbox lists it; answer it from the chat.
+    b.exec("document.querySelector('.approval button').click(); return true").await;
+    b.wait_until("the answer", "return document.body.innerText.includes('approved and finished')").await;
+    let answers = b.exec("return [...document.querySelectorAll('.msg.assistant')].filter(e => e.innerText.includes('approved and finished')).length").await;
+    assert_eq!(answers, 1, "the answer appears exactly once");
+    b.goto(&format!("{}/approvals", s.url)).await;
+    b.wait_until("the empty inbox", "return document.body.innerText.includes('Nothing is waiting')").await;
+    b.check("approvals-empty").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_tenants_run_is_a_404_page() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let (s, b, tmp) = logged_in("not-found", &mock, None).await;
+    let other = make_key(&tmp.path().join("data"), &["--role", "member", "--org", "globex"]);
+    let (_, run) =
+        call(&s, Some(&other), reqwest::Method::POST, "/v1/runs", Some(json!({"input": "secret plans"}))).await;
+    b.goto(&format!("{}/runs/{}", s.url, run["id"].as_str().unwrap())).await;
+    b.find("h1").await;
+    let text = b.text().await;
+    assert!(text.contains("Not found") && !text.contains("secret plans"), "{text}");
+    b.screenshot("not-found").await;
+    assert!(b.axe().await.is_empty());
+}
