@@ -398,3 +398,50 @@ pub struct FeedItem {
     pub data: Value,
     pub created_at: String,
 }
+
+/// One entry of a workspace directory.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FileEntry {
+    pub name: String,
+    /// Relative to the workspace root.
+    pub path: String,
+    /// `file`, `dir` or `link` (links are never followed).
+    pub kind: String,
+    pub size: u64,
+}
+
+/// `GET /v1/sessions/{id}/files[/{path}]` on a directory (or with `q`, the search hits).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FileListing {
+    pub path: String,
+    #[serde(default)]
+    pub entries: Vec<FileEntry>,
+    /// With `q`: files whose path or a line of whose text contains it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hits: Vec<FileHit>,
+}
+
+/// A search hit: the path alone (a name match) or a matching line.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FileHit {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// The answer to an upload.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct FileWritten {
+    pub path: String,
+    pub size: u64,
+}
+
+/// Body of `POST /v1/sessions/{id}/rename-file`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenameFile {
+    pub from: String,
+    pub to: String,
+}

@@ -25,10 +25,12 @@ pub struct Op {
     query: &'static [&'static str],
     /// Also answers `text/event-stream`.
     sse: bool,
+    /// Takes and answers raw bytes too (workspace files).
+    raw: bool,
 }
 
 const fn op(method: &'static str, path: &'static str, summary: &'static str) -> Op {
-    Op { method, path, summary, body: None, status: 200, answer: None, query: &[], sse: false }
+    Op { method, path, summary, body: None, status: 200, answer: None, query: &[], sse: false, raw: false }
 }
 
 impl Op {
@@ -47,6 +49,10 @@ impl Op {
     }
     const fn sse(mut self) -> Self {
         self.sse = true;
+        self
+    }
+    const fn raw(mut self) -> Self {
+        self.raw = true;
         self
     }
 }
@@ -85,6 +91,28 @@ pub fn operations() -> Vec<Op> {
         op("get", "/v1/sessions/{id}", "A session with its messages, usage and cost")
             .answer(200, Some(s::<SessionView>)),
         op("delete", "/v1/sessions/{id}", "Delete a session with its runs").answer(204, None),
+        op(
+            "get",
+            "/v1/sessions/{id}/files",
+            "The session workspace's root (`path` for another directory, `q` to search names and text)",
+        )
+        .query(&["path", "q"])
+        .answer(200, Some(s::<FileListing>)),
+        op(
+            "get",
+            "/v1/sessions/{id}/files/{path}",
+            "A directory's entries, or a file's bytes (`download=1` as an attachment)",
+        )
+        .query(&["download"])
+        .raw()
+        .answer(200, Some(s::<FileListing>)),
+        op("put", "/v1/sessions/{id}/files/{path}", "Upload a file (the raw body; parents are made)")
+            .raw()
+            .answer(201, Some(s::<FileWritten>)),
+        op("delete", "/v1/sessions/{id}/files/{path}", "Remove a file or an empty directory").answer(204, None),
+        op("post", "/v1/sessions/{id}/rename-file", "Rename or move a file or directory (never over another)")
+            .body(s::<RenameFile>)
+            .answer(200, Some(s::<FileWritten>)),
         op("get", "/v1/sessions/{id}/runs", "The session's runs").query(PAGE).answer(200, Some(s::<Page<Run>>)),
         op("get", "/v1/tools", "Tools the caller can use").query(&["agent"]).answer(200, Some(s::<Page<ToolInfo>>)),
         op("post", "/v1/tools/{name}/call", "Call a tool without a model")
@@ -206,6 +234,12 @@ pub fn document() -> Value {
         o.insert("summary".into(), json!(op.summary));
         o.insert("operationId".into(), json!(format!("{} {}", op.method, op.path)));
         o.insert("parameters".into(), Value::Array(parameters(&op)));
+        if op.raw && op.method == "put" {
+            o.insert(
+                "requestBody".into(),
+                json!({"required": true, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}),
+            );
+        }
         if let Some(body) = op.body {
             let required = op.path != "/v1/runs/{id}/cancel" && op.path != "/v1/sessions";
             o.insert(
@@ -221,6 +255,9 @@ pub fn document() -> Value {
         }
         if op.sse {
             content.insert("text/event-stream".into(), json!({"schema": {"type": "string"}}));
+        }
+        if op.raw && op.method == "get" {
+            content.insert("*/*".into(), json!({"schema": {"type": "string", "format": "binary"}}));
         }
         let mut ok = json!({"description": op.summary});
         if !content.is_empty() {

@@ -159,6 +159,8 @@ spelled!(
         InvalidPolicy => "invalid_policy",
         InvalidSkill => "invalid_skill",
         WorkspaceUnavailable => "workspace_unavailable",
+        InvalidPath => "invalid_path",
+        FileTooLarge => "file_too_large",
         PermissionDenied => "permission_denied",
         ApprovalRequired => "approval_required",
         // Who is asking.
@@ -178,6 +180,7 @@ spelled!(
         McpServerNotFound => "mcp_server_not_found",
         ProviderNotFound => "provider_not_found",
         ModelProfileNotFound => "model_profile_not_found",
+        FileNotFound => "file_not_found",
         // Conflicts with the current state.
         TemplateExists => "template_exists",
         ToolExists => "tool_exists",
@@ -186,6 +189,7 @@ spelled!(
         McpServerExists => "mcp_server_exists",
         ProviderExists => "provider_exists",
         ModelProfileExists => "model_profile_exists",
+        FileExists => "file_exists",
         RunAlreadyFinished => "run_already_finished",
         ApprovalNotPending => "approval_not_pending",
         SessionBusy => "session_busy",

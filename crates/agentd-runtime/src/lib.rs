@@ -8,6 +8,7 @@ mod catalog;
 mod compaction;
 pub mod config;
 pub mod context;
+pub mod files;
 mod fold;
 mod gate;
 pub mod hub;
@@ -423,6 +424,11 @@ impl Runtime {
             None => return Err(RuntimeError::bad(ErrorCode::ModelRequired, models::ModelError::NoModel.to_string())),
         };
         let resolved = self.plan_model(t, &model).await?;
+        if let Some(sid) = req.session_id.as_deref().filter(|_| req.input.contains("<file>")) {
+            let (input, images) = self.expand_file_refs(t, sid, &req.input).await?;
+            req.input = input;
+            req.images.extend(images);
+        }
         if !req.images.is_empty() && !resolved.accepts_images() {
             return Err(RuntimeError::bad(
                 ErrorCode::ImagesNotSupported,

@@ -5,6 +5,7 @@ mod auth;
 mod console;
 mod error;
 mod feed;
+mod files;
 mod keys;
 mod providers;
 mod runs;
@@ -41,7 +42,7 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// checked against this table, so a route cannot exist undocumented.
 struct V1 {
     router: Router<AppState>,
-    table: Vec<(&'static str, &'static str)>,
+    table: Vec<(&'static str, String)>,
 }
 
 impl V1 {
@@ -56,7 +57,8 @@ impl V1 {
             "put" => axum::routing::MethodFilter::PUT,
             _ => axum::routing::MethodFilter::DELETE,
         };
-        self.table.push((method, path));
+        // A catch-all (`{*path}`) is one path parameter in the document.
+        self.table.push((method, path.replace("{*", "{")));
         self.router = self.router.route(path, axum::routing::on(filter, h));
         self
     }
@@ -75,6 +77,11 @@ fn v1_routes() -> V1 {
         .add("get", "/sessions/{id}", sessions::get_one)
         .add("delete", "/sessions/{id}", sessions::delete)
         .add("get", "/sessions/{id}/runs", sessions::runs)
+        .add("get", "/sessions/{id}/files", files::root)
+        .add("get", "/sessions/{id}/files/{*path}", files::get)
+        .add("put", "/sessions/{id}/files/{*path}", files::put)
+        .add("delete", "/sessions/{id}/files/{*path}", files::delete)
+        .add("post", "/sessions/{id}/rename-file", files::rename)
         .add("get", "/tools", tools::list)
         .add("post", "/tools/{name}/call", tools::call)
         .add("get", "/tool-calls", tools::list_calls)

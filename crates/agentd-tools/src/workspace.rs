@@ -233,6 +233,60 @@ impl Workspace {
         f.write_all(content).map_err(|e| PathError::Io(rel.into(), e.to_string()))
     }
 
+    /// The directory holding `rel`, opened beneath the root, and the last
+    /// component's name (the root itself has no parent here).
+    fn parent_of(&self, rel: &str) -> Result<(OwnedFd, std::ffi::CString), PathError> {
+        let p = self.check(rel)?;
+        let (Some(name), Some(parent)) = (p.file_name(), p.parent()) else {
+            return Err(PathError::Escapes(rel.into()));
+        };
+        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+        let root = self.root_fd()?;
+        let dir = openat2(&root, parent, libc::O_PATH | libc::O_DIRECTORY, 0, 0).map_err(|e| Self::map_err(rel, e))?;
+        Ok((dir, cstr(Path::new(name))?))
+    }
+
+    /// Removes a file (a symlink itself, never its target) or an empty directory.
+    pub fn remove(&self, rel: &str) -> Result<(), PathError> {
+        let (dir, name) = self.parent_of(rel)?;
+        // SAFETY: `name` is a valid C string; `dir` an open directory.
+        let mut r = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
+        if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EISDIR) {
+            // SAFETY: as above.
+            r = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) };
+        }
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::ENOTEMPTY) | Some(libc::EEXIST) => {
+                    PathError::Io(rel.into(), "the directory is not empty".into())
+                }
+                _ => Self::map_err(rel, e),
+            });
+        }
+        Ok(())
+    }
+
+    /// Renames `from` to `to` (both beneath the root; `to`'s parents are
+    /// made); an existing `to` is not replaced.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), PathError> {
+        let target = self.check(to)?;
+        self.make_parents(&target, to)?;
+        let (a, an) = self.parent_of(from)?;
+        let (b, bn) = self.parent_of(to)?;
+        // SAFETY: valid C strings and open directories; RENAME_NOREPLACE keeps `to`.
+        let r =
+            unsafe { libc::renameat2(a.as_raw_fd(), an.as_ptr(), b.as_raw_fd(), bn.as_ptr(), libc::RENAME_NOREPLACE) };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(match e.raw_os_error() {
+                Some(libc::EEXIST) => PathError::Io(to.into(), "exists already".into()),
+                _ => Self::map_err(from, e),
+            });
+        }
+        Ok(())
+    }
+
     /// Entries of a directory beneath the root: (name, is_dir, is_symlink, size).
     pub fn list(&self, rel: &str) -> Result<Vec<(String, bool, bool, u64)>, PathError> {
         let fd = self.open_kind(rel, libc::O_RDONLY | libc::O_DIRECTORY, Want::Dir)?;
@@ -297,6 +351,31 @@ impl Workspace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_and_rename_stay_beneath_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside.txt");
+        std::fs::write(&outside, "keep").unwrap();
+        let ws = Workspace::open(&tmp.path().join("ws")).unwrap();
+        ws.write("a/b.txt", b"x").unwrap();
+        ws.rename("a/b.txt", "c/d.txt").unwrap();
+        assert_eq!(ws.read_capped("c/d.txt", 10).unwrap().0, b"x");
+        ws.write("e.txt", b"y").unwrap();
+        assert!(ws.rename("e.txt", "c/d.txt").is_err(), "no replacing");
+        assert!(matches!(ws.rename("e.txt", "../escaped.txt"), Err(PathError::Escapes(_))));
+        assert!(matches!(ws.remove("../outside.txt"), Err(PathError::Escapes(_))));
+        std::os::unix::fs::symlink(&outside, ws.root().join("link")).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), ws.root().join("out")).unwrap();
+        assert!(matches!(ws.rename("e.txt", "out/moved.txt"), Err(PathError::Escapes(_))), "through a symlink out");
+        assert!(!tmp.path().join("moved.txt").exists());
+        ws.remove("link").unwrap();
+        assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep", "the symlink went, not its target");
+        assert!(ws.remove("c").is_err(), "not empty");
+        ws.remove("c/d.txt").unwrap();
+        ws.remove("c").unwrap();
+        assert!(matches!(ws.remove("."), Err(PathError::Escapes(_))));
+    }
 
     #[test]
     fn escapes_are_refused() {

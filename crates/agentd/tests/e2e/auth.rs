@@ -362,6 +362,7 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                 .replace("/prompt-templates/{name}", "/prompt-templates/greet")
                 .replace("/tools/{name}", "/tools/echo")
                 .replace("/secrets/{name}", "/secrets/db")
+                .replace("/files/{path}", "/files/notes.txt")
                 .replace("/providers/{name}", "/providers/own")
                 .replace("/model-profiles/{name}", "/model-profiles/fast")
                 .replace("/orgs/{org}", "/orgs/acme");
@@ -385,6 +386,7 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                     ("post", "/v1/approvals/{id}") => Some(json!({"decision": "approve"})),
                     ("post", "/v1/runs/{id}/cancel") => Some(json!({})),
                     ("put", "/v1/orgs/{org}/limits") => Some(json!({})),
+                    ("post", "/v1/sessions/{id}/rename-file") => Some(json!({"from": "a", "to": "b"})),
                     _ => None,
                 };
                 let (c, v) = call(&s, Some(&stranger), m.clone(), &concrete, body).await;

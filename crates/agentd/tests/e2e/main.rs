@@ -12,6 +12,7 @@ mod browser;
 mod cluster;
 #[cfg(feature = "test-tools")]
 mod durability;
+mod files;
 mod hardening;
 mod mcp;
 mod providers;

@@ -1,0 +1,124 @@
+//! `/v1/sessions/{id}/files`: the session's workspace for people (the
+//! console's file manager). Files are served inert: never as HTML, with a
+//! sandboxing CSP, so a file a model wrote cannot run in agentd's origin.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use agentd_api::{FileEntry, FileHit, FileListing, FileWritten};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiJson, Params, Scope, shape};
+
+fn listing(path: &str, entries: Vec<agentd_runtime::files::FileEntry>) -> Result<Response, ApiError> {
+    let entries: Vec<FileEntry> = shape(&entries)?;
+    Ok(Json(FileListing { path: path.to_string(), entries, hits: vec![] }).into_response())
+}
+
+/// The content type a file is served with; markup and scripts as plain text.
+fn content_type(path: &str) -> &'static str {
+    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "pdf" => "application/pdf",
+        "json" => "application/json",
+        _ => "text/plain; charset=utf-8",
+    }
+}
+
+/// `GET /v1/sessions/{id}/files`: the root's entries, another directory's
+/// with `?path=`, or search hits with `?q=`.
+pub(crate) async fn root(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    if let Some(q) = p.str("q").filter(|q| !q.trim().is_empty()) {
+        let hits: Vec<FileHit> = shape(&s.rt.search_files(&t, &id, q.trim()).await?)?;
+        return Ok(Json(FileListing { path: ".".into(), entries: vec![], hits }).into_response());
+    }
+    let path = p.str("path").unwrap_or_else(|| ".".into());
+    match s.rt.list_files(&t, &id, &path).await? {
+        Some(entries) => listing(&path, entries),
+        None => read(&s, &t, &id, &path, false).await,
+    }
+}
+
+async fn read(
+    s: &AppState,
+    t: &agentd_core::Tenant,
+    id: &str,
+    path: &str,
+    download: bool,
+) -> Result<Response, ApiError> {
+    let bytes = s.rt.read_file(t, id, path).await?;
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+    if download {
+        let name: String = path
+            .rsplit('/')
+            .next()
+            .unwrap_or("file")
+            .chars()
+            .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+    }
+    Ok(r)
+}
+
+/// `GET /v1/sessions/{id}/files/{path}`: a directory's entries or a file's bytes (`?download=1`).
+pub(crate) async fn get(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path((id, path)): Path<(String, String)>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    match s.rt.list_files(&t, &id, &path).await? {
+        Some(entries) => listing(&path, entries),
+        None => read(&s, &t, &id, &path, p.str("download").is_some_and(|v| v == "1" || v == "true")).await,
+    }
+}
+
+/// `PUT /v1/sessions/{id}/files/{path}`: the body becomes the file.
+pub(crate) async fn put(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path((id, path)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let size = body.len() as u64;
+    s.rt.write_file(&t, &id, &path, body.to_vec()).await?;
+    Ok((StatusCode::CREATED, Json(FileWritten { path, size })).into_response())
+}
+
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path((id, path)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    s.rt.delete_file(&t, &id, &path).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn rename(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<agentd_api::RenameFile>,
+) -> Result<Response, ApiError> {
+    s.rt.rename_file(&t, &id, &b.from, &b.to).await?;
+    Ok((StatusCode::OK, Json(FileWritten { path: b.to, size: 0 })).into_response())
+}
