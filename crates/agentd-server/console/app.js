@@ -245,8 +245,12 @@ async function chat(sessionId) {
   const stop = el('button', { type: 'button', class: 'ghost', hidden: true }, 'Stop');
   const error = el('div', { class: 'error', role: 'alert' });
   const form = el('form', { class: 'composer' }, el('div', { class: 'opts' }, agent, model), input, send, stop);
-  const conv = el('section', { class: 'conversation', 'aria-label': 'Conversation' },
-    el('a', { href: '/', class: 'back' }, '← Sessions'), box, error, form);
+  const filesLink = el('a', { href: sessionId ? `/chat/${encodeURIComponent(sessionId)}/files` : '#', hidden: !sessionId }, 'Files');
+  const head = el('div', { class: 'conv-head' }, el('a', { href: '/', class: 'back' }, '← Sessions'), filesLink,
+    el('span', { class: 'hint' }, 'Reference a workspace file with <file>path</file>'));
+  const conv = el('section', { class: 'conversation', 'aria-label': 'Conversation' }, head, box, error, form);
+  const ref = new URLSearchParams(location.search).get('file');
+  if (ref) input.value = `<file>${ref}</file> `;
   main.replaceChildren(sidebar, conv);
   main.classList.toggle('chat-open', !!sessionId);
   let sessions = [];
@@ -302,6 +306,8 @@ async function chat(sessionId) {
       if (!sessionId) {
         sessionId = run.session_id;
         history.pushState({}, '', `/chat/${sessionId}`);
+        filesLink.href = `/chat/${encodeURIComponent(sessionId)}/files`;
+        filesLink.hidden = false;
         main.classList.add('chat-open');
         loadSessions();
       }
@@ -422,8 +428,84 @@ async function approvals() {
   await load();
 }
 
+// ---- workspace (a session's files) ------------------------------------------
+
+async function files(sid) {
+  const base = `/sessions/${encodeURIComponent(sid)}/files`;
+  let dir = new URLSearchParams(location.search).get('path') || '.';
+  const crumbs = el('nav', { 'aria-label': 'Folder', class: 'hint' });
+  const body = el('tbody');
+  const preview = el('section', { class: 'preview', 'aria-label': 'Preview' });
+  const status = el('div', { role: 'status', class: 'hint' });
+  const picker = el('input', { type: 'file', multiple: true, id: 'upload', 'aria-label': 'Upload files' });
+  const search = el('input', { type: 'search', placeholder: 'Search names and text', 'aria-label': 'Search files' });
+  const hits = el('ul', { class: 'hits' });
+  const url = (p) => `/v1${base}/${p.split('/').map(encodeURIComponent).join('/')}`;
+
+  const upload = (list) => Promise.all([...list].map((file) => new Promise((resolve) => {
+    const path = dir === '.' ? file.name : `${dir}/${file.name}`;
+    const row = el('div', {}, `${path}: `, el('progress', { max: 100, value: 0, 'aria-label': `Uploading ${path}` }));
+    status.append(row);
+    const xhr = new XMLHttpRequest();
+    xhr.open('PUT', url(path));
+    xhr.setRequestHeader('x-csrf-token', csrf);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) row.querySelector('progress').value = (e.loaded / e.total) * 100; };
+    xhr.onload = () => { row.replaceChildren(`${path}: ${xhr.status === 201 ? 'uploaded' : 'failed (' + xhr.status + ')'}`); resolve(); };
+    xhr.onerror = () => { row.replaceChildren(`${path}: failed`); resolve(); };
+    xhr.send(file);
+  }))).then(load);
+  picker.addEventListener('change', () => upload(picker.files));
+
+  const show = async (e) => {
+    preview.replaceChildren(el('h2', {}, e.path));
+    const resp = await fetch(url(e.path), { credentials: 'same-origin' });
+    const type = resp.headers.get('content-type') || '';
+    if (type.startsWith('image/')) {
+      preview.append(el('img', { src: URL.createObjectURL(await resp.blob()), alt: e.path, style: 'max-width:100%' }));
+    } else {
+      const text = await resp.text();
+      const code = el('code', { 'data-lang': e.path.split('.').pop() }, text.length > 200000 ? text.slice(0, 200000) + '\n…' : text);
+      preview.append(el('pre', {}, code));
+    }
+  };
+  const act = async (f) => { try { await f(); await load(); } catch (err) { status.textContent = err.message; } };
+  const load = async () => {
+    const q = new URLSearchParams({ path: dir });
+    const listing = await api('GET', `${base}?${q}`);
+    const parts = dir === '.' ? [] : dir.split('/');
+    crumbs.replaceChildren(el('a', { href: '#', onclick: (ev) => { ev.preventDefault(); dir = '.'; load(); } }, 'workspace'),
+      ...parts.map((p, i) => [' / ', el('a', { href: '#', onclick: (ev) => { ev.preventDefault(); dir = parts.slice(0, i + 1).join('/'); load(); } }, p)]));
+    body.replaceChildren(...listing.entries.map((e) => el('tr', {},
+      el('td', {}, e.kind === 'dir'
+        ? el('a', { href: '#', onclick: (ev) => { ev.preventDefault(); dir = e.path; load(); } }, `${e.name}/`)
+        : el('a', { href: '#', onclick: (ev) => { ev.preventDefault(); show(e); } }, e.name)),
+      el('td', {}, e.kind === 'dir' ? '' : `${e.size} B`),
+      el('td', {},
+        e.kind === 'file' ? el('a', { href: `${url(e.path)}?download=1`, 'aria-label': `Download ${e.name}` }, 'download') : null, ' ',
+        e.kind === 'file' ? el('a', { href: `/chat/${encodeURIComponent(sid)}?file=${encodeURIComponent(e.path)}`, 'aria-label': `Use in chat: ${e.name}` }, 'use in chat') : null, ' ',
+        el('button', { type: 'button', class: 'ghost', 'aria-label': `Rename ${e.name}`, onclick: () => { const to = prompt('Rename to', e.path); if (to && to !== e.path) act(() => api('POST', `/sessions/${encodeURIComponent(sid)}/rename-file`, { from: e.path, to })); } }, 'rename'), ' ',
+        el('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${e.name}`, onclick: () => { if (confirm(`Delete ${e.path}?`)) act(() => api('DELETE', `${base}/${e.path.split('/').map(encodeURIComponent).join('/')}`)); } }, 'delete')))));
+    if (!listing.entries.length) body.append(el('tr', {}, el('td', { colspan: 3, class: 'empty' }, 'Empty: upload files or drop them here.')));
+  };
+  search.addEventListener('change', async () => {
+    if (!search.value.trim()) { hits.replaceChildren(); return; }
+    const r = await api('GET', `${base}?${new URLSearchParams({ q: search.value.trim() })}`);
+    hits.replaceChildren(...r.hits.map((h) => el('li', {}, el('a', { href: '#', onclick: (ev) => { ev.preventDefault(); show({ path: h.path }); } }, h.path), h.line ? ` :${h.line} ${h.text}` : '')));
+    if (!r.hits.length) hits.append(el('li', { class: 'hint' }, 'No match.'));
+  });
+  const page = el('section', { class: 'page drop' },
+    el('h1', {}, 'Files of ', el('a', { href: `/chat/${encodeURIComponent(sid)}`, class: 'mono' }, sid)),
+    el('div', { class: 'filters' }, el('label', {}, 'Upload', picker), el('label', {}, 'Search', search)), hits, crumbs, status,
+    el('table', {}, el('thead', {}, el('tr', {}, ['Name', 'Size', 'Actions'].map((h) => el('th', { scope: 'col' }, h)))), body), preview);
+  page.addEventListener('dragover', (e) => { e.preventDefault(); page.classList.add('over'); });
+  page.addEventListener('dragleave', () => page.classList.remove('over'));
+  page.addEventListener('drop', (e) => { e.preventDefault(); page.classList.remove('over'); upload(e.dataTransfer.files); });
+  main.replaceChildren(page);
+  await load();
+}
+
 // ---- router ----------------------------------------------------------------
 
-const pages = { chat: () => chat(main.dataset.id || null), runs, run: () => runPage(main.dataset.id), approvals };
+const pages = { chat: () => chat(main.dataset.id || null), runs, run: () => runPage(main.dataset.id), approvals, files: () => files(main.dataset.id) };
 (pages[main.dataset.page] || pages.chat)().catch((e) => main.append(el('p', { class: 'error', role: 'alert' }, e.message)));
 addEventListener('popstate', () => location.reload());

@@ -36,6 +36,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/", get(|s, h| page(s, h, "chat", None)))
         .route("/chat", get(|s, h| page(s, h, "chat", None)))
         .route("/chat/{id}", get(|s, h, Path(id): Path<String>| page(s, h, "chat", Some(id))))
+        .route("/chat/{id}/files", get(|s, h, Path(id): Path<String>| page(s, h, "files", Some(id))))
         .route("/runs", get(|s, h| page(s, h, "runs", None)))
         .route("/runs/{id}", get(|s, h, Path(id): Path<String>| page(s, h, "run", Some(id))))
         .route("/approvals", get(|s, h| page(s, h, "approvals", None)))
@@ -98,6 +99,7 @@ async fn page(State(s): State<AppState>, headers: HeaderMap, name: &'static str,
         "run" => "Run",
         "runs" => "Runs",
         "approvals" => "Approvals",
+        "files" => "Files",
         _ => "Chat",
     };
     let (csrf, logout, who_text) = match &who {

@@ -125,3 +125,72 @@ async fn another_tenants_run_is_a_404_page() {
     b.screenshot("not-found").await;
     assert!(b.axe().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_uploaded_to_the_workspace_is_referenced_in_chat() {
+    let mock = MockOpenAi::start(vec![Turn::text("first"), Turn::text("I read your notes.")], 0).await.unwrap();
+    let (s, b, tmp) = logged_in("files", &mock, None).await;
+    b.type_into("textarea[aria-label=Message]", "hello\u{E007}").await;
+    b.wait_until("the first answer", "return document.body.innerText.includes('first')").await;
+    b.click(".conv-head a[href$='/files']").await;
+    b.find("#upload").await;
+    let file = tmp.path().join("notes.txt");
+    std::fs::write(&file, "the launch code is 1234").unwrap();
+    b.type_into("#upload", file.to_str().unwrap()).await;
+    b.wait_until("the upload", "return document.body.innerText.includes('notes.txt: uploaded')").await;
+    b.wait_until(
+        "the listing",
+        "return [...document.querySelectorAll('tbody a')].some(a => a.innerText === 'notes.txt')",
+    )
+    .await;
+    b.exec("[...document.querySelectorAll('tbody a')].find(a => a.innerText === 'notes.txt').click(); return true")
+        .await;
+    b.wait_until("the preview", "return document.querySelector('.preview pre')?.innerText.includes('launch code')")
+        .await;
+    b.check("files").await;
+    b.click("a[aria-label='Use in chat: notes.txt']").await;
+    b.wait_until(
+        "the prefilled reference",
+        "return document.querySelector('textarea').value.includes('<file>notes.txt</file>')",
+    )
+    .await;
+    b.type_into("textarea[aria-label=Message]", "summarise it\u{E007}").await;
+    b.wait_until("the answer", "return document.body.innerText.includes('I read your notes.')").await;
+    let sent = mock.requests().last().unwrap()["messages"].to_string();
+    assert!(sent.contains("the launch code is 1234"), "the model got the file's text: {sent}");
+    drop(s);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_chats_stream_at_once_with_live_sidebar_states() {
+    let mock = MockOpenAi::start_with_latency(
+        vec![Turn::text("answer one"), Turn::text("answer two")],
+        0,
+        std::time::Duration::from_millis(1500),
+    )
+    .await
+    .unwrap();
+    let (_s, b, _tmp) = logged_in("two-chats", &mock, None).await;
+    b.type_into("textarea[aria-label=Message]", "first chat\u{E007}").await;
+    b.wait_until("the first session in the sidebar", "return document.querySelectorAll('.sessions a').length === 1")
+        .await;
+    b.click("a[aria-label='New chat']").await;
+    b.find("textarea[aria-label=Message]").await;
+    b.type_into("textarea[aria-label=Message]", "second chat\u{E007}").await;
+    // Both run at once: the sidebar shows two sessions, both running, from one feed.
+    b.wait_until(
+        "two running sessions",
+        "return document.querySelectorAll('.sessions a[data-status=running]').length === 2",
+    )
+    .await;
+    b.check("two-running").await;
+    b.wait_until(
+        "both completed",
+        "return document.querySelectorAll('.sessions a[data-status=completed]').length === 2",
+    )
+    .await;
+    b.wait_until("this chat's answer", "return document.body.innerText.includes('answer')").await;
+    // The other chat finished while away: it is marked unread.
+    assert_eq!(b.exec("return document.querySelectorAll('.sessions .dot.unread').length").await, 1);
+    b.check("two-completed").await;
+}
