@@ -27,7 +27,7 @@ pub use models::{
     CreateModelProfile, CreateProvider, ModelPrice, ModelProfileInfo, ModelProfileSpec, ProviderHealth, ProviderInfo,
     Source, TenantProviderKind,
 };
-pub use system::{Check, Health, Readiness, ReadinessChecks};
+pub use system::{Check, Diagnostics, Health, NamedCheck, Readiness, ReadinessChecks};
 
 /// Converts between a domain type and its API shape through their JSON
 /// (same field names): the API type decides what crosses the boundary.

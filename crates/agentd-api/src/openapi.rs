@@ -65,6 +65,8 @@ pub fn operations() -> Vec<Op> {
         op("get", "/healthz", "The process answers").answer(200, Some(s::<Health>)),
         op("get", "/readyz", "Database and a provider answer; whether auth is on").answer(200, Some(s::<Readiness>)),
         op("get", "/v1/openapi.json", "This document").answer(200, None),
+        op("get", "/v1/diagnostics", "What `agentd doctor` checks, from this node (admins)")
+            .answer(200, Some(s::<Diagnostics>)),
         op("post", "/v1/runs", "Start a run (with `stream`, its events as SSE)")
             .body(s::<CreateRun>)
             .answer(202, Some(s::<RunCreated>))

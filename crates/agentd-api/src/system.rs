@@ -38,3 +38,29 @@ pub struct Check {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// `GET /v1/diagnostics`: the facts `agentd doctor` prints, from the running node.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Diagnostics {
+    pub version: String,
+    pub node_id: String,
+    pub uptime_secs: u64,
+    pub auth: String,
+    pub database: Check,
+    /// Runs waiting to be claimed, across the cluster.
+    pub queued_runs: u64,
+    /// Runs executing on this node.
+    pub active_runs: u64,
+    pub providers: Vec<NamedCheck>,
+    /// The caller's MCP servers (shared and its own) with their state.
+    pub mcp_servers: Vec<NamedCheck>,
+    pub sandbox: Check,
+}
+
+/// A check of one named thing.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct NamedCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}

@@ -583,6 +583,17 @@ impl Runtime {
         self.sched.active_count()
     }
 
+    /// Runs waiting to be claimed, across the cluster.
+    pub async fn queued_runs(&self) -> Result<u64, RuntimeError> {
+        let all = self.store.unfinished_runs().await?;
+        Ok(all.iter().filter(|(_, r)| r.status == agentd_core::RunStatus::Queued).count() as u64)
+    }
+
+    /// Where bubblewrap is, when shell tools can be sandboxed here.
+    pub fn sandbox_path(&self) -> Option<std::path::PathBuf> {
+        agentd_tools::find_bwrap()
+    }
+
     /// This node's name in leases and run events.
     pub fn node_id(&self) -> &str {
         self.sched.node_id()

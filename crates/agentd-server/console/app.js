@@ -504,8 +504,135 @@ async function files(sid) {
   await load();
 }
 
+// ---- manage ------------------------------------------------------------------
+
+/** A table of rows; `cols` are [header, row => cell]. */
+function table(cols, rows, empty) {
+  const body = rows.length ? rows.map((r) => el('tr', {}, cols.map(([, f]) => el('td', {}, f(r)))))
+    : [el('tr', {}, el('td', { colspan: cols.length, class: 'empty' }, empty))];
+  return el('table', {}, el('thead', {}, el('tr', {}, cols.map(([h]) => el('th', { scope: 'col' }, h)))), el('tbody', {}, body));
+}
+
+/** A form for a tool's arguments, generated from its JSON Schema's top-level properties. */
+function schemaForm(tool, onResult) {
+  const props = tool.input_schema?.properties || {};
+  const required = new Set(tool.input_schema?.required || []);
+  const fields = Object.entries(props).map(([name, sch]) => {
+    const id = `arg-${tool.name}-${name}`;
+    const type = Array.isArray(sch.type) ? sch.type[0] : sch.type;
+    const input = type === 'boolean' ? el('input', { id, type: 'checkbox' })
+      : ['number', 'integer'].includes(type) ? el('input', { id, type: 'number', step: type === 'integer' ? '1' : 'any' })
+      : ['object', 'array'].includes(type) ? el('textarea', { id, rows: 3, placeholder: 'JSON' })
+      : el('input', { id, type: 'text' });
+    return { name, type, input, label: el('label', { for: id }, `${name}${required.has(name) ? ' *' : ''}${sch.description ? ' — ' + sch.description : ''}`) };
+  });
+  // A schema without named properties takes its arguments as one JSON object.
+  const whole = fields.length ? null : el('textarea', { id: `args-${tool.name}`, rows: 3, placeholder: '{}' });
+  const out = el('pre', { 'aria-live': 'polite' });
+  const form = el('form', { class: 'toolform' }, fields.map((f) => el('div', {}, f.label, f.input)),
+    whole ? el('div', {}, el('label', { for: whole.id }, 'Arguments (JSON object)'), whole) : null,
+    el('button', { type: 'submit' }, `Call ${tool.name}`), out);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    let args = {};
+    try {
+      if (whole && whole.value.trim()) args = JSON.parse(whole.value);
+      for (const f of fields) {
+        const v = f.type === 'boolean' ? f.input.checked : f.input.value;
+        if (v === '' && !required.has(f.name)) continue;
+        args[f.name] = ['number', 'integer'].includes(f.type) ? Number(v) : ['object', 'array'].includes(f.type) ? JSON.parse(v) : v;
+      }
+      const r = await api('POST', `/tools/${encodeURIComponent(tool.name)}/call`, { arguments: args });
+      out.textContent = (r.content || []).map((p) => (p.type === 'text' ? p.text : `[${p.type}]`)).join('\n') + (r.is_error ? '\n(error)' : '');
+      onResult?.(r);
+    } catch (err) { out.textContent = err.message; }
+  });
+  return form;
+}
+
+async function manage() {
+  const sections = [
+    ['agents', 'Agents'], ['tools', 'Tools'], ['mcp', 'MCP servers'], ['skills', 'Skills'], ['templates', 'Templates'],
+    ['models', 'Providers and models'], ['keys', 'API keys'], ['usage', 'Usage'],
+  ];
+  const which = location.hash.slice(1) || 'agents';
+  const body = el('div', {});
+  const msg = el('div', { role: 'status', class: 'hint' });
+  main.replaceChildren(el('section', { class: 'page' }, el('h1', {}, 'Manage'),
+    el('nav', { class: 'filters', 'aria-label': 'Sections' }, sections.map(([id, name]) => el('a', { href: `#${id}`, 'aria-current': id === which ? 'page' : null }, name))), msg, body));
+  addEventListener('hashchange', () => location.reload());
+  const act = async (f) => { try { await f(); location.reload(); } catch (e) { msg.textContent = e.message; } };
+  const del = (path, what) => el('button', { type: 'button', class: 'danger', 'aria-label': `Delete ${what}`, onclick: () => confirm(`Delete ${what}?`) && act(() => api('DELETE', path)) }, 'delete');
+  try {
+    if (which === 'agents') {
+      const p = await api('GET', '/agents');
+      const name = el('input', { id: 'agent-name', required: true }); const prompt = el('textarea', { id: 'agent-prompt', rows: 3 });
+      const form = el('form', { class: 'filters' }, el('label', { for: 'agent-name' }, 'Name', name), el('label', { for: 'agent-prompt' }, 'System prompt', prompt), el('button', { type: 'submit' }, 'Create agent'));
+      form.addEventListener('submit', (e) => { e.preventDefault(); act(() => api('POST', '/agents', { name: name.value, system_prompt: prompt.value || undefined })); });
+      body.append(table([['Name', (a) => a.name], ['Model', (a) => a.model || 'default'], ['Source', (a) => a.source], ['', (a) => (a.source === 'tenant' ? del(`/agents/${encodeURIComponent(a.name)}`, a.name) : '')]], p.data, 'No agents.'), el('h2', {}, 'New agent'), form);
+    } else if (which === 'tools') {
+      const p = await api('GET', '/tools');
+      body.append(table([['Name', (t) => el('details', { 'data-tool': t.name }, el('summary', { class: 'mono' }, t.name), el('pre', {}, JSON.stringify(t.input_schema, null, 2)), schemaForm(t))], ['Source', (t) => t.source], ['Description', (t) => t.description]], p.data, 'No tools.'));
+    } else if (which === 'mcp') {
+      const p = await api('GET', '/mcp-servers');
+      body.append(table([['Name', (m) => m.name], ['Scope', (m) => m.scope], ['State', (m) => `${m.state}${m.error ? ': ' + m.error : ''}`], ['Tools', (m) => String(m.tools)],
+        ['', (m) => [el('button', { type: 'button', class: 'ghost', onclick: () => act(() => api('POST', `/mcp-servers/${encodeURIComponent(m.name)}/restart`)) }, 'restart'), ' ', m.scope === 'tenant' ? del(`/mcp-servers/${encodeURIComponent(m.name)}`, m.name) : '']]], p.data, 'No MCP servers: add one with POST /v1/mcp-servers.'));
+    } else if (which === 'skills') {
+      const p = await api('GET', '/skills');
+      const text = el('textarea', { id: 'skill-md', rows: 8, placeholder: '---\nname: my-skill\ndescription: what it does\n---\nInstructions…' });
+      const form = el('form', {}, el('label', { for: 'skill-md' }, 'SKILL.md'), text, el('button', { type: 'submit' }, 'Upload skill'));
+      form.addEventListener('submit', (e) => { e.preventDefault(); act(() => api('POST', '/skills', { content: text.value })); });
+      body.append(table([['Name', (k) => k.name], ['Description', (k) => k.description], ['Source', (k) => k.source], ['', (k) => (k.source === 'tenant' ? del(`/skills/${encodeURIComponent(k.name)}`, k.name) : '')]], p.data, 'No skills.'), el('h2', {}, 'Upload'), form);
+    } else if (which === 'templates') {
+      const p = await api('GET', '/prompt-templates');
+      const name = el('input', { id: 'tpl-name', required: true }); const content = el('textarea', { id: 'tpl-content', rows: 4 });
+      const form = el('form', { class: 'filters' }, el('label', { for: 'tpl-name' }, 'Name', name), el('label', { for: 'tpl-content' }, 'Content (minijinja)', content), el('button', { type: 'submit' }, 'Create template'));
+      form.addEventListener('submit', (e) => { e.preventDefault(); act(() => api('POST', '/prompt-templates', { name: name.value, content: content.value })); });
+      body.append(table([['Name', (t) => t.name], ['Variables', (t) => (t.variables || []).join(', ')], ['Content', (t) => el('pre', {}, t.content)], ['', (t) => del(`/prompt-templates/${encodeURIComponent(t.name)}`, t.name)]], p.data, 'No templates.'), el('h2', {}, 'New template'), form);
+    } else if (which === 'models') {
+      const [provs, profs] = await Promise.all([api('GET', '/providers'), api('GET', '/model-profiles')]);
+      const health = (name) => { const out = el('span', { role: 'status' }); return [el('button', { type: 'button', class: 'ghost', onclick: async () => { out.textContent = '…'; try { const h = await api('GET', `/providers/${encodeURIComponent(name)}/health`); out.textContent = h.ok ? `ok: ${h.detail}` : `failed: ${h.error}`; } catch (e) { out.textContent = e.message; } } }, 'check'), ' ', out]; };
+      body.append(el('h2', {}, 'Providers'), table([['Name', (p) => p.name], ['Type', (p) => p.kind || p.type], ['Source', (p) => p.source + (p.shadowed ? ' (hidden by the tenant\'s)' : '')], ['Base URL', (p) => p.base_url || ''], ['Key', (p) => (p.api_key ? `secret ${p.api_key.secret}` : '')],
+        ['', (p) => [health(p.name), ' ', p.source === 'tenant' ? del(`/providers/${encodeURIComponent(p.name)}`, p.name) : '']]], provs.data, 'No provider: set OPENAI_API_KEY or add one with POST /v1/providers.'),
+      el('h2', {}, 'Model profiles'), table([['Name', (m) => m.name], ['Provider', (m) => m.provider], ['Model', (m) => m.model], ['Source', (m) => m.source], ['', (m) => (m.source === 'tenant' ? del(`/model-profiles/${encodeURIComponent(m.name)}`, m.name) : '')]], profs.data, 'No profiles.'));
+    } else if (which === 'keys') {
+      const p = await api('GET', '/api-keys');
+      const role = el('select', { id: 'key-role' }, ['member', 'viewer', 'admin'].map((r) => el('option', { value: r }, r)));
+      const kname = el('input', { id: 'key-name' });
+      const shown = el('pre', { 'aria-live': 'polite' });
+      const form = el('form', { class: 'filters' }, el('label', { for: 'key-role' }, 'Role', role), el('label', { for: 'key-name' }, 'Name', kname), el('button', { type: 'submit' }, 'Create key'), shown);
+      form.addEventListener('submit', async (e) => { e.preventDefault(); try { const k = await api('POST', '/api-keys', { role: role.value, name: kname.value || undefined }); shown.textContent = `Store this key now, it is shown once:\n${k.secret}`; } catch (err) { msg.textContent = err.message; } });
+      body.append(table([['Id', (k) => copyable(k.id)], ['Name', (k) => k.name], ['Role', (k) => k.role], ['Org', (k) => k.org || '*'], ['State', (k) => (k.revoked_at ? 'revoked' : k.expires_at ? `expires ${k.expires_at}` : 'active')],
+        ['Last used', (k) => (k.last_used_at ? rel(k.last_used_at) : 'never')], ['', (k) => (k.revoked_at ? '' : el('button', { type: 'button', class: 'danger', onclick: () => confirm('Revoke this key?') && act(() => api('DELETE', `/api-keys/${encodeURIComponent(k.id)}`)) }, 'revoke'))]], p.data, 'No keys.'), el('h2', {}, 'New key'), form);
+    } else if (which === 'usage') {
+      const group = new URLSearchParams(location.search).get('group_by') || 'day';
+      const r = await api('GET', `/usage?group_by=${group}`);
+      const top = Math.max(1, ...r.data.map((x) => x.total_tokens));
+      body.append(el('p', {}, ['day', 'model', 'agent', 'user'].map((g) => [el('a', { href: `/manage?group_by=${g}#usage`, 'aria-current': g === group ? 'page' : null }, g), ' '])),
+        table([['Key', (x) => x.key], ['Tokens', (x) => el('div', {}, String(x.total_tokens), el('div', { class: 'bar', style: `width:${(x.total_tokens / top) * 100}%` }))], ['Cost', (x) => `$${x.cost_usd.toFixed(4)}`], ['Runs', (x) => String(x.runs)], ['Tool calls', (x) => String(x.tool_calls)]], r.data, 'No usage in this window.'),
+        el('p', { class: 'hint' }, `Total: ${r.total.total_tokens} tokens, $${r.total.cost_usd.toFixed(4)}, ${r.total.runs} runs, from ${r.from} to ${r.to}.`));
+    }
+  } catch (e) { msg.textContent = e.message; }
+}
+
+async function diagnostics() {
+  const section = el('section', { class: 'page' }, el('h1', {}, 'Diagnostics'));
+  main.replaceChildren(section);
+  try {
+    const d = await api('GET', '/diagnostics');
+    const line = (ok, name, detail) => el('li', {}, el('span', { class: ok ? 'status-ok' : 'status-bad' }, ok ? '✓ ' : '✗ '), el('strong', {}, name), ` ${detail}`);
+    section.append(el('ul', { class: 'checks' },
+      line(true, 'version', `${d.version} on node ${d.node_id}, up ${d.uptime_secs} s, auth ${d.auth}`),
+      line(d.database.ok, 'database', d.database.error || 'answers'),
+      line(true, 'queue', `${d.queued_runs} queued, ${d.active_runs} running here`),
+      d.providers.length ? d.providers.map((p) => line(p.ok, `provider ${p.name}`, p.detail)) : line(false, 'providers', 'none configured'),
+      d.mcp_servers.map((m) => line(m.ok, `MCP ${m.name}`, m.detail)),
+      line(d.sandbox.ok, 'sandbox', d.sandbox.ok ? `bubblewrap at ${d.sandbox.configured?.[0]}` : d.sandbox.error)));
+  } catch (e) { section.append(el('p', { class: 'error', role: 'alert' }, e.message)); }
+}
+
 // ---- router ----------------------------------------------------------------
 
-const pages = { chat: () => chat(main.dataset.id || null), runs, run: () => runPage(main.dataset.id), approvals, files: () => files(main.dataset.id) };
+const pages = { chat: () => chat(main.dataset.id || null), runs, run: () => runPage(main.dataset.id), approvals, files: () => files(main.dataset.id), manage, diagnostics };
 (pages[main.dataset.page] || pages.chat)().catch((e) => main.append(el('p', { class: 'error', role: 'alert' }, e.message)));
 addEventListener('popstate', () => location.reload());

@@ -39,7 +39,8 @@ pub(crate) fn needed_role(method: &Method, path: &str) -> KeyRole {
     let admin_area = ["/v1/http-tools", "/v1/mcp-servers", "/v1/providers", "/v1/model-profiles"]
         .iter()
         .any(|p| path.starts_with(p));
-    let admin_only = ["/v1/api-keys", "/v1/audit", "/v1/secrets", "/v1/orgs"].iter().any(|p| path.starts_with(p));
+    let admin_only =
+        ["/v1/api-keys", "/v1/audit", "/v1/secrets", "/v1/orgs", "/v1/diagnostics"].iter().any(|p| path.starts_with(p));
     if admin_only || (write && admin_area) {
         KeyRole::Admin
     } else if write {

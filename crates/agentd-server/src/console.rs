@@ -40,6 +40,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/runs", get(|s, h| page(s, h, "runs", None)))
         .route("/runs/{id}", get(|s, h, Path(id): Path<String>| page(s, h, "run", Some(id))))
         .route("/approvals", get(|s, h| page(s, h, "approvals", None)))
+        .route("/manage", get(|s, h| page(s, h, "manage", None)))
+        .route("/diagnostics", get(|s, h| page(s, h, "diagnostics", None)))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/assets/{file}", get(asset))
@@ -100,6 +102,8 @@ async fn page(State(s): State<AppState>, headers: HeaderMap, name: &'static str,
         "runs" => "Runs",
         "approvals" => "Approvals",
         "files" => "Files",
+        "manage" => "Manage",
+        "diagnostics" => "Diagnostics",
         _ => "Chat",
     };
     let (csrf, logout, who_text) = match &who {

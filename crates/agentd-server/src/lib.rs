@@ -126,6 +126,7 @@ fn v1_routes() -> V1 {
         .add("post", "/model-profiles", providers::create_profile)
         .add("get", "/model-profiles", providers::list_profiles)
         .add("delete", "/model-profiles/{name}", providers::delete_profile)
+        .add("get", "/diagnostics", diagnostics)
         .add("get", "/openapi.json", openapi_document)
 }
 
@@ -136,6 +137,63 @@ pub fn route_table() -> Vec<(&'static str, String)> {
     t
 }
 
+/// When this process started serving (for uptime).
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// `GET /v1/diagnostics`: what `agentd doctor` checks, from the running node.
+async fn diagnostics(
+    State(s): State<AppState>,
+    error::Scope(t): error::Scope,
+) -> Result<Json<agentd_api::Diagnostics>, ApiError> {
+    use agentd_api::{Check, NamedCheck};
+    let database = match tokio::time::timeout(std::time::Duration::from_secs(2), s.rt.ping()).await {
+        Ok(Ok(())) => Check { ok: true, configured: None, error: None },
+        Ok(Err(e)) => Check { ok: false, configured: None, error: Some(e.to_string()) },
+        Err(_) => Check { ok: false, configured: None, error: Some("no answer within 2 s".into()) },
+    };
+    let checks = s.rt.models().providers().map(|(name, p)| {
+        let (name, p) = (name.clone(), p.clone());
+        async move {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), p.check()).await {
+                Ok(Ok(detail)) => NamedCheck { name, ok: true, detail },
+                Ok(Err(e)) => NamedCheck { name, ok: false, detail: e.to_string() },
+                Err(_) => NamedCheck { name, ok: false, detail: "no answer within 5 s".into() },
+            }
+        }
+    });
+    let providers = futures::future::join_all(checks).await;
+    let mcp_servers =
+        s.rt.list_mcp_servers(&t)
+            .await?
+            .into_iter()
+            .map(|i| {
+                let v = serde_json::to_value(&i).unwrap_or_default();
+                let state = v["state"].as_str().unwrap_or("unknown").to_string();
+                let detail = match v["error"].as_str() {
+                    Some(e) => format!("{state}: {e}"),
+                    None => format!("{state}, {} tools", i.tools),
+                };
+                NamedCheck { name: i.name, ok: state == "ready", detail }
+            })
+            .collect();
+    let sandbox = match s.rt.sandbox_path() {
+        Some(p) => Check { ok: true, configured: Some(vec![p.display().to_string()]), error: None },
+        None => Check { ok: false, configured: None, error: Some("bubblewrap is not installed".into()) },
+    };
+    Ok(Json(agentd_api::Diagnostics {
+        version: env!("CARGO_PKG_VERSION").into(),
+        node_id: s.rt.node_id().to_string(),
+        uptime_secs: STARTED.get().map(|t| t.elapsed().as_secs()).unwrap_or(0),
+        auth: if s.auth { "on" } else { "off" }.into(),
+        database,
+        queued_runs: s.rt.queued_runs().await?,
+        active_runs: s.rt.active_runs() as u64,
+        providers,
+        mcp_servers,
+        sandbox,
+    }))
+}
+
 /// `GET /v1/openapi.json`.
 async fn openapi_document() -> Json<serde_json::Value> {
     Json(agentd_api::openapi::document())
@@ -144,6 +202,7 @@ async fn openapi_document() -> Json<serde_json::Value> {
 /// Builds the router with every route and layer; with `auth`, `/v1` needs an API key.
 pub fn router(rt: Arc<Runtime>, max_body: usize, auth: bool) -> Router {
     let state = AppState { rt, auth };
+    STARTED.get_or_init(std::time::Instant::now);
     let v1 = v1_routes().router;
     Router::new()
         .route("/healthz", get(|| async { Json(agentd_api::Health { status: "ok".into() }) }))

@@ -21,9 +21,19 @@ async fn logged_in(
     mock: &MockOpenAi,
     cfg: Option<&std::path::Path>,
 ) -> (Server, Browser, tempfile::TempDir) {
+    logged_in_as(test, mock, cfg, "member").await
+}
+
+/// Like [`logged_in`], with a key of this role.
+async fn logged_in_as(
+    test: &str,
+    mock: &MockOpenAi,
+    cfg: Option<&std::path::Path>,
+    role: &str,
+) -> (Server, Browser, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let key = make_key(&data, &["--role", "member", "--org", "acme"]);
+    let key = make_key(&data, &["--role", role, "--org", "acme"]);
     let s = Server::start_with(Opts {
         mock: Some(&mock.base_url),
         data_dir: Some(&data),
@@ -193,4 +203,42 @@ async fn two_chats_stream_at_once_with_live_sidebar_states() {
     // The other chat finished while away: it is marked unread.
     assert_eq!(b.exec("return document.querySelectorAll('.sessions .dot.unread').length").await, 1);
     b.check("two-completed").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manage_pages_call_a_tool_from_its_schema_upload_a_skill_and_show_diagnostics() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let (s, b, _tmp) = logged_in_as("manage", &mock, None, "admin").await;
+    b.goto(&format!("{}/manage#tools", s.url)).await;
+    b.wait_until(
+        "the tools",
+        "return [...document.querySelectorAll('summary.mono')].some(e => e.innerText === 'echo')",
+    )
+    .await;
+    b.check("manage-tools").await;
+    // The echo tool's form comes from its schema; calling it shows the result.
+    b.exec("document.querySelector('details[data-tool=echo]').open = true; return true").await;
+    b.type_into("details[data-tool=echo] .toolform textarea", r#"{"text": "hello from the form"}"#).await;
+    b.click("details[data-tool=echo] .toolform button").await;
+    b.wait_until(
+        "the tool's result",
+        "return [...document.querySelectorAll('.toolform pre')].some(p => p.innerText.includes('hello from the form'))",
+    )
+    .await;
+
+    b.goto(&format!("{}/manage#skills", s.url)).await;
+    b.find("#skill-md").await;
+    b.type_into("#skill-md", "---\nname: greeter\ndescription: says hello nicely\n---\nGreet warmly.\n").await;
+    b.exec("[...document.querySelectorAll('button')].find(x => x.innerText === 'Upload skill').click(); return true").await;
+    b.wait_until("the uploaded skill", "return document.body.innerText.includes('says hello nicely')").await;
+    b.check("manage-skills").await;
+    for section in ["agents", "mcp", "templates", "models", "keys", "usage"] {
+        b.goto(&format!("{}/manage#{section}", s.url)).await;
+        b.wait_until("the section", "return !!document.querySelector('table')").await;
+        b.check(&format!("manage-{section}")).await;
+    }
+    b.goto(&format!("{}/diagnostics", s.url)).await;
+    b.wait_until("the checks", "return document.body.innerText.includes('database answers')").await;
+    assert!(b.text().await.contains("provider openai"), "{}", b.text().await);
+    b.check("diagnostics").await;
 }
