@@ -242,9 +242,26 @@ async function chat(sessionId) {
   const agent = el('select', { 'aria-label': 'Agent' });
   const model = el('select', { 'aria-label': 'Model' }, el('option', { value: '' }, 'default model'));
   const send = el('button', { type: 'submit' }, 'Send');
+  // Images: attached or pasted, sent as data URLs with the message.
+  let images = [];
+  const thumbs = el('div', { class: 'thumbs' });
+  const attachInput = el('input', { type: 'file', accept: 'image/png,image/jpeg,image/gif,image/webp', multiple: true, id: 'attach', class: 'visually-hidden' });
+  const addImages = (list) => {
+    for (const f of [...list].filter((f) => f.type.startsWith('image/'))) {
+      const r = new FileReader();
+      r.onload = () => {
+        images.push(r.result);
+        thumbs.append(el('img', { src: r.result, alt: `attached ${f.name || 'image'}`, class: 'thumb' }));
+      };
+      r.readAsDataURL(f);
+    }
+  };
+  attachInput.addEventListener('change', () => addImages(attachInput.files));
+  const attachLabel = el('label', { for: 'attach', class: 'ghost attach' }, 'Attach image');
   const stop = el('button', { type: 'button', class: 'ghost', hidden: true }, 'Stop');
   const error = el('div', { class: 'error', role: 'alert' });
-  const form = el('form', { class: 'composer' }, el('div', { class: 'opts' }, agent, model), input, send, stop);
+  const form = el('form', { class: 'composer' }, el('div', { class: 'opts' }, agent, model), el('div', { class: 'grow' }, thumbs, input), attachInput, attachLabel, send, stop);
+  input.addEventListener('paste', (e) => { if (e.clipboardData?.files?.length) { e.preventDefault(); addImages(e.clipboardData.files); } });
   const filesLink = el('a', { href: sessionId ? `/chat/${encodeURIComponent(sessionId)}/files` : '#', hidden: !sessionId }, 'Files');
   const head = el('div', { class: 'conv-head' }, el('a', { href: '/', class: 'back' }, '← Sessions'), filesLink,
     el('span', { class: 'hint' }, 'Reference a workspace file with <file>path</file>'));
@@ -298,11 +315,12 @@ async function chat(sessionId) {
     error.textContent = '';
     send.disabled = true;
     try {
-      const body = { input: text, agent: agent.value || undefined, model: model.value || undefined };
+      const body = { input: text, agent: agent.value || undefined, model: model.value || undefined, images: images.length ? images : undefined };
       if (sessionId) body.session_id = sessionId;
       const run = await api('POST', '/runs', body);
       input.value = '';
       box.querySelector('.empty')?.remove();
+      images = []; thumbs.replaceChildren();
       if (!sessionId) {
         sessionId = run.session_id;
         history.pushState({}, '', `/chat/${sessionId}`);

@@ -229,7 +229,8 @@ async fn manage_pages_call_a_tool_from_its_schema_upload_a_skill_and_show_diagno
     b.goto(&format!("{}/manage#skills", s.url)).await;
     b.find("#skill-md").await;
     b.type_into("#skill-md", "---\nname: greeter\ndescription: says hello nicely\n---\nGreet warmly.\n").await;
-    b.exec("[...document.querySelectorAll('button')].find(x => x.innerText === 'Upload skill').click(); return true").await;
+    b.exec("[...document.querySelectorAll('button')].find(x => x.innerText === 'Upload skill').click(); return true")
+        .await;
     b.wait_until("the uploaded skill", "return document.body.innerText.includes('says hello nicely')").await;
     b.check("manage-skills").await;
     for section in ["agents", "mcp", "templates", "models", "keys", "usage"] {
@@ -241,4 +242,23 @@ async fn manage_pages_call_a_tool_from_its_schema_upload_a_skill_and_show_diagno
     b.wait_until("the checks", "return document.body.innerText.includes('database answers')").await;
     assert!(b.text().await.contains("provider openai"), "{}", b.text().await);
     b.check("diagnostics").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_attached_in_chat_reaches_the_model() {
+    use base64::Engine;
+    const PNG: &str =
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+    let mock = MockOpenAi::start(vec![Turn::text("a tiny picture")], 0).await.unwrap();
+    let (_s, b, tmp) = logged_in("image", &mock, None).await;
+    let file = tmp.path().join("dot.png");
+    std::fs::write(&file, base64::engine::general_purpose::STANDARD.decode(PNG).unwrap()).unwrap();
+    b.type_into("#attach", file.to_str().unwrap()).await;
+    b.find("img.thumb").await;
+    b.check("image-attached").await;
+    b.type_into("textarea[aria-label=Message]", "what is this?\u{E007}").await;
+    b.wait_until("the answer", "return document.body.innerText.includes('a tiny picture')").await;
+    let sent = mock.requests()[0]["messages"].to_string();
+    assert!(sent.contains("data:image/png;base64,"), "the image went with the message: {sent}");
+    assert_eq!(b.exec("return document.querySelectorAll('img.thumb').length").await, 0, "cleared after sending");
 }
