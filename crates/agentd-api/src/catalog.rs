@@ -24,6 +24,23 @@ pub struct ReplaceTemplate {
     pub content: String,
 }
 
+/// Body of `POST /v1/template-preview`: a template's text and sample arguments.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewTemplate {
+    pub content: String,
+    #[serde(default)]
+    pub arguments: Option<Value>,
+}
+
+/// The rendered text of a preview.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct TemplatePreview {
+    pub text: String,
+    /// Variables the template uses, sorted.
+    pub variables: Vec<String>,
+}
+
 /// A tenant's prompt template (minijinja).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct PromptTemplate {

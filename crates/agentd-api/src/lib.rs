@@ -21,7 +21,8 @@ pub use agentd_core::{
 
 pub use catalog::{
     AgentDef, AgentListing, CreateMcpServer, CreateTemplate, DirectCall, McpServerConfig, McpServerInfo,
-    PromptTemplate, ReplaceTemplate, Skill, SkillList, SkillLoadError, SkillSummary, SkillUploaded, UploadSkill,
+    PreviewTemplate, PromptTemplate, ReplaceTemplate, Skill, SkillList, SkillLoadError, SkillSummary, SkillUploaded,
+    TemplatePreview, UploadSkill,
 };
 pub use models::{
     CreateModelProfile, CreateProvider, ModelPrice, ModelProfileInfo, ModelProfileSpec, ProviderHealth, ProviderInfo,

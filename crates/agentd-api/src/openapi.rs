@@ -154,6 +154,9 @@ pub fn operations() -> Vec<Op> {
             .body(s::<ReplaceTemplate>)
             .answer(200, Some(s::<PromptTemplate>)),
         op("delete", "/v1/prompt-templates/{name}", "Remove a prompt template").answer(204, None),
+        op("post", "/v1/template-preview", "Render a template's text with sample arguments (stores nothing)")
+            .body(s::<PreviewTemplate>)
+            .answer(200, Some(s::<TemplatePreview>)),
         op("get", "/v1/approvals", "Approvals, oldest first")
             .query(&["run_id", "session_id", "status", "after", "limit"])
             .answer(200, Some(s::<Page<Approval>>)),

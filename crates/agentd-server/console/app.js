@@ -604,9 +604,19 @@ async function manage() {
     } else if (which === 'templates') {
       const p = await api('GET', '/prompt-templates');
       const name = el('input', { id: 'tpl-name', required: true }); const content = el('textarea', { id: 'tpl-content', rows: 4 });
-      const form = el('form', { class: 'filters' }, el('label', { for: 'tpl-name' }, 'Name', name), el('label', { for: 'tpl-content' }, 'Content (minijinja)', content), el('button', { type: 'submit' }, 'Create template'));
+      const sample = el('textarea', { id: 'tpl-args', rows: 4, placeholder: '{"name": "Ada"}' });
+      const rendered = el('pre', { id: 'tpl-preview', 'aria-live': 'polite' });
+      const form = el('form', { class: 'filters' }, el('label', { for: 'tpl-name' }, 'Name', name), el('label', { for: 'tpl-content' }, 'Content (minijinja)', content),
+        el('label', { for: 'tpl-args' }, 'Sample arguments (JSON)', sample), el('button', { type: 'submit' }, 'Create template'));
       form.addEventListener('submit', (e) => { e.preventDefault(); act(() => api('POST', '/prompt-templates', { name: name.value, content: content.value })); });
-      body.append(table([['Name', (t) => t.name], ['Variables', (t) => (t.variables || []).join(', ')], ['Content', (t) => el('pre', {}, t.content)], ['', (t) => del(`/prompt-templates/${encodeURIComponent(t.name)}`, t.name)]], p.data, 'No templates.'), el('h2', {}, 'New template'), form);
+      let timer = null;
+      const live = () => { clearTimeout(timer); timer = setTimeout(async () => {
+        let args = {};
+        try { args = sample.value.trim() ? JSON.parse(sample.value) : {}; } catch { rendered.textContent = 'The sample arguments are not valid JSON.'; return; }
+        try { const r = await api('POST', '/template-preview', { content: content.value, arguments: args }); rendered.textContent = r.text; } catch (err) { rendered.textContent = err.message; }
+      }, 250); };
+      content.addEventListener('input', live); sample.addEventListener('input', live);
+      body.append(table([['Name', (t) => t.name], ['Variables', (t) => (t.variables || []).join(', ')], ['Content', (t) => el('pre', {}, t.content)], ['', (t) => del(`/prompt-templates/${encodeURIComponent(t.name)}`, t.name)]], p.data, 'No templates.'), el('h2', {}, 'New template'), form, el('h3', {}, 'Preview'), rendered);
     } else if (which === 'models') {
       const [provs, profs] = await Promise.all([api('GET', '/providers'), api('GET', '/model-profiles')]);
       const health = (name) => { const out = el('span', { role: 'status' }); return [el('button', { type: 'button', class: 'ghost', onclick: async () => { out.textContent = '…'; try { const h = await api('GET', `/providers/${encodeURIComponent(name)}/health`); out.textContent = h.ok ? `ok: ${h.detail}` : `failed: ${h.error}`; } catch (e) { out.textContent = e.message; } } }, 'check'), ' ', out]; };

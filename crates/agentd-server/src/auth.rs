@@ -35,7 +35,8 @@ impl Caller {
 /// members; what holds credentials or runs code (HTTP tools, MCP servers)
 /// and keys are for admins.
 pub(crate) fn needed_role(method: &Method, path: &str) -> KeyRole {
-    let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    // Previews change nothing: they count as reads.
+    let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) && path != "/v1/template-preview";
     let admin_area = ["/v1/http-tools", "/v1/mcp-servers", "/v1/providers", "/v1/model-profiles"]
         .iter()
         .any(|p| path.starts_with(p));
@@ -234,6 +235,7 @@ mod tests {
         assert_eq!(needed_role(&Method::GET, "/v1/runs"), KeyRole::Viewer);
         assert_eq!(needed_role(&Method::POST, "/v1/runs"), KeyRole::Member);
         assert_eq!(needed_role(&Method::POST, "/v1/tools/echo/call"), KeyRole::Member);
+        assert_eq!(needed_role(&Method::POST, "/v1/template-preview"), KeyRole::Viewer, "a preview is a read");
         assert_eq!(needed_role(&Method::GET, "/v1/mcp-servers"), KeyRole::Viewer);
         assert_eq!(needed_role(&Method::POST, "/v1/mcp-servers"), KeyRole::Admin);
         assert_eq!(needed_role(&Method::DELETE, "/v1/http-tools/x"), KeyRole::Admin);

@@ -105,6 +105,7 @@ fn v1_routes() -> V1 {
         .add("get", "/prompt-templates/{name}", templates::get_one)
         .add("put", "/prompt-templates/{name}", templates::replace)
         .add("delete", "/prompt-templates/{name}", templates::delete)
+        .add("post", "/template-preview", templates::preview)
         .add("get", "/approvals", approvals::list)
         .add("get", "/approvals/{id}", approvals::get_one)
         .add("post", "/approvals/{id}", approvals::answer)

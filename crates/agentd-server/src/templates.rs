@@ -49,3 +49,17 @@ pub(crate) async fn delete(
     s.rt.delete_template(&t, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// `POST /v1/template-preview`: renders a template's text with sample
+/// arguments, storing nothing (a read, for the console's live preview).
+pub(crate) async fn preview(ApiJson(b): ApiJson<agentd_api::PreviewTemplate>) -> Result<Response, ApiError> {
+    if b.content.len() > 64 * 1024 {
+        return Err(ApiError::bad_request(agentd_api::ErrorCode::TemplateTooLarge, "a template is at most 64 KiB"));
+    }
+    let args = b.arguments.unwrap_or(serde_json::Value::Null);
+    let variables = agentd_runtime::templates::variables(&b.content)?;
+    let text = tokio::task::spawn_blocking(move || agentd_runtime::templates::render("preview", &b.content, &args))
+        .await
+        .map_err(|e| ApiError::bad_request(agentd_api::ErrorCode::InternalError, e.to_string()))??;
+    Ok(Json(agentd_api::TemplatePreview { text, variables }).into_response())
+}

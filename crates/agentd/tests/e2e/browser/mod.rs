@@ -233,6 +233,12 @@ async fn manage_pages_call_a_tool_from_its_schema_upload_a_skill_and_show_diagno
         .await;
     b.wait_until("the uploaded skill", "return document.body.innerText.includes('says hello nicely')").await;
     b.check("manage-skills").await;
+    // A template previews live from sample arguments.
+    b.goto(&format!("{}/manage#templates", s.url)).await;
+    b.find("#tpl-content").await;
+    b.type_into("#tpl-content", "Hello {{ name }}!").await;
+    b.type_into("#tpl-args", r#"{"name": "Ada"}"#).await;
+    b.wait_until("the preview", "return document.getElementById('tpl-preview').innerText === 'Hello Ada!'").await;
     for section in ["agents", "mcp", "templates", "models", "keys", "usage"] {
         b.goto(&format!("{}/manage#{section}", s.url)).await;
         b.wait_until("the section", "return !!document.querySelector('table')").await;
