@@ -446,3 +446,38 @@ pub struct RenameFile {
     pub from: String,
     pub to: String,
 }
+
+/// `GET /v1/runs/{id}/context?step=N`: what the model saw at one step,
+/// rebuilt from the journal by the code that builds requests.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ModelContext {
+    pub run_id: String,
+    pub step: u32,
+    /// The profile (or `provider/model`) that answered, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    pub model: String,
+    /// Parameters sent with the request (the profile's `params`).
+    pub params: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    pub messages: Vec<Message>,
+    pub tools: Vec<agentd_core::ToolSpec>,
+    pub tokens: ContextTokens,
+    /// What the rebuild cannot know for certain.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// Tokens of each part of a request (counted as the context manager counts them).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ContextTokens {
+    pub system_prompt: u64,
+    pub skills: u64,
+    pub history: u64,
+    pub summary: u64,
+    pub tools: u64,
+    pub total: u64,
+}

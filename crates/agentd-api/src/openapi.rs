@@ -82,6 +82,13 @@ pub fn operations() -> Vec<Op> {
             .sse(),
         op(
             "get",
+            "/v1/runs/{id}/context",
+            "What the model saw at a step: messages, tools, parameters and tokens per part",
+        )
+        .query(&["step"])
+        .answer(200, Some(s::<ModelContext>)),
+        op(
+            "get",
             "/v1/events",
             "The tenant's run lifecycle events (SSE with `Accept: text/event-stream`, resumable by `Last-Event-ID`)",
         )

@@ -19,6 +19,7 @@ pub mod models;
 mod run_loop;
 mod scheduler;
 pub mod secrets;
+pub mod seen;
 pub mod templates;
 pub mod tenant_models;
 mod toolset;

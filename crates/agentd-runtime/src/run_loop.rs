@@ -130,7 +130,7 @@ impl Runtime {
         }
     }
 
-    async fn all_events(&self, t: &Tenant, run_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+    pub(crate) async fn all_events(&self, t: &Tenant, run_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
         let mut out: Vec<StoredEvent> = vec![];
         loop {
             let after = out.last().map_or(0, |e| e.seq);
@@ -178,10 +178,8 @@ impl Runtime {
         let toolset = self.toolset_with(t, &agent, true).await?;
         let tools = toolset.specs.clone();
         let base = f.system.as_deref().unwrap_or(&agent.system_prompt);
-        let system = format!("{base}{}", toolset.skills_prompt);
-        let mut messages = vec![Message::text(Role::System, system)];
         let history = self.store.session_messages(t, &run.session_id).await?;
-        messages.extend(crate::context::view(history).into_iter().map(|(_, m)| model_view(m)));
+        let mut messages = request_messages(system_text(base, &toolset.skills_prompt), history);
         if !f.started {
             // `run.started` (carried) puts the input into the session.
             let mut input = Message::text(Role::User, run.input.clone());
@@ -189,8 +187,7 @@ impl Runtime {
             messages.push(input);
             // A skill named explicitly (`/name` or `$name`) is loaded right away.
             for skill in agentd_tools::skills::mentioned(toolset.skills(), &run.input) {
-                let text = format!("Instructions of the skill {} (the user asked for it):\n{}", skill.name, skill.body);
-                messages.push(Message::text(Role::System, text));
+                messages.push(mentioned_skill(skill));
                 carry.push(EventKind::SkillLoaded { name: skill.name.clone(), call_id: "mentioned".into() });
             }
         }
@@ -226,8 +223,8 @@ impl Runtime {
             // last one was carried for the next transaction).
             w.write(&std::mem::take(&mut carry)).await?;
             let history = self.store.session_messages(t, &run.session_id).await?;
-            messages.truncate(1);
-            messages.extend(crate::context::view(history).into_iter().map(|(_, m)| model_view(m)));
+            let system = messages.swap_remove(0);
+            messages = request_messages(system.text_content(), history);
             carry.push(EventKind::StepCompleted { step: f.step });
             first_step = f.step + 1;
         } else if f.started && f.step_completed {
@@ -720,6 +717,27 @@ enum Outcome {
 const MODEL_TEXT: usize = 100 * 1024;
 
 /// A stored message as the model sees it (tool results cut).
+/// The system prompt a run's requests start with: the agent's (or the run's
+/// rendered template) and the skills section.
+pub(crate) fn system_text(base: &str, skills_prompt: &str) -> String {
+    format!("{base}{skills_prompt}")
+}
+
+/// What a request's messages are: the system prompt, then the session's
+/// messages as the model sees them (compacted, long tool results cut).
+/// `GET /v1/runs/{id}/context` rebuilds past requests with it too.
+pub(crate) fn request_messages(system: String, history: Vec<agentd_store::SessionMessage>) -> Vec<Message> {
+    let mut messages = vec![Message::text(Role::System, system)];
+    messages.extend(crate::context::view(history).into_iter().map(|(_, m)| model_view(m)));
+    messages
+}
+
+/// The message that loads a skill the user named in the input.
+pub(crate) fn mentioned_skill(skill: &agentd_tools::skills::Skill) -> Message {
+    let text = format!("Instructions of the skill {} (the user asked for it):\n{}", skill.name, skill.body);
+    Message::text(Role::System, text)
+}
+
 pub(crate) fn model_view(mut m: Message) -> Message {
     if m.role == Role::Tool {
         m.content = for_model(m.content);

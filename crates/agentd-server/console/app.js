@@ -389,7 +389,8 @@ async function runs() {
 
 async function runPage(id) {
   const section = el('section', { class: 'page' });
-  main.replaceChildren(section);
+  const inspector = el('aside', { class: 'inspector', 'aria-label': 'What the model saw', hidden: true });
+  main.replaceChildren(section, inspector);
   const draw = async () => {
     const [run, events] = await Promise.all([api('GET', `/runs/${encodeURIComponent(id)}`), api('GET', `/runs/${encodeURIComponent(id)}/events?limit=1000`)]);
     const evs = events.data;
@@ -411,9 +412,10 @@ async function runPage(id) {
       else if (e.type === 'tool.called') what = `${e.data.name}(${summary(e.data.arguments)})`;
       else if (e.type === 'tool.result') what = `${e.data.name}: ${e.data.status} · ${e.data.duration_ms} ms`;
       else if (e.type === 'run.failed') what = e.data.error?.message || '';
+      const saw = e.type === 'llm.completed' ? el('button', { type: 'button', class: 'ghost', onclick: () => showContext(id, e.data.step, inspector) }, 'What the model saw') : null;
       return el('tr', {}, el('td', { class: 'mono' }, String(e.seq)), el('td', { class: 'mono' }, e.type), el('td', {}, `${t} ms`),
         el('td', { style: 'width:40%' }, el('div', { class: `bar ${cls}`, style: `margin-left:${left}%;width:${width}%`, title: `${t - startT} ms` })),
-        el('td', {}, el('details', {}, el('summary', {}, what || 'details'), el('pre', {}, JSON.stringify(e.data, null, 2)))));
+        el('td', {}, el('details', {}, el('summary', {}, what || 'details'), el('pre', {}, JSON.stringify(e.data, null, 2))), saw));
     });
     const llm = evs.filter((e) => e.type === 'llm.completed').length;
     const toolCalls = evs.filter((e) => e.type === 'tool.called').length;
@@ -429,6 +431,29 @@ async function runPage(id) {
   };
   const done = await draw();
   if (!done) onFeed((d) => { if (d.run_id === id) draw(); });
+}
+
+/** The request of one step: tokens per part as a stacked bar, then the exact messages and tools. */
+async function showContext(runId, step, box) {
+  box.hidden = false;
+  box.replaceChildren(el('p', {}, 'Loading…'));
+  try {
+    const c = await api('GET', `/runs/${encodeURIComponent(runId)}/context?step=${step}`);
+    const parts = [['system_prompt', 'system prompt', 'var(--accent)'], ['skills', 'skills', 'var(--wait)'], ['history', 'history', 'var(--ok)'], ['summary', 'summary', 'var(--off)'], ['tools', 'tools', 'var(--bad)']];
+    const sum = Math.max(1, parts.reduce((n, [k]) => n + c.tokens[k], 0));
+    box.replaceChildren(el('div', {},
+      el('h2', {}, `Step ${c.step}: what the model saw`),
+      el('p', { class: 'hint' }, `${c.profile || c.model} (${c.provider || 'provider'} ${c.model}) · ${c.tokens.total} tokens${c.max_tokens ? ` · max_tokens ${c.max_tokens}` : ''}`),
+      el('div', { class: 'stack', role: 'img', 'aria-label': parts.map(([k, n]) => `${n} ${c.tokens[k]}`).join(', ') },
+        parts.filter(([k]) => c.tokens[k] > 0).map(([k, n, col]) => el('span', { style: `width:${(c.tokens[k] / sum) * 100}%;background:${col}`, title: `${n}: ${c.tokens[k]} tokens` }))),
+      el('ul', { class: 'legend' }, parts.map(([k, n]) => el('li', {}, `${n}: ${c.tokens[k]}`))),
+      el('h3', {}, 'Messages'),
+      c.messages.map((m) => el('details', { class: 'tool' }, el('summary', {}, `${m.role}${m.tool_calls?.length ? ' → ' + m.tool_calls.map((t) => t.name).join(', ') : ''}: ${summary(textOf(m) || '')}`),
+        el('pre', {}, textOf(m) || JSON.stringify(m.tool_calls || m, null, 2)))),
+      el('h3', {}, 'Tools'), el('pre', {}, JSON.stringify(c.tools, null, 2)),
+      el('h3', {}, 'Parameters'), el('pre', {}, JSON.stringify(c.params, null, 2)),
+      c.notes.map((n) => el('p', { class: 'hint' }, n))));
+  } catch (e) { box.replaceChildren(el('p', { class: 'error', role: 'alert' }, e.message)); }
 }
 
 // ---- approvals -------------------------------------------------------------

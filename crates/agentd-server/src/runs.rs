@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ApiError, ApiJson, MaybeJson, Params, Scope};
+use crate::error::{ApiError, ApiJson, MaybeJson, Params, Scope, shape};
 use crate::{AppState, page, sse};
 
 pub(crate) async fn create(
@@ -133,4 +133,18 @@ pub(crate) async fn events(
     let types = p.str("type").map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     let rows = s.rt.run_events(&t, &id, &EventQuery { after, limit: limit + 1, types }).await?;
     Ok(page(rows, limit as usize, |e| agentd_api::Cursor::Seq(e.seq)).into_response())
+}
+
+/// `GET /v1/runs/{id}/context?step=N`: what the model saw at that step (the last when absent).
+pub(crate) async fn context(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Json<agentd_api::ModelContext>, ApiError> {
+    let step = match p.str("step") {
+        Some(_) => Some(p.int("step", 1, 1, i64::from(u32::MAX))? as u32),
+        None => None,
+    };
+    Ok(Json(shape(&s.rt.model_context(&t, &id, step).await?)?))
 }

@@ -416,3 +416,66 @@ async fn the_tenant_feed_streams_lifecycle_events_and_resumes() {
     let (c, v) = s.call(reqwest::Method::GET, "/v1/events?after=nonsense", None, Some("acme")).await;
     assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_last_event_id")));
 }
+
+/// `GET /v1/runs/{id}/context?step=N` rebuilds what the model was sent at
+/// each step: the same messages (roles and text) the provider received,
+/// the tools, and tokens per part.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_context_route_shows_what_the_model_saw() {
+    let mock = MockOpenAi::start(
+        vec![Turn::text("first answer"), Turn::tool("echo", json!({"x": 1})), Turn::text("second")],
+        0,
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, "[agents.default]\nsystem_prompt = \"You are terse.\"\n").unwrap();
+    let s = Server::start_with(common::Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
+    let (_, first) = s.post("/v1/runs", json!({"input": "hello"})).await;
+    s.wait_run(first["id"].as_str().unwrap()).await;
+    let sid = first["session_id"].as_str().unwrap();
+    let (_, run) = s.post("/v1/runs", json!({"input": "use a tool", "session_id": sid})).await;
+    let id = run["id"].as_str().unwrap().to_string();
+    s.wait_run(&id).await;
+    let sent = mock.requests();
+    assert_eq!(sent.len(), 3);
+    for (step, request) in [(1, &sent[1]), (2, &sent[2])] {
+        let (c, ctx) = s.get(&format!("/v1/runs/{id}/context?step={step}")).await;
+        assert_eq!(c, 200, "{ctx}");
+        let ours: Vec<(String, String)> = ctx["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let text: String = m["content"].as_array().unwrap().iter().filter_map(|p| p["text"].as_str()).collect();
+                (m["role"].as_str().unwrap().to_string(), text)
+            })
+            .collect();
+        let theirs: Vec<(String, String)> = request["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["role"].as_str().unwrap().to_string(), m["content"].as_str().unwrap_or_default().to_string()))
+            .collect();
+        assert_eq!(ours, theirs, "step {step}: the rebuilt messages are the ones sent");
+        let tools: Vec<&str> = ctx["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        let sent_tools: Vec<&str> =
+            request["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+        assert_eq!(tools, sent_tools);
+        let tk = &ctx["tokens"];
+        assert!(
+            tk["system_prompt"].as_u64().unwrap() > 0
+                && tk["tools"].as_u64().unwrap() > 0
+                && tk["history"].as_u64().unwrap() > 0,
+            "{tk}"
+        );
+        assert!(
+            tk["total"].as_u64().unwrap() >= tk["system_prompt"].as_u64().unwrap() + tk["history"].as_u64().unwrap()
+        );
+        assert_eq!(ctx["model"], "gpt-4o-mini");
+    }
+    assert!(s.get(&format!("/v1/runs/{id}/context?step=9")).await.0 == 404);
+    let (c, _) = s.call(reqwest::Method::GET, &format!("/v1/runs/{id}/context"), None, Some("globex")).await;
+    assert_eq!(c, 404, "another tenant's run");
+}

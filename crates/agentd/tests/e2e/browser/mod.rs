@@ -90,6 +90,10 @@ async fn chat_streams_an_answer_with_a_tool_call() {
     )
     .await;
     b.check("run-trace").await;
+    // What the model saw at the last step: the tool call and its result are in it.
+    b.exec("[...document.querySelectorAll('button')].filter(x => x.innerText === 'What the model saw').pop().click(); return true").await;
+    b.wait_until("the context", "return !!document.querySelector('.inspector .stack') && document.querySelector('.inspector').innerText.includes('assistant → echo')").await;
+    b.check("run-context").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
