@@ -72,7 +72,7 @@ pub fn operations() -> Vec<Op> {
             .answer(202, Some(s::<RunCreated>))
             .sse(),
         op("get", "/v1/runs", "List runs, newest first")
-            .query(&["session_id", "status", "after", "limit"])
+            .query(&["session_id", "status", "agent", "model", "from", "to", "after", "limit"])
             .answer(200, Some(s::<Page<Run>>)),
         op("get", "/v1/runs/{id}", "One run").answer(200, Some(s::<Run>)),
         op("post", "/v1/runs/{id}/cancel", "Cancel a run").body(s::<CancelRun>).answer(200, Some(s::<Run>)),

@@ -52,7 +52,7 @@ impl Runtime {
         let messages = self.store.session_messages(t, id).await?;
         let (mut usage, mut cost_usd, mut after) = (agentd_core::Usage::default(), None::<f64>, None);
         loop {
-            let filter = RunFilter { session_id: Some(id.to_string()), status: None };
+            let filter = RunFilter { session_id: Some(id.to_string()), status: None, ..Default::default() };
             let runs = self.store.list_runs(t, &filter, &Page { after: after.clone(), limit: 1_000 }).await?;
             for r in &runs {
                 usage.add(&r.usage);
@@ -72,7 +72,7 @@ impl Runtime {
     pub async fn delete_session(&self, t: &Tenant, id: &str) -> Result<(), RuntimeError> {
         self.get_session(t, id).await?;
         for status in [RunStatus::Queued, RunStatus::Running] {
-            let filter = RunFilter { session_id: Some(id.to_string()), status: Some(status) };
+            let filter = RunFilter { session_id: Some(id.to_string()), status: Some(status), ..Default::default() };
             for run in self.store.list_runs(t, &filter, &Page { after: None, limit: 10_000 }).await? {
                 // Already finished in between is fine.
                 let _ = self.cancel(t, &run.id, Some("session deleted".into())).await;

@@ -303,6 +303,18 @@ pub struct CreateRun {
     pub arguments: Option<serde_json::Value>,
 }
 
+/// An RFC 3339 time (or a date, `2026-01-31`) in the stored form, for range filters.
+pub fn normalize_time(s: &str) -> Option<String> {
+    let t = chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|d| d.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .ok()?;
+    Some(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
 /// Up to eight words (and 60 characters) of `input`, for a session's title.
 fn first_words(input: &str) -> String {
     let mut t = String::new();

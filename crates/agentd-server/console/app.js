@@ -361,6 +361,10 @@ async function chat(sessionId) {
 async function runs() {
   const status = el('select', { 'aria-label': 'Status' }, ['', 'queued', 'running', 'waiting_approval', 'completed', 'failed', 'cancelled'].map((s) => el('option', { value: s }, s || 'any status')));
   const session = el('input', { type: 'text', placeholder: 'session id', 'aria-label': 'Session id' });
+  const agentF = el('input', { type: 'text', placeholder: 'agent', 'aria-label': 'Agent' });
+  const modelF = el('input', { type: 'text', placeholder: 'model', 'aria-label': 'Model' });
+  const fromF = el('input', { type: 'date', 'aria-label': 'From' });
+  const toF = el('input', { type: 'date', 'aria-label': 'To' });
   const body = el('tbody');
   const more = el('button', { type: 'button', class: 'ghost', hidden: true }, 'Load more');
   let cursor = null;
@@ -369,6 +373,10 @@ async function runs() {
     const q = new URLSearchParams({ limit: '50' });
     if (status.value) q.set('status', status.value);
     if (session.value.trim()) q.set('session_id', session.value.trim());
+    if (agentF.value.trim()) q.set('agent', agentF.value.trim());
+    if (modelF.value.trim()) q.set('model', modelF.value.trim());
+    if (fromF.value) q.set('from', fromF.value);
+    if (toF.value) q.set('to', toF.value);
     if (cursor) q.set('after', cursor);
     const page = await api('GET', `/runs?${q}`);
     for (const r of page.data) {
@@ -379,10 +387,11 @@ async function runs() {
     if (!body.children.length) body.append(el('tr', {}, el('td', { colspan: 7, class: 'empty' }, 'No runs yet: start one in Chat.')));
   };
   status.addEventListener('change', () => load(true));
-  session.addEventListener('change', () => load(true));
+  for (const f of [session, agentF, modelF, fromF, toF]) f.addEventListener('change', () => load(true));
   more.addEventListener('click', () => load(false));
   main.replaceChildren(el('section', { class: 'page' }, el('h1', {}, 'Runs'),
-    el('div', { class: 'filters' }, el('label', {}, 'Status', status), el('label', {}, 'Session', session)),
+    el('div', { class: 'filters' }, el('label', {}, 'Status', status), el('label', {}, 'Session', session), el('label', {}, 'Agent', agentF),
+      el('label', {}, 'Model', modelF), el('label', {}, 'From', fromF), el('label', {}, 'To', toF)),
     el('table', {}, el('thead', {}, el('tr', {}, ['Run', 'Status', 'Agent', 'Model', 'Session', 'Tokens', 'Created'].map((h) => el('th', { scope: 'col' }, h)))), body), more));
   await load(true);
 }

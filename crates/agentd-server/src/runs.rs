@@ -82,7 +82,26 @@ pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) 
         ),
         None => None,
     };
-    let filter = RunFilter { session_id: p.str("session_id"), status };
+    let time = |name: &str| -> Result<Option<String>, ApiError> {
+        p.str(name)
+            .map(|v| {
+                agentd_runtime::normalize_time(&v).ok_or_else(|| {
+                    ApiError::bad_request(
+                        ErrorCode::InvalidRequest,
+                        format!("`{name}` must be an RFC 3339 time or a date"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let filter = RunFilter {
+        session_id: p.str("session_id"),
+        status,
+        agent: p.str("agent"),
+        model: p.str("model"),
+        from: time("from")?,
+        to: time("to")?,
+    };
     list_runs(&s, &t, filter, &p).await
 }
 

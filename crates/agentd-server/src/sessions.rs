@@ -63,5 +63,5 @@ pub(crate) async fn runs(
     p: Params,
 ) -> Result<Response, ApiError> {
     s.rt.get_session(&t, &id).await?;
-    runs::list_runs(&s, &t, RunFilter { session_id: Some(id), status: None }, &p).await
+    runs::list_runs(&s, &t, RunFilter { session_id: Some(id), status: None, ..Default::default() }, &p).await
 }

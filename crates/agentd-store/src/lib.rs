@@ -84,6 +84,13 @@ pub struct Page {
 pub struct RunFilter {
     pub session_id: Option<String>,
     pub status: Option<RunStatus>,
+    pub agent: Option<String>,
+    /// The model name the run was started with (a profile or `provider/model`).
+    pub model: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    pub from: Option<String>,
+    /// Created before this time (RFC 3339).
+    pub to: Option<String>,
 }
 
 /// Filters for approval listings.

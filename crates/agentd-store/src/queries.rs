@@ -207,6 +207,8 @@ pub(crate) async fn list_runs(e: &mut dyn Exec, t: &Tenant, f: &RunFilter, page:
         .query(
             "SELECT * FROM runs WHERE org = $1 AND usr = $2 AND project = $3
                AND ($4 IS NULL OR session_id = $4) AND ($5 IS NULL OR status = $5) AND ($6 IS NULL OR id < $6)
+               AND ($8 IS NULL OR agent = $8) AND ($9 IS NULL OR model = $9)
+               AND ($10 IS NULL OR created_at >= $10) AND ($11 IS NULL OR created_at < $11)
              ORDER BY id DESC LIMIT $7",
             args![
                 &t.org,
@@ -215,7 +217,11 @@ pub(crate) async fn list_runs(e: &mut dyn Exec, t: &Tenant, f: &RunFilter, page:
                 &f.session_id,
                 f.status.map(|s| s.as_str()),
                 &page.after,
-                limit(page.limit)
+                limit(page.limit),
+                &f.agent,
+                &f.model,
+                &f.from,
+                &f.to
             ],
         )
         .await?;

@@ -154,9 +154,9 @@ pub async fn listing_and_deletion(s: Arc<dyn Store>) {
     let p1 = s.list_runs(&t, &RunFilter::default(), &Page { after: None, limit: 2 }).await.unwrap();
     let p2 = s.list_runs(&t, &RunFilter::default(), &Page { after: Some(p1[1].id.clone()), limit: 2 }).await.unwrap();
     assert_eq!(p2.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [&r1]);
-    let in_session = RunFilter { session_id: Some(sid.clone()), status: None };
+    let in_session = RunFilter { session_id: Some(sid.clone()), status: None, ..Default::default() };
     assert_eq!(s.list_runs(&t, &in_session, &Page { after: None, limit: 10 }).await.unwrap().len(), 2);
-    let queued = RunFilter { session_id: None, status: Some(RunStatus::Queued) };
+    let queued = RunFilter { session_id: None, status: Some(RunStatus::Queued), ..Default::default() };
     assert_eq!(s.list_runs(&t, &queued, &Page { after: None, limit: 10 }).await.unwrap().len(), 2);
     let unfinished = s.unfinished_runs().await.unwrap();
     let mut ids: Vec<&str> = unfinished.iter().map(|(_, r)| r.id.as_str()).collect();

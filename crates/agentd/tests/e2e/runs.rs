@@ -479,3 +479,27 @@ async fn the_context_route_shows_what_the_model_saw() {
     let (c, _) = s.call(reqwest::Method::GET, &format!("/v1/runs/{id}/context"), None, Some("globex")).await;
     assert_eq!(c, 404, "another tenant's run");
 }
+
+/// The runs list filters by agent, model and time range too.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_filter_by_agent_model_and_time() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let s = Server::start(&mock.base_url);
+    let (_, a) = s.post("/v1/runs", json!({"input": "one"})).await;
+    let (_, b) = s.post("/v1/runs", json!({"input": "two", "model": "openai/other-model"})).await;
+    s.wait_run(a["id"].as_str().unwrap()).await;
+    s.wait_run(b["id"].as_str().unwrap()).await;
+    let ids = |v: &Value| {
+        v["data"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let (_, v) = s.get("/v1/runs?model=openai/other-model").await;
+    assert_eq!(ids(&v), [b["id"].as_str().unwrap()]);
+    let (_, v) = s.get("/v1/runs?agent=default&from=2000-01-01").await;
+    assert_eq!(ids(&v).len(), 2);
+    let (_, v) = s.get("/v1/runs?to=2000-01-01T00:00:00Z").await;
+    assert!(ids(&v).is_empty());
+    let (_, v) = s.get("/v1/runs?agent=nobody").await;
+    assert!(ids(&v).is_empty());
+    let (c, v) = s.get("/v1/runs?from=yesterday").await;
+    assert_eq!((c, v["error"]["code"].as_str()), (400, Some("invalid_request")));
+}
