@@ -32,7 +32,7 @@ fn short_leases(dir: &Path) -> std::path::PathBuf {
     let cfg = dir.join("agentd.toml");
     std::fs::write(
         &cfg,
-        "[scheduler]\nlease_ms = 1500\npoll_ms = 200\nshutdown_grace_ms = 1000\nmax_concurrent_runs = 8\n",
+        "[scheduler]\nlease_ms = 3000\npoll_ms = 200\nshutdown_grace_ms = 1000\nmax_concurrent_runs = 8\n",
     )
     .unwrap();
     cfg
