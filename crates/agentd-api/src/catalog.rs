@@ -33,12 +33,16 @@ pub struct PreviewTemplate {
     pub arguments: Option<Value>,
 }
 
-/// The rendered text of a preview.
+/// A preview: the rendered text, or why it does not render (a preview
+/// reports a template's errors as its answer, with the API's codes).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct TemplatePreview {
-    pub text: String,
-    /// Variables the template uses, sorted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Variables the template uses, sorted (empty when it does not parse).
     pub variables: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::ErrorDetail>,
 }
 
 /// A tenant's prompt template (minijinja).

@@ -647,7 +647,7 @@ async function manage() {
       const live = () => { clearTimeout(timer); timer = setTimeout(async () => {
         let args = {};
         try { args = sample.value.trim() ? JSON.parse(sample.value) : {}; } catch { rendered.textContent = 'The sample arguments are not valid JSON.'; return; }
-        try { const r = await api('POST', '/template-preview', { content: content.value, arguments: args }); rendered.textContent = r.text; } catch (err) { rendered.textContent = err.message; }
+        try { const r = await api('POST', '/template-preview', { content: content.value, arguments: args }); rendered.textContent = r.error ? r.error.message : r.text; } catch (err) { rendered.textContent = err.message; }
       }, 250); };
       content.addEventListener('input', live); sample.addEventListener('input', live);
       body.append(table([['Name', (t) => t.name], ['Variables', (t) => (t.variables || []).join(', ')], ['Content', (t) => el('pre', {}, t.content)], ['', (t) => del(`/prompt-templates/${encodeURIComponent(t.name)}`, t.name)]], p.data, 'No templates.'), el('h2', {}, 'New template'), form, el('h3', {}, 'Preview'), rendered);

@@ -42,14 +42,21 @@ impl ApiError {
 #[derive(Debug, Clone)]
 pub(crate) struct FailureCause(pub String);
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The error's body part (message masked), for answers that carry an error inside.
+    pub(crate) fn detail(&self) -> agentd_api::ErrorDetail {
         let message = agentd_core::redact::redact(&self.message).into_owned();
-        let details = match self.extra {
-            Some(serde_json::Value::Object(extra)) => extra.into_iter().collect(),
+        let details = match &self.extra {
+            Some(serde_json::Value::Object(extra)) => extra.clone().into_iter().collect(),
             _ => Default::default(),
         };
-        let body = agentd_api::ErrorBody { error: agentd_api::ErrorDetail { code: self.code, message, details } };
+        agentd_api::ErrorDetail { code: self.code, message, details }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = agentd_api::ErrorBody { error: self.detail() };
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(cause) = self.cause {
             resp.extensions_mut().insert(FailureCause(cause));

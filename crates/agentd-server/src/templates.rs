@@ -51,15 +51,27 @@ pub(crate) async fn delete(
 }
 
 /// `POST /v1/template-preview`: renders a template's text with sample
-/// arguments, storing nothing (a read, for the console's live preview).
+/// arguments, storing nothing (a read, for the console's live preview). A
+/// template that does not render is answered with its error, not a 4xx.
 pub(crate) async fn preview(ApiJson(b): ApiJson<agentd_api::PreviewTemplate>) -> Result<Response, ApiError> {
     if b.content.len() > 64 * 1024 {
         return Err(ApiError::bad_request(agentd_api::ErrorCode::TemplateTooLarge, "a template is at most 64 KiB"));
     }
     let args = b.arguments.unwrap_or(serde_json::Value::Null);
-    let variables = agentd_runtime::templates::variables(&b.content)?;
-    let text = tokio::task::spawn_blocking(move || agentd_runtime::templates::render("preview", &b.content, &args))
-        .await
-        .map_err(|e| ApiError::bad_request(agentd_api::ErrorCode::InternalError, e.to_string()))??;
-    Ok(Json(agentd_api::TemplatePreview { text, variables }).into_response())
+    let content = b.content.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        let variables = agentd_runtime::templates::variables(&content)?;
+        agentd_runtime::templates::render("preview", &content, &args).map(|t| (t, variables))
+    })
+    .await
+    .map_err(|e| ApiError::bad_request(agentd_api::ErrorCode::InternalError, e.to_string()))?;
+    let answer = match rendered {
+        Ok((text, variables)) => agentd_api::TemplatePreview { text: Some(text), variables, error: None },
+        Err(e) => {
+            let variables = agentd_runtime::templates::variables(&b.content).unwrap_or_default();
+            let detail = ApiError::from(e).detail();
+            agentd_api::TemplatePreview { text: None, variables, error: Some(detail) }
+        }
+    };
+    Ok(Json(answer).into_response())
 }

@@ -470,3 +470,20 @@ async fn cli_reads_typed_answers() {
         assert!(ok, "{status}: {err}");
     }
 }
+
+/// `POST /v1/template-preview` renders text with sample arguments, and
+/// answers a template that does not render with its error (stores nothing).
+#[tokio::test(flavor = "multi_thread")]
+async fn template_preview_renders_or_says_why_not() {
+    let s = Server::start_with(common::Opts::default());
+    let (c, v) =
+        s.post("/v1/template-preview", json!({"content": "Hi {{ name }}!", "arguments": {"name": "Ada"}})).await;
+    assert_eq!((c, v["text"].as_str(), v["variables"].clone()), (200, Some("Hi Ada!"), json!(["name"])), "{v}");
+    let (c, v) = s.post("/v1/template-preview", json!({"content": "Hi {{ name }}!"})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (200, Some("missing_variable")), "{v}");
+    assert!(v.get("text").is_none());
+    let (c, v) = s.post("/v1/template-preview", json!({"content": "{% if %}"})).await;
+    assert_eq!((c, v["error"]["code"].as_str()), (200, Some("invalid_template")), "{v}");
+    let (_, listed) = s.get("/v1/prompt-templates").await;
+    assert_eq!(listed["data"], json!([]), "nothing stored");
+}

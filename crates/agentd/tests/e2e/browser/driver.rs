@@ -3,6 +3,7 @@
 //! enough to load pages, type, click, run scripts, read the browser's
 //! console and save screenshots. Nothing is downloaded.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,9 +23,30 @@ pub(crate) struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends the WebDriver session (chromedriver closes Chromium), then kills
+    /// chromedriver's whole process group: no browser outlives its test,
+    /// even one that panicked mid-way.
     fn drop(&mut self) {
+        end_session(&self.session);
+        let pgid = self.driver.id();
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// `DELETE /session/{id}` over a plain socket (no runtime in `drop`).
+fn end_session(session_url: &str) {
+    use std::io::{Read, Write};
+    let Some(rest) = session_url.strip_prefix("http://") else { return };
+    let Some((host, path)) = rest.split_once('/') else { return };
+    let Ok(mut s) = std::net::TcpStream::connect(host) else { return };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_ok() {
+        // The answer comes once the browser is closed; one read is enough to wait for it.
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
     }
 }
 
@@ -37,7 +59,9 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium window of this size.
     pub(crate) async fn start(test: &str, width: u32, height: u32) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Its own process group, so the browser it starts can be killed with it.
         let driver = Command::new(env("AGENTD_TEST_CHROMEDRIVER"))
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
