@@ -135,8 +135,8 @@ refreshPending();
 // ---- a run's live view (used by chat) -----------------------------------
 
 /** Renders a run's events into `box` as they come; returns a handle to stop it. */
-function followRun(runId, box, onEnd) {
-  let bubble = null; let thinking = null; let streamed = '';
+function followRun(runId, box, onEnd, onRetry) {
+  let bubble = null; let thinking = null; let streamed = ''; let asked = '';
   const tools = new Map();
   const assistant = () => {
     if (!bubble) {
@@ -149,7 +149,7 @@ function followRun(runId, box, onEnd) {
   const scroll = () => { box.scrollTop = box.scrollHeight; };
   const es = new EventSource(`/v1/runs/${encodeURIComponent(runId)}/events`);
   const on = (t, f) => es.addEventListener(t, (e) => { f(JSON.parse(e.data)); scroll(); });
-  on('run.created', (ev) => box.append(userMsg(ev.data.input)));
+  on('run.created', (ev) => { asked = ev.data.input; box.append(userMsg(ev.data.input)); });
   on('run.steered', (ev) => box.append(userMsg(ev.data.input)));
   on('llm.delta', (d) => {
     if (d.thinking) {
@@ -162,6 +162,8 @@ function followRun(runId, box, onEnd) {
   on('llm.completed', (ev) => {
     const text = textOf(ev.data.message);
     const b = assistant();
+    // Thinking that streamed before this page listened comes with the message.
+    if (ev.data.message.thinking && !thinking) b.before(thoughts(ev.data.message.thinking));
     // A step that only calls tools says nothing: no empty bubble.
     if (text.trim()) { b.innerHTML = md(text); b.dataset.final = '1'; } else if (!b.previousElementSibling?.matches?.('details.thinking')) b.parentElement.remove();
     bubble = null; streamed = '';
@@ -194,11 +196,20 @@ function followRun(runId, box, onEnd) {
     const card = box.querySelector(`[data-approval="${CSS.escape(ev.data.approval_id)}"]`);
     if (card) card.replaceWith(el('div', { class: 'hint' }, `approval ${ev.data.decision}`));
   });
-  const end = (text, cls) => { box.append(el('div', { class: `msg hint ${cls}`, role: 'status' }, text)); es.close(); onEnd?.(); };
-  on('run.completed', () => end('done', 'status-ok'));
-  on('run.failed', (ev) => end(`failed: ${ev.data.error?.message || ev.data.error?.code || ''}`, 'status-bad'));
-  on('run.cancelled', () => end('cancelled', ''));
+  const end = (text, cls, retry) => {
+    const again = retry && onRetry ? el('button', { type: 'button', class: 'ghost', onclick: () => onRetry(asked) }, 'Retry') : null;
+    box.append(el('div', { class: `msg hint ${cls}`, role: 'status' }, text, ' ', again));
+    es.close(); onEnd?.();
+  };
+  on('run.completed', () => end('done', 'status-ok', false));
+  on('run.failed', (ev) => end(`failed: ${ev.data.error?.message || ev.data.error?.code || ''}`, 'status-bad', true));
+  on('run.cancelled', () => end('cancelled', '', true));
   return { close: () => es.close() };
+}
+
+/** Reasoning text, folded. */
+function thoughts(text) {
+  return el('details', { class: 'thinking' }, el('summary', {}, 'Thinking'), el('pre', {}, text));
 }
 
 function userMsg(text) {
@@ -298,7 +309,8 @@ async function chat(sessionId) {
   const attach = (runId) => {
     active?.close();
     stop.hidden = false;
-    active = followRun(runId, box, () => { stop.hidden = true; active = null; loadSessions(); });
+    const retry = (text) => { input.value = text; form.requestSubmit(); };
+    active = followRun(runId, box, () => { stop.hidden = true; active = null; loadSessions(); }, retry);
     active.runId = runId;
   };
   const stopRun = async () => { if (active?.runId) { try { await api('POST', `/runs/${encodeURIComponent(active.runId)}/cancel`, {}); } catch (e) { error.textContent = e.message; } } };
@@ -347,7 +359,10 @@ async function chat(sessionId) {
     if (msg.role === 'user') box.append(userMsg(textOf(msg)));
     else if (msg.role === 'assistant') {
       const text = textOf(msg);
-      if (text) { const b = el('div', { class: 'body' }); b.innerHTML = md(text); box.append(el('article', { class: 'msg assistant' }, el('div', { class: 'who' }, 'assistant'), b)); }
+      if (text || msg.thinking) {
+        const b = el('div', { class: 'body' }); b.innerHTML = md(text);
+        box.append(el('article', { class: 'msg assistant' }, el('div', { class: 'who' }, 'assistant'), msg.thinking ? thoughts(msg.thinking) : null, b));
+      }
       for (const c of msg.tool_calls || []) box.append(el('div', { class: 'msg' }, el('details', { class: 'tool' }, el('summary', {}, `${c.name}(${summary(c.arguments)})`), el('pre', {}, JSON.stringify(c.arguments, null, 2)))));
     }
   }

@@ -272,3 +272,30 @@ async fn an_image_attached_in_chat_reaches_the_model() {
     assert!(sent.contains("data:image/png;base64,"), "the image went with the message: {sent}");
     assert_eq!(b.exec("return document.querySelectorAll('img.thumb').length").await, 0, "cleared after sending");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_run_is_retried_and_thinking_is_folded() {
+    let mock = MockOpenAi::start(
+        vec![
+            Turn::Status(400, "the model refused the request".into()),
+            Turn::Thinking {
+                thinking: vec!["pondering the question".into()],
+                text: vec!["worked the second time".into()],
+            },
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let (_s, b, _tmp) = logged_in("retry", &mock, None).await;
+    b.type_into("textarea[aria-label=Message]", "try this\u{E007}").await;
+    b.wait_until("the failure", "return document.body.innerText.includes('failed:')").await;
+    b.check("run-failed").await;
+    b.exec("[...document.querySelectorAll('button')].find(x => x.innerText === 'Retry').click(); return true").await;
+    b.wait_until("the retried answer", "return document.body.innerText.includes('worked the second time')").await;
+    // The thinking is there, folded above the answer.
+    let folded = b.exec("const d = document.querySelector('details.thinking'); return !!d && !d.open && d.textContent.includes('pondering')").await;
+    assert_eq!(folded, true);
+    assert_eq!(mock.requests().len(), 2);
+    b.check("run-retried").await;
+}
