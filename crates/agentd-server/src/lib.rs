@@ -62,6 +62,21 @@ impl V1 {
         self.router = self.router.route(path, axum::routing::on(filter, h));
         self
     }
+
+    /// Like [`V1::add`], with its own largest body (file uploads).
+    fn add_large<H, T>(mut self, method: &'static str, path: &'static str, max: usize, h: H) -> Self
+    where
+        H: axum::handler::Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = match method {
+            "put" => axum::routing::MethodFilter::PUT,
+            _ => axum::routing::MethodFilter::POST,
+        };
+        self.table.push((method, path.replace("{*", "{")));
+        self.router = self.router.route(path, axum::routing::on(filter, h).layer(DefaultBodyLimit::max(max)));
+        self
+    }
 }
 
 fn v1_routes() -> V1 {
@@ -80,7 +95,7 @@ fn v1_routes() -> V1 {
         .add("get", "/sessions/{id}/runs", sessions::runs)
         .add("get", "/sessions/{id}/files", files::root)
         .add("get", "/sessions/{id}/files/{*path}", files::get)
-        .add("put", "/sessions/{id}/files/{*path}", files::put)
+        .add_large("put", "/sessions/{id}/files/{*path}", agentd_runtime::files::MAX_FILE, files::put)
         .add("delete", "/sessions/{id}/files/{*path}", files::delete)
         .add("post", "/sessions/{id}/rename-file", files::rename)
         .add("get", "/tools", tools::list)

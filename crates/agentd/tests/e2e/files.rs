@@ -71,6 +71,18 @@ async fn session_files_are_managed_inside_the_workspace() {
     let (c, v) = s.get(&f("/page.html")).await;
     assert_eq!((c, v["error"]["code"].as_str()), (404, Some("file_not_found")));
 
+    // Uploads may be larger than other bodies (up to 10 MiB), not more.
+    let big = vec![b'x'; 2 << 20];
+    let r = s.req(Method::PUT, &f("/big.bin")).body(big).send().await.unwrap();
+    assert_eq!(r.status(), 201, "a 2 MiB upload");
+    // (Own clients: the server drops a connection whose body it refused.)
+    let huge = vec![b'x'; 11 << 20];
+    let r = reqwest::Client::new().put(format!("{}{}", s.url, f("/huge.bin"))).body(huge).send().await.unwrap();
+    assert_eq!(r.status(), 413, "over the upload limit");
+    let title = json!({"title": "x".repeat(2 << 20)});
+    let r = reqwest::Client::new().post(format!("{}/v1/sessions", s.url)).json(&title).send().await.unwrap();
+    assert_eq!(r.status(), 413, "other bodies keep the 1 MiB limit");
+
     // Another tenant: no such session.
     let (c, _) = s.call(Method::GET, &f(""), None, Some("globex")).await;
     assert_eq!(c, 404);
