@@ -114,10 +114,15 @@ fn forbidden(why: impl Into<String>) -> RuntimeError {
 
 /// A new secret: `agk_` + 32 random bytes, base64url without padding.
 fn new_secret() -> Result<String, RuntimeError> {
+    random_token(KEY_PREFIX)
+}
+
+/// `prefix` + 32 random bytes, base64url without padding (keys, logins, CSRF tokens).
+pub(crate) fn random_token(prefix: &str) -> Result<String, RuntimeError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| RuntimeError::bad(ErrorCode::InternalError, format!("no randomness: {e}")))?;
-    Ok(format!("{KEY_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
+    Ok(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// Whether `by` may see or manage `key`; a key it may not see does not exist for it.

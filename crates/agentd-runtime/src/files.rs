@@ -175,7 +175,8 @@ const MAX_REF_TEXT: usize = 256 << 10;
 /// Largest image a reference attaches.
 const MAX_REF_IMAGE: usize = 5 << 20;
 
-fn image_type(path: &str) -> Option<&'static str> {
+/// The media type of an image file by its extension (`None`: not an image).
+pub fn image_type(path: &str) -> Option<&'static str> {
     let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase())?;
     Some(match ext.as_str() {
         "png" => "image/png",

@@ -6,10 +6,7 @@
 
 use std::time::Duration;
 
-use agentd_core::ErrorCode;
-use base64::Engine;
-
-use crate::access::{Principal, hash_of, unauthorized};
+use crate::access::{Principal, hash_of, random_token, unauthorized};
 use crate::{Runtime, RuntimeError};
 
 /// Prefix of a login token (the cookie's value).
@@ -26,19 +23,12 @@ pub struct LoginMade {
     pub expires_at: String,
 }
 
-fn random(prefix: &str) -> Result<String, RuntimeError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| RuntimeError::bad(ErrorCode::InternalError, format!("no randomness: {e}")))?;
-    Ok(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
-}
-
 impl Runtime {
     /// Checks an API key and makes a login for it.
     pub async fn login(&self, secret: &str) -> Result<LoginMade, RuntimeError> {
         let principal = self.authenticate(secret).await?;
         let key = self.store.get_key(&principal.key_id).await?.ok_or_else(|| unauthorized("unknown API key"))?;
-        let (token, csrf) = (random(LOGIN_PREFIX)?, random("")?);
+        let (token, csrf) = (random_token(LOGIN_PREFIX)?, random_token("")?);
         let ttl_end = (chrono::Utc::now() + chrono::Duration::from_std(LOGIN_TTL).unwrap_or(chrono::Duration::zero()))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         // Never past the key's own expiry.

@@ -54,19 +54,11 @@ impl Runtime {
         refs: &SecretRefs,
     ) -> Result<McpServerConfig, RuntimeError> {
         let mut c = config.clone();
-        let open = |field: String, secret: String| async move {
-            self.secret_value(t, &secret).await.map_err(|e| match e {
-                RuntimeError::NotFound { message, .. } => {
-                    RuntimeError::bad(ErrorCode::InvalidRequest, format!("{field}: {message}"))
-                }
-                other => other,
-            })
-        };
         for (var, secret) in &refs.env {
-            c.env.insert(var.clone(), open(format!("env {var}"), secret.clone()).await?);
+            c.env.insert(var.clone(), self.secret_for(t, &format!("env {var}"), secret).await?);
         }
         for (h, secret) in &refs.headers {
-            c.headers.insert(h.clone(), open(format!("header {h}"), secret.clone()).await?);
+            c.headers.insert(h.clone(), self.secret_for(t, &format!("header {h}"), secret).await?);
         }
         Ok(c)
     }

@@ -151,6 +151,17 @@ impl Runtime {
         Ok(changes.len())
     }
 
+    /// A secret a configuration field names, opened now; a secret the tenant
+    /// lacks is the caller's mistake (`400`, naming the field).
+    pub(crate) async fn secret_for(&self, t: &Tenant, field: &str, name: &str) -> Result<String, RuntimeError> {
+        self.secret_value(t, name).await.map_err(|e| match e {
+            RuntimeError::NotFound { message, .. } => {
+                RuntimeError::bad(ErrorCode::InvalidRequest, format!("{field}: {message}"))
+            }
+            other => other,
+        })
+    }
+
     /// A secret's value, opened for use now (and masked from then on).
     pub async fn secret_value(&self, t: &Tenant, name: &str) -> Result<String, RuntimeError> {
         let sealed =

@@ -109,14 +109,6 @@ fn model_error(e: models::ModelError) -> RuntimeError {
 }
 
 impl Runtime {
-    /// Opens a secret a tenant's provider names; a missing one is the caller's mistake.
-    async fn provider_secret(&self, t: &Tenant, field: &str, name: &str) -> Result<String, RuntimeError> {
-        self.secret_value(t, name).await.map_err(|e| match e {
-            RuntimeError::NotFound { message, .. } => bad(format!("{field}: {message}")),
-            other => other,
-        })
-    }
-
     /// Builds (or reuses) one of the tenant's providers, its secrets opened now.
     async fn build_tenant_provider(
         &self,
@@ -126,14 +118,14 @@ impl Runtime {
         let url = reqwest_url(&def.base_url())?;
         agentd_tools::egress::check_url(&t.org, &url).map_err(|e| bad(e.to_string()))?;
         let api_key = match &def.api_key {
-            Some(r) => Some(self.provider_secret(t, "api_key", &r.secret).await?),
+            Some(r) => Some(self.secret_for(t, "api_key", &r.secret).await?),
             None => None,
         };
         let mut headers = vec![];
         for (k, v) in &def.headers {
             let value = match v {
                 HeaderSpec::Value(v) => v.clone(),
-                HeaderSpec::Secret { secret } => self.provider_secret(t, &format!("headers.{k}"), secret).await?,
+                HeaderSpec::Secret { secret } => self.secret_for(t, &format!("headers.{k}"), secret).await?,
             };
             headers.push((k.clone(), value));
         }

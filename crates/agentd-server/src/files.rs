@@ -20,14 +20,12 @@ fn listing(path: &str, entries: Vec<agentd_runtime::files::FileEntry>) -> Result
 
 /// The content type a file is served with; markup and scripts as plain text.
 fn content_type(path: &str) -> &'static str {
-    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-    match ext.as_str() {
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "pdf" => "application/pdf",
-        "json" => "application/json",
+    if let Some(image) = agentd_runtime::files::image_type(path) {
+        return image;
+    }
+    match path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).as_deref() {
+        Some("pdf") => "application/pdf",
+        Some("json") => "application/json",
         _ => "text/plain; charset=utf-8",
     }
 }

@@ -46,36 +46,37 @@ struct V1 {
 }
 
 impl V1 {
-    fn add<H, T>(mut self, method: &'static str, path: &'static str, h: H) -> Self
+    fn add<H, T>(self, method: &'static str, path: &'static str, h: H) -> Self
     where
         H: axum::handler::Handler<T, AppState>,
         T: 'static,
     {
-        let filter = match method {
-            "get" => axum::routing::MethodFilter::GET,
-            "post" => axum::routing::MethodFilter::POST,
-            "put" => axum::routing::MethodFilter::PUT,
-            _ => axum::routing::MethodFilter::DELETE,
-        };
-        // A catch-all (`{*path}`) is one path parameter in the document.
-        self.table.push((method, path.replace("{*", "{")));
-        self.router = self.router.route(path, axum::routing::on(filter, h));
-        self
+        self.route(method, path, axum::routing::on(method_filter(method), h))
     }
 
     /// Like [`V1::add`], with its own largest body (file uploads).
-    fn add_large<H, T>(mut self, method: &'static str, path: &'static str, max: usize, h: H) -> Self
+    fn add_large<H, T>(self, method: &'static str, path: &'static str, max: usize, h: H) -> Self
     where
         H: axum::handler::Handler<T, AppState>,
         T: 'static,
     {
-        let filter = match method {
-            "put" => axum::routing::MethodFilter::PUT,
-            _ => axum::routing::MethodFilter::POST,
-        };
+        self.route(method, path, axum::routing::on(method_filter(method), h).layer(DefaultBodyLimit::max(max)))
+    }
+
+    fn route(mut self, method: &'static str, path: &'static str, r: axum::routing::MethodRouter<AppState>) -> Self {
+        // A catch-all (`{*path}`) is one path parameter in the document.
         self.table.push((method, path.replace("{*", "{")));
-        self.router = self.router.route(path, axum::routing::on(filter, h).layer(DefaultBodyLimit::max(max)));
+        self.router = self.router.route(path, r);
         self
+    }
+}
+
+fn method_filter(method: &str) -> axum::routing::MethodFilter {
+    match method {
+        "get" => axum::routing::MethodFilter::GET,
+        "post" => axum::routing::MethodFilter::POST,
+        "put" => axum::routing::MethodFilter::PUT,
+        _ => axum::routing::MethodFilter::DELETE,
     }
 }
 
@@ -154,6 +155,17 @@ pub fn route_table() -> Vec<(&'static str, String)> {
     t
 }
 
+/// Whether the database answers; one that does not answer in 2 s is as
+/// unready as one that errs.
+async fn database_check(rt: &Runtime) -> agentd_api::Check {
+    use agentd_api::Check;
+    match tokio::time::timeout(std::time::Duration::from_secs(2), rt.ping()).await {
+        Ok(Ok(())) => Check { ok: true, configured: None, error: None },
+        Ok(Err(e)) => Check { ok: false, configured: None, error: Some(e.to_string()) },
+        Err(_) => Check { ok: false, configured: None, error: Some("the database did not answer within 2 s".into()) },
+    }
+}
+
 /// When this process started serving (for uptime).
 static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
@@ -163,11 +175,7 @@ async fn diagnostics(
     error::Scope(t): error::Scope,
 ) -> Result<Json<agentd_api::Diagnostics>, ApiError> {
     use agentd_api::{Check, NamedCheck};
-    let database = match tokio::time::timeout(std::time::Duration::from_secs(2), s.rt.ping()).await {
-        Ok(Ok(())) => Check { ok: true, configured: None, error: None },
-        Ok(Err(e)) => Check { ok: false, configured: None, error: Some(e.to_string()) },
-        Err(_) => Check { ok: false, configured: None, error: Some("no answer within 2 s".into()) },
-    };
+    let database = database_check(&s.rt).await;
     let checks = s.rt.models().providers().map(|(name, p)| {
         let (name, p) = (name.clone(), p.clone());
         async move {
@@ -261,12 +269,7 @@ pub fn router(rt: Arc<Runtime>, max_body: usize, auth: bool) -> Router {
 /// with what is missing.
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     use agentd_api::Check;
-    // A store that does not answer in time is as unready as one that errs.
-    let database = match tokio::time::timeout(std::time::Duration::from_secs(2), s.rt.ping()).await {
-        Ok(Ok(())) => Check { ok: true, configured: None, error: None },
-        Ok(Err(e)) => Check { ok: false, configured: None, error: Some(e.to_string()) },
-        Err(_) => Check { ok: false, configured: None, error: Some("the database did not answer within 2 s".into()) },
-    };
+    let database = database_check(&s.rt).await;
     let names = s.rt.models().provider_names();
     let providers = Check {
         ok: !names.is_empty(),
