@@ -11,6 +11,10 @@ use crate::event::EventKind;
 /// The SSE event name of live token deltas (never stored, so not an [`EventType`]).
 pub const DELTA_EVENT: &str = "llm.delta";
 
+/// The SSE event name of the text an LLM call streamed before the client
+/// subscribed (sent once, after the event it follows; replaces, never appends).
+pub const PARTIAL_EVENT: &str = "llm.partial";
+
 /// The type of a journal event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {

@@ -37,7 +37,7 @@ pub use agentd_store::{ApprovalFilter, EventQuery, FeedEvent, Page, RunFilter, S
 pub use catalog::SessionView;
 pub use config::Config;
 pub use fold::Folded;
-pub use hub::{Hub, Live};
+pub use hub::{Hub, Live, Partial};
 pub use mcp_servers::SecretRefs;
 pub use models::{ModelError, ModelRegistry, ResolvedModel};
 pub use scheduler::SchedulerSettings;

@@ -146,18 +146,24 @@ function followRun(runId, box, onEnd, onRetry) {
     }
     return bubble;
   };
+  const thinkingPre = () => {
+    const b = assistant();
+    if (!thinking) { thinking = el('pre', {}); b.before(el('details', { class: 'thinking' }, el('summary', {}, 'Thinking'), thinking)); }
+    return thinking;
+  };
   const scroll = () => { box.scrollTop = box.scrollHeight; };
   const es = new EventSource(`/v1/runs/${encodeURIComponent(runId)}/events`);
   const on = (t, f) => es.addEventListener(t, (e) => { f(JSON.parse(e.data)); scroll(); });
   on('run.created', (ev) => { asked = ev.data.input; box.append(userMsg(ev.data.input)); });
   on('run.steered', (ev) => box.append(userMsg(ev.data.input)));
   on('llm.delta', (d) => {
-    if (d.thinking) {
-      const b = assistant();
-      if (!thinking) { thinking = el('pre', {}); b.before(el('details', { class: 'thinking' }, el('summary', {}, 'Thinking'), thinking)); }
-      thinking.textContent += d.thinking;
-    }
+    if (d.thinking) thinkingPre().textContent += d.thinking;
     if (d.text) { streamed += d.text; assistant().textContent = streamed; }
+  });
+  // The text streamed before this page listened (a reload mid-answer): it replaces, never appends.
+  on('llm.partial', (d) => {
+    if (d.thinking) thinkingPre().textContent = d.thinking;
+    streamed = d.text || ''; assistant().textContent = streamed;
   });
   on('llm.completed', (ev) => {
     const text = textOf(ev.data.message);
@@ -170,7 +176,7 @@ function followRun(runId, box, onEnd, onRetry) {
   });
   on('tool.called', (ev) => {
     const d = ev.data;
-    const result = el('pre', {}, '…');
+    const result = el('pre', { class: 'result' }, '…');
     const state = el('span', { class: 'status-wait' }, 'running');
     const row = el('details', { class: 'tool', 'data-call': d.call_id },
       el('summary', {}, `${d.name}(${summary(d.arguments)}) `, state),
@@ -212,8 +218,9 @@ function thoughts(text) {
   return el('details', { class: 'thinking' }, el('summary', {}, 'Thinking'), el('pre', {}, text));
 }
 
-function userMsg(text) {
-  return el('article', { class: 'msg user' }, el('div', { class: 'who' }, 'you'), el('div', { class: 'body' }, text));
+function userMsg(text, images = []) {
+  return el('article', { class: 'msg user' }, el('div', { class: 'who' }, 'you'), el('div', { class: 'body' }, text),
+    images.length ? el('div', { class: 'thumbs' }, images.map((src) => el('img', { src, alt: 'attached image', class: 'thumb' }))) : null);
 }
 
 function approvalCard(d) {
@@ -353,18 +360,27 @@ async function chat(sessionId) {
   if (!sessionId) { box.append(el('p', { class: 'empty' }, 'Start a conversation below.')); input.focus(); return; }
   const [view, runs] = await Promise.all([api('GET', `/sessions/${encodeURIComponent(sessionId)}`), api('GET', `/sessions/${encodeURIComponent(sessionId)}/runs?limit=100`)]);
   const going = runs.data.find((r) => ['queued', 'running', 'waiting_approval'].includes(r.status));
-  for (const m of view.messages) {
-    if (going && m.run_id === going.id) continue;
-    const msg = m.message;
-    if (msg.role === 'user') box.append(userMsg(textOf(msg)));
-    else if (msg.role === 'assistant') {
+  // Session messages carry the message's fields flat, with their run and index.
+  const results = new Map();
+  for (const msg of view.messages) {
+    if (going && msg.run_id === going.id) continue;
+    if (msg.role === 'user') {
+      const pics = (msg.content || []).filter((p) => p.type === 'image' && p.url.startsWith('data:image/'));
+      box.append(userMsg(textOf(msg), pics.map((p) => p.url)));
+    } else if (msg.role === 'assistant') {
       const text = textOf(msg);
       if (text || msg.thinking) {
-        const b = el('div', { class: 'body' }); b.innerHTML = md(text);
+        const b = el('div', { class: 'body', 'data-final': '1' }); b.innerHTML = md(text);
         box.append(el('article', { class: 'msg assistant' }, el('div', { class: 'who' }, 'assistant'), msg.thinking ? thoughts(msg.thinking) : null, b));
       }
-      for (const c of msg.tool_calls || []) box.append(el('div', { class: 'msg' }, el('details', { class: 'tool' }, el('summary', {}, `${c.name}(${summary(c.arguments)})`), el('pre', {}, JSON.stringify(c.arguments, null, 2)))));
-    }
+      for (const c of msg.tool_calls || []) {
+        const result = el('pre', { class: 'result' }, '');
+        results.set(c.id, result);
+        box.append(el('div', { class: 'msg' }, el('details', { class: 'tool', 'data-call': c.id }, el('summary', {}, `${c.name}(${summary(c.arguments)})`),
+          el('div', {}, el('strong', {}, 'Arguments'), el('pre', {}, JSON.stringify(c.arguments, null, 2))),
+          el('div', {}, el('strong', {}, 'Result'), result))));
+      }
+    } else if (msg.role === 'tool' && results.has(msg.tool_call_id)) results.get(msg.tool_call_id).textContent = textOf(msg);
   }
   if (going) attach(going.id);
   box.scrollTop = box.scrollHeight;

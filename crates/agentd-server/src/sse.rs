@@ -25,7 +25,7 @@ pub(crate) fn run_events(
 ) -> Response {
     let (tx, out) = mpsc::channel(256);
     tokio::spawn(async move {
-        let mut f = Feed { rt, t, run_id, last: after, tx };
+        let mut f = Feed { rt, t, run_id, last: after, tx, partial: None };
         if let Err(Closed) = f.pump(rx).await {
             tracing::debug!(run_id = %f.run_id, "SSE client went away");
         }
@@ -42,6 +42,8 @@ struct Feed {
     run_id: String,
     last: i64,
     tx: mpsc::Sender<Result<Event, Infallible>>,
+    /// The text streamed before this client came, sent after its event.
+    partial: Option<agentd_runtime::Partial>,
 }
 
 enum Progress {
@@ -56,12 +58,20 @@ impl Feed {
         // Otherwise subscribe first, then read the backlog, so nothing falls
         // in between; for a run on another node the channel carries `Changed`.
         let from_creation = rx.is_some();
-        let mut rx = rx.or_else(|| Some(self.rt.hub().open(&self.run_id)));
+        let mut rx = match rx {
+            Some(rx) => Some(rx),
+            None => {
+                let (rx, partial) = self.rt.hub().open_mid_answer(&self.run_id);
+                self.partial = partial;
+                Some(rx)
+            }
+        };
         // A cursor past the journal's end (`Last-Event-ID: 9223372036854775807`)
         // would make every later event look already seen: clamp it.
         if !from_creation {
             let run = self.run().await?;
             self.last = self.last.clamp(0, run.map_or(0, |r| r.last_seq));
+            self.send_partial_after(self.last).await?;
         }
         if !from_creation && let Progress::Ended = self.backfill().await? {
             return Ok(());
@@ -127,7 +137,23 @@ impl Feed {
         let data = serde_json::to_string(ev).map_err(|_| Closed)?;
         self.send(Event::default().id(ev.seq.to_string()).event(&ev.type_name).data(data)).await?;
         self.last = ev.seq;
+        self.send_partial_after(ev.seq).await?;
         Ok(if ev.is_terminal() { Progress::Ended } else { Progress::Open })
+    }
+
+    /// Sends the text in progress once the client has the event it follows
+    /// (a client already past that event gets nothing: it saw the text live).
+    async fn send_partial_after(&mut self, seq: i64) -> Result<(), Closed> {
+        let Some(p) = self.partial.take_if(|p| p.after_seq <= seq) else { return Ok(()) };
+        if p.after_seq < seq {
+            return Ok(());
+        }
+        let data = agentd_api::Delta {
+            text: (!p.text.is_empty()).then_some(p.text),
+            thinking: (!p.thinking.is_empty()).then_some(p.thinking),
+        };
+        let frame = Event::default().event(agentd_core::event_type::PARTIAL_EVENT);
+        self.send(frame.data(serde_json::to_string(&data).unwrap_or_default())).await
     }
 
     /// Sends every stored event after `last`.

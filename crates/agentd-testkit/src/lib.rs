@@ -35,6 +35,8 @@ pub enum Turn {
     InvalidJson,
     /// Streams these text chunks, then closes the connection mid-answer.
     CutStream(Vec<String>),
+    /// Text chunks streamed with this pause before each (a model typing).
+    Paced(Duration, Vec<String>),
 }
 
 impl Turn {
@@ -247,6 +249,7 @@ fn unanswered_tool_call(body: &Value) -> Option<String> {
 }
 
 async fn answer(turn: Turn, stream: bool, id_base: &str) -> Response {
+    let mut pace = Duration::ZERO;
     let (text, thinking, calls): (Vec<String>, Vec<String>, Vec<(String, Value)>) = match turn {
         Turn::Status(code, msg) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -272,6 +275,10 @@ async fn answer(turn: Turn, stream: bool, id_base: &str) -> Response {
             (vec![t], vec![], vec![])
         }
         Turn::Text(t) => (t, vec![], vec![]),
+        Turn::Paced(d, t) => {
+            pace = d;
+            (t, vec![], vec![])
+        }
         Turn::Thinking { thinking, text } => (text, thinking, vec![]),
         Turn::ToolCalls(c) => (vec![], vec![], c),
     };
@@ -311,6 +318,12 @@ async fn answer(turn: Turn, stream: bool, id_base: &str) -> Response {
     frames
         .push(sse(&json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "choices": [], "usage": USAGE()})));
     frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    let body: Vec<Result<Bytes, Infallible>> = frames.into_iter().map(Ok).collect();
-    ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(futures::stream::iter(body))).into_response()
+    use futures::StreamExt;
+    let body = futures::stream::iter(frames).then(move |f| async move {
+        if !pace.is_zero() {
+            tokio::time::sleep(pace).await;
+        }
+        Ok::<_, Infallible>(f)
+    });
+    ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(body)).into_response()
 }

@@ -26,7 +26,9 @@ pub(crate) async fn follow_answering(
     let mut events = resp.bytes_stream().eventsource();
     while let Some(ev) = events.next().await {
         let ev = ev.context("stream broke")?;
-        if ev.event == agentd_core::event_type::DELTA_EVENT {
+        // A partial (the text streamed before we subscribed) prints like a delta:
+        // this client has printed nothing of that answer yet.
+        if ev.event == agentd_core::event_type::DELTA_EVENT || ev.event == agentd_core::event_type::PARTIAL_EVENT {
             let d: agentd_api::Delta = serde_json::from_str(&ev.data).unwrap_or_default();
             if let Some(t) = d.text {
                 printer.delta(&Delta::Text(t));

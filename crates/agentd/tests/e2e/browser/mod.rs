@@ -1,8 +1,8 @@
 //! The console in a real browser (headless Chromium over WebDriver) against
 //! the real binary and the mock model: log in, chat with a streamed answer
-//! and a tool call, answer an approval inline, reload mid-run, the runs
-//! list and a run's trace, the approvals inbox, another tenant's run as a
-//! 404 page. Every page is checked for console errors and with axe-core,
+//! and a tool call, answer an approval inline and from the inbox, reload
+//! mid-run and mid-answer, the runs list and a run's trace, another
+//! tenant's run as a 404 page. Every page is checked for console errors and with axe-core,
 //! at desktop and phone widths, and screenshotted (test artifacts).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
@@ -298,4 +298,74 @@ async fn a_failed_run_is_retried_and_thinking_is_folded() {
     assert_eq!(folded, true);
     assert_eq!(mock.requests().len(), 2);
     b.check("run-retried").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_mid_answer_shows_the_whole_answer_exactly_once() {
+    let words: Vec<String> = "Once upon a time a run streamed its answer word by word while the page reloaded"
+        .split(' ')
+        .map(|w| format!("{w} "))
+        .collect();
+    let whole = words.concat();
+    let mock = MockOpenAi::start(vec![Turn::Paced(std::time::Duration::from_millis(250), words)], 0).await.unwrap();
+    let (_s, b, _tmp) = logged_in("reload-mid-answer", &mock, None).await;
+    b.type_into("textarea[aria-label=Message]", "tell me a story\u{E007}").await;
+    b.wait_until(
+        "the first words",
+        "return document.querySelector('.msg.assistant .body')?.innerText.includes('upon')",
+    )
+    .await;
+    b.exec("location.reload(); return true").await;
+    // After the reload, the text so far comes back at once (not only what streams later)…
+    b.wait_until(
+        "the text so far",
+        "const e = document.querySelector('.msg.assistant .body'); return !!e && !e.dataset.final && e.innerText.startsWith('Once upon')",
+    )
+    .await;
+    b.check("reload-mid-answer").await;
+    // …and the finished answer is there once, whole.
+    b.wait_until("the final answer", "return !!document.querySelector('.msg.assistant .body[data-final]')").await;
+    let bodies = b.exec("return [...document.querySelectorAll('.msg.assistant .body')].map(e => e.innerText)").await;
+    assert_eq!(bodies, json!([whole.trim()]), "one answer, whole");
+    assert_eq!(b.exec("return document.querySelectorAll('.msg.user').length").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_answered_from_the_inbox_lets_the_run_finish() {
+    let mock =
+        MockOpenAi::start(vec![Turn::tool("echo", json!({"text": "from the inbox"})), Turn::text("inbox ok")], 0)
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, "[agents.default.policy]\nmode = \"ask\"\n").unwrap();
+    let (s, b, _tmp) = logged_in("approval-inbox", &mock, Some(&cfg)).await;
+    b.type_into("textarea[aria-label=Message]", "needs approval\u{E007}").await;
+    b.find(".approval button").await;
+    let chat = b.url().await;
+    b.goto(&format!("{}/approvals", s.url)).await;
+    b.wait_until(
+        "the pending request",
+        "return document.querySelector('.approval')?.innerText.includes('from the inbox')",
+    )
+    .await;
+    b.check("approvals-inbox").await;
+    b.exec(
+        "[...document.querySelectorAll('.approval button')].find(x => x.innerText === 'Approve').click(); return true",
+    )
+    .await;
+    // The list updates live: the answered request leaves it.
+    b.wait_until("the empty inbox", "return document.body.innerText.includes('Nothing is waiting')").await;
+    b.goto(&chat).await;
+    // The finished conversation comes back from the session's history: the
+    // question, the tool call with its result, the answer.
+    b.wait_until("the run's answer", "return document.body.innerText.includes('inbox ok')").await;
+    b.wait_until(
+        "the tool's result",
+        "return document.querySelector('details.tool pre.result')?.textContent.includes('from the inbox')",
+    )
+    .await;
+    assert_eq!(b.exec("return document.querySelectorAll('.msg.user').length").await, 1);
+    b.check("chat-history").await;
+    assert_eq!(mock.requests().len(), 2, "the tool ran and the model answered after the approval");
 }
