@@ -198,16 +198,28 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap, Form(f): Form<Log
     r
 }
 
-async fn asset(Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, ctype, body)) => {
-            let mut r = (*body).into_response();
-            let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-            r
-        }
-        None => not_found(&format!("There is no asset {file}.")),
+/// A tag per asset's bytes, so a reload revalidates with `If-None-Match`
+/// and gets `304` instead of the file again.
+fn etag(body: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    format!("\"{:016x}\"", h.finish())
+}
+
+async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let Some((_, ctype, body)) = ASSETS.iter().find(|(name, _, _)| *name == file) else {
+        return not_found(&format!("There is no asset {file}."));
+    };
+    let tag = etag(body);
+    let fresh = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v == tag);
+    let mut r = if fresh { StatusCode::NOT_MODIFIED.into_response() } else { (*body).into_response() };
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Ok(v) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, v);
     }
+    r
 }

@@ -262,6 +262,8 @@ pub fn router(rt: Arc<Runtime>, max_body: usize, auth: bool) -> Router {
             .into_response()
         }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        // gzip for clients that ask (browsers); never for SSE, images or tiny bodies.
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
 

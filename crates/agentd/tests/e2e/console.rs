@@ -150,6 +150,15 @@ async fn console_login_cookie_csrf_and_404_pages() {
         (r.status().as_u16(), r.headers()["content-type"].to_str().unwrap()),
         (200, "text/javascript; charset=utf-8")
     );
+    // Revalidation answers 304; a browser asking for gzip gets it (smaller).
+    let tag = r.headers()["etag"].clone();
+    let raw = r.bytes().await.unwrap().len();
+    let r = c.get(format!("{}/assets/app.js", s.url)).header("if-none-match", tag).send().await.unwrap();
+    assert_eq!(r.status(), 304);
+    let r = c.get(format!("{}/assets/app.js", s.url)).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(r.headers().get("content-encoding").map(|v| v.to_str().unwrap()), Some("gzip"));
+    let zipped = r.bytes().await.unwrap().len();
+    assert!(zipped * 2 < raw, "gzip {zipped} bytes of {raw}");
 
     // Logout needs the page's token, then the cookie is dead.
     let r = c
