@@ -88,6 +88,13 @@ pub enum EventKind {
         status: Option<u16>,
         error: String,
     },
+    /// The model titled the session after its first exchange.
+    #[serde(rename = "session.titled")]
+    SessionTitled {
+        title: String,
+        /// Tokens the title cost.
+        usage: Usage,
+    },
     /// Older turns of the session were replaced by a summary to fit the context window.
     #[serde(rename = "context.compacted")]
     ContextCompacted {
@@ -198,6 +205,8 @@ pub struct Effects {
     pub final_profile: Option<String>,
     /// USD to add to the run's cost.
     pub cost_usd: Option<f64>,
+    /// The session's new title.
+    pub session_title: Option<String>,
 }
 
 impl EventKind {
@@ -253,6 +262,10 @@ impl EventKind {
                 );
                 m.compaction = Some(*keep_from);
                 e.message = Some(m);
+                e.usage = Some(*usage);
+            }
+            EventKind::SessionTitled { title, usage } => {
+                e.session_title = Some(title.clone());
                 e.usage = Some(*usage);
             }
             EventKind::LlmFailover { from_profile, to_profile, .. } => {

@@ -38,6 +38,8 @@ pub enum EventType {
     LlmFailover,
     #[serde(rename = "context.compacted")]
     ContextCompacted,
+    #[serde(rename = "session.titled")]
+    SessionTitled,
     #[serde(rename = "llm.failed")]
     LlmFailed,
     #[serde(rename = "tool.called")]
@@ -84,7 +86,7 @@ static BY_NAME: LazyLock<HashMap<&'static str, EventType>> =
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 23] = [
+    pub const ALL: [EventType; 24] = [
         EventType::RunCreated,
         EventType::RunStarted,
         EventType::RunResumed,
@@ -95,6 +97,7 @@ impl EventType {
         EventType::LlmRetry,
         EventType::LlmFailover,
         EventType::ContextCompacted,
+        EventType::SessionTitled,
         EventType::LlmFailed,
         EventType::ToolCalled,
         EventType::ToolStarted,
@@ -126,8 +129,8 @@ impl EventType {
     }
 
     /// The run lifecycle types of the tenant-wide feed (`GET /v1/events`):
-    /// what changes a run's, and so its session's, status.
-    pub const LIFECYCLE: [EventType; 8] = [
+    /// what changes a run's, and so its session's, status (or its title).
+    pub const LIFECYCLE: [EventType; 9] = [
         EventType::RunCreated,
         EventType::RunStarted,
         EventType::RunResumed,
@@ -136,6 +139,7 @@ impl EventType {
         EventType::RunCompleted,
         EventType::RunFailed,
         EventType::RunCancelled,
+        EventType::SessionTitled,
     ];
 
     /// True for the types of [`EventType::LIFECYCLE`].
@@ -158,6 +162,7 @@ impl EventKind {
             EventKind::LlmRetry { .. } => EventType::LlmRetry,
             EventKind::LlmFailover { .. } => EventType::LlmFailover,
             EventKind::ContextCompacted { .. } => EventType::ContextCompacted,
+            EventKind::SessionTitled { .. } => EventType::SessionTitled,
             EventKind::LlmFailed { .. } => EventType::LlmFailed,
             EventKind::ToolCalled { .. } => EventType::ToolCalled,
             EventKind::ToolStarted { .. } => EventType::ToolStarted,

@@ -56,12 +56,31 @@ pub struct Config {
     /// Quotas per organisation (`[limits.default]`, `[limits.orgs.<org>]`).
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// How sessions are titled (`[sessions]`).
+    #[serde(default)]
+    pub sessions: SessionsConfig,
     /// Directory of the file, for resolving relative paths.
     #[serde(skip)]
     pub base_dir: PathBuf,
     /// The file itself, when one was read (hidden from every sandbox).
     #[serde(skip)]
     pub path: Option<PathBuf>,
+}
+
+/// `[sessions]`: how a new session gets its title.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// After a session's first exchange, the model that answered writes a
+    /// short title (its tokens count in the run's usage); off, or when the
+    /// model fails, the title stays the first words of the message.
+    pub model_titles: bool,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self { model_titles: true }
+    }
 }
 
 /// Quotas per organisation: `default` for every org, `orgs.<org>` replacing it for one.

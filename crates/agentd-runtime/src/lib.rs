@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod seen;
 pub mod templates;
 pub mod tenant_models;
+mod titles;
 mod toolset;
 pub mod usage;
 
@@ -352,6 +353,8 @@ pub struct Runtime {
     access: access::Access,
     /// What tenants' secrets are sealed with (`None`: secrets cannot be stored).
     secret_key: Option<secrets::MasterKey>,
+    /// The model titles a session after its first exchange (`[sessions] model_titles`).
+    model_titles: bool,
 }
 
 /// Everything a runtime is built from.
@@ -370,12 +373,25 @@ pub struct RuntimeParts {
     pub limits: config::LimitsConfig,
     /// The key tenants' secrets are sealed with.
     pub secret_key: Option<secrets::MasterKey>,
+    /// `[sessions] model_titles`.
+    pub model_titles: bool,
 }
 
 impl Runtime {
     /// Builds the runtime (nothing runs until [`Runtime::start`]).
     pub fn new(parts: RuntimeParts) -> Arc<Self> {
-        let RuntimeParts { store, models, tools, agents, node_id, scheduler, workspaces, limits, secret_key } = parts;
+        let RuntimeParts {
+            store,
+            models,
+            tools,
+            agents,
+            node_id,
+            scheduler,
+            workspaces,
+            limits,
+            secret_key,
+            model_titles,
+        } = parts;
         Arc::new(Self {
             store,
             models,
@@ -384,6 +400,7 @@ impl Runtime {
             catalog: toolset::Catalog::new(tools, agents, workspaces),
             access: access::Access::new(limits),
             secret_key,
+            model_titles,
         })
     }
 

@@ -179,6 +179,7 @@ impl Runtime {
         let tools = toolset.specs.clone();
         let base = f.system.as_deref().unwrap_or(&agent.system_prompt);
         let history = self.store.session_messages(t, &run.session_id).await?;
+        let mut wants_title = self.wants_title(t, run, &history).await?;
         let mut messages = request_messages(system_text(base, &toolset.skills_prompt), history);
         if !f.started {
             // `run.started` (carried) puts the input into the session.
@@ -330,6 +331,15 @@ impl Runtime {
             });
             if calls.is_empty() {
                 carry.push(EventKind::StepCompleted { step });
+                if std::mem::take(&mut wants_title) {
+                    // The answer is journaled (and shown) before the title is asked for.
+                    w.write(&std::mem::take(&mut carry)).await?;
+                    let answer = resp.message.text_content();
+                    if let Some((title, usage)) = self.title_for(model, &run.input, &answer, cancel).await {
+                        total.add(&usage);
+                        carry.push(EventKind::SessionTitled { title, usage });
+                    }
+                }
                 let done = EventKind::RunCompleted { output: resp.message.text_content(), usage: total };
                 if w.write_final(std::mem::take(&mut carry), done).await? {
                     return Ok(());

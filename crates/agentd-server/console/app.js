@@ -116,7 +116,7 @@ for (const a of document.querySelectorAll('.top nav a')) {
 const feedHandlers = [];
 function onFeed(f) { feedHandlers.push(f); }
 const feed = new EventSource('/v1/events');
-for (const t of ['run.created', 'run.started', 'run.resumed', 'approval.requested', 'approval.resolved', 'run.completed', 'run.failed', 'run.cancelled']) {
+for (const t of ['run.created', 'run.started', 'run.resumed', 'approval.requested', 'approval.resolved', 'run.completed', 'run.failed', 'run.cancelled', 'session.titled']) {
   feed.addEventListener(t, (e) => { const d = JSON.parse(e.data); feedHandlers.forEach((f) => f(d)); });
 }
 
@@ -307,6 +307,11 @@ async function chat(sessionId) {
   };
   search.addEventListener('input', draw);
   onFeed((d) => {
+    if (d.type === 'session.titled') {
+      const s = sessions.find((x) => x.id === d.session_id);
+      if (s) { s.title = d.data.title; draw(); }
+      return;
+    }
     const map = { 'run.created': 'running', 'run.started': 'running', 'run.resumed': 'running', 'approval.requested': 'waiting_approval', 'approval.resolved': 'running', 'run.completed': 'completed', 'run.failed': 'failed', 'run.cancelled': 'cancelled' };
     status.set(d.session_id, map[d.type]);
     if (d.session_id !== sessionId && ['run.completed', 'run.failed'].includes(d.type)) unread.add(d.session_id);

@@ -44,6 +44,8 @@ pub(crate) struct AppendPlan {
     pub final_profile: Option<String>,
     /// The run's new total cost, when an event added to it.
     pub cost_usd: Option<f64>,
+    /// The session's new title, when an event set one.
+    pub session_title: Option<String>,
 }
 
 /// The `images` of a stored `run.created` event's data (read by the append
@@ -88,6 +90,7 @@ pub(crate) fn plan_append(
     let mut attempted: Vec<String> = serde_json::from_str(&head.attempted).unwrap_or_default();
     let (mut attempted_changed, mut final_profile) = (false, None);
     let mut cost: Option<f64> = None;
+    let mut session_title = None;
     for ev in events {
         if status.is_terminal() {
             return Err(StoreError::RunFinished);
@@ -124,6 +127,7 @@ pub(crate) fn plan_append(
         if let Some(c) = fx.cost_usd {
             cost = Some(cost.or(head.cost_usd).unwrap_or(0.0) + c);
         }
+        session_title = fx.session_title.or(session_title);
         output = fx.output.or(output);
         error = fx.error.or(error);
         out.push(StoredEvent {
@@ -149,5 +153,6 @@ pub(crate) fn plan_append(
         attempted: if attempted_changed { Some(to_json(&attempted)?) } else { None },
         final_profile,
         cost_usd: cost,
+        session_title,
     })
 }

@@ -366,6 +366,10 @@ pub(crate) async fn append(
             }
         }
     }
+    if let Some(title) = &plan.session_title {
+        e.execute("UPDATE sessions SET title = $1, updated_at = $2 WHERE id = $3", args![title, ts, &session_id])
+            .await?;
+    }
     if plan.close_approvals {
         e.execute(
             "UPDATE approvals SET status = 'cancelled', resolved_at = $1 WHERE run_id = $2 AND status = 'pending'",

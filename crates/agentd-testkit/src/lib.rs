@@ -60,6 +60,9 @@ struct MockState {
     calls: AtomicU64,
     ids: AtomicU64,
     busy_nanos: AtomicU64,
+    /// Title requests (kept apart from `requests`) and the title they get.
+    titles: Mutex<Vec<Value>>,
+    title: String,
 }
 
 /// A running mock server; stops when dropped.
@@ -98,6 +101,8 @@ impl MockOpenAi {
         let state = Arc::new(MockState {
             script: Mutex::new(script.into()),
             requests: Mutex::new(vec![]),
+            titles: Mutex::new(vec![]),
+            title: "A mock session title".into(),
             auto_rounds,
             auto_tool: (tool.0.to_string(), tool.1),
             latency,
@@ -138,6 +143,11 @@ impl MockOpenAi {
     /// Every request body received so far.
     pub fn requests(&self) -> Vec<Value> {
         lock(&self.state.requests).clone()
+    }
+
+    /// The session-title requests, in order.
+    pub fn title_requests(&self) -> Vec<Value> {
+        lock(&self.state.titles).clone()
     }
 
     /// The `authorization` header each chat request came with, in order.
@@ -200,6 +210,13 @@ fn sse(v: &Value) -> Bytes {
 const USAGE: fn() -> Value = || json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15});
 
 async fn chat(State(st): State<Arc<MockState>>, headers: axum::http::HeaderMap, Json(body): Json<Value>) -> Response {
+    // Session titles are answered apart: they neither take a scripted turn
+    // nor count as a call of the conversation, and cost nothing.
+    if is_title_request(&body) {
+        lock(&st.titles).push(body.clone());
+        let stream = body["stream"].as_bool().unwrap_or(false);
+        return answer(Turn::text(&st.title), stream, "title", false).await;
+    }
     let started = Instant::now();
     st.calls.fetch_add(1, Ordering::Relaxed);
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -228,9 +245,14 @@ async fn chat(State(st): State<Arc<MockState>>, headers: axum::http::HeaderMap, 
     if !st.latency.is_zero() {
         tokio::time::sleep(st.latency).await;
     }
-    let resp = answer(turn, stream, &id_base).await;
+    let resp = answer(turn, stream, &id_base, true).await;
     st.busy_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     resp
+}
+
+/// A request for a session's title (agentd's title prompt as the system message).
+fn is_title_request(body: &Value) -> bool {
+    body["messages"][0]["content"].as_str().is_some_and(|c| c.starts_with("Write a title of at most six words"))
 }
 
 /// The first tool call id of an assistant message that no later tool message answers.
@@ -248,7 +270,7 @@ fn unanswered_tool_call(body: &Value) -> Option<String> {
     None
 }
 
-async fn answer(turn: Turn, stream: bool, id_base: &str) -> Response {
+async fn answer(turn: Turn, stream: bool, id_base: &str, with_usage: bool) -> Response {
     let mut pace = Duration::ZERO;
     let (text, thinking, calls): (Vec<String>, Vec<String>, Vec<(String, Value)>) = match turn {
         Turn::Status(code, msg) => {
@@ -298,7 +320,8 @@ async fn answer(turn: Turn, stream: bool, id_base: &str) -> Response {
             msg["reasoning_content"] = json!(thinking.concat());
         }
         return Json(json!({"id": "chatcmpl-mock", "object": "chat.completion", "model": "mock-model",
-            "choices": [{"index": 0, "message": msg, "finish_reason": finish}], "usage": USAGE()}))
+            "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
+            "usage": if with_usage { USAGE() } else { Value::Null }}))
         .into_response();
     }
     let mut frames = vec![sse(&chunk(json!({"role": "assistant", "content": ""}), None))];
@@ -315,8 +338,11 @@ async fn answer(turn: Turn, stream: bool, id_base: &str) -> Response {
         frames.push(sse(&chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": tail}}]}), None)));
     }
     frames.push(sse(&chunk(json!({}), Some(finish))));
-    frames
-        .push(sse(&json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "choices": [], "usage": USAGE()})));
+    if with_usage {
+        frames.push(sse(
+            &json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "choices": [], "usage": USAGE()}),
+        ));
+    }
     frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
     use futures::StreamExt;
     let body = futures::stream::iter(frames).then(move |f| async move {

@@ -171,6 +171,7 @@ pub(crate) fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime
         workspaces: s.data_dir.join("workspaces"),
         limits: s.config.limits.clone(),
         secret_key: Some(master_key(&s.data_dir)?),
+        model_titles: s.config.sessions.model_titles,
     });
     let dirs: Vec<PathBuf> = s.config.skills_dirs.iter().map(|d| s.config.resolve_path(d)).collect();
     rt.load_skill_dirs(&dirs);

@@ -26,10 +26,18 @@ async fn plain_answer_is_journaled_and_derived() {
     let evs = s.events(id).await;
     assert_eq!(
         types(&evs),
-        ["run.created", "run.started", "step.started", "llm.completed", "step.completed", "run.completed"]
+        [
+            "run.created",
+            "run.started",
+            "step.started",
+            "llm.completed",
+            "step.completed",
+            "session.titled",
+            "run.completed"
+        ]
     );
     let seqs: Vec<i64> = evs.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
-    assert_eq!(seqs, (1..=6).collect::<Vec<_>>(), "seq is gap-free from 1");
+    assert_eq!(seqs, (1..=7).collect::<Vec<_>>(), "seq is gap-free from 1");
     assert_eq!(evs[3]["data"]["message"]["content"][0]["text"], "Hello there");
 
     // The model saw the system prompt and the input; the session holds the exchange.
@@ -41,6 +49,37 @@ async fn plain_answer_is_journaled_and_derived() {
     assert_eq!(code, 200);
     let roles: Vec<&str> = ses["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["user", "assistant"]);
+
+    // The first exchange titled the session: the model saw the question and the answer.
+    assert_eq!(ses["title"], "A mock session title");
+    let asked = mock.title_requests();
+    assert_eq!(asked.len(), 1);
+    let exchange = asked[0]["messages"][1]["content"].as_str().unwrap();
+    assert!(exchange.contains("User: hi") && exchange.contains("Assistant: Hello there"), "{exchange}");
+    // Later exchanges, and sessions someone titled, keep their title.
+    let session = done["session_id"].as_str().unwrap();
+    let (_, next) = s.post("/v1/runs", json!({"input": "again", "session_id": session})).await;
+    s.wait_run(next["id"].as_str().unwrap()).await;
+    let (_, named) = s.post("/v1/sessions", json!({"title": "my own title"})).await;
+    let (_, run) = s.post("/v1/runs", json!({"input": "hello", "session_id": named["id"]})).await;
+    s.wait_run(run["id"].as_str().unwrap()).await;
+    assert_eq!(mock.title_requests().len(), 1, "no other title asked for");
+    let (_, named) = s.get(&format!("/v1/sessions/{}", named["id"].as_str().unwrap())).await;
+    assert_eq!(named["title"], "my own title");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_model_titles_off_a_session_keeps_its_first_words() {
+    let mock = MockOpenAi::start(vec![Turn::text("ok")], 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, "[sessions]\nmodel_titles = false\n").unwrap();
+    let s = Server::start_with(common::Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
+    let (_, run) = s.post("/v1/runs", json!({"input": "please summarise the quarterly report for me today"})).await;
+    let done = s.wait_run(run["id"].as_str().unwrap()).await;
+    let (_, ses) = s.get(&format!("/v1/sessions/{}", done["session_id"].as_str().unwrap())).await;
+    assert_eq!(ses["title"], "please summarise the quarterly report for me today");
+    assert!(mock.title_requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -337,6 +376,7 @@ async fn run_cut_off_by_a_crash_resumes_on_next_start() {
             "step.started",
             "llm.completed",
             "step.completed",
+            "session.titled",
             "run.completed"
         ]
     );
@@ -393,7 +433,8 @@ async fn the_tenant_feed_streams_lifecycle_events_and_resumes() {
     let ended = |f: &[common::Frame]| f.iter().any(|f| f.event == "run.completed");
     let (got, _) = frames_until(acme, ended).await;
     let kinds: Vec<&str> = got.iter().map(|f| f.event.as_str()).collect();
-    assert_eq!(kinds, ["run.created", "run.started", "run.completed"], "{got:?}");
+    // The session's first exchange titles it: the feed carries that too.
+    assert_eq!(kinds, ["run.created", "run.started", "session.titled", "run.completed"], "{got:?}");
     assert!(got.iter().all(|f| f.data["run_id"] == id.as_str() && f.data["session_id"] == session.as_str()));
     assert!(got.iter().all(|f| f.id == f.data["id"].as_str().unwrap()));
 
@@ -406,7 +447,10 @@ async fn the_tenant_feed_streams_lifecycle_events_and_resumes() {
     // Resuming after the first frame gives the rest, once each.
     let resumed = open("acme", Some(got[0].id.clone())).await;
     let (again, _) = frames_until(resumed, ended).await;
-    assert_eq!(again.iter().map(|f| f.id.clone()).collect::<Vec<_>>(), [got[1].id.clone(), got[2].id.clone()]);
+    assert_eq!(
+        again.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
+        got[1..].iter().map(|f| f.id.clone()).collect::<Vec<_>>()
+    );
 
     // As JSON: the same events, in order.
     let (c, page) = s.call(reqwest::Method::GET, "/v1/events", None, Some("acme")).await;

@@ -164,6 +164,8 @@ async fn rig(o: &BenchOpts, max_concurrent: u32, node: &str) -> anyhow::Result<R
         workspaces: ws,
         limits: Default::default(),
         secret_key: None,
+        // The loop is measured: no extra title call per new session.
+        model_titles: false,
     });
     Ok(Rig { rt, timed, store, _mock: mock, dir, label })
 }

@@ -134,6 +134,8 @@ pub(crate) async fn stream(concurrency: &[usize], deltas: usize, gap_ms: u64) ->
         workspaces: dir.join("ws"),
         limits: Default::default(),
         secret_key: None,
+        // The loop is measured: no extra title call per new session.
+        model_titles: false,
     });
     rt.start().await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -71,6 +71,12 @@ async fn chat_streams_an_answer_with_a_tool_call() {
     let url = b.url().await;
     assert!(url.contains("/chat/ses_"), "{url}");
     b.wait_until("the sidebar status", "return !!document.querySelector('.sessions a[data-status=completed]')").await;
+    // The model titled the session after the first exchange; the sidebar shows it live.
+    b.wait_until(
+        "the model's title",
+        "return document.querySelector('.sessions .title')?.innerText === 'A mock session title'",
+    )
+    .await;
     b.check("chat-answered").await;
     // Phone width, then the other theme.
     b.resize(390, 844).await;
