@@ -144,6 +144,9 @@ pub fn operations() -> Vec<Op> {
         op("post", "/v1/mcp-servers/{name}/restart", "Restart an MCP server").answer(202, Some(s::<McpServerInfo>)),
         op("post", "/v1/agents", "Define an agent").body(s::<AgentDef>).answer(201, Some(s::<AgentDef>)),
         op("get", "/v1/agents", "Configured and tenant agents").answer(200, Some(s::<Page<AgentListing>>)),
+        op("put", "/v1/agents/{name}", "Replace a tenant agent's definition")
+            .body(s::<AgentDef>)
+            .answer(200, Some(s::<AgentDef>)),
         op("delete", "/v1/agents/{name}", "Remove a tenant agent").answer(204, None),
         op("post", "/v1/skills", "Upload a skill").body(s::<UploadSkill>).answer(201, Some(s::<SkillUploaded>)),
         op("get", "/v1/skills", "Skills the caller's agent can use").answer(200, Some(s::<SkillList>)),

@@ -167,6 +167,32 @@ impl Runtime {
     /// Defines an agent for the tenant (checked: name, steps, model, policy);
     /// answers it as stored, secrets masked.
     pub async fn create_agent(&self, t: &Tenant, def: &AgentDef) -> Result<Value, RuntimeError> {
+        self.check_agent(t, def).await?;
+        match self.store.create_doc(t, agentd_store::DocKind::Agent, &def.name, &json!(def)).await {
+            Ok(()) => Ok(agentd_store::masked_doc(agentd_store::DocKind::Agent, &json!(def))),
+            Err(StoreError::AlreadyExists) => {
+                Err(RuntimeError::exists(ErrorCode::AgentExists, format!("an agent named {} exists", def.name)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces a tenant agent's definition (checked as on creation).
+    pub async fn replace_agent(&self, t: &Tenant, def: &AgentDef) -> Result<Value, RuntimeError> {
+        self.check_agent(t, def).await?;
+        if self.store.replace_doc(t, agentd_store::DocKind::Agent, &def.name, &json!(def)).await? {
+            Ok(agentd_store::masked_doc(agentd_store::DocKind::Agent, &json!(def)))
+        } else {
+            Err(RuntimeError::not_found(
+                ErrorCode::AgentNotFound,
+                format!("no agent named {:?} defined over the API", def.name),
+            ))
+        }
+    }
+
+    /// What creating or replacing an agent checks: name, steps, model, policy,
+    /// and that the config does not define it.
+    async fn check_agent(&self, t: &Tenant, def: &AgentDef) -> Result<(), RuntimeError> {
         let name_ok = !def.name.is_empty()
             && def.name.len() <= 64
             && def.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
@@ -186,13 +212,7 @@ impl Runtime {
         if self.config_agent_names().contains(&def.name) {
             return Err(RuntimeError::exists(ErrorCode::AgentExists, format!("{} is defined in the config", def.name)));
         }
-        match self.store.create_doc(t, agentd_store::DocKind::Agent, &def.name, &json!(def)).await {
-            Ok(()) => Ok(agentd_store::masked_doc(agentd_store::DocKind::Agent, &json!(def))),
-            Err(StoreError::AlreadyExists) => {
-                Err(RuntimeError::exists(ErrorCode::AgentExists, format!("an agent named {} exists", def.name)))
-            }
-            Err(e) => Err(e.into()),
-        }
+        Ok(())
     }
 
     /// Configured agents (by name) and the tenant's own (whole).

@@ -29,7 +29,7 @@ function el(tag, attrs = {}, ...kids) {
     else if (k === 'class') e.className = v;
     else e.setAttribute(k, v === true ? '' : v);
   }
-  for (const k of kids.flat()) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
+  for (const k of kids.flat(Infinity)) if (k !== null && k !== undefined) e.append(k instanceof Node ? k : String(k));
   return e;
 }
 
@@ -48,7 +48,7 @@ function md(src) {
       const nl = b.indexOf('\n');
       const lang = nl > 0 ? b.slice(0, nl).trim() : '';
       const code = nl > 0 ? b.slice(nl + 1) : b;
-      out += `<pre><code${lang ? ` data-lang="${esc(lang)}"` : ''}>${esc(code.replace(/\n$/, ''))}</code></pre>`;
+      out += `<pre><code${lang ? ` data-lang="${esc(lang)}"` : ''}>${highlight(code.replace(/\n$/, ''), lang)}</code></pre>`;
       return;
     }
     for (const para of b.split(/\n{2,}/)) {
@@ -66,6 +66,26 @@ function md(src) {
     }
   });
   return out;
+}
+
+const KEYWORDS = new Set(('as async await break case catch class const continue def default del do elif else enum export extends false ' +
+  'fn for from func function go if impl import in interface let loop match mod mut new nil None not null or package pass pub ' +
+  'raise return self Self static struct switch this throw true True False try type typeof use var void where while with yield').split(' '));
+/** Code to HTML with comments, strings, numbers and common keywords marked;
+ *  each token is escaped, so the result is as safe as `esc`. */
+function highlight(code, lang) {
+  const hash = /^(py|python|sh|bash|shell|zsh|ruby|rb|toml|yaml|yml|dockerfile|make)$/i.test(lang || '');
+  const re = hash
+    ? /(#[^\n]*)|("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')|(\b\d[\d_.]*\b)|([A-Za-z_]\w*)/g
+    : /(\/\/[^\n]*|\/\*[\s\S]*?\*\/)|("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`)|(\b\d[\d_.]*\b)|([A-Za-z_]\w*)/g;
+  let out = ''; let at = 0;
+  for (const m of code.matchAll(re)) {
+    out += esc(code.slice(at, m.index));
+    const cls = m[1] ? 'hl-c' : m[2] ? 'hl-s' : m[3] ? 'hl-n' : KEYWORDS.has(m[4]) ? 'hl-k' : '';
+    out += cls ? `<span class="${cls}">${esc(m[0])}</span>` : esc(m[0]);
+    at = m.index + m[0].length;
+  }
+  return out + esc(code.slice(at));
 }
 
 function inline(s) {
@@ -278,11 +298,46 @@ async function chat(sessionId) {
   const attachLabel = el('label', { for: 'attach', class: 'ghost attach' }, 'Attach image');
   const stop = el('button', { type: 'button', class: 'ghost', hidden: true }, 'Stop');
   const error = el('div', { class: 'error', role: 'alert' });
-  const form = el('form', { class: 'composer' }, el('div', { class: 'opts' }, agent, model), el('div', { class: 'grow' }, thumbs, input), attachInput, attachLabel, send, stop);
+  // `@` opens a picker of the session's workspace files; a pick becomes <file>path</file>.
+  const picker = el('ul', { class: 'picker', role: 'listbox', id: 'file-picker', 'aria-label': 'Workspace files', hidden: true });
+  let pickFrom = -1; let pickSeq = 0;
+  const closePicker = () => { picker.hidden = true; picker.replaceChildren(); pickFrom = -1; input.removeAttribute('aria-activedescendant'); };
+  const choose = (path) => {
+    const caret = input.selectionStart;
+    input.value = `${input.value.slice(0, pickFrom)}<file>${path}</file> ${input.value.slice(caret)}`;
+    closePicker(); input.focus();
+  };
+  const moveSelection = (by) => {
+    const items = [...picker.children]; if (!items.length) return;
+    const i = Math.max(0, items.findIndex((x) => x.getAttribute('aria-selected') === 'true'));
+    const next = items[(i + by + items.length) % items.length];
+    items.forEach((x) => x.setAttribute('aria-selected', String(x === next)));
+    input.setAttribute('aria-activedescendant', next.id);
+  };
+  const openPicker = async () => {
+    const before = input.value.slice(0, input.selectionStart);
+    const m = before.match(/(^|\s)@([\w./-]*)$/);
+    if (!m || !sessionId) { closePicker(); return; }
+    pickFrom = before.length - m[2].length - 1;
+    const seq = ++pickSeq;
+    const base = `/sessions/${encodeURIComponent(sessionId)}/files`;
+    let paths = [];
+    try {
+      if (m[2]) paths = [...new Set((await api('GET', `${base}?q=${encodeURIComponent(m[2])}`)).hits.map((h) => h.path))];
+      else paths = (await api('GET', base)).entries.filter((e) => e.kind === 'file').map((e) => e.path);
+    } catch { paths = []; }
+    if (seq !== pickSeq) return; // a later keystroke asked again
+    picker.replaceChildren(...paths.slice(0, 8).map((p, i) => el('li', { role: 'option', id: `pick-${i}`, 'aria-selected': String(i === 0), onmousedown: (e) => { e.preventDefault(); choose(p); } }, p)));
+    picker.hidden = !paths.length;
+    if (paths.length) input.setAttribute('aria-activedescendant', 'pick-0');
+  };
+  input.addEventListener('input', openPicker);
+  input.addEventListener('blur', () => setTimeout(closePicker, 150));
+  const form = el('form', { class: 'composer' }, el('div', { class: 'opts' }, agent, model), el('div', { class: 'grow' }, picker, thumbs, input), attachInput, attachLabel, send, stop);
   input.addEventListener('paste', (e) => { if (e.clipboardData?.files?.length) { e.preventDefault(); addImages(e.clipboardData.files); } });
   const filesLink = el('a', { href: sessionId ? `/chat/${encodeURIComponent(sessionId)}/files` : '#', hidden: !sessionId }, 'Files');
   const head = el('div', { class: 'conv-head' }, el('a', { href: '/', class: 'back' }, '← Sessions'), filesLink,
-    el('span', { class: 'hint' }, 'Reference a workspace file with <file>path</file>'));
+    el('span', { class: 'hint' }, 'Type @ to pick a workspace file (or write <file>path</file>)'));
   const conv = el('section', { class: 'conversation', 'aria-label': 'Conversation' }, head, box, error, form);
   const ref = new URLSearchParams(location.search).get('file');
   if (ref) input.value = `<file>${ref}</file> `;
@@ -328,6 +383,11 @@ async function chat(sessionId) {
   const stopRun = async () => { if (active?.runId) { try { await api('POST', `/runs/${encodeURIComponent(active.runId)}/cancel`, {}); } catch (e) { error.textContent = e.message; } } };
   stop.addEventListener('click', stopRun);
   input.addEventListener('keydown', (e) => {
+    if (!picker.hidden) {
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') { e.preventDefault(); moveSelection(e.key === 'ArrowDown' ? 1 : -1); return; }
+      if (e.key === 'Enter' || e.key === 'Tab') { e.preventDefault(); choose(picker.querySelector('[aria-selected=true]')?.textContent || ''); return; }
+      if (e.key === 'Escape') { e.preventDefault(); closePicker(); return; }
+    }
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
     if (e.key === 'Escape') stopRun();
   });
@@ -359,7 +419,10 @@ async function chat(sessionId) {
 
   // Pickers, sessions, and the open session (its finished runs from the
   // session's messages, a run still going from its journal, live).
-  api('GET', '/agents').then((p) => agent.replaceChildren(...p.data.map((a) => el('option', { value: a.name }, a.name)))).catch(() => {});
+  const wanted = new URLSearchParams(location.search).get('agent');
+  api('GET', '/agents').then((p) => {
+    agent.replaceChildren(...p.data.map((a) => el('option', { value: a.name, selected: a.name === wanted }, a.name)));
+  }).catch(() => {});
   api('GET', '/model-profiles').then((p) => model.append(...p.data.filter((m) => !m.shadowed).map((m) => el('option', { value: m.name }, m.name)))).catch(() => {});
   await loadSessions();
   if (!sessionId) { box.append(el('p', { class: 'empty' }, 'Start a conversation below.')); input.focus(); return; }
@@ -638,6 +701,39 @@ function schemaForm(tool, onResult) {
   return form;
 }
 
+/** The text files of a .zip, as [path, text] pairs: read from its central
+ *  directory; stored or deflated entries (the browser's DecompressionStream
+ *  inflates), at most 4 MiB unpacked in all, the API's own limit. */
+async function unzip(file) {
+  const buf = new Uint8Array(await file.arrayBuffer());
+  const dv = new DataView(buf.buffer);
+  let end = buf.length - 22;
+  while (end >= 0 && dv.getUint32(end, true) !== 0x06054b50) end--;
+  if (end < 0) throw new Error('This is not a zip file.');
+  const count = dv.getUint16(end + 10, true);
+  let at = dv.getUint32(end + 16, true);
+  const out = []; let total = 0;
+  for (let i = 0; i < count; i++) {
+    if (dv.getUint32(at, true) !== 0x02014b50) throw new Error('The zip file is damaged.');
+    const method = dv.getUint16(at + 10, true); const size = dv.getUint32(at + 20, true); const unpacked = dv.getUint32(at + 24, true);
+    const nameLen = dv.getUint16(at + 28, true); const extraLen = dv.getUint16(at + 30, true); const commentLen = dv.getUint16(at + 32, true);
+    const local = dv.getUint32(at + 42, true);
+    const name = new TextDecoder().decode(buf.subarray(at + 46, at + 46 + nameLen));
+    at += 46 + nameLen + extraLen + commentLen;
+    if (name.endsWith('/')) continue;
+    total += unpacked;
+    if (total > 4 << 20) throw new Error('The zip unpacks to more than 4 MiB.');
+    const start = local + 30 + dv.getUint16(local + 26, true) + dv.getUint16(local + 28, true);
+    const raw = buf.subarray(start, start + size);
+    let data;
+    if (method === 0) data = raw;
+    else if (method === 8) data = new Uint8Array(await new Response(new Blob([raw]).stream().pipeThrough(new DecompressionStream('deflate-raw'))).arrayBuffer());
+    else throw new Error(`${name}: unsupported compression`);
+    out.push([name, new TextDecoder().decode(data)]);
+  }
+  return out;
+}
+
 async function manage() {
   const sections = [
     ['agents', 'Agents'], ['tools', 'Tools'], ['mcp', 'MCP servers'], ['skills', 'Skills'], ['templates', 'Templates'],
@@ -654,23 +750,76 @@ async function manage() {
   try {
     if (which === 'agents') {
       const p = await api('GET', '/agents');
+      // One form creates an agent or, after "edit", replaces its whole definition (JSON).
       const name = el('input', { id: 'agent-name', required: true }); const prompt = el('textarea', { id: 'agent-prompt', rows: 3 });
-      const form = el('form', { class: 'filters' }, el('label', { for: 'agent-name' }, 'Name', name), el('label', { for: 'agent-prompt' }, 'System prompt', prompt), el('button', { type: 'submit' }, 'Create agent'));
-      form.addEventListener('submit', (e) => { e.preventDefault(); act(() => api('POST', '/agents', { name: name.value, system_prompt: prompt.value || undefined })); });
-      body.append(table([['Name', (a) => a.name], ['Model', (a) => a.model || 'default'], ['Source', (a) => a.source], ['', (a) => (a.source === 'tenant' ? del(`/agents/${encodeURIComponent(a.name)}`, a.name) : '')]], p.data, 'No agents.'), el('h2', {}, 'New agent'), form);
+      const extra = el('textarea', { id: 'agent-json', rows: 4, placeholder: '{"model": "fast", "tools": ["echo"], "max_steps": 5}' });
+      const submit = el('button', { type: 'submit' }, 'Create agent');
+      let editing = null;
+      const form = el('form', { class: 'filters' }, el('label', { for: 'agent-name' }, 'Name', name), el('label', { for: 'agent-prompt' }, 'System prompt', prompt),
+        el('label', { for: 'agent-json' }, 'Other settings (JSON)', extra), submit);
+      const startEdit = (a) => {
+        editing = a.name; name.value = a.name; name.readOnly = true; prompt.value = a.system_prompt || '';
+        const { name: _n, system_prompt: _p, source: _s, ...rest } = a;
+        extra.value = Object.keys(rest).length ? JSON.stringify(rest, null, 2) : '';
+        submit.textContent = 'Save agent'; name.scrollIntoView(); prompt.focus();
+      };
+      form.addEventListener('submit', (e) => {
+        e.preventDefault();
+        let more = {};
+        try { more = extra.value.trim() ? JSON.parse(extra.value) : {}; } catch { msg.textContent = 'The other settings are not valid JSON.'; return; }
+        const def = { ...more, name: name.value, system_prompt: prompt.value || undefined };
+        act(() => (editing ? api('PUT', `/agents/${encodeURIComponent(editing)}`, def) : api('POST', '/agents', def)));
+      });
+      const tryIt = (a) => el('a', { href: `/chat?agent=${encodeURIComponent(a.name)}`, 'aria-label': `Try ${a.name} in a chat` }, 'try');
+      const editIt = (a) => el('button', { type: 'button', class: 'ghost', 'aria-label': `Edit ${a.name}`, onclick: () => startEdit(a) }, 'edit');
+      body.append(table([['Name', (a) => a.name], ['Model', (a) => a.model || 'default'], ['Source', (a) => a.source],
+        ['', (a) => [tryIt(a), ' ', a.source === 'tenant' ? [editIt(a), ' ', del(`/agents/${encodeURIComponent(a.name)}`, a.name)] : '']]], p.data, 'No agents.'), el('h2', {}, 'New agent'), form);
     } else if (which === 'tools') {
       const p = await api('GET', '/tools');
       body.append(table([['Name', (t) => el('details', { 'data-tool': t.name }, el('summary', { class: 'mono' }, t.name), el('pre', {}, JSON.stringify(t.input_schema, null, 2)), schemaForm(t))], ['Source', (t) => t.source], ['Description', (t) => t.description]], p.data, 'No tools.'));
     } else if (which === 'mcp') {
       const p = await api('GET', '/mcp-servers');
-      body.append(table([['Name', (m) => m.name], ['Scope', (m) => m.scope], ['State', (m) => `${m.state}${m.error ? ': ' + m.error : ''}`], ['Tools', (m) => String(m.tools)],
-        ['', (m) => [el('button', { type: 'button', class: 'ghost', onclick: () => act(() => api('POST', `/mcp-servers/${encodeURIComponent(m.name)}/restart`)) }, 'restart'), ' ', m.scope === 'tenant' ? del(`/mcp-servers/${encodeURIComponent(m.name)}`, m.name) : '']]], p.data, 'No MCP servers: add one with POST /v1/mcp-servers.'));
+      // State with its history (oldest first, as the API keeps it).
+      const state = (m) => el('details', { class: 'mcp-state' }, el('summary', {}, `${m.state}${m.error ? ': ' + m.error : ''}`),
+        el('ol', {}, (m.events || []).map((e) => el('li', {}, rel(e.at), ` ${e.state}${e.error ? ': ' + e.error : ''}`))));
+      const mname = el('input', { id: 'mcp-name', required: true, pattern: '[A-Za-z0-9_-]+' });
+      const target = el('input', { id: 'mcp-target', required: true, placeholder: 'npx -y @scope/server  or  https://host/mcp' });
+      const form = el('form', { class: 'filters' }, el('label', { for: 'mcp-name' }, 'Name', mname), el('label', { for: 'mcp-target' }, 'Command or URL', target), el('button', { type: 'submit' }, 'Add server'));
+      form.addEventListener('submit', (e) => {
+        e.preventDefault();
+        const t = target.value.trim();
+        const words = t.split(/\s+/);
+        const def = /^https?:\/\//.test(t) ? { name: mname.value, url: t } : { name: mname.value, command: words[0], args: words.slice(1) };
+        act(() => api('POST', '/mcp-servers', def));
+      });
+      body.append(table([['Name', (m) => m.name], ['Scope', (m) => m.scope], ['State', state], ['Tools', (m) => String(m.tools)],
+        ['', (m) => [el('button', { type: 'button', class: 'ghost', 'aria-label': `Restart ${m.name}`, onclick: () => act(() => api('POST', `/mcp-servers/${encodeURIComponent(m.name)}/restart`)) }, 'restart'), ' ', m.scope === 'tenant' ? del(`/mcp-servers/${encodeURIComponent(m.name)}`, m.name) : '']]], p.data, 'No MCP servers yet.'),
+        el('h2', {}, 'Add a server'), el('p', { class: 'hint' }, 'A stdio server runs in the sandbox; an HTTP server must be reachable through the egress rules.'), form);
     } else if (which === 'skills') {
       const p = await api('GET', '/skills');
       const text = el('textarea', { id: 'skill-md', rows: 8, placeholder: '---\nname: my-skill\ndescription: what it does\n---\nInstructions…' });
       const form = el('form', {}, el('label', { for: 'skill-md' }, 'SKILL.md'), text, el('button', { type: 'submit' }, 'Upload skill'));
       form.addEventListener('submit', (e) => { e.preventDefault(); act(() => api('POST', '/skills', { content: text.value })); });
-      body.append(table([['Name', (k) => k.name], ['Description', (k) => k.description], ['Source', (k) => k.source], ['', (k) => (k.source === 'tenant' ? del(`/skills/${encodeURIComponent(k.name)}`, k.name) : '')]], p.data, 'No skills.'), el('h2', {}, 'Upload'), form);
+      // A whole skill: a folder (SKILL.md and the files beside it) or a .zip of one.
+      const dir = el('input', { type: 'file', id: 'skill-dir', webkitdirectory: true, multiple: true });
+      const zip = el('input', { type: 'file', id: 'skill-zip', accept: '.zip,application/zip' });
+      const upload = async (entries) => {
+        const root = entries.find(([path]) => /(^|\/)SKILL\.md$/.test(path));
+        if (!root) throw new Error('No SKILL.md in what was chosen.');
+        const base = root[0].slice(0, -'SKILL.md'.length);
+        const files = {};
+        for (const [path, data] of entries) if (path !== root[0] && path.startsWith(base) && !path.endsWith('/')) files[path.slice(base.length)] = data;
+        await api('POST', '/skills', { content: root[1], files });
+      };
+      dir.addEventListener('change', () => act(async () => upload(await Promise.all([...dir.files].map(async (f) => [f.webkitRelativePath || f.name, await f.text()])))));
+      zip.addEventListener('change', () => act(async () => upload(await unzip(zip.files[0]))));
+      const view = (k) => el('button', { type: 'button', class: 'ghost', 'aria-label': `View ${k.name}`, onclick: async () => {
+        try { const s = await api('GET', `/skills/${encodeURIComponent(k.name)}`); shown.replaceChildren(el('h3', {}, k.name), el('p', {}, s.description), el('pre', {}, s.body), ...Object.entries(s.files || {}).map(([f, c]) => el('details', {}, el('summary', { class: 'mono' }, f), el('pre', {}, c)))); } catch (e) { msg.textContent = e.message; }
+      } }, 'view');
+      const shown = el('div', { 'aria-live': 'polite' });
+      body.append(table([['Name', (k) => k.name], ['Description', (k) => k.description], ['Source', (k) => k.source], ['Files', (k) => String((k.files || []).length)],
+        ['', (k) => [view(k), ' ', k.source === 'tenant' ? del(`/skills/${encodeURIComponent(k.name)}`, k.name) : '']]], p.data, 'No skills.'), shown,
+        el('h2', {}, 'Upload'), el('div', { class: 'filters' }, el('label', { for: 'skill-dir' }, 'A skill folder', dir), el('label', { for: 'skill-zip' }, 'A .zip of one', zip)), form);
     } else if (which === 'templates') {
       const p = await api('GET', '/prompt-templates');
       const name = el('input', { id: 'tpl-name', required: true }); const content = el('textarea', { id: 'tpl-content', rows: 4 });

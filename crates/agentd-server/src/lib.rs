@@ -111,6 +111,7 @@ fn v1_routes() -> V1 {
         .add("post", "/mcp-servers/{name}/restart", tools::restart_mcp)
         .add("post", "/agents", tools::create_agent)
         .add("get", "/agents", tools::list_agents)
+        .add("put", "/agents/{name}", tools::replace_agent)
         .add("delete", "/agents/{name}", tools::delete_agent)
         .add("post", "/skills", tools::create_skill)
         .add("get", "/skills", tools::list_skills)

@@ -310,6 +310,23 @@ pub(crate) async fn list_agents(State(s): State<AppState>, Scope(t): Scope) -> R
     Ok(Json(agentd_api::Page::all(data)).into_response())
 }
 
+/// Replaces a tenant agent's definition (the body names the same agent).
+pub(crate) async fn replace_agent(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+    ApiJson(def): ApiJson<agentd_api::AgentDef>,
+) -> Result<Response, ApiError> {
+    if def.name != name {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            format!("the body names {:?}, the path {name:?}", def.name),
+        ));
+    }
+    let replaced = s.rt.replace_agent(&t, &domain(&def)?).await?;
+    Ok(Json(shape::<_, agentd_api::AgentDef>(&replaced)?).into_response())
+}
+
 pub(crate) async fn delete_agent(
     State(s): State<AppState>,
     Scope(t): Scope,

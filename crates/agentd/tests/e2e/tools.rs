@@ -348,6 +348,32 @@ async fn agents_from_config_and_api_choose_prompt_tools_and_model() {
     assert_eq!((c, v["error"]["code"].as_str()), (404, Some("agent_not_found")));
     let (_, list) = s.call(reqwest::Method::GET, "/v1/agents", None, Some("acme")).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 3, "default, researcher, reviewer: {list}");
+    // Editing: PUT replaces the definition (checked as on creation); the next run uses it.
+    let put = |name: &str, body: serde_json::Value| {
+        let path = format!("/v1/agents/{name}");
+        let s = &s;
+        async move { s.call(reqwest::Method::PUT, &path, Some(body), Some("acme")).await }
+    };
+    let (c, v) =
+        put("reviewer", json!({"name": "reviewer", "system_prompt": "You review harder.", "tools": ["echo"]})).await;
+    assert_eq!(c, 200, "{v}");
+    assert_eq!(put("reviewer", json!({"name": "other"})).await.0, 400, "the body names another agent");
+    assert_eq!(put("reviewer", json!({"name": "reviewer", "model": "nope/nothing"})).await.0, 400);
+    assert_eq!(put("ghost", json!({"name": "ghost"})).await.0, 404);
+    let (c, _) = s.call(reqwest::Method::PUT, "/v1/agents/reviewer", Some(json!({"name": "reviewer"})), None).await;
+    assert_eq!(c, 404, "another tenant cannot edit acme's agent");
+    let (_, run) =
+        s.call(reqwest::Method::POST, "/v1/runs", Some(json!({"input": "w", "agent": "reviewer"})), Some("acme")).await;
+    let id = run["id"].as_str().unwrap().to_string();
+    for _ in 0..200 {
+        let (_, r) = s.call(reqwest::Method::GET, &format!("/v1/runs/{id}"), None, Some("acme")).await;
+        if r["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let req = mock.requests().last().unwrap().clone();
+    assert!(req["messages"][0]["content"].as_str().unwrap().starts_with("You review harder."), "{req}");
     assert_eq!(s.call(reqwest::Method::DELETE, "/v1/agents/reviewer", None, Some("acme")).await.0, 204);
     let (c, _) =
         s.call(reqwest::Method::POST, "/v1/runs", Some(json!({"input": "x", "agent": "reviewer"})), Some("acme")).await;

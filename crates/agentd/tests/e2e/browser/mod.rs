@@ -54,7 +54,10 @@ async fn logged_in_as(
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_streams_an_answer_with_a_tool_call() {
     let mock = MockOpenAi::start(
-        vec![Turn::tool("echo", json!({"text": "ping"})), Turn::text("All **done**: the echo came back.")],
+        vec![
+            Turn::tool("echo", json!({"text": "ping"})),
+            Turn::text("All **done**: the echo came back.\n\n```rust\nfn main() { let n = 42; } // done\n```"),
+        ],
         0,
     )
     .await
@@ -65,6 +68,13 @@ async fn chat_streams_an_answer_with_a_tool_call() {
     b.wait_until("the answer", "return [...document.querySelectorAll('.msg.assistant .body[data-final]')].some(e => e.innerText.includes('the echo came back'))").await;
     // Markdown rendered (bold), the tool call inline and expandable, the run's end shown.
     assert_eq!(b.exec("return document.querySelector('.msg.assistant strong')?.innerText").await, "done");
+    // Code is highlighted: keywords, numbers and comments marked.
+    let marked = b
+        .exec(
+            "return ['hl-k', 'hl-n', 'hl-c'].map(c => document.querySelector('.msg.assistant code .' + c)?.innerText)",
+        )
+        .await;
+    assert_eq!(marked, json!(["fn", "42", "// done"]));
     b.wait_until("the tool result", "return [...document.querySelectorAll('details.tool')].some(d => d.innerText.includes('echo') && d.querySelector('.status-ok'))").await;
     b.wait_until("the run's end", "return document.body.innerText.includes('done')").await;
     // The URL names the new session; the sidebar lists it as completed.
@@ -178,6 +188,17 @@ async fn a_file_uploaded_to_the_workspace_is_referenced_in_chat() {
     b.wait_until("the answer", "return document.body.innerText.includes('I read your notes.')").await;
     let sent = mock.requests().last().unwrap()["messages"].to_string();
     assert!(sent.contains("the launch code is 1234"), "the model got the file's text: {sent}");
+    // `@` picks a workspace file by name: Enter turns the pick into a reference.
+    b.type_into("textarea[aria-label=Message]", "compare with @note").await;
+    b.wait_until("the picker", "return document.querySelector('#file-picker li')?.innerText === 'notes.txt'").await;
+    b.check("file-picker").await;
+    b.type_into("textarea[aria-label=Message]", "\u{E007}").await;
+    assert_eq!(
+        b.exec("return document.querySelector('textarea').value").await,
+        "compare with <file>notes.txt</file> ",
+        "the pick replaced the @ query and nothing was sent"
+    );
+    assert_eq!(mock.requests().len(), 2);
     drop(s);
 }
 
@@ -218,7 +239,8 @@ async fn two_chats_stream_at_once_with_live_sidebar_states() {
 #[tokio::test(flavor = "multi_thread")]
 async fn manage_pages_call_a_tool_from_its_schema_upload_a_skill_and_show_diagnostics() {
     let mock = MockOpenAi::start(vec![], 0).await.unwrap();
-    let (s, b, _tmp) = logged_in_as("manage", &mock, None, "admin").await;
+    let (s, b, tmp) = logged_in_as("manage", &mock, None, "admin").await;
+    let key = make_key(&tmp.path().join("data"), &["--role", "admin", "--org", "acme"]);
     b.goto(&format!("{}/manage#tools", s.url)).await;
     b.wait_until(
         "the tools",
@@ -243,6 +265,41 @@ async fn manage_pages_call_a_tool_from_its_schema_upload_a_skill_and_show_diagno
         .await;
     b.wait_until("the uploaded skill", "return document.body.innerText.includes('says hello nicely')").await;
     b.check("manage-skills").await;
+    // A whole skill as a .zip (deflated, a folder inside, a file beside SKILL.md).
+    let zip = tmp.path().join("lookup.zip");
+    let made = std::process::Command::new("python3")
+        .args(["-c", "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w', zipfile.ZIP_DEFLATED)\nz.writestr('lookup/SKILL.md', '---\\nname: lookup\\ndescription: finds things in tables\\n---\\nSee ref.md.\\n')\nz.writestr('lookup/ref.md', 'the reference text ' * 50)\nz.close()"])
+        .arg(&zip)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    b.type_into("#skill-zip", zip.to_str().unwrap()).await;
+    b.wait_until("the zipped skill", "return document.body.innerText.includes('finds things in tables')").await;
+    let (_, skill) = call(&s, Some(&key), reqwest::Method::GET, "/v1/skills/lookup", None).await;
+    assert!(skill["files"]["ref.md"].as_str().is_some_and(|t| t.starts_with("the reference text")), "{skill}");
+    b.exec("document.querySelector(\"button[aria-label='View lookup']\").click(); return true").await;
+    b.wait_until("the skill's files", "return document.body.innerText.includes('ref.md')").await;
+
+    // An agent: created, edited from the list, tried in a chat with it chosen.
+    b.goto(&format!("{}/manage#agents", s.url)).await;
+    b.find("#agent-name").await;
+    b.type_into("#agent-name", "helper").await;
+    b.type_into("#agent-prompt", "You help.").await;
+    b.exec("[...document.querySelectorAll('button')].find(x => x.innerText === 'Create agent').click(); return true")
+        .await;
+    b.find("button[aria-label='Edit helper']").await;
+    b.click("button[aria-label='Edit helper']").await;
+    b.exec("const p = document.getElementById('agent-prompt'); p.value = 'You help a lot.'; return true").await;
+    b.exec("[...document.querySelectorAll('button')].find(x => x.innerText === 'Save agent').click(); return true")
+        .await;
+    b.find("a[aria-label='Try helper in a chat']").await;
+    let (_, agents) = call(&s, Some(&key), reqwest::Method::GET, "/v1/agents", None).await;
+    let helper = agents["data"].as_array().unwrap().iter().find(|a| a["name"] == "helper").cloned().unwrap();
+    assert_eq!(helper["system_prompt"], "You help a lot.");
+    b.check("manage-agents-edited").await;
+    b.click("a[aria-label='Try helper in a chat']").await;
+    b.wait_until("the agent chosen", "return document.querySelector('select[aria-label=Agent]')?.value === 'helper'")
+        .await;
     // A template previews live from sample arguments.
     b.goto(&format!("{}/manage#templates", s.url)).await;
     b.find("#tpl-content").await;
