@@ -370,10 +370,13 @@ async function chat(sessionId) {
     const map = { 'run.created': 'running', 'run.started': 'running', 'run.resumed': 'running', 'approval.requested': 'waiting_approval', 'approval.resolved': 'running', 'run.completed': 'completed', 'run.failed': 'failed', 'run.cancelled': 'cancelled' };
     status.set(d.session_id, map[d.type]);
     if (d.session_id !== sessionId && ['run.completed', 'run.failed'].includes(d.type)) unread.add(d.session_id);
+    // A run started elsewhere (API, CLI, another tab) in the open session shows here live.
+    if (d.session_id === sessionId && d.type === 'run.created' && !active) { box.querySelector('.empty')?.remove(); attach(d.run_id); }
     if (!sessions.some((s) => s.id === d.session_id)) loadSessions(); else draw();
   });
 
   const attach = (runId) => {
+    if (active?.runId === runId) return; // the feed saw it first
     active?.close();
     stop.hidden = false;
     const retry = (text) => { input.value = text; form.requestSubmit(); };

@@ -37,6 +37,9 @@ pub enum Turn {
     CutStream(Vec<String>),
     /// Text chunks streamed with this pause before each (a model typing).
     Paced(Duration, Vec<String>),
+    /// This many chunks, a pause before each, each `[t=<µs since the epoch>] `
+    /// stamped as it is sent: for measuring how late tokens reach a client.
+    Stamped(Duration, usize),
 }
 
 impl Turn {
@@ -250,6 +253,35 @@ async fn chat(State(st): State<Arc<MockState>>, headers: axum::http::HeaderMap, 
     resp
 }
 
+/// A streamed answer of `n` chunks stamped with the time each leaves.
+fn stamped(pace: Duration, n: usize, stream: bool) -> Response {
+    use futures::StreamExt;
+    if !stream {
+        return answer_now(vec!["[t=0] ".into(); n]);
+    }
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros();
+    let head = futures::stream::iter([sse(&chunk(json!({"role": "assistant", "content": ""}), None))]);
+    let chunks = futures::stream::iter(0..n).then(move |_| async move {
+        tokio::time::sleep(pace).await;
+        sse(&chunk(json!({"content": format!("[t={}] ", now())}), None))
+    });
+    let tail = futures::stream::iter([
+        sse(&chunk(json!({}), Some("stop"))),
+        sse(&json!({"id": "chatcmpl-mock", "object": "chat.completion.chunk", "choices": [], "usage": USAGE()})),
+        Bytes::from_static(b"data: [DONE]\n\n"),
+    ]);
+    let body = head.chain(chunks).chain(tail).map(Ok::<_, Infallible>);
+    ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(body)).into_response()
+}
+
+/// A non-streamed text answer.
+fn answer_now(text: Vec<String>) -> Response {
+    Json(json!({"id": "chatcmpl-mock", "object": "chat.completion", "model": "mock-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text.concat()}, "finish_reason": "stop"}],
+        "usage": USAGE()}))
+    .into_response()
+}
+
 /// A request for a session's title (agentd's title prompt as the system message).
 fn is_title_request(body: &Value) -> bool {
     body["messages"][0]["content"].as_str().is_some_and(|c| c.starts_with("Write a title of at most six words"))
@@ -297,6 +329,7 @@ async fn answer(turn: Turn, stream: bool, id_base: &str, with_usage: bool) -> Re
             (vec![t], vec![], vec![])
         }
         Turn::Text(t) => (t, vec![], vec![]),
+        Turn::Stamped(pace, n) => return stamped(pace, n, stream),
         Turn::Paced(d, t) => {
             pace = d;
             (t, vec![], vec![])

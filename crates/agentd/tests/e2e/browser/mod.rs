@@ -211,7 +211,7 @@ async fn two_chats_stream_at_once_with_live_sidebar_states() {
     )
     .await
     .unwrap();
-    let (_s, b, _tmp) = logged_in("two-chats", &mock, None).await;
+    let (s, b, tmp) = logged_in("two-chats", &mock, None).await;
     b.type_into("textarea[aria-label=Message]", "first chat\u{E007}").await;
     b.wait_until("the first session in the sidebar", "return document.querySelectorAll('.sessions a').length === 1")
         .await;
@@ -234,6 +234,18 @@ async fn two_chats_stream_at_once_with_live_sidebar_states() {
     // The other chat finished while away: it is marked unread.
     assert_eq!(b.exec("return document.querySelectorAll('.sessions .dot.unread').length").await, 1);
     b.check("two-completed").await;
+    // A run started elsewhere (here: the API) in the open session shows live too.
+    let key = make_key(&tmp.path().join("data"), &["--role", "member", "--org", "acme"]);
+    let sid = b.url().await.rsplit('/').next().unwrap().to_string();
+    let body = json!({"input": "from the API", "session_id": sid});
+    assert_eq!(call(&s, Some(&key), reqwest::Method::POST, "/v1/runs", Some(body)).await.0, 202);
+    b.wait_until(
+        "the API's run",
+        "return [...document.querySelectorAll('.msg.user .body')].some(e => e.innerText === 'from the API')",
+    )
+    .await;
+    b.wait_until("its answer", "return document.querySelectorAll('.msg.assistant .body[data-final]').length === 2")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -431,4 +443,61 @@ async fn an_approval_answered_from_the_inbox_lets_the_run_finish() {
     assert_eq!(b.exec("return document.querySelectorAll('.msg.user').length").await, 1);
     b.check("chat-history").await;
     assert_eq!(mock.requests().len(), 2, "the tool ran and the model answered after the approval");
+}
+
+/// Measures, not asserts: how late a token reaches the page's DOM after the
+/// model sent it, while 10 chats stream at once (the page shows one; the
+/// sidebar's feed carries all ten). Run with `cargo nextest run --features
+/// agentd/test-tools --run-ignored only -E 'test(token_to_dom)' --no-capture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a measurement; prints numbers"]
+async fn token_to_dom_latency_with_ten_chats() {
+    const CHATS: usize = 10;
+    const TOKENS: usize = 100;
+    let turns = (0..CHATS).map(|_| Turn::Stamped(std::time::Duration::from_millis(20), TOKENS)).collect();
+    let mock = MockOpenAi::start(turns, 0).await.unwrap();
+    let (s, b, tmp) = logged_in("token-latency", &mock, None).await;
+    let key = make_key(&tmp.path().join("data"), &["--role", "member", "--org", "acme"]);
+    let mut sessions = vec![];
+    for i in 0..CHATS {
+        let body = json!({"title": format!("chat {i}")});
+        let (_, ses) = call(&s, Some(&key), reqwest::Method::POST, "/v1/sessions", Some(body)).await;
+        sessions.push(ses["id"].as_str().unwrap().to_string());
+    }
+    b.goto(&format!("{}/chat/{}", s.url, sessions[0])).await;
+    b.find("textarea[aria-label=Message]").await;
+    // Every token's delay: the page's clock when its stamp appears minus the stamp (same machine).
+    b.exec(
+        "window.__lat = []; const seen = new Set();
+        new MutationObserver(() => {
+          const now = (performance.timeOrigin + performance.now()) * 1000;
+          for (const e of document.querySelectorAll('.msg.assistant .body'))
+            for (const m of e.textContent.matchAll(/\\[t=(\\d+)\\]/g))
+              if (!seen.has(m[1])) { seen.add(m[1]); window.__lat.push((now - Number(m[1])) / 1000); }
+        }).observe(document.body, { subtree: true, childList: true, characterData: true });
+        return true",
+    )
+    .await;
+    for sid in &sessions {
+        let body = json!({"input": "go", "session_id": sid});
+        assert_eq!(call(&s, Some(&key), reqwest::Method::POST, "/v1/runs", Some(body)).await.0, 202);
+    }
+    b.wait_until("the whole answer", "return !!document.querySelector('.msg.assistant .body[data-final]')").await;
+    b.wait_until(
+        "all ten done",
+        "return document.querySelectorAll('.sessions a[data-status=completed]').length === 10",
+    )
+    .await;
+    let got = b.exec("return window.__lat").await;
+    let mut all: Vec<f64> = got.as_array().unwrap().iter().filter_map(|v| v.as_f64()).collect();
+    all.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| all[((all.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "token→DOM latency while {CHATS} chats stream ({TOKENS} tokens each): n={} median={:.1} ms p99={:.1} ms max={:.1} ms",
+        all.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    assert!(all.len() >= TOKENS / 2, "most tokens were seen streaming: {}", all.len());
 }
