@@ -345,6 +345,9 @@ async function chat(sessionId) {
   main.classList.toggle('chat-open', !!sessionId);
   let sessions = [];
   let active = null;
+  // Runs of the open session this page has shown (or loaded as history), and
+  // whether that first load is done: only later runs are picked up from the feed.
+  const known = new Set(); let ready = false;
 
   const draw = () => {
     const q = search.value.toLowerCase();
@@ -370,12 +373,16 @@ async function chat(sessionId) {
     const map = { 'run.created': 'running', 'run.started': 'running', 'run.resumed': 'running', 'approval.requested': 'waiting_approval', 'approval.resolved': 'running', 'run.completed': 'completed', 'run.failed': 'failed', 'run.cancelled': 'cancelled' };
     status.set(d.session_id, map[d.type]);
     if (d.session_id !== sessionId && ['run.completed', 'run.failed'].includes(d.type)) unread.add(d.session_id);
-    // A run started elsewhere (API, CLI, another tab) in the open session shows here live.
-    if (d.session_id === sessionId && d.type === 'run.created' && !active) { box.querySelector('.empty')?.remove(); attach(d.run_id); }
+    // A run started elsewhere (API, CLI, another tab) in the open session shows here live;
+    // the feed may repeat runs from just before the page loaded: those are known already.
+    if (ready && d.session_id === sessionId && d.type === 'run.created' && !active && !known.has(d.run_id)) {
+      box.querySelector('.empty')?.remove(); attach(d.run_id);
+    }
     if (!sessions.some((s) => s.id === d.session_id)) loadSessions(); else draw();
   });
 
   const attach = (runId) => {
+    known.add(runId);
     if (active?.runId === runId) return; // the feed saw it first
     active?.close();
     stop.hidden = false;
@@ -428,9 +435,11 @@ async function chat(sessionId) {
   }).catch(() => {});
   api('GET', '/model-profiles').then((p) => model.append(...p.data.filter((m) => !m.shadowed).map((m) => el('option', { value: m.name }, m.name)))).catch(() => {});
   await loadSessions();
-  if (!sessionId) { box.append(el('p', { class: 'empty' }, 'Start a conversation below.')); input.focus(); return; }
+  if (!sessionId) { ready = true; box.append(el('p', { class: 'empty' }, 'Start a conversation below.')); input.focus(); return; }
   const [view, runs] = await Promise.all([api('GET', `/sessions/${encodeURIComponent(sessionId)}`), api('GET', `/sessions/${encodeURIComponent(sessionId)}/runs?limit=100`)]);
   const going = runs.data.find((r) => ['queued', 'running', 'waiting_approval'].includes(r.status));
+  for (const r of runs.data) known.add(r.id);
+  ready = true;
   // Session messages carry the message's fields flat, with their run and index.
   const results = new Map();
   for (const msg of view.messages) {

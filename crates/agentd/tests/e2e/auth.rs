@@ -384,6 +384,7 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                         Some(json!({"content": "---\nname: notes\ndescription: d\n---\nx\n"}))
                     }
                     ("put", "/v1/prompt-templates/{name}") => Some(json!({"content": "x"})),
+                    ("put", "/v1/agents/{name}") => Some(json!({"name": "helper"})),
                     ("post", "/v1/approvals/{id}") => Some(json!({"decision": "approve"})),
                     ("post", "/v1/runs/{id}/cancel") => Some(json!({})),
                     ("put", "/v1/orgs/{org}/limits") => Some(json!({})),

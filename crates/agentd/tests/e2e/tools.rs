@@ -323,13 +323,7 @@ async fn agents_from_config_and_api_choose_prompt_tools_and_model() {
     assert_eq!(c, 202, "{run}");
     assert_eq!((run["agent"].as_str(), run["max_steps"].as_u64()), (Some("reviewer"), Some(3)));
     let id = run["id"].as_str().unwrap().to_string();
-    for _ in 0..200 {
-        let (_, r) = s.call(reqwest::Method::GET, &format!("/v1/runs/{id}"), None, Some("acme")).await;
-        if r["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_acme_run(&s, &id).await;
     let req = &mock.requests()[0];
     assert!(req["messages"][0]["content"].as_str().unwrap().starts_with("You review code."));
     let offered: Vec<&str> =
@@ -365,19 +359,24 @@ async fn agents_from_config_and_api_choose_prompt_tools_and_model() {
     let (_, run) =
         s.call(reqwest::Method::POST, "/v1/runs", Some(json!({"input": "w", "agent": "reviewer"})), Some("acme")).await;
     let id = run["id"].as_str().unwrap().to_string();
-    for _ in 0..200 {
-        let (_, r) = s.call(reqwest::Method::GET, &format!("/v1/runs/{id}"), None, Some("acme")).await;
-        if r["status"] == "completed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_acme_run(&s, &id).await;
     let req = mock.requests().last().unwrap().clone();
     assert!(req["messages"][0]["content"].as_str().unwrap().starts_with("You review harder."), "{req}");
     assert_eq!(s.call(reqwest::Method::DELETE, "/v1/agents/reviewer", None, Some("acme")).await.0, 204);
     let (c, _) =
         s.call(reqwest::Method::POST, "/v1/runs", Some(json!({"input": "x", "agent": "reviewer"})), Some("acme")).await;
     assert_eq!(c, 404);
+}
+
+/// Waits (up to 4 s) for one of acme's runs to complete.
+async fn wait_acme_run(s: &Server, id: &str) {
+    for _ in 0..200 {
+        let (_, r) = s.call(reqwest::Method::GET, &format!("/v1/runs/{id}"), None, Some("acme")).await;
+        if r["status"] == "completed" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
