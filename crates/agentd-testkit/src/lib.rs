@@ -254,11 +254,8 @@ async fn chat(State(st): State<Arc<MockState>>, headers: axum::http::HeaderMap, 
 }
 
 /// A streamed answer of `n` chunks stamped with the time each leaves.
-fn stamped(pace: Duration, n: usize, stream: bool) -> Response {
+fn stamped(pace: Duration, n: usize) -> Response {
     use futures::StreamExt;
-    if !stream {
-        return answer_now(vec!["[t=0] ".into(); n]);
-    }
     let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros();
     let head = futures::stream::iter([sse(&chunk(json!({"role": "assistant", "content": ""}), None))]);
     let chunks = futures::stream::iter(0..n).then(move |_| async move {
@@ -272,14 +269,6 @@ fn stamped(pace: Duration, n: usize, stream: bool) -> Response {
     ]);
     let body = head.chain(chunks).chain(tail).map(Ok::<_, Infallible>);
     ([(header::CONTENT_TYPE, "text/event-stream")], Body::from_stream(body)).into_response()
-}
-
-/// A non-streamed text answer.
-fn answer_now(text: Vec<String>) -> Response {
-    Json(json!({"id": "chatcmpl-mock", "object": "chat.completion", "model": "mock-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text.concat()}, "finish_reason": "stop"}],
-        "usage": USAGE()}))
-    .into_response()
 }
 
 /// A request for a session's title (agentd's title prompt as the system message).
@@ -329,7 +318,9 @@ async fn answer(turn: Turn, stream: bool, id_base: &str, with_usage: bool) -> Re
             (vec![t], vec![], vec![])
         }
         Turn::Text(t) => (t, vec![], vec![]),
-        Turn::Stamped(pace, n) => return stamped(pace, n, stream),
+        Turn::Stamped(pace, n) if stream => return stamped(pace, n),
+        // Not streamed, nothing arrives early: one answer, unstamped.
+        Turn::Stamped(_, n) => (vec!["[t=0] ".into(); n], vec![], vec![]),
         Turn::Paced(d, t) => {
             pace = d;
             (t, vec![], vec![])
