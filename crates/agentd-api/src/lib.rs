@@ -175,6 +175,21 @@ pub struct CancelRun {
     pub reason: Option<String>,
 }
 
+/// Body of `POST /v1/runs/{id}/messages`: a user message the run takes in at its next step.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InjectMessage {
+    pub input: String,
+}
+
+/// Answer of `POST /v1/runs/{id}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Injected {
+    pub run: Run,
+    /// Sequence number of the `input.queued` event.
+    pub queued_seq: i64,
+}
+
 /// Body of `POST /v1/approvals/{id}`: `approve`, `approve_for_session` or
 /// `deny` (with a reason), or `approve` with edited `arguments`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

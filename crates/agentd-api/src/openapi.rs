@@ -75,7 +75,14 @@ pub fn operations() -> Vec<Op> {
             .query(&["session_id", "status", "agent", "model", "from", "to", "after", "limit"])
             .answer(200, Some(s::<Page<Run>>)),
         op("get", "/v1/runs/{id}", "One run").answer(200, Some(s::<Run>)),
-        op("post", "/v1/runs/{id}/cancel", "Cancel a run").body(s::<CancelRun>).answer(200, Some(s::<Run>)),
+        op("post", "/v1/runs/{id}/cancel", "Cancel a run and every run it delegated to")
+            .body(s::<CancelRun>)
+            .answer(200, Some(s::<Run>)),
+        op("get", "/v1/runs/{id}/children", "The runs this run delegated to, oldest first")
+            .answer(200, Some(s::<Page<Run>>)),
+        op("post", "/v1/runs/{id}/messages", "Add a user message to a running or waiting run (taken at its next step)")
+            .body(s::<InjectMessage>)
+            .answer(202, Some(s::<Injected>)),
         op("get", "/v1/runs/{id}/events", "The run's journal (SSE with `Accept: text/event-stream`)")
             .query(&["after", "limit", "type"])
             .answer(200, Some(s::<Page<StoredEvent>>))

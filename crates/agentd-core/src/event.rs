@@ -26,6 +26,9 @@ pub enum EventKind {
         /// The system prompt rendered from the agent's template when the run was created.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         system: Option<String>,
+        /// What a child run inherits from its parent: the ceiling on its tools and policy, its budgets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ceiling: Option<crate::run::Ceiling>,
     },
     #[serde(rename = "run.started")]
     RunStarted { node: String },
@@ -129,6 +132,9 @@ pub enum EventKind {
         /// How the call was fenced (shell): adapter, mode, network.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sandbox: Option<serde_json::Value>,
+        /// The child runs whose answers this result hands over (`delegate`, `wait_children`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        children: Vec<String>,
     },
     /// The policy's decision on a call, with the rule that made it.
     #[serde(rename = "tool.policy")]
@@ -179,6 +185,26 @@ pub enum EventKind {
         #[serde(default)]
         reason: Option<String>,
     },
+    /// A child run was created for a `delegate` / `spawn` call (written in
+    /// the transaction that creates the child, so each exists once).
+    #[serde(rename = "child.spawned")]
+    ChildSpawned {
+        call_id: String,
+        child_run_id: String,
+        agent: String,
+        task: String,
+        /// Over `max_concurrent_children`: the child waits for a sibling to finish.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        held: bool,
+    },
+    /// The run waits for these children (`waiting_children`); nobody holds it
+    /// until the last one ends.
+    #[serde(rename = "children.waiting")]
+    ChildrenWaiting { call_ids: Vec<String>, child_run_ids: Vec<String> },
+    /// Every child the run waited for ended; it is queued again (written
+    /// once, in the transaction that ends the last child).
+    #[serde(rename = "children.done")]
+    ChildrenDone { child_run_ids: Vec<String> },
 }
 
 fn default_agent() -> String {
@@ -207,6 +233,8 @@ pub struct Effects {
     pub cost_usd: Option<f64>,
     /// The session's new title.
     pub session_title: Option<String>,
+    /// Children the run now waits for (`Some(vec![])` clears the list).
+    pub waiting_on: Option<Vec<String>>,
 }
 
 impl EventKind {
@@ -326,7 +354,16 @@ impl EventKind {
                     resolved_by: resolved_by.clone(),
                 });
             }
+            EventKind::ChildrenWaiting { child_run_ids, .. } => {
+                e.status = Some(RunStatus::WaitingChildren);
+                e.waiting_on = Some(child_run_ids.clone());
+            }
+            EventKind::ChildrenDone { .. } => {
+                e.status = Some(RunStatus::Queued);
+                e.waiting_on = Some(vec![]);
+            }
             EventKind::InputQueued { .. }
+            | EventKind::ChildSpawned { .. }
             | EventKind::ToolPolicy { .. }
             | EventKind::RunGuarded { .. }
             | EventKind::SkillLoaded { .. }
@@ -396,6 +433,7 @@ mod tests {
             images: vec![],
             tool_choice: None,
             system: None,
+            ceiling: None,
         };
         let fx = created.effects();
         assert_eq!(fx.status, Some(RunStatus::Queued));

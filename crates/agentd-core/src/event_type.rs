@@ -66,6 +66,12 @@ pub enum EventType {
     RunFailed,
     #[serde(rename = "run.cancelled")]
     RunCancelled,
+    #[serde(rename = "child.spawned")]
+    ChildSpawned,
+    #[serde(rename = "children.waiting")]
+    ChildrenWaiting,
+    #[serde(rename = "children.done")]
+    ChildrenDone,
 }
 
 static NAMES: LazyLock<HashMap<EventType, &'static str>> = LazyLock::new(|| {
@@ -86,7 +92,7 @@ static BY_NAME: LazyLock<HashMap<&'static str, EventType>> =
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [EventType; 24] = [
+    pub const ALL: [EventType; 27] = [
         EventType::RunCreated,
         EventType::RunStarted,
         EventType::RunResumed,
@@ -111,6 +117,9 @@ impl EventType {
         EventType::RunCompleted,
         EventType::RunFailed,
         EventType::RunCancelled,
+        EventType::ChildSpawned,
+        EventType::ChildrenWaiting,
+        EventType::ChildrenDone,
     ];
 
     /// The name stored and streamed (`run.created`, ...).
@@ -130,7 +139,7 @@ impl EventType {
 
     /// The run lifecycle types of the tenant-wide feed (`GET /v1/events`):
     /// what changes a run's, and so its session's, status (or its title).
-    pub const LIFECYCLE: [EventType; 9] = [
+    pub const LIFECYCLE: [EventType; 11] = [
         EventType::RunCreated,
         EventType::RunStarted,
         EventType::RunResumed,
@@ -140,6 +149,8 @@ impl EventType {
         EventType::RunFailed,
         EventType::RunCancelled,
         EventType::SessionTitled,
+        EventType::ChildrenWaiting,
+        EventType::ChildrenDone,
     ];
 
     /// True for the types of [`EventType::LIFECYCLE`].
@@ -176,6 +187,9 @@ impl EventKind {
             EventKind::RunCompleted { .. } => EventType::RunCompleted,
             EventKind::RunFailed { .. } => EventType::RunFailed,
             EventKind::RunCancelled { .. } => EventType::RunCancelled,
+            EventKind::ChildSpawned { .. } => EventType::ChildSpawned,
+            EventKind::ChildrenWaiting { .. } => EventType::ChildrenWaiting,
+            EventKind::ChildrenDone { .. } => EventType::ChildrenDone,
         }
     }
 }

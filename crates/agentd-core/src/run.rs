@@ -13,6 +13,8 @@ pub enum RunStatus {
     Running,
     /// Paused until a person answers its pending approvals; no node holds it.
     WaitingApproval,
+    /// Paused until the child runs it waits for have ended; no node holds it.
+    WaitingChildren,
     Completed,
     Failed,
     Cancelled,
@@ -24,6 +26,7 @@ impl RunStatus {
             RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::WaitingApproval => "waiting_approval",
+            RunStatus::WaitingChildren => "waiting_children",
             RunStatus::Completed => "completed",
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
@@ -35,6 +38,7 @@ impl RunStatus {
             "queued" => RunStatus::Queued,
             "running" => RunStatus::Running,
             "waiting_approval" => RunStatus::WaitingApproval,
+            "waiting_children" => RunStatus::WaitingChildren,
             "completed" => RunStatus::Completed,
             "failed" => RunStatus::Failed,
             "cancelled" => RunStatus::Cancelled,
@@ -90,6 +94,39 @@ pub struct Run {
     pub last_seq: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// The run that delegated this one (`null` for a top-level run).
+    #[serde(default)]
+    pub parent_run_id: Option<String>,
+    /// The top-level run of this run's tree (its own id for a top-level run).
+    #[serde(default)]
+    pub root_run_id: Option<String>,
+    /// 0 for a top-level run, 1 for its children, ...
+    #[serde(default)]
+    pub depth: u32,
+    /// The version of a tenant agent the run uses (`null` for configured agents).
+    #[serde(default)]
+    pub agent_version: Option<i64>,
+    /// Tokens of the run and all its descendants (usage rolls up when a child ends).
+    #[serde(default)]
+    pub tree_usage: Usage,
+}
+
+/// What a child run may not exceed, fixed when it is created.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ceiling {
+    /// The tools the child may use (the parent's, narrowed by what it asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// Deny rules of its ancestors' policies (added to its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<serde_json::Value>,
+    /// Tokens the child (with its descendants) may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    /// Wall time the child may run; over it ends `failed` with `timed_out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wall_secs: Option<u64>,
 }
 
 /// A conversation: an ordered list of messages produced by its runs.

@@ -44,6 +44,9 @@ pub struct Config {
     /// Directories of skills (each skill a subdirectory with a SKILL.md), shared by all tenants.
     #[serde(default)]
     pub skills_dirs: Vec<PathBuf>,
+    /// Directories of agents (each agent a subdirectory with an AGENT.md), shared by all tenants.
+    #[serde(default)]
+    pub agents_dirs: Vec<PathBuf>,
     /// A `.env` file (KEY=VALUE lines) where `api_key_env` variables may live.
     pub env_file: Option<PathBuf>,
     /// Secrets to mask in events, logs and errors (`[secrets]`).
@@ -213,6 +216,10 @@ pub struct AgentConfig {
     /// What happens to a non-idempotent call a crash interrupted: `report`
     /// (the model is told; the default) or `ask` (a person decides whether to run it again).
     pub on_interrupted: Option<OnInterrupted>,
+    /// What the agent does, for people and for agents choosing whom to delegate to.
+    pub description: Option<String>,
+    /// Limits on delegation and tokens (`[agents.<name>.limits]`).
+    pub limits: Option<crate::Limits>,
 }
 
 /// `on_interrupted` values.

@@ -43,6 +43,8 @@ pub struct Folded {
     pub first_tool_choice: Option<serde_json::Value>,
     /// The system prompt rendered for this run (from the agent's template).
     pub system: Option<String>,
+    /// The run's children and what it inherited from its parent.
+    pub tree: crate::delegation::Tree,
 }
 
 /// An approval as the journal tells it.
@@ -73,6 +75,7 @@ impl Folded {
     pub fn from_events(events: &[StoredEvent]) -> Self {
         let mut f = Folded::default();
         let mut steered: HashSet<i64> = HashSet::new();
+        let mut spawn_calls: HashSet<String> = HashSet::new();
         // Active time: segments open at run.started / run.resumed and close
         // at the last event before a pause (approval.requested) or a crash.
         let (mut seg_start, mut last_ts): (Option<i64>, Option<i64>) = (None, None);
@@ -86,7 +89,7 @@ impl Folded {
                     }
                     seg_start = ts;
                 }
-                Some(EventType::ApprovalRequested) => {
+                Some(EventType::ApprovalRequested | EventType::ChildrenWaiting) => {
                     if let (Some(s), Some(t)) = (seg_start.take(), ts) {
                         f.active_ms += (t - s).max(0);
                     }
@@ -96,10 +99,17 @@ impl Folded {
             last_ts = ts.or(last_ts);
             let Ok(kind) = EventKind::from_parts(&ev.type_name, ev.data.clone()) else { continue };
             match kind {
-                EventKind::RunCreated { images, tool_choice, system, .. } => {
+                EventKind::RunCreated { images, tool_choice, system, ceiling, .. } => {
                     f.input_images = images;
                     f.first_tool_choice = tool_choice;
                     f.system = system;
+                    f.tree.ceiling = ceiling;
+                }
+                EventKind::ChildSpawned { call_id, child_run_id, .. } => {
+                    if spawn_calls.contains(&call_id) {
+                        f.tree.spawn_children.push(child_run_id.clone());
+                    }
+                    f.tree.spawned.insert(call_id, child_run_id);
                 }
                 EventKind::RunStarted { .. } => f.started = true,
                 EventKind::StepStarted { step } => {
@@ -119,7 +129,10 @@ impl Folded {
                     f.last_text = message.text_content();
                     f.calls = message.tool_calls;
                 }
-                EventKind::ToolCalled { name, arguments, .. } => {
+                EventKind::ToolCalled { name, arguments, call_id } => {
+                    if name == "spawn" {
+                        spawn_calls.insert(call_id);
+                    }
                     let sig = call_signature(&name, &arguments);
                     f.last_call = match f.last_call.take() {
                         Some((last, n)) if last == sig => Some((last, n + 1)),
@@ -153,7 +166,8 @@ impl Folded {
                     }
                     f.tool_started.insert(call_id);
                 }
-                EventKind::ToolResult { call_id, .. } => {
+                EventKind::ToolResult { call_id, children, .. } => {
+                    f.tree.collected.extend(children);
                     f.results.insert(call_id);
                 }
                 EventKind::StepCompleted { step } if step == f.step => f.step_completed = true,
@@ -224,6 +238,7 @@ mod tests {
                     images: vec![],
                     tool_choice: None,
                     system: None,
+                    ceiling: None,
                 },
             ),
             stored(2, EventKind::RunStarted { node: "n".into() }),
@@ -242,6 +257,7 @@ mod tests {
                     status: agentd_core::ToolStatus::Ok,
                     duration_ms: 1,
                     sandbox: None,
+                    children: vec![],
                 },
             ),
         ];

@@ -8,6 +8,7 @@ mod catalog;
 mod compaction;
 pub mod config;
 pub mod context;
+mod delegation;
 pub mod files;
 mod fold;
 mod gate;
@@ -73,6 +74,32 @@ pub struct AgentSettings {
     /// A non-idempotent call a crash interrupted asks a person whether to run
     /// it again (instead of telling the model its outcome is unknown).
     pub ask_on_interrupted: bool,
+    /// What the agent does (shown to people and to agents that delegate).
+    pub description: Option<String>,
+    /// Delegation limits and the token budget.
+    pub limits: Limits,
+}
+
+/// How far a run may delegate, and how many tokens its tree may use.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// A run at this depth may not delegate (a top-level run has depth 0).
+    pub max_depth: u32,
+    /// Children one run may create in all.
+    pub max_children: u32,
+    /// Children of one run executing at once; more wait for a free slot.
+    pub max_concurrent_children: u32,
+    /// Wall time of each child in seconds; over it the child fails `timed_out`.
+    pub child_max_wall_secs: u64,
+    /// Tokens a run and its descendants may use (no limit when absent).
+    pub max_tokens: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_depth: 3, max_children: 16, max_concurrent_children: 4, child_max_wall_secs: 900, max_tokens: None }
+    }
 }
 
 /// A policy that denies everything: what a broken policy falls back to.
@@ -105,6 +132,8 @@ impl Default for AgentSettings {
             max_repeated_calls: 3,
             max_wall_secs: 3600,
             ask_on_interrupted: false,
+            description: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -144,6 +173,8 @@ impl AgentSettings {
             max_repeated_calls: a.max_repeated_calls.unwrap_or(d.max_repeated_calls),
             max_wall_secs: a.max_wall_secs.unwrap_or(d.max_wall_secs).max(1),
             ask_on_interrupted: a.on_interrupted.map_or(d.ask_on_interrupted, |o| o == config::OnInterrupted::Ask),
+            description: a.description,
+            limits: a.limits.unwrap_or(d.limits),
         }
     }
 
@@ -317,7 +348,7 @@ pub fn normalize_time(s: &str) -> Option<String> {
 }
 
 /// Up to eight words (and 60 characters) of `input`, for a session's title.
-fn first_words(input: &str) -> String {
+pub(crate) fn first_words(input: &str) -> String {
     let mut t = String::new();
     for w in input.split_whitespace().take(8) {
         if t.len() + w.len() > 60 {
@@ -441,7 +472,7 @@ impl Runtime {
             return Err(RuntimeError::bad(ErrorCode::InputRequired, "`input` must be a non-empty string"));
         }
         let agent_name = req.agent.clone().unwrap_or_else(|| "default".into());
-        let agent = self.agent_for(t, &agent_name).await?;
+        let (agent, agent_version) = self.agent_with_version(t, &agent_name).await?;
         let max_steps = req.max_steps.unwrap_or(agent.max_steps);
         if max_steps == 0 || max_steps > MAX_STEPS_LIMIT {
             return Err(RuntimeError::bad(
@@ -512,6 +543,9 @@ impl Runtime {
             images: req.images,
             tool_choice: req.tool_choice,
             system: system_prompt,
+            agent_version,
+            child: None,
+            ceiling: None,
         };
         // A channel only when someone listens (they cost memory); it exists
         // before the scheduler can start the run, so no live item is missed.
@@ -599,7 +633,11 @@ impl Runtime {
         }
         self.sched.cancel_local(run_id);
         self.hub.close(run_id);
-        // Its session lane may hold the next run.
+        self.stop_subtree(t, run_id).await;
+        if let Some(parent) = &run.parent_run_id {
+            self.hub.publish(parent, Live::Changed(i64::MAX));
+        }
+        // Its session lane may hold the next run; its parent may be queued again.
         self.sched.wake();
         self.get_run(t, run_id).await
     }

@@ -45,6 +45,8 @@ pub(crate) struct Writer<'a> {
     guard: AppendGuard,
     /// `input.queued` messages not yet taken in: (seq, input).
     inputs: Vec<(i64, String)>,
+    /// The run's parent, told when the run ends.
+    parent: Option<&'a str>,
 }
 
 impl Writer<'_> {
@@ -55,9 +57,35 @@ impl Writer<'_> {
         loop {
             match self.rt.store.append_guarded(self.t, self.run_id, &self.guard, events).await {
                 Ok(stored) => {
-                    self.guard.expected_seq = stored.last().map(|e| e.seq);
-                    self.rt.publish(self.run_id, &stored);
+                    self.written(&stored);
                     return Ok(());
+                }
+                Err(StoreError::SeqConflict { .. }) => self.catch_up().await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Publishes what was written; an ending wakes the scheduler (a parent
+    /// may be queued again, a held sibling freed) and the parent's streams.
+    fn written(&mut self, stored: &[StoredEvent]) {
+        self.guard.expected_seq = stored.last().map(|e| e.seq);
+        self.rt.publish(self.run_id, stored);
+        if stored.last().is_some_and(StoredEvent::is_terminal) {
+            self.rt.sched.wake();
+            if let Some(parent) = self.parent {
+                self.rt.hub.publish(parent, Live::Changed(i64::MAX));
+            }
+        }
+    }
+
+    /// Creates a child run and journals `child.spawned`, in one transaction.
+    pub(crate) async fn spawn(&mut self, new: &agentd_store::NewRun, spawned: EventKind) -> Result<Run, Stop> {
+        loop {
+            match self.rt.store.create_child_run(self.t, self.run_id, &self.guard, new, &spawned).await {
+                Ok((child, stored)) => {
+                    self.written(&stored);
+                    return Ok(child);
                 }
                 Err(StoreError::SeqConflict { .. }) => self.catch_up().await?,
                 Err(e) => return Err(e.into()),
@@ -92,8 +120,7 @@ impl Writer<'_> {
             events.push(last);
             match self.rt.store.append_guarded(self.t, self.run_id, &self.guard, &events).await {
                 Ok(stored) => {
-                    self.guard.expected_seq = stored.last().map(|e| e.seq);
-                    self.rt.publish(self.run_id, &stored);
+                    self.written(&stored);
                     return Ok(true);
                 }
                 Err(StoreError::SeqConflict { .. }) => {
@@ -152,7 +179,9 @@ impl Runtime {
             run_id: &run.id,
             guard: AppendGuard { lease_node: Some(self.sched.node_id().to_string()), expected_seq: Some(f.last_seq) },
             inputs: f.pending_inputs.clone(),
+            parent: run.parent_run_id.as_deref(),
         };
+        let mut tree = f.tree.clone();
         // Events that must precede the next model call are carried and written
         // with the next `step.started` in one transaction.
         let mut carry = if f.started {
@@ -168,7 +197,7 @@ impl Runtime {
                 return Ok(());
             }
         };
-        let agent = match self.agent_for(t, &run.agent).await {
+        let agent = match self.agent_of_run(t, run, tree.ceiling.as_ref()).await {
             Ok(a) => a,
             Err(e) => {
                 w.write_final(carry, failed("agent_not_found", e.to_string())).await?;
@@ -197,7 +226,13 @@ impl Runtime {
         // Where the journal stops decides where to go on.
         let mut first_step = f.step.max(1);
         let mut loops = LoopState { last: f.last_call.clone(), max: agent.max_repeated_calls };
-        let budget_ms = (agent.max_wall_secs as i64).saturating_mul(1000) - f.active_ms;
+        let wall_secs = tree
+            .ceiling
+            .as_ref()
+            .and_then(|c| c.max_wall_secs)
+            .map_or(agent.max_wall_secs, |c| c.min(agent.max_wall_secs));
+        let out_of_time = || time_up(run, wall_secs);
+        let budget_ms = (wall_secs as i64).saturating_mul(1000) - f.active_ms;
         let deadline = Instant::now() + Duration::from_millis(budget_ms.max(0) as u64);
         if f.started && f.step > 0 && !f.step_completed && f.answered {
             if f.calls.is_empty() {
@@ -208,9 +243,18 @@ impl Runtime {
             }
             let pending = f.unfinished_calls();
             let known = Known::from_fold(&f);
-            let ctx = StepCtx { t, run, set: &toolset, cancel, deadline };
+            let ctx = StepCtx { t, run, set: &toolset, cancel, deadline, wall_secs };
             match self
-                .handle_calls(&ctx, &pending, &known, &f.tool_started, &f.denials, &mut loops, &mut w, &mut carry)
+                .handle_calls(
+                    &ctx,
+                    &pending,
+                    &known,
+                    (&f.tool_started, &f.denials),
+                    &mut loops,
+                    &mut tree,
+                    &mut w,
+                    &mut carry,
+                )
                 .await?
             {
                 Outcome::Continue(_) => {}
@@ -239,11 +283,18 @@ impl Runtime {
                 return Err(Stop::Halted);
             }
             if Instant::now() >= deadline {
-                w.write_final(carry, wall_time_exceeded(agent.max_wall_secs)).await?;
+                w.write_final(carry, out_of_time()).await?;
                 return Ok(());
             }
             // A run does not start, or go on to another step, over its org's daily budget.
             if let Some(why) = self.over_budget(t).await? {
+                w.write_final(carry, failed("budget_exceeded", why)).await?;
+                return Ok(());
+            }
+            // Nor over its own token budget, which its children's usage counts against.
+            let p = crate::delegation::Parent { t, run, set: &toolset };
+            if self.tokens_left(&p, tree.ceiling.as_ref()).await? == Some(0) {
+                let why = "the run and its child runs used up their token budget (max_tokens)".to_string();
                 w.write_final(carry, failed("budget_exceeded", why)).await?;
                 return Ok(());
             }
@@ -290,7 +341,7 @@ impl Runtime {
                     return Ok(());
                 }
                 Asked::OutOfTime => {
-                    w.write_final(carry, wall_time_exceeded(agent.max_wall_secs)).await?;
+                    w.write_final(carry, out_of_time()).await?;
                     return Ok(());
                 }
                 Asked::Overflow(mut evs) => {
@@ -353,11 +404,20 @@ impl Runtime {
                 carry.push(EventKind::ToolCalled { call_id, name, arguments: c.arguments.clone() });
             }
             messages.push(resp.message);
-            let ctx = StepCtx { t, run, set: &toolset, cancel, deadline };
+            let ctx = StepCtx { t, run, set: &toolset, cancel, deadline, wall_secs };
             let none = HashSet::new();
             let denials = HashMap::new();
             match self
-                .handle_calls(&ctx, &calls, &Known::default(), &none, &denials, &mut loops, &mut w, &mut carry)
+                .handle_calls(
+                    &ctx,
+                    &calls,
+                    &Known::default(),
+                    (&none, &denials),
+                    &mut loops,
+                    &mut tree,
+                    &mut w,
+                    &mut carry,
+                )
                 .await?
             {
                 Outcome::Continue(results) => messages.extend(results),
@@ -485,16 +545,21 @@ impl Runtime {
         ctx: &StepCtx<'_>,
         calls: &[ToolCall],
         known: &Known,
-        started: &HashSet<String>,
-        denials: &HashMap<String, u32>,
+        (started, denials): (&HashSet<String>, &HashMap<String, u32>),
         loops: &mut LoopState,
+        tree: &mut crate::delegation::Tree,
         w: &mut Writer<'_>,
         carry: &mut Vec<EventKind>,
     ) -> Result<Outcome, Stop> {
         let plans = self.gate(ctx.t, ctx.run, ctx.set, calls, known, loops, carry).await?;
         let (mut run, mut refused, mut asks, mut waiting) = (vec![], vec![], vec![], false);
+        let mut delegations = vec![];
         for (c, plan) in calls.iter().zip(plans) {
             match plan {
+                // Carried out by the loop itself, from the journal (never "interrupted").
+                Plan::Run(call, _) if agentd_tools::delegation::DELEGATION_TOOLS.contains(&call.name.as_str()) => {
+                    delegations.push(call)
+                }
                 Plan::Run(call, false)
                     if started.contains(&call.id)
                         && !self.catalog.tools().get(&call.name).is_some_and(|x| x.idempotent()) =>
@@ -538,6 +603,13 @@ impl Runtime {
             w.write(&std::mem::take(carry)).await?;
             return Ok(Outcome::Paused);
         }
+        if !delegations.is_empty() {
+            let p = crate::delegation::Parent { t: ctx.t, run: ctx.run, set: ctx.set };
+            match self.delegation_calls(&p, &delegations, tree, w, carry).await? {
+                crate::delegation::Delegated::Waiting => return Ok(Outcome::Paused),
+                crate::delegation::Delegated::Done(m) => messages.extend(m),
+            }
+        }
         if let Some((key, n)) = calls
             .iter()
             .filter_map(|c| known.approvals.get(&c.id))
@@ -567,7 +639,7 @@ impl Runtime {
             _ = tokio::time::sleep_until(ctx.deadline.into()) => {
                 // Dropping the futures cancels the calls; the budget ends the run.
                 drop(pending);
-                w.write_final(std::mem::take(carry), wall_time_exceeded(set.agent.max_wall_secs)).await?;
+                w.write_final(std::mem::take(carry), time_up(ctx.run, ctx.wall_secs)).await?;
                 return Err(Stop::Halted);
             }
             r = pending.next() => r,
@@ -671,6 +743,7 @@ fn tool_result(call: &ToolCall, out: &ToolOutput, status: ToolStatus, ms: u64) -
         status,
         duration_ms: ms,
         sandbox: out.sandbox.clone(),
+        children: vec![],
     }
 }
 
@@ -687,6 +760,14 @@ fn masked(d: Delta) -> Delta {
     }
 }
 
+/// How a run over its wall time ends: a child `timed_out` (its parent's model is told).
+fn time_up(run: &Run, secs: u64) -> EventKind {
+    match run.parent_run_id {
+        Some(_) => failed("timed_out", format!("the child run used up its wall time ({secs} s)")),
+        None => wall_time_exceeded(secs),
+    }
+}
+
 fn wall_time_exceeded(secs: u64) -> EventKind {
     failed("wall_time_exceeded", format!("the run used up its wall-time budget ({secs} s)"))
 }
@@ -698,6 +779,7 @@ struct StepCtx<'a> {
     set: &'a ToolSet,
     cancel: &'a CancellationToken,
     deadline: Instant,
+    wall_secs: u64,
 }
 
 /// How asking the model ended.

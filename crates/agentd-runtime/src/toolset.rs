@@ -356,6 +356,12 @@ pub struct AgentDef {
     /// apply, the operator's deny rules always stay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<agentd_safety::PolicyConfig>,
+    /// What the agent does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Delegation limits and token budget (the default agent's when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::Limits>,
 }
 
 impl AgentDef {
@@ -380,6 +386,8 @@ impl AgentDef {
             max_repeated_calls: base.max_repeated_calls,
             max_wall_secs: base.max_wall_secs,
             ask_on_interrupted: base.ask_on_interrupted,
+            description: self.description.clone(),
+            limits: self.limits.unwrap_or(base.limits),
         }
     }
 
@@ -406,6 +414,56 @@ impl Runtime {
             }
         }
         Err(RuntimeError::not_found(ErrorCode::AgentNotFound, format!("no agent named {name:?}")))
+    }
+
+    /// An agent by name with the version a new run records (`None` for
+    /// configured agents): a tenant agent's latest version.
+    pub async fn agent_with_version(
+        &self,
+        t: &Tenant,
+        name: &str,
+    ) -> Result<(AgentSettings, Option<i64>), RuntimeError> {
+        if self.catalog.config_agents.contains_key(name) {
+            return Ok((self.agent_for(t, name).await?, None));
+        }
+        let versions = self.store.doc_versions(t, agentd_store::DocKind::Agent, name).await?;
+        let current = self.agent_for(t, name).await?;
+        Ok((current, versions.last().map(|v| v.version)))
+    }
+
+    /// The settings a run executes with: the agent version it recorded (a
+    /// later edit never changes a run), narrowed by its parent's ceiling.
+    pub(crate) async fn agent_of_run(
+        &self,
+        t: &Tenant,
+        run: &agentd_core::Run,
+        ceiling: Option<&agentd_core::Ceiling>,
+    ) -> Result<AgentSettings, RuntimeError> {
+        let stored = match run.agent_version {
+            Some(v) => self.store.doc_version(t, agentd_store::DocKind::Agent, &run.agent, v).await?,
+            None => None,
+        };
+        let mut agent = match stored.and_then(|v| serde_json::from_value::<AgentDef>(v.doc).ok()) {
+            Some(def) => def.settings(&self.catalog.agent),
+            None => self.agent_for(t, &run.agent).await?,
+        };
+        if let Some(c) = ceiling {
+            if let Some(tools) = &c.tools {
+                agent.tools = Some(tools.clone());
+            }
+            if !c.deny.is_empty() {
+                let mut cfg = agent.policy.config.clone();
+                for rule in &c.deny {
+                    match serde_json::from_value(rule.clone()) {
+                        Ok(r) if !cfg.deny.contains(&r) => cfg.deny.push(r),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "unreadable inherited deny rule"),
+                    }
+                }
+                agent.policy = crate::policy_from(&cfg);
+            }
+        }
+        Ok(agent)
     }
 
     /// The tool set of a named agent.

@@ -87,6 +87,8 @@ fn v1_routes() -> V1 {
         .add("get", "/runs/{id}", runs::get_one)
         .add("post", "/runs/{id}/cancel", runs::cancel)
         .add("get", "/runs/{id}/events", runs::events)
+        .add("get", "/runs/{id}/children", runs::children)
+        .add("post", "/runs/{id}/messages", runs::inject)
         .add("get", "/runs/{id}/context", runs::context)
         .add("get", "/events", feed::events)
         .add("post", "/sessions", sessions::create)

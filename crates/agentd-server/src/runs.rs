@@ -126,6 +126,27 @@ pub(crate) async fn cancel(
     Ok(Json(s.rt.cancel(&t, &id, reason).await?).into_response())
 }
 
+/// The runs a run delegated to.
+pub(crate) async fn children(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let rows = s.rt.run_children(&t, &id).await?;
+    Ok(page(rows, usize::MAX, |r| agentd_api::Cursor::Id(r.id.clone())).into_response())
+}
+
+/// Adds a user message to a running or waiting run.
+pub(crate) async fn inject(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<agentd_api::InjectMessage>,
+) -> Result<Response, ApiError> {
+    let (run, queued_seq) = s.rt.inject(&t, &id, &body.input).await?;
+    Ok((StatusCode::ACCEPTED, Json(agentd_api::Injected { run, queued_seq })).into_response())
+}
+
 /// The journal as a JSON page, or (with `Accept: text/event-stream`) as SSE.
 pub(crate) async fn events(
     State(s): State<AppState>,

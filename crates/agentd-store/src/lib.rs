@@ -119,6 +119,45 @@ pub struct NewRun {
     pub tool_choice: Option<serde_json::Value>,
     /// The system prompt rendered from the agent's template.
     pub system: Option<String>,
+    /// The version of the tenant agent the run uses.
+    pub agent_version: Option<i64>,
+    /// Set for a child run: where it sits in its tree (its session is created with it).
+    pub child: Option<ChildOf>,
+    /// What a child may not exceed.
+    pub ceiling: Option<agentd_core::Ceiling>,
+}
+
+/// Where a child run sits in its tree.
+#[derive(Debug, Clone)]
+pub struct ChildOf {
+    pub parent_run_id: String,
+    pub root_run_id: String,
+    pub depth: u32,
+    /// Children of the parent that may run at once (more are held back).
+    pub max_concurrent: u32,
+    /// The title of the child's own session.
+    pub session_title: String,
+}
+
+/// One version of a tenant document.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DocVersion {
+    pub version: i64,
+    pub doc: serde_json::Value,
+    pub created_at: String,
+}
+
+/// An entry of a team's blackboard.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BlackboardEntry {
+    pub id: String,
+    pub team: String,
+    pub author: String,
+    /// `task`, `proposal`, `evidence`, `decision` or `note`.
+    pub kind: String,
+    pub content: String,
+    pub run_id: Option<String>,
+    pub created_at: String,
 }
 
 impl NewRun {
@@ -140,6 +179,9 @@ impl NewRun {
             images: vec![],
             tool_choice: None,
             system: None,
+            agent_version: None,
+            child: None,
+            ceiling: None,
         }
     }
 }
@@ -239,6 +281,7 @@ pub enum DocKind {
     McpServer,
     Provider,
     ModelProfile,
+    Team,
 }
 
 impl DocKind {
@@ -252,6 +295,7 @@ impl DocKind {
             DocKind::McpServer => "mcp_server",
             DocKind::Provider => "provider",
             DocKind::ModelProfile => "model_profile",
+            DocKind::Team => "team",
         }
     }
 }
@@ -405,6 +449,22 @@ pub trait JournalStore: Send + Sync + 'static {
     /// (RFC 3339), oldest first, each with its run's session.
     async fn tenant_feed(&self, t: &Tenant, types: &[String], since: &str, limit: u32) -> Result<Vec<FeedEvent>>;
 
+    /// Creates a child run (with its own session) and appends `spawned`
+    /// (`child.spawned`) to the parent under `guard`, in one transaction;
+    /// the child is held back when the parent already has `max_concurrent`
+    /// children running. Returns the child and the parent's new events.
+    async fn create_child_run(
+        &self,
+        t: &Tenant,
+        parent_id: &str,
+        guard: &AppendGuard,
+        new: &NewRun,
+        spawned: &EventKind,
+    ) -> Result<(Run, Vec<StoredEvent>)>;
+
+    /// The children of a run, oldest first.
+    async fn list_children(&self, t: &Tenant, run_id: &str) -> Result<Vec<Run>>;
+
     /// Runs of every tenant that have not reached a terminal state.
     async fn unfinished_runs(&self) -> Result<Vec<(Tenant, Run)>>;
 
@@ -471,6 +531,18 @@ pub trait DocStore: Send + Sync + 'static {
 
     /// Removes one; false if the tenant has none by that name.
     async fn delete_doc(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<bool>;
+
+    /// Every version of an agent (each create or replace adds one), oldest first.
+    async fn doc_versions(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<Vec<DocVersion>>;
+
+    /// One version of an agent.
+    async fn doc_version(&self, t: &Tenant, kind: DocKind, name: &str, version: i64) -> Result<Option<DocVersion>>;
+
+    /// Adds an entry to a team's blackboard; false if its id exists (a retried write).
+    async fn post_blackboard(&self, t: &Tenant, entry: &BlackboardEntry) -> Result<bool>;
+
+    /// A team's blackboard, oldest first.
+    async fn blackboard(&self, t: &Tenant, team: &str) -> Result<Vec<BlackboardEntry>>;
 
     /// Registers an HTTP tool for the tenant.
     async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<()> {

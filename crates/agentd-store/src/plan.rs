@@ -46,6 +46,12 @@ pub(crate) struct AppendPlan {
     pub cost_usd: Option<f64>,
     /// The session's new title, when an event set one.
     pub session_title: Option<String>,
+    /// JSON list of the children the run now waits for, when it changed.
+    pub waiting_on: Option<String>,
+    /// `children.waiting` was written: the store checks at once whether they all ended.
+    pub waits: bool,
+    /// This append ended the run.
+    pub ended: bool,
 }
 
 /// The `images` of a stored `run.created` event's data (read by the append
@@ -91,6 +97,8 @@ pub(crate) fn plan_append(
     let (mut attempted_changed, mut final_profile) = (false, None);
     let mut cost: Option<f64> = None;
     let mut session_title = None;
+    let (mut waiting_on, mut waits) = (None, false);
+    let was_terminal = status.is_terminal();
     for ev in events {
         if status.is_terminal() {
             return Err(StoreError::RunFinished);
@@ -128,6 +136,10 @@ pub(crate) fn plan_append(
             cost = Some(cost.or(head.cost_usd).unwrap_or(0.0) + c);
         }
         session_title = fx.session_title.or(session_title);
+        if let Some(w) = fx.waiting_on {
+            waits = !w.is_empty();
+            waiting_on = Some(to_json(&w)?);
+        }
         output = fx.output.or(output);
         error = fx.error.or(error);
         out.push(StoredEvent {
@@ -148,7 +160,10 @@ pub(crate) fn plan_append(
         error: error.as_ref().map(to_json).transpose()?,
         ts,
         approvals,
-        release_lease: status == RunStatus::WaitingApproval,
+        release_lease: matches!(status, RunStatus::WaitingApproval | RunStatus::WaitingChildren),
+        ended: status.is_terminal() && !was_terminal,
+        waits: waits && status == RunStatus::WaitingChildren,
+        waiting_on,
         close_approvals: status.is_terminal(),
         attempted: if attempted_changed { Some(to_json(&attempted)?) } else { None },
         final_profile,

@@ -42,6 +42,9 @@ fn session_from_row(r: &Row) -> Result<Session> {
 
 fn run_from_row(r: &Row) -> Result<Run> {
     let status: String = r.get("status")?;
+    let usage: agentd_core::Usage = r.json("usage")?;
+    let mut tree_usage: agentd_core::Usage = r.json("child_usage")?;
+    tree_usage.add(&usage);
     Ok(Run {
         id: r.get("id")?,
         session_id: r.get("session_id")?,
@@ -52,7 +55,12 @@ fn run_from_row(r: &Row) -> Result<Run> {
         max_steps: r.get("max_steps")?,
         output: r.get("output")?,
         error: r.opt_json("error")?,
-        usage: r.json("usage")?,
+        usage,
+        tree_usage,
+        parent_run_id: r.get("parent_run_id")?,
+        root_run_id: r.get::<Option<String>>("root_run_id")?.or_else(|| r.get("id").ok()),
+        depth: r.get("depth")?,
+        agent_version: r.get("agent_version")?,
         attempted_profiles: r.json("attempted_profiles")?,
         final_profile: r.get("final_profile")?,
         cost_usd: r.get("cost_usd")?,
@@ -166,6 +174,17 @@ pub(crate) async fn migrate(e: &mut dyn Exec, migrations: &[(i64, &'static str)]
 // ---- runs and the journal ----
 
 pub(crate) async fn create_run(e: &mut dyn Exec, t: &Tenant, new: &NewRun) -> Result<(Run, StoredEvent)> {
+    if let Some(c) = &new.child {
+        // A child has a session of its own (its conversation), made with it.
+        let ts = now();
+        let meta = to_json(&serde_json::json!({"parent_run_id": c.parent_run_id, "root_run_id": c.root_run_id}))?;
+        e.execute(
+            "INSERT INTO sessions (id, org, usr, project, title, metadata, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            args![&new.session_id, &t.org, &t.user, &t.project, &c.session_title, &meta, &ts],
+        )
+        .await?;
+    }
     // Locking the session row serialises run creation per session (for reject).
     let sql = "SELECT id FROM sessions WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE";
     if e.query_opt(sql, &scoped(&new.session_id, t)).await?.is_none() {
@@ -176,10 +195,44 @@ pub(crate) async fn create_run(e: &mut dyn Exec, t: &Tenant, new: &NewRun) -> Re
     {
         return Err(StoreError::SessionBusy(active.id));
     }
+    let (parent, root, depth) = match &new.child {
+        Some(c) => (Some(c.parent_run_id.as_str()), c.root_run_id.as_str(), i64::from(c.depth)),
+        None => (None, new.id.as_str(), 0),
+    };
+    let held = match &new.child {
+        Some(c) => {
+            let running = count(
+                e,
+                "SELECT count(*) AS n FROM runs WHERE parent_run_id = $1 AND held = 0
+                   AND status NOT IN ('completed', 'failed', 'cancelled')",
+                args![&c.parent_run_id],
+            )
+            .await?;
+            running >= i64::from(c.max_concurrent.max(1))
+        }
+        None => false,
+    };
     e.execute(
-        "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at, agent)
-         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $10)",
-        args![&new.id, &t.org, &t.user, &t.project, &new.session_id, &new.input, &new.model, new.max_steps, &now(), &new.agent],
+        "INSERT INTO runs (id, org, usr, project, session_id, status, input, model, max_steps, created_at, updated_at, agent,
+           parent_run_id, root_run_id, depth, agent_version, held)
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $9, $10, $11, $12, $13, $14, $15)",
+        args![
+            &new.id,
+            &t.org,
+            &t.user,
+            &t.project,
+            &new.session_id,
+            &new.input,
+            &new.model,
+            new.max_steps,
+            &now(),
+            &new.agent,
+            parent,
+            root,
+            depth,
+            new.agent_version,
+            i64::from(held)
+        ],
     )
     .await?;
     let created = EventKind::RunCreated {
@@ -190,11 +243,43 @@ pub(crate) async fn create_run(e: &mut dyn Exec, t: &Tenant, new: &NewRun) -> Re
         images: new.images.clone(),
         tool_choice: new.tool_choice.clone(),
         system: new.system.clone(),
+        ceiling: new.ceiling.clone(),
     };
     let mut evs = append(e, t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created)).await?;
     let run = get_run(e, t, &new.id).await?.ok_or(StoreError::NotFound)?;
     let ev = evs.pop().ok_or_else(|| StoreError::Corrupt("no event".into()))?;
     Ok((run, ev))
+}
+
+/// Creates a child and journals `child.spawned` on its parent, together.
+pub(crate) async fn create_child_run(
+    e: &mut dyn Exec,
+    t: &Tenant,
+    parent_id: &str,
+    guard: &AppendGuard,
+    new: &NewRun,
+    spawned: &EventKind,
+) -> Result<(Run, Vec<StoredEvent>)> {
+    // The parent's row is locked first (its append), so the count of running
+    // siblings that decides `held` cannot race a sibling ending.
+    let lock = "SELECT id FROM runs WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE";
+    e.query_opt(lock, &scoped(parent_id, t)).await?.ok_or(StoreError::NotFound)?;
+    let (child, _) = create_run(e, t, new).await?;
+    let mut spawned = spawned.clone();
+    if let EventKind::ChildSpawned { held, .. } = &mut spawned {
+        *held = child_held(e, &child.id).await?;
+    }
+    let evs = append(e, t, parent_id, guard, std::slice::from_ref(&spawned)).await?;
+    Ok((child, evs))
+}
+
+async fn child_held(e: &mut dyn Exec, id: &str) -> Result<bool> {
+    Ok(count(e, "SELECT held AS n FROM runs WHERE id = $1", args![id]).await? != 0)
+}
+
+pub(crate) async fn list_children(e: &mut dyn Exec, t: &Tenant, run_id: &str) -> Result<Vec<Run>> {
+    let sql = "SELECT * FROM runs WHERE parent_run_id = $1 AND org = $2 AND usr = $3 AND project = $4 ORDER BY id";
+    all(e.query(sql, &scoped(run_id, t)).await?, run_from_row)
 }
 
 pub(crate) async fn get_run(e: &mut dyn Exec, t: &Tenant, id: &str) -> Result<Option<Run>> {
@@ -264,13 +349,24 @@ pub(crate) async fn unfinished_runs(e: &mut dyn Exec) -> Result<Vec<(Tenant, Run
 
 pub(crate) async fn active_run(e: &mut dyn Exec, t: &Tenant, session_id: &str) -> Result<Option<Run>> {
     let sql = "SELECT * FROM runs WHERE session_id = $1 AND org = $2 AND usr = $3 AND project = $4
-                 AND status IN ('queued', 'running', 'waiting_approval') ORDER BY id LIMIT 1";
+                 AND status IN ('queued', 'running', 'waiting_approval', 'waiting_children') ORDER BY id LIMIT 1";
     one(e.query_opt(sql, &scoped(session_id, t)).await?, run_from_row)
 }
 
 /// Appends events and applies their effects; the run row is locked, so
 /// appends to one run are serialised across nodes.
-pub(crate) async fn append(
+pub(crate) fn append<'a>(
+    e: &'a mut dyn Exec,
+    t: &'a Tenant,
+    run_id: &'a str,
+    guard: &'a AppendGuard,
+    events: &'a [EventKind],
+) -> futures::future::BoxFuture<'a, Result<Vec<StoredEvent>>> {
+    // Boxed: ending a run appends to its parent and children in the same transaction.
+    Box::pin(append_inner(e, t, run_id, guard, events))
+}
+
+async fn append_inner(
     e: &mut dyn Exec,
     t: &Tenant,
     run_id: &str,
@@ -279,7 +375,8 @@ pub(crate) async fn append(
 ) -> Result<Vec<StoredEvent>> {
     let row = e
         .query_opt(
-            "SELECT session_id, status, last_seq, usage, lease_node, input, attempted_profiles, cost_usd FROM runs
+            "SELECT session_id, status, last_seq, usage, lease_node, input, attempted_profiles, cost_usd, parent_run_id,
+               child_usage FROM runs
              WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE",
             &scoped(run_id, t),
         )
@@ -383,7 +480,7 @@ pub(crate) async fn append(
            lease_node = CASE WHEN $8 THEN NULL ELSE lease_node END,
            lease_until = CASE WHEN $8 THEN NULL ELSE lease_until END,
            attempted_profiles = COALESCE($9, attempted_profiles), final_profile = COALESCE($10, final_profile),
-           cost_usd = COALESCE($11, cost_usd)
+           cost_usd = COALESCE($11, cost_usd), waiting_on = COALESCE($12, waiting_on)
          WHERE id = $7",
         args![
             plan.status.as_str(),
@@ -396,14 +493,85 @@ pub(crate) async fn append(
             plan.release_lease,
             &plan.attempted,
             &plan.final_profile,
-            plan.cost_usd
+            plan.cost_usd,
+            &plan.waiting_on
         ],
     )
     .await?;
     if let Some(last) = plan.events.last() {
         e.notify(&Change { run_id: run_id.to_string(), seq: last.seq, type_name: last.type_name.clone() }).await?;
     }
+    if plan.waits {
+        // The children may all have ended before the run got to wait for them.
+        wake_if_done(e, t, run_id).await?;
+    }
+    if plan.ended {
+        let parent: Option<String> = row.get("parent_run_id")?;
+        let mut tree: agentd_core::Usage = row.json("child_usage")?;
+        tree.add(&serde_json::from_str(&plan.usage).map_err(|e| corrupt("usage", e))?);
+        end_of_child_run(e, t, run_id, parent.as_deref(), &tree).await?;
+    }
     Ok(plan.events)
+}
+
+/// What ending a run does to its tree: its unfinished children are cancelled;
+/// its parent gets its usage, a held sibling its slot, and, when this was the
+/// last child it waited for, `children.done` (so it is queued exactly once).
+async fn end_of_child_run(
+    e: &mut dyn Exec,
+    t: &Tenant,
+    run_id: &str,
+    parent: Option<&str>,
+    tree: &agentd_core::Usage,
+) -> Result<()> {
+    let open = e
+        .query(
+            "SELECT id FROM runs WHERE parent_run_id = $1 AND status NOT IN ('completed', 'failed', 'cancelled') ORDER BY id",
+            args![run_id],
+        )
+        .await?;
+    let cancel = [EventKind::RunCancelled { reason: Some("its parent run ended".into()) }];
+    for r in &open {
+        let id: String = r.get("id")?;
+        append(e, t, &id, &AppendGuard::default(), &cancel).await?;
+    }
+    let Some(parent) = parent else { return Ok(()) };
+    let row = e
+        .query_opt("SELECT status, child_usage FROM runs WHERE id = $1 FOR UPDATE", args![parent])
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let mut sum: agentd_core::Usage = row.json("child_usage")?;
+    sum.add(tree);
+    e.execute("UPDATE runs SET child_usage = $1 WHERE id = $2", args![&to_json(&sum)?, parent]).await?;
+    e.execute(
+        "UPDATE runs SET held = 0 WHERE id = (SELECT id FROM runs WHERE parent_run_id = $1 AND held = 1
+           AND status = 'queued' ORDER BY id LIMIT 1)",
+        args![parent],
+    )
+    .await?;
+    if row.get::<String>("status")? == RunStatus::WaitingChildren.as_str() {
+        wake_if_done(e, t, parent).await?;
+    }
+    Ok(())
+}
+
+/// Appends `children.done` to a run waiting for children once all of them ended.
+async fn wake_if_done(e: &mut dyn Exec, t: &Tenant, run_id: &str) -> Result<()> {
+    let row = e.query_opt("SELECT waiting_on FROM runs WHERE id = $1", args![run_id]).await?;
+    let ids: Vec<String> = match row {
+        Some(r) => r.opt_json("waiting_on")?.unwrap_or_default(),
+        None => return Ok(()),
+    };
+    let open = count(
+        e,
+        "SELECT count(*) AS n FROM runs WHERE id = ANY($1) AND status NOT IN ('completed', 'failed', 'cancelled')",
+        args![&ids],
+    )
+    .await?;
+    if open == 0 {
+        append(e, t, run_id, &AppendGuard::default(), &[EventKind::ChildrenDone { child_run_ids: ids }]).await?;
+    }
+    Ok(())
 }
 
 /// Deletes finished runs (with their events and approvals) and idle sessions.
@@ -513,10 +681,11 @@ pub(crate) async fn claim_runs(e: &mut dyn Exec, node: &str, limits: &ClaimLimit
              WHERE r.id IN (
                SELECT id FROM (
                  SELECT c.id, row_number() OVER (PARTITION BY c.org ORDER BY c.id) AS org_rank FROM runs c
-                 WHERE c.status IN ('queued', 'running')
+                 WHERE c.status IN ('queued', 'running') AND c.held = 0
                    AND (c.lease_until IS NULL OR c.lease_until < $1)
                    AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.session_id = c.session_id
-                                     AND o.status IN ('queued', 'running', 'waiting_approval') AND o.id < c.id)
+                                     AND o.status IN ('queued', 'running', 'waiting_approval', 'waiting_children')
+                                     AND o.id < c.id)
                    AND c.org NOT IN (SELECT org FROM runs WHERE status IN ('queued', 'running')
                                        AND lease_until >= $1 GROUP BY org HAVING count(*) >= $4)
                ) ranked WHERE org_rank <= $3 ORDER BY org_rank, id LIMIT $2)
@@ -586,7 +755,90 @@ pub(crate) async fn create_doc(e: &mut dyn Exec, t: &Tenant, kind: DocKind, name
             args![kind.as_str(), &t.org, &t.user, &t.project, name, doc, &now()],
         )
         .await?;
-    if n == 0 { Err(StoreError::AlreadyExists) } else { Ok(()) }
+    if n == 0 {
+        return Err(StoreError::AlreadyExists);
+    }
+    add_version(e, t, kind, name, doc).await
+}
+
+/// Agents keep every version: a run reads the one it started with.
+async fn add_version(e: &mut dyn Exec, t: &Tenant, kind: DocKind, name: &str, doc: &str) -> Result<()> {
+    if kind != DocKind::Agent {
+        return Ok(());
+    }
+    let last = count(
+        e,
+        "SELECT COALESCE(max(version), 0) AS n FROM doc_versions WHERE kind = $1 AND org = $2 AND usr = $3
+           AND project = $4 AND name = $5",
+        args![kind.as_str(), &t.org, &t.user, &t.project, name],
+    )
+    .await?;
+    e.execute(
+        "INSERT INTO doc_versions (kind, org, usr, project, name, version, doc, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        args![kind.as_str(), &t.org, &t.user, &t.project, name, last + 1, doc, &now()],
+    )
+    .await?;
+    Ok(())
+}
+
+fn version_from_row(r: &Row) -> Result<crate::DocVersion> {
+    Ok(crate::DocVersion { version: r.get("version")?, doc: r.json("doc")?, created_at: r.get("created_at")? })
+}
+
+pub(crate) async fn doc_versions(
+    e: &mut dyn Exec,
+    t: &Tenant,
+    kind: DocKind,
+    name: &str,
+    version: Option<i64>,
+) -> Result<Vec<crate::DocVersion>> {
+    let rows = e
+        .query(
+            "SELECT version, doc, created_at FROM doc_versions WHERE kind = $1 AND org = $2 AND usr = $3
+               AND project = $4 AND name = $5 AND ($6 IS NULL OR version = $6) ORDER BY version",
+            args![kind.as_str(), &t.org, &t.user, &t.project, name, version],
+        )
+        .await?;
+    all(rows, version_from_row)
+}
+
+pub(crate) async fn post_blackboard(e: &mut dyn Exec, t: &Tenant, b: &crate::BlackboardEntry) -> Result<bool> {
+    let n = e
+        .execute(
+            "INSERT INTO blackboard (id, org, usr, project, team, author, kind, content, run_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+            args![
+                &b.id,
+                &t.org,
+                &t.user,
+                &t.project,
+                &b.team,
+                &b.author,
+                &b.kind,
+                &b.content,
+                &b.run_id,
+                &b.created_at
+            ],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+pub(crate) async fn blackboard(e: &mut dyn Exec, t: &Tenant, team: &str) -> Result<Vec<crate::BlackboardEntry>> {
+    let sql = "SELECT * FROM blackboard WHERE team = $1 AND org = $2 AND usr = $3 AND project = $4
+               ORDER BY created_at, id";
+    all(e.query(sql, &scoped(team, t)).await?, |r| {
+        Ok(crate::BlackboardEntry {
+            id: r.get("id")?,
+            team: r.get("team")?,
+            author: r.get("author")?,
+            kind: r.get("kind")?,
+            content: r.get("content")?,
+            run_id: r.get("run_id")?,
+            created_at: r.get("created_at")?,
+        })
+    })
 }
 
 pub(crate) async fn list_docs(e: &mut dyn Exec, t: &Tenant, kind: DocKind) -> Result<Vec<serde_json::Value>> {
@@ -606,6 +858,9 @@ pub(crate) async fn replace_doc(e: &mut dyn Exec, t: &Tenant, kind: DocKind, nam
             args![kind.as_str(), &t.org, &t.user, &t.project, name, doc],
         )
         .await?;
+    if n > 0 {
+        add_version(e, t, kind, name, doc).await?;
+    }
     Ok(n > 0)
 }
 

@@ -39,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("../migrations/common/org_limits.sql")),
     (15, include_str!("../migrations/common/events_feed.sql")),
     (16, include_str!("../migrations/common/console_logins.sql")),
+    (17, include_str!("../migrations/common/run_tree.sql")),
 ];
 
 /// Most requests committed together in one transaction.

@@ -82,6 +82,25 @@ impl<B: Backend> JournalStore for SqlStore<B> {
         self.db.read(work(move |e| Box::pin(async move { q::tenant_feed(e, &t, &types, &since, limit).await }))).await
     }
 
+    async fn create_child_run(
+        &self,
+        t: &Tenant,
+        parent_id: &str,
+        guard: &AppendGuard,
+        new: &NewRun,
+        spawned: &EventKind,
+    ) -> Result<(Run, Vec<StoredEvent>)> {
+        let (t, pid, guard, new, ev) = (t.clone(), parent_id.to_string(), guard.clone(), new.clone(), spawned.clone());
+        self.db
+            .write(work(move |e| Box::pin(async move { q::create_child_run(e, &t, &pid, &guard, &new, &ev).await })))
+            .await
+    }
+
+    async fn list_children(&self, t: &Tenant, run_id: &str) -> Result<Vec<Run>> {
+        let (t, id) = (t.clone(), run_id.to_string());
+        self.db.read(work(move |e| Box::pin(async move { q::list_children(e, &t, &id).await }))).await
+    }
+
     async fn unfinished_runs(&self) -> Result<Vec<(Tenant, Run)>> {
         self.db.read(work(|e| Box::pin(async move { q::unfinished_runs(e).await }))).await
     }
@@ -170,6 +189,36 @@ impl<B: Backend> DocStore for SqlStore<B> {
     async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool> {
         let (t, name, doc) = (t.clone(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
         self.db.write(work(move |e| Box::pin(async move { q::replace_doc(e, &t, kind, &name, &doc).await }))).await
+    }
+
+    async fn doc_versions(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<Vec<crate::DocVersion>> {
+        let (t, name) = (t.clone(), name.to_string());
+        self.db.read(work(move |e| Box::pin(async move { q::doc_versions(e, &t, kind, &name, None).await }))).await
+    }
+
+    async fn doc_version(
+        &self,
+        t: &Tenant,
+        kind: DocKind,
+        name: &str,
+        version: i64,
+    ) -> Result<Option<crate::DocVersion>> {
+        let (t, name) = (t.clone(), name.to_string());
+        let w = work(move |e| Box::pin(async move { q::doc_versions(e, &t, kind, &name, Some(version)).await }));
+        Ok(self.db.read(w).await?.pop())
+    }
+
+    async fn post_blackboard(&self, t: &Tenant, entry: &crate::BlackboardEntry) -> Result<bool> {
+        let (t, mut b) = (t.clone(), entry.clone());
+        if let std::borrow::Cow::Owned(m) = agentd_core::redact::redact(&b.content) {
+            b.content = m;
+        }
+        self.db.write(work(move |e| Box::pin(async move { q::post_blackboard(e, &t, &b).await }))).await
+    }
+
+    async fn blackboard(&self, t: &Tenant, team: &str) -> Result<Vec<crate::BlackboardEntry>> {
+        let (t, team) = (t.clone(), team.to_string());
+        self.db.read(work(move |e| Box::pin(async move { q::blackboard(e, &t, &team).await }))).await
     }
 
     async fn delete_doc(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<bool> {

@@ -57,6 +57,7 @@ pub async fn append_derives_rows(s: Arc<dyn Store>) {
         status: agentd_core::ToolStatus::Ok,
         duration_ms: 1,
         sandbox: None,
+        children: vec![],
     };
     s.append(&t, &id, &[tool]).await.unwrap();
     s.append(&t, &id, &[EventKind::RunCompleted { output: "again".into(), usage: Usage::default() }]).await.unwrap();
@@ -549,6 +550,7 @@ pub async fn usage_counts_runs_and_tool_calls(s: Arc<dyn Store>) {
         status: agentd_core::ToolStatus::Ok,
         duration_ms: 1,
         sandbox: None,
+        children: vec![],
     };
     s.append(&a, &id, &[EventKind::RunStarted { node: "n".into() }, assistant("hi"), tool("c1"), tool("c2")])
         .await

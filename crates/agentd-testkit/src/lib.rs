@@ -66,6 +66,8 @@ struct MockState {
     /// Title requests (kept apart from `requests`) and the title they get.
     titles: Mutex<Vec<Value>>,
     title: String,
+    /// Stateless answers chosen by the conversation's first user message.
+    rules: Mutex<Vec<(String, Vec<Turn>)>>,
 }
 
 /// A running mock server; stops when dropped.
@@ -106,6 +108,7 @@ impl MockOpenAi {
             requests: Mutex::new(vec![]),
             titles: Mutex::new(vec![]),
             title: "A mock session title".into(),
+            rules: Mutex::new(vec![]),
             auto_rounds,
             auto_tool: (tool.0.to_string(), tool.1),
             latency,
@@ -141,6 +144,15 @@ impl MockOpenAi {
     /// Adds turns to the end of the script.
     pub fn push(&self, turns: impl IntoIterator<Item = Turn>) {
         lock(&self.state.script).extend(turns);
+    }
+
+    /// Answers conversations whose first user message contains `when` with
+    /// `turns[n]`, n = assistant messages since the last user message; past
+    /// the end, "done: {tool}". `{tool}` in a text turn is the last tool
+    /// result. Stateless, so crashed, resumed and concurrent runs all get
+    /// consistent answers; checked before the script.
+    pub fn rule(&self, when: &str, turns: Vec<Turn>) {
+        lock(&self.state.rules).push((when.to_string(), turns));
     }
 
     /// Every request body received so far.
@@ -190,6 +202,26 @@ fn auto_turn(body: &Value, rounds: usize, tool: &(String, Value)) -> (Turn, usiz
     }
 }
 
+/// The turn a rule gives this request, with the id base of its round.
+fn ruled_turn(body: &Value, rules: &[(String, Vec<Turn>)]) -> Option<(Turn, String)> {
+    let msgs = body["messages"].as_array()?;
+    let text = |m: &Value| match &m["content"] {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().concat(),
+        _ => String::new(),
+    };
+    let first = msgs.iter().find(|m| m["role"] == "user").map(text)?;
+    let (_, turns) = rules.iter().find(|(when, _)| first.contains(when.as_str()))?;
+    let round = msgs.iter().rev().take_while(|m| m["role"] != "user").filter(|m| m["role"] == "assistant").count();
+    let last_tool = msgs.iter().rev().find(|m| m["role"] == "tool").map(text).unwrap_or_default();
+    let turn = match turns.get(round).cloned() {
+        Some(Turn::Text(chunks)) => Turn::Text(chunks.iter().map(|c| c.replace("{tool}", &last_tool)).collect()),
+        Some(t) => t,
+        None => Turn::text(&format!("done: {last_tool}")),
+    };
+    Some((turn, format!("r{round}")))
+}
+
 /// Answers what it was sent: the JSON body and the headers that matter to tests.
 async fn echo(headers: axum::http::HeaderMap, Json(body): Json<Value>) -> Json<Value> {
     let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -234,12 +266,14 @@ async fn chat(State(st): State<Arc<MockState>>, headers: axum::http::HeaderMap, 
         return (StatusCode::BAD_REQUEST, Json(json!({"error": {"message": msg, "type": "invalid_request_error"}})))
             .into_response();
     }
-    let scripted = lock(&st.script).pop_front();
+    let ruled = ruled_turn(&body, &lock(&st.rules));
+    let scripted = if ruled.is_some() { None } else { lock(&st.script).pop_front() };
     // Call ids: unique per request for scripted turns, per round for the auto
     // pattern (so a re-asked round gets the same ids).
-    let (turn, id_base) = match scripted {
-        Some(t) => (t, format!("s{}", st.ids.fetch_add(1, Ordering::Relaxed))),
-        None => {
+    let (turn, id_base) = match (ruled, scripted) {
+        (Some(r), _) => r,
+        (None, Some(t)) => (t, format!("s{}", st.ids.fetch_add(1, Ordering::Relaxed))),
+        (None, None) => {
             let (t, round) = auto_turn(&body, st.auto_rounds, &st.auto_tool);
             (t, format!("r{round}"))
         }

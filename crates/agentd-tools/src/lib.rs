@@ -2,6 +2,7 @@
 //! current_time, workspace file tools, shell, http_fetch) and test-only ones.
 
 mod builtin;
+pub mod delegation;
 pub mod egress;
 mod fs;
 mod http_fetch;
@@ -178,6 +179,9 @@ impl ToolRegistry {
         r.register(Arc::new(fs::Grep));
         r.register(Arc::new(shell::Shell));
         r.register(Arc::new(http_fetch::HttpFetch));
+        for name in delegation::DELEGATION_TOOLS {
+            r.register(Arc::new(delegation::Delegation(name)));
+        }
         r
     }
 

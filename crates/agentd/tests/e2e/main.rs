@@ -10,6 +10,7 @@ mod auth;
 mod browser;
 #[cfg(feature = "test-tools")]
 mod cluster;
+mod delegation;
 #[cfg(feature = "test-tools")]
 mod durability;
 mod files;

@@ -581,6 +581,7 @@ fn guard(n: usize) -> anyhow::Result<ExitCode> {
         status: agentd_core::ToolStatus::Ok,
         duration_ms: 3,
         sandbox: None,
+        children: vec![],
     };
     let start = std::time::Instant::now();
     for _ in 0..n {
