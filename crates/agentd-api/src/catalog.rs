@@ -137,6 +137,71 @@ pub struct AgentDef {
     /// Policy layered over the operator's (`mode`, `allow`, `ask`, `deny` rules).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<Value>,
+    /// What the agent does (for people, and for agents choosing whom to delegate to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Delegation limits and the token budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<AgentLimits>,
+}
+
+/// How far an agent's runs may delegate, and how many tokens a run's tree may use.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentLimits {
+    /// A run at this depth may not delegate (default 3; a top-level run has depth 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_depth: Option<u32>,
+    /// Children one run may create (default 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_children: Option<u32>,
+    /// Children of one run executing at once; more wait (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_children: Option<u32>,
+    /// Wall time of each child in seconds (default 900); over it the child fails `timed_out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_max_wall_secs: Option<u64>,
+    /// Tokens a run and its descendants may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+}
+
+/// One version of a tenant agent (each create or replace makes one).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentVersion {
+    pub version: i64,
+    #[serde(rename = "doc")]
+    pub agent: AgentDef,
+    pub created_at: String,
+}
+
+/// A portable agent: `GET /v1/agents/{name}/export` gives it, `POST /v1/agents/import` takes it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentExport {
+    /// `agentd.agent/v1`.
+    pub format: String,
+    #[serde(default)]
+    pub exported_at: Option<String>,
+    /// The version exported.
+    #[serde(default)]
+    pub version: Option<i64>,
+    pub agent: AgentDef,
+    /// The tenant skills the agent may use (SKILL.md fields and side files).
+    #[serde(default)]
+    pub skills: Vec<Value>,
+    /// The prompt template the agent renders (`name`, `content`).
+    #[serde(default)]
+    pub templates: Vec<Value>,
+}
+
+/// What an import wrote.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AgentImported {
+    pub agent: AgentDef,
+    /// The agent's version after the import.
+    pub version: Option<i64>,
+    pub skills: usize,
+    pub templates: usize,
 }
 
 /// An agent as `GET /v1/agents` lists it: configured ones by name, the tenant's whole.

@@ -20,9 +20,9 @@ pub use agentd_core::{
 };
 
 pub use catalog::{
-    AgentDef, AgentListing, CreateMcpServer, CreateTemplate, DirectCall, McpServerConfig, McpServerInfo,
-    PreviewTemplate, PromptTemplate, ReplaceTemplate, Skill, SkillList, SkillLoadError, SkillSummary, SkillUploaded,
-    TemplatePreview, UploadSkill,
+    AgentDef, AgentExport, AgentImported, AgentLimits, AgentListing, AgentVersion, CreateMcpServer, CreateTemplate,
+    DirectCall, McpServerConfig, McpServerInfo, PreviewTemplate, PromptTemplate, ReplaceTemplate, Skill, SkillList,
+    SkillLoadError, SkillSummary, SkillUploaded, TemplatePreview, UploadSkill,
 };
 pub use models::{
     CreateModelProfile, CreateProvider, ModelPrice, ModelProfileInfo, ModelProfileSpec, ProviderHealth, ProviderInfo,

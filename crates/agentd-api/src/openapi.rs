@@ -154,6 +154,14 @@ pub fn operations() -> Vec<Op> {
         op("put", "/v1/agents/{name}", "Replace a tenant agent's definition")
             .body(s::<AgentDef>)
             .answer(200, Some(s::<AgentDef>)),
+        op("get", "/v1/agents/{name}/versions", "Every version of a tenant agent, oldest first")
+            .answer(200, Some(s::<Page<AgentVersion>>)),
+        op("get", "/v1/agents/{name}/export", "A tenant agent as one portable file (with its skills and template)")
+            .answer(200, Some(s::<AgentExport>)),
+        op("post", "/v1/agents/import", "Take an exported agent back (409 on a name clash unless `replace=true`)")
+            .query(&["replace"])
+            .body(s::<AgentExport>)
+            .answer(201, Some(s::<AgentImported>)),
         op("delete", "/v1/agents/{name}", "Remove a tenant agent").answer(204, None),
         op("post", "/v1/skills", "Upload a skill").body(s::<UploadSkill>).answer(201, Some(s::<SkillUploaded>)),
         op("get", "/v1/skills", "Skills the caller's agent can use").answer(200, Some(s::<SkillList>)),

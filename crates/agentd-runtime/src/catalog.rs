@@ -217,8 +217,17 @@ impl Runtime {
 
     /// Configured agents (by name) and the tenant's own (whole).
     pub async fn list_agents(&self, t: &Tenant) -> Result<Vec<Value>, RuntimeError> {
-        let mut data: Vec<Value> =
-            self.config_agent_names().into_iter().map(|n| json!({"name": n, "source": "config"})).collect();
+        let mut data: Vec<Value> = self
+            .config_agents()
+            .into_iter()
+            .map(|a| {
+                let mut v = json!({"name": a.name, "source": if a.file.is_some() { "file" } else { "config" }});
+                if let Some(d) = a.description {
+                    v["description"] = json!(d);
+                }
+                v
+            })
+            .collect();
         for mut d in self.store.list_docs(t, agentd_store::DocKind::Agent).await? {
             d["source"] = json!("tenant");
             data.push(d);
@@ -235,5 +244,130 @@ impl Runtime {
                 format!("no agent named {name:?} defined over the API"),
             ))
         }
+    }
+}
+
+/// The format tag of an exported agent.
+pub(crate) const AGENT_EXPORT_FORMAT: &str = "agentd.agent/v1";
+
+impl Runtime {
+    /// Every version of a tenant agent, oldest first (404 for an agent the tenant does not have).
+    pub async fn agent_versions(&self, t: &Tenant, name: &str) -> Result<Vec<agentd_store::DocVersion>, RuntimeError> {
+        let versions = self.store.doc_versions(t, agentd_store::DocKind::Agent, name).await?;
+        if versions.is_empty() {
+            return Err(RuntimeError::not_found(
+                ErrorCode::AgentNotFound,
+                format!("no agent named {name:?} defined over the API"),
+            ));
+        }
+        Ok(versions)
+    }
+
+    /// One portable file with a tenant agent, the tenant skills it may use and its template.
+    pub async fn export_agent(&self, t: &Tenant, name: &str) -> Result<Value, RuntimeError> {
+        let def = self
+            .store
+            .list_docs(t, agentd_store::DocKind::Agent)
+            .await?
+            .into_iter()
+            .filter_map(|d| serde_json::from_value::<AgentDef>(d).ok())
+            .find(|d| d.name == name)
+            .ok_or_else(|| {
+                RuntimeError::not_found(
+                    ErrorCode::AgentNotFound,
+                    format!("no agent named {name:?} defined over the API"),
+                )
+            })?;
+        let settings = def.settings(&crate::AgentSettings::default());
+        let skills: Vec<Value> = self
+            .store
+            .list_docs(t, agentd_store::DocKind::Skill)
+            .await?
+            .into_iter()
+            .filter(|s| s["name"].as_str().is_some_and(|n| settings.allows_skill(n)))
+            .collect();
+        let mut templates = vec![];
+        if let Some(tpl) = &def.system_template {
+            let p = self.get_template(t, tpl).await?;
+            templates.push(json!({"name": p.name, "content": p.content}));
+        }
+        let version = self.store.doc_versions(t, agentd_store::DocKind::Agent, name).await?.last().map(|v| v.version);
+        Ok(json!({
+            "format": AGENT_EXPORT_FORMAT,
+            "exported_at": agentd_store::now(),
+            "version": version,
+            "agent": def,
+            "skills": skills,
+            "templates": templates,
+        }))
+    }
+
+    /// Takes an exported agent back (its templates and skills first). A name
+    /// that exists is refused (409) before anything is written, unless
+    /// `replace`, which makes a new version of the agent.
+    pub async fn import_agent(&self, t: &Tenant, bundle: &Value, replace: bool) -> Result<Value, RuntimeError> {
+        let bad = |m: String| RuntimeError::bad(ErrorCode::InvalidRequest, m);
+        if bundle["format"] != AGENT_EXPORT_FORMAT {
+            return Err(bad(format!("`format` must be {AGENT_EXPORT_FORMAT:?}")));
+        }
+        let def: AgentDef =
+            serde_json::from_value(bundle["agent"].clone()).map_err(|e| bad(format!("`agent`: {e}")))?;
+        let list = |k: &str| bundle[k].as_array().cloned().unwrap_or_default();
+        let mut skills = vec![];
+        for s in list("skills") {
+            let skill: agentd_tools::skills::Skill =
+                serde_json::from_value(s).map_err(|e| bad(format!("`skills`: {e}")))?;
+            skills.push(skill);
+        }
+        let mut templates = vec![];
+        for p in list("templates") {
+            match (p["name"].as_str(), p["content"].as_str()) {
+                (Some(n), Some(c)) => templates.push((n.to_string(), c.to_string())),
+                _ => return Err(bad("`templates` entries need `name` and `content`".into())),
+            }
+        }
+        self.check_agent(t, &def).await?;
+        let have_agent =
+            self.store.list_docs(t, agentd_store::DocKind::Agent).await?.iter().any(|d| d["name"] == def.name);
+        let have_skills: Vec<String> = self
+            .store
+            .list_docs(t, agentd_store::DocKind::Skill)
+            .await?
+            .iter()
+            .filter_map(|d| d["name"].as_str().map(str::to_string))
+            .collect();
+        let have_templates: Vec<String> = self.list_templates(t).await?.into_iter().map(|p| p.name).collect();
+        if !replace {
+            let clash = have_agent.then(|| format!("agent {:?}", def.name)).into_iter().chain(
+                skills.iter().filter(|s| have_skills.contains(&s.name)).map(|s| format!("skill {:?}", s.name)).chain(
+                    templates.iter().filter(|p| have_templates.contains(&p.0)).map(|p| format!("template {:?}", p.0)),
+                ),
+            );
+            let clash: Vec<String> = clash.collect();
+            if !clash.is_empty() {
+                return Err(RuntimeError::exists(
+                    ErrorCode::AgentExists,
+                    format!("{} exist already; import with ?replace=true to overwrite", clash.join(", ")),
+                ));
+            }
+        }
+        for (name, content) in &templates {
+            if have_templates.contains(name) {
+                self.replace_template(t, name, content).await?;
+            } else {
+                self.create_template(t, name, content).await?;
+            }
+        }
+        for s in &skills {
+            if have_skills.contains(&s.name) {
+                self.replace_skill(t, s).await?;
+            } else {
+                self.create_skill(t, s).await?;
+            }
+        }
+        let agent = if have_agent { self.replace_agent(t, &def).await? } else { self.create_agent(t, &def).await? };
+        let version =
+            self.store.doc_versions(t, agentd_store::DocKind::Agent, &def.name).await?.last().map(|v| v.version);
+        Ok(json!({"agent": agent, "version": version, "skills": skills.len(), "templates": templates.len()}))
     }
 }

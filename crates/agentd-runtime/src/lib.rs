@@ -3,6 +3,7 @@
 //! live events out to subscribers.
 
 pub mod access;
+pub mod agent_files;
 mod approvals;
 mod catalog;
 mod compaction;
@@ -78,6 +79,10 @@ pub struct AgentSettings {
     pub description: Option<String>,
     /// Delegation limits and the token budget.
     pub limits: Limits,
+    /// `system_prompt` is a template rendered with each run's `arguments` (AGENT.md bodies).
+    pub render_prompt: bool,
+    /// The AGENT.md the agent was loaded from.
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// How far a run may delegate, and how many tokens its tree may use.
@@ -134,6 +139,8 @@ impl Default for AgentSettings {
             ask_on_interrupted: false,
             description: None,
             limits: Limits::default(),
+            render_prompt: false,
+            file: None,
         }
     }
 }
@@ -175,6 +182,8 @@ impl AgentSettings {
             ask_on_interrupted: a.on_interrupted.map_or(d.ask_on_interrupted, |o| o == config::OnInterrupted::Ask),
             description: a.description,
             limits: a.limits.unwrap_or(d.limits),
+            render_prompt: false,
+            file: None,
         }
     }
 
@@ -499,10 +508,10 @@ impl Runtime {
             ));
         }
         // The agent's system template is rendered now: the run keeps the text it started with.
+        let arguments = req.arguments.as_ref().unwrap_or(&serde_json::Value::Null);
         let system_prompt = match &agent.system_template {
-            Some(name) => {
-                Some(self.render_template(t, name, req.arguments.as_ref().unwrap_or(&serde_json::Value::Null)).await?)
-            }
+            Some(name) => Some(self.render_template(t, name, arguments).await?),
+            None if agent.render_prompt => Some(templates::render(&agent.name, &agent.system_prompt, arguments)?),
             None => None,
         };
         let session_id = match req.session_id {

@@ -388,6 +388,8 @@ impl AgentDef {
             ask_on_interrupted: base.ask_on_interrupted,
             description: self.description.clone(),
             limits: self.limits.unwrap_or(base.limits),
+            render_prompt: false,
+            file: None,
         }
     }
 
@@ -470,6 +472,11 @@ impl Runtime {
     pub async fn toolset_for_agent(&self, t: &Tenant, name: &str) -> Result<ToolSet, RuntimeError> {
         let agent = self.agent_for(t, name).await?;
         Ok(self.toolset_with(t, &agent, true).await?)
+    }
+
+    /// The configured agents (config and AGENT.md files).
+    pub fn config_agents(&self) -> Vec<AgentSettings> {
+        self.catalog.config_agents.values().cloned().collect()
     }
 
     /// Names of the configured agents.

@@ -335,3 +335,42 @@ pub(crate) async fn delete_agent(
     s.rt.delete_agent(&t, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// Every version of a tenant agent.
+pub(crate) async fn agent_versions(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let data: Vec<agentd_api::AgentVersion> = shape(&s.rt.agent_versions(&t, &name).await?)?;
+    Ok(Json(agentd_api::Page::all(data)).into_response())
+}
+
+/// A tenant agent as one portable file.
+pub(crate) async fn export_agent(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let bundle = s.rt.export_agent(&t, &name).await?;
+    let file = format!("attachment; filename=\"{name}.agent.json\"");
+    let mut resp = Json(shape::<_, agentd_api::AgentExport>(&bundle)?).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&file) {
+        resp.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+/// Takes an exported agent back.
+pub(crate) async fn import_agent(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    p: Params,
+    ApiJson(bundle): ApiJson<agentd_api::AgentExport>,
+) -> Result<Response, ApiError> {
+    let replace = matches!(p.str("replace").as_deref(), Some("true" | "1"));
+    let bundle =
+        serde_json::to_value(&bundle).map_err(|e| ApiError::bad_request(ErrorCode::InvalidRequest, e.to_string()))?;
+    let done = s.rt.import_agent(&t, &bundle, replace).await?;
+    Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::AgentImported>(&done)?)).into_response())
+}

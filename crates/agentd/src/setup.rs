@@ -161,11 +161,24 @@ pub(crate) fn build_runtime(s: &Setup, o: &Opened) -> anyhow::Result<Arc<Runtime
         Some(file) => tools.with_test_tools(file.clone()),
         None => tools,
     };
+    let mut agents = AgentSettings::all_from_config(&s.config);
+    let agent_dirs: Vec<PathBuf> = s.config.agents_dirs.iter().map(|d| s.config.resolve_path(d)).collect();
+    let (from_files, bad) = agentd_runtime::agent_files::load_agent_dirs(&agent_dirs, &agents[0]);
+    for e in &bad {
+        tracing::warn!(path = %e.path, reason = %e.reason, "agent not loaded");
+    }
+    for a in from_files {
+        if agents.iter().any(|c| c.name == a.name) {
+            tracing::warn!(agent = %a.name, "an AGENT.md names an agent the config defines; the config wins");
+        } else {
+            agents.push(a);
+        }
+    }
     let rt = Runtime::new(agentd_runtime::RuntimeParts {
         store: o.store.clone(),
         models,
         tools,
-        agents: AgentSettings::all_from_config(&s.config),
+        agents,
         node_id: o.node_id.clone(),
         scheduler: s.config.scheduler.clone(),
         workspaces: s.data_dir.join("workspaces"),

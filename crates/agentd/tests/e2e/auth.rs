@@ -387,6 +387,7 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                     ("put", "/v1/agents/{name}") => Some(json!({"name": "helper"})),
                     ("post", "/v1/approvals/{id}") => Some(json!({"decision": "approve"})),
                     ("post", "/v1/runs/{id}/cancel") => Some(json!({})),
+                    ("post", "/v1/runs/{id}/messages") => Some(json!({"input": "x"})),
                     ("put", "/v1/orgs/{org}/limits") => Some(json!({})),
                     ("post", "/v1/sessions/{id}/rename-file") => Some(json!({"from": "a", "to": "b"})),
                     _ => None,

@@ -5,6 +5,7 @@
 mod common;
 mod console;
 
+mod agents;
 mod api;
 mod auth;
 mod browser;
