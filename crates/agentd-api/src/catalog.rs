@@ -283,3 +283,62 @@ pub struct DirectCall {
     pub duration_ms: u64,
     pub created_at: String,
 }
+
+/// One agent of a team, in a role.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamMember {
+    pub agent: String,
+    pub role: String,
+}
+
+/// A team (`/v1/teams`): members in order and a lead.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamDef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `serial` (members in order, then the lead; the default) or `parallel`
+    /// (members at once, then the lead synthesises).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    #[serde(default)]
+    pub members: Vec<TeamMember>,
+    pub lead: TeamMember,
+}
+
+/// Body of `POST /v1/teams/{name}/runs`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTeamRun {
+    pub input: String,
+}
+
+/// An entry of a team's blackboard.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct BlackboardEntry {
+    pub id: String,
+    pub team: String,
+    /// The role (or person) that wrote it.
+    pub author: String,
+    /// `task`, `proposal`, `evidence`, `decision` or `note`.
+    pub kind: String,
+    pub content: String,
+    /// The run that wrote it, if a run did.
+    pub run_id: Option<String>,
+    pub created_at: String,
+}
+
+/// Body of `POST /v1/teams/{name}/blackboard`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostBlackboard {
+    /// Who writes (default `user`).
+    #[serde(default)]
+    pub author: Option<String>,
+    pub kind: String,
+    pub content: String,
+    #[serde(default)]
+    pub run_id: Option<String>,
+}

@@ -20,9 +20,10 @@ pub use agentd_core::{
 };
 
 pub use catalog::{
-    AgentDef, AgentExport, AgentImported, AgentLimits, AgentListing, AgentVersion, CreateMcpServer, CreateTemplate,
-    DirectCall, McpServerConfig, McpServerInfo, PreviewTemplate, PromptTemplate, ReplaceTemplate, Skill, SkillList,
-    SkillLoadError, SkillSummary, SkillUploaded, TemplatePreview, UploadSkill,
+    AgentDef, AgentExport, AgentImported, AgentLimits, AgentListing, AgentVersion, BlackboardEntry, CreateMcpServer,
+    CreateTeamRun, CreateTemplate, DirectCall, McpServerConfig, McpServerInfo, PostBlackboard, PreviewTemplate,
+    PromptTemplate, ReplaceTemplate, Skill, SkillList, SkillLoadError, SkillSummary, SkillUploaded, TeamDef,
+    TeamMember, TemplatePreview, UploadSkill,
 };
 pub use models::{
     CreateModelProfile, CreateProvider, ModelPrice, ModelProfileInfo, ModelProfileSpec, ProviderHealth, ProviderInfo,

@@ -162,6 +162,21 @@ pub fn operations() -> Vec<Op> {
             .query(&["replace"])
             .body(s::<AgentExport>)
             .answer(201, Some(s::<AgentImported>)),
+        op("post", "/v1/teams", "Define a team").body(s::<TeamDef>).answer(201, Some(s::<TeamDef>)),
+        op("get", "/v1/teams", "The tenant's teams").answer(200, Some(s::<Page<TeamDef>>)),
+        op("get", "/v1/teams/{name}", "One team").answer(200, Some(s::<TeamDef>)),
+        op("put", "/v1/teams/{name}", "Replace a team (runs already started keep theirs)")
+            .body(s::<TeamDef>)
+            .answer(200, Some(s::<TeamDef>)),
+        op("delete", "/v1/teams/{name}", "Remove a team").answer(204, None),
+        op("post", "/v1/teams/{name}/runs", "Run the team on an input (a parent run with a child per member)")
+            .body(s::<CreateTeamRun>)
+            .answer(202, Some(s::<Run>)),
+        op("get", "/v1/teams/{name}/blackboard", "The team's blackboard, oldest first")
+            .answer(200, Some(s::<Page<BlackboardEntry>>)),
+        op("post", "/v1/teams/{name}/blackboard", "Add an entry to the team's blackboard")
+            .body(s::<PostBlackboard>)
+            .answer(201, Some(s::<BlackboardEntry>)),
         op("delete", "/v1/agents/{name}", "Remove a tenant agent").answer(204, None),
         op("post", "/v1/skills", "Upload a skill").body(s::<UploadSkill>).answer(201, Some(s::<SkillUploaded>)),
         op("get", "/v1/skills", "Skills the caller's agent can use").answer(200, Some(s::<SkillList>)),

@@ -29,6 +29,9 @@ pub enum EventKind {
         /// What a child run inherits from its parent: the ceiling on its tools and policy, its budgets.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ceiling: Option<crate::run::Ceiling>,
+        /// Set for a team run: the team it runs (its members are its children).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        team: Option<crate::run::TeamSpec>,
     },
     #[serde(rename = "run.started")]
     RunStarted { node: String },
@@ -434,6 +437,7 @@ mod tests {
             tool_choice: None,
             system: None,
             ceiling: None,
+            team: None,
         };
         let fx = created.effects();
         assert_eq!(fx.status, Some(RunStatus::Queued));

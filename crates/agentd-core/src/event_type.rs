@@ -15,6 +15,10 @@ pub const DELTA_EVENT: &str = "llm.delta";
 /// subscribed (sent once, after the event it follows; replaces, never appends).
 pub const PARTIAL_EVENT: &str = "llm.partial";
 
+/// The SSE event name of a descendant run's event in its ancestor's stream:
+/// `{"child_run_id", "parent_run_id", "event": <the stored event>}`.
+pub const CHILD_EVENT: &str = "child.event";
+
 /// The type of a journal event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EventType {

@@ -18,5 +18,5 @@ pub use event::{EventKind, StoredEvent};
 pub use event_type::EventType;
 pub use ids::{Tenant, new_id};
 pub use message::{ContentPart, Message, Role, ToolCall, ToolSpec, Usage};
-pub use run::{Ceiling, HeaderSpec, HttpToolDef, Run, RunError, RunStatus, SecretRef, Session};
+pub use run::{Ceiling, HeaderSpec, HttpToolDef, Run, RunError, RunStatus, SecretRef, Session, TeamMember, TeamSpec};
 pub use vocab::{ErrorCode, KeyRole, Refusal, ToolSource, ToolStatus};

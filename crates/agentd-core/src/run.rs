@@ -111,6 +111,26 @@ pub struct Run {
     pub tree_usage: Usage,
 }
 
+/// A team as a team run saw it when it started (later edits never change it).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeamSpec {
+    pub name: String,
+    /// `serial` (members in order, then the lead) or `parallel` (members at once, then the lead).
+    pub strategy: String,
+    pub members: Vec<TeamMember>,
+    pub lead: TeamMember,
+}
+
+/// One agent of a team, in a role.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamMember {
+    pub agent: String,
+    pub role: String,
+}
+
 /// What a child run may not exceed, fixed when it is created.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -127,6 +147,12 @@ pub struct Ceiling {
     /// Wall time the child may run; over it ends `failed` with `timed_out`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_wall_secs: Option<u64>,
+    /// The team whose blackboard the child reads and writes (members and leads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The child's role in that team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// A conversation: an ordered list of messages produced by its runs.

@@ -92,6 +92,7 @@ impl Runtime {
                         waits.push((c, vec![child]));
                     }
                 }
+                "blackboard_read" | "blackboard_write" => results.push(self.blackboard_tool(p, c, tree).await?),
                 _ => match wait_list(c, tree) {
                     Ok(ids) if ids.is_empty() => {
                         let text = "no spawned child runs are waiting to be collected".to_string();
@@ -238,6 +239,8 @@ impl Runtime {
                 deny,
                 max_tokens,
                 max_wall_secs: Some(limits.child_max_wall_secs.min(agent.max_wall_secs)),
+                team: None,
+                role: None,
             }),
             ..NewRun::new(agentd_core::new_id("ses"), input, model, agent.max_steps)
         };
@@ -321,7 +324,13 @@ fn answers(ids: &[String], children: &HashMap<String, Run>) -> (String, bool) {
     (text, failed == ids.len())
 }
 
-fn result(c: &ToolCall, text: String, is_error: bool, status: ToolStatus, children: Vec<String>) -> EventKind {
+pub(crate) fn result(
+    c: &ToolCall,
+    text: String,
+    is_error: bool,
+    status: ToolStatus,
+    children: Vec<String>,
+) -> EventKind {
     EventKind::ToolResult {
         call_id: c.id.clone(),
         name: c.name.clone(),

@@ -45,6 +45,8 @@ pub struct Folded {
     pub system: Option<String>,
     /// The run's children and what it inherited from its parent.
     pub tree: crate::delegation::Tree,
+    /// Set for a team run.
+    pub team: Option<agentd_core::TeamSpec>,
 }
 
 /// An approval as the journal tells it.
@@ -99,7 +101,8 @@ impl Folded {
             last_ts = ts.or(last_ts);
             let Ok(kind) = EventKind::from_parts(&ev.type_name, ev.data.clone()) else { continue };
             match kind {
-                EventKind::RunCreated { images, tool_choice, system, ceiling, .. } => {
+                EventKind::RunCreated { images, tool_choice, system, ceiling, team, .. } => {
+                    f.team = team;
                     f.input_images = images;
                     f.first_tool_choice = tool_choice;
                     f.system = system;
@@ -239,6 +242,7 @@ mod tests {
                     tool_choice: None,
                     system: None,
                     ceiling: None,
+                    team: None,
                 },
             ),
             stored(2, EventKind::RunStarted { node: "n".into() }),

@@ -22,6 +22,7 @@ mod run_loop;
 mod scheduler;
 pub mod secrets;
 pub mod seen;
+pub mod team;
 pub mod templates;
 pub mod tenant_models;
 mod titles;
@@ -555,6 +556,7 @@ impl Runtime {
             agent_version,
             child: None,
             ceiling: None,
+            team: None,
         };
         // A channel only when someone listens (they cost memory); it exists
         // before the scheduler can start the run, so no live item is missed.

@@ -189,6 +189,9 @@ impl Runtime {
         } else {
             vec![EventKind::RunStarted { node: self.sched.node_id().to_string() }]
         };
+        if let Some(team) = &f.team {
+            return self.drive_team(t, run, team, &mut tree, &mut w, carry).await;
+        }
         let chain = match self.model_chain(t, &run.model).await {
             Ok(m) => m,
             Err(crate::RuntimeError::Store(e)) => return Err(e.into()),
@@ -204,7 +207,7 @@ impl Runtime {
                 return Ok(());
             }
         };
-        let toolset = self.toolset_with(t, &agent, true).await?;
+        let toolset = self.run_toolset(t, &agent, tree.ceiling.as_ref()).await?;
         let tools = toolset.specs.clone();
         let base = f.system.as_deref().unwrap_or(&agent.system_prompt);
         let history = self.store.session_messages(t, &run.session_id).await?;
@@ -273,6 +276,12 @@ impl Runtime {
             carry.push(EventKind::StepCompleted { step: f.step });
             first_step = f.step + 1;
         } else if f.started && f.step_completed {
+            if f.answered && f.calls.is_empty() && f.pending_inputs.is_empty() {
+                // A final answer journaled before a crash stopped its `run.completed`
+                // (the session title is asked for in between): the answer stands.
+                w.write_final(carry, EventKind::RunCompleted { output: f.last_text.clone(), usage: total }).await?;
+                return Ok(());
+            }
             first_step = f.step + 1;
         }
 

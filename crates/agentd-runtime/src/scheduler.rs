@@ -50,7 +50,12 @@ impl Default for SchedulerSettings {
 /// A run executing in this process.
 struct Active {
     cancel: CancellationToken,
+    /// Which task: a run woken again (children done) may be claimed before
+    /// its previous task has finished returning.
+    task: u64,
 }
+
+static TASKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Runs a closure when dropped (used to free a run's slot however its task ends).
 struct OnDrop<F: FnOnce()>(Option<F>);
@@ -292,13 +297,19 @@ impl Runtime {
 
     fn spawn_run(self: &Arc<Self>, t: Tenant, run: Run) {
         let token = CancellationToken::new();
-        self.sched.active().insert(run.id.clone(), Active { cancel: token.clone() });
+        let task = TASKS.fetch_add(1, Ordering::Relaxed);
+        self.sched.active().insert(run.id.clone(), Active { cancel: token.clone(), task });
         let rt = self.clone();
         self.sched.tasks.spawn(async move {
             let run_id = run.id.clone();
             let _slot = OnDrop(Some(|| {
-                rt.sched.active().remove(&run_id);
-                rt.hub.close(&run_id);
+                let mut active = rt.sched.active();
+                // A newer task of the same run keeps its slot and its live channel.
+                if active.get(&run_id).is_some_and(|a| a.task == task) {
+                    active.remove(&run_id);
+                    drop(active);
+                    rt.hub.close(&run_id);
+                }
                 rt.sched.wake();
             }));
             if let Err(e) = rt.drive(&t, run.clone(), &token).await {

@@ -60,8 +60,8 @@ impl Runtime {
             .find(|e| e.seq > started.seq && e.type_name.starts_with("llm."))
             .map(|e| e.seq);
         let answered = events.iter().filter(of_step).find(|e| e.type_name == "llm.completed");
-        let agent = self.agent_for(t, &run.agent).await?;
-        let toolset = self.toolset_with(t, &agent, true).await?;
+        let agent = self.agent_of_run(t, &run, f.tree.ceiling.as_ref()).await?;
+        let toolset = self.run_toolset(t, &agent, f.tree.ceiling.as_ref()).await?;
         let base = f.system.as_deref().unwrap_or(&agent.system_prompt).to_string();
 
         let history = self.store.session_messages(t, &run.session_id).await?;

@@ -468,6 +468,22 @@ impl Runtime {
         Ok(agent)
     }
 
+    /// The tools a run offers its model: its agent's, without the blackboard
+    /// tools unless it is a member (or the lead) of a team run.
+    pub(crate) async fn run_toolset(
+        &self,
+        t: &Tenant,
+        agent: &AgentSettings,
+        ceiling: Option<&agentd_core::Ceiling>,
+    ) -> Result<ToolSet, StoreError> {
+        let mut set = self.toolset_with(t, agent, true).await?;
+        let bb = agentd_tools::delegation::BLACKBOARD_TOOLS;
+        if ceiling.is_none_or(|c| c.team.is_none()) && set.specs.iter().any(|s| bb.contains(&s.name.as_str())) {
+            set.specs = Arc::new(set.specs.iter().filter(|s| !bb.contains(&s.name.as_str())).cloned().collect());
+        }
+        Ok(set)
+    }
+
     /// The tool set of a named agent.
     pub async fn toolset_for_agent(&self, t: &Tenant, name: &str) -> Result<ToolSet, RuntimeError> {
         let agent = self.agent_for(t, name).await?;

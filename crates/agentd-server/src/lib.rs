@@ -12,6 +12,7 @@ mod runs;
 mod secrets;
 mod sessions;
 mod sse;
+mod teams;
 mod templates;
 mod tools;
 
@@ -118,6 +119,14 @@ fn v1_routes() -> V1 {
         .add("get", "/agents/{name}/export", tools::export_agent)
         .add("post", "/agents/import", tools::import_agent)
         .add("delete", "/agents/{name}", tools::delete_agent)
+        .add("post", "/teams", teams::create)
+        .add("get", "/teams", teams::list)
+        .add("get", "/teams/{name}", teams::get_one)
+        .add("put", "/teams/{name}", teams::replace)
+        .add("delete", "/teams/{name}", teams::delete)
+        .add("post", "/teams/{name}/runs", teams::run)
+        .add("get", "/teams/{name}/blackboard", teams::blackboard)
+        .add("post", "/teams/{name}/blackboard", teams::post)
         .add("post", "/skills", tools::create_skill)
         .add("get", "/skills", tools::list_skills)
         .add("get", "/skills/{name}", tools::get_skill)

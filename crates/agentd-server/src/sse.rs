@@ -1,6 +1,7 @@
 //! A run's journal as Server-Sent Events: the stored backlog after a cursor,
 //! then live events and deltas, ending after the terminal event.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ pub(crate) fn run_events(
 ) -> Response {
     let (tx, out) = mpsc::channel(256);
     tokio::spawn(async move {
-        let mut f = Feed { rt, t, run_id, last: after, tx, partial: None };
+        let mut f = Feed { rt, t, run_id, last: after, tx, partial: None, under: None, following: HashSet::new() };
         if let Err(Closed) = f.pump(rx).await {
             tracing::debug!(run_id = %f.run_id, "SSE client went away");
         }
@@ -44,6 +45,11 @@ struct Feed {
     tx: mpsc::Sender<Result<Event, Infallible>>,
     /// The text streamed before this client came, sent after its event.
     partial: Option<agentd_runtime::Partial>,
+    /// Set for a descendant's feed: its events go out as `child.event`
+    /// frames (without ids: the cursor is the top run's) under this parent.
+    under: Option<String>,
+    /// Children whose events this feed already forwards.
+    following: HashSet<String>,
 }
 
 enum Progress {
@@ -62,10 +68,18 @@ impl Feed {
             Some(rx) => Some(rx),
             None => {
                 let (rx, partial) = self.rt.hub().open_mid_answer(&self.run_id);
-                self.partial = partial;
+                self.partial = partial.filter(|_| self.under.is_none());
                 Some(rx)
             }
         };
+        if self.last > 0 {
+            // Resumed past the `child.spawned` events: follow the children there are.
+            if let Ok(children) = self.rt.run_children(&self.t, &self.run_id).await {
+                for c in children {
+                    self.follow(&c.id);
+                }
+            }
+        }
         // A cursor past the journal's end (`Last-Event-ID: 9223372036854775807`)
         // would make every later event look already seen: clamp it.
         if !from_creation {
@@ -102,6 +116,7 @@ impl Feed {
                     }
                 }
                 Ok(Live::Event(ev)) if ev.seq <= self.last => {}
+                Ok(Live::Delta(_)) if self.under.is_some() => {}
                 Ok(Live::Delta(d)) => self.send(delta_frame(&d)).await?,
                 Ok(Live::Changed(seq)) if seq <= self.last => {}
                 // A gap, a change elsewhere or a lagging receiver: the journal is the truth.
@@ -134,8 +149,22 @@ impl Feed {
     }
 
     async fn send_event(&mut self, ev: &StoredEvent) -> Result<Progress, Closed> {
-        let data = serde_json::to_string(ev).map_err(|_| Closed)?;
-        self.send(Event::default().id(ev.seq.to_string()).event(&ev.type_name).data(data)).await?;
+        let frame = match &self.under {
+            None => {
+                let data = serde_json::to_string(ev).map_err(|_| Closed)?;
+                Event::default().id(ev.seq.to_string()).event(&ev.type_name).data(data)
+            }
+            Some(parent) => {
+                let data = serde_json::json!({"child_run_id": self.run_id, "parent_run_id": parent, "event": ev});
+                Event::default().event(agentd_core::event_type::CHILD_EVENT).data(data.to_string())
+            }
+        };
+        self.send(frame).await?;
+        if ev.event_type() == Some(agentd_core::EventType::ChildSpawned)
+            && let Some(child) = ev.data["child_run_id"].as_str()
+        {
+            self.follow(child);
+        }
         self.last = ev.seq;
         self.send_partial_after(ev.seq).await?;
         Ok(if ev.is_terminal() { Progress::Ended } else { Progress::Open })
@@ -154,6 +183,26 @@ impl Feed {
         };
         let frame = Event::default().event(agentd_core::event_type::PARTIAL_EVENT);
         self.send(frame.data(serde_json::to_string(&data).unwrap_or_default())).await
+    }
+
+    /// Forwards a child's events (and, through it, its descendants') into this stream.
+    fn follow(&mut self, child: &str) {
+        if !self.following.insert(child.to_string()) {
+            return;
+        }
+        let mut f = Feed {
+            rt: self.rt.clone(),
+            t: self.t.clone(),
+            run_id: child.to_string(),
+            last: 0,
+            tx: self.tx.clone(),
+            partial: None,
+            under: Some(self.run_id.clone()),
+            following: HashSet::new(),
+        };
+        tokio::spawn(async move {
+            let _ = f.pump(None).await;
+        });
     }
 
     /// Sends every stored event after `last`.

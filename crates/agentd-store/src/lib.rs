@@ -125,6 +125,8 @@ pub struct NewRun {
     pub child: Option<ChildOf>,
     /// What a child may not exceed.
     pub ceiling: Option<agentd_core::Ceiling>,
+    /// Set for a team run.
+    pub team: Option<agentd_core::TeamSpec>,
 }
 
 /// Where a child run sits in its tree.
@@ -182,6 +184,7 @@ impl NewRun {
             agent_version: None,
             child: None,
             ceiling: None,
+            team: None,
         }
     }
 }

@@ -244,6 +244,7 @@ pub(crate) async fn create_run(e: &mut dyn Exec, t: &Tenant, new: &NewRun) -> Re
         tool_choice: new.tool_choice.clone(),
         system: new.system.clone(),
         ceiling: new.ceiling.clone(),
+        team: new.team.clone(),
     };
     let mut evs = append(e, t, &new.id, &AppendGuard::default(), std::slice::from_ref(&created)).await?;
     let run = get_run(e, t, &new.id).await?.ok_or(StoreError::NotFound)?;

@@ -10,7 +10,10 @@ use serde_json::json;
 use crate::{Tool, ToolContext, ToolOutput};
 
 /// Names of the tools the run loop carries out itself.
-pub const DELEGATION_TOOLS: [&str; 3] = ["delegate", "spawn", "wait_children"];
+pub const DELEGATION_TOOLS: [&str; 5] = ["delegate", "spawn", "wait_children", "blackboard_read", "blackboard_write"];
+
+/// The blackboard tools, offered only to the members and lead of a team run.
+pub const BLACKBOARD_TOOLS: [&str; 2] = ["blackboard_read", "blackboard_write"];
 
 fn child_schema() -> serde_json::Value {
     json!({
@@ -45,6 +48,22 @@ impl Tool for Delegation {
                 "Starts a child agent run on a task and returns its run id at once; collect its answer later \
                  with wait_children.",
                 child_schema(),
+            ),
+            "blackboard_read" => (
+                "Reads your team's blackboard: every entry (author, kind, text) in the order written.",
+                json!({"type": "object", "properties": {}, "additionalProperties": false}),
+            ),
+            "blackboard_write" => (
+                "Adds an entry to your team's blackboard for the other members and the lead.",
+                json!({
+                    "type": "object",
+                    "properties": {
+                        "kind": {"type": "string", "enum": ["task", "proposal", "evidence", "decision", "note"]},
+                        "content": {"type": "string", "minLength": 1, "maxLength": 100000}
+                    },
+                    "required": ["kind", "content"],
+                    "additionalProperties": false
+                }),
             ),
             _ => (
                 "Waits until the child runs started with spawn have ended and returns their answers in one \

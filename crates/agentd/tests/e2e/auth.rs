@@ -316,6 +316,7 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
     let rid = post("/v1/runs", json!({"input": "hi", "session_id": sid})).await["id"].as_str().unwrap().to_string();
     post("/v1/http-tools", json!({"name": "lookup", "url": "https://example.com/x"})).await;
     post("/v1/agents", json!({"name": "helper"})).await;
+    post("/v1/teams", json!({"name": "crew", "lead": {"agent": "helper", "role": "lead"}})).await;
     post("/v1/skills", json!({"content": "---\nname: notes\ndescription: d\n---\nbody\n"})).await;
     post("/v1/prompt-templates", json!({"name": "greet", "content": "Hi"})).await;
     let (c, v) = call(&s, Some(&admin), Method::PUT, "/v1/secrets/db", Some(json!({"value": "v"}))).await;
@@ -358,6 +359,7 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                 .replace("/http-tools/{name}", "/http-tools/lookup")
                 .replace("/mcp-servers/{name}", "/mcp-servers/nope")
                 .replace("/agents/{name}", "/agents/helper")
+                .replace("/teams/{name}", "/teams/crew")
                 .replace("/skills/{name}", "/skills/notes")
                 .replace("/prompt-templates/{name}", "/prompt-templates/greet")
                 .replace("/tools/{name}", "/tools/echo")
@@ -385,6 +387,11 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                     }
                     ("put", "/v1/prompt-templates/{name}") => Some(json!({"content": "x"})),
                     ("put", "/v1/agents/{name}") => Some(json!({"name": "helper"})),
+                    ("put", "/v1/teams/{name}") => {
+                        Some(json!({"name": "crew", "lead": {"agent": "default", "role": "lead"}}))
+                    }
+                    ("post", "/v1/teams/{name}/runs") => Some(json!({"input": "x"})),
+                    ("post", "/v1/teams/{name}/blackboard") => Some(json!({"kind": "note", "content": "x"})),
                     ("post", "/v1/approvals/{id}") => Some(json!({"decision": "approve"})),
                     ("post", "/v1/runs/{id}/cancel") => Some(json!({})),
                     ("post", "/v1/runs/{id}/messages") => Some(json!({"input": "x"})),

@@ -405,3 +405,102 @@ async fn sigkill_after_approvals_never_repeats_an_approved_call_sqlite() {
 async fn sigkill_after_approvals_never_repeats_an_approved_call_postgres() {
     sigkill_loop_with_approvals(Some(common::fresh_pg_database().await)).await;
 }
+
+/// Every run of a tree, root first.
+async fn tree_of(s: &Server, root: &str) -> Vec<Value> {
+    let (mut out, mut todo) = (vec![], vec![root.to_string()]);
+    while let Some(id) = todo.pop() {
+        let (_, run) = s.get(&format!("/v1/runs/{id}")).await;
+        out.push(run);
+        let (c, kids) = s.get(&format!("/v1/runs/{id}/children")).await;
+        assert_eq!(c, 200, "{kids}");
+        for k in kids["data"].as_array().unwrap() {
+            todo.push(k["id"].as_str().unwrap().to_string());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_anywhere_in_a_delegation_finishes_every_run_once() {
+    // A parent spawns two children, collects them, then delegates to a
+    // third; every child makes two calls to a non-idempotent tool.
+    let mock = MockOpenAi::start_with_latency(vec![], 0, Duration::from_millis(8)).await.unwrap();
+    let append = || Turn::tool("test_append", json!({"delay_ms": 10}));
+    mock.rule(
+        "TREE-P",
+        vec![
+            Turn::ToolCalls(vec![
+                ("spawn".into(), json!({"task": "TREE-C a"})),
+                ("spawn".into(), json!({"task": "TREE-C b"})),
+            ]),
+            Turn::tool("wait_children", json!({})),
+            Turn::tool("delegate", json!({"task": "TREE-C c"})),
+            Turn::text("parent done"),
+        ],
+    );
+    mock.rule("TREE-C", vec![append(), append(), Turn::text("child done")]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("effects.log");
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    eprintln!("delegation crash test seed {seed}");
+    let mut rng = Lcg(seed);
+    let mut roots: Vec<String> = vec![];
+    let mut kills = 0;
+    while kills < 30 {
+        let s = Server::start_with(opts(&mock.base_url, &data, &file));
+        if roots.len() < 12 && kills % 3 == 0 {
+            let (c, r) = s.post("/v1/runs", json!({"input": "TREE-P go", "max_steps": 10})).await;
+            assert_eq!(c, 202, "{r}");
+            roots.push(r["id"].as_str().unwrap().to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(20 + rng.next(150))).await;
+        drop(s); // SIGKILL
+        kills += 1;
+    }
+    let s = Server::start_with(opts(&mock.base_url, &data, &file));
+    let seen = effects(&file);
+    let (mut children, mut interrupted) = (0, 0);
+    for root in &roots {
+        let run = s.wait_run(root).await;
+        assert_eq!(run["status"], "completed", "root {root}: {run}");
+        let evs = s.events(root).await;
+        let brief: Vec<String> = evs.iter().map(|e| format!("{} {}", e["type"], e["data"]["step"])).collect();
+        assert_eq!(run["output"], "parent done", "root {root}: {brief:#?}");
+        let tree = tree_of(&s, root).await;
+        // Exactly three children, each created once (a second creation would be a fourth).
+        assert_eq!(tree.len(), 4, "root {root}: {tree:?}");
+        let count = |t: &str| evs.iter().filter(|e| e["type"] == t).count();
+        assert_eq!(count("child.spawned"), 3, "root {root}");
+        // Woken once per wait: every `children.waiting` has one `children.done`.
+        assert_eq!(count("children.done"), 2, "root {root}: {:?}", types(&evs));
+        let mut waits = 0;
+        for e in &evs {
+            match e["type"].as_str().unwrap() {
+                "children.waiting" => waits += 1,
+                "children.done" => {
+                    assert!(waits > 0, "woken without waiting");
+                    waits = 0;
+                }
+                _ => {}
+            }
+        }
+        for kid in &tree[1..] {
+            children += 1;
+            let id = kid["id"].as_str().unwrap();
+            assert_eq!(kid["status"], "completed", "child {id}: {kid}");
+            for e in s.events(id).await.iter().filter(|e| e["type"] == "tool.result") {
+                let call = e["data"]["call_id"].as_str().unwrap();
+                let written = seen.get(&format!("{id} {call}")).copied().unwrap_or(0);
+                assert!(written <= 1, "child {id} call {call}: side effect happened {written} times");
+                match e["data"]["status"].as_str().unwrap() {
+                    "ok" => assert_eq!(written, 1, "child {id} call {call}: ok without its effect"),
+                    "interrupted" => interrupted += 1,
+                    other => panic!("child {id} call {call}: {other}"),
+                }
+            }
+        }
+    }
+    eprintln!("{} trees, {children} children, {kills} kills, {interrupted} interrupted calls", roots.len());
+}

@@ -23,5 +23,6 @@ mod runs;
 mod safety;
 mod skills;
 mod snapshot;
+mod teams;
 mod tenant_models;
 mod tools;

@@ -1,0 +1,93 @@
+//! `/v1/teams`: teams, their runs and their blackboards.
+
+use agentd_runtime::team::TeamDef;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiJson, Scope, domain, shape};
+
+fn team_def(def: &agentd_api::TeamDef) -> Result<TeamDef, ApiError> {
+    let mut def = def.clone();
+    def.strategy.get_or_insert_with(|| "serial".into());
+    domain(&def)
+}
+
+pub(crate) async fn create(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    ApiJson(def): ApiJson<agentd_api::TeamDef>,
+) -> Result<Response, ApiError> {
+    let created = s.rt.create_team(&t, &team_def(&def)?).await?;
+    Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::TeamDef>(&created)?)).into_response())
+}
+
+pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope) -> Result<Response, ApiError> {
+    let data: Vec<agentd_api::TeamDef> = shape(&s.rt.list_teams(&t).await?)?;
+    Ok(Json(agentd_api::Page::all(data)).into_response())
+}
+
+pub(crate) async fn get_one(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(shape::<_, agentd_api::TeamDef>(&s.rt.get_team(&t, &name).await?)?).into_response())
+}
+
+pub(crate) async fn replace(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+    ApiJson(def): ApiJson<agentd_api::TeamDef>,
+) -> Result<Response, ApiError> {
+    if def.name != name {
+        return Err(ApiError::bad_request(
+            agentd_core::ErrorCode::InvalidRequest,
+            format!("the body names {:?}, the path {name:?}", def.name),
+        ));
+    }
+    let replaced = s.rt.replace_team(&t, &team_def(&def)?).await?;
+    Ok(Json(shape::<_, agentd_api::TeamDef>(&replaced)?).into_response())
+}
+
+pub(crate) async fn delete(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    s.rt.delete_team(&t, &name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn run(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<agentd_api::CreateTeamRun>,
+) -> Result<Response, ApiError> {
+    let run = s.rt.create_team_run(&t, &name, &body.input).await?;
+    Ok((StatusCode::ACCEPTED, Json(run)).into_response())
+}
+
+pub(crate) async fn blackboard(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let data: Vec<agentd_api::BlackboardEntry> = shape(&s.rt.blackboard(&t, &name).await?)?;
+    Ok(Json(agentd_api::Page::all(data)).into_response())
+}
+
+pub(crate) async fn post(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    Path(name): Path<String>,
+    ApiJson(b): ApiJson<agentd_api::PostBlackboard>,
+) -> Result<Response, ApiError> {
+    let author = b.author.as_deref().filter(|a| !a.trim().is_empty()).unwrap_or("user");
+    let e = s.rt.post_blackboard(&t, &name, author, &b.kind, &b.content, b.run_id).await?;
+    Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::BlackboardEntry>(&e)?)).into_response())
+}
