@@ -141,6 +141,12 @@ pub struct Ceiling {
     /// Deny rules of its ancestors' policies (added to its own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<serde_json::Value>,
+    /// Ask rules of its ancestors' policies (added to its own): policy only gets stricter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ask: Vec<serde_json::Value>,
+    /// The strictest `mode` of its ancestors (`allow`, `ask`, `deny`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     /// Tokens the child (with its descendants) may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,

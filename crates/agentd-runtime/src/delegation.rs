@@ -191,14 +191,15 @@ impl Runtime {
         }
         let tools: Vec<String> =
             mine.into_iter().filter(|n| agent.allows(n) && args.tools.as_ref().is_none_or(|a| a.contains(n))).collect();
-        // Deny rules only add up down the tree.
-        let mut deny: Vec<serde_json::Value> = tree.ceiling.as_ref().map(|c| c.deny.clone()).unwrap_or_default();
-        for d in &p.set.agent.policy.config.deny {
-            let v = serde_json::to_value(d).unwrap_or_default();
-            if !deny.contains(&v) {
-                deny.push(v);
-            }
-        }
+        // Policy only gets stricter down the tree: deny and ask rules add up, the mode is the strictest.
+        let cfg = &p.set.agent.policy.config;
+        let inherited = tree.ceiling.clone().unwrap_or_default();
+        let (deny, ask) = (union(inherited.deny, &cfg.deny), union(inherited.ask, &cfg.ask));
+        let mine = cfg.mode.as_str().to_string();
+        let mode = match inherited.mode {
+            Some(m) if strictness(&m) > strictness(&mine) => Some(m),
+            _ => Some(mine),
+        };
         let left = self.tokens_left(p, tree.ceiling.as_ref()).await?;
         let max_tokens = match (left, agent.limits.max_tokens) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -237,6 +238,8 @@ impl Runtime {
             ceiling: Some(Ceiling {
                 tools: Some(tools),
                 deny,
+                ask,
+                mode,
                 max_tokens,
                 max_wall_secs: Some(limits.child_max_wall_secs.min(agent.max_wall_secs)),
                 team: None,
@@ -275,6 +278,26 @@ impl Runtime {
             None => 0,
         };
         Ok(Some(budget.saturating_sub(used)))
+    }
+}
+
+/// `inherited` plus the rules not in it yet, as JSON.
+fn union<T: serde::Serialize>(mut inherited: Vec<serde_json::Value>, mine: &[T]) -> Vec<serde_json::Value> {
+    for r in mine {
+        let v = serde_json::to_value(r).unwrap_or_default();
+        if !inherited.contains(&v) {
+            inherited.push(v);
+        }
+    }
+    inherited
+}
+
+/// How strict a policy mode is (`deny` > `ask` > `allow`).
+pub(crate) fn strictness(mode: &str) -> u8 {
+    match mode {
+        "deny" => 2,
+        "ask" => 1,
+        _ => 0,
     }
 }
 

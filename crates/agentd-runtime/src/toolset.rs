@@ -453,14 +453,22 @@ impl Runtime {
             if let Some(tools) = &c.tools {
                 agent.tools = Some(tools.clone());
             }
-            if !c.deny.is_empty() {
+            if !c.deny.is_empty() || !c.ask.is_empty() || c.mode.is_some() {
                 let mut cfg = agent.policy.config.clone();
-                for rule in &c.deny {
-                    match serde_json::from_value(rule.clone()) {
-                        Ok(r) if !cfg.deny.contains(&r) => cfg.deny.push(r),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "unreadable inherited deny rule"),
+                for (rules, into) in [(&c.deny, &mut cfg.deny), (&c.ask, &mut cfg.ask)] {
+                    for rule in rules {
+                        match serde_json::from_value(rule.clone()) {
+                            Ok(r) if !into.contains(&r) => into.push(r),
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "unreadable inherited policy rule"),
+                        }
                     }
+                }
+                if let Some(m) = &c.mode
+                    && crate::delegation::strictness(m) > crate::delegation::strictness(cfg.mode.as_str())
+                    && let Ok(v) = serde_json::from_value(serde_json::json!(m))
+                {
+                    cfg.mode = v;
                 }
                 agent.policy = crate::policy_from(&cfg);
             }

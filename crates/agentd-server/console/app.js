@@ -136,7 +136,7 @@ for (const a of document.querySelectorAll('.top nav a')) {
 const feedHandlers = [];
 function onFeed(f) { feedHandlers.push(f); }
 const feed = new EventSource('/v1/events');
-for (const t of ['run.created', 'run.started', 'run.resumed', 'approval.requested', 'approval.resolved', 'run.completed', 'run.failed', 'run.cancelled', 'session.titled']) {
+for (const t of ['run.created', 'run.started', 'run.resumed', 'approval.requested', 'approval.resolved', 'run.completed', 'run.failed', 'run.cancelled', 'session.titled', 'children.waiting', 'children.done']) {
   feed.addEventListener(t, (e) => { const d = JSON.parse(e.data); feedHandlers.forEach((f) => f(d)); });
 }
 
@@ -470,7 +470,7 @@ async function chat(sessionId) {
 // ---- runs ------------------------------------------------------------------
 
 async function runs() {
-  const status = el('select', { 'aria-label': 'Status' }, ['', 'queued', 'running', 'waiting_approval', 'completed', 'failed', 'cancelled'].map((s) => el('option', { value: s }, s || 'any status')));
+  const status = el('select', { 'aria-label': 'Status' }, ['', 'queued', 'running', 'waiting_approval', 'waiting_children', 'completed', 'failed', 'cancelled'].map((s) => el('option', { value: s }, s || 'any status')));
   const session = el('input', { type: 'text', placeholder: 'session id', 'aria-label': 'Session id' });
   const agentF = el('input', { type: 'text', placeholder: 'agent', 'aria-label': 'Agent' });
   const modelF = el('input', { type: 'text', placeholder: 'model', 'aria-label': 'Model' });
@@ -507,8 +507,24 @@ async function runs() {
   await load(true);
 }
 
+/** A run's descendants as nested lists (status, agent, tokens), and every id in the tree. */
+async function runTree(id, ids, depth = 0) {
+  const kids = (await api('GET', `/runs/${encodeURIComponent(id)}/children`)).data;
+  if (!kids.length || ids.size > 500) return null;
+  const items = [];
+  for (const k of kids) {
+    ids.add(k.id);
+    const sub = depth < 8 ? await runTree(k.id, ids, depth + 1) : null;
+    items.push(el('li', {}, el('a', { href: `/runs/${k.id}`, class: 'mono' }, k.id), ' ',
+      el('span', { class: `dot ${k.status}`, 'aria-hidden': 'true' }), ` ${k.status}`, ` · ${k.agent} · ${k.tree_usage?.total_tokens ?? 0} tokens`,
+      k.output ? el('details', {}, el('summary', {}, 'answer'), el('pre', {}, k.output)) : null, sub));
+  }
+  return el('ul', { class: 'tree' }, items);
+}
+
 async function runPage(id) {
   const section = el('section', { class: 'page' });
+  const tree = new Set([id]);
   const inspector = el('aside', { class: 'inspector', 'aria-label': 'What the model saw', hidden: true });
   main.replaceChildren(section, inspector);
   const draw = async () => {
@@ -540,17 +556,25 @@ async function runPage(id) {
     const llm = evs.filter((e) => e.type === 'llm.completed').length;
     const toolCalls = evs.filter((e) => e.type === 'tool.called').length;
     const blob = URL.createObjectURL(new Blob([JSON.stringify({ run, events: evs }, null, 2)], { type: 'application/json' }));
+    const children = await runTree(id, tree);
+    const family = (run.parent_run_id || children) ? el('div', { class: 'family' }, el('h2', {}, 'Run tree'),
+      run.parent_run_id ? el('p', {}, 'Delegated by ', el('a', { href: `/runs/${run.parent_run_id}`, class: 'mono' }, run.parent_run_id),
+        ` (depth ${run.depth}; root `, el('a', { href: `/runs/${run.root_run_id}`, class: 'mono' }, run.root_run_id), ')') : null,
+      children) : null;
     section.replaceChildren(el('h1', {}, 'Run ', copyable(run.id)),
       el('div', { class: 'totals' }, el('div', {}, `status: ${run.status}`), el('div', {}, `wall: ${span} ms`), el('div', {}, `tokens: ${run.usage?.total_tokens ?? 0}`),
         el('div', {}, `cost: ${run.cost_usd != null ? '$' + run.cost_usd.toFixed(6) : 'n/a'}`), el('div', {}, `LLM calls: ${llm}`), el('div', {}, `tool calls: ${toolCalls}`),
+        run.tree_usage && run.tree_usage.total_tokens !== run.usage?.total_tokens ? el('div', {}, `with its children: ${run.tree_usage.total_tokens} tokens`) : null,
+        run.agent_version ? el('div', {}, `agent ${run.agent} v${run.agent_version}`) : null,
         el('div', {}, 'session ', el('a', { href: `/chat/${run.session_id}`, class: 'mono' }, run.session_id))),
+      family,
       el('table', {}, el('thead', {}, el('tr', {}, ['#', 'Event', 'At', 'Timeline', 'Details'].map((h) => el('th', { scope: 'col' }, h)))), el('tbody', {}, rows)),
       run.output ? el('div', {}, el('h2', {}, 'Answer'), (() => { const d = el('div', { class: 'msg assistant' }); d.innerHTML = md(run.output); return d; })()) : null,
       el('p', {}, el('a', { href: blob, download: `${run.id}.json` }, 'Download the journal (JSON)')));
     return ['completed', 'failed', 'cancelled'].includes(run.status);
   };
   const done = await draw();
-  if (!done) onFeed((d) => { if (d.run_id === id) draw(); });
+  if (!done) onFeed((d) => { if (tree.has(d.run_id) || d.type === 'run.created') draw(); });
 }
 
 /** The request of one step: tokens per part as a stacked bar, then the exact messages and tools. */
@@ -748,7 +772,7 @@ async function unzip(file) {
 
 async function manage() {
   const sections = [
-    ['agents', 'Agents'], ['tools', 'Tools'], ['mcp', 'MCP servers'], ['skills', 'Skills'], ['templates', 'Templates'],
+    ['agents', 'Agents'], ['teams', 'Teams'], ['tools', 'Tools'], ['mcp', 'MCP servers'], ['skills', 'Skills'], ['templates', 'Templates'],
     ['models', 'Providers and models'], ['keys', 'API keys'], ['usage', 'Usage'],
   ];
   const which = location.hash.slice(1) || 'agents';
@@ -784,8 +808,62 @@ async function manage() {
       });
       const tryIt = (a) => el('a', { href: `/chat?agent=${encodeURIComponent(a.name)}`, 'aria-label': `Try ${a.name} in a chat` }, 'try');
       const editIt = (a) => el('button', { type: 'button', class: 'ghost', 'aria-label': `Edit ${a.name}`, onclick: () => startEdit(a) }, 'edit');
+      // Versions load when opened; export is a download of the portable file.
+      const versions = (a) => {
+        const d = el('details', {}, el('summary', {}, 'versions'));
+        d.addEventListener('toggle', async () => {
+          if (!d.open || d.dataset.loaded) return;
+          d.dataset.loaded = '1';
+          const v = await api('GET', `/agents/${encodeURIComponent(a.name)}/versions`);
+          d.append(el('ol', {}, v.data.map((x) => el('li', {}, `v${x.version} · ${x.created_at}`, el('pre', {}, JSON.stringify(x.doc, null, 2))))));
+        });
+        return d;
+      };
+      const exportIt = (a) => el('a', { href: `/v1/agents/${encodeURIComponent(a.name)}/export`, download: `${a.name}.agent.json` }, 'export');
+      const file = el('input', { id: 'agent-import', type: 'file', accept: '.json,application/json' });
+      const replace = el('input', { id: 'agent-replace', type: 'checkbox' });
+      const importForm = el('form', { class: 'filters' }, el('label', { for: 'agent-import' }, 'Exported agent file', file),
+        el('label', { for: 'agent-replace' }, replace, ' replace what exists (a new version)'), el('button', { type: 'submit' }, 'Import'));
+      importForm.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        if (!file.files[0]) { msg.textContent = 'Choose a file first.'; return; }
+        let bundle;
+        try { bundle = JSON.parse(await file.files[0].text()); } catch { msg.textContent = 'The file is not JSON.'; return; }
+        act(() => api('POST', `/agents/import${replace.checked ? '?replace=true' : ''}`, bundle));
+      });
       body.append(table([['Name', (a) => a.name], ['Model', (a) => a.model || 'default'], ['Source', (a) => a.source],
-        ['', (a) => [tryIt(a), ' ', a.source === 'tenant' ? [editIt(a), ' ', del(`/agents/${encodeURIComponent(a.name)}`, a.name)] : '']]], p.data, 'No agents.'), el('h2', {}, 'New agent'), form);
+        ['', (a) => [tryIt(a), ' ', a.source === 'tenant' ? [editIt(a), ' ', exportIt(a), ' ', versions(a), ' ', del(`/agents/${encodeURIComponent(a.name)}`, a.name)] : '']]], p.data, 'No agents.'),
+        el('h2', {}, 'New agent'), form, el('h2', {}, 'Import an agent'), importForm);
+    } else if (which === 'teams') {
+      const p = await api('GET', '/teams');
+      const board = (t) => {
+        const d = el('details', {}, el('summary', {}, 'blackboard'));
+        d.addEventListener('toggle', async () => {
+          if (!d.open) return;
+          const b = await api('GET', `/teams/${encodeURIComponent(t.name)}/blackboard`);
+          d.replaceChildren(d.firstChild, el('ol', { class: 'board' }, b.data.map((e) => el('li', {}, el('strong', {}, `[${e.kind}] ${e.author}: `), e.content,
+            e.run_id ? [' ', el('a', { href: `/runs/${e.run_id}`, class: 'mono' }, 'run')] : null))));
+        });
+        return d;
+      };
+      const runIt = (t) => {
+        const input = el('input', { 'aria-label': `Task for ${t.name}`, placeholder: 'task' });
+        const go = el('button', { type: 'button', onclick: async () => {
+          try { const r = await api('POST', `/teams/${encodeURIComponent(t.name)}/runs`, { input: input.value }); location.href = `/runs/${r.id}`; } catch (e) { msg.textContent = e.message; }
+        } }, 'Run');
+        return el('span', {}, input, ' ', go);
+      };
+      const def = el('textarea', { id: 'team-json', rows: 6, placeholder: '{"name": "crew", "strategy": "serial", "members": [{"agent": "default", "role": "researcher"}], "lead": {"agent": "default", "role": "lead"}}' });
+      const form = el('form', { class: 'filters' }, el('label', { for: 'team-json' }, 'Team (JSON)', def), el('button', { type: 'submit' }, 'Create team'));
+      form.addEventListener('submit', (e) => {
+        e.preventDefault();
+        let t;
+        try { t = JSON.parse(def.value); } catch { msg.textContent = 'The team is not valid JSON.'; return; }
+        act(() => api('POST', '/teams', t));
+      });
+      body.append(table([['Name', (t) => t.name], ['Strategy', (t) => t.strategy || 'serial'],
+        ['Members', (t) => [...(t.members || []).map((m) => `${m.role} (${m.agent})`), `lead: ${t.lead.role} (${t.lead.agent})`].join(', ')],
+        ['', (t) => [runIt(t), ' ', board(t), ' ', del(`/teams/${encodeURIComponent(t.name)}`, t.name)]]], p.data, 'No teams.'), el('h2', {}, 'New team'), form);
     } else if (which === 'tools') {
       const p = await api('GET', '/tools');
       body.append(table([['Name', (t) => el('details', { 'data-tool': t.name }, el('summary', { class: 'mono' }, t.name), el('pre', {}, JSON.stringify(t.input_schema, null, 2)), schemaForm(t))], ['Source', (t) => t.source], ['Description', (t) => t.description]], p.data, 'No tools.'));

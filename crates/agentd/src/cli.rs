@@ -88,6 +88,9 @@ pub(crate) enum Cmd {
         /// Continue an existing session.
         #[arg(long)]
         session: Option<String>,
+        /// The agent to run (default: `default`).
+        #[arg(long)]
+        agent: Option<String>,
         #[arg(long)]
         max_steps: Option<u32>,
         /// Run against this server instead of in-process.
@@ -115,6 +118,29 @@ pub(crate) enum Cmd {
     Tool {
         #[command(subcommand)]
         cmd: ToolCmd,
+    },
+    /// A run and every run it delegated to, as a tree.
+    Tree {
+        run_id: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Add a user message to a running or waiting run (taken at its next step).
+    Inject {
+        run_id: String,
+        input: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Agents: list, versions, export, import.
+    Agents {
+        #[command(subcommand)]
+        cmd: AgentsCmd,
+    },
+    /// Teams: list, run, blackboard.
+    Teams {
+        #[command(subcommand)]
+        cmd: TeamsCmd,
     },
     /// List sessions.
     Sessions {
@@ -187,7 +213,9 @@ pub(crate) enum Cmd {
     /// Measure the run loop against a mock model on loopback (a child process).
     Bench {
         /// throughput: runs/s and overhead per tool round; waiting: memory of N runs
-        /// all waiting on a slow model; resume: time to get N interrupted runs going again.
+        /// all waiting on a slow model; resume: time to get N interrupted runs going again;
+        /// fanout: a parent spawning 100 children (spawn → wake, overhead per child) and
+        /// 1,000 parents waiting on 10 children each (memory per waiting parent).
         #[arg(long, default_value = "throughput")]
         scenario: String,
         /// Runs per concurrency level (or waiting / interrupted runs).
@@ -215,6 +243,11 @@ pub(crate) enum Cmd {
         rounds: usize,
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
+        /// Also answer delegation scenarios: `FANOUT-PARENT` spawns this many
+        /// `FANOUT-CHILD` runs (one echo round each) and collects them;
+        /// `HOLD-PARENT` spawns as many `HOLD-CHILD` runs that answer after 10 minutes.
+        #[arg(long, default_value_t = 0)]
+        fanout: usize,
     },
 }
 
@@ -229,6 +262,76 @@ pub(crate) struct KeyTarget {
     pub api_key: Option<String>,
     #[command(flatten)]
     pub local: LocalOpts,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AgentsCmd {
+    /// Configured, file and tenant agents.
+    List {
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Every version of a tenant agent.
+    Versions {
+        name: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Print an agent as one portable JSON file (with its skills and template).
+    Export {
+        name: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Take an exported agent back.
+    Import {
+        file: std::path::PathBuf,
+        /// Overwrite what exists (a new version of the agent).
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+}
+
+impl AgentsCmd {
+    pub(crate) fn remote(&self) -> &RemoteOpts {
+        match self {
+            Self::List { remote }
+            | Self::Versions { remote, .. }
+            | Self::Export { remote, .. }
+            | Self::Import { remote, .. } => remote,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TeamsCmd {
+    List {
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Start a team run; prints its id (follow it with `agentd tail` or `agentd tree`).
+    Run {
+        name: String,
+        input: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// The team's blackboard.
+    Board {
+        name: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+}
+
+impl TeamsCmd {
+    pub(crate) fn remote(&self) -> &RemoteOpts {
+        match self {
+            Self::List { remote } | Self::Run { remote, .. } | Self::Board { remote, .. } => remote,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -306,8 +409,9 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Serve { listen, auth, local } => crate::commands::serve::serve(listen, auth, local).await,
         Cmd::Keys { cmd } => crate::commands::keys::run(cmd).await,
         Cmd::Secrets { cmd } => crate::commands::secrets::run(cmd).await,
-        Cmd::Run { input, model, session, max_steps, url, api_key, events, local } => {
-            let req = agentd_runtime::CreateRun { input, session_id: session, model, max_steps, ..Default::default() };
+        Cmd::Run { input, model, session, agent, max_steps, url, api_key, events, local } => {
+            let req =
+                agentd_runtime::CreateRun { input, session_id: session, model, max_steps, agent, ..Default::default() };
             match url {
                 Some(url) => crate::commands::run::run_remote(&url, api_key.as_deref(), req, events).await,
                 None => crate::commands::run::run_local(local, req, events).await,
@@ -318,6 +422,10 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::commands::tool::tool_call(&remote, &name, &args, session).await
         }
         Cmd::Tail { run_id, after, remote } => crate::commands::tail::tail(&remote, &run_id, after).await,
+        Cmd::Tree { run_id, remote } => crate::commands::tree::tree(&remote, &run_id).await,
+        Cmd::Inject { run_id, input, remote } => crate::commands::tree::inject(&remote, &run_id, &input).await,
+        Cmd::Agents { cmd } => crate::commands::tree::agents(cmd.remote(), &cmd).await,
+        Cmd::Teams { cmd } => crate::commands::tree::teams(cmd.remote(), &cmd).await,
         Cmd::Sessions { limit, remote } => {
             crate::commands::list::sessions(&remote, &format!("/v1/sessions?limit={limit}")).await
         }
@@ -346,6 +454,8 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let opts = crate::commands::bench::BenchOpts { runs, rounds, concurrency, mock_latency_ms, database };
             crate::commands::bench::bench(&scenario, opts).await
         }
-        Cmd::MockLlm { rounds, latency_ms } => crate::commands::bench::mock_llm(rounds, latency_ms).await,
+        Cmd::MockLlm { rounds, latency_ms, fanout } => {
+            crate::commands::bench::mock_llm(rounds, latency_ms, fanout).await
+        }
     }
 }

@@ -13,3 +13,4 @@ pub(crate) mod secrets;
 pub(crate) mod serve;
 pub(crate) mod tail;
 pub(crate) mod tool;
+pub(crate) mod tree;

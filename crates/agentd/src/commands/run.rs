@@ -107,6 +107,7 @@ pub(crate) async fn run_remote(
         session_id: req.session_id,
         model: req.model,
         max_steps: req.max_steps,
+        agent: req.agent,
         stream: true,
         ..Default::default()
     };

@@ -190,3 +190,57 @@ async fn an_approval_answered_on_one_node_resumes_the_run_on_another() {
     let resumed = evs.iter().find(|e| e["type"] == "run.resumed").unwrap();
     assert_eq!(resumed["data"]["node"], "node-a");
 }
+
+/// Run trees on PostgreSQL: children spread over two nodes, one node killed
+/// mid-tree; every run finishes, each child exists once, each wait wakes once.
+#[tokio::test(flavor = "multi_thread")]
+async fn delegation_trees_survive_losing_a_node_on_postgres() {
+    let db = common::fresh_pg_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = short_leases(dir.path());
+    let effects = dir.path().join("effects.log");
+    let mock = MockOpenAi::start_with_latency(vec![], 0, Duration::from_millis(5)).await.unwrap();
+    let calls: Vec<(String, serde_json::Value)> =
+        (0..6).map(|i| ("delegate".to_string(), json!({"task": format!("PG-CHILD {i}")}))).collect();
+    mock.rule("PG-PARENT", vec![Turn::ToolCalls(calls), Turn::text("parent: {tool}")]);
+    mock.rule(
+        "PG-CHILD",
+        vec![Turn::tool("test_append", json!({"delay_ms": 150})), Turn::tool("echo", json!({})), Turn::text("ok")],
+    );
+    let a = Server::start_with(node(&mock.base_url, &db, "node-a", &cfg, &effects));
+    let b = Server::start_with(node(&mock.base_url, &db, "node-b", &cfg, &effects));
+    let mut parents = vec![];
+    for i in 0..6 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let (c, r) = s.post("/v1/runs", json!({"input": format!("PG-PARENT {i}")})).await;
+        assert_eq!(c, 202, "{r}");
+        parents.push(r["id"].as_str().unwrap().to_string());
+    }
+    // Once children run, node A dies.
+    let t0 = Instant::now();
+    loop {
+        let (_, running) = b.get("/v1/runs?status=running&limit=100").await;
+        let children = running["data"].as_array().unwrap().iter().filter(|r| !r["parent_run_id"].is_null()).count();
+        if children >= 4 || t0.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(a);
+    for p in &parents {
+        let run = b.wait_run(p).await;
+        assert_eq!(run["status"], "completed", "{run}");
+        let (_, kids) = b.get(&format!("/v1/runs/{p}/children")).await;
+        let kids = kids["data"].as_array().unwrap();
+        assert_eq!(kids.len(), 6, "each child created once");
+        assert!(kids.iter().all(|k| k["status"] == "completed"), "{kids:?}");
+        let evs = b.events(p).await;
+        let count = |t: &str| evs.iter().filter(|e| e["type"] == t).count();
+        assert_eq!((count("children.waiting") >= 1, count("children.done")), (true, 1), "woken once: {p}");
+        assert_eq!(
+            run["tree_usage"]["total_tokens"].as_u64().unwrap(),
+            kids.iter().map(|k| k["tree_usage"]["total_tokens"].as_u64().unwrap()).sum::<u64>()
+                + run["usage"]["total_tokens"].as_u64().unwrap()
+        );
+    }
+}

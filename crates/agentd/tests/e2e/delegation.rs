@@ -303,3 +303,81 @@ async fn a_message_injected_into_a_waiting_parent_is_taken_at_its_next_step() {
     let (c, _) = s.post("/v1/runs/run_nope/messages", json!({"input": "x"})).await;
     assert_eq!(c, 404);
 }
+
+#[tokio::test]
+async fn the_parents_stream_carries_its_whole_tree_as_nested_frames() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    mock.rule("ROOT-S", vec![delegate("MID-S"), Turn::text("root: {tool}")]);
+    mock.rule("MID-S", vec![delegate("LEAF-S"), Turn::text("mid: {tool}")]);
+    mock.rule("LEAF-S", vec![Turn::tool("echo", json!({"x": 1})), Turn::text("leaf")]);
+    let s = Server::start(&mock.base_url);
+    let resp = s
+        .req(reqwest::Method::POST, "/v1/runs")
+        .json(&json!({"input": "ROOT-S", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let frames = crate::common::frames(resp).await;
+    let own: Vec<&str> = frames.iter().filter(|f| !f.id.is_empty()).map(|f| f.event.as_str()).collect();
+    assert_eq!(own.last(), Some(&"run.completed"), "{own:?}");
+    let nested: Vec<&crate::common::Frame> = frames.iter().filter(|f| f.event == "child.event").collect();
+    assert!(nested.iter().all(|f| f.id.is_empty()), "nested frames carry no id: the cursor is the parent's");
+    let root = frames[0].data["run_id"].as_str().unwrap().to_string();
+    let mid = nested.iter().find(|f| f.data["parent_run_id"] == root.as_str()).unwrap().data["child_run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let of = |run: &str| -> Vec<String> {
+        nested
+            .iter()
+            .filter(|f| f.data["child_run_id"] == run)
+            .map(|f| f.data["event"]["type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mid_types = of(&mid);
+    assert_eq!(mid_types.first().map(String::as_str), Some("run.created"), "{mid_types:?}");
+    assert_eq!(mid_types.last().map(String::as_str), Some("run.completed"), "{mid_types:?}");
+    // The grandchild's events come through the child, tagged with their parent.
+    let leaf = nested.iter().find(|f| f.data["parent_run_id"] == mid.as_str()).unwrap();
+    let leaf_types = of(leaf.data["child_run_id"].as_str().unwrap());
+    assert!(leaf_types.contains(&"tool.result".to_string()) && leaf_types.last().unwrap() == "run.completed");
+    // Seqs of each nested run arrive in order, without gaps.
+    let seqs: Vec<i64> = nested
+        .iter()
+        .filter(|f| f.data["child_run_id"] == mid.as_str())
+        .map(|f| f.data["event"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_token_budget_covers_the_whole_tree() {
+    // Every model answer of the mock costs 15 tokens.
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, "[agents.default.limits]\nmax_tokens = 40\n[agents.default.policy]\nask = [\"shell\"]\n")
+        .unwrap();
+    mock.rule("PARENT-B", vec![delegate("CHILD-B"), Turn::text("parent: {tool}")]);
+    mock.rule(
+        "CHILD-B",
+        vec![Turn::tool("echo", json!({"a": 1})), Turn::tool("echo", json!({"a": 2})), Turn::text("x")],
+    );
+    let s = Server::start_with(Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
+    let (_, r) = s.post("/v1/runs", json!({"input": "PARENT-B"})).await;
+    let id = r["id"].as_str().unwrap();
+    let run = s.wait_run(id).await;
+    let kid = &children(&s, id).await[0];
+    // The child got what the parent had left (40 - 15) and stopped when it was spent.
+    let created = s.events(kid["id"].as_str().unwrap()).await.into_iter().find(|e| e["type"] == "run.created").unwrap();
+    assert_eq!(created["data"]["ceiling"]["max_tokens"], 25, "{created}");
+    assert_eq!(created["data"]["ceiling"]["ask"], json!(["shell"]), "the parent's ask rules bind the child");
+    assert_eq!(kid["status"], "failed", "{kid}");
+    assert_eq!(kid["error"]["code"], "budget_exceeded");
+    assert_eq!(kid["usage"]["total_tokens"], 30);
+    // Its usage counts against the parent, which is over its budget too.
+    assert_eq!(run["tree_usage"]["total_tokens"], 45, "{run}");
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["error"]["code"], "budget_exceeded");
+}

@@ -460,6 +460,10 @@ async fn sigkill_anywhere_in_a_delegation_finishes_every_run_once() {
         kills += 1;
     }
     let s = Server::start_with(opts(&mock.base_url, &data, &file));
+    for root in &roots {
+        s.wait_run(root).await;
+    }
+    // Every tree is done (a root ends after its children): the effects are all written.
     let seen = effects(&file);
     let (mut children, mut interrupted) = (0, 0);
     for root in &roots {

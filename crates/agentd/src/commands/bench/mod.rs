@@ -3,6 +3,7 @@
 //! PostgreSQL URL). Scenarios: throughput, waiting (memory), resume.
 
 mod auth;
+mod fanout;
 mod stream;
 
 use std::collections::HashMap;
@@ -29,8 +30,11 @@ pub(crate) struct BenchOpts {
 }
 
 /// `agentd mock-llm`: serves the mock until killed.
-pub(crate) async fn mock_llm(rounds: usize, latency_ms: u64) -> anyhow::Result<ExitCode> {
+pub(crate) async fn mock_llm(rounds: usize, latency_ms: u64, fanout: usize) -> anyhow::Result<ExitCode> {
     let mock = MockOpenAi::start_with_latency(vec![], rounds, Duration::from_millis(latency_ms)).await?;
+    if fanout > 0 {
+        fanout::rules(&mock, fanout);
+    }
     println!("mock listening on {}", mock.base_url);
     std::future::pending::<()>().await;
     Ok(ExitCode::SUCCESS)
@@ -43,10 +47,11 @@ struct MockProcess {
 }
 
 impl MockProcess {
-    fn start(rounds: usize, latency_ms: u64) -> anyhow::Result<Self> {
+    fn start_with(rounds: usize, latency_ms: u64, fanout: usize) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut child = std::process::Command::new(exe)
             .args(["mock-llm", "--rounds", &rounds.to_string(), "--latency-ms", &latency_ms.to_string()])
+            .args(["--fanout", &fanout.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -127,7 +132,18 @@ async fn open_store(database: Option<&str>) -> anyhow::Result<(Arc<dyn Store>, O
 }
 
 async fn rig(o: &BenchOpts, max_concurrent: u32, node: &str) -> anyhow::Result<Rig> {
-    let mock = MockProcess::start(o.rounds, o.mock_latency_ms)?;
+    rig_with(o, max_concurrent, node, 0, |_| {}).await
+}
+
+/// A rig whose mock also plays the delegation scenarios, and whose agent has these limits.
+async fn rig_with(
+    o: &BenchOpts,
+    max_concurrent: u32,
+    node: &str,
+    fanout: usize,
+    tweak: impl FnOnce(&mut AgentSettings),
+) -> anyhow::Result<Rig> {
+    let mock = MockProcess::start_with(o.rounds, o.mock_latency_ms, fanout)?;
     let (store, dir, label) = open_store(o.database.as_deref()).await?;
     let inner = OpenAiProvider::new(OpenAiConfig {
         base_url: mock.url.clone(),
@@ -146,7 +162,8 @@ async fn rig(o: &BenchOpts, max_concurrent: u32, node: &str) -> anyhow::Result<R
     });
     let mut models = ModelRegistry::default();
     models.insert_provider("mock", timed.clone());
-    let agent = AgentSettings { max_steps: (o.rounds + 2) as u32, ..AgentSettings::default() };
+    let mut agent = AgentSettings { max_steps: (o.rounds + 2) as u32, ..AgentSettings::default() };
+    tweak(&mut agent);
     let sched = SchedulerSettings {
         max_concurrent_runs: max_concurrent,
         per_tenant_concurrent_runs: max_concurrent,
@@ -178,6 +195,7 @@ pub(crate) async fn bench(scenario: &str, o: BenchOpts) -> anyhow::Result<ExitCo
         "mcp" => mcp(o).await,
         "guard" => guard(o.runs.max(1000)),
         "fairness" => fairness(o).await,
+        "fanout" => fanout::fanout(o).await,
         "auth" => {
             let r = rig(&o, 1, "bench").await?;
             auth::auth(r.rt.clone(), u32::try_from(o.runs.max(2000)).unwrap_or(u32::MAX)).await
@@ -186,7 +204,9 @@ pub(crate) async fn bench(scenario: &str, o: BenchOpts) -> anyhow::Result<ExitCo
             let conc = if o.concurrency == [1, 32] { vec![1, 100] } else { o.concurrency.clone() };
             stream::stream(&conc, o.rounds.max(20) * 20, o.mock_latency_ms.max(1)).await
         }
-        other => bail!("unknown scenario {other:?}: throughput, waiting, resume, mcp, guard, stream, fairness or auth"),
+        other => bail!(
+            "unknown scenario {other:?}: throughput, waiting, resume, mcp, guard, stream, fairness, fanout or auth"
+        ),
     }
 }
 
