@@ -358,9 +358,12 @@ async function chat(sessionId) {
         el('span', { class: 'title' }, s.title || s.id), el('span', { class: 'visually-hidden' }, st ? ` (${st.replace('_', ' ')})` : '')));
     }));
   };
+  const childSessions = new Set();
   const loadSessions = async () => {
     const page = await api('GET', '/sessions?limit=100');
-    sessions = page.data;
+    // A child run's session belongs to its parent's run page, not the chat list.
+    for (const x of page.data) if (x.metadata?.parent_run_id) childSessions.add(x.id);
+    sessions = page.data.filter((x) => !childSessions.has(x.id));
     draw();
   };
   search.addEventListener('input', draw);
@@ -370,7 +373,7 @@ async function chat(sessionId) {
       if (s) { s.title = d.data.title; draw(); }
       return;
     }
-    const map = { 'run.created': 'running', 'run.started': 'running', 'run.resumed': 'running', 'approval.requested': 'waiting_approval', 'approval.resolved': 'running', 'run.completed': 'completed', 'run.failed': 'failed', 'run.cancelled': 'cancelled' };
+    const map = { 'run.created': 'running', 'run.started': 'running', 'run.resumed': 'running', 'approval.requested': 'waiting_approval', 'approval.resolved': 'running', 'run.completed': 'completed', 'run.failed': 'failed', 'run.cancelled': 'cancelled', 'children.waiting': 'waiting_children', 'children.done': 'running' };
     status.set(d.session_id, map[d.type]);
     if (d.session_id !== sessionId && ['run.completed', 'run.failed'].includes(d.type)) unread.add(d.session_id);
     // A run started elsewhere (API, CLI, another tab) in the open session shows here live;
@@ -378,6 +381,9 @@ async function chat(sessionId) {
     if (ready && d.session_id === sessionId && d.type === 'run.created' && !active && !known.has(d.run_id)) {
       box.querySelector('.empty')?.remove(); attach(d.run_id);
     }
+    // Child runs (their run.created carries a ceiling) live in sessions of their own, not listed here.
+    if (d.type === 'run.created' && d.data?.ceiling) childSessions.add(d.session_id);
+    if (childSessions.has(d.session_id)) return;
     if (!sessions.some((s) => s.id === d.session_id)) loadSessions(); else draw();
   });
 

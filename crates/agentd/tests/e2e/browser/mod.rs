@@ -501,3 +501,42 @@ async fn token_to_dom_latency_with_ten_chats() {
     );
     assert!(all.len() >= TOKENS / 2, "most tokens were seen streaming: {}", all.len());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_page_shows_its_tree_and_the_chat_list_hides_child_sessions() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    mock.rule("TREE-ROOT", vec![Turn::tool("delegate", json!({"task": "TREE-KID look"})), Turn::text("root: {tool}")]);
+    mock.rule("TREE-KID", vec![Turn::text("kid answer")]);
+    let (s, b, tmp) = logged_in("run-tree", &mock, None).await;
+    let key = make_key(&tmp.path().join("data"), &["--role", "member", "--org", "acme"]);
+    let (_, run) = call(&s, Some(&key), reqwest::Method::POST, "/v1/runs", Some(json!({"input": "TREE-ROOT"}))).await;
+    let id = run["id"].as_str().unwrap().to_string();
+    for _ in 0..500 {
+        let (_, r) = call(&s, Some(&key), reqwest::Method::GET, &format!("/v1/runs/{id}"), None).await;
+        if r["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (_, kids) = call(&s, Some(&key), reqwest::Method::GET, &format!("/v1/runs/{id}/children"), None).await;
+    let kid = kids["data"][0]["id"].as_str().unwrap().to_string();
+    b.goto(&format!("{}/runs/{id}", s.url)).await;
+    b.wait_until("the run tree", "return document.querySelectorAll('ul.tree a').length === 1").await;
+    let text = b.text().await;
+    assert!(text.contains("Run tree") && text.contains(&kid) && text.contains("completed"), "{text}");
+    b.check("run-tree").await;
+    // The child's page links back to its parent.
+    b.click("ul.tree a").await;
+    b.wait_until("the parent link", &format!("return document.body.innerText.includes('Delegated by {id}')")).await;
+    // The chat list shows the parent's session, not the child's.
+    b.goto(&format!("{}/chat", s.url)).await;
+    b.wait_until("the sessions", "return document.querySelectorAll('.sessions a').length >= 1").await;
+    assert_eq!(b.exec("return document.querySelectorAll('.sessions a').length").await, 1);
+    // Teams are managed and run from the console.
+    let team = json!({"name": "crew", "lead": {"agent": "default", "role": "lead"}});
+    let (c, v) = call(&s, Some(&key), reqwest::Method::POST, "/v1/teams", Some(team)).await;
+    assert_eq!(c, 201, "{v}");
+    b.goto(&format!("{}/manage#teams", s.url)).await;
+    b.wait_until("the team row", "return document.body.innerText.includes('lead: lead (default)')").await;
+    b.check("teams").await;
+}
