@@ -404,8 +404,9 @@ impl Runtime {
         Ok((self.get_run(t, run_id).await?, seq))
     }
 
-    /// Stops the tasks of a cancelled run's descendants on this node (the
-    /// store cancelled them with it; other nodes notice at their heartbeat).
+    /// Stops the tasks of a cancelled run's descendants on this node, and
+    /// cancels any the store's cascade skipped (a child that was ending at
+    /// that moment); other nodes notice at their heartbeat.
     pub(crate) async fn stop_subtree(&self, t: &agentd_core::Tenant, run_id: &str) {
         let mut todo = vec![run_id.to_string()];
         let mut seen = 0;
@@ -417,6 +418,13 @@ impl Runtime {
             match self.store.list_children(t, &id).await {
                 Ok(children) => {
                     for c in children {
+                        if !c.status.is_terminal() {
+                            let why = EventKind::RunCancelled { reason: Some("its parent run ended".into()) };
+                            match self.journal(t, &c.id, &[why]).await {
+                                Ok(_) | Err(agentd_store::StoreError::RunFinished) => {}
+                                Err(e) => tracing::warn!(error = %e, run_id = %c.id, "could not cancel a child run"),
+                            }
+                        }
                         self.sched.cancel_local(&c.id);
                         self.hub.close(&c.id);
                         todo.push(c.id);

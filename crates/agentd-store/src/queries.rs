@@ -525,9 +525,13 @@ async fn end_of_child_run(
     parent: Option<&str>,
     tree: &agentd_core::Usage,
 ) -> Result<()> {
+    // SKIP LOCKED: a child locked by its own append (ending at this moment,
+    // and about to lock this run's row) is left to the runtime, which cancels
+    // what is still open after this commits; waiting for it would deadlock.
     let open = e
         .query(
-            "SELECT id FROM runs WHERE parent_run_id = $1 AND status NOT IN ('completed', 'failed', 'cancelled') ORDER BY id",
+            "SELECT id FROM runs WHERE parent_run_id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')
+             ORDER BY id FOR UPDATE SKIP LOCKED",
             args![run_id],
         )
         .await?;

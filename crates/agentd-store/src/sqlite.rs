@@ -235,7 +235,10 @@ fn sqlite_sql(sql: &'static str) -> Rc<str> {
 }
 
 fn translate(sql: &str) -> String {
-    let sql = sql.replace(" FOR UPDATE OF r SKIP LOCKED", "").replace(" FOR UPDATE", "");
+    let sql = sql
+        .replace(" FOR UPDATE OF r SKIP LOCKED", "")
+        .replace(" FOR UPDATE SKIP LOCKED", "")
+        .replace(" FOR UPDATE", "");
     let mut out = String::with_capacity(sql.len() + 32);
     let mut rest = sql.as_str();
     while let Some(i) = rest.find("= ANY($") {
@@ -321,6 +324,10 @@ mod tests {
         assert_eq!(
             translate("SELECT r.* FROM runs r ORDER BY r.id FOR UPDATE OF r SKIP LOCKED"),
             "SELECT r.* FROM runs r ORDER BY r.id"
+        );
+        assert_eq!(
+            translate("SELECT id FROM runs ORDER BY id FOR UPDATE SKIP LOCKED"),
+            "SELECT id FROM runs ORDER BY id"
         );
     }
 }

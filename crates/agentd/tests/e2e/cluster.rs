@@ -244,3 +244,41 @@ async fn delegation_trees_survive_losing_a_node_on_postgres() {
         );
     }
 }
+
+/// Cancelling a parent while its children end at the same moment: on
+/// PostgreSQL the two orders of row locks must not deadlock (a child would
+/// fail `internal_error`); every run ends cancelled or completed.
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_tree_while_children_end_never_deadlocks_on_postgres() {
+    let db = common::fresh_pg_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, "[agents.default.limits]\nmax_concurrent_children = 8\n").unwrap();
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let calls: Vec<(String, serde_json::Value)> =
+        (0..8).map(|i| ("delegate".to_string(), json!({"task": format!("RACE-CHILD {i}")}))).collect();
+    mock.rule("RACE-PARENT", vec![Turn::ToolCalls(calls), Turn::text("parent done")]);
+    mock.rule("RACE-CHILD", vec![Turn::Slow(Duration::from_millis(120), "child done".into())]);
+    let s = Server::start_with(Opts {
+        mock: Some(&mock.base_url),
+        config: Some(&cfg),
+        args: vec!["--database".into(), db],
+        ..Default::default()
+    });
+    for round in 0..6u64 {
+        let (_, r) = s.post("/v1/runs", json!({"input": "RACE-PARENT"})).await;
+        let id = r["id"].as_str().unwrap().to_string();
+        s.wait_event(&id, "children.waiting").await;
+        // Land the cancel around the moment the children answer.
+        tokio::time::sleep(Duration::from_millis(90 + round * 10)).await;
+        let (c, v) = s.post(&format!("/v1/runs/{id}/cancel"), json!({})).await;
+        assert!(c == 200 || c == 409, "{v}");
+        let (_, kids) = s.get(&format!("/v1/runs/{id}/children")).await;
+        for k in kids["data"].as_array().unwrap() {
+            let run = s.wait_run(k["id"].as_str().unwrap()).await;
+            assert!(["cancelled", "completed"].contains(&run["status"].as_str().unwrap()), "round {round}: {run}");
+        }
+        let parent = s.wait_run(&id).await;
+        assert!(["cancelled", "completed"].contains(&parent["status"].as_str().unwrap()), "{parent}");
+    }
+}
