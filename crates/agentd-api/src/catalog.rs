@@ -164,6 +164,9 @@ pub struct AgentLimits {
     /// Tokens a run and its descendants may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
+    /// USD a run and its descendants may spend (priced model profiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
 }
 
 /// One version of a tenant agent (each create or replace makes one).

@@ -109,6 +109,9 @@ pub struct Run {
     /// Tokens of the run and all its descendants (usage rolls up when a child ends).
     #[serde(default)]
     pub tree_usage: Usage,
+    /// USD of the run and all its descendants (`null` without prices).
+    #[serde(default)]
+    pub tree_cost_usd: Option<f64>,
 }
 
 /// A team as a team run saw it when it started (later edits never change it).
@@ -150,6 +153,9 @@ pub struct Ceiling {
     /// Tokens the child (with its descendants) may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
+    /// USD the child (with its descendants) may spend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
     /// Wall time the child may run; over it ends `failed` with `timed_out`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_wall_secs: Option<u64>,

@@ -200,11 +200,8 @@ impl Runtime {
             Some(m) if strictness(&m) > strictness(&mine) => Some(m),
             _ => Some(mine),
         };
-        let left = self.tokens_left(p, tree.ceiling.as_ref()).await?;
-        let max_tokens = match (left, agent.limits.max_tokens) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        // What the parent has left is the child's (its own agent's limits apply on top).
+        let (max_tokens, max_cost_usd) = self.budget_left(p, tree.ceiling.as_ref()).await?;
         let model = match args.model.as_deref().or(agent.model.as_deref()) {
             Some(m) => m.to_string(),
             None => p.run.model.clone(),
@@ -241,6 +238,7 @@ impl Runtime {
                 ask,
                 mode,
                 max_tokens,
+                max_cost_usd,
                 max_wall_secs: Some(limits.child_max_wall_secs.min(agent.max_wall_secs)),
                 team: None,
                 role: None,
@@ -264,20 +262,31 @@ impl Runtime {
         Ok(Ok(child.id))
     }
 
-    /// Tokens the run's tree may still use (`None`: no budget).
-    pub(crate) async fn tokens_left(&self, p: &Parent<'_>, ceiling: Option<&Ceiling>) -> Result<Option<u64>, Stop> {
-        let own = p.set.agent.limits.max_tokens;
-        let inherited = ceiling.and_then(|c| c.max_tokens);
-        let budget = match (own, inherited) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => return Ok(None),
-        };
-        let used = match self.store.get_run(p.t, &p.run.id).await? {
-            Some(r) => r.tree_usage.total_tokens,
-            None => 0,
-        };
-        Ok(Some(budget.saturating_sub(used)))
+    /// Tokens and USD the run's tree may still spend (`None`: no such budget):
+    /// the tighter of its agent's limits and what its parent left it.
+    pub(crate) async fn budget_left(
+        &self,
+        p: &Parent<'_>,
+        ceiling: Option<&Ceiling>,
+    ) -> Result<(Option<u64>, Option<f64>), Stop> {
+        let limits = p.set.agent.limits;
+        let tokens = tighter(limits.max_tokens, ceiling.and_then(|c| c.max_tokens), u64::min);
+        let cost = tighter(limits.max_cost_usd, ceiling.and_then(|c| c.max_cost_usd), f64::min);
+        if tokens.is_none() && cost.is_none() {
+            return Ok((None, None));
+        }
+        let run = self.store.get_run(p.t, &p.run.id).await?;
+        let used = run.as_ref().map_or(0, |r| r.tree_usage.total_tokens);
+        let spent = run.as_ref().and_then(|r| r.tree_cost_usd).unwrap_or(0.0);
+        Ok((tokens.map(|b| b.saturating_sub(used)), cost.map(|b| (b - spent).max(0.0))))
+    }
+}
+
+/// The tighter of two optional budgets.
+fn tighter<T>(a: Option<T>, b: Option<T>, min: fn(T, T) -> T) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(min(a, b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -100,11 +100,20 @@ pub struct Limits {
     pub child_max_wall_secs: u64,
     /// Tokens a run and its descendants may use (no limit when absent).
     pub max_tokens: Option<u64>,
+    /// USD a run and its descendants may spend (priced profiles; no limit when absent).
+    pub max_cost_usd: Option<f64>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_depth: 3, max_children: 16, max_concurrent_children: 4, child_max_wall_secs: 900, max_tokens: None }
+        Self {
+            max_depth: 3,
+            max_children: 16,
+            max_concurrent_children: 4,
+            child_max_wall_secs: 900,
+            max_tokens: None,
+            max_cost_usd: None,
+        }
     }
 }
 

@@ -302,8 +302,10 @@ impl Runtime {
             }
             // Nor over its own token budget, which its children's usage counts against.
             let p = crate::delegation::Parent { t, run, set: &toolset };
-            if self.tokens_left(&p, tree.ceiling.as_ref()).await? == Some(0) {
-                let why = "the run and its child runs used up their token budget (max_tokens)".to_string();
+            let (tokens, usd) = self.budget_left(&p, tree.ceiling.as_ref()).await?;
+            if tokens == Some(0) || usd.is_some_and(|u| u <= 0.0) {
+                let what = if tokens == Some(0) { "token budget (max_tokens)" } else { "cost budget (max_cost_usd)" };
+                let why = format!("the run and its child runs used up their {what}");
                 w.write_final(carry, failed("budget_exceeded", why)).await?;
                 return Ok(());
             }

@@ -45,6 +45,13 @@ fn run_from_row(r: &Row) -> Result<Run> {
     let usage: agentd_core::Usage = r.json("usage")?;
     let mut tree_usage: agentd_core::Usage = r.json("child_usage")?;
     tree_usage.add(&usage);
+    let cost_usd: Option<f64> = r.get("cost_usd")?;
+    let child_cost: Option<f64> = r.get("child_cost_usd")?;
+    let tree_cost_usd = if cost_usd.is_none() && child_cost.is_none() {
+        None
+    } else {
+        Some(cost_usd.unwrap_or(0.0) + child_cost.unwrap_or(0.0))
+    };
     Ok(Run {
         id: r.get("id")?,
         session_id: r.get("session_id")?,
@@ -57,13 +64,14 @@ fn run_from_row(r: &Row) -> Result<Run> {
         error: r.opt_json("error")?,
         usage,
         tree_usage,
+        tree_cost_usd,
         parent_run_id: r.get("parent_run_id")?,
         root_run_id: r.get::<Option<String>>("root_run_id")?.or_else(|| r.get("id").ok()),
         depth: r.get("depth")?,
         agent_version: r.get("agent_version")?,
         attempted_profiles: r.json("attempted_profiles")?,
         final_profile: r.get("final_profile")?,
-        cost_usd: r.get("cost_usd")?,
+        cost_usd,
         last_seq: r.get("last_seq")?,
         created_at: r.get("created_at")?,
         updated_at: r.get("updated_at")?,
@@ -377,7 +385,7 @@ async fn append_inner(
     let row = e
         .query_opt(
             "SELECT session_id, status, last_seq, usage, lease_node, input, attempted_profiles, cost_usd, parent_run_id,
-               child_usage FROM runs
+               child_usage, child_cost_usd FROM runs
              WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4 FOR UPDATE",
             &scoped(run_id, t),
         )
@@ -510,7 +518,11 @@ async fn append_inner(
         let parent: Option<String> = row.get("parent_run_id")?;
         let mut tree: agentd_core::Usage = row.json("child_usage")?;
         tree.add(&serde_json::from_str(&plan.usage).map_err(|e| corrupt("usage", e))?);
-        end_of_child_run(e, t, run_id, parent.as_deref(), &tree).await?;
+        let own: Option<f64> = plan.cost_usd.or(row.get("cost_usd")?);
+        let below: Option<f64> = row.get("child_cost_usd")?;
+        let cost =
+            if own.is_none() && below.is_none() { None } else { Some(own.unwrap_or(0.0) + below.unwrap_or(0.0)) };
+        end_of_child_run(e, t, run_id, parent.as_deref(), (&tree, cost)).await?;
     }
     Ok(plan.events)
 }
@@ -523,7 +535,7 @@ async fn end_of_child_run(
     t: &Tenant,
     run_id: &str,
     parent: Option<&str>,
-    tree: &agentd_core::Usage,
+    (tree, cost): (&agentd_core::Usage, Option<f64>),
 ) -> Result<()> {
     // SKIP LOCKED: a child locked by its own append (ending at this moment,
     // and about to lock this run's row) is left to the runtime, which cancels
@@ -547,7 +559,13 @@ async fn end_of_child_run(
         .ok_or(StoreError::NotFound)?;
     let mut sum: agentd_core::Usage = row.json("child_usage")?;
     sum.add(tree);
-    e.execute("UPDATE runs SET child_usage = $1 WHERE id = $2", args![&to_json(&sum)?, parent]).await?;
+    e.execute(
+        "UPDATE runs SET child_usage = $1,
+           child_cost_usd = CASE WHEN $3 IS NULL THEN child_cost_usd ELSE COALESCE(child_cost_usd, 0) + $3 END
+         WHERE id = $2",
+        args![&to_json(&sum)?, parent, cost],
+    )
+    .await?;
     e.execute(
         "UPDATE runs SET held = 0 WHERE id = (SELECT id FROM runs WHERE parent_run_id = $1 AND held = 1
            AND status = 'queued' ORDER BY id LIMIT 1)",

@@ -40,6 +40,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("../migrations/common/events_feed.sql")),
     (16, include_str!("../migrations/common/console_logins.sql")),
     (17, include_str!("../migrations/common/run_tree.sql")),
+    (18, include_str!("../migrations/common/run_tree_cost.sql")),
 ];
 
 /// Most requests committed together in one transaction.

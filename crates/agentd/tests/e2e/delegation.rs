@@ -381,3 +381,47 @@ async fn a_token_budget_covers_the_whole_tree() {
     assert_eq!(run["status"], "failed", "{run}");
     assert_eq!(run["error"]["code"], "budget_exceeded");
 }
+
+#[tokio::test]
+async fn a_cost_budget_covers_the_whole_tree() {
+    // Every answer: 10 input and 5 output tokens at $3 / $15 per million = $0.000105.
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "default_model = \"priced\"\n[providers.p]\nbase_url = \"{}\"\n\
+             [models.priced]\nprovider = \"p\"\nmodel = \"m\"\nprice = {{ input_per_mtok = 3.0, output_per_mtok = 15.0 }}\n\
+             [agents.default.limits]\nmax_cost_usd = 0.0003\n",
+            mock.base_url
+        ),
+    )
+    .unwrap();
+    mock.rule("PARENT-USD", vec![delegate("CHILD-USD"), Turn::text("parent: {tool}")]);
+    mock.rule(
+        "CHILD-USD",
+        vec![Turn::tool("echo", json!({"a": 1})), Turn::tool("echo", json!({"a": 2})), Turn::text("x")],
+    );
+    let s = Server::start_with(Opts { config: Some(&cfg), ..Default::default() });
+    let (c, r) = s.post("/v1/runs", json!({"input": "PARENT-USD"})).await;
+    assert_eq!(c, 202, "{r}");
+    let id = r["id"].as_str().unwrap();
+    let run = s.wait_run(id).await;
+    let kid = &children(&s, id).await[0];
+    let created = s.events(kid["id"].as_str().unwrap()).await.into_iter().find(|e| e["type"] == "run.created").unwrap();
+    let given = created["data"]["ceiling"]["max_cost_usd"].as_f64().unwrap();
+    assert!((given - 0.000195).abs() < 1e-9, "the child got what the parent had left: {given}");
+    assert_eq!(
+        (kid["status"].as_str(), kid["error"]["code"].as_str()),
+        (Some("failed"), Some("budget_exceeded")),
+        "{kid}"
+    );
+    let tree = run["tree_cost_usd"].as_f64().unwrap();
+    assert!((tree - 3.0 * 0.000105).abs() < 1e-9, "one parent call and two child calls: {run}");
+    assert_eq!(
+        (run["status"].as_str(), run["error"]["code"].as_str()),
+        (Some("failed"), Some("budget_exceeded")),
+        "{run}"
+    );
+}
