@@ -23,6 +23,8 @@ pub struct Tree {
     pub spawn_children: Vec<String>,
     /// Children whose answers were handed to the model.
     pub collected: HashSet<String>,
+    /// Children created over `max_concurrent_children` (they start when a sibling ends).
+    pub held: HashSet<String>,
     /// The limits the run got from its parent.
     pub ceiling: Option<Ceiling>,
 }
@@ -86,7 +88,8 @@ impl Runtime {
                         },
                     };
                     if c.name == "spawn" {
-                        let text = serde_json::json!({"child_run_id": child, "status": "started"}).to_string();
+                        let status = if tree.held.contains(&child) { "held until a sibling ends" } else { "started" };
+                        let text = serde_json::json!({"child_run_id": child, "status": status}).to_string();
                         results.push(result(c, text, false, ToolStatus::Ok, vec![]));
                     } else {
                         waits.push((c, vec![child]));
@@ -253,7 +256,10 @@ impl Runtime {
             held: false,
         };
         w.write(&std::mem::take(carry)).await?;
-        let child = w.spawn(&new, spawned).await?;
+        let (child, held) = w.spawn(&new, spawned).await?;
+        if held {
+            tree.held.insert(child.id.clone());
+        }
         tree.spawned.insert(c.id.clone(), child.id.clone());
         if c.name == "spawn" {
             tree.spawn_children.push(child.id.clone());

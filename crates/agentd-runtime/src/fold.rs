@@ -108,7 +108,10 @@ impl Folded {
                     f.system = system;
                     f.tree.ceiling = ceiling;
                 }
-                EventKind::ChildSpawned { call_id, child_run_id, .. } => {
+                EventKind::ChildSpawned { call_id, child_run_id, held, .. } => {
+                    if held {
+                        f.tree.held.insert(child_run_id.clone());
+                    }
                     if spawn_calls.contains(&call_id) {
                         f.tree.spawn_children.push(child_run_id.clone());
                     }

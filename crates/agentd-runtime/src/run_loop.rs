@@ -79,13 +79,15 @@ impl Writer<'_> {
         }
     }
 
-    /// Creates a child run and journals `child.spawned`, in one transaction.
-    pub(crate) async fn spawn(&mut self, new: &agentd_store::NewRun, spawned: EventKind) -> Result<Run, Stop> {
+    /// Creates a child run and journals `child.spawned`, in one transaction;
+    /// true when the child was held back (over `max_concurrent_children`).
+    pub(crate) async fn spawn(&mut self, new: &agentd_store::NewRun, spawned: EventKind) -> Result<(Run, bool), Stop> {
         loop {
             match self.rt.store.create_child_run(self.t, self.run_id, &self.guard, new, &spawned).await {
                 Ok((child, stored)) => {
                     self.written(&stored);
-                    return Ok(child);
+                    let held = stored.iter().any(|e| e.data["held"] == serde_json::Value::Bool(true));
+                    return Ok((child, held));
                 }
                 Err(StoreError::SeqConflict { .. }) => self.catch_up().await?,
                 Err(e) => return Err(e.into()),

@@ -286,7 +286,7 @@ impl Runtime {
                         held: false,
                     };
                     w.write(&std::mem::take(&mut carry)).await?;
-                    let child = w.spawn(&new, spawned).await?;
+                    let (child, _) = w.spawn(&new, spawned).await?;
                     tree.spawned.insert(cid.clone(), child.id.clone());
                     self.sched.wake();
                     child.id

@@ -225,6 +225,34 @@ async fn the_concurrency_cap_holds_excess_children_back() {
 }
 
 #[tokio::test]
+async fn a_spawn_over_the_cap_says_its_child_is_held() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("agentd.toml");
+    std::fs::write(&cfg, "[agents.default.limits]\nmax_concurrent_children = 1\n").unwrap();
+    let spawns = (0..2).map(|i| ("spawn".to_string(), json!({"task": format!("CHILD-H{i}")}))).collect();
+    mock.rule("PARENT-H", vec![Turn::ToolCalls(spawns), Turn::tool("wait_children", json!({})), Turn::text("ok")]);
+    mock.rule("CHILD-H", vec![Turn::Slow(Duration::from_millis(200), "h".into())]);
+    let s = Server::start_with(Opts { mock: Some(&mock.base_url), config: Some(&cfg), ..Default::default() });
+    let (_, r) = s.post("/v1/runs", json!({"input": "PARENT-H"})).await;
+    let id = r["id"].as_str().unwrap();
+    assert_eq!(s.wait_run(id).await["status"], "completed");
+    let statuses: Vec<String> = s
+        .events(id)
+        .await
+        .iter()
+        .filter(|e| e["type"] == "tool.result" && e["data"]["name"] == "spawn")
+        .map(|e| {
+            serde_json::from_str::<Value>(e["data"]["content"][0]["text"].as_str().unwrap()).unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(statuses, ["started", "held until a sibling ends"]);
+}
+
+#[tokio::test]
 async fn a_child_over_its_wall_time_fails_timed_out_and_the_parent_goes_on() {
     let mock = MockOpenAi::start(vec![], 0).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
