@@ -45,9 +45,7 @@ pub fn load_agent_dirs(dirs: &[std::path::PathBuf], base: &AgentSettings) -> (Ve
 }
 
 fn load_one(path: &Path, name: &str, base: &AgentSettings) -> Result<AgentSettings, String> {
-    let valid =
-        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !valid {
+    if !crate::valid_catalog_name(name) {
         return Err(format!("bad agent name {name:?}: 1-64 characters of [A-Za-z0-9_-]"));
     }
     let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();

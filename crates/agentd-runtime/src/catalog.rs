@@ -193,10 +193,7 @@ impl Runtime {
     /// What creating or replacing an agent checks: name, steps, model, policy,
     /// and that the config does not define it.
     async fn check_agent(&self, t: &Tenant, def: &AgentDef) -> Result<(), RuntimeError> {
-        let name_ok = !def.name.is_empty()
-            && def.name.len() <= 64
-            && def.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !name_ok {
+        if !crate::valid_catalog_name(&def.name) {
             return Err(RuntimeError::bad(
                 ErrorCode::InvalidRequest,
                 "`name` must be 1-64 characters of [A-Za-z0-9_-]",

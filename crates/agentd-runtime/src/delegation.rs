@@ -228,13 +228,7 @@ impl Runtime {
             agent: agent_name.clone(),
             agent_version: version,
             system,
-            child: Some(ChildOf {
-                parent_run_id: p.run.id.clone(),
-                root_run_id: p.run.root_run_id.clone().unwrap_or_else(|| p.run.id.clone()),
-                depth: p.run.depth + 1,
-                max_concurrent: limits.max_concurrent_children,
-                session_title: crate::first_words(&args.task),
-            }),
+            child: Some(ChildOf::of(p.run, limits.max_concurrent_children, crate::first_words(&args.task))),
             ceiling: Some(Ceiling {
                 tools: Some(tools),
                 deny,

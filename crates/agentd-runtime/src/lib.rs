@@ -366,6 +366,11 @@ pub fn normalize_time(s: &str) -> Option<String> {
     Some(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
+/// Whether a name fits an agent or a team: 1-64 characters of `[A-Za-z0-9_-]`.
+pub(crate) fn valid_catalog_name(name: &str) -> bool {
+    agentd_mcp::valid_server_name(name)
+}
+
 /// Up to eight words (and 60 characters) of `input`, for a session's title.
 pub(crate) fn first_words(input: &str) -> String {
     let mut t = String::new();

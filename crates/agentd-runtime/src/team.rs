@@ -45,10 +45,7 @@ const MAX_MEMBERS: usize = 32;
 impl Runtime {
     async fn check_team(&self, t: &Tenant, def: &TeamDef) -> Result<(), RuntimeError> {
         let bad = |m: String| RuntimeError::bad(ErrorCode::InvalidRequest, m);
-        let name_ok = !def.name.is_empty()
-            && def.name.len() <= 64
-            && def.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        if !name_ok {
+        if !crate::valid_catalog_name(&def.name) {
             return Err(bad("`name` must be 1-64 characters of [A-Za-z0-9_-]".into()));
         }
         if def.strategy != "serial" && def.strategy != "parallel" {
@@ -317,13 +314,11 @@ impl Runtime {
         Ok(NewRun {
             agent: m.agent.clone(),
             agent_version: version,
-            child: Some(ChildOf {
-                parent_run_id: run.id.clone(),
-                root_run_id: run.root_run_id.clone().unwrap_or_else(|| run.id.clone()),
-                depth: run.depth + 1,
-                max_concurrent: limits.max_concurrent_children.max(team.members.len() as u32),
-                session_title: format!("{} · {}", team.name, m.role),
-            }),
+            child: Some(ChildOf::of(
+                run,
+                limits.max_concurrent_children.max(team.members.len() as u32),
+                format!("{} · {}", team.name, m.role),
+            )),
             ceiling: Some(Ceiling {
                 max_wall_secs: Some(limits.child_max_wall_secs.min(agent.max_wall_secs)),
                 team: Some(team.name.clone()),

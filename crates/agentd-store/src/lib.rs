@@ -141,6 +141,19 @@ pub struct ChildOf {
     pub session_title: String,
 }
 
+impl ChildOf {
+    /// A child one level below `parent`, in its tree.
+    pub fn of(parent: &Run, max_concurrent: u32, session_title: String) -> Self {
+        Self {
+            parent_run_id: parent.id.clone(),
+            root_run_id: parent.root_run_id.clone().unwrap_or_else(|| parent.id.clone()),
+            depth: parent.depth + 1,
+            max_concurrent,
+            session_title,
+        }
+    }
+}
+
 /// One version of a tenant document.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DocVersion {

@@ -40,18 +40,18 @@ fn session_from_row(r: &Row) -> Result<Session> {
     })
 }
 
+/// A run's own cost plus its descendants' (`None` when neither is priced).
+fn add_costs(own: Option<f64>, below: Option<f64>) -> Option<f64> {
+    if own.is_none() && below.is_none() { None } else { Some(own.unwrap_or(0.0) + below.unwrap_or(0.0)) }
+}
+
 fn run_from_row(r: &Row) -> Result<Run> {
     let status: String = r.get("status")?;
     let usage: agentd_core::Usage = r.json("usage")?;
     let mut tree_usage: agentd_core::Usage = r.json("child_usage")?;
     tree_usage.add(&usage);
     let cost_usd: Option<f64> = r.get("cost_usd")?;
-    let child_cost: Option<f64> = r.get("child_cost_usd")?;
-    let tree_cost_usd = if cost_usd.is_none() && child_cost.is_none() {
-        None
-    } else {
-        Some(cost_usd.unwrap_or(0.0) + child_cost.unwrap_or(0.0))
-    };
+    let tree_cost_usd = add_costs(cost_usd, r.get("child_cost_usd")?);
     Ok(Run {
         id: r.get("id")?,
         session_id: r.get("session_id")?,
@@ -518,10 +518,7 @@ async fn append_inner(
         let parent: Option<String> = row.get("parent_run_id")?;
         let mut tree: agentd_core::Usage = row.json("child_usage")?;
         tree.add(&serde_json::from_str(&plan.usage).map_err(|e| corrupt("usage", e))?);
-        let own: Option<f64> = plan.cost_usd.or(row.get("cost_usd")?);
-        let below: Option<f64> = row.get("child_cost_usd")?;
-        let cost =
-            if own.is_none() && below.is_none() { None } else { Some(own.unwrap_or(0.0) + below.unwrap_or(0.0)) };
+        let cost = add_costs(plan.cost_usd.or(row.get("cost_usd")?), row.get("child_cost_usd")?);
         end_of_child_run(e, t, run_id, parent.as_deref(), (&tree, cost)).await?;
     }
     Ok(plan.events)
