@@ -428,13 +428,11 @@ impl Runtime {
         if self.catalog.config_agents.contains_key(name) {
             return Ok((self.agent_for(t, name).await?, None));
         }
-        // The latest version is the current definition: one read, not two.
-        let latest = self.store.doc_versions(t, agentd_store::DocKind::Agent, name).await?.pop();
-        match latest.and_then(|v| Some((serde_json::from_value::<AgentDef>(v.doc).ok()?, v.version))) {
-            Some((def, version)) => Ok((def.settings(&self.catalog.agent), Some(version))),
-            // Agents stored before versions existed have none.
-            None => Ok((self.agent_for(t, name).await?, None)),
-        }
+        // The current definition decides whether the agent exists: versions
+        // outlive a deleted agent, for the runs pinned to them.
+        let current = self.agent_for(t, name).await?;
+        let versions = self.store.doc_versions(t, agentd_store::DocKind::Agent, name).await?;
+        Ok((current, versions.last().map(|v| v.version)))
     }
 
     /// The settings a run executes with: the agent version it recorded (a
