@@ -1,11 +1,21 @@
 //! Secret redaction: configured secret values and common key shapes are
 //! masked before anything is stored, logged or answered. The stores call
-//! [`redact_value`] on every event, so no path into the journal skips it.
+//! [`redact_value_for`] on every event, so no path into the journal skips it.
+//!
+//! Masks are scoped: the server's own secrets (its environment, its
+//! providers' keys) mask everything; a tenant's secrets mask only that
+//! tenant's data, so one tenant's secret never rewrites, nor is confirmed
+//! by, another's. Logs, which only operators read, mask every tenant's.
+//! Only string values change: object keys and the identifiers a run needs
+//! to be replayed (call ids, tool names, event types) are never touched.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use regex::Regex;
+
+use crate::Tenant;
 
 /// What a secret is replaced with.
 pub const MASK: &str = "[REDACTED]";
@@ -13,9 +23,27 @@ pub const MASK: &str = "[REDACTED]";
 /// Shorter values are not masked (they would mask ordinary words).
 pub const MIN_SECRET_LEN: usize = 8;
 
-fn secrets() -> &'static RwLock<Arc<Vec<String>>> {
-    static S: OnceLock<RwLock<Arc<Vec<String>>>> = OnceLock::new();
-    S.get_or_init(|| RwLock::new(Arc::new(vec![])))
+/// Values masked for one tenant at most (a tenant cannot grow the list,
+/// and the time each write spends on it, without bound).
+const MAX_TENANT_VALUES: usize = 1_000;
+
+#[derive(Default)]
+struct Masks {
+    server: Arc<Vec<String>>,
+    tenants: HashMap<Tenant, Arc<Vec<String>>>,
+}
+
+fn masks() -> &'static RwLock<Masks> {
+    static S: OnceLock<RwLock<Masks>> = OnceLock::new();
+    S.get_or_init(|| RwLock::new(Masks::default()))
+}
+
+fn server_values() -> Arc<Vec<String>> {
+    masks().read().unwrap_or_else(|e| e.into_inner()).server.clone()
+}
+
+fn tenant_values(t: &Tenant) -> Option<Arc<Vec<String>>> {
+    masks().read().unwrap_or_else(|e| e.into_inner()).tenants.get(t).cloned()
 }
 
 /// Common key shapes: OpenAI/Anthropic, AWS, GitHub, Slack, Google, JWTs,
@@ -33,26 +61,49 @@ fn shapes() -> &'static [(Regex, &'static str)] {
             (r"\bAIza[0-9A-Za-z_\-]{35}", MASK),
             (r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}", MASK),
             (r"(?i)\b(bearer|token)\s+[A-Za-z0-9\-._~+/]{16,}=*", "$1 [REDACTED]"),
-            // The password of a URL such as postgres://user:password@host.
-            (r"([a-z][a-z0-9+.\-]*://[^:/\s@]+:)[^@\s/]+@", "${1}[REDACTED]@"),
+            // The userinfo of a URL such as postgres://user:password@host
+            // or https://token@host.
+            (r"([a-z][a-z0-9+.\-]*://)[^/\s@]+@", "${1}[REDACTED]@"),
         ];
         raw.iter().filter_map(|(re, with)| Regex::new(re).ok().map(|r| (r, *with))).collect()
     })
 }
 
-/// Replaces the set of secret values to mask (longest first, short ones dropped).
-pub fn set_secrets(values: impl IntoIterator<Item = String>) {
+fn normalised(values: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut v: Vec<String> = values.into_iter().filter(|s| s.len() >= MIN_SECRET_LEN).collect();
     v.sort_by_key(|s| std::cmp::Reverse(s.len()));
     v.dedup();
-    *secrets().write().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
+    v
 }
 
-/// Adds secret values to the ones already masked.
+/// Replaces the server's secret values (longest first, short ones dropped).
+pub fn set_secrets(values: impl IntoIterator<Item = String>) {
+    masks().write().unwrap_or_else(|e| e.into_inner()).server = Arc::new(normalised(values));
+}
+
+/// Adds values to the server's secrets (they mask every tenant's data).
 pub fn add_secrets(values: impl IntoIterator<Item = String>) {
-    let mut all: Vec<String> = secrets().read().unwrap_or_else(|e| e.into_inner()).as_ref().clone();
+    let mut all: Vec<String> = server_values().as_ref().clone();
     all.extend(values);
     set_secrets(all);
+}
+
+/// Adds values to one tenant's secrets: they mask that tenant's data only.
+pub fn add_tenant_secrets(t: &Tenant, values: impl IntoIterator<Item = String>) {
+    let mut m = masks().write().unwrap_or_else(|e| e.into_inner());
+    let mut all: Vec<String> = m.tenants.get(t).map(|v| v.as_ref().clone()).unwrap_or_default();
+    let before = all.len();
+    all.extend(values.into_iter().filter(|v| !all_contains(&m.server, v)));
+    if all.len() == before {
+        return;
+    }
+    let mut all = normalised(all);
+    all.truncate(MAX_TENANT_VALUES);
+    m.tenants.insert(t.clone(), Arc::new(all));
+}
+
+fn all_contains(v: &[String], x: &str) -> bool {
+    v.iter().any(|y| y == x)
 }
 
 /// Values of environment variables that look secret (`*_KEY`, `*TOKEN*`,
@@ -65,17 +116,16 @@ pub fn secrets_from_env(also: &[String]) -> Vec<String> {
     std::env::vars().filter(|(k, _)| secretish(k) || also.contains(k)).map(|(_, v)| v).collect()
 }
 
-/// The text with secrets masked (borrowed when nothing matched). NUL
-/// characters, which databases cannot store as text, become U+FFFD.
-pub fn redact(s: &str) -> Cow<'_, str> {
-    let values = secrets().read().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut out: Cow<'_, str> =
-        if s.contains('\0') { Cow::Owned(s.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(s) };
-    for v in values.iter() {
+fn mask_values<'a>(mut out: Cow<'a, str>, values: &[String]) -> Cow<'a, str> {
+    for v in values {
         if out.contains(v.as_str()) {
             out = Cow::Owned(out.replace(v.as_str(), MASK));
         }
     }
+    out
+}
+
+fn mask_shapes(mut out: Cow<'_, str>) -> Cow<'_, str> {
     for (re, with) in shapes() {
         if re.is_match(&out) {
             out = Cow::Owned(re.replace_all(&out, *with).into_owned());
@@ -84,56 +134,128 @@ pub fn redact(s: &str) -> Cow<'_, str> {
     out
 }
 
+fn without_nul(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') { Cow::Owned(s.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(s) }
+}
+
+/// The text with the server's secrets and key shapes masked (borrowed when
+/// nothing matched); for text that belongs to no tenant. NUL characters,
+/// which databases cannot store as text, become U+FFFD.
+pub fn redact(s: &str) -> Cow<'_, str> {
+    mask_shapes(mask_values(without_nul(s), &server_values()))
+}
+
+/// The text of one tenant with the server's secrets, the tenant's own and
+/// key shapes masked.
+pub fn redact_for<'a>(t: &Tenant, s: &'a str) -> Cow<'a, str> {
+    let mut out = mask_values(without_nul(s), &server_values());
+    if let Some(own) = tenant_values(t) {
+        out = mask_values(out, &own);
+    }
+    mask_shapes(out)
+}
+
+/// For log lines, which only operators read: every tenant's secrets too.
+pub fn redact_all(s: &str) -> Cow<'_, str> {
+    let lists: Vec<Arc<Vec<String>>> = {
+        let m = masks().read().unwrap_or_else(|e| e.into_inner());
+        std::iter::once(m.server.clone()).chain(m.tenants.values().cloned()).collect()
+    };
+    let mut out = without_nul(s);
+    for l in &lists {
+        out = mask_values(out, l);
+    }
+    mask_shapes(out)
+}
+
 /// The text with the server's own secret values masked (not key shapes:
 /// for values a tenant supplies on purpose, such as its own auth headers).
 pub fn redact_known(s: &str) -> Cow<'_, str> {
-    let values = secrets().read().unwrap_or_else(|e| e.into_inner()).clone();
-    let mut out: Cow<'_, str> = Cow::Borrowed(s);
-    for v in values.iter() {
-        if out.contains(v.as_str()) {
-            out = Cow::Owned(out.replace(v.as_str(), MASK));
+    mask_values(Cow::Borrowed(s), &server_values())
+}
+
+/// Fields whose string values identify rather than say something: a call
+/// id, a tool's name, an event's type. Rewriting them breaks the replay of
+/// a run (a tool result whose call is gone), so they are never masked.
+const IDENTIFIERS: &[&str] = &[
+    "id",
+    "call_id",
+    "tool_call_id",
+    "run_id",
+    "session_id",
+    "parent_run_id",
+    "approval_id",
+    "type",
+    "role",
+    "name",
+    "status",
+];
+
+/// Masks secrets in every string value of a JSON value (never a key, never
+/// an identifier); true if anything changed. `None`: the server's only.
+pub fn redact_value_for(t: Option<&Tenant>, v: &mut serde_json::Value) -> bool {
+    let server = server_values();
+    let own = t.and_then(tenant_values);
+    redact_in(v, &|s: &str| {
+        let mut out = mask_values(without_nul(s), &server);
+        if let Some(own) = &own {
+            out = mask_values(out, own);
         }
-    }
-    out
+        mask_shapes(out)
+    })
 }
 
-/// A map key with secrets masked. Most keys are short names: those are
-/// only checked against the known values, long ones against the key shapes too.
-fn redact_key(k: &str) -> Cow<'_, str> {
-    if k.len() < MIN_SECRET_LEN {
-        Cow::Borrowed(k)
-    } else if k.len() < 20 {
-        redact_known(k)
-    } else {
-        redact(k)
-    }
-}
-
-/// Masks secrets in every string of a JSON value; true if anything changed.
+/// [`redact_value_for`] with the server's secrets only.
 pub fn redact_value(v: &mut serde_json::Value) -> bool {
+    redact_value_for(None, v)
+}
+
+fn redact_in(v: &mut serde_json::Value, mask: &dyn for<'a> Fn(&'a str) -> Cow<'a, str>) -> bool {
     match v {
-        serde_json::Value::String(s) => match redact(s) {
+        serde_json::Value::String(s) => match mask(s) {
             Cow::Borrowed(_) => false,
             Cow::Owned(o) => {
                 *s = o;
                 true
             }
         },
-        serde_json::Value::Array(a) => a.iter_mut().fold(false, |acc, x| redact_value(x) | acc),
-        serde_json::Value::Object(m) => {
-            let mut changed = m.values_mut().fold(false, |acc, x| redact_value(x) | acc);
-            // Keys can carry secrets too (a token used as a map key).
-            if m.keys().any(|k| matches!(redact_key(k), Cow::Owned(_))) {
-                let old = std::mem::take(m);
-                for (k, v) in old {
-                    m.insert(redact_key(&k).into_owned(), v);
-                }
-                changed = true;
-            }
-            changed
-        }
+        serde_json::Value::Array(a) => a.iter_mut().fold(false, |acc, x| redact_in(x, mask) | acc),
+        serde_json::Value::Object(m) => m.iter_mut().fold(false, |acc, (k, x)| {
+            let changed = if x.is_string() && IDENTIFIERS.contains(&k.as_str()) { false } else { redact_in(x, mask) };
+            changed | acc
+        }),
         _ => false,
     }
+}
+
+/// Why a value may not be a tenant secret, if it may not: too short, or so
+/// common (a plain word or phrase, a field name) that masking it would
+/// rewrite ordinary text.
+pub fn unfit_secret(value: &str) -> Option<String> {
+    if value.len() < MIN_SECRET_LEN {
+        return Some(format!("a secret must be at least {MIN_SECRET_LEN} bytes: shorter values are not masked"));
+    }
+    let classes = [
+        value.bytes().any(|b| b.is_ascii_lowercase()),
+        value.bytes().any(|b| b.is_ascii_uppercase()),
+        value.bytes().any(|b| b.is_ascii_digit()),
+        value.bytes().any(|b| !b.is_ascii_alphanumeric() && !b" _-".contains(&b)),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    let wordlike = value.chars().all(|c| c.is_alphabetic() || " _-".contains(c));
+    if wordlike && value.chars().count() < 24 {
+        return Some(
+            "this value looks like ordinary words (letters only, under 24 characters): masking it would \
+             rewrite ordinary text; use a real credential"
+                .into(),
+        );
+    }
+    if classes < 2 && value.len() < 16 {
+        return Some("this value is too simple to mask safely: under 16 bytes of one kind of character".into());
+    }
+    None
 }
 
 #[cfg(test)]
@@ -155,5 +277,36 @@ mod tests {
         assert!(redact_value(&mut v));
         assert_eq!(v["a"][0], "x [REDACTED] y");
         assert!(matches!(redact("nothing here"), Cow::Borrowed(_)));
+        assert_eq!(redact("https://tok123@host/x"), "https://[REDACTED]@host/x");
+    }
+
+    #[test]
+    fn a_tenants_secret_masks_its_own_data_only_and_never_structure() {
+        let a = Tenant { org: "mask-a".into(), ..Tenant::default() };
+        let b = Tenant { org: "mask-b".into(), ..Tenant::default() };
+        add_tenant_secrets(&a, ["quarterly forecast".to_string(), "tool_calls".to_string(), "call_1234567".into()]);
+        let text = "the quarterly forecast is fine";
+        assert_eq!(redact_for(&a, text), "the [REDACTED] is fine");
+        assert_eq!(redact_for(&b, text), text, "another tenant's secret changes nothing of b's");
+        assert_eq!(redact(text), text, "nor text of no tenant");
+        assert!(redact_all(text).contains(MASK), "logs mask every tenant's");
+        let msg = serde_json::json!({"tool_calls": [{"id": "call_1234567", "name": "x", "arguments": "tool_calls!"}]});
+        let mut v = msg.clone();
+        assert!(redact_value_for(Some(&a), &mut v));
+        assert_eq!(v["tool_calls"][0]["id"], "call_1234567", "ids stay: {v}");
+        assert_eq!(v["tool_calls"][0]["arguments"], "[REDACTED]!", "{v}");
+        let mut v = msg.clone();
+        assert!(!redact_value_for(Some(&b), &mut v));
+        assert_eq!(v, msg);
+    }
+
+    #[test]
+    fn common_or_short_values_are_unfit_secrets() {
+        for bad in ["short", "tool_calls", "quarterly forecast", "password", "12345678", "aaaaaaaaaaaa"] {
+            assert!(unfit_secret(bad).is_some(), "{bad} accepted");
+        }
+        for good in ["hunter2-password", "sk_live_abc123XYZ", "correct-horse-battery-staple-9", "Zq7#pL2!"] {
+            assert!(unfit_secret(good).is_none(), "{good} refused: {:?}", unfit_secret(good));
+        }
     }
 }

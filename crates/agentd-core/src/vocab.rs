@@ -169,6 +169,13 @@ spelled!(
         RateLimited => "rate_limited",
         KeyNotFound => "key_not_found",
         SecretNotFound => "secret_not_found",
+        SecretUnfit => "secret_unfit",
+        UnsupportedMediaType => "unsupported_media_type",
+        CrossSiteRequest => "cross_site_request",
+        HostNotAllowed => "host_not_allowed",
+        InlineCredential => "inline_credential",
+        QuotaExceeded => "quota_exceeded",
+        LimitExceeded => "limit_exceeded",
         // Things that are not there.
         SessionNotFound => "session_not_found",
         RunNotFound => "run_not_found",

@@ -51,7 +51,33 @@ pub(crate) async fn check(http: &reqwest::Client, url: String, base: &str) -> Re
     if !resp.status().is_success() {
         return Err(http_error(resp).await);
     }
-    Ok(format!("{base} reachable"))
+    Ok(format!("{} reachable", without_userinfo(base)))
+}
+
+/// A URL as it may be shown: any `user:password@` dropped.
+pub fn without_userinfo(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(_) => url.to_string(),
+        // Unparsable: show nothing that might be a credential.
+        Err(_) => agentd_core::redact::redact(url).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod userinfo_tests {
+    use super::without_userinfo;
+
+    #[test]
+    fn credentials_in_urls_are_never_shown() {
+        assert_eq!(without_userinfo("http://user:PASSWORD@host:8080/v1"), "http://host:8080/v1");
+        assert_eq!(without_userinfo("http://tok@host/v1"), "http://host/v1");
+        assert_eq!(without_userinfo("http://host/v1"), "http://host/v1");
+    }
 }
 
 pub(crate) fn map_send_error(e: reqwest::Error) -> ProviderError {

@@ -11,6 +11,7 @@ use agentd_core::{Message, ToolSpec, Usage};
 use async_trait::async_trait;
 
 pub use anthropic::{AnthropicConfig, AnthropicProvider};
+pub use http::without_userinfo;
 pub use ollama::{OllamaConfig, OllamaProvider};
 pub use openai::{OpenAiConfig, OpenAiProvider};
 pub use scripted::{ScriptedProvider, ScriptedTurn};

@@ -118,26 +118,50 @@ fn new_secret() -> Result<String, RuntimeError> {
 }
 
 /// `prefix` + 32 random bytes, base64url without padding (keys, logins, CSRF tokens).
-pub(crate) fn random_token(prefix: &str) -> Result<String, RuntimeError> {
+pub fn random_token(prefix: &str) -> Result<String, RuntimeError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| RuntimeError::bad(ErrorCode::InternalError, format!("no randomness: {e}")))?;
     Ok(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)))
 }
 
-/// Whether `by` may see or manage `key`; a key it may not see does not exist for it.
+/// Whether `by` may see or manage `key`; a key it may not see does not exist
+/// for it. A caller bound to a user or project manages only keys bound the same way.
 fn may_manage(by: Option<&Principal>, key: &ApiKey) -> bool {
     match by {
         None => true,
         Some(p) if p.role == KeyRole::Operator => true,
-        Some(p) => p.role.at_least(KeyRole::Admin) && p.org.is_some() && p.org == key.org,
+        Some(p) => {
+            let within = |mine: &Option<String>, theirs: &Option<String>| mine.is_none() || mine == theirs;
+            p.role.at_least(KeyRole::Admin)
+                && p.org.is_some()
+                && p.org == key.org
+                && within(&p.user, &key.user)
+                && within(&p.project, &key.project)
+        }
+    }
+}
+
+/// The scope part of a key made by a caller bound to `mine`: the caller's
+/// own when none is asked for; anything else is wider and refused.
+fn narrower(part: &str, mine: &Option<String>, asked: Option<String>) -> Result<Option<String>, RuntimeError> {
+    match (mine, asked) {
+        (None, asked) => Ok(asked),
+        (Some(m), None) => Ok(Some(m.clone())),
+        (Some(m), Some(a)) if *m == a => Ok(Some(a)),
+        (Some(_), Some(_)) => Err(forbidden(format!("a key bound to a {part} makes keys bound to the same {part}"))),
     }
 }
 
 impl Runtime {
     /// Makes a key; returns it and its secret (shown this once). `by` is
     /// the caller's key (`None`: someone at the database, with full power).
-    pub async fn create_key(&self, by: Option<&Principal>, req: NewKey) -> Result<(ApiKey, String), RuntimeError> {
+    pub async fn create_key(
+        &self,
+        by: Option<&Principal>,
+        acting_org: Option<&str>,
+        req: NewKey,
+    ) -> Result<(ApiKey, String), RuntimeError> {
         let name_ok = req.name.len() <= 128 && !req.name.chars().any(char::is_control);
         if !name_ok {
             return Err(RuntimeError::bad(
@@ -147,6 +171,12 @@ impl Runtime {
         }
         agentd_core::Tenant::from_parts(req.org.as_deref(), req.user.as_deref(), req.project.as_deref())
             .map_err(|e| RuntimeError::bad(ErrorCode::InvalidRequest, format!("`{:?}` {e}", e.part).to_lowercase()))?;
+        let mut req = req;
+        // A key without `org` goes to the caller's own org (an admin's) or
+        // the org it acts in (an operator's, or a caller at the database).
+        if req.org.is_none() && req.role != KeyRole::Operator {
+            req.org = by.and_then(|p| p.org.clone()).or_else(|| acting_org.map(str::to_string));
+        }
         match (req.role, &req.org) {
             (KeyRole::Operator, Some(_)) => {
                 return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "an operator key has no `org`"));
@@ -164,6 +194,10 @@ impl Runtime {
             if req.role == KeyRole::Operator || req.org != p.org {
                 return Err(forbidden("an admin makes keys of its own organisation, at most admin"));
             }
+            // Never wider than the caller: a key bound to a user or a
+            // project makes keys bound to the same one.
+            req.user = narrower("user", &p.user, req.user)?;
+            req.project = narrower("project", &p.project, req.project)?;
         }
         if let Some(at) = &req.expires_at
             && chrono::DateTime::parse_from_rfc3339(at).is_err()
@@ -366,7 +400,9 @@ impl Runtime {
             }
             _ => None,
         };
-        Ok(self.store.list_keys(org.as_deref()).await?)
+        let mut keys = self.store.list_keys(org.as_deref()).await?;
+        keys.retain(|k| may_manage(by, k));
+        Ok(keys)
     }
 
     pub async fn get_key(&self, by: Option<&Principal>, id: &str) -> Result<ApiKey, RuntimeError> {

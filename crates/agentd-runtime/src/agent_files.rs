@@ -63,7 +63,7 @@ fn load_one(path: &Path, name: &str, base: &AgentSettings) -> Result<AgentSettin
         a.render_prompt = a.system_prompt.contains("{{") || a.system_prompt.contains("{%");
         if a.render_prompt {
             // A template that does not parse is refused now, not at the first run.
-            crate::templates::render(name, &a.system_prompt, &serde_json::json!({}))
+            crate::templates::render_here(name, &a.system_prompt, &serde_json::json!({}))
                 .map(drop)
                 .or_else(|e| if e.code() == agentd_core::ErrorCode::MissingVariable { Ok(()) } else { Err(e) })
                 .map_err(|e| e.to_string())?;

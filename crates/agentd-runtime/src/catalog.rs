@@ -169,7 +169,7 @@ impl Runtime {
     pub async fn create_agent(&self, t: &Tenant, def: &AgentDef) -> Result<Value, RuntimeError> {
         self.check_agent(t, def).await?;
         match self.store.create_doc(t, agentd_store::DocKind::Agent, &def.name, &json!(def)).await {
-            Ok(()) => Ok(agentd_store::masked_doc(agentd_store::DocKind::Agent, &json!(def))),
+            Ok(()) => Ok(agentd_store::masked_doc(t, agentd_store::DocKind::Agent, &json!(def))),
             Err(StoreError::AlreadyExists) => {
                 Err(RuntimeError::exists(ErrorCode::AgentExists, format!("an agent named {} exists", def.name)))
             }
@@ -181,7 +181,7 @@ impl Runtime {
     pub async fn replace_agent(&self, t: &Tenant, def: &AgentDef) -> Result<Value, RuntimeError> {
         self.check_agent(t, def).await?;
         if self.store.replace_doc(t, agentd_store::DocKind::Agent, &def.name, &json!(def)).await? {
-            Ok(agentd_store::masked_doc(agentd_store::DocKind::Agent, &json!(def)))
+            Ok(agentd_store::masked_doc(t, agentd_store::DocKind::Agent, &json!(def)))
         } else {
             Err(RuntimeError::not_found(
                 ErrorCode::AgentNotFound,

@@ -16,6 +16,13 @@ pub struct Config {
     pub default_model: Option<String>,
     /// Largest accepted request body in bytes.
     pub max_body_bytes: Option<usize>,
+    /// Host names served with auth off besides loopback ones (a browser
+    /// reaching the server under another name could be a DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Origins whose pages may make changes (the console's own always may).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
     #[serde(default)]

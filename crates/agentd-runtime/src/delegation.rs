@@ -219,10 +219,10 @@ impl Runtime {
             },
             None => None,
         };
-        let mut input = agentd_core::redact::redact(&args.task).into_owned();
+        let mut input = agentd_core::redact::redact_for(p.t, &args.task).into_owned();
         if let Some(ctx) = args.context.as_deref().filter(|c| !c.trim().is_empty()) {
             input.push_str("\n\nContext:\n");
-            input.push_str(&agentd_core::redact::redact(ctx));
+            input.push_str(&agentd_core::redact::redact_for(p.t, ctx));
         }
         let new = NewRun {
             agent: agent_name.clone(),
@@ -400,7 +400,7 @@ impl Runtime {
         if run.status.is_terminal() {
             return Err(crate::RuntimeError::RunAlreadyFinished { run_id: run.id, status: run.status });
         }
-        let input = agentd_core::redact::redact(input).into_owned();
+        let input = agentd_core::redact::redact_for(t, input).into_owned();
         let stored = match self.journal(t, run_id, &[EventKind::InputQueued { input }]).await {
             Ok(s) => s,
             Err(agentd_store::StoreError::RunFinished) => {

@@ -23,6 +23,7 @@ mod scheduler;
 pub mod secrets;
 pub mod seen;
 pub mod team;
+pub mod template_worker;
 pub mod templates;
 pub mod tenant_models;
 mod titles;
@@ -489,7 +490,7 @@ impl Runtime {
         subscribe: bool,
     ) -> Result<Created, RuntimeError> {
         // The input is stored (run row, session, journal): secrets are masked before.
-        if let std::borrow::Cow::Owned(masked) = agentd_core::redact::redact(&req.input) {
+        if let std::borrow::Cow::Owned(masked) = agentd_core::redact::redact_for(t, &req.input) {
             req.input = masked;
         }
         if req.input.trim().is_empty() {
@@ -526,7 +527,7 @@ impl Runtime {
         let arguments = req.arguments.as_ref().unwrap_or(&serde_json::Value::Null);
         let system_prompt = match &agent.system_template {
             Some(name) => Some(self.render_template(t, name, arguments).await?),
-            None if agent.render_prompt => Some(templates::render(&agent.name, &agent.system_prompt, arguments)?),
+            None if agent.render_prompt => Some(templates::render(&agent.name, &agent.system_prompt, arguments).await?),
             None => None,
         };
         let session_id = match req.session_id {

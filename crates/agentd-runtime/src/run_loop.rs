@@ -463,7 +463,7 @@ impl Runtime {
         deadline: Instant,
         w: &mut Writer<'_>,
     ) -> Result<Asked, Stop> {
-        let run_id = run.id.as_str();
+        let (run_id, tenant) = (run.id.as_str(), w.t);
         for (i, model) in chain.iter().enumerate() {
             let params = match tool_choice {
                 Some(tc) => {
@@ -478,7 +478,7 @@ impl Runtime {
                 let streamed = std::sync::atomic::AtomicBool::new(false);
                 let sink = |d: Delta| {
                     streamed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    self.hub.publish(run_id, Live::Delta(masked(d)))
+                    self.hub.publish(run_id, Live::Delta(masked(tenant, d)))
                 };
                 let req = ChatRequest {
                     model: &model.model,
@@ -762,8 +762,8 @@ fn tool_result(call: &ToolCall, out: &ToolOutput, status: ToolStatus, ms: u64) -
 
 /// A live delta with secrets masked (a secret split across two deltas slips
 /// through here; the stored answer is masked whole).
-fn masked(d: Delta) -> Delta {
-    let mask = |t: String| match agentd_core::redact::redact(&t) {
+fn masked(tenant: &agentd_core::Tenant, d: Delta) -> Delta {
+    let mask = |t: String| match agentd_core::redact::redact_for(tenant, &t) {
         std::borrow::Cow::Borrowed(_) => t,
         std::borrow::Cow::Owned(o) => o,
     };

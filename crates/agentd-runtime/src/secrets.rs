@@ -114,10 +114,13 @@ impl Runtime {
         if value.is_empty() || value.len() > MAX_VALUE {
             return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "`value` must be 1 byte to 64 KiB"));
         }
+        if let Some(why) = agentd_core::redact::unfit_secret(value) {
+            return Err(RuntimeError::bad(ErrorCode::SecretUnfit, why));
+        }
         let sealed = seal(self.master_key()?, t, name, value)?;
         self.store.put_secret(t, name, &sealed).await?;
-        // From now on the value is masked wherever it might show up.
-        agentd_core::redact::add_secrets([value.to_string()]);
+        // From now on the value is masked wherever this tenant's data might show it.
+        agentd_core::redact::add_tenant_secrets(t, [value.to_string()]);
         let all = self.store.list_secrets(t).await?;
         all.into_iter().find(|m| m.name == name).ok_or(RuntimeError::Store(agentd_store::StoreError::NotFound))
     }
@@ -169,7 +172,7 @@ impl Runtime {
                 RuntimeError::not_found(ErrorCode::SecretNotFound, format!("no secret named {name:?}"))
             })?;
         let value = open(self.master_key()?, t, name, &sealed)?;
-        agentd_core::redact::add_secrets([value.clone()]);
+        agentd_core::redact::add_tenant_secrets(t, [value.clone()]);
         Ok(value)
     }
 }

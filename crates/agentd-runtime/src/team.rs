@@ -106,7 +106,7 @@ impl Runtime {
     /// Starts a team run on `input`.
     pub async fn create_team_run(&self, t: &Tenant, name: &str, input: &str) -> Result<Run, RuntimeError> {
         let team = self.get_team(t, name).await?;
-        let input = agentd_core::redact::redact(input).into_owned();
+        let input = agentd_core::redact::redact_for(t, input).into_owned();
         if input.trim().is_empty() {
             return Err(RuntimeError::bad(ErrorCode::InputRequired, "`input` must be a non-empty string"));
         }

@@ -14,6 +14,8 @@ const KIND: agentd_store::DocKind = agentd_store::DocKind::PromptTemplate;
 const FUEL: u64 = 100_000;
 /// Largest template accepted.
 pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
+/// Largest text a render may produce (counted while it renders).
+pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
 
 /// A stored template.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,16 +156,51 @@ fn variables_of(t: &minijinja::Template<'_, '_>) -> Vec<String> {
     v
 }
 
-/// Renders `content` with `arguments` (a JSON object).
-pub fn render(name: &str, content: &str, arguments: &Value) -> Result<String, RuntimeError> {
-    let args = match arguments {
-        Value::Object(_) => arguments.clone(),
-        Value::Null => Value::Object(Default::default()),
-        _ => return Err(RuntimeError::bad(ErrorCode::InvalidArguments, "`arguments` must be a JSON object")),
-    };
+fn object_args(arguments: &Value) -> Result<Value, RuntimeError> {
+    match arguments {
+        Value::Object(_) => Ok(arguments.clone()),
+        Value::Null => Ok(Value::Object(Default::default())),
+        _ => Err(RuntimeError::bad(ErrorCode::InvalidArguments, "`arguments` must be a JSON object")),
+    }
+}
+
+/// Renders a tenant's `content` with `arguments` (a JSON object), bounded
+/// in steps (fuel), output ([`MAX_OUTPUT_BYTES`]), memory and CPU (a worker
+/// process, see `template_worker`).
+pub async fn render(name: &str, content: &str, arguments: &Value) -> Result<String, RuntimeError> {
+    let args = object_args(arguments)?;
+    check_complexity(content)?;
+    crate::template_worker::render(name, content, args).await
+}
+
+/// Renders on a thread of this process: for the operator's own files read
+/// at start, and inside the worker.
+pub fn render_here(name: &str, content: &str, arguments: &Value) -> Result<String, RuntimeError> {
+    let args = object_args(arguments)?;
     check_complexity(content)?;
     let (name, content) = (name.to_string(), content.to_string());
     on_template_stack(move || render_unchecked(&name, &content, &args))?
+}
+
+/// Output that refuses to grow past [`MAX_OUTPUT_BYTES`].
+struct Capped {
+    out: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > MAX_OUTPUT_BYTES {
+            self.over = true;
+            return Err(std::io::Error::other("template output over its cap"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn render_unchecked(name: &str, content: &str, args: &Value) -> Result<String, RuntimeError> {
@@ -175,13 +212,22 @@ fn render_unchecked(name: &str, content: &str, args: &Value) -> Result<String, R
             return Err(RuntimeError::MissingVariable { template: name.to_string(), variable: var });
         }
     }
-    t.render(args).map_err(|e| match e.kind() {
+    let mut out = Capped { out: Vec::new(), over: false };
+    let rendered = t.render_captured_to(args, &mut out).map(drop);
+    if out.over {
+        return Err(RuntimeError::bad(
+            ErrorCode::TemplateTooLarge,
+            format!("template {name} renders to more than {MAX_OUTPUT_BYTES} bytes"),
+        ));
+    }
+    rendered.map_err(|e| match e.kind() {
         // A nested value that is missing (`{{ user.name }}` without `name`).
         minijinja::ErrorKind::UndefinedError => {
             RuntimeError::bad(ErrorCode::MissingVariable, format!("template {name}: {e}"))
         }
         _ => RuntimeError::bad(ErrorCode::TemplateError, format!("template {name} failed to render: {e}")),
-    })
+    })?;
+    String::from_utf8(out.out).map_err(|_| RuntimeError::bad(ErrorCode::TemplateError, "the output is not UTF-8"))
 }
 
 fn check_name(name: &str) -> Result<(), RuntimeError> {
@@ -204,7 +250,7 @@ impl Runtime {
     pub async fn create_template(&self, t: &Tenant, name: &str, content: &str) -> Result<PromptTemplate, RuntimeError> {
         check_name(name)?;
         // Stored (and answered) with secrets masked, like every tenant write.
-        let content = &agentd_core::redact::redact(content).into_owned();
+        let content = &agentd_core::redact::redact_for(t, content).into_owned();
         let now = agentd_store::now();
         let tpl = PromptTemplate {
             name: name.to_string(),
@@ -240,7 +286,7 @@ impl Runtime {
         name: &str,
         content: &str,
     ) -> Result<PromptTemplate, RuntimeError> {
-        let content = &agentd_core::redact::redact(content).into_owned();
+        let content = &agentd_core::redact::redact_for(t, content).into_owned();
         let mut tpl = self.get_template(t, name).await?;
         tpl.variables = variables(content)?;
         tpl.content = content.to_string();
@@ -260,7 +306,7 @@ impl Runtime {
     /// Renders the tenant's template `name` with `arguments`.
     pub async fn render_template(&self, t: &Tenant, name: &str, arguments: &Value) -> Result<String, RuntimeError> {
         let tpl = self.get_template(t, name).await?;
-        render(name, &tpl.content, arguments)
+        render(name, &tpl.content, arguments).await
     }
 }
 
@@ -273,19 +319,19 @@ mod tests {
     fn renders_strictly_and_names_missing_variables() {
         let c = "Hello {{ name }}, you have {{ items | length }} items{% if vip %} (VIP){% endif %}.";
         assert_eq!(variables(c).unwrap(), ["items", "name", "vip"]);
-        let out = render("t", c, &json!({"name": "Ada", "items": [1, 2], "vip": true})).unwrap();
+        let out = render_here("t", c, &json!({"name": "Ada", "items": [1, 2], "vip": true})).unwrap();
         assert_eq!(out, "Hello Ada, you have 2 items (VIP).");
-        match render("t", c, &json!({"name": "Ada", "vip": false})) {
+        match render_here("t", c, &json!({"name": "Ada", "vip": false})) {
             Err(RuntimeError::MissingVariable { variable, .. }) => assert_eq!(variable, "items"),
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            render("t", "{{ user.name }}", &json!({"user": {}})),
+            render_here("t", "{{ user.name }}", &json!({"user": {}})),
             Err(RuntimeError::Invalid { code: ErrorCode::MissingVariable, .. })
         ));
         assert!(variables("{% if %}").is_err());
         assert!(matches!(
-            render("t", "{% for i in range(100000000) %}x{% endfor %}", &json!({})),
+            render_here("t", "{% for i in range(100000000) %}x{% endfor %}", &json!({})),
             Err(RuntimeError::Invalid { .. })
         ));
     }
@@ -317,7 +363,7 @@ mod tests {
         assert_eq!(code(variables(&format!("{{{{ \"{}\" ~ x }}}}", "|.".repeat(5_000)))), "ok");
         assert_eq!(code(variables(&format!("{}{{{{ x }}}}", "a|b.c ".repeat(10_000)))), "ok");
         // Recursion at render time stops at minijinja's limit or the fuel, on the big stack.
-        let r = render("t", "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", &serde_json::json!({}));
+        let r = render_here("t", "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}", &serde_json::json!({}));
         assert!(matches!(r, Err(RuntimeError::Invalid { .. })), "{r:?}");
     }
 }

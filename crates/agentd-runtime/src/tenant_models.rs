@@ -253,10 +253,12 @@ impl Runtime {
     /// Whether a provider the tenant can use (its own first) answers, and how.
     pub async fn check_provider(&self, t: &Tenant, name: &str) -> Result<Result<String, String>, RuntimeError> {
         let (_, defs) = self.layer(t).await?;
-        let provider = match defs.get(name) {
-            Some(def) => self.build_tenant_provider(t, def).await?.0,
+        // The server's own providers are configuration a tenant must not
+        // see: their health says only whether, never where.
+        let (provider, server) = match defs.get(name) {
+            Some(def) => (self.build_tenant_provider(t, def).await?.0, false),
             None => match self.models.providers().find(|(n, _)| *n == name) {
-                Some((_, p)) => p.clone(),
+                Some((_, p)) => (p.clone(), true),
                 None => {
                     return Err(RuntimeError::not_found(
                         ErrorCode::ProviderNotFound,
@@ -266,8 +268,10 @@ impl Runtime {
             },
         };
         Ok(match tokio::time::timeout(CHECK_TIMEOUT, provider.check()).await {
-            Ok(Ok(detail)) => Ok(detail),
-            Ok(Err(e)) => Err(agentd_core::redact::redact(&e.to_string()).into_owned()),
+            Ok(Ok(_)) if server => Ok("reachable".into()),
+            Ok(Ok(detail)) => Ok(agentd_core::redact::redact_for(t, &detail).into_owned()),
+            Ok(Err(e)) if server => Err(server_check_error(&e)),
+            Ok(Err(e)) => Err(agentd_core::redact::redact_for(t, &e.to_string()).into_owned()),
             Err(_) => Err(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())),
         })
     }
@@ -317,4 +321,13 @@ impl Runtime {
 
 fn reqwest_url(s: &str) -> Result<reqwest::Url, RuntimeError> {
     reqwest::Url::parse(s).map_err(|e| bad(format!("`base_url` is not a URL: {e}")))
+}
+
+/// A server provider's failure as a tenant may see it: its class and HTTP
+/// status, nothing of the address or what the endpoint said.
+pub fn server_check_error(e: &agentd_providers::ProviderError) -> String {
+    match e.status() {
+        Some(status) => format!("{} (HTTP {status})", e.code()),
+        None => e.code().to_string(),
+    }
 }

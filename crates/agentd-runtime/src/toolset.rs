@@ -306,10 +306,10 @@ impl Runtime {
         }
         // What leaves the server carries no secrets, as in the journal.
         let mut args = args;
-        agentd_core::redact::redact_value(&mut args);
+        agentd_core::redact::redact_value_for(Some(t), &mut args);
         for part in &mut out.content {
             if let agentd_core::ContentPart::Text { text } = part
-                && let std::borrow::Cow::Owned(masked) = agentd_core::redact::redact(text)
+                && let std::borrow::Cow::Owned(masked) = agentd_core::redact::redact_for(t, text)
             {
                 *text = masked;
             }

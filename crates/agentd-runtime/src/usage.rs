@@ -67,7 +67,7 @@ impl Runtime {
         }
         let today = chrono::Utc::now().date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
         let from = today.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let runs = self.store.run_usage(&t.org, None, &from, "9999-12-31T23:59:59.999Z", MAX_RUNS, false).await?;
+        let runs = self.store.run_usage(&t.org, None, None, &from, "9999-12-31T23:59:59.999Z", MAX_RUNS, false).await?;
         let tokens: u64 = runs.iter().map(|r| r.usage.total_tokens).sum();
         let cost: f64 = runs.iter().map(|r| r.cost_usd.unwrap_or(0.0)).sum();
         if let Some(max) = l.tokens_per_day
@@ -85,11 +85,13 @@ impl Runtime {
 
     /// The organisation's usage over `[from, to)` (default: the last 30
     /// days), of one user when `user` is given, grouped by `day` (default),
-    /// `model`, `agent` or `user`.
+    /// `model`, `agent` or `user`; of one project when `project` is given
+    /// (a key bound to a project sees nothing of the others).
     pub async fn usage(
         &self,
         org: &str,
         user: Option<&str>,
+        project: Option<&str>,
         from: Option<&str>,
         to: Option<&str>,
         group_by: Option<&str>,
@@ -106,7 +108,7 @@ impl Runtime {
             Some(v) => bound(v, "from")?,
             None => agentd_store::ago(std::time::Duration::from_secs(30 * 86_400)),
         };
-        let runs = self.store.run_usage(org, user, &from, &to, MAX_RUNS + 1, true).await?;
+        let runs = self.store.run_usage(org, user, project, &from, &to, MAX_RUNS + 1, true).await?;
         let truncated = runs.len() > MAX_RUNS as usize;
         let mut groups: BTreeMap<String, UsageRow> = BTreeMap::new();
         let mut total = UsageRow { key: "total".into(), ..Default::default() };

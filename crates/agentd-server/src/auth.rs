@@ -97,7 +97,15 @@ const AUDITED: &[&str] = &[
     "/v1/orgs",
     "/v1/providers",
     "/v1/model-profiles",
+    "/v1/teams",
 ];
+
+/// Whether a change to this path is audited: the prefixes above, and a
+/// session workspace's files (writes, renames, deletes).
+fn audited_path(path: &str) -> bool {
+    let workspace = path.starts_with("/v1/sessions/") && (path.contains("/files/") || path.ends_with("/rename-file"));
+    workspace || AUDITED.iter().any(|p| path.starts_with(p))
+}
 
 /// Checks the key of every `/v1` request when auth is on, puts the
 /// [`Caller`] in the request's extensions, gives the request an id
@@ -123,9 +131,7 @@ pub(crate) async fn authenticate(State(s): State<AppState>, mut req: Request, ne
             Err(resp) => return resp,
         }
     };
-    let audited = req.method() != Method::GET
-        && req.method() != Method::HEAD
-        && AUDITED.iter().any(|p| req.uri().path().starts_with(p));
+    let audited = req.method() != Method::GET && req.method() != Method::HEAD && audited_path(req.uri().path());
     let what = audited.then(|| {
         let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_string());
         let tenant = crate::error::tenant_of(req.headers(), caller.principal()).ok();
@@ -241,5 +247,14 @@ mod tests {
         assert_eq!(needed_role(&Method::DELETE, "/v1/http-tools/x"), KeyRole::Admin);
         assert_eq!(needed_role(&Method::GET, "/v1/api-keys"), KeyRole::Admin);
         assert_eq!(needed_role(&Method::GET, "/v1/secrets"), KeyRole::Admin);
+    }
+
+    #[test]
+    fn teams_and_workspace_files_are_audited() {
+        assert!(audited_path("/v1/teams/t1"));
+        assert!(audited_path("/v1/sessions/s1/files/a/b.txt"));
+        assert!(audited_path("/v1/sessions/s1/rename-file"));
+        assert!(!audited_path("/v1/sessions/s1"), "a session has its own journal");
+        assert!(!audited_path("/v1/runs"));
     }
 }

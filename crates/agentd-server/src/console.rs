@@ -128,9 +128,22 @@ async fn page(State(s): State<AppState>, headers: HeaderMap, name: &'static str,
     html(StatusCode::OK, body)
 }
 
+/// The cookie that ties a login post to a login page this browser was
+/// given (so another site cannot log the browser in with its own key).
+const FORM_COOKIE: &str = "agentd_login_form";
+
+/// The login page with a fresh form token, in the page and in a cookie.
 fn login_page(status: StatusCode, error: Option<&str>) -> Response {
+    let Ok(token) = agentd_runtime::access::random_token("lf_") else {
+        return html(StatusCode::INTERNAL_SERVER_ERROR, NOT_FOUND.replace("{{what}}", "No randomness."));
+    };
     let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
-    html(status, LOGIN.replace("{{error}}", &error))
+    let mut r = html(status, LOGIN.replace("{{error}}", &error).replace("{{form}}", &token));
+    let cookie = format!("{FORM_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600");
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
 }
 
 async fn login_form(State(s): State<AppState>) -> Response {
@@ -143,6 +156,17 @@ async fn login_form(State(s): State<AppState>) -> Response {
 #[derive(serde::Deserialize)]
 pub(crate) struct LoginForm {
     key: String,
+    /// The token of the login page the key was typed into.
+    #[serde(default)]
+    form: String,
+}
+
+/// The form token cookie of the request, if any.
+fn form_cookie(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == FORM_COOKIE && !v.is_empty()).then(|| v.to_string())
+    })
 }
 
 /// Whether the request came over TLS (directly or through a proxy that says so).
@@ -153,6 +177,12 @@ fn over_tls(headers: &HeaderMap) -> bool {
 async fn login(State(s): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
     if !s.auth {
         return Redirect::to("/").into_response();
+    }
+    if !form_cookie(&headers).is_some_and(|c| !f.form.is_empty() && same(&c, &f.form)) {
+        return login_page(
+            StatusCode::FORBIDDEN,
+            Some("The login form was stale or came from elsewhere; log in again."),
+        );
     }
     let made = match s.rt.login(f.key.trim()).await {
         Ok(m) => m,

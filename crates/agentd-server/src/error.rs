@@ -155,8 +155,9 @@ impl From<RuntimeError> for ApiError {
     }
 }
 
-/// A JSON body parsed regardless of content type, with JSON error answers:
-/// `400 invalid_json`, `400 invalid_request` (wrong shape), `413 payload_too_large`.
+/// A JSON body, with JSON error answers: `400 invalid_json`, `400
+/// invalid_request` (wrong shape), `413 payload_too_large`, `415
+/// unsupported_media_type` (a body not sent as `application/json`).
 pub(crate) struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
@@ -179,6 +180,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_type =
+            req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(is_json_type);
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
@@ -193,6 +196,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MaybeJson(None));
         }
+        // A page on another site can send a form or `text/plain` body without
+        // asking first, never an `application/json` one.
+        if !json_type {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedMediaType,
+                "a request body must be sent with `content-type: application/json`",
+            ));
+        }
         if has_escaped_nul(&bytes) {
             return Err(ApiError::bad_request(ErrorCode::InvalidRequest, "NUL characters (\\u0000) are not accepted"));
         }
@@ -201,6 +213,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for MaybeJson<T> {
             _ => ApiError::bad_request(ErrorCode::InvalidJson, format!("request body is not valid JSON: {e}")),
         })
     }
+}
+
+/// `application/json` or a `+json` type, with any parameters.
+fn is_json_type(v: &str) -> bool {
+    let essence = v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Whether JSON text holds a `\u0000` escape (raw NULs are invalid JSON

@@ -12,6 +12,7 @@ use crate::error::{ApiError, ApiJson};
 pub(crate) async fn create(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
+    crate::error::Scope(t): crate::error::Scope,
     ApiJson(b): ApiJson<agentd_api::CreateApiKey>,
 ) -> Result<Response, ApiError> {
     let req = agentd_runtime::access::NewKey {
@@ -22,7 +23,7 @@ pub(crate) async fn create(
         project: b.project,
         expires_at: b.expires_at,
     };
-    let (key, secret) = s.rt.create_key(caller.principal(), req).await?;
+    let (key, secret) = s.rt.create_key(caller.principal(), Some(&t.org), req).await?;
     Ok((StatusCode::CREATED, Json(agentd_api::ApiKeyCreated { key, secret })).into_response())
 }
 
@@ -72,9 +73,16 @@ pub(crate) async fn usage(
     p: crate::error::Params,
 ) -> Result<Json<agentd_api::UsageReport>, ApiError> {
     let user = caller.principal().and_then(|k| k.user.clone()).or_else(|| p.str("user"));
-    let r = s
-        .rt
-        .usage(&t.org, user.as_deref(), p.str("from").as_deref(), p.str("to").as_deref(), p.str("group_by").as_deref())
+    let project = caller.principal().and_then(|k| k.project.clone());
+    let r =
+        s.rt.usage(
+            &t.org,
+            user.as_deref(),
+            project.as_deref(),
+            p.str("from").as_deref(),
+            p.str("to").as_deref(),
+            p.str("group_by").as_deref(),
+        )
         .await?;
     Ok(Json(crate::error::shape(&r)?))
 }

@@ -2,6 +2,7 @@
 
 mod approvals;
 mod auth;
+mod browser;
 mod console;
 mod error;
 mod feed;
@@ -26,6 +27,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
+pub use browser::BrowserPolicy;
 pub use error::ApiError;
 
 /// Shared state of every handler.
@@ -34,6 +36,8 @@ pub struct AppState {
     pub rt: Arc<Runtime>,
     /// Whether `/v1` needs an API key.
     pub auth: bool,
+    /// Names and origins browsers may reach the server under.
+    pub browser: Arc<BrowserPolicy>,
 }
 
 /// Default largest request body: 1 MiB.
@@ -187,16 +191,26 @@ static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::n
 /// `GET /v1/diagnostics`: what `agentd doctor` checks, from the running node.
 async fn diagnostics(
     State(s): State<AppState>,
+    axum::extract::Extension(caller): axum::extract::Extension<auth::Caller>,
     error::Scope(t): error::Scope,
 ) -> Result<Json<agentd_api::Diagnostics>, ApiError> {
     use agentd_api::{Check, NamedCheck};
+    // Addresses and paths of the server's configuration are for operators
+    // (and whoever runs the node without auth); a tenant's admin sees health.
+    let operator = caller.principal().is_none_or(|p| p.role == agentd_core::KeyRole::Operator);
     let database = database_check(&s.rt).await;
     let checks = s.rt.models().providers().map(|(name, p)| {
         let (name, p) = (name.clone(), p.clone());
         async move {
             match tokio::time::timeout(std::time::Duration::from_secs(5), p.check()).await {
-                Ok(Ok(detail)) => NamedCheck { name, ok: true, detail },
-                Ok(Err(e)) => NamedCheck { name, ok: false, detail: e.to_string() },
+                Ok(Ok(detail)) if operator => NamedCheck { name, ok: true, detail },
+                Ok(Ok(_)) => NamedCheck { name, ok: true, detail: "reachable".into() },
+                Ok(Err(e)) if operator => {
+                    NamedCheck { name, ok: false, detail: agentd_core::redact::redact(&e.to_string()).into_owned() }
+                }
+                Ok(Err(e)) => {
+                    NamedCheck { name, ok: false, detail: agentd_runtime::tenant_models::server_check_error(&e) }
+                }
                 Err(_) => NamedCheck { name, ok: false, detail: "no answer within 5 s".into() },
             }
         }
@@ -217,7 +231,8 @@ async fn diagnostics(
             })
             .collect();
     let sandbox = match s.rt.sandbox_path() {
-        Some(p) => Check { ok: true, configured: Some(vec![p.display().to_string()]), error: None },
+        Some(p) if operator => Check { ok: true, configured: Some(vec![p.display().to_string()]), error: None },
+        Some(_) => Check { ok: true, configured: None, error: None },
         None => Check { ok: false, configured: None, error: Some("bubblewrap is not installed".into()) },
     };
     Ok(Json(agentd_api::Diagnostics {
@@ -241,7 +256,12 @@ async fn openapi_document() -> Json<serde_json::Value> {
 
 /// Builds the router with every route and layer; with `auth`, `/v1` needs an API key.
 pub fn router(rt: Arc<Runtime>, max_body: usize, auth: bool) -> Router {
-    let state = AppState { rt, auth };
+    router_with(rt, max_body, auth, BrowserPolicy::default())
+}
+
+/// [`router`] with the names and origins browsers may use besides loopback.
+pub fn router_with(rt: Arc<Runtime>, max_body: usize, auth: bool, browser: BrowserPolicy) -> Router {
+    let state = AppState { rt, auth, browser: Arc::new(browser) };
     STARTED.get_or_init(std::time::Instant::now);
     let v1 = v1_routes().router;
     Router::new()
@@ -265,6 +285,7 @@ pub fn router(rt: Arc<Runtime>, max_body: usize, auth: bool) -> Router {
             )
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), browser::guard))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(error::reject_nul))
         .layer(axum::middleware::from_fn(error::log_failures))

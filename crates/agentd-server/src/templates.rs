@@ -52,21 +52,29 @@ pub(crate) async fn delete(
 
 /// `POST /v1/template-preview`: renders a template's text with sample
 /// arguments, storing nothing (a read, for the console's live preview). A
-/// template that does not render is answered with its error, not a 4xx.
+/// template that does not render is answered with its error, not a 4xx,
+/// unless it is over a cap (`400 template_too_large` / `template_too_complex`).
 pub(crate) async fn preview(ApiJson(b): ApiJson<agentd_api::PreviewTemplate>) -> Result<Response, ApiError> {
     if b.content.len() > 64 * 1024 {
         return Err(ApiError::bad_request(agentd_api::ErrorCode::TemplateTooLarge, "a template is at most 64 KiB"));
     }
     let args = b.arguments.unwrap_or(serde_json::Value::Null);
     let content = b.content.clone();
-    let rendered = tokio::task::spawn_blocking(move || {
-        let variables = agentd_runtime::templates::variables(&content)?;
-        agentd_runtime::templates::render("preview", &content, &args).map(|t| (t, variables))
-    })
-    .await
-    .map_err(|e| ApiError::bad_request(agentd_api::ErrorCode::InternalError, e.to_string()))?;
+    let rendered = match agentd_runtime::templates::variables(&content) {
+        Ok(variables) => agentd_runtime::templates::render("preview", &content, &args).await.map(|t| (t, variables)),
+        Err(e) => Err(e),
+    };
     let answer = match rendered {
         Ok((text, variables)) => agentd_api::TemplatePreview { text: Some(text), variables, error: None },
+        // Over a cap is the request's fault: `400`, as for a stored template.
+        Err(e)
+            if matches!(
+                e.code(),
+                agentd_api::ErrorCode::TemplateTooLarge | agentd_api::ErrorCode::TemplateTooComplex
+            ) =>
+        {
+            return Err(ApiError::from(e));
+        }
         Err(e) => {
             let variables = agentd_runtime::templates::variables(&b.content).unwrap_or_default();
             let detail = ApiError::from(e).detail();

@@ -356,7 +356,7 @@ pub(crate) fn check_migration(version: i64, stored: Option<&str>, sql: &str) -> 
 /// (every write path masks, not only the journal's). An HTTP tool's header
 /// values are the tenant's own credentials and lose only the server's
 /// secret values; listing them shows names only.
-pub fn masked_doc(kind: DocKind, doc: &serde_json::Value) -> serde_json::Value {
+pub fn masked_doc(t: &agentd_core::Tenant, kind: DocKind, doc: &serde_json::Value) -> serde_json::Value {
     // Maps whose values are the tenant's own credentials, by JSON pointer.
     let credentials: &[&str] = match kind {
         DocKind::HttpTool | DocKind::Provider => &["/headers"],
@@ -366,7 +366,7 @@ pub fn masked_doc(kind: DocKind, doc: &serde_json::Value) -> serde_json::Value {
     let mut d = doc.clone();
     let kept: Vec<(&str, serde_json::Value)> =
         credentials.iter().filter_map(|p| d.pointer_mut(p).map(|v| (*p, v.take()))).collect();
-    agentd_core::redact::redact_value(&mut d);
+    agentd_core::redact::redact_value_for(Some(t), &mut d);
     for (p, mut v) in kept {
         if let Some(m) = v.as_object_mut() {
             for x in m.values_mut() {
@@ -383,10 +383,14 @@ pub fn masked_doc(kind: DocKind, doc: &serde_json::Value) -> serde_json::Value {
 }
 
 /// A session's title and metadata with secrets masked.
-pub fn masked_session(title: Option<String>, metadata: serde_json::Value) -> (Option<String>, serde_json::Value) {
+pub fn masked_session(
+    t: &agentd_core::Tenant,
+    title: Option<String>,
+    metadata: serde_json::Value,
+) -> (Option<String>, serde_json::Value) {
     let mut m = metadata;
-    agentd_core::redact::redact_value(&mut m);
-    (title.map(|t| agentd_core::redact::redact(&t).into_owned()), m)
+    agentd_core::redact::redact_value_for(Some(t), &mut m);
+    (title.map(|s| agentd_core::redact::redact_for(t, &s).into_owned()), m)
 }
 
 /// Everything a store does: one trait per concern, so a later concern
@@ -723,12 +727,15 @@ pub struct RunUsage {
 /// What runs used, from the journal's derived rows.
 #[async_trait]
 pub trait UsageStore: Send + Sync + 'static {
-    /// Runs of one organisation created in `[from, to)` (of one user when given), at most `max`;
-    /// their tool calls are counted only when `tool_calls` (it reads the journal).
+    /// Runs of one organisation created in `[from, to)` (of one user, one
+    /// project when given), at most `max`; their tool calls are counted only
+    /// when `tool_calls` (it reads the journal).
+    #[allow(clippy::too_many_arguments)]
     async fn run_usage(
         &self,
         org: &str,
         user: Option<&str>,
+        project: Option<&str>,
         from: &str,
         to: &str,
         max: u32,

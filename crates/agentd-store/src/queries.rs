@@ -408,7 +408,7 @@ async fn append_inner(
         let data: Option<String> = first.map(|r| r.get("data")).transpose()?;
         head.images = crate::plan::images_of(data.as_deref());
     }
-    let plan = plan_append(run_id, head, guard, events)?;
+    let plan = plan_append(t, run_id, head, guard, events)?;
     let ts = plan.ts.as_str();
     for ev in &plan.events {
         e.execute(
@@ -1237,27 +1237,29 @@ pub(crate) async fn run_usage(
     e: &mut dyn Exec,
     org: &str,
     user: Option<&str>,
+    project: Option<&str>,
     from: &str,
     to: &str,
     max: u32,
     tool_calls: bool,
 ) -> Result<Vec<crate::RunUsage>> {
-    let within = args![org, user, from, to];
+    let within = args![org, user, from, to, project];
     let rows = e
         .query(
             "SELECT id, usr, model, agent, usage, cost_usd, created_at FROM runs
              WHERE org = $1 AND ($2 IS NULL OR usr = $2) AND created_at >= $3 AND created_at < $4
+               AND ($6 IS NULL OR project = $6)
              ORDER BY id LIMIT $5",
-            args![org, user, from, to, max.clamp(1, 100_000)],
+            args![org, user, from, to, max.clamp(1, 100_000), project],
         )
         .await?;
     let calls = if tool_calls {
         e.query(
             "SELECT e.run_id, count(*) AS n FROM events e JOIN runs r ON r.id = e.run_id
                  WHERE r.org = $1 AND ($2 IS NULL OR r.usr = $2) AND r.created_at >= $3 AND r.created_at < $4
-                   AND e.type = $5
+                   AND e.type = $5 AND ($6 IS NULL OR r.project = $6)
                  GROUP BY e.run_id",
-            &[within[0], within[1], within[2], within[3], agentd_core::EventType::ToolResult.name().into()],
+            &[within[0], within[1], within[2], within[3], agentd_core::EventType::ToolResult.name().into(), within[4]],
         )
         .await?
     } else {

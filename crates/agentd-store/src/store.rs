@@ -124,7 +124,7 @@ impl<B: Backend> JournalStore for SqlStore<B> {
 impl<B: Backend> SessionStore for SqlStore<B> {
     async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session> {
         let ts = now();
-        let (title, metadata) = crate::masked_session(title, metadata);
+        let (title, metadata) = crate::masked_session(t, title, metadata);
         let s = Session { id: agentd_core::new_id("ses"), title, metadata, created_at: ts.clone(), updated_at: ts };
         let (t, row) = (t.clone(), s.clone());
         self.db.write(work(move |e| Box::pin(async move { q::create_session(e, &t, &row).await }))).await?;
@@ -173,7 +173,7 @@ impl<B: Backend> LeaseStore for SqlStore<B> {
 #[async_trait]
 impl<B: Backend> DocStore for SqlStore<B> {
     async fn create_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<()> {
-        let (t, name, doc) = (t.clone(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
+        let (t, name, doc) = (t.clone(), name.to_string(), to_json(&crate::masked_doc(&t, kind, doc))?);
         self.db.write(work(move |e| Box::pin(async move { q::create_doc(e, &t, kind, &name, &doc).await }))).await
     }
 
@@ -187,7 +187,7 @@ impl<B: Backend> DocStore for SqlStore<B> {
     }
 
     async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool> {
-        let (t, name, doc) = (t.clone(), name.to_string(), to_json(&crate::masked_doc(kind, doc))?);
+        let (t, name, doc) = (t.clone(), name.to_string(), to_json(&crate::masked_doc(&t, kind, doc))?);
         self.db.write(work(move |e| Box::pin(async move { q::replace_doc(e, &t, kind, &name, &doc).await }))).await
     }
 
@@ -210,7 +210,7 @@ impl<B: Backend> DocStore for SqlStore<B> {
 
     async fn post_blackboard(&self, t: &Tenant, entry: &crate::BlackboardEntry) -> Result<bool> {
         let (t, mut b) = (t.clone(), entry.clone());
-        if let std::borrow::Cow::Owned(m) = agentd_core::redact::redact(&b.content) {
+        if let std::borrow::Cow::Owned(m) = agentd_core::redact::redact_for(&t, &b.content) {
             b.content = m;
         }
         self.db.write(work(move |e| Box::pin(async move { q::post_blackboard(e, &t, &b).await }))).await
@@ -373,15 +373,19 @@ impl<B: Backend> UsageStore for SqlStore<B> {
         &self,
         org: &str,
         user: Option<&str>,
+        project: Option<&str>,
         from: &str,
         to: &str,
         max: u32,
         tool_calls: bool,
     ) -> Result<Vec<crate::RunUsage>> {
         let (org, user, from, to) = (org.to_string(), user.map(str::to_string), from.to_string(), to.to_string());
+        let project = project.map(str::to_string);
         self.db
             .read(work(move |e| {
-                Box::pin(async move { q::run_usage(e, &org, user.as_deref(), &from, &to, max, tool_calls).await })
+                Box::pin(async move {
+                    q::run_usage(e, &org, user.as_deref(), project.as_deref(), &from, &to, max, tool_calls).await
+                })
             }))
             .await
     }

@@ -557,9 +557,11 @@ pub async fn usage_counts_runs_and_tool_calls(s: Arc<dyn Store>) {
         .unwrap();
     let from = crate::ago(std::time::Duration::from_secs(60));
     let to = crate::ago(std::time::Duration::ZERO);
-    let got = s.run_usage("a", None, &from, "9999-12-31T00:00:00.000Z", 100, true).await.unwrap();
+    let got = s.run_usage("a", None, None, &from, "9999-12-31T00:00:00.000Z", 100, true).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!((got[0].run_id.as_str(), got[0].tool_calls, got[0].usage.total_tokens), (id.as_str(), 2, 5));
-    assert!(s.run_usage("a", Some("nobody"), &from, "9999-12-31T00:00:00.000Z", 100, true).await.unwrap().is_empty());
-    assert!(s.run_usage("a", None, &to, &to, 100, true).await.unwrap().is_empty(), "an empty period");
+    assert!(
+        s.run_usage("a", Some("nobody"), None, &from, "9999-12-31T00:00:00.000Z", 100, true).await.unwrap().is_empty()
+    );
+    assert!(s.run_usage("a", None, None, &to, &to, 100, true).await.unwrap().is_empty(), "an empty period");
 }

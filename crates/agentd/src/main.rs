@@ -12,6 +12,14 @@ mod stream;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // A template worker renders one template and exits (no runtime, no logs).
+    if std::env::args_os().nth(1).is_some_and(|a| a == agentd_runtime::template_worker::WORKER_ARG) {
+        return agentd_runtime::template_worker::worker_main();
+    }
+    // Tenant templates render in such workers, bounded in memory by the kernel.
+    // `/proc/self/exe` still names this binary after it is replaced on disk.
+    let me = std::path::PathBuf::from("/proc/self/exe");
+    agentd_runtime::template_worker::use_worker(if me.exists() { me } else { std::env::current_exe().unwrap_or(me) });
     let args = cli::Cli::parse();
     init_tracing(args.verbose);
     // reqwest is built without a default TLS crypto backend; pick ring once.
@@ -45,7 +53,7 @@ struct RedactingStderr;
 impl std::io::Write for RedactingStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        std::io::stderr().write_all(agentd_core::redact::redact(&text).as_bytes())?;
+        std::io::stderr().write_all(agentd_core::redact::redact_all(&text).as_bytes())?;
         Ok(buf.len())
     }
 

@@ -33,7 +33,7 @@ pub(crate) async fn run(cmd: KeysCmd) -> anyhow::Result<ExitCode> {
                         project: req.project,
                         expires_at: req.expires_at,
                     };
-                    let (key, secret) = rt.create_key(None, new).await.map_err(|e| anyhow::anyhow!(e))?;
+                    let (key, secret) = rt.create_key(None, None, new).await.map_err(|e| anyhow::anyhow!(e))?;
                     ApiKeyCreated { key, secret }
                 }
             };

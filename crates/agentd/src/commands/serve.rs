@@ -33,7 +33,11 @@ pub(crate) async fn serve(listen: Option<String>, auth: Option<String>, local: L
         tracing::warn!(%addr, "auth is off on a non-loopback address: anyone who can reach it can act as any tenant");
     }
     let max_body = s.config.max_body_bytes.unwrap_or(agentd_server::DEFAULT_MAX_BODY);
-    let app = agentd_server::router(rt.clone(), max_body, auth);
+    let browser = agentd_server::BrowserPolicy {
+        allowed_hosts: s.config.allowed_hosts.clone(),
+        allowed_origins: s.config.allowed_origins.clone(),
+    };
+    let app = agentd_server::router_with(rt.clone(), max_body, auth, browser);
     // No tool, HTTP tool or MCP server may reach agentd itself.
     agentd_tools::egress::add_own_address(addr);
     // Unfinished runs (ours from before a restart, or expired leases) resume from here on.

@@ -37,9 +37,24 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
+/// The login page's form token and its cookie pair.
+async fn login_form(s: &Server) -> (String, String) {
+    let page = client().get(format!("{}/login", s.url)).send().await.unwrap();
+    let set = page.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    let pair = set.split(';').next().unwrap().to_string();
+    let html = page.text().await.unwrap();
+    let token = html.split("name=\"form\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    (token, pair)
+}
+
 /// Logs in with `key`; the cookie pair (`agentd_login=…`) and the page's CSRF token.
 async fn login(s: &Server, key: &str, https: bool) -> (String, String, String) {
-    let mut r = client().post(format!("{}/login", s.url)).form_body(&[("key", key)]);
+    let (form, form_cookie) = login_form(s).await;
+    let mut r = client()
+        .post(format!("{}/login", s.url))
+        .header("cookie", form_cookie)
+        .form_body(&[("key", key), ("form", form.as_str())]);
     if https {
         r = r.header("x-forwarded-proto", "https");
     }
@@ -91,15 +106,38 @@ async fn console_login_cookie_csrf_and_404_pages() {
     let r = c.get(format!("{}/login", s.url)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("name=\"key\""));
+    let (form, form_cookie) = login_form(&s).await;
     let r = c
         .post(format!("{}/login", s.url))
-        .form_body(&[("key", "agk_not-a-real-key-at-all-000000000000000000")])
+        .header("cookie", &form_cookie)
+        .form_body(&[("key", "agk_not-a-real-key-at-all-000000000000000000"), ("form", form.as_str())])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers().get("set-cookie").is_none());
+    assert!(!r.headers()["set-cookie"].to_str().unwrap().contains("agentd_login="), "no login cookie");
     assert!(r.text().await.unwrap().contains("role=\"alert\""));
+
+    // Login CSRF: another site's auto-posted form has no form token of this
+    // browser's (its SameSite cookie is not sent across sites), so it logs nobody in.
+    for (cookie, token) in [(None, ""), (None, form.as_str()), (Some(form_cookie.as_str()), "lf_other")] {
+        let mut r = c.post(format!("{}/login", s.url));
+        if let Some(k) = cookie {
+            r = r.header("cookie", k);
+        }
+        let r = r.form_body(&[("key", member.as_str()), ("form", token)]).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{cookie:?} {token}");
+        assert!(!r.headers()["set-cookie"].to_str().unwrap().contains("agentd_login="));
+    }
+    let r = c
+        .post(format!("{}/login", s.url))
+        .header("cookie", &form_cookie)
+        .header("origin", "https://evil.example")
+        .form_body(&[("key", member.as_str()), ("form", form.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a login posted from another site");
 
     let (cookie, csrf, set) = login(&s, &member, false).await;
     assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && !set.contains("Secure"), "{set}");

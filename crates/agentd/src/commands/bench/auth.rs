@@ -45,7 +45,7 @@ pub(super) async fn auth(rt: Arc<Runtime>, requests: u32) -> anyhow::Result<Exit
         project: None,
         expires_at: None,
     };
-    let (_, secret) = rt.create_key(None, new).await.map_err(|e| anyhow::anyhow!(e))?;
+    let (_, secret) = rt.create_key(None, None, new).await.map_err(|e| anyhow::anyhow!(e))?;
     let start = Instant::now();
     rt.authenticate(&secret).await.map_err(|e| anyhow::anyhow!(e))?;
     let first = start.elapsed();
