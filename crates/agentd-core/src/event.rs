@@ -199,6 +199,12 @@ pub enum EventKind {
         /// Over `max_concurrent_children`: the child waits for a sibling to finish.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         held: bool,
+        /// Tokens of the parent's budget reserved for the child (its siblings cannot spend them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reserved_tokens: Option<u64>,
+        /// USD of the parent's budget reserved for the child.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reserved_usd: Option<f64>,
     },
     /// The run waits for these children (`waiting_children`); nobody holds it
     /// until the last one ends.

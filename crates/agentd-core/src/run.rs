@@ -150,6 +150,10 @@ pub struct Ceiling {
     /// The strictest `mode` of its ancestors (`allow`, `ask`, `deny`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// Its ancestors' whole policies, nearest first: every call of the
+    /// child must pass each of them too (the strictest verdict wins).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<serde_json::Value>,
     /// Tokens the child (with its descendants) may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,

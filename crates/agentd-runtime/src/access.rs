@@ -443,6 +443,28 @@ impl Runtime {
         Ok(self.store.list_audit(org, page).await?)
     }
 
+    /// The operator's `[limits]`: quotas and the caps no tenant can raise.
+    pub(crate) fn server_limits(&self) -> &crate::config::LimitsConfig {
+        &self.access.limits
+    }
+
+    /// An agent's delegation limits under the operator's caps.
+    pub(crate) fn capped(&self, l: crate::Limits) -> crate::Limits {
+        let c = &self.access.limits;
+        crate::Limits {
+            max_depth: l.max_depth.min(c.max_depth),
+            max_children: l.max_children.min(c.max_children),
+            max_concurrent_children: l.max_concurrent_children.min(c.max_concurrent_children).max(1),
+            ..l
+        }
+    }
+
+    /// The caps a child's creation checks in its transaction.
+    pub(crate) fn tree_caps(&self) -> agentd_store::TreeCaps {
+        let c = &self.access.limits;
+        agentd_store::TreeCaps { max_tree_runs: c.max_tree_runs, max_org_open_runs: c.max_org_open_runs }
+    }
+
     /// Whether any key that is not revoked exists (auth defaults to on then).
     pub async fn keys_exist(&self) -> Result<bool, RuntimeError> {
         Ok(self.store.any_active_key().await?)

@@ -100,8 +100,11 @@ impl Runtime {
 
     /// Registers an HTTP tool (checked first); builtin names are taken.
     pub async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<HttpToolDef, RuntimeError> {
-        let def = &HttpToolDef { created_at: agentd_store::now(), ..def.clone() };
-        agentd_tools::validate_http_tool(def).map_err(|m| RuntimeError::bad(ErrorCode::InvalidRequest, m))?;
+        let mut def = HttpToolDef { created_at: agentd_store::now(), ..def.clone() };
+        agentd_tools::validate_http_tool(&def).map_err(|m| RuntimeError::bad(ErrorCode::InvalidRequest, m))?;
+        // Credentials given inline are sealed as secrets; the stored tool references them.
+        def.headers = self.sealed_headers(t, &format!("inline.http.{}", def.name), def.headers).await?;
+        let def = &def;
         if self.catalog.tools().get(&def.name).is_some() {
             return Err(RuntimeError::exists(ErrorCode::ToolExists, format!("{} is a builtin tool", def.name)));
         }
@@ -314,6 +317,9 @@ impl Runtime {
         for s in list("skills") {
             let skill: agentd_tools::skills::Skill =
                 serde_json::from_value(s).map_err(|e| bad(format!("`skills`: {e}")))?;
+            // Checked as an upload is: a bundle is tenant input like any other.
+            let skill = agentd_tools::skills::check_tenant_skill(skill)
+                .map_err(|m| RuntimeError::bad(ErrorCode::InvalidSkill, format!("`skills`: {m}")))?;
             skills.push(skill);
         }
         let mut templates = vec![];
@@ -366,5 +372,28 @@ impl Runtime {
         let version =
             self.store.doc_versions(t, agentd_store::DocKind::Agent, &def.name).await?.last().map(|v| v.version);
         Ok(json!({"agent": agent, "version": version, "skills": skills.len(), "templates": templates.len()}))
+    }
+}
+
+impl Runtime {
+    /// Headers with every inline credential sealed as the tenant's secret
+    /// (`{prefix}.{header}`) and replaced by a reference to it.
+    pub(crate) async fn sealed_headers(
+        &self,
+        t: &Tenant,
+        prefix: &str,
+        headers: std::collections::BTreeMap<String, agentd_core::HeaderSpec>,
+    ) -> Result<std::collections::BTreeMap<String, agentd_core::HeaderSpec>, RuntimeError> {
+        let mut out = std::collections::BTreeMap::new();
+        for (k, v) in headers {
+            let v = match v {
+                agentd_core::HeaderSpec::Value(s) if crate::secrets::credential_like(&k, &s) => {
+                    agentd_core::HeaderSpec::Secret { secret: self.seal_inline(t, &format!("{prefix}.{k}"), &s).await? }
+                }
+                other => other,
+            };
+            out.insert(k, v);
+        }
+        Ok(out)
     }
 }

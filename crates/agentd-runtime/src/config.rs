@@ -93,12 +93,47 @@ impl Default for SessionsConfig {
     }
 }
 
-/// Quotas per organisation: `default` for every org, `orgs.<org>` replacing it for one.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Quotas per organisation (`default` for every org, `orgs.<org>` replacing
+/// it for one), and the server's caps that no tenant setting can raise:
+/// agents' `limits` may lower these, never raise them.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     pub default: OrgLimits,
     pub orgs: BTreeMap<String, OrgLimits>,
+    /// Deepest a tree may grow (a top-level run has depth 0).
+    pub max_depth: u32,
+    /// Children one run may create in all.
+    pub max_children: u32,
+    /// Children of one run executing at once.
+    pub max_concurrent_children: u32,
+    /// Runs one tree may hold, its root included.
+    pub max_tree_runs: u32,
+    /// Unfinished runs an org may have for another child run to be made.
+    pub max_org_open_runs: u32,
+    /// Bytes one session's workspace may hold.
+    pub workspace_bytes: u64,
+    /// Bytes all of one org's workspaces on this node may hold together.
+    pub org_workspace_bytes: u64,
+    /// Workspace downloads one org may have in flight at once.
+    pub downloads_per_org: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            default: OrgLimits::default(),
+            orgs: BTreeMap::new(),
+            max_depth: 5,
+            max_children: 32,
+            max_concurrent_children: 8,
+            max_tree_runs: 256,
+            max_org_open_runs: 2_000,
+            workspace_bytes: 256 * 1024 * 1024,
+            org_workspace_bytes: 4 * 1024 * 1024 * 1024,
+            downloads_per_org: 8,
+        }
+    }
 }
 
 impl LimitsConfig {

@@ -27,6 +27,8 @@ pub struct Tree {
     pub held: HashSet<String>,
     /// The limits the run got from its parent.
     pub ceiling: Option<Ceiling>,
+    /// The budget reserved for each child at its spawn (tokens, USD).
+    pub reserved: HashMap<String, (Option<u64>, Option<f64>)>,
 }
 
 impl Tree {
@@ -74,12 +76,20 @@ impl Runtime {
     ) -> Result<Delegated, Stop> {
         let mut results: Vec<EventKind> = vec![];
         let mut waits: Vec<(&ToolCall, Vec<String>)> = vec![];
+        // New children of this step share what is unreserved of a budget,
+        // each an equal part, the parent keeping one.
+        let mut new_children = calls
+            .iter()
+            .filter(|c| matches!(c.name.as_str(), "delegate" | "spawn") && !tree.spawned.contains_key(&c.id))
+            .count() as u32;
         for c in calls {
             match c.name.as_str() {
                 "delegate" | "spawn" => {
                     let child = match tree.spawned.get(&c.id) {
                         Some(id) => id.clone(),
-                        None => match self.spawn_child(p, c, tree, w, carry).await? {
+                        None => match self.spawn_child(p, c, new_children + 1, tree, w, carry).await.inspect(|_| {
+                            new_children = new_children.saturating_sub(1);
+                        })? {
                             Ok(id) => id,
                             Err(why) => {
                                 results.push(result(c, why, true, ToolStatus::Denied, vec![]));
@@ -153,11 +163,12 @@ impl Runtime {
         &self,
         p: &Parent<'_>,
         c: &ToolCall,
+        share_of: u32,
         tree: &mut Tree,
         w: &mut Writer<'_>,
         carry: &mut Vec<EventKind>,
     ) -> Result<Result<String, String>, Stop> {
-        let limits = p.set.agent.limits;
+        let limits = self.capped(p.set.agent.limits);
         if p.run.depth >= limits.max_depth {
             return Ok(Err(format!(
                 "refused: this run is at depth {} and may not delegate (max_depth {})",
@@ -194,17 +205,11 @@ impl Runtime {
         }
         let tools: Vec<String> =
             mine.into_iter().filter(|n| agent.allows(n) && args.tools.as_ref().is_none_or(|a| a.contains(n))).collect();
-        // Policy only gets stricter down the tree: deny and ask rules add up, the mode is the strictest.
-        let cfg = &p.set.agent.policy.config;
-        let inherited = tree.ceiling.clone().unwrap_or_default();
-        let (deny, ask) = (union(inherited.deny, &cfg.deny), union(inherited.ask, &cfg.ask));
-        let mine = cfg.mode.as_str().to_string();
-        let mode = match inherited.mode {
-            Some(m) if strictness(&m) > strictness(&mine) => Some(m),
-            _ => Some(mine),
+        // The budget a child gets is reserved: its siblings cannot spend it too.
+        let reserved = match self.reserve_budget(p, tree, share_of).await? {
+            Ok(r) => r,
+            Err(why) => return Ok(Err(why)),
         };
-        // What the parent has left is the child's (its own agent's limits apply on top).
-        let (max_tokens, max_cost_usd) = self.budget_left(p, tree.ceiling.as_ref()).await?;
         let model = match args.model.as_deref().or(agent.model.as_deref()) {
             Some(m) => m.to_string(),
             None => p.run.model.clone(),
@@ -228,17 +233,16 @@ impl Runtime {
             agent: agent_name.clone(),
             agent_version: version,
             system,
-            child: Some(ChildOf::of(p.run, limits.max_concurrent_children, crate::first_words(&args.task))),
+            child: Some(ChildOf::of(
+                p.run,
+                limits.max_concurrent_children,
+                crate::first_words(&args.task),
+                self.tree_caps(),
+            )),
             ceiling: Some(Ceiling {
                 tools: Some(tools),
-                deny,
-                ask,
-                mode,
-                max_tokens,
-                max_cost_usd,
                 max_wall_secs: Some(limits.child_max_wall_secs.min(agent.max_wall_secs)),
-                team: None,
-                role: None,
+                ..crate::inherit::child_ceiling(&p.set.agent, tree.ceiling.as_ref(), reserved)
             }),
             ..NewRun::new(agentd_core::new_id("ses"), input, model, agent.max_steps)
         };
@@ -248,13 +252,20 @@ impl Runtime {
             agent: agent_name,
             task: crate::first_words(&args.task),
             held: false,
+            reserved_tokens: reserved.0,
+            reserved_usd: reserved.1,
         };
         w.write(&std::mem::take(carry)).await?;
-        let (child, held) = w.spawn(&new, spawned).await?;
+        let (child, held) = match w.spawn(&new, spawned).await {
+            Ok(x) => x,
+            Err(Stop::Store(agentd_store::StoreError::TreeFull(why))) => return Ok(Err(why)),
+            Err(e) => return Err(e),
+        };
         if held {
             tree.held.insert(child.id.clone());
         }
         tree.spawned.insert(c.id.clone(), child.id.clone());
+        tree.reserved.insert(child.id.clone(), reserved);
         if c.name == "spawn" {
             tree.spawn_children.push(child.id.clone());
         }
@@ -282,31 +293,50 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// The budget a new child gets: an equal `1/share_of` of what the tree
+    /// has left and no running child holds (`None`: no such budget); a
+    /// refusal when nothing is left to give.
+    async fn reserve_budget(
+        &self,
+        p: &Parent<'_>,
+        tree: &Tree,
+        share_of: u32,
+    ) -> Result<Result<(Option<u64>, Option<f64>), String>, Stop> {
+        let (tokens, usd) = self.budget_left(p, tree.ceiling.as_ref()).await?;
+        if tokens.is_none() && usd.is_none() {
+            return Ok(Ok((None, None)));
+        }
+        // Children still running hold their reservation; ended ones count by what they used.
+        let open: Vec<String> = self
+            .store
+            .list_children(p.t, &p.run.id)
+            .await?
+            .into_iter()
+            .filter(|r| !r.status.is_terminal())
+            .map(|r| r.id)
+            .collect();
+        let held = |i: usize| -> f64 {
+            open.iter()
+                .filter_map(|id| tree.reserved.get(id))
+                .map(|r| if i == 0 { r.0.unwrap_or(0) as f64 } else { r.1.unwrap_or(0.0) })
+                .sum()
+        };
+        let share = f64::from(share_of.max(1));
+        let tokens = tokens.map(|t| ((t as f64 - held(0)).max(0.0) / share).floor() as u64);
+        let usd = usd.map(|u| (u - held(1)).max(0.0) / share);
+        if tokens == Some(0) || usd.is_some_and(|u| u <= 0.0) {
+            return Ok(Err("refused: the tree's budget is used up or reserved by its running child runs".into()));
+        }
+        Ok(Ok((tokens, usd)))
+    }
+}
+
 /// The tighter of two optional budgets.
 fn tighter<T>(a: Option<T>, b: Option<T>, min: fn(T, T) -> T) -> Option<T> {
     match (a, b) {
         (Some(a), Some(b)) => Some(min(a, b)),
         (a, b) => a.or(b),
-    }
-}
-
-/// `inherited` plus the rules not in it yet, as JSON.
-fn union<T: serde::Serialize>(mut inherited: Vec<serde_json::Value>, mine: &[T]) -> Vec<serde_json::Value> {
-    for r in mine {
-        let v = serde_json::to_value(r).unwrap_or_default();
-        if !inherited.contains(&v) {
-            inherited.push(v);
-        }
-    }
-    inherited
-}
-
-/// How strict a policy mode is (`deny` > `ask` > `allow`).
-pub(crate) fn strictness(mode: &str) -> u8 {
-    match mode {
-        "deny" => 2,
-        "ask" => 1,
-        _ => 0,
     }
 }
 

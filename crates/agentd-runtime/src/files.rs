@@ -42,8 +42,28 @@ fn path_error(e: PathError) -> RuntimeError {
         PathError::Io(p, why) if why.contains("exists already") => {
             RuntimeError::exists(ErrorCode::FileExists, format!("{p:?} exists already"))
         }
+        PathError::Quota(..) => RuntimeError::bad(ErrorCode::QuotaExceeded, e.to_string()),
         other => RuntimeError::bad(ErrorCode::InvalidPath, other.to_string()),
     }
+}
+
+/// A workspace file being sent: read as the client takes it (never whole).
+pub struct Download {
+    pub file: std::fs::File,
+    pub size: u64,
+    /// The org's download slot, freed when dropped.
+    pub slot: DownloadSlot,
+}
+
+/// One of an org's download slots.
+pub struct DownloadSlot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+/// Each org's download slots on this node.
+fn downloads() -> &'static std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>> {
+    static D: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>,
+    > = std::sync::OnceLock::new();
+    D.get_or_init(Default::default)
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -97,6 +117,31 @@ impl Runtime {
             Ok(Some(out))
         })
         .await
+    }
+
+    /// A file opened for streaming to a client, holding one of the org's
+    /// download slots (`[limits] downloads_per_org`) until it is dropped.
+    pub async fn open_download(&self, t: &Tenant, sid: &str, path: &str) -> Result<Download, RuntimeError> {
+        let slot = {
+            let mut all = downloads().lock().unwrap_or_else(|e| e.into_inner());
+            let cap = self.server_limits().downloads_per_org.max(1) as usize;
+            let sem = all.entry(t.org.clone()).or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(cap)));
+            sem.clone().try_acquire_owned().map_err(|_| {
+                RuntimeError::Busy(format!(
+                    "the organisation has {cap} workspace downloads in flight (the server's downloads_per_org); retry when one ends"
+                ))
+            })?
+        };
+        let ws = self.session_files(t, sid).await?;
+        let path = path.to_string();
+        let (file, size) = self
+            .on_pool(t, move || {
+                let f = ws.open_read(&path).map_err(path_error)?;
+                let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                Ok((f, size))
+            })
+            .await?;
+        Ok(Download { file, size, slot: DownloadSlot(slot) })
     }
 
     /// A file's bytes (up to [`MAX_FILE`]).

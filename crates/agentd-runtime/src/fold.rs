@@ -108,7 +108,8 @@ impl Folded {
                     f.system = system;
                     f.tree.ceiling = ceiling;
                 }
-                EventKind::ChildSpawned { call_id, child_run_id, held, .. } => {
+                EventKind::ChildSpawned { call_id, child_run_id, held, reserved_tokens, reserved_usd, .. } => {
+                    f.tree.reserved.insert(child_run_id.clone(), (reserved_tokens, reserved_usd));
                     if held {
                         f.tree.held.insert(child_run_id.clone());
                     }

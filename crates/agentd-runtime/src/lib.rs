@@ -15,6 +15,7 @@ mod fold;
 mod gate;
 pub mod hub;
 pub mod images;
+mod inherit;
 pub mod logins;
 mod mcp_servers;
 pub mod models;
@@ -119,7 +120,7 @@ impl Default for Limits {
 }
 
 /// A policy that denies everything: what a broken policy falls back to.
-fn deny_all() -> agentd_safety::Policy {
+pub(crate) fn deny_all() -> agentd_safety::Policy {
     let c = agentd_safety::PolicyConfig { mode: agentd_safety::Verdict::Deny, ..Default::default() };
     agentd_safety::Policy::new(c).unwrap_or_else(|_| unreachable!("a policy without rules always parses"))
 }
@@ -267,6 +268,9 @@ pub enum RuntimeError {
     /// The caller's role may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// Over an operator's cap on things in flight at once (downloads); try again soon.
+    #[error("{0}")]
+    Busy(String),
     /// Over the organisation's request rate; try again after this long.
     #[error("over the request limit of {per_minute} a minute for this key; retry in {} s", retry_after.as_secs().max(1))]
     RateLimited { per_minute: u32, retry_after: std::time::Duration },
@@ -306,6 +310,7 @@ impl RuntimeError {
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Busy(_) => ErrorCode::LimitExceeded,
             Self::Store(StoreError::NotFound) => ErrorCode::NotFound,
             Self::Store(_) => ErrorCode::InternalError,
         }

@@ -86,12 +86,24 @@ impl Runtime {
         &self,
         t: &Tenant,
         name: &str,
-        config: McpServerConfig,
-        refs: SecretRefs,
+        mut config: McpServerConfig,
+        mut refs: SecretRefs,
     ) -> Result<Option<ServerInfo>, RuntimeError> {
         self.sync_mcp(t, true).await?;
         if self.catalog.mcp().list(t).iter().any(|i| i.name == name) {
             return Err(mcp_error(McpError::Exists(name.into())));
+        }
+        // Credentials given inline are sealed as secrets; the stored server references them.
+        for (which, plain, into) in
+            [("env", &mut config.env, &mut refs.env), ("header", &mut config.headers, &mut refs.headers)]
+        {
+            let inline: Vec<String> =
+                plain.iter().filter(|(k, v)| crate::secrets::credential_like(k, v)).map(|(k, _)| k.clone()).collect();
+            for k in inline {
+                let Some(v) = plain.remove(&k) else { continue };
+                let secret = self.seal_inline(t, &format!("inline.mcp.{name}.{which}.{k}"), &v).await?;
+                into.insert(k, secret);
+            }
         }
         // A secret that does not open is refused now, not at some later connect.
         let live = self.opened(t, &config, &refs).await?;

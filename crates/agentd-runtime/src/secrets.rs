@@ -87,6 +87,16 @@ fn open(key: &MasterKey, t: &Tenant, name: &str, sealed: &str) -> Result<String,
     String::from_utf8(plain.to_vec()).map_err(|_| broken())
 }
 
+/// Whether a header or variable holds a credential, by its name or by its
+/// value's shape: such values are sealed, never stored as given.
+pub(crate) fn credential_like(name: &str, value: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    let by_name = ["auth", "token", "secret", "key", "password", "passwd", "credential", "cookie", "signature"]
+        .iter()
+        .any(|w| n.contains(w));
+    by_name || matches!(agentd_core::redact::redact(value), std::borrow::Cow::Owned(_))
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 128 && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
@@ -123,6 +133,35 @@ impl Runtime {
         agentd_core::redact::add_tenant_secrets(t, [value.to_string()]);
         let all = self.store.list_secrets(t).await?;
         all.into_iter().find(|m| m.name == name).ok_or(RuntimeError::Store(agentd_store::StoreError::NotFound))
+    }
+
+    /// Seals a credential given inline (an MCP server's header or variable,
+    /// an HTTP tool's or a provider's header) as the tenant's secret `name`,
+    /// so the stored definition holds a reference and never the value.
+    pub(crate) async fn seal_inline(&self, t: &Tenant, name: &str, value: &str) -> Result<String, RuntimeError> {
+        let name: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "_-.".contains(c) { c } else { '_' })
+            .take(128)
+            .collect();
+        if value.len() > MAX_VALUE {
+            return Err(RuntimeError::bad(ErrorCode::InlineCredential, "an inline credential is at most 64 KiB"));
+        }
+        let key = self.master_key().map_err(|_| {
+            RuntimeError::bad(
+                ErrorCode::InlineCredential,
+                format!(
+                    "{name}: a credential may not be stored inline and this node cannot seal it (no secret key); \
+                     put it in a secret (PUT /v1/secrets/NAME) and give {{\"secret\": \"NAME\"}}"
+                ),
+            )
+        })?;
+        let sealed = seal(key, t, &name, value)?;
+        self.store.put_secret(t, &name, &sealed).await?;
+        if agentd_core::redact::unfit_secret(value).is_none() {
+            agentd_core::redact::add_tenant_secrets(t, [value.to_string()]);
+        }
+        Ok(name)
     }
 
     /// The tenant's secrets: names and times, never values.
@@ -172,7 +211,9 @@ impl Runtime {
                 RuntimeError::not_found(ErrorCode::SecretNotFound, format!("no secret named {name:?}"))
             })?;
         let value = open(self.master_key()?, t, name, &sealed)?;
-        agentd_core::redact::add_tenant_secrets(t, [value.clone()]);
+        if agentd_core::redact::unfit_secret(&value).is_none() {
+            agentd_core::redact::add_tenant_secrets(t, [value.clone()]);
+        }
         Ok(value)
     }
 }

@@ -262,7 +262,7 @@ impl Runtime {
                 None => {
                     let is_lead = cid == "lead";
                     let task = member_task(team, m, &run.input, &board, is_lead);
-                    let new = self.member_run(t, run, team, m, task).await;
+                    let new = self.member_run(t, run, tree.ceiling.as_ref(), team, m, task).await;
                     let new = match new {
                         Ok(n) => n,
                         Err(e) => {
@@ -281,9 +281,21 @@ impl Runtime {
                         agent: m.agent.clone(),
                         task: format!("{} of {}", m.role, team.name),
                         held: false,
+                        reserved_tokens: None,
+                        reserved_usd: None,
                     };
                     w.write(&std::mem::take(&mut carry)).await?;
-                    let (child, _) = w.spawn(&new, spawned).await?;
+                    let (child, _) = match w.spawn(&new, spawned).await {
+                        Ok(x) => x,
+                        Err(Stop::Store(agentd_store::StoreError::TreeFull(why))) => {
+                            let err =
+                                agentd_core::RunError::new("team_member_unavailable", format!("{}: {why}", m.role));
+                            carry.push(EventKind::RunFailed { error: err });
+                            w.write(&carry).await?;
+                            return Ok(());
+                        }
+                        Err(e) => return Err(e),
+                    };
                     tree.spawned.insert(cid.clone(), child.id.clone());
                     self.sched.wake();
                     child.id
@@ -300,17 +312,22 @@ impl Runtime {
     }
 
     /// The child run of one member (or the lead).
+    /// Members inherit as delegated children do (`inherit::child_ceiling`):
+    /// the team run's whole policy binds them.
     async fn member_run(
         &self,
         t: &Tenant,
         run: &Run,
+        run_ceiling: Option<&Ceiling>,
         team: &TeamSpec,
         m: &TeamMember,
         task: String,
     ) -> Result<NewRun, RuntimeError> {
         let (agent, version) = self.agent_with_version(t, &m.agent).await?;
+        let parent = self.agent_of_run(t, run, run_ceiling).await?;
         let model = agent.model.clone().unwrap_or_else(|| run.model.clone());
-        let limits = agent.limits;
+        let limits = self.capped(agent.limits);
+        let budget = (run_ceiling.and_then(|c| c.max_tokens), run_ceiling.and_then(|c| c.max_cost_usd));
         Ok(NewRun {
             agent: m.agent.clone(),
             agent_version: version,
@@ -318,12 +335,13 @@ impl Runtime {
                 run,
                 limits.max_concurrent_children.max(team.members.len() as u32),
                 format!("{} · {}", team.name, m.role),
+                self.tree_caps(),
             )),
             ceiling: Some(Ceiling {
                 max_wall_secs: Some(limits.child_max_wall_secs.min(agent.max_wall_secs)),
                 team: Some(team.name.clone()),
                 role: Some(m.role.clone()),
-                ..Default::default()
+                ..crate::inherit::child_ceiling(&parent, run_ceiling, budget)
             }),
             ..NewRun::new(agentd_core::new_id("ses"), task, model, agent.max_steps)
         })

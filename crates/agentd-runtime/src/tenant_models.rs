@@ -224,6 +224,14 @@ impl Runtime {
         }
         let url = reqwest_url(&def.base_url())?;
         agentd_tools::egress::check_destination(&t.org, &url).await.map_err(|e| bad(e.to_string()))?;
+        // Credentials given inline (headers, or in the URL) are never stored as given.
+        if url.password().is_some() || !url.username().is_empty() {
+            return Err(RuntimeError::bad(
+                ErrorCode::InlineCredential,
+                "`base_url` may not carry a user or password; give the key as `api_key: {\"secret\": \"NAME\"}`",
+            ));
+        }
+        def.headers = self.sealed_headers(t, &format!("inline.provider.{}", def.name), def.headers).await?;
         // Built once now: bad headers and missing secrets are refused here.
         self.build_tenant_provider(t, &def).await?;
         def.created_at = agentd_store::now();

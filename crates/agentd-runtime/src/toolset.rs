@@ -229,9 +229,15 @@ impl Runtime {
 
     /// The workspace of a session, or the tenant's scratch workspace.
     pub fn workspace(&self, t: &Tenant, session_id: Option<&str>) -> std::io::Result<agentd_tools::Workspace> {
-        let dir =
-            self.catalog.workspaces.join(&t.org).join(&t.user).join(&t.project).join(session_id.unwrap_or("_scratch"));
-        agentd_tools::Workspace::open(&dir)
+        let org_root = self.catalog.workspaces.join(&t.org);
+        let dir = org_root.join(&t.user).join(&t.project).join(session_id.unwrap_or("_scratch"));
+        let l = self.server_limits();
+        let quota = agentd_tools::quota::Quota {
+            workspace_bytes: l.workspace_bytes,
+            org_root,
+            org_bytes: l.org_workspace_bytes,
+        };
+        Ok(agentd_tools::Workspace::open(&dir)?.with_quota(quota))
     }
 
     /// Calls a tool directly, without a model: arguments are checked against
@@ -455,24 +461,14 @@ impl Runtime {
             if let Some(tools) = &c.tools {
                 agent.tools = Some(tools.clone());
             }
-            if !c.deny.is_empty() || !c.ask.is_empty() || c.mode.is_some() {
-                let mut cfg = agent.policy.config.clone();
-                for (rules, into) in [(&c.deny, &mut cfg.deny), (&c.ask, &mut cfg.ask)] {
-                    for rule in rules {
-                        match serde_json::from_value(rule.clone()) {
-                            Ok(r) if !into.contains(&r) => into.push(r),
-                            Ok(_) => {}
-                            Err(e) => tracing::warn!(error = %e, "unreadable inherited policy rule"),
-                        }
+            if !c.deny.is_empty() || !c.ask.is_empty() || c.mode.is_some() || !c.policies.is_empty() {
+                agent.policy = match crate::inherit::bounded_policy(&agent.policy.config, c) {
+                    Ok(p) => Arc::new(p),
+                    Err(e) => {
+                        tracing::error!(error = %e, run_id = %run.id, "unreadable inherited policy; denying every tool call");
+                        Arc::new(crate::deny_all())
                     }
-                }
-                if let Some(m) = &c.mode
-                    && crate::delegation::strictness(m) > crate::delegation::strictness(cfg.mode.as_str())
-                    && let Ok(v) = serde_json::from_value(serde_json::json!(m))
-                {
-                    cfg.mode = v;
-                }
-                agent.policy = crate::policy_from(&cfg);
+                };
             }
         }
         Ok(agent)

@@ -20,6 +20,20 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// How strict a verdict is: `deny` > `ask` > `allow`.
+    pub fn strictness(self) -> u8 {
+        match self {
+            Verdict::Allow => 0,
+            Verdict::Ask => 1,
+            Verdict::Deny => 2,
+        }
+    }
+
+    /// The stricter of two verdicts.
+    pub fn strictest(self, other: Verdict) -> Verdict {
+        if other.strictness() > self.strictness() { other } else { self }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Verdict::Allow => "allow",
@@ -123,6 +137,10 @@ pub struct Policy {
     allow: Vec<Rule>,
     ask: Vec<Rule>,
     deny: Vec<Rule>,
+    /// The policies of the runs above this one in a tree (delegating
+    /// parents, a team's run): a call gets the strictest of every verdict,
+    /// so nothing a child allows itself escapes what an ancestor asks or denies.
+    ancestors: Vec<Policy>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +197,27 @@ pub struct Decision {
 impl Policy {
     pub fn new(config: PolicyConfig) -> Result<Self, RuleError> {
         let parse = |v: &[RuleSpec]| v.iter().map(parse_rule).collect::<Result<Vec<_>, _>>();
-        Ok(Self { allow: parse(&config.allow)?, ask: parse(&config.ask)?, deny: parse(&config.deny)?, config })
+        Ok(Self {
+            allow: parse(&config.allow)?,
+            ask: parse(&config.ask)?,
+            deny: parse(&config.deny)?,
+            config,
+            ancestors: vec![],
+        })
+    }
+
+    /// This policy under its ancestors' (nearest first): each call is
+    /// decided by all of them and the strictest verdict wins.
+    pub fn bounded_by(mut self, ancestors: &[PolicyConfig]) -> Result<Self, RuleError> {
+        for a in ancestors {
+            self.ancestors.push(Policy::new(a.clone())?);
+        }
+        Ok(self)
+    }
+
+    /// The configs this policy is bounded by, nearest first.
+    pub fn ancestor_configs(&self) -> Vec<PolicyConfig> {
+        self.ancestors.iter().map(|p| p.config.clone()).collect()
     }
 
     /// A policy with `extra` layered on top: its mode, allow and ask rules
@@ -200,8 +238,19 @@ impl Policy {
         Policy::new(c)
     }
 
-    /// Decides one call.
+    /// Decides one call: its own verdict, made stricter by any ancestor's.
     pub fn evaluate(&self, tool: ToolFacts<'_>, args: &Value) -> Decision {
+        let mut d = self.evaluate_own(tool, args);
+        for (i, a) in self.ancestors.iter().enumerate() {
+            let theirs = a.evaluate_own(tool, args);
+            if theirs.decision.strictness() > d.decision.strictness() {
+                d = Decision { rule: format!("inherited from ancestor {}: {}", i + 1, theirs.rule), ..theirs };
+            }
+        }
+        d
+    }
+
+    fn evaluate_own(&self, tool: ToolFacts<'_>, args: &Value) -> Decision {
         let a = guard::assess(tool, args);
         let commands =
             (tool.source == agentd_core::ToolSource::Builtin && tool.name == "shell").then(|| shell_commands(args));
@@ -469,5 +518,22 @@ mod tests {
         }
         let shown = crate::sanitize("shell", &json!({"command": "python3 <<EOF\nprint(1)\nEOF"}));
         assert!(shown["redirects"][0].as_str().unwrap().contains("here-document"), "{shown}");
+    }
+
+    #[test]
+    fn an_ancestors_mode_and_high_risk_bind_a_child_whatever_it_allows_itself() {
+        // Hardening finding 10: the child's own allow rules beat the parent's `mode: ask`.
+        let parent: PolicyConfig =
+            serde_json::from_value(json!({"mode": "ask", "allow": ["shell(ls)"], "high_risk": "deny"})).unwrap();
+        let child = policy(json!({"mode": "allow", "allow": ["shell"], "high_risk": "allow"}))
+            .bounded_by(std::slice::from_ref(&parent))
+            .unwrap();
+        let eval = |cmd: &str| child.evaluate(builtin("shell"), &json!({"command": cmd}));
+        assert_eq!(eval("ls").decision, Verdict::Allow, "both allow it");
+        let d = eval("cat notes.txt");
+        assert_eq!(d.decision, Verdict::Ask, "{d:?}");
+        assert!(d.rule.starts_with("inherited"), "{}", d.rule);
+        assert_eq!(eval("rm -rf /srv").decision, Verdict::Deny, "the parent's high_risk: deny");
+        assert_eq!(child.ancestor_configs(), vec![parent]);
     }
 }

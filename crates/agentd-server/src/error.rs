@@ -117,7 +117,7 @@ fn status_of(e: &RuntimeError) -> StatusCode {
             StatusCode::FORBIDDEN
         }
         RuntimeError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-        RuntimeError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        RuntimeError::RateLimited { .. } | RuntimeError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
         RuntimeError::Store(_) if e.code() == ErrorCode::NotFound => StatusCode::NOT_FOUND,
         RuntimeError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -56,9 +56,21 @@ async fn read(
     path: &str,
     download: bool,
 ) -> Result<Response, ApiError> {
-    let bytes = s.rt.read_file(t, id, path).await?;
-    let mut r = bytes.into_response();
+    // Streamed in small chunks as the client reads them: a client that
+    // stalls holds one chunk and a download slot, never the whole file.
+    let agentd_runtime::files::Download { file, size, slot } = s.rt.open_download(t, id, path).await?;
+    // At most the size it had when opened: a file that grows meanwhile
+    // would break the announced length.
+    let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), size);
+    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 16 * 1024);
+    // The slot goes with the stream and is freed when the body is dropped.
+    let stream = futures::StreamExt::map(stream, move |chunk| {
+        let _held = &slot;
+        chunk
+    });
+    let mut r = axum::body::Body::from_stream(stream).into_response();
     let h = r.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));

@@ -175,26 +175,10 @@ pub(crate) async fn restart_mcp(
 
 /// A skill from an upload, checked: SKILL.md parses, file paths stay relative, sizes bounded.
 fn skill_from(b: agentd_api::UploadSkill) -> Result<agentd_tools::skills::Skill, ApiError> {
-    let mut skill =
-        agentd_tools::skills::parse_skill(&b.content).map_err(|m| ApiError::bad_request(ErrorCode::InvalidSkill, m))?;
-    for rel in b.files.keys() {
-        let p = std::path::Path::new(rel);
-        let ok = !rel.is_empty()
-            && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
-            && !rel.contains('\0');
-        if !ok {
-            return Err(ApiError::bad_request(
-                ErrorCode::InvalidSkill,
-                format!("file path {rel:?} must be relative, without `..`"),
-            ));
-        }
-    }
-    if b.files.values().map(String::len).sum::<usize>() > 4 * 1024 * 1024 {
-        return Err(ApiError::bad_request(ErrorCode::InvalidSkill, "files beside SKILL.md may total at most 4 MiB"));
-    }
+    let bad = |m: String| ApiError::bad_request(ErrorCode::InvalidSkill, m);
+    let mut skill = agentd_tools::skills::parse_skill(&b.content).map_err(bad)?;
     skill.files = b.files;
-    skill.source = "tenant".into();
-    Ok(skill)
+    agentd_tools::skills::check_tenant_skill(skill).map_err(bad)
 }
 
 /// What an upload answers: the skill's name, description (masked) and source.

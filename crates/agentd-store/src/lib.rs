@@ -68,6 +68,9 @@ pub enum StoreError {
     /// The session already has an unfinished run (and the caller asked to reject).
     #[error("session busy with run {0}")]
     SessionBusy(String),
+    /// A child would take its tree or its org over the operator's cap.
+    #[error("{0}")]
+    TreeFull(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -139,19 +142,33 @@ pub struct ChildOf {
     pub max_concurrent: u32,
     /// The title of the child's own session.
     pub session_title: String,
+    /// Runs the whole tree may hold, its root included (checked in the
+    /// transaction that makes the child, so parallel spawns cannot overshoot).
+    pub max_tree_runs: u32,
+    /// Unfinished runs the org may have at once for a child to be made.
+    pub max_org_open_runs: u32,
 }
 
 impl ChildOf {
-    /// A child one level below `parent`, in its tree.
-    pub fn of(parent: &Run, max_concurrent: u32, session_title: String) -> Self {
+    /// A child one level below `parent`, in its tree, under the operator's caps.
+    pub fn of(parent: &Run, max_concurrent: u32, session_title: String, caps: TreeCaps) -> Self {
         Self {
             parent_run_id: parent.id.clone(),
             root_run_id: parent.root_run_id.clone().unwrap_or_else(|| parent.id.clone()),
             depth: parent.depth + 1,
             max_concurrent,
             session_title,
+            max_tree_runs: caps.max_tree_runs,
+            max_org_open_runs: caps.max_org_open_runs,
         }
     }
+}
+
+/// The operator's caps a child's creation checks.
+#[derive(Debug, Clone, Copy)]
+pub struct TreeCaps {
+    pub max_tree_runs: u32,
+    pub max_org_open_runs: u32,
 }
 
 /// One version of a tenant document.

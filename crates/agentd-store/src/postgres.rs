@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("../migrations/common/console_logins.sql")),
     (16, include_str!("../migrations/common/run_tree.sql")),
     (17, include_str!("../migrations/common/run_tree_cost.sql")),
+    (18, include_str!("../migrations/common/run_tree_caps.sql")),
 ];
 /// Advisory lock key serialising migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;

@@ -207,6 +207,27 @@ pub(crate) async fn create_run(e: &mut dyn Exec, t: &Tenant, new: &NewRun) -> Re
         Some(c) => (Some(c.parent_run_id.as_str()), c.root_run_id.as_str(), i64::from(c.depth)),
         None => (None, new.id.as_str(), 0),
     };
+    if let Some(c) = &new.child {
+        let in_tree = count(e, "SELECT count(*) AS n FROM runs WHERE root_run_id = $1", args![&c.root_run_id]).await?;
+        if in_tree >= i64::from(c.max_tree_runs) {
+            return Err(StoreError::TreeFull(format!(
+                "refused: this run's tree already holds {in_tree} runs (the server's max_tree_runs is {})",
+                c.max_tree_runs
+            )));
+        }
+        let open = count(
+            e,
+            "SELECT count(*) AS n FROM runs WHERE org = $1 AND status NOT IN ('completed', 'failed', 'cancelled')",
+            args![&t.org],
+        )
+        .await?;
+        if open >= i64::from(c.max_org_open_runs) {
+            return Err(StoreError::TreeFull(format!(
+                "refused: the organisation has {open} unfinished runs (the server's max_org_open_runs is {})",
+                c.max_org_open_runs
+            )));
+        }
+    }
     let held = match &new.child {
         Some(c) => {
             let running = count(

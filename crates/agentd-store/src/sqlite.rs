@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("../migrations/common/console_logins.sql")),
     (17, include_str!("../migrations/common/run_tree.sql")),
     (18, include_str!("../migrations/common/run_tree_cost.sql")),
+    (19, include_str!("../migrations/common/run_tree_caps.sql")),
 ];
 
 /// Most requests committed together in one transaction.

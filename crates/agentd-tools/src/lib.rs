@@ -8,6 +8,7 @@ mod fs;
 mod http_fetch;
 mod http_tool;
 pub mod pool;
+pub mod quota;
 pub mod sandbox;
 mod shell;
 pub mod skills;

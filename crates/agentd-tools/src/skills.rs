@@ -87,17 +87,50 @@ pub fn parse_skill(text: &str) -> Result<Skill, String> {
     }
     let (fm, body) = front_matter(text)?;
     let name = fm.get("name").cloned().unwrap_or_default();
+    let description = fm.get("description").cloned().unwrap_or_default();
+    check_head(&name, &description)?;
+    Ok(Skill { name, description, body, files: BTreeMap::new(), source: String::new() })
+}
+
+fn check_head(name: &str, description: &str) -> Result<(), String> {
     if name.is_empty()
         || name.len() > 64
         || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
         return Err(format!("bad name {name:?}: 1-64 characters of lowercase letters, digits and hyphens"));
     }
-    let description = fm.get("description").cloned().unwrap_or_default();
     if description.trim().is_empty() || description.len() > 1024 {
         return Err("`description` is required and at most 1024 characters".into());
     }
-    Ok(Skill { name, description, body, files: BTreeMap::new(), source: String::new() })
+    Ok(())
+}
+
+/// Files beside SKILL.md a tenant may send, in all.
+pub const MAX_TENANT_FILES_BYTES: usize = 4 * 1024 * 1024;
+
+/// The one check of a skill a tenant supplies, however it arrives (an
+/// upload, an agent import): its name and description as `SKILL.md` must
+/// have them, its body and files bounded, every file path relative without
+/// `..`, and its source `tenant` whatever it claimed.
+pub fn check_tenant_skill(mut skill: Skill) -> Result<Skill, String> {
+    check_head(&skill.name, &skill.description)?;
+    if skill.body.len() > MAX_SKILL_BYTES {
+        return Err(format!("the skill's body is over {MAX_SKILL_BYTES} bytes"));
+    }
+    for rel in skill.files.keys() {
+        let p = Path::new(rel);
+        let ok = !rel.is_empty()
+            && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+            && !rel.contains('\0');
+        if !ok {
+            return Err(format!("file path {rel:?} must be relative, without `..`"));
+        }
+    }
+    if skill.files.values().map(String::len).sum::<usize>() > MAX_TENANT_FILES_BYTES {
+        return Err("files beside SKILL.md may total at most 4 MiB".into());
+    }
+    skill.source = "tenant".into();
+    Ok(skill)
 }
 
 /// Loads every skill under `dir` (one level of subdirectories, each with a

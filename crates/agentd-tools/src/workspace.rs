@@ -31,6 +31,8 @@ pub enum PathError {
     NotDir(String),
     #[error("cannot open {0:?}: {1}")]
     Io(String, String),
+    #[error("cannot write {0:?}: {1}")]
+    Quota(String, String),
 }
 
 /// What kind of object an open must find.
@@ -44,6 +46,8 @@ pub enum Want {
 #[derive(Debug, Clone)]
 pub struct Workspace {
     root: PathBuf,
+    /// Caps on the bytes written through it (none: unbounded, as in tests).
+    quota: Option<std::sync::Arc<crate::quota::Quota>>,
 }
 
 /// Most entries a directory walk visits.
@@ -97,7 +101,22 @@ impl Workspace {
     /// Uses (and creates) `dir` as the workspace root.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Ok(Self { root: dir.canonicalize()? })
+        Ok(Self { root: dir.canonicalize()?, quota: None })
+    }
+
+    /// The same workspace with its writes checked against `quota`.
+    pub fn with_quota(mut self, quota: crate::quota::Quota) -> Self {
+        self.quota = Some(std::sync::Arc::new(quota));
+        self
+    }
+
+    /// Refuses a write of `new_len` bytes over `old_len` that would take
+    /// the workspace or its org over their quota.
+    pub fn check_quota(&self, rel: &str, old_len: u64, new_len: u64) -> Result<(), PathError> {
+        match &self.quota {
+            Some(q) => q.check(&self.root, old_len, new_len).map_err(|why| PathError::Quota(rel.into(), why)),
+            None => Ok(()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -228,6 +247,7 @@ impl Workspace {
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(PathError::NotRegular(rel.into()));
         }
+        self.check_quota(rel, st.st_size as u64, content.len() as u64)?;
         let mut f = File::from(fd);
         f.set_len(0).map_err(|e| PathError::Io(rel.into(), e.to_string()))?;
         f.write_all(content).map_err(|e| PathError::Io(rel.into(), e.to_string()))
