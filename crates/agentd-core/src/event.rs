@@ -9,6 +9,9 @@ use crate::run::{RunError, RunStatus};
 /// One entry of a run's journal. Serialises as `{"type": "run.created", "data": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
+// `run.created` is the big one and written once per run; boxing it would
+// churn every constructor for no measurable gain.
+#[allow(clippy::large_enum_variant)]
 pub enum EventKind {
     #[serde(rename = "run.created")]
     RunCreated {

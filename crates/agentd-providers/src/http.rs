@@ -68,18 +68,6 @@ pub fn without_userinfo(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod userinfo_tests {
-    use super::without_userinfo;
-
-    #[test]
-    fn credentials_in_urls_are_never_shown() {
-        assert_eq!(without_userinfo("http://user:PASSWORD@host:8080/v1"), "http://host:8080/v1");
-        assert_eq!(without_userinfo("http://tok@host/v1"), "http://host/v1");
-        assert_eq!(without_userinfo("http://host/v1"), "http://host/v1");
-    }
-}
-
 pub(crate) fn map_send_error(e: reqwest::Error) -> ProviderError {
     if e.is_timeout() {
         ProviderError::Timeout
@@ -140,4 +128,16 @@ pub(crate) fn parse_arguments(raw: &str) -> Value {
         return serde_json::json!({});
     }
     serde_json::from_str(raw.trim()).unwrap_or_else(|_| Value::String(raw.to_string()))
+}
+
+#[cfg(test)]
+mod userinfo_tests {
+    use super::without_userinfo;
+
+    #[test]
+    fn credentials_in_urls_are_never_shown() {
+        assert_eq!(without_userinfo("http://user:PASSWORD@host:8080/v1"), "http://host:8080/v1");
+        assert_eq!(without_userinfo("http://tok@host/v1"), "http://host/v1");
+        assert_eq!(without_userinfo("http://host/v1"), "http://host/v1");
+    }
 }

@@ -76,8 +76,8 @@ impl Runtime {
     ) -> Result<Delegated, Stop> {
         let mut results: Vec<EventKind> = vec![];
         let mut waits: Vec<(&ToolCall, Vec<String>)> = vec![];
-        // New children of this step share what is unreserved of a budget,
-        // each an equal part, the parent keeping one.
+        // New children of this step share what is unreserved of a budget in
+        // equal parts (see `reserve_budget`).
         let mut new_children = calls
             .iter()
             .filter(|c| matches!(c.name.as_str(), "delegate" | "spawn") && !tree.spawned.contains_key(&c.id))
@@ -87,15 +87,19 @@ impl Runtime {
                 "delegate" | "spawn" => {
                     let child = match tree.spawned.get(&c.id) {
                         Some(id) => id.clone(),
-                        None => match self.spawn_child(p, c, new_children + 1, tree, w, carry).await.inspect(|_| {
+                        None => {
+                            // A spawning parent goes on working and keeps a share; a
+                            // delegating one waits, so its children share all.
+                            let share_of = new_children + u32::from(c.name == "spawn");
                             new_children = new_children.saturating_sub(1);
-                        })? {
-                            Ok(id) => id,
-                            Err(why) => {
-                                results.push(result(c, why, true, ToolStatus::Denied, vec![]));
-                                continue;
+                            match self.spawn_child(p, c, share_of, tree, w, carry).await? {
+                                Ok(id) => id,
+                                Err(why) => {
+                                    results.push(result(c, why, true, ToolStatus::Denied, vec![]));
+                                    continue;
+                                }
                             }
-                        },
+                        }
                     };
                     if c.name == "spawn" {
                         let status = if tree.held.contains(&child) { "held until a sibling ends" } else { "started" };

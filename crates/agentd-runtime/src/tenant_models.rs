@@ -223,7 +223,6 @@ impl Runtime {
             return Err(bad("`max_tokens_field` is max_tokens or max_completion_tokens"));
         }
         let url = reqwest_url(&def.base_url())?;
-        agentd_tools::egress::check_destination(&t.org, &url).await.map_err(|e| bad(e.to_string()))?;
         // Credentials given inline (headers, or in the URL) are never stored as given.
         if url.password().is_some() || !url.username().is_empty() {
             return Err(RuntimeError::bad(
@@ -231,6 +230,7 @@ impl Runtime {
                 "`base_url` may not carry a user or password; give the key as `api_key: {\"secret\": \"NAME\"}`",
             ));
         }
+        agentd_tools::egress::check_destination(&t.org, &url).await.map_err(|e| bad(e.to_string()))?;
         def.headers = self.sealed_headers(t, &format!("inline.provider.{}", def.name), def.headers).await?;
         // Built once now: bad headers and missing secrets are refused here.
         self.build_tenant_provider(t, &def).await?;

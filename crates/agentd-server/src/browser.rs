@@ -54,9 +54,13 @@ fn cross_site(req: &Request, policy: &BrowserPolicy) -> bool {
     {
         return false;
     }
-    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if matches!(fetch_site, Some("cross-site" | "same-site")) {
-        return true;
+    // The browser's own word, which no page can forge, decides when given:
+    // a same-origin form of a page with `Referrer-Policy: no-referrer` (the
+    // console's) says `Origin: null`.
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some("same-origin" | "none") => return false,
+        Some(_) => return true,
+        None => {}
     }
     match origin {
         None => false,
@@ -132,6 +136,10 @@ mod tests {
         assert!(cross_site(&req("POST", h, &[("origin", "null")]), &p));
         assert!(cross_site(&req("POST", h, &[("sec-fetch-site", "cross-site")]), &p));
         assert!(cross_site(&req("POST", h, &[("sec-fetch-site", "same-site")]), &p), "another port of localhost");
+        let console_form = [("origin", "null"), ("sec-fetch-site", "same-origin")];
+        assert!(!cross_site(&req("POST", h, &console_form), &p), "a no-referrer page's own form");
+        let forged = [("origin", "http://127.0.0.1:7700"), ("sec-fetch-site", "cross-site")];
+        assert!(cross_site(&req("POST", h, &forged), &p), "the browser's word wins");
         let allowed = BrowserPolicy { allowed_origins: vec!["https://console.example".into()], ..Default::default() };
         let from = [("origin", "https://console.example"), ("sec-fetch-site", "cross-site")];
         assert!(!cross_site(&req("POST", h, &from), &allowed));

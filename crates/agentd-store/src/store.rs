@@ -173,7 +173,7 @@ impl<B: Backend> LeaseStore for SqlStore<B> {
 #[async_trait]
 impl<B: Backend> DocStore for SqlStore<B> {
     async fn create_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<()> {
-        let (t, name, doc) = (t.clone(), name.to_string(), to_json(&crate::masked_doc(&t, kind, doc))?);
+        let (t, name, doc) = (t.clone(), name.to_string(), to_json(&crate::masked_doc(t, kind, doc))?);
         self.db.write(work(move |e| Box::pin(async move { q::create_doc(e, &t, kind, &name, &doc).await }))).await
     }
 
@@ -187,7 +187,7 @@ impl<B: Backend> DocStore for SqlStore<B> {
     }
 
     async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool> {
-        let (t, name, doc) = (t.clone(), name.to_string(), to_json(&crate::masked_doc(&t, kind, doc))?);
+        let (t, name, doc) = (t.clone(), name.to_string(), to_json(&crate::masked_doc(t, kind, doc))?);
         self.db.write(work(move |e| Box::pin(async move { q::replace_doc(e, &t, kind, &name, &doc).await }))).await
     }
 

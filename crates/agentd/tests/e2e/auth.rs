@@ -319,7 +319,7 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
     post("/v1/teams", json!({"name": "crew", "lead": {"agent": "helper", "role": "lead"}})).await;
     post("/v1/skills", json!({"content": "---\nname: notes\ndescription: d\n---\nbody\n"})).await;
     post("/v1/prompt-templates", json!({"name": "greet", "content": "Hi"})).await;
-    let (c, v) = call(&s, Some(&admin), Method::PUT, "/v1/secrets/db", Some(json!({"value": "v"}))).await;
+    let (c, v) = call(&s, Some(&admin), Method::PUT, "/v1/secrets/db", Some(json!({"value": "db-pw-51c2e9"}))).await;
     assert_eq!(c, 200, "{v}");
     // A public address literal: built and stored without any connection.
     post(

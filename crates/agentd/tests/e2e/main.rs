@@ -21,6 +21,7 @@ mod providers;
 mod real_model;
 mod runs;
 mod safety;
+mod second_pass;
 mod skills;
 mod snapshot;
 mod teams;
