@@ -59,6 +59,8 @@ pub(crate) struct Access {
     rate: Mutex<HashMap<String, Instant>>,
     /// Each organisation's `concurrent_runs` from the API, and when they were read.
     caps: Mutex<Option<(ApiCaps, Instant)>>,
+    /// Each organisation's workspace download slots on this node.
+    downloads: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>,
 }
 
 /// `concurrent_runs` as operators set it over the API, by org.
@@ -75,6 +77,7 @@ impl Access {
             overrides: Default::default(),
             rate: Default::default(),
             caps: Default::default(),
+            downloads: Default::default(),
         }
     }
 }
@@ -457,6 +460,21 @@ impl Runtime {
             max_concurrent_children: l.max_concurrent_children.min(c.max_concurrent_children).max(1),
             ..l
         }
+    }
+
+    /// One of the org's download slots (`[limits] downloads_per_org`), or
+    /// `Busy` when all are taken.
+    pub(crate) fn download_slot(&self, org: &str) -> Result<tokio::sync::OwnedSemaphorePermit, RuntimeError> {
+        let cap = self.access.limits.downloads_per_org.max(1) as usize;
+        let sem = {
+            let mut all = self.access.downloads.lock().unwrap_or_else(|e| e.into_inner());
+            all.entry(org.to_string()).or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(cap))).clone()
+        };
+        sem.try_acquire_owned().map_err(|_| {
+            RuntimeError::Busy(format!(
+                "the organisation has {cap} workspace downloads in flight (the server's downloads_per_org); retry when one ends"
+            ))
+        })
     }
 
     /// The caps a child's creation checks in its transaction.

@@ -451,30 +451,24 @@ impl Runtime {
     /// cancels any the store's cascade skipped (a child that was ending at
     /// that moment); other nodes notice at their heartbeat.
     pub(crate) async fn stop_subtree(&self, t: &agentd_core::Tenant, run_id: &str) {
-        let mut todo = vec![run_id.to_string()];
-        let mut seen = 0;
-        while let Some(id) = todo.pop() {
-            seen += 1;
-            if seen > 10_000 {
-                break;
+        // One query for the whole tree below (thousands of runs cost one read).
+        let all = match self.store.descendants(t, run_id).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, run_id = %run_id, "could not list a run's descendants to stop them");
+                return;
             }
-            match self.store.list_children(t, &id).await {
-                Ok(children) => {
-                    for c in children {
-                        if !c.status.is_terminal() {
-                            let why = EventKind::RunCancelled { reason: Some("its parent run ended".into()) };
-                            match self.journal(t, &c.id, &[why]).await {
-                                Ok(_) | Err(agentd_store::StoreError::RunFinished) => {}
-                                Err(e) => tracing::warn!(error = %e, run_id = %c.id, "could not cancel a child run"),
-                            }
-                        }
-                        self.sched.cancel_local(&c.id);
-                        self.hub.close(&c.id);
-                        todo.push(c.id);
-                    }
+        };
+        for (id, status) in all {
+            if !status.is_terminal() {
+                let why = EventKind::RunCancelled { reason: Some("its parent run ended".into()) };
+                match self.journal(t, &id, &[why]).await {
+                    Ok(_) | Err(agentd_store::StoreError::RunFinished) => {}
+                    Err(e) => tracing::warn!(error = %e, run_id = %id, "could not cancel a child run"),
                 }
-                Err(e) => tracing::warn!(error = %e, run_id = %id, "could not list child runs to stop them"),
             }
+            self.sched.cancel_local(&id);
+            self.hub.close(&id);
         }
     }
 }

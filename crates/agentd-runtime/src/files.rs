@@ -58,14 +58,6 @@ pub struct Download {
 /// One of an org's download slots.
 pub struct DownloadSlot(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
 
-/// Each org's download slots on this node.
-fn downloads() -> &'static std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>> {
-    static D: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>,
-    > = std::sync::OnceLock::new();
-    D.get_or_init(Default::default)
-}
-
 fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() || dir == "." { name.to_string() } else { format!("{}/{name}", dir.trim_end_matches('/')) }
 }
@@ -122,16 +114,7 @@ impl Runtime {
     /// A file opened for streaming to a client, holding one of the org's
     /// download slots (`[limits] downloads_per_org`) until it is dropped.
     pub async fn open_download(&self, t: &Tenant, sid: &str, path: &str) -> Result<Download, RuntimeError> {
-        let slot = {
-            let mut all = downloads().lock().unwrap_or_else(|e| e.into_inner());
-            let cap = self.server_limits().downloads_per_org.max(1) as usize;
-            let sem = all.entry(t.org.clone()).or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(cap)));
-            sem.clone().try_acquire_owned().map_err(|_| {
-                RuntimeError::Busy(format!(
-                    "the organisation has {cap} workspace downloads in flight (the server's downloads_per_org); retry when one ends"
-                ))
-            })?
-        };
+        let slot = self.download_slot(&t.org)?;
         let ws = self.session_files(t, sid).await?;
         let path = path.to_string();
         let (file, size) = self

@@ -21,7 +21,7 @@ use crate::RuntimeError;
 /// The first argument that makes the binary a template worker.
 pub const WORKER_ARG: &str = "__render-template";
 /// Heap (RLIMIT_DATA: writable private memory, stacks included) of one render.
-pub const WORKER_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
+pub const WORKER_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
 /// CPU seconds of one render (fuel stops loops long before this).
 const WORKER_CPU_SECS: u64 = 5;
 /// Renders running at once on this node; more wait their turn.

@@ -41,6 +41,15 @@ fn loopback_name(name: &str) -> bool {
         || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether a `Host` may be served with auth off: loopback names, address
+/// literals (DNS rebinding needs a name: a page can only send an address
+/// literal by going to that address itself) and the configured names.
+fn servable(name: &str, allowed: &[String]) -> bool {
+    loopback_name(name)
+        || name.parse::<std::net::IpAddr>().is_ok()
+        || allowed.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
 fn refuse(code: ErrorCode, message: &str) -> Response {
     ApiError::new(StatusCode::FORBIDDEN, code, message).into_response()
 }
@@ -80,7 +89,7 @@ pub(crate) async fn guard(State(s): State<AppState>, req: Request, next: Next) -
         && let Some(host) = req.headers().get(header::HOST).and_then(|v| v.to_str().ok())
     {
         let name = host_name(host);
-        if !loopback_name(&name) && !s.browser.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(&name)) {
+        if !servable(&name, &s.browser.allowed_hosts) {
             return refuse(
                 ErrorCode::HostNotAllowed,
                 "with auth off only loopback host names are served; add this name to `allowed_hosts`",
@@ -120,6 +129,13 @@ mod tests {
         }
         for bad in ["rebind.attacker.example", "10.0.0.1", "localhost.attacker.example", "0.0.0.0"] {
             assert!(!loopback_name(bad), "{bad}");
+        }
+        let allowed = ["agentd.internal".to_string()];
+        for ok in ["localhost", "10.0.0.1", "::1", "AGENTD.internal"] {
+            assert!(servable(&ok.to_ascii_lowercase(), &allowed), "{ok}");
+        }
+        for bad in ["rebind.attacker.example", "localhost.", "127.0.0.1.nip.io", "0x7f000001"] {
+            assert!(!servable(bad, &allowed), "{bad}");
         }
     }
 

@@ -502,6 +502,9 @@ pub trait JournalStore: Send + Sync + 'static {
     /// The children of a run, oldest first.
     async fn list_children(&self, t: &Tenant, run_id: &str) -> Result<Vec<Run>>;
 
+    /// Every run below this one in its tree, with its status, in one query.
+    async fn descendants(&self, t: &Tenant, run_id: &str) -> Result<Vec<(String, agentd_core::RunStatus)>>;
+
     /// Runs of every tenant that have not reached a terminal state.
     async fn unfinished_runs(&self) -> Result<Vec<(Tenant, Run)>>;
 

@@ -2,7 +2,7 @@
 //! all backends in PostgreSQL's spelling (`$n`, `= ANY($n)`, `FOR UPDATE`);
 //! the SQLite backend translates the few spellings SQLite lacks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use agentd_core::{Approval, ApprovalChange, EventKind, Resolution, Run, RunStatus, Session, StoredEvent, Tenant};
 
@@ -312,6 +312,23 @@ pub(crate) async fn list_children(e: &mut dyn Exec, t: &Tenant, run_id: &str) ->
     all(e.query(sql, &scoped(run_id, t)).await?, run_from_row)
 }
 
+pub(crate) async fn descendants(e: &mut dyn Exec, t: &Tenant, run_id: &str) -> Result<Vec<(String, RunStatus)>> {
+    let sql = "WITH RECURSIVE sub(id) AS (
+                 SELECT id FROM runs WHERE parent_run_id = $1
+                 UNION ALL
+                 SELECT r.id FROM runs r JOIN sub ON r.parent_run_id = sub.id
+               )
+               SELECT r.id, r.status FROM runs r JOIN sub ON r.id = sub.id
+               WHERE r.org = $2 AND r.usr = $3 AND r.project = $4";
+    let rows = e.query(sql, &scoped(run_id, t)).await?;
+    rows.iter()
+        .map(|r| {
+            let status: String = r.get("status")?;
+            Ok((r.get("id")?, RunStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?))
+        })
+        .collect()
+}
+
 pub(crate) async fn get_run(e: &mut dyn Exec, t: &Tenant, id: &str) -> Result<Option<Run>> {
     let sql = "SELECT * FROM runs WHERE id = $1 AND org = $2 AND usr = $3 AND project = $4";
     one(e.query_opt(sql, &scoped(id, t)).await?, run_from_row)
@@ -555,21 +572,7 @@ async fn end_of_child_run(
     parent: Option<&str>,
     (tree, cost): (&agentd_core::Usage, Option<f64>),
 ) -> Result<()> {
-    // SKIP LOCKED: a child locked by its own append (ending at this moment,
-    // and about to lock this run's row) is left to the runtime, which cancels
-    // what is still open after this commits; waiting for it would deadlock.
-    let open = e
-        .query(
-            "SELECT id FROM runs WHERE parent_run_id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')
-             ORDER BY id FOR UPDATE SKIP LOCKED",
-            args![run_id],
-        )
-        .await?;
-    let cancel = [EventKind::RunCancelled { reason: Some("its parent run ended".into()) }];
-    for r in &open {
-        let id: String = r.get("id")?;
-        append(e, t, &id, &AppendGuard::default(), &cancel).await?;
-    }
+    cancel_subtree(e, t, run_id).await?;
     let Some(parent) = parent else { return Ok(()) };
     let row = e
         .query_opt("SELECT status, child_usage FROM runs WHERE id = $1 FOR UPDATE", args![parent])
@@ -592,6 +595,121 @@ async fn end_of_child_run(
     .await?;
     if row.get::<String>("status")? == RunStatus::WaitingChildren.as_str() {
         wake_if_done(e, t, parent).await?;
+    }
+    Ok(())
+}
+
+/// Cancels every unfinished run below `run_id` (which just ended) in a few
+/// statements, whatever the tree's size: each gets its `run.cancelled`, its
+/// pending approvals close, and usage rolls up bottom-first as if each had
+/// ended alone. SKIP LOCKED: a run locked by its own append (ending at this
+/// moment, and about to lock its parent's row) is left, with what is below
+/// it, to the runtime, which cancels what is still open after this commits;
+/// waiting for it would deadlock.
+async fn cancel_subtree(e: &mut dyn Exec, t: &Tenant, run_id: &str) -> Result<()> {
+    let rows = e
+        .query(
+            "WITH RECURSIVE sub(id) AS (
+                 SELECT id FROM runs WHERE parent_run_id = $1
+                 UNION ALL
+                 SELECT r.id FROM runs r JOIN sub ON r.parent_run_id = sub.id
+             )
+             SELECT id, parent_run_id, depth, last_seq, usage, child_usage, cost_usd, child_cost_usd FROM runs
+             WHERE id IN (SELECT id FROM sub) AND status NOT IN ('completed', 'failed', 'cancelled')
+               AND org = $2 AND usr = $3 AND project = $4
+             ORDER BY id FOR UPDATE SKIP LOCKED",
+            &scoped(run_id, t),
+        )
+        .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    struct Node {
+        parent: String,
+        depth: i64,
+        seq: i64,
+        tree: agentd_core::Usage,
+        cost: Option<f64>,
+    }
+    let mut nodes: HashMap<String, Node> = HashMap::new();
+    for r in &rows {
+        let mut tree: agentd_core::Usage = r.json("child_usage")?;
+        tree.add(&r.json("usage")?);
+        let node = Node {
+            parent: r.get::<Option<String>>("parent_run_id")?.unwrap_or_default(),
+            depth: r.get("depth")?,
+            seq: r.get::<i64>("last_seq")? + 1,
+            tree,
+            cost: add_costs(r.get("cost_usd")?, r.get("child_cost_usd")?),
+        };
+        nodes.insert(r.get("id")?, node);
+    }
+    // Only runs whose whole line up to `run_id` is cancelled here; the rest
+    // hang below a run this transaction could not lock.
+    let mut by_depth: Vec<(String, i64)> = nodes.iter().map(|(id, n)| (id.clone(), n.depth)).collect();
+    by_depth.sort_by_key(|(_, d)| *d);
+    let mut kept: HashSet<String> = HashSet::new();
+    for (id, _) in &by_depth {
+        let parent = &nodes[id].parent;
+        if parent == run_id || kept.contains(parent) {
+            kept.insert(id.clone());
+        }
+    }
+    nodes.retain(|id, _| kept.contains(id));
+    let ids: Vec<String> = nodes.keys().cloned().collect();
+    let ts = now();
+    let reason = "its parent run ended";
+    let data = to_json(&serde_json::json!({ "reason": reason }))?;
+    let error = to_json(&agentd_core::RunError::new("cancelled", reason))?;
+    let cancelled = agentd_core::EventType::RunCancelled.name();
+    e.execute(
+        "INSERT INTO events (run_id, seq, org, usr, project, type, data, created_at)
+         SELECT id, last_seq + 1, org, usr, project, $2, $3, $4 FROM runs WHERE id = ANY($1)",
+        args![&ids, cancelled, &data, &ts],
+    )
+    .await?;
+    e.execute(
+        "UPDATE runs SET status = 'cancelled', last_seq = last_seq + 1, error = COALESCE(error, $2), updated_at = $3,
+           lease_node = NULL, lease_until = NULL
+         WHERE id = ANY($1)",
+        args![&ids, &error, &ts],
+    )
+    .await?;
+    e.execute(
+        "UPDATE approvals SET status = 'cancelled', resolved_at = $2 WHERE run_id = ANY($1) AND status = 'pending'",
+        args![&ids, &ts],
+    )
+    .await?;
+    // Usage rolls up deepest first: each run's tree goes to its parent's.
+    let mut order: Vec<(String, i64)> = nodes.iter().map(|(id, n)| (id.clone(), n.depth)).collect();
+    order.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+    let mut into: HashMap<String, (agentd_core::Usage, Option<f64>)> = HashMap::new();
+    for (id, _) in &order {
+        let (tree, cost, parent) = {
+            let n = &nodes[id];
+            let below = into.get(id).cloned().unwrap_or_default();
+            let mut tree = n.tree.clone();
+            tree.add(&below.0);
+            (tree, add_costs(n.cost, below.1), n.parent.clone())
+        };
+        let slot = into.entry(parent).or_default();
+        slot.0.add(&tree);
+        slot.1 = add_costs(slot.1, cost);
+    }
+    for (id, (usage, cost)) in into {
+        let Some(row) = e.query_opt("SELECT child_usage FROM runs WHERE id = $1", args![&id]).await? else { continue };
+        let mut sum: agentd_core::Usage = row.json("child_usage")?;
+        sum.add(&usage);
+        e.execute(
+            "UPDATE runs SET child_usage = $1,
+               child_cost_usd = CASE WHEN $3 IS NULL THEN child_cost_usd ELSE COALESCE(child_cost_usd, 0) + $3 END
+             WHERE id = $2",
+            args![&to_json(&sum)?, &id, cost],
+        )
+        .await?;
+    }
+    for (id, n) in &nodes {
+        e.notify(&Change { run_id: id.clone(), seq: n.seq, type_name: cancelled.to_string() }).await?;
     }
     Ok(())
 }

@@ -101,6 +101,11 @@ impl<B: Backend> JournalStore for SqlStore<B> {
         self.db.read(work(move |e| Box::pin(async move { q::list_children(e, &t, &id).await }))).await
     }
 
+    async fn descendants(&self, t: &Tenant, run_id: &str) -> Result<Vec<(String, agentd_core::RunStatus)>> {
+        let (t, id) = (t.clone(), run_id.to_string());
+        self.db.read(work(move |e| Box::pin(async move { q::descendants(e, &t, &id).await }))).await
+    }
+
     async fn unfinished_runs(&self) -> Result<Vec<(Tenant, Run)>> {
         self.db.read(work(|e| Box::pin(async move { q::unfinished_runs(e).await }))).await
     }

@@ -565,3 +565,40 @@ pub async fn usage_counts_runs_and_tool_calls(s: Arc<dyn Store>) {
     );
     assert!(s.run_usage("a", None, None, &to, &to, 100, true).await.unwrap().is_empty(), "an empty period");
 }
+
+/// A child that would take its tree over the operator's cap is refused in
+/// its own transaction; a run's descendants come back whole, in its scope only.
+pub async fn trees_are_capped_and_listed_whole(s: Arc<dyn Store>) {
+    let t = tenant("a");
+    let (_, root_id) = new_run(s.as_ref(), &t, None).await;
+    let root = s.get_run(&t, &root_id).await.unwrap().unwrap();
+    let caps = crate::TreeCaps { max_tree_runs: 3, max_org_open_runs: 100 };
+    let child_of = |parent: &agentd_core::Run, n: usize| {
+        let nr = NewRun {
+            child: Some(crate::ChildOf::of(parent, 8, format!("c{n}"), caps)),
+            ..NewRun::new(agentd_core::new_id("ses"), "child", "m/x", 2)
+        };
+        let spawned = EventKind::ChildSpawned {
+            call_id: format!("call{n}"),
+            child_run_id: nr.id.clone(),
+            agent: "default".into(),
+            task: "t".into(),
+            held: false,
+            reserved_tokens: None,
+            reserved_usd: None,
+        };
+        (nr, spawned)
+    };
+    let (nr, ev) = child_of(&root, 1);
+    let (child, _) = s.create_child_run(&t, &root_id, &crate::AppendGuard::default(), &nr, &ev).await.unwrap();
+    let (nr, ev) = child_of(&child, 2);
+    s.create_child_run(&t, &child.id, &crate::AppendGuard::default(), &nr, &ev).await.unwrap();
+    let (nr, ev) = child_of(&root, 3);
+    let r = s.create_child_run(&t, &root_id, &crate::AppendGuard::default(), &nr, &ev).await;
+    assert!(matches!(r, Err(StoreError::TreeFull(_))), "a fourth run in a tree of 3: {r:?}");
+    assert!(s.get_run(&t, &nr.id).await.unwrap().is_none(), "nothing of the refused child was written");
+    let below = s.descendants(&t, &root_id).await.unwrap();
+    assert_eq!(below.len(), 2, "{below:?}");
+    assert!(below.iter().all(|(_, st)| *st == RunStatus::Queued));
+    assert!(s.descendants(&tenant("b"), &root_id).await.unwrap().is_empty(), "another tenant sees none");
+}

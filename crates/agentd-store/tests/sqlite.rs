@@ -43,6 +43,7 @@ suite_tests!(
     api_keys_are_stored_as_hashes,
     secrets_are_tenant_scoped,
     usage_counts_runs_and_tool_calls,
+    trees_are_capped_and_listed_whole,
 );
 
 #[tokio::test]

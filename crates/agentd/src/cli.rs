@@ -215,7 +215,9 @@ pub(crate) enum Cmd {
         /// throughput: runs/s and overhead per tool round; waiting: memory of N runs
         /// all waiting on a slow model; resume: time to get N interrupted runs going again;
         /// fanout: a parent spawning 100 children (spawn → wake, overhead per child) and
-        /// 1,000 parents waiting on 10 children each (memory per waiting parent).
+        /// 1,000 parents waiting on 10 children each (memory per waiting parent), and
+        /// the API time of cancelling a tree of ~5,000 runs; limits: RSS under 48
+        /// stalled downloads, the template worker's largest render and its cost.
         #[arg(long, default_value = "throughput")]
         scenario: String,
         /// Runs per concurrency level (or waiting / interrupted runs).

@@ -23,7 +23,10 @@ pub(super) fn rules(mock: &MockOpenAi, n: usize) {
     let collect = Turn::tool("wait_children", json!({}));
     mock.rule("FANOUT-PARENT", vec![spawns("FANOUT-CHILD"), collect.clone(), Turn::text("collected")]);
     mock.rule("FANOUT-CHILD", vec![Turn::tool("echo", json!({"x": 1})), Turn::text("child done")]);
-    mock.rule("HOLD-PARENT", vec![spawns("HOLD-CHILD"), collect, Turn::text("collected")]);
+    mock.rule("HOLD-PARENT", vec![spawns("HOLD-CHILD"), collect.clone(), Turn::text("collected")]);
+    // A tree of n + n² runs below its root, every leaf waiting for a person.
+    mock.rule("TREE-ROOT", vec![spawns("TREE-MID"), collect.clone(), Turn::text("collected")]);
+    mock.rule("TREE-MID", vec![spawns("HOLD-CHILD"), collect, Turn::text("collected")]);
     // A child asks a person before its first call: it waits with no task, like its parent.
     mock.rule("HOLD-CHILD", vec![Turn::tool("echo", json!({"hold": true})), Turn::text("late")]);
 }
@@ -160,5 +163,42 @@ pub(super) async fn fanout(o: BenchOpts) -> anyhow::Result<ExitCode> {
         more / (parents * 11) as f64
     );
     r.rt.shutdown(Duration::from_millis(10)).await;
+    drop(r);
+    cancel_tree(&o).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A tree of about 5,000 runs (70 children of the root, 70 under each, every
+/// leaf waiting for a person), then the time the API's cancel of its root takes.
+async fn cancel_tree(o: &BenchOpts) -> anyhow::Result<()> {
+    const N: usize = 70;
+    let policy: agentd_safety::PolicyConfig = serde_json::from_value(json!({"ask": ["echo"]}))?;
+    let r = rig_with(o, 64, "bench", N, |a| {
+        a.limits =
+            Limits { max_depth: 4, max_children: N as u32, max_concurrent_children: N as u32, ..Limits::default() };
+        a.policy = agentd_runtime::policy_from(&policy);
+    })
+    .await?;
+    r.rt.start().await?;
+    let t = Tenant::default();
+    let t0 = Instant::now();
+    let root = create(&r.rt, "TREE-ROOT".into()).await?;
+    loop {
+        let leaves = count(&r.store, RunStatus::WaitingApproval).await?;
+        if leaves >= N * N && r.rt.active_runs() == 0 {
+            break;
+        }
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(1800), "only {leaves} leaves waiting");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let open = |s: RunStatus| count(&r.store, s);
+    let total = open(RunStatus::WaitingApproval).await? + open(RunStatus::WaitingChildren).await?;
+    println!("a tree of {total} unfinished runs built in {:.0} ms", ms(t0.elapsed()));
+    let t1 = Instant::now();
+    r.rt.cancel(&t, &root, Some("bench".into())).await.map_err(|e| anyhow::anyhow!(e))?;
+    let api = t1.elapsed();
+    let left = open(RunStatus::WaitingApproval).await? + open(RunStatus::WaitingChildren).await?;
+    println!("cancelling its root: {:.0} ms of API time; {left} runs of the tree still open after it", ms(api));
+    r.rt.shutdown(Duration::from_millis(10)).await;
+    Ok(())
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod fanout;
+mod limits;
 mod stream;
 
 use std::collections::HashMap;
@@ -179,7 +180,15 @@ async fn rig_with(
         node_id: node.into(),
         scheduler: sched,
         workspaces: ws,
-        limits: Default::default(),
+        // The benches measure trees far past the default caps.
+        limits: agentd_runtime::config::LimitsConfig {
+            max_depth: 16,
+            max_children: 100_000,
+            max_concurrent_children: 100_000,
+            max_tree_runs: 1_000_000,
+            max_org_open_runs: 1_000_000,
+            ..Default::default()
+        },
         secret_key: None,
         // The loop is measured: no extra title call per new session.
         model_titles: false,
@@ -196,6 +205,7 @@ pub(crate) async fn bench(scenario: &str, o: BenchOpts) -> anyhow::Result<ExitCo
         "guard" => guard(o.runs.max(1000)),
         "fairness" => fairness(o).await,
         "fanout" => fanout::fanout(o).await,
+        "limits" => limits::limits().await,
         "auth" => {
             let r = rig(&o, 1, "bench").await?;
             auth::auth(r.rt.clone(), u32::try_from(o.runs.max(2000)).unwrap_or(u32::MAX)).await
@@ -205,7 +215,7 @@ pub(crate) async fn bench(scenario: &str, o: BenchOpts) -> anyhow::Result<ExitCo
             stream::stream(&conc, o.rounds.max(20) * 20, o.mock_latency_ms.max(1)).await
         }
         other => bail!(
-            "unknown scenario {other:?}: throughput, waiting, resume, mcp, guard, stream, fairness, fanout or auth"
+            "unknown scenario {other:?}: throughput, waiting, resume, mcp, guard, stream, fairness, fanout, limits or auth"
         ),
     }
 }
