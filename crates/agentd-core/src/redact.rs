@@ -191,18 +191,22 @@ const IDENTIFIERS: &[&str] = &[
     "status",
 ];
 
-/// Masks secrets in every string value of a JSON value (never a key, never
-/// an identifier); true if anything changed. `None`: the server's only.
+/// Fields holding what a model, a tool or a tenant wrote freely (call
+/// arguments, metadata, requests): below them nothing is an identifier.
+const FREEFORM: &[&str] = &["arguments", "metadata", "request", "input", "output", "params", "result"];
+
+/// Masks secrets in every string value of free JSON (tool arguments,
+/// metadata, documents), never a key; true if anything changed. `None`: the
+/// server's secrets only.
 pub fn redact_value_for(t: Option<&Tenant>, v: &mut serde_json::Value) -> bool {
-    let server = server_values();
-    let own = t.and_then(tenant_values);
-    redact_in(v, &|s: &str| {
-        let mut out = mask_values(without_nul(s), &server);
-        if let Some(own) = &own {
-            out = mask_values(out, own);
-        }
-        mask_shapes(out)
-    })
+    redact_with(t, v, false)
+}
+
+/// [`redact_value_for`] for a journal event's data: the identifiers a run
+/// is replayed from (a call's id and tool name, a part's type, a role) stay
+/// as they are, except inside free fields such as a call's `arguments`.
+pub fn redact_event_for(t: Option<&Tenant>, v: &mut serde_json::Value) -> bool {
+    redact_with(t, v, true)
 }
 
 /// [`redact_value_for`] with the server's secrets only.
@@ -210,7 +214,21 @@ pub fn redact_value(v: &mut serde_json::Value) -> bool {
     redact_value_for(None, v)
 }
 
-fn redact_in(v: &mut serde_json::Value, mask: &dyn for<'a> Fn(&'a str) -> Cow<'a, str>) -> bool {
+fn redact_with(t: Option<&Tenant>, v: &mut serde_json::Value, structural: bool) -> bool {
+    let server = server_values();
+    let own = t.and_then(tenant_values);
+    redact_in(v, &|s| mask_with(s, &server, own.as_deref().map(Vec::as_slice)), structural)
+}
+
+fn mask_with<'a>(s: &'a str, server: &[String], own: Option<&[String]>) -> Cow<'a, str> {
+    let mut out = mask_values(without_nul(s), server);
+    if let Some(own) = own {
+        out = mask_values(out, own);
+    }
+    mask_shapes(out)
+}
+
+fn redact_in(v: &mut serde_json::Value, mask: &dyn for<'a> Fn(&'a str) -> Cow<'a, str>, ids: bool) -> bool {
     match v {
         serde_json::Value::String(s) => match mask(s) {
             Cow::Borrowed(_) => false,
@@ -219,9 +237,13 @@ fn redact_in(v: &mut serde_json::Value, mask: &dyn for<'a> Fn(&'a str) -> Cow<'a
                 true
             }
         },
-        serde_json::Value::Array(a) => a.iter_mut().fold(false, |acc, x| redact_in(x, mask) | acc),
+        serde_json::Value::Array(a) => a.iter_mut().fold(false, |acc, x| redact_in(x, mask, ids) | acc),
         serde_json::Value::Object(m) => m.iter_mut().fold(false, |acc, (k, x)| {
-            let changed = if x.is_string() && IDENTIFIERS.contains(&k.as_str()) { false } else { redact_in(x, mask) };
+            let changed = if ids && x.is_string() && IDENTIFIERS.contains(&k.as_str()) {
+                false
+            } else {
+                redact_in(x, mask, ids && !FREEFORM.contains(&k.as_str()))
+            };
             changed | acc
         }),
         _ => false,
@@ -244,7 +266,30 @@ pub fn unfit_secret(value: &str) -> Option<String> {
     .iter()
     .filter(|x| **x)
     .count();
-    let wordlike = value.chars().all(|c| c.is_alphabetic() || " _-".contains(c));
+    // Text every tenant's data is full of: protocol words, URL and date pieces.
+    const COMMON: &[&str] = &[
+        "application/json",
+        "text/plain",
+        "https://",
+        "http://",
+        "\"content\":",
+        "\"role\":",
+        "tool_calls",
+        "content-type",
+        "authorization",
+        "assistant",
+        "function",
+        "[REDACTED]",
+    ];
+    if value.contains(MASK) || COMMON.iter().any(|c| c.contains(value)) {
+        return Some("this value is common protocol text: masking it would rewrite ordinary data".into());
+    }
+    if value.chars().count() < 24 && value.chars().all(|c| c.is_ascii_digit() || "-:T.Z+ /".contains(c)) {
+        return Some("this value looks like a date, a time or a number: masking it would rewrite ordinary data".into());
+    }
+    // A word with digits after it (`assistant1`, `Password123`) is a word.
+    let stem = value.trim_end_matches(|c: char| c.is_ascii_digit());
+    let wordlike = stem.chars().all(|c| c.is_alphabetic() || " _-".contains(c));
     if wordlike && value.chars().count() < 24 {
         return Some(
             "this value looks like ordinary words (letters only, under 24 characters): masking it would \
@@ -292,17 +337,39 @@ mod tests {
         assert!(redact_all(text).contains(MASK), "logs mask every tenant's");
         let msg = serde_json::json!({"tool_calls": [{"id": "call_1234567", "name": "x", "arguments": "tool_calls!"}]});
         let mut v = msg.clone();
-        assert!(redact_value_for(Some(&a), &mut v));
+        assert!(redact_event_for(Some(&a), &mut v));
         assert_eq!(v["tool_calls"][0]["id"], "call_1234567", "ids stay: {v}");
         assert_eq!(v["tool_calls"][0]["arguments"], "[REDACTED]!", "{v}");
         let mut v = msg.clone();
-        assert!(!redact_value_for(Some(&b), &mut v));
+        assert!(!redact_event_for(Some(&b), &mut v));
         assert_eq!(v, msg);
+        // A model that puts a secret under `name` inside arguments, or a
+        // tenant under `id` in metadata, gets it masked all the same.
+        let mut v =
+            serde_json::json!({"call_id": "c", "arguments": {"name": "call_1234567", "x": {"id": "call_1234567"}}});
+        assert!(redact_event_for(Some(&a), &mut v));
+        assert_eq!((v["arguments"]["name"].as_str(), v["arguments"]["x"]["id"].as_str()), (Some(MASK), Some(MASK)));
+        let mut v = serde_json::json!({"name": "call_1234567", "status": {"id": "call_1234567"}});
+        assert!(redact_value_for(Some(&a), &mut v));
+        assert_eq!((v["name"].as_str(), v["status"]["id"].as_str()), (Some(MASK), Some(MASK)), "{v}");
     }
 
     #[test]
     fn common_or_short_values_are_unfit_secrets() {
-        for bad in ["short", "tool_calls", "quarterly forecast", "password", "12345678", "aaaaaaaaaaaa"] {
+        for bad in [
+            "short",
+            "tool_calls",
+            "quarterly forecast",
+            "password",
+            "12345678",
+            "aaaaaaaaaaaa",
+            "application/json",
+            "https://",
+            "2026-12-08T",
+            "[REDACTED]",
+            "assistant1",
+            "\"content\":",
+        ] {
             assert!(unfit_secret(bad).is_some(), "{bad} accepted");
         }
         for good in ["hunter2-password", "sk_live_abc123XYZ", "correct-horse-battery-staple-9", "Zq7#pL2!"] {

@@ -103,7 +103,7 @@ impl Runtime {
         let mut def = HttpToolDef { created_at: agentd_store::now(), ..def.clone() };
         agentd_tools::validate_http_tool(&def).map_err(|m| RuntimeError::bad(ErrorCode::InvalidRequest, m))?;
         // Credentials given inline are sealed as secrets; the stored tool references them.
-        def.headers = self.sealed_headers(t, &format!("inline.http.{}", def.name), def.headers).await?;
+        def.headers = self.sealed_headers(t, ("http", &def.name), def.headers).await?;
         let def = &def;
         if self.catalog.tools().get(&def.name).is_some() {
             return Err(RuntimeError::exists(ErrorCode::ToolExists, format!("{} is a builtin tool", def.name)));
@@ -376,19 +376,19 @@ impl Runtime {
 }
 
 impl Runtime {
-    /// Headers with every inline credential sealed as the tenant's secret
-    /// (`{prefix}.{header}`) and replaced by a reference to it.
+    /// Headers with every inline value sealed as the tenant's secret and
+    /// replaced by a reference to it.
     pub(crate) async fn sealed_headers(
         &self,
         t: &Tenant,
-        prefix: &str,
+        (kind, owner): (&str, &str),
         headers: std::collections::BTreeMap<String, agentd_core::HeaderSpec>,
     ) -> Result<std::collections::BTreeMap<String, agentd_core::HeaderSpec>, RuntimeError> {
         let mut out = std::collections::BTreeMap::new();
         for (k, v) in headers {
             let v = match v {
-                agentd_core::HeaderSpec::Value(s) if crate::secrets::credential_like(&k, &s) => {
-                    agentd_core::HeaderSpec::Secret { secret: self.seal_inline(t, &format!("{prefix}.{k}"), &s).await? }
+                agentd_core::HeaderSpec::Value(s) => {
+                    agentd_core::HeaderSpec::Secret { secret: self.seal_inline(t, (kind, owner, &k), &s).await? }
                 }
                 other => other,
             };

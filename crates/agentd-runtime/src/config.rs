@@ -129,8 +129,8 @@ impl Default for LimitsConfig {
             max_concurrent_children: 8,
             max_tree_runs: 256,
             max_org_open_runs: 2_000,
-            workspace_bytes: 256 * 1024 * 1024,
-            org_workspace_bytes: 4 * 1024 * 1024 * 1024,
+            workspace_bytes: 1024 * 1024 * 1024,
+            org_workspace_bytes: 16 * 1024 * 1024 * 1024,
             downloads_per_org: 8,
         }
     }

@@ -532,7 +532,9 @@ impl Runtime {
         let arguments = req.arguments.as_ref().unwrap_or(&serde_json::Value::Null);
         let system_prompt = match &agent.system_template {
             Some(name) => Some(self.render_template(t, name, arguments).await?),
-            None if agent.render_prompt => Some(templates::render(&agent.name, &agent.system_prompt, arguments).await?),
+            None if agent.render_prompt => {
+                Some(templates::render(&t.org, &agent.name, &agent.system_prompt, arguments).await?)
+            }
             None => None,
         };
         let session_id = match req.session_id {

@@ -93,15 +93,13 @@ impl Runtime {
         if self.catalog.mcp().list(t).iter().any(|i| i.name == name) {
             return Err(mcp_error(McpError::Exists(name.into())));
         }
-        // Credentials given inline are sealed as secrets; the stored server references them.
+        // Every value given inline is sealed as a secret (which are credentials
+        // no name can tell); the stored server references them.
         for (which, plain, into) in
-            [("env", &mut config.env, &mut refs.env), ("header", &mut config.headers, &mut refs.headers)]
+            [("mcp-env", &mut config.env, &mut refs.env), ("mcp-header", &mut config.headers, &mut refs.headers)]
         {
-            let inline: Vec<String> =
-                plain.iter().filter(|(k, v)| crate::secrets::credential_like(k, v)).map(|(k, _)| k.clone()).collect();
-            for k in inline {
-                let Some(v) = plain.remove(&k) else { continue };
-                let secret = self.seal_inline(t, &format!("inline.mcp.{name}.{which}.{k}"), &v).await?;
+            for (k, v) in std::mem::take(plain) {
+                let secret = self.seal_inline(t, (which, name, &k), &v).await?;
                 into.insert(k, secret);
             }
         }

@@ -155,6 +155,16 @@ impl Runtime {
     /// Starts the scheduler and heartbeat. Leases this node id held before
     /// (a previous process) are released first so its runs resume at once.
     pub async fn start(self: &Arc<Self>) -> Result<(), agentd_store::StoreError> {
+        // Every tenant's secrets mask its data from the first write on, and
+        // secrets put on other nodes join within the refresh interval.
+        self.load_secret_masks().await;
+        let rt = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(crate::secrets::MASK_REFRESH).await;
+                rt.load_secret_masks().await;
+            }
+        });
         let released = self.store.release_leases(&self.sched.node_id, None).await?;
         if released > 0 {
             tracing::info!(runs = released, node = %self.sched.node_id, "resuming runs this node held before it stopped");

@@ -13,6 +13,9 @@ use crate::{Runtime, RuntimeError};
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 /// Largest secret value.
 const MAX_VALUE: usize = 64 * 1024;
+/// How often a node reads every tenant's secrets again for masking (secrets
+/// put on other nodes, after a restart).
+pub(crate) const MASK_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The key secrets are sealed with (32 bytes), from `AGENTD_SECRET_KEY` or
 /// the key file in the data dir.
@@ -91,9 +94,27 @@ fn open(key: &MasterKey, t: &Tenant, name: &str, sealed: &str) -> Result<String,
 /// value's shape: such values are sealed, never stored as given.
 pub(crate) fn credential_like(name: &str, value: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    let by_name = ["auth", "token", "secret", "key", "password", "passwd", "credential", "cookie", "signature"]
-        .iter()
-        .any(|w| n.contains(w));
+    let by_name = [
+        "auth",
+        "token",
+        "tok",
+        "secret",
+        "key",
+        "pass",
+        "pwd",
+        "credential",
+        "cred",
+        "cookie",
+        "sig",
+        "access",
+        "session",
+        "private",
+        "cert",
+        "otp",
+        "pin",
+    ]
+    .iter()
+    .any(|w| n.contains(w));
     by_name || matches!(agentd_core::redact::redact(value), std::borrow::Cow::Owned(_))
 }
 
@@ -135,15 +156,25 @@ impl Runtime {
         all.into_iter().find(|m| m.name == name).ok_or(RuntimeError::Store(agentd_store::StoreError::NotFound))
     }
 
-    /// Seals a credential given inline (an MCP server's header or variable,
-    /// an HTTP tool's or a provider's header) as the tenant's secret `name`,
-    /// so the stored definition holds a reference and never the value.
-    pub(crate) async fn seal_inline(&self, t: &Tenant, name: &str, value: &str) -> Result<String, RuntimeError> {
-        let name: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || "_-.".contains(c) { c } else { '_' })
-            .take(128)
-            .collect();
+    /// Seals a value given inline (every MCP server header and variable,
+    /// every HTTP tool and provider header: which are credentials no name
+    /// can tell) as a tenant secret named after `kind`, `owner` and `field`,
+    /// so the stored definition holds a reference and never the value. Only
+    /// values that look like credentials are masked in the tenant's data.
+    pub(crate) async fn seal_inline(
+        &self,
+        t: &Tenant,
+        (kind, owner, field): (&str, &str, &str),
+        value: &str,
+    ) -> Result<String, RuntimeError> {
+        use sha2::Digest;
+        let clean = |s: &str| -> String {
+            s.chars().map(|c| if c.is_ascii_alphanumeric() || "_-".contains(c) { c } else { '_' }).take(40).collect()
+        };
+        // The hash keeps `a.b` + `c` and `a` + `b.c` apart.
+        let h = sha2::Sha256::digest(format!("{kind}\0{owner}\0{field}").as_bytes());
+        let tag: String = h.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        let name = format!("inline.{kind}.{}.{}.{tag}", clean(owner), clean(field));
         if value.len() > MAX_VALUE {
             return Err(RuntimeError::bad(ErrorCode::InlineCredential, "an inline credential is at most 64 KiB"));
         }
@@ -158,7 +189,7 @@ impl Runtime {
         })?;
         let sealed = seal(key, t, &name, value)?;
         self.store.put_secret(t, &name, &sealed).await?;
-        if agentd_core::redact::unfit_secret(value).is_none() {
+        if credential_like(field, value) && agentd_core::redact::unfit_secret(value).is_none() {
             agentd_core::redact::add_tenant_secrets(t, [value.to_string()]);
         }
         Ok(name)
@@ -174,6 +205,31 @@ impl Runtime {
             Ok(())
         } else {
             Err(RuntimeError::not_found(ErrorCode::SecretNotFound, format!("no secret named {name:?}")))
+        }
+    }
+
+    /// Opens every stored secret and masks each in its tenant's data (at
+    /// start and every [`MASK_REFRESH`]): a value need not be used on this
+    /// node, or since a restart, to be masked.
+    pub(crate) async fn load_secret_masks(&self) {
+        let Ok(key) = self.master_key() else { return };
+        let all = match self.store.all_sealed_secrets().await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read tenants' secrets to mask them");
+                return;
+            }
+        };
+        for s in all {
+            // An inline value is masked only when its field says credential.
+            let field = s.name.strip_prefix("inline.").and_then(|r| r.split('.').nth(2)).unwrap_or("key");
+            match open(key, &s.tenant, &s.name, &s.sealed) {
+                Ok(v) if agentd_core::redact::unfit_secret(&v).is_none() && credential_like(field, &v) => {
+                    agentd_core::redact::add_tenant_secrets(&s.tenant, [v]);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, secret = %s.name, "a stored secret does not open"),
+            }
         }
     }
 

@@ -23,9 +23,14 @@ pub const WORKER_ARG: &str = "__render-template";
 /// Heap (RLIMIT_DATA: writable private memory, stacks included) of one render.
 pub const WORKER_MEMORY_BYTES: u64 = 128 * 1024 * 1024;
 /// CPU seconds of one render (fuel stops loops long before this).
-const WORKER_CPU_SECS: u64 = 5;
+const WORKER_CPU_SECS: u64 = 2;
+/// Wall time of one render, its wait for a slot included.
+const WORKER_WALL: std::time::Duration = std::time::Duration::from_secs(10);
 /// Renders running at once on this node; more wait their turn.
 const WORKERS: usize = 4;
+/// Of those, renders one organisation may run at once: another org's
+/// template never queues behind a flood of one org's.
+const WORKERS_PER_ORG: usize = 2;
 /// Largest answer read back from a worker (the output cap and some JSON).
 const MAX_ANSWER: u64 = (crate::templates::MAX_OUTPUT_BYTES as u64) * 7 + 64 * 1024;
 
@@ -81,8 +86,31 @@ fn worker_failed(why: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::bad(ErrorCode::TemplateError, format!("the template worker failed: {why}"))
 }
 
-/// Renders `content` (already checked) with `args` (a JSON object).
-pub(crate) async fn render(name: &str, content: &str, args: Value) -> Result<String, RuntimeError> {
+fn org_slots(org: &str) -> std::sync::Arc<tokio::sync::Semaphore> {
+    static ORGS: OnceLock<std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>> =
+        OnceLock::new();
+    let mut all = ORGS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if all.len() > 10_000 {
+        all.retain(|_, s| s.available_permits() < WORKERS_PER_ORG);
+    }
+    all.entry(org.to_string())
+        .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(WORKERS_PER_ORG)))
+        .clone()
+}
+
+/// Renders `content` (already checked) with `args` (a JSON object) for `org`.
+pub(crate) async fn render(org: &str, name: &str, content: &str, args: Value) -> Result<String, RuntimeError> {
+    match tokio::time::timeout(WORKER_WALL, render_inner(org, name, content, args)).await {
+        Ok(r) => r,
+        // Dropping the future kills the worker (kill_on_drop).
+        Err(_) => Err(RuntimeError::bad(
+            ErrorCode::TemplateTooLarge,
+            format!("rendering the template took more than {} s", WORKER_WALL.as_secs()),
+        )),
+    }
+}
+
+async fn render_inner(org: &str, name: &str, content: &str, args: Value) -> Result<String, RuntimeError> {
     let Some(exe) = WORKER.get() else {
         let (name, content) = (name.to_string(), content.to_string());
         return tokio::task::spawn_blocking(move || crate::templates::render_here(&name, &content, &args))
@@ -90,6 +118,7 @@ pub(crate) async fn render(name: &str, content: &str, args: Value) -> Result<Str
             .map_err(worker_failed)?;
     };
     static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(WORKERS);
+    let _mine = org_slots(org).acquire_owned().await.map_err(worker_failed)?;
     let _slot = SLOTS.acquire().await.map_err(worker_failed)?;
     let job = serde_json::to_vec(&Job { name: name.into(), content: content.into(), args }).map_err(worker_failed)?;
     let mut cmd = tokio::process::Command::new(exe);

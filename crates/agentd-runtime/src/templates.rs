@@ -167,10 +167,10 @@ fn object_args(arguments: &Value) -> Result<Value, RuntimeError> {
 /// Renders a tenant's `content` with `arguments` (a JSON object), bounded
 /// in steps (fuel), output ([`MAX_OUTPUT_BYTES`]), memory and CPU (a worker
 /// process, see `template_worker`).
-pub async fn render(name: &str, content: &str, arguments: &Value) -> Result<String, RuntimeError> {
+pub async fn render(org: &str, name: &str, content: &str, arguments: &Value) -> Result<String, RuntimeError> {
     let args = object_args(arguments)?;
     check_complexity(content)?;
-    crate::template_worker::render(name, content, args).await
+    crate::template_worker::render(org, name, content, args).await
 }
 
 /// Renders on a thread of this process: for the operator's own files read
@@ -306,7 +306,7 @@ impl Runtime {
     /// Renders the tenant's template `name` with `arguments`.
     pub async fn render_template(&self, t: &Tenant, name: &str, arguments: &Value) -> Result<String, RuntimeError> {
         let tpl = self.get_template(t, name).await?;
-        render(name, &tpl.content, arguments).await
+        render(&t.org, name, &tpl.content, arguments).await
     }
 }
 

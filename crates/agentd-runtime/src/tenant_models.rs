@@ -231,7 +231,7 @@ impl Runtime {
             ));
         }
         agentd_tools::egress::check_destination(&t.org, &url).await.map_err(|e| bad(e.to_string()))?;
-        def.headers = self.sealed_headers(t, &format!("inline.provider.{}", def.name), def.headers).await?;
+        def.headers = self.sealed_headers(t, ("provider", &def.name), def.headers).await?;
         // Built once now: bad headers and missing secrets are refused here.
         self.build_tenant_provider(t, &def).await?;
         def.created_at = agentd_store::now();

@@ -54,14 +54,19 @@ pub(crate) async fn delete(
 /// arguments, storing nothing (a read, for the console's live preview). A
 /// template that does not render is answered with its error, not a 4xx,
 /// unless it is over a cap (`400 template_too_large` / `template_too_complex`).
-pub(crate) async fn preview(ApiJson(b): ApiJson<agentd_api::PreviewTemplate>) -> Result<Response, ApiError> {
+pub(crate) async fn preview(
+    Scope(t): Scope,
+    ApiJson(b): ApiJson<agentd_api::PreviewTemplate>,
+) -> Result<Response, ApiError> {
     if b.content.len() > 64 * 1024 {
         return Err(ApiError::bad_request(agentd_api::ErrorCode::TemplateTooLarge, "a template is at most 64 KiB"));
     }
     let args = b.arguments.unwrap_or(serde_json::Value::Null);
     let content = b.content.clone();
     let rendered = match agentd_runtime::templates::variables(&content) {
-        Ok(variables) => agentd_runtime::templates::render("preview", &content, &args).await.map(|t| (t, variables)),
+        Ok(variables) => {
+            agentd_runtime::templates::render(&t.org, "preview", &content, &args).await.map(|t| (t, variables))
+        }
         Err(e) => Err(e),
     };
     let answer = match rendered {

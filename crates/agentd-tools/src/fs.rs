@@ -266,6 +266,7 @@ impl Tool for EditFile {
                     if updated.len() > MAX_WRITE {
                         return ToolOutput::error("the edited file would exceed the size limit");
                     }
+                    let _held = ws.quota_lock();
                     tool_body!(ws.check_quota(&path, text.len() as u64, updated.len() as u64).map_err(perr));
                     let written = f.set_len(0).and_then(|()| f.rewind()).and_then(|()| f.write_all(updated.as_bytes()));
                     match written {

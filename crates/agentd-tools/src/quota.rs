@@ -50,7 +50,26 @@ fn org_cache() -> &'static Mutex<HashMap<PathBuf, (u64, Instant)>> {
     C.get_or_init(Default::default)
 }
 
+/// Striped locks: a check and the write it allows are one step per org
+/// (parallel writes cannot each see room the other takes).
+static LOCKS: [Mutex<()>; 64] = [const { Mutex::new(()) }; 64];
+
 impl Quota {
+    /// Held from a write's check to its end.
+    pub fn lock(&self) -> std::sync::MutexGuard<'static, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.org_root.hash(&mut h);
+        let i = (h.finish() % LOCKS.len() as u64) as usize;
+        LOCKS[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes `root` may still grow by (its own cap; the org's is checked on
+    /// writes through the API and the file tools).
+    pub fn room(&self, root: &Path) -> u64 {
+        self.workspace_bytes.saturating_sub(usage(root))
+    }
+
     /// Why writing `new_len` bytes over a file of `old_len` in `root` is
     /// refused, if it is.
     pub fn check(&self, root: &Path, old_len: u64, new_len: u64) -> Result<(), String> {

@@ -164,6 +164,11 @@ impl Tool for Shell {
         let timeout =
             Duration::from_millis(args["timeout_ms"].as_u64().unwrap_or(DEFAULT_TIMEOUT_MS).min(MAX_TIMEOUT_MS));
         let root = ws.root().to_path_buf();
+        // No file a command writes may be larger than the room left under the
+        // workspace's quota (RLIMIT_FSIZE; none left: reading and `rm` still
+        // work). The kernel cannot bound the total across many files here:
+        // the next command, upload or file tool sees it.
+        let room = ws.quota_room();
         let sb = ctx.sandbox.clone();
         let (mut cmd, adapter, mut guard, mut evidence) = match sb.mode {
             SandboxMode::None => {
@@ -200,7 +205,7 @@ impl Tool for Shell {
         let mut limits = vec![
             (libc::RLIMIT_CPU, sb.cpu_seconds),
             (libc::RLIMIT_AS, sb.memory_mb.saturating_mul(1024 * 1024)),
-            (libc::RLIMIT_FSIZE, sb.max_file_mb.saturating_mul(1024 * 1024)),
+            (libc::RLIMIT_FSIZE, sb.max_file_mb.saturating_mul(1024 * 1024).min(room.unwrap_or(u64::MAX))),
         ];
         // RLIMIT_NPROC counts every process of agentd's uid, other tenants'
         // included: only a fallback where no pids cgroup bounds this command.

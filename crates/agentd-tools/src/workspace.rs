@@ -110,6 +110,16 @@ impl Workspace {
         self
     }
 
+    /// Bytes this workspace may still take under its quota (`None`: no quota).
+    pub fn quota_room(&self) -> Option<u64> {
+        self.quota.as_ref().map(|q| q.room(&self.root))
+    }
+
+    /// The quota's lock, to hold from a check to the end of its write.
+    pub fn quota_lock(&self) -> Option<std::sync::MutexGuard<'static, ()>> {
+        self.quota.as_ref().map(|q| q.lock())
+    }
+
     /// Refuses a write of `new_len` bytes over `old_len` that would take
     /// the workspace or its org over their quota.
     pub fn check_quota(&self, rel: &str, old_len: u64, new_len: u64) -> Result<(), PathError> {
@@ -239,6 +249,15 @@ impl Workspace {
         if p == Path::new(".") {
             return Err(PathError::IsDir(rel.into()));
         }
+        // Checked before anything is created: a refused write leaves nothing.
+        let _held = self.quota_lock();
+        if self.quota.is_some() {
+            let old = match self.open_read(rel) {
+                Ok(f) => f.metadata().map(|m| m.len()).unwrap_or(0),
+                Err(_) => 0,
+            };
+            self.check_quota(rel, old, content.len() as u64)?;
+        }
         self.make_parents(&p, rel)?;
         let root = self.root_fd()?;
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_NONBLOCK | libc::O_NOCTTY;
@@ -247,7 +266,6 @@ impl Workspace {
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Err(PathError::NotRegular(rel.into()));
         }
-        self.check_quota(rel, st.st_size as u64, content.len() as u64)?;
         let mut f = File::from(fd);
         f.set_len(0).map_err(|e| PathError::Io(rel.into(), e.to_string()))?;
         f.write_all(content).map_err(|e| PathError::Io(rel.into(), e.to_string()))

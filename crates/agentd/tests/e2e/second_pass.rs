@@ -81,11 +81,13 @@ async fn a_tenants_secret_masks_its_own_data_only_and_never_structure() {
     assert!(replayed.contains("tool_call_id"), "{replayed}");
 
     // Org a's own data is masked, in values only: a key stays a key.
+    let meta = json!({SECRET: SECRET, "name": SECRET, "x": {"id": SECRET}});
     let (_, ses) =
-        in_org(&s, "a", Method::POST, "/v1/sessions", Some(json!({"title": SECRET, "metadata": {SECRET: SECRET}})))
-            .await;
+        in_org(&s, "a", Method::POST, "/v1/sessions", Some(json!({"title": SECRET, "metadata": meta}))).await;
     assert_eq!(ses["title"], "[REDACTED]", "{ses}");
     assert_eq!(ses["metadata"][SECRET], "[REDACTED]", "{ses}");
+    let under_ids = (ses["metadata"]["name"].as_str(), ses["metadata"]["x"]["id"].as_str());
+    assert_eq!(under_ids, (Some("[REDACTED]"), Some("[REDACTED]")), "no key name exempts free data: {ses}");
     let (_, r) = in_org(&s, "a", Method::POST, "/v1/runs", Some(json!({"input": "ORG-A-ASKS"}))).await;
     let run = wait_in(&s, "a", r["id"].as_str().unwrap()).await;
     assert_eq!(run["output"], "a says [REDACTED]", "{run}");
@@ -363,7 +365,9 @@ async fn inline_credentials_are_sealed_never_stored_as_given() {
     let mock = MockOpenAi::start(vec![], 0).await.unwrap();
     let s = Server::start(&mock.base_url);
     let tool =
-        json!({"name": "lookup", "url": "https://example.com/x", "headers": {"X-Api-Key": INLINE, "X-Plain": "1"}});
+        // A name no heuristic would call a credential is sealed all the same.
+        json!({"name": "lookup", "url": "https://example.com/x",
+               "headers": {"X-Api-Key": INLINE, "X-Plain": "1", "X-Vault-Code": format!("v-{INLINE}")}});
     let (c, v) = s.post("/v1/http-tools", tool).await;
     assert_eq!(c, 201, "{v}");
     let (c, v) = s
@@ -380,8 +384,9 @@ async fn inline_credentials_are_sealed_never_stored_as_given() {
     assert_eq!(c, 201, "{v}");
     let (_, secrets) = s.get("/v1/secrets").await;
     let names: Vec<&str> = secrets["data"].as_array().unwrap().iter().filter_map(|x| x["name"].as_str()).collect();
-    assert!(names.contains(&"inline.http.lookup.X-Api-Key"), "{names:?}");
-    assert!(names.contains(&"inline.provider.p.Authorization"), "{names:?}");
+    for prefix in ["inline.http.lookup.X-Api-Key.", "inline.http.lookup.X-Plain.", "inline.provider.p.Authorization."] {
+        assert!(names.iter().any(|n| n.starts_with(prefix)), "{prefix}: {names:?}");
+    }
     // Nothing in the database files holds the value.
     for entry in std::fs::read_dir(&s.data_dir).unwrap().flatten() {
         if entry.path().is_file() {
@@ -416,6 +421,18 @@ async fn workspace_quotas_audit_rows_and_imported_skills() {
     let (_, v) = s.post("/v1/tools/write_file/call", body).await;
     let text = v.to_string();
     assert!(text.contains("quota"), "{text}");
+    // Parallel writes cannot each see the room the others take.
+    let (_, fresh) = s.post("/v1/sessions", json!({})).await;
+    let fsid = fresh["id"].as_str().unwrap().to_string();
+    let writes = (0..8).map(|i| {
+        let body = json!({"arguments": {"path": format!("p{i}.txt"), "content": "z".repeat(300)}, "session_id": fsid});
+        s.post("/v1/tools/write_file/call", body)
+    });
+    let ok = futures::future::join_all(writes).await.into_iter().filter(|(_, v)| v["is_error"] == false).count();
+    assert_eq!(ok, 3, "1000 bytes hold three writes of 300");
+    let (_, listing) = s.get(&format!("/v1/sessions/{fsid}/files")).await;
+    let entries = listing["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "a refused write leaves no empty file: {listing}");
 
     let (c, _) = s.post(&format!("/v1/sessions/{sid}/rename-file"), json!({"from": "a.txt", "to": "d.txt"})).await;
     assert_eq!(c, 200);
@@ -635,4 +652,23 @@ async fn every_operation_refuses_browser_tricks_and_big_bodies_cost_no_memory() 
     let after = rss_kib(s.pid());
     assert!(after < before + 64 * 1024, "RSS grew from {before} to {after} KiB");
     assert_eq!(s.get("/healthz").await.0, 200);
+}
+
+/// The outside attack's second look: a tenant's secrets mask its data from
+/// the start, after a restart too (not only once a secret is opened here).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenants_secrets_mask_its_data_after_a_restart() {
+    const SECRET: &str = "Zq7pL2xx-hunter-99";
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with(Opts { data_dir: Some(&data), ..Default::default() });
+    let (c, v) = in_org(&s, "orga", Method::PUT, "/v1/secrets/s1", Some(json!({ "value": SECRET }))).await;
+    assert_eq!(c, 200, "{v}");
+    s.stop();
+    let s = Server::start_with(Opts { data_dir: Some(&data), ..Default::default() });
+    let title = format!("t2 {SECRET}");
+    let (_, ses) = in_org(&s, "orga", Method::POST, "/v1/sessions", Some(json!({ "title": title }))).await;
+    assert_eq!(ses["title"], "t2 [REDACTED]", "{ses}");
+    let (_, ses) = in_org(&s, "orgb", Method::POST, "/v1/sessions", Some(json!({ "title": title }))).await;
+    assert_eq!(ses["title"], title, "still only orga's: {ses}");
 }

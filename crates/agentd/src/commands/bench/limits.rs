@@ -116,7 +116,8 @@ async fn templates() -> anyhow::Result<()> {
     let t0 = Instant::now();
     let rounds = 50;
     for _ in 0..rounds {
-        agentd_runtime::templates::render("t", "Hello {{ name }}", &serde_json::json!({"name": "Ada"})).await?;
+        agentd_runtime::templates::render("bench", "t", "Hello {{ name }}", &serde_json::json!({"name": "Ada"}))
+            .await?;
     }
     println!(
         "a small template through the worker: {:.2} ms per render ({rounds} in a row)",
@@ -125,7 +126,7 @@ async fn templates() -> anyhow::Result<()> {
     let mut largest = 0;
     for n in 10..=40u32 {
         let t0 = Instant::now();
-        let r = agentd_runtime::templates::render("t", &doubling(n), &serde_json::json!({})).await;
+        let r = agentd_runtime::templates::render("bench", "t", &doubling(n), &serde_json::json!({})).await;
         let took = t0.elapsed();
         match r {
             Ok(_) => largest = n,
