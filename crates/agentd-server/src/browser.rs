@@ -36,8 +36,9 @@ fn host_name(host: &str) -> String {
 
 /// Names that only ever mean this machine.
 fn loopback_name(name: &str) -> bool {
-    name == "localhost"
-        || name.ends_with(".localhost")
+    // Only what a browser puts in `Host`: `evil.com#.localhost` is no name.
+    let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    (plain && (name == "localhost" || name.ends_with(".localhost")))
         || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
@@ -134,7 +135,14 @@ mod tests {
         for ok in ["localhost", "10.0.0.1", "::1", "AGENTD.internal"] {
             assert!(servable(&ok.to_ascii_lowercase(), &allowed), "{ok}");
         }
-        for bad in ["rebind.attacker.example", "localhost.", "127.0.0.1.nip.io", "0x7f000001"] {
+        for bad in [
+            "rebind.attacker.example",
+            "localhost.",
+            "127.0.0.1.nip.io",
+            "0x7f000001",
+            "evil.com#.localhost",
+            "evil.com/.localhost",
+        ] {
             assert!(!servable(bad, &allowed), "{bad}");
         }
     }

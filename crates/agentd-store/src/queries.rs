@@ -688,7 +688,7 @@ async fn cancel_subtree(e: &mut dyn Exec, t: &Tenant, run_id: &str) -> Result<()
         let (tree, cost, parent) = {
             let n = &nodes[id];
             let below = into.get(id).cloned().unwrap_or_default();
-            let mut tree = n.tree.clone();
+            let mut tree = n.tree;
             tree.add(&below.0);
             (tree, add_costs(n.cost, below.1), n.parent.clone())
         };
