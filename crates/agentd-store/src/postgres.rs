@@ -194,4 +194,15 @@ impl Exec for PgExec<'_> {
         let payload = serde_json::to_string(change).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.execute("SELECT pg_notify($1, $2)", crate::args![CHANNEL, payload.as_str()]).await.map(drop)
     }
+
+    async fn notify_all(&mut self, changes: &[Change]) -> Result<()> {
+        let payloads = changes
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<std::result::Result<Vec<String>, _>>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.execute("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", crate::args![CHANNEL, &payloads])
+            .await
+            .map(drop)
+    }
 }

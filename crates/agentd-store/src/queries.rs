@@ -708,9 +708,11 @@ async fn cancel_subtree(e: &mut dyn Exec, t: &Tenant, run_id: &str) -> Result<()
         )
         .await?;
     }
-    for (id, n) in &nodes {
-        e.notify(&Change { run_id: id.clone(), seq: n.seq, type_name: cancelled.to_string() }).await?;
-    }
+    let changes: Vec<Change> = nodes
+        .iter()
+        .map(|(id, n)| Change { run_id: id.clone(), seq: n.seq, type_name: cancelled.to_string() })
+        .collect();
+    e.notify_all(&changes).await?;
     Ok(())
 }
 

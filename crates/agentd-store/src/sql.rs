@@ -163,6 +163,14 @@ pub trait Exec: Send {
         Ok(())
     }
 
+    /// [`Exec::notify`] for many appends at once (a tree cancelled whole).
+    async fn notify_all(&mut self, changes: &[Change]) -> Result<()> {
+        for c in changes {
+            self.notify(c).await?;
+        }
+        Ok(())
+    }
+
     /// The first row, if any.
     async fn query_opt(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<Row>> {
         Ok(self.query(sql, args).await?.into_iter().next())

@@ -592,7 +592,7 @@ pub async fn trees_are_capped_and_listed_whole(s: Arc<dyn Store>) {
     let (nr, ev) = child_of(&root, 1);
     let (child, _) = s.create_child_run(&t, &root_id, &crate::AppendGuard::default(), &nr, &ev).await.unwrap();
     let (nr, ev) = child_of(&child, 2);
-    s.create_child_run(&t, &child.id, &crate::AppendGuard::default(), &nr, &ev).await.unwrap();
+    let (grandchild, _) = s.create_child_run(&t, &child.id, &crate::AppendGuard::default(), &nr, &ev).await.unwrap();
     let (nr, ev) = child_of(&root, 3);
     let r = s.create_child_run(&t, &root_id, &crate::AppendGuard::default(), &nr, &ev).await;
     assert!(matches!(r, Err(StoreError::TreeFull(_))), "a fourth run in a tree of 3: {r:?}");
@@ -601,4 +601,25 @@ pub async fn trees_are_capped_and_listed_whole(s: Arc<dyn Store>) {
     assert_eq!(below.len(), 2, "{below:?}");
     assert!(below.iter().all(|(_, st)| *st == RunStatus::Queued));
     assert!(s.descendants(&tenant("b"), &root_id).await.unwrap().is_empty(), "another tenant sees none");
+
+    // The grandchild used tokens and waits for a person; then the root is cancelled.
+    let g = grandchild.id.clone();
+    s.append(&t, &g, &[EventKind::RunStarted { node: "n".into() }, assistant("thinking")]).await.unwrap();
+    s.append(&t, &g, &[ask("apr_tree", "call_t", "k", None)]).await.unwrap();
+    s.append(&t, &root_id, &[EventKind::RunCancelled { reason: None }]).await.unwrap();
+    for id in [&child.id, &g] {
+        let run = s.get_run(&t, id).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Cancelled, "{id}");
+        let evs = s.events(&t, id, &EventQuery { after: 0, limit: 100, types: None }).await.unwrap();
+        let cancels = evs.iter().filter(|e| e.type_name == "run.cancelled").count();
+        assert_eq!((cancels, evs.last().map(|e| e.type_name.as_str())), (1, Some("run.cancelled")), "{id}");
+        let seqs: Vec<i64> = evs.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=evs.len() as i64).collect::<Vec<_>>(), "gap-free: {id}");
+        assert_eq!(run.last_seq, evs.len() as i64);
+    }
+    let a = s.get_approval(&t, "apr_tree").await.unwrap().unwrap();
+    assert_eq!(a.status.as_str(), "cancelled", "a pending approval below closes with its run");
+    let root = s.get_run(&t, &root_id).await.unwrap().unwrap();
+    assert_eq!(root.tree_usage.total_tokens, 5, "the grandchild's usage reached the root: {:?}", root.tree_usage);
+    assert!(matches!(s.append(&t, &g, &[assistant("late")]).await, Err(StoreError::RunFinished)));
 }
