@@ -155,6 +155,50 @@ pub fn redact_for<'a>(t: &Tenant, s: &'a str) -> Cow<'a, str> {
     mask_shapes(out)
 }
 
+/// Masks a stream of text chunks (a model's live answer) for one tenant: the
+/// end of what was seen is held back while it could still be the start of
+/// a secret, so a secret split across chunks never streams in clear.
+#[derive(Debug)]
+pub struct StreamMask {
+    tenant: Tenant,
+    held: String,
+}
+
+impl StreamMask {
+    pub fn new(tenant: &Tenant) -> Self {
+        Self { tenant: tenant.clone(), held: String::new() }
+    }
+
+    /// The text of `chunk` that may be shown now (possibly empty).
+    pub fn push(&mut self, chunk: &str) -> String {
+        let mut buf = std::mem::take(&mut self.held);
+        buf.push_str(chunk);
+        let masked = redact_for(&self.tenant, &buf).into_owned();
+        let server = server_values();
+        let own = tenant_values(&self.tenant);
+        let values = server.iter().chain(own.iter().flat_map(|v| v.iter()));
+        // The earliest place a secret may begin and run past the end.
+        let mut cut = masked.len();
+        for v in values {
+            let from = masked.len().saturating_sub(v.len().saturating_sub(1));
+            for (i, _) in masked.char_indices().filter(|(i, _)| *i >= from && *i < cut) {
+                if v.starts_with(&masked[i..]) {
+                    cut = i;
+                    break;
+                }
+            }
+        }
+        self.held = masked[cut..].to_string();
+        masked[..cut].to_string()
+    }
+
+    /// What is still held back, when the stream ends.
+    pub fn finish(&mut self) -> String {
+        let rest = std::mem::take(&mut self.held);
+        redact_for(&self.tenant, &rest).into_owned()
+    }
+}
+
 /// For log lines, which only operators read: every tenant's secrets too.
 pub fn redact_all(s: &str) -> Cow<'_, str> {
     let lists: Vec<Arc<Vec<String>>> = {
@@ -174,50 +218,26 @@ pub fn redact_known(s: &str) -> Cow<'_, str> {
     mask_values(Cow::Borrowed(s), &server_values())
 }
 
-/// Fields whose string values identify rather than say something: a call
-/// id, a tool's name, an event's type. Rewriting them breaks the replay of
-/// a run (a tool result whose call is gone), so they are never masked.
-const IDENTIFIERS: &[&str] = &[
-    "id",
-    "call_id",
-    "tool_call_id",
-    "run_id",
-    "session_id",
-    "parent_run_id",
-    "approval_id",
-    "type",
-    "role",
-    "name",
-    "status",
-];
-
-/// Fields holding what a model, a tool or a tenant wrote freely (call
-/// arguments, metadata, requests): below them nothing is an identifier.
-const FREEFORM: &[&str] = &["arguments", "metadata", "request", "input", "output", "params", "result"];
-
-/// Masks secrets in every string value of free JSON (tool arguments,
-/// metadata, documents), never a key; true if anything changed. `None`: the
-/// server's secrets only.
+/// Masks secrets in every string value of a JSON value, never a key; true
+/// if anything changed. `None`: the server's secrets only. Masking is
+/// deterministic, so an identifier holding a secret (a call id a model
+/// chose) becomes the same text wherever it appears: a call and its result
+/// stay paired, and a run replays from the journal as it ran. Fit secrets
+/// (see [`unfit_secret`]) are never the words a run's structure is made of.
 pub fn redact_value_for(t: Option<&Tenant>, v: &mut serde_json::Value) -> bool {
-    redact_with(t, v, false)
+    let server = server_values();
+    let own = t.and_then(tenant_values);
+    redact_in(v, &|s| mask_with(s, &server, own.as_deref().map(Vec::as_slice)))
 }
 
-/// [`redact_value_for`] for a journal event's data: the identifiers a run
-/// is replayed from (a call's id and tool name, a part's type, a role) stay
-/// as they are, except inside free fields such as a call's `arguments`.
+/// [`redact_value_for`] for a journal event's data (the same masking).
 pub fn redact_event_for(t: Option<&Tenant>, v: &mut serde_json::Value) -> bool {
-    redact_with(t, v, true)
+    redact_value_for(t, v)
 }
 
 /// [`redact_value_for`] with the server's secrets only.
 pub fn redact_value(v: &mut serde_json::Value) -> bool {
     redact_value_for(None, v)
-}
-
-fn redact_with(t: Option<&Tenant>, v: &mut serde_json::Value, structural: bool) -> bool {
-    let server = server_values();
-    let own = t.and_then(tenant_values);
-    redact_in(v, &|s| mask_with(s, &server, own.as_deref().map(Vec::as_slice)), structural)
 }
 
 fn mask_with<'a>(s: &'a str, server: &[String], own: Option<&[String]>) -> Cow<'a, str> {
@@ -228,7 +248,7 @@ fn mask_with<'a>(s: &'a str, server: &[String], own: Option<&[String]>) -> Cow<'
     mask_shapes(out)
 }
 
-fn redact_in(v: &mut serde_json::Value, mask: &dyn for<'a> Fn(&'a str) -> Cow<'a, str>, ids: bool) -> bool {
+fn redact_in(v: &mut serde_json::Value, mask: &dyn for<'a> Fn(&'a str) -> Cow<'a, str>) -> bool {
     match v {
         serde_json::Value::String(s) => match mask(s) {
             Cow::Borrowed(_) => false,
@@ -237,15 +257,8 @@ fn redact_in(v: &mut serde_json::Value, mask: &dyn for<'a> Fn(&'a str) -> Cow<'a
                 true
             }
         },
-        serde_json::Value::Array(a) => a.iter_mut().fold(false, |acc, x| redact_in(x, mask, ids) | acc),
-        serde_json::Value::Object(m) => m.iter_mut().fold(false, |acc, (k, x)| {
-            let changed = if ids && x.is_string() && IDENTIFIERS.contains(&k.as_str()) {
-                false
-            } else {
-                redact_in(x, mask, ids && !FREEFORM.contains(&k.as_str()))
-            };
-            changed | acc
-        }),
+        serde_json::Value::Array(a) => a.iter_mut().fold(false, |acc, x| redact_in(x, mask) | acc),
+        serde_json::Value::Object(m) => m.values_mut().fold(false, |acc, x| redact_in(x, mask) | acc),
         _ => false,
     }
 }
@@ -335,23 +348,27 @@ mod tests {
         assert_eq!(redact_for(&b, text), text, "another tenant's secret changes nothing of b's");
         assert_eq!(redact(text), text, "nor text of no tenant");
         assert!(redact_all(text).contains(MASK), "logs mask every tenant's");
+        // A call id holding the secret is masked the same way wherever it
+        // appears: the call and its result stay paired.
+        let mut call =
+            serde_json::json!({"tool_calls": [{"id": "x-call_1234567", "name": "echo", "arguments": "call_1234567!"}]});
+        let mut result = serde_json::json!({"role": "tool", "tool_call_id": "x-call_1234567"});
+        assert!(redact_event_for(Some(&a), &mut call) && redact_event_for(Some(&a), &mut result));
+        assert_eq!(call["tool_calls"][0]["id"], result["tool_call_id"], "{call} {result}");
+        assert_eq!(call["tool_calls"][0]["id"], "x-[REDACTED]");
+        assert_eq!(
+            (call["tool_calls"][0]["name"].as_str(), call["tool_calls"][0]["arguments"].as_str()),
+            (Some("echo"), Some("[REDACTED]!"))
+        );
+        // Another tenant's ids, names and keys are untouched.
         let msg = serde_json::json!({"tool_calls": [{"id": "call_1234567", "name": "x", "arguments": "tool_calls!"}]});
-        let mut v = msg.clone();
-        assert!(redact_event_for(Some(&a), &mut v));
-        assert_eq!(v["tool_calls"][0]["id"], "call_1234567", "ids stay: {v}");
-        assert_eq!(v["tool_calls"][0]["arguments"], "[REDACTED]!", "{v}");
         let mut v = msg.clone();
         assert!(!redact_event_for(Some(&b), &mut v));
         assert_eq!(v, msg);
-        // A model that puts a secret under `name` inside arguments, or a
-        // tenant under `id` in metadata, gets it masked all the same.
-        let mut v =
-            serde_json::json!({"call_id": "c", "arguments": {"name": "call_1234567", "x": {"id": "call_1234567"}}});
+        // No key name exempts a value: `name` inside arguments, `id` in metadata.
+        let mut v = serde_json::json!({"arguments_sanitized": {"name": "call_1234567", "x": {"id": "call_1234567"}}});
         assert!(redact_event_for(Some(&a), &mut v));
-        assert_eq!((v["arguments"]["name"].as_str(), v["arguments"]["x"]["id"].as_str()), (Some(MASK), Some(MASK)));
-        let mut v = serde_json::json!({"name": "call_1234567", "status": {"id": "call_1234567"}});
-        assert!(redact_value_for(Some(&a), &mut v));
-        assert_eq!((v["name"].as_str(), v["status"]["id"].as_str()), (Some(MASK), Some(MASK)), "{v}");
+        assert_eq!(v["arguments_sanitized"]["name"], MASK, "{v}");
     }
 
     #[test]
@@ -374,6 +391,24 @@ mod tests {
         }
         for good in ["hunter2-password", "sk_live_abc123XYZ", "correct-horse-battery-staple-9", "Zq7#pL2!"] {
             assert!(unfit_secret(good).is_none(), "{good} refused: {:?}", unfit_secret(good));
+        }
+    }
+
+    #[test]
+    fn a_secret_split_across_chunks_never_streams() {
+        let t = Tenant { org: "stream-a".into(), ..Tenant::default() };
+        add_tenant_secrets(&t, ["Zq7pL2xx-hunter-99".to_string()]);
+        for size in [1, 3, 7, 18, 40] {
+            let text = "before Zq7pL2xx-hunter-99 after Zq7pL2 then Zq7pL2xx-hunter-99";
+            let mut m = StreamMask::new(&t);
+            let mut shown = String::new();
+            let chars: Vec<char> = text.chars().collect();
+            for c in chars.chunks(size) {
+                shown.push_str(&m.push(&c.iter().collect::<String>()));
+                assert!(!shown.contains("Zq7pL2xx-hunter-99"), "{size}: {shown}");
+            }
+            shown.push_str(&m.finish());
+            assert_eq!(shown, "before [REDACTED] after Zq7pL2 then [REDACTED]", "chunks of {size}");
         }
     }
 }

@@ -107,6 +107,11 @@ pub(crate) fn hash_of(secret: &str) -> String {
     out
 }
 
+/// Equal, in time that does not depend on where they differ.
+pub(crate) fn same_text(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 pub(crate) fn unauthorized(why: &str) -> RuntimeError {
     RuntimeError::Unauthorized(why.to_string())
 }

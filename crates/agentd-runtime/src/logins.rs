@@ -23,7 +23,55 @@ pub struct LoginMade {
     pub expires_at: String,
 }
 
+/// How long a login page's form token is good for.
+const FORM_TTL_SECS: u64 = 3600;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 impl Runtime {
+    /// The key login form tokens are signed with: derived from the secret
+    /// key (the same on every node), else random for this process.
+    fn form_key(&self) -> ring::hmac::Key {
+        static LOCAL: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+        let material: Vec<u8> = match &self.secret_key {
+            Some(k) => {
+                ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &k.bytes()), b"agentd login form")
+                    .as_ref()
+                    .to_vec()
+            }
+            None => LOCAL
+                .get_or_init(|| {
+                    let mut b = [0u8; 32];
+                    let _ = getrandom::fill(&mut b);
+                    b
+                })
+                .to_vec(),
+        };
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &material)
+    }
+
+    /// A login page's form token: issued by this server (signed), dated.
+    pub fn login_form_token(&self) -> Result<String, RuntimeError> {
+        let nonce = random_token("")?;
+        let body = format!("{nonce}.{}", unix_now());
+        let mac = ring::hmac::sign(&self.form_key(), body.as_bytes());
+        let mac: String = mac.as_ref().iter().take(16).map(|b| format!("{b:02x}")).collect();
+        Ok(format!("lf_{body}.{mac}"))
+    }
+
+    /// Whether a form token is one this server issued within the last hour.
+    pub fn login_form_valid(&self, token: &str) -> bool {
+        let Some(rest) = token.strip_prefix("lf_") else { return false };
+        let Some((body, mac)) = rest.rsplit_once('.') else { return false };
+        let Some((_, at)) = body.rsplit_once('.') else { return false };
+        let fresh = at.parse::<u64>().is_ok_and(|t| unix_now().saturating_sub(t) <= FORM_TTL_SECS);
+        let want = ring::hmac::sign(&self.form_key(), body.as_bytes());
+        let want: String = want.as_ref().iter().take(16).map(|b| format!("{b:02x}")).collect();
+        fresh && crate::access::same_text(&want, mac)
+    }
+
     /// Checks an API key and makes a login for it.
     pub async fn login(&self, secret: &str) -> Result<LoginMade, RuntimeError> {
         let principal = self.authenticate(secret).await?;

@@ -476,9 +476,21 @@ impl Runtime {
             let mut attempt = 0;
             loop {
                 let streamed = std::sync::atomic::AtomicBool::new(false);
+                // Text and thinking each held back while they end in what may be a secret's start.
+                let masks = std::sync::Mutex::new((
+                    agentd_core::redact::StreamMask::new(tenant),
+                    agentd_core::redact::StreamMask::new(tenant),
+                ));
                 let sink = |d: Delta| {
                     streamed.store(true, std::sync::atomic::Ordering::Relaxed);
-                    self.hub.publish(run_id, Live::Delta(masked(tenant, d)))
+                    let mut m = masks.lock().unwrap_or_else(|e| e.into_inner());
+                    let shown = match d {
+                        Delta::Text(t) => Delta::Text(m.0.push(&t)),
+                        Delta::Thinking(t) => Delta::Thinking(m.1.push(&t)),
+                    };
+                    if !matches!(&shown, Delta::Text(t) | Delta::Thinking(t) if t.is_empty()) {
+                        self.hub.publish(run_id, Live::Delta(shown));
+                    }
                 };
                 let req = ChatRequest {
                     model: &model.model,
@@ -492,6 +504,14 @@ impl Runtime {
                     _ = tokio::time::sleep_until(deadline.into()) => return Ok(Asked::OutOfTime),
                     r = model.provider.chat(req, &sink) => r,
                 };
+                {
+                    let mut m = masks.lock().unwrap_or_else(|e| e.into_inner());
+                    for rest in [Delta::Thinking(m.1.finish()), Delta::Text(m.0.finish())] {
+                        if !matches!(&rest, Delta::Text(t) | Delta::Thinking(t) if t.is_empty()) {
+                            self.hub.publish(run_id, Live::Delta(rest));
+                        }
+                    }
+                }
                 let e = match r {
                     Ok(resp) => return Ok(Asked::Answer(resp, i)),
                     Err(e) => e,
@@ -757,19 +777,6 @@ fn tool_result(call: &ToolCall, out: &ToolOutput, status: ToolStatus, ms: u64) -
         duration_ms: ms,
         sandbox: out.sandbox.clone(),
         children: vec![],
-    }
-}
-
-/// A live delta with secrets masked (a secret split across two deltas slips
-/// through here; the stored answer is masked whole).
-fn masked(tenant: &agentd_core::Tenant, d: Delta) -> Delta {
-    let mask = |t: String| match agentd_core::redact::redact_for(tenant, &t) {
-        std::borrow::Cow::Borrowed(_) => t,
-        std::borrow::Cow::Owned(o) => o,
-    };
-    match d {
-        Delta::Text(t) => Delta::Text(mask(t)),
-        Delta::Thinking(t) => Delta::Thinking(mask(t)),
     }
 }
 

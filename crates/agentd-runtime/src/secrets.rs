@@ -46,6 +46,11 @@ impl MasterKey {
         Ok(Self(k))
     }
 
+    /// The raw key (for deriving other keys from it).
+    pub(crate) fn bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
     /// The key as base64 text (for the key file).
     pub fn to_base64(&self) -> String {
         B64.encode(self.0)

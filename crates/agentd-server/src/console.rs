@@ -132,9 +132,10 @@ async fn page(State(s): State<AppState>, headers: HeaderMap, name: &'static str,
 /// given (so another site cannot log the browser in with its own key).
 const FORM_COOKIE: &str = "agentd_login_form";
 
-/// The login page with a fresh form token, in the page and in a cookie.
-fn login_page(status: StatusCode, error: Option<&str>) -> Response {
-    let Ok(token) = agentd_runtime::access::random_token("lf_") else {
+/// The login page with a fresh form token (signed by this server), in the
+/// page and in a cookie.
+fn login_page(s: &AppState, status: StatusCode, error: Option<&str>) -> Response {
+    let Ok(token) = s.rt.login_form_token() else {
         return html(StatusCode::INTERNAL_SERVER_ERROR, NOT_FOUND.replace("{{what}}", "No randomness."));
     };
     let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
@@ -150,7 +151,7 @@ async fn login_form(State(s): State<AppState>) -> Response {
     if !s.auth {
         return Redirect::to("/").into_response();
     }
-    login_page(StatusCode::OK, None)
+    login_page(&s, StatusCode::OK, None)
 }
 
 #[derive(serde::Deserialize)]
@@ -178,8 +179,11 @@ async fn login(State(s): State<AppState>, headers: HeaderMap, Form(f): Form<Logi
     if !s.auth {
         return Redirect::to("/").into_response();
     }
-    if !form_cookie(&headers).is_some_and(|c| !f.form.is_empty() && same(&c, &f.form)) {
+    // The page's token, signed by this server and in this browser's cookie.
+    let posted = form_cookie(&headers).is_some_and(|c| !f.form.is_empty() && same(&c, &f.form));
+    if !posted || !s.rt.login_form_valid(&f.form) {
         return login_page(
+            &s,
             StatusCode::FORBIDDEN,
             Some("The login form was stale or came from elsewhere; log in again."),
         );
@@ -187,7 +191,7 @@ async fn login(State(s): State<AppState>, headers: HeaderMap, Form(f): Form<Logi
     let made = match s.rt.login(f.key.trim()).await {
         Ok(m) => m,
         Err(agentd_runtime::RuntimeError::Unauthorized(why)) => {
-            return login_page(StatusCode::UNAUTHORIZED, Some(&format!("That key does not work: {why}.")));
+            return login_page(&s, StatusCode::UNAUTHORIZED, Some(&format!("That key does not work: {why}.")));
         }
         Err(e) => return crate::error::ApiError::from(e).into_response(),
     };

@@ -64,10 +64,18 @@ impl Quota {
         LOCKS[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Bytes `root` may still grow by (its own cap; the org's is checked on
-    /// writes through the API and the file tools).
+    /// Bytes `root` may still grow by under both caps (measured now, and
+    /// the org's measure kept for the next check).
     pub fn room(&self, root: &Path) -> u64 {
-        self.workspace_bytes.saturating_sub(usage(root))
+        let org = usage(&self.org_root);
+        org_cache().lock().unwrap_or_else(|e| e.into_inner()).insert(self.org_root.clone(), (org, Instant::now()));
+        self.workspace_bytes.saturating_sub(usage(root)).min(self.org_bytes.saturating_sub(org))
+    }
+
+    /// Forgets the org's measure: something wrote past the checks (a shell
+    /// command), so the next check measures again.
+    pub fn forget(&self) {
+        org_cache().lock().unwrap_or_else(|e| e.into_inner()).remove(&self.org_root);
     }
 
     /// Why writing `new_len` bytes over a file of `old_len` in `root` is

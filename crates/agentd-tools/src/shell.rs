@@ -245,6 +245,8 @@ impl Tool for Shell {
             let (o, e) = readers.await;
             (child.wait().await, o, e)
         };
+        // Whatever the command wrote bypassed the quota's checks: measure again next time.
+        let _remeasure = remeasure_on_drop(&ws);
         let (status, (stdout, cut_out), (stderr, cut_err)) = tokio::select! {
             r = waited => r,
             _ = tokio::time::sleep(timeout) => {
@@ -282,4 +284,16 @@ impl Tool for Shell {
             sandbox: Some(evidence),
         }
     }
+}
+
+/// Forgets the workspace's quota measure when dropped (the command ended,
+/// however it ended).
+fn remeasure_on_drop(ws: &crate::Workspace) -> impl Drop + '_ {
+    struct Forget<'a>(&'a crate::Workspace);
+    impl Drop for Forget<'_> {
+        fn drop(&mut self) {
+            self.0.quota_forget();
+        }
+    }
+    Forget(ws)
 }

@@ -120,7 +120,15 @@ async fn console_login_cookie_csrf_and_404_pages() {
 
     // Login CSRF: another site's auto-posted form has no form token of this
     // browser's (its SameSite cookie is not sent across sites), so it logs nobody in.
-    for (cookie, token) in [(None, ""), (None, form.as_str()), (Some(form_cookie.as_str()), "lf_other")] {
+    // A pair the attacker made up itself (set through a sibling host) is not this server's.
+    let forged = "lf_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.1.00000000000000000000000000000000";
+    let forged_cookie = format!("agentd_login_form={forged}");
+    for (cookie, token) in [
+        (None, ""),
+        (None, form.as_str()),
+        (Some(form_cookie.as_str()), "lf_other"),
+        (Some(forged_cookie.as_str()), forged),
+    ] {
         let mut r = c.post(format!("{}/login", s.url));
         if let Some(k) = cookie {
             r = r.header("cookie", k);
