@@ -106,15 +106,25 @@ pub(super) async fn fanout(o: BenchOpts) -> anyhow::Result<ExitCode> {
         .max()
         .unwrap_or(0);
     println!("{CHILDREN} plain runs (one tool round each) at once: {:.0} ms", ms(plain_wall));
-    println!(
-        "a parent spawning {CHILDREN} children: {:.0} ms in all; spawning took {} ms; first spawn -> parent woken \
-         (children.done) {} ms; last child ended -> children.done {} ms; children.done -> parent running again {} ms",
-        ms(tree_wall),
-        last_spawn - spawned,
-        done - spawned,
-        done - last_child_end,
-        resumed - done
-    );
+    if done == 0 {
+        // The children all ended before the parent asked to wait: it never waited.
+        println!(
+            "a parent spawning {CHILDREN} children: {:.0} ms in all; spawning took {} ms; the children had all ended \
+             before the parent waited (no children.done)",
+            ms(tree_wall),
+            last_spawn - spawned
+        );
+    } else {
+        println!(
+            "a parent spawning {CHILDREN} children: {:.0} ms in all; spawning took {} ms; first spawn -> parent woken \
+             (children.done) {} ms; last child ended -> children.done {} ms; children.done -> parent running again {} ms",
+            ms(tree_wall),
+            last_spawn - spawned,
+            done - spawned,
+            done - last_child_end,
+            resumed - done
+        );
+    }
     println!("overhead per child over a plain run: {:.2} ms", (ms(tree_wall) - ms(plain_wall)) / CHILDREN as f64);
     r.rt.shutdown(Duration::from_millis(10)).await;
     drop(r);
