@@ -17,7 +17,7 @@ pub mod hub;
 pub mod images;
 mod inherit;
 pub mod logins;
-mod mcp_servers;
+pub mod mcp_servers;
 pub mod models;
 mod run_loop;
 mod scheduler;

@@ -189,3 +189,27 @@ impl Runtime {
         Ok(n)
     }
 }
+
+/// A server as a tenant's key sees it: the operator's own servers (scope
+/// `config`) show their name, state and tools, never their command, address,
+/// process or what their errors say (paths, internal addresses).
+pub fn as_seen_by_tenant(mut info: ServerInfo) -> ServerInfo {
+    if info.scope != "config" {
+        return info;
+    }
+    info.config = McpServerConfig::default();
+    info.pid = None;
+    let hide = |s: &mut agentd_mcp::ServerState| match s {
+        agentd_mcp::ServerState::Restarting { error } | agentd_mcp::ServerState::Failed { error } => {
+            *error = "the server is unavailable".into();
+        }
+        _ => {}
+    };
+    hide(&mut info.state);
+    for e in &mut info.events {
+        if let Some(m) = e.as_object_mut() {
+            m.remove("error");
+        }
+    }
+    info
+}

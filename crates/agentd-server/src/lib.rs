@@ -220,6 +220,7 @@ async fn diagnostics(
         s.rt.list_mcp_servers(&t)
             .await?
             .into_iter()
+            .map(|i| if operator { i } else { agentd_runtime::mcp_servers::as_seen_by_tenant(i) })
             .map(|i| {
                 let v = serde_json::to_value(&i).unwrap_or_default();
                 let state = v["state"].as_str().unwrap_or("unknown").to_string();

@@ -148,11 +148,22 @@ pub(crate) async fn add_mcp(
     Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::McpServerInfo>(&info)?)).into_response())
 }
 
+/// Whether the caller sees the server's own configuration (operators, and
+/// anyone with auth off).
+pub(crate) fn sees_server_config(caller: &crate::auth::Caller) -> bool {
+    caller.principal().is_none_or(|p| p.role == agentd_core::KeyRole::Operator)
+}
+
 pub(crate) async fn list_mcp(
     State(s): State<AppState>,
+    axum::extract::Extension(caller): axum::extract::Extension<crate::auth::Caller>,
     Scope(t): Scope,
 ) -> Result<Json<agentd_api::Page<agentd_api::McpServerInfo>>, ApiError> {
-    Ok(Json(agentd_api::Page::all(shape(&s.rt.list_mcp_servers(&t).await?)?)))
+    let mut all = s.rt.list_mcp_servers(&t).await?;
+    if !sees_server_config(&caller) {
+        all = all.into_iter().map(agentd_runtime::mcp_servers::as_seen_by_tenant).collect();
+    }
+    Ok(Json(agentd_api::Page::all(shape(&all)?)))
 }
 
 pub(crate) async fn delete_mcp(
@@ -166,10 +177,14 @@ pub(crate) async fn delete_mcp(
 
 pub(crate) async fn restart_mcp(
     State(s): State<AppState>,
+    axum::extract::Extension(caller): axum::extract::Extension<crate::auth::Caller>,
     Scope(t): Scope,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let info = s.rt.restart_mcp_server(&t, &name).await?;
+    let mut info = s.rt.restart_mcp_server(&t, &name).await?;
+    if !sees_server_config(&caller) {
+        info = info.map(agentd_runtime::mcp_servers::as_seen_by_tenant);
+    }
     Ok((StatusCode::ACCEPTED, Json(shape::<_, agentd_api::McpServerInfo>(&info)?)).into_response())
 }
 

@@ -672,3 +672,32 @@ async fn a_tenants_secrets_mask_its_data_after_a_restart() {
     let (_, ses) = in_org(&s, "orgb", Method::POST, "/v1/sessions", Some(json!({ "title": title }))).await;
     assert_eq!(ses["title"], title, "still only orga's: {ses}");
 }
+
+/// Finding 3's class, for MCP servers: the operator's own servers show a
+/// tenant's key their name and state, never their command or address.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operators_mcp_servers_show_tenants_no_command_or_address() {
+    let everything = std::env::var("AGENTD_TEST_MCP_EVERYTHING")
+        .expect("AGENTD_TEST_MCP_EVERYTHING is not set: run the suite with scripts/test (it installs the MCP servers)");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let cfg = config(&tmp, &format!("[mcp_servers.ops]\ncommand = \"{everything}\"\nargs = [\"stdio\"]\n"));
+    let operator = make_key(&data, &["--role", "operator"]);
+    let member = make_key(&data, &["--role", "member", "--org", "acme"]);
+    let s = Server::start_with(Opts { data_dir: Some(&data), config: Some(&cfg), ..Default::default() });
+    let mut seen = Value::Null;
+    for _ in 0..300 {
+        let (_, v) = call(&s, Some(&member), Method::GET, "/v1/mcp-servers", None).await;
+        if v["data"][0]["state"] == "ready" {
+            seen = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let server = &seen["data"][0];
+    assert_eq!((server["name"].as_str(), server["scope"].as_str()), (Some("ops"), Some("config")), "{seen}");
+    assert!(server["tools"].as_u64().unwrap_or(0) > 0, "{seen}");
+    assert!(!seen.to_string().contains(&everything) && server.get("command").is_none() && server.get("pid").is_none());
+    let (_, v) = call(&s, Some(&operator), Method::GET, "/v1/mcp-servers", None).await;
+    assert!(v.to_string().contains(&everything), "operators see it: {v}");
+}
