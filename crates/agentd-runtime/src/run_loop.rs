@@ -36,6 +36,9 @@ impl From<StoreError> for Stop {
     }
 }
 
+/// Output tokens any model accepts as `max_tokens`.
+const SMALL_BUDGET: u32 = 4096;
+
 /// Writes a run's journal as its lease holder, expecting to be the only
 /// writer; messages queued by others (`input.queued`) are picked up on the way.
 pub(crate) struct Writer<'a> {
@@ -324,7 +327,8 @@ impl Runtime {
                 self.fit(primary, window, step, &mut messages, &tools, (t, run), false, &mut w).await?;
             }
             let forced = (step == 1).then_some(f.first_tool_choice.as_ref()).flatten();
-            let mut asked = self.ask(&chain, step, &messages, &tools, forced, run, cancel, deadline, &mut w).await?;
+            let mut asked =
+                self.ask(&chain, step, &messages, &tools, (forced, tokens), run, cancel, deadline, &mut w).await?;
             if let Asked::Overflow(evs) = &asked
                 && let Some(window) = primary.context_window
             {
@@ -343,7 +347,8 @@ impl Runtime {
                     .await?;
                 }
                 self.fit(primary, window, step, &mut messages, &tools, (t, run), true, &mut w).await?;
-                asked = self.ask(&chain, step, &messages, &tools, forced, run, cancel, deadline, &mut w).await?;
+                asked =
+                    self.ask(&chain, step, &messages, &tools, (forced, tokens), run, cancel, deadline, &mut w).await?;
             }
             let (resp, model) = match asked {
                 Asked::Answer(resp, i) => (resp, &chain[i]),
@@ -457,12 +462,14 @@ impl Runtime {
         step: u32,
         messages: &[Message],
         tools: &[agentd_core::ToolSpec],
-        tool_choice: Option<&serde_json::Value>,
+        (tool_choice, tokens_left): (Option<&serde_json::Value>, Option<u64>),
         run: &Run,
         cancel: &CancellationToken,
         deadline: Instant,
         w: &mut Writer<'_>,
     ) -> Result<Asked, Stop> {
+        // A model may not answer with more tokens than the run's tree has left.
+        let left = tokens_left.map(|t| u32::try_from(t).unwrap_or(u32::MAX).max(1));
         let (run_id, tenant) = (run.id.as_str(), w.t);
         for (i, model) in chain.iter().enumerate() {
             let params = match tool_choice {
@@ -496,7 +503,13 @@ impl Runtime {
                     model: &model.model,
                     messages,
                     tools,
-                    max_tokens: model.max_tokens,
+                    max_tokens: match (model.max_tokens, left) {
+                        (Some(m), Some(l)) => Some(m.min(l)),
+                        // Without a profile's own cap, only a small budget is sent
+                        // (one every model takes; a big one could exceed its limit).
+                        (None, Some(l)) if l <= SMALL_BUDGET => Some(l),
+                        (m, _) => m,
+                    },
                     params: Some(&params),
                 };
                 let r = tokio::select! {

@@ -701,3 +701,25 @@ async fn the_operators_mcp_servers_show_tenants_no_command_or_address() {
     let (_, v) = call(&s, Some(&operator), Method::GET, "/v1/mcp-servers", None).await;
     assert!(v.to_string().contains(&everything), "operators see it: {v}");
 }
+
+/// A tree's token budget also bounds what one model answer may spend: the
+/// request asks for no more output than is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_is_asked_for_no_more_tokens_than_the_budget_has_left() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    mock.rule("TIGHT", vec![Turn::tool("echo", json!({"x": 1})), Turn::text("done")]);
+    let s = Server::start(&mock.base_url);
+    let (c, v) = s.post("/v1/agents", json!({"name": "tight", "limits": {"max_tokens": 40}})).await;
+    assert_eq!(c, 201, "{v}");
+    let (_, r) = s.post("/v1/runs", json!({"input": "TIGHT", "agent": "tight"})).await;
+    s.wait_run(r["id"].as_str().unwrap()).await;
+    let asked: Vec<u64> = mock
+        .requests()
+        .iter()
+        .filter(|b| b.to_string().contains("TIGHT"))
+        .map(|b| b["max_tokens"].as_u64().or(b["max_completion_tokens"].as_u64()).unwrap_or(u64::MAX))
+        .collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[0], 40, "the whole budget at first");
+    assert!(asked[1] < 40, "what is left after the first answer: {asked:?}");
+}
