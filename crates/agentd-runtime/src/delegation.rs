@@ -284,13 +284,23 @@ impl Runtime {
         p: &Parent<'_>,
         ceiling: Option<&Ceiling>,
     ) -> Result<(Option<u64>, Option<f64>), Stop> {
-        let limits = p.set.agent.limits;
+        self.tree_budget_left(p.t, &p.run.id, p.set.agent.limits, ceiling).await
+    }
+
+    /// [`Runtime::budget_left`] from a run's id and its agent's limits.
+    pub(crate) async fn tree_budget_left(
+        &self,
+        t: &agentd_core::Tenant,
+        run_id: &str,
+        limits: crate::Limits,
+        ceiling: Option<&Ceiling>,
+    ) -> Result<(Option<u64>, Option<f64>), Stop> {
         let tokens = tighter(limits.max_tokens, ceiling.and_then(|c| c.max_tokens), u64::min);
         let cost = tighter(limits.max_cost_usd, ceiling.and_then(|c| c.max_cost_usd), f64::min);
         if tokens.is_none() && cost.is_none() {
             return Ok((None, None));
         }
-        let run = self.store.get_run(p.t, &p.run.id).await?;
+        let run = self.store.get_run(t, run_id).await?;
         let used = run.as_ref().map_or(0, |r| r.tree_usage.total_tokens);
         let spent = run.as_ref().and_then(|r| r.tree_cost_usd).unwrap_or(0.0);
         Ok((tokens.map(|b| b.saturating_sub(used)), cost.map(|b| (b - spent).max(0.0))))
@@ -307,14 +317,26 @@ impl Runtime {
         tree: &Tree,
         share_of: u32,
     ) -> Result<Result<(Option<u64>, Option<f64>), String>, Stop> {
-        let (tokens, usd) = self.budget_left(p, tree.ceiling.as_ref()).await?;
+        self.reserve_share(p.t, p.run, p.set.agent.limits, tree, share_of).await
+    }
+
+    /// [`Runtime::reserve_budget`] from the run and its agent's limits (team runs have no tool set).
+    pub(crate) async fn reserve_share(
+        &self,
+        t: &agentd_core::Tenant,
+        run: &Run,
+        limits: crate::Limits,
+        tree: &Tree,
+        share_of: u32,
+    ) -> Result<Result<(Option<u64>, Option<f64>), String>, Stop> {
+        let (tokens, usd) = self.tree_budget_left(t, &run.id, limits, tree.ceiling.as_ref()).await?;
         if tokens.is_none() && usd.is_none() {
             return Ok(Ok((None, None)));
         }
         // Children still running hold their reservation; ended ones count by what they used.
         let open: Vec<String> = self
             .store
-            .list_children(p.t, &p.run.id)
+            .list_children(t, &run.id)
             .await?
             .into_iter()
             .filter(|r| !r.status.is_terminal())

@@ -256,13 +256,25 @@ impl Runtime {
         }
         let board = board_text(&self.store.blackboard(t, &team.name).await?);
         let mut waiting = vec![];
+        // The stage's new members share what the team run's budget has left.
+        let mut new_members = stage.iter().filter(|(cid, _)| !tree.spawned.contains_key(cid)).count() as u32;
         for (cid, m) in &stage {
             let id = match tree.spawned.get(cid) {
                 Some(id) => id.clone(),
                 None => {
                     let is_lead = cid == "lead";
                     let task = member_task(team, m, &run.input, &board, is_lead);
-                    let new = self.member_run(t, run, tree.ceiling.as_ref(), team, m, task).await;
+                    let share = match self.team_share(t, run, tree, new_members).await? {
+                        Ok(r) => r,
+                        Err(why) => {
+                            let err = agentd_core::RunError::new("budget_exceeded", why);
+                            carry.push(EventKind::RunFailed { error: err });
+                            w.write(&carry).await?;
+                            return Ok(());
+                        }
+                    };
+                    new_members = new_members.saturating_sub(1);
+                    let new = self.member_run(t, run, tree.ceiling.as_ref(), team, m, task, share).await;
                     let new = match new {
                         Ok(n) => n,
                         Err(e) => {
@@ -281,8 +293,8 @@ impl Runtime {
                         agent: m.agent.clone(),
                         task: format!("{} of {}", m.role, team.name),
                         held: false,
-                        reserved_tokens: None,
-                        reserved_usd: None,
+                        reserved_tokens: share.0,
+                        reserved_usd: share.1,
                     };
                     w.write(&std::mem::take(&mut carry)).await?;
                     let (child, _) = match w.spawn(&new, spawned).await {
@@ -297,6 +309,7 @@ impl Runtime {
                         Err(e) => return Err(e),
                     };
                     tree.spawned.insert(cid.clone(), child.id.clone());
+                    tree.reserved.insert(child.id.clone(), share);
                     self.sched.wake();
                     child.id
                 }
@@ -314,6 +327,7 @@ impl Runtime {
     /// The child run of one member (or the lead).
     /// Members inherit as delegated children do (`inherit::child_ceiling`):
     /// the team run's whole policy binds them.
+    #[allow(clippy::too_many_arguments)]
     async fn member_run(
         &self,
         t: &Tenant,
@@ -322,12 +336,12 @@ impl Runtime {
         team: &TeamSpec,
         m: &TeamMember,
         task: String,
+        budget: (Option<u64>, Option<f64>),
     ) -> Result<NewRun, RuntimeError> {
         let (agent, version) = self.agent_with_version(t, &m.agent).await?;
         let parent = self.agent_of_run(t, run, run_ceiling).await?;
         let model = agent.model.clone().unwrap_or_else(|| run.model.clone());
         let limits = self.capped(agent.limits);
-        let budget = (run_ceiling.and_then(|c| c.max_tokens), run_ceiling.and_then(|c| c.max_cost_usd));
         Ok(NewRun {
             agent: m.agent.clone(),
             agent_version: version,
@@ -345,6 +359,24 @@ impl Runtime {
             }),
             ..NewRun::new(agentd_core::new_id("ses"), task, model, agent.max_steps)
         })
+    }
+}
+
+impl Runtime {
+    /// A new member's share of the team run's budget (its lead agent's
+    /// limits, or what a parent left it), as a delegated child's is.
+    async fn team_share(
+        &self,
+        t: &Tenant,
+        run: &Run,
+        tree: &Tree,
+        new_members: u32,
+    ) -> Result<Result<(Option<u64>, Option<f64>), String>, Stop> {
+        let limits = match self.agent_of_run(t, run, tree.ceiling.as_ref()).await {
+            Ok(a) => a.limits,
+            Err(_) => crate::Limits::default(),
+        };
+        self.reserve_share(t, run, limits, tree, new_members.max(1)).await
     }
 }
 

@@ -723,3 +723,34 @@ async fn a_model_is_asked_for_no_more_tokens_than_the_budget_has_left() {
     assert_eq!(asked[0], 40, "the whole budget at first");
     assert!(asked[1] < 40, "what is left after the first answer: {asked:?}");
 }
+
+/// Team members share the team run's budget as delegated children do.
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_team_members_share_the_team_runs_budget() {
+    let mock = MockOpenAi::start(vec![], 0).await.unwrap();
+    mock.rule("researcher of the team", vec![Turn::text("proposal A")]);
+    mock.rule("critic of the team", vec![Turn::text("proposal B")]);
+    mock.rule("lead of the team", vec![Turn::text("decided")]);
+    let s = Server::start(&mock.base_url);
+    let (c, v) = s.post("/v1/agents", json!({"name": "boss", "limits": {"max_tokens": 90}})).await;
+    assert_eq!(c, 201, "{v}");
+    let team = json!({"name": "crew", "strategy": "parallel",
+        "members": [{"agent": "default", "role": "researcher"}, {"agent": "default", "role": "critic"}],
+        "lead": {"agent": "boss", "role": "lead"}});
+    let (c, v) = s.post("/v1/teams", team).await;
+    assert_eq!(c, 201, "{v}");
+    let (_, r) = s.post("/v1/teams/crew/runs", json!({"input": "pick"})).await;
+    let id = r["id"].as_str().unwrap();
+    let run = s.wait_run(id).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let reserved: Vec<u64> = s
+        .events(id)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "child.spawned")
+        .map(|e| e["data"]["reserved_tokens"].as_u64().unwrap_or(u64::MAX))
+        .collect();
+    assert_eq!(reserved.len(), 3, "two members and the lead: {reserved:?}");
+    assert_eq!(&reserved[..2], &[45, 45], "the members split 90");
+    assert!(reserved[2] <= 90 - 2 * 15, "the lead gets what they left: {reserved:?}");
+}
