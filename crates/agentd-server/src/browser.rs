@@ -42,13 +42,10 @@ fn loopback_name(name: &str) -> bool {
         || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Whether a `Host` may be served with auth off: loopback names, address
-/// literals (DNS rebinding needs a name: a page can only send an address
-/// literal by going to that address itself) and the configured names.
+/// Whether a `Host` may be served with auth off: loopback names and
+/// addresses, and the names (or addresses) the operator listed.
 fn servable(name: &str, allowed: &[String]) -> bool {
-    loopback_name(name)
-        || name.parse::<std::net::IpAddr>().is_ok()
-        || allowed.iter().any(|h| h.eq_ignore_ascii_case(name))
+    loopback_name(name) || allowed.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 fn refuse(code: ErrorCode, message: &str) -> Response {
@@ -131,10 +128,11 @@ mod tests {
         for bad in ["rebind.attacker.example", "10.0.0.1", "localhost.attacker.example", "0.0.0.0"] {
             assert!(!loopback_name(bad), "{bad}");
         }
-        let allowed = ["agentd.internal".to_string()];
+        let allowed = ["agentd.internal".to_string(), "10.0.0.1".to_string()];
         for ok in ["localhost", "10.0.0.1", "::1", "AGENTD.internal"] {
             assert!(servable(&ok.to_ascii_lowercase(), &allowed), "{ok}");
         }
+        assert!(!servable("10.0.0.2", &allowed), "an address not listed");
         for bad in [
             "rebind.attacker.example",
             "localhost.",
