@@ -148,11 +148,7 @@ pub fn redact(s: &str) -> Cow<'_, str> {
 /// The text of one tenant with the server's secrets, the tenant's own and
 /// key shapes masked.
 pub fn redact_for<'a>(t: &Tenant, s: &'a str) -> Cow<'a, str> {
-    let mut out = mask_values(without_nul(s), &server_values());
-    if let Some(own) = tenant_values(t) {
-        out = mask_values(out, &own);
-    }
-    mask_shapes(out)
+    mask_with(s, &server_values(), tenant_values(t).as_deref().map(Vec::as_slice))
 }
 
 /// Masks a stream of text chunks (a model's live answer) for one tenant: the
@@ -228,11 +224,6 @@ pub fn redact_value_for(t: Option<&Tenant>, v: &mut serde_json::Value) -> bool {
     let server = server_values();
     let own = t.and_then(tenant_values);
     redact_in(v, &|s| mask_with(s, &server, own.as_deref().map(Vec::as_slice)))
-}
-
-/// [`redact_value_for`] for a journal event's data (the same masking).
-pub fn redact_event_for(t: Option<&Tenant>, v: &mut serde_json::Value) -> bool {
-    redact_value_for(t, v)
 }
 
 /// [`redact_value_for`] with the server's secrets only.
@@ -353,7 +344,7 @@ mod tests {
         let mut call =
             serde_json::json!({"tool_calls": [{"id": "x-call_1234567", "name": "echo", "arguments": "call_1234567!"}]});
         let mut result = serde_json::json!({"role": "tool", "tool_call_id": "x-call_1234567"});
-        assert!(redact_event_for(Some(&a), &mut call) && redact_event_for(Some(&a), &mut result));
+        assert!(redact_value_for(Some(&a), &mut call) && redact_value_for(Some(&a), &mut result));
         assert_eq!(call["tool_calls"][0]["id"], result["tool_call_id"], "{call} {result}");
         assert_eq!(call["tool_calls"][0]["id"], "x-[REDACTED]");
         assert_eq!(
@@ -363,11 +354,11 @@ mod tests {
         // Another tenant's ids, names and keys are untouched.
         let msg = serde_json::json!({"tool_calls": [{"id": "call_1234567", "name": "x", "arguments": "tool_calls!"}]});
         let mut v = msg.clone();
-        assert!(!redact_event_for(Some(&b), &mut v));
+        assert!(!redact_value_for(Some(&b), &mut v));
         assert_eq!(v, msg);
         // No key name exempts a value: `name` inside arguments, `id` in metadata.
         let mut v = serde_json::json!({"arguments_sanitized": {"name": "call_1234567", "x": {"id": "call_1234567"}}});
-        assert!(redact_event_for(Some(&a), &mut v));
+        assert!(redact_value_for(Some(&a), &mut v));
         assert_eq!(v["arguments_sanitized"]["name"], MASK, "{v}");
     }
 

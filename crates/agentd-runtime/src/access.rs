@@ -108,7 +108,7 @@ pub(crate) fn hash_of(secret: &str) -> String {
 }
 
 /// Equal, in time that does not depend on where they differ.
-pub(crate) fn same_text(a: &str, b: &str) -> bool {
+pub fn same_text(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 

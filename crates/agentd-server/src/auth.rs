@@ -176,15 +176,20 @@ pub(crate) const LOGIN_COOKIE: &str = "agentd_login";
 
 /// The login token of the request's `Cookie` header, if any.
 pub(crate) fn login_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    cookie(headers, LOGIN_COOKIE)
+}
+
+/// A cookie of the request by name, if it is set and not empty.
+pub(crate) fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
-        (k == LOGIN_COOKIE && !v.is_empty()).then(|| v.to_string())
+        (k == name && !v.is_empty()).then(|| v.to_string())
     })
 }
 
 /// Equal, in time that does not depend on where they differ.
 pub(crate) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    agentd_runtime::access::same_text(a, b)
 }
 
 /// A console login's principal: writes must carry its CSRF token.

@@ -162,14 +162,6 @@ pub(crate) struct LoginForm {
     form: String,
 }
 
-/// The form token cookie of the request, if any.
-fn form_cookie(headers: &HeaderMap) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == FORM_COOKIE && !v.is_empty()).then(|| v.to_string())
-    })
-}
-
 /// Whether the request came over TLS (directly or through a proxy that says so).
 fn over_tls(headers: &HeaderMap) -> bool {
     headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("https"))
@@ -180,7 +172,7 @@ async fn login(State(s): State<AppState>, headers: HeaderMap, Form(f): Form<Logi
         return Redirect::to("/").into_response();
     }
     // The page's token, signed by this server and in this browser's cookie.
-    let posted = form_cookie(&headers).is_some_and(|c| !f.form.is_empty() && same(&c, &f.form));
+    let posted = crate::auth::cookie(&headers, FORM_COOKIE).is_some_and(|c| !f.form.is_empty() && same(&c, &f.form));
     if !posted || !s.rt.login_form_valid(&f.form) {
         return login_page(
             &s,

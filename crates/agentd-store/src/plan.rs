@@ -107,7 +107,7 @@ pub(crate) fn plan_append(
         seq += 1;
         // Secrets never reach the journal or the rows derived from it.
         let mut data = ev.data();
-        let masked = agentd_core::redact::redact_event_for(Some(tenant), &mut data);
+        let masked = agentd_core::redact::redact_value_for(Some(tenant), &mut data);
         let redacted = if masked { EventKind::from_parts(ev.type_name(), data.clone()).ok() } else { None };
         let ev = redacted.as_ref().unwrap_or(ev);
         let fx = ev.effects();
