@@ -6,6 +6,7 @@
 mod catalog;
 mod models;
 pub mod openapi;
+pub mod query;
 mod system;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,10 @@ pub use catalog::{
 pub use models::{
     CreateModelProfile, CreateProvider, ModelPrice, ModelProfileInfo, ModelProfileSpec, ProviderHealth, ProviderInfo,
     Source, TenantProviderKind,
+};
+pub use query::{
+    ApprovalsQuery, AuditQuery, CallToolQuery, ContextQuery, EventsQuery, FileQuery, FilesQuery, ImportQuery,
+    PageQuery, RunsQuery, ToolCallsQuery, ToolsQuery, UsageQuery,
 };
 pub use system::{Check, Diagnostics, Health, NamedCheck, Readiness, ReadinessChecks};
 

@@ -190,6 +190,7 @@ spelled!(
         ModelProfileNotFound => "model_profile_not_found",
         FileNotFound => "file_not_found",
         // Conflicts with the current state.
+        AlreadyExists => "already_exists",
         TemplateExists => "template_exists",
         ToolExists => "tool_exists",
         SkillExists => "skill_exists",

@@ -134,7 +134,7 @@ impl Runtime {
         if self.skills_for(t).await?.iter().any(|k| k.name == skill.name) {
             return Err(taken());
         }
-        match self.store.create_doc(t, agentd_store::DocKind::Skill, &skill.name, &json!(skill)).await {
+        match self.store.create_doc(t, agentd_store::DocKind::SKILL, &skill.name, &json!(skill)).await {
             Err(StoreError::AlreadyExists) => Err(taken()),
             r => Ok(r?),
         }
@@ -142,7 +142,7 @@ impl Runtime {
 
     /// Replaces an uploaded skill in one statement: readers see the old or the new one.
     pub async fn replace_skill(&self, t: &Tenant, skill: &agentd_tools::skills::Skill) -> Result<(), RuntimeError> {
-        if self.store.replace_doc(t, agentd_store::DocKind::Skill, &skill.name, &json!(skill)).await? {
+        if self.store.replace_doc(t, agentd_store::DocKind::SKILL, &skill.name, &json!(skill)).await? {
             Ok(())
         } else {
             Err(RuntimeError::not_found(ErrorCode::SkillNotFound, format!("no uploaded skill named {:?}", skill.name)))
@@ -150,7 +150,7 @@ impl Runtime {
     }
 
     pub async fn delete_skill(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
-        if self.store.delete_doc(t, agentd_store::DocKind::Skill, name).await? {
+        if self.store.delete_doc(t, agentd_store::DocKind::SKILL, name).await? {
             Ok(())
         } else {
             Err(RuntimeError::not_found(ErrorCode::SkillNotFound, format!("no uploaded skill named {name:?}")))
@@ -171,8 +171,8 @@ impl Runtime {
     /// answers it as stored, secrets masked.
     pub async fn create_agent(&self, t: &Tenant, def: &AgentDef) -> Result<Value, RuntimeError> {
         self.check_agent(t, def).await?;
-        match self.store.create_doc(t, agentd_store::DocKind::Agent, &def.name, &json!(def)).await {
-            Ok(()) => Ok(agentd_store::masked_doc(t, agentd_store::DocKind::Agent, &json!(def))),
+        match self.store.create_doc(t, agentd_store::DocKind::AGENT, &def.name, &json!(def)).await {
+            Ok(()) => Ok(agentd_store::masked_doc(t, agentd_store::DocKind::AGENT, &json!(def))),
             Err(StoreError::AlreadyExists) => {
                 Err(RuntimeError::exists(ErrorCode::AgentExists, format!("an agent named {} exists", def.name)))
             }
@@ -183,8 +183,8 @@ impl Runtime {
     /// Replaces a tenant agent's definition (checked as on creation).
     pub async fn replace_agent(&self, t: &Tenant, def: &AgentDef) -> Result<Value, RuntimeError> {
         self.check_agent(t, def).await?;
-        if self.store.replace_doc(t, agentd_store::DocKind::Agent, &def.name, &json!(def)).await? {
-            Ok(agentd_store::masked_doc(t, agentd_store::DocKind::Agent, &json!(def)))
+        if self.store.replace_doc(t, agentd_store::DocKind::AGENT, &def.name, &json!(def)).await? {
+            Ok(agentd_store::masked_doc(t, agentd_store::DocKind::AGENT, &json!(def)))
         } else {
             Err(RuntimeError::not_found(
                 ErrorCode::AgentNotFound,
@@ -228,7 +228,7 @@ impl Runtime {
                 v
             })
             .collect();
-        for mut d in self.store.list_docs(t, agentd_store::DocKind::Agent).await? {
+        for mut d in self.store.list_docs(t, agentd_store::DocKind::AGENT).await? {
             d["source"] = json!("tenant");
             data.push(d);
         }
@@ -236,7 +236,7 @@ impl Runtime {
     }
 
     pub async fn delete_agent(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
-        if self.store.delete_doc(t, agentd_store::DocKind::Agent, name).await? {
+        if self.store.delete_doc(t, agentd_store::DocKind::AGENT, name).await? {
             Ok(())
         } else {
             Err(RuntimeError::not_found(
@@ -253,7 +253,7 @@ pub(crate) const AGENT_EXPORT_FORMAT: &str = "agentd.agent/v1";
 impl Runtime {
     /// Every version of a tenant agent, oldest first (404 for an agent the tenant does not have).
     pub async fn agent_versions(&self, t: &Tenant, name: &str) -> Result<Vec<agentd_store::DocVersion>, RuntimeError> {
-        let versions = self.store.doc_versions(t, agentd_store::DocKind::Agent, name).await?;
+        let versions = self.store.doc_versions(t, agentd_store::DocKind::AGENT, name).await?;
         if versions.is_empty() {
             return Err(RuntimeError::not_found(
                 ErrorCode::AgentNotFound,
@@ -267,7 +267,7 @@ impl Runtime {
     pub async fn export_agent(&self, t: &Tenant, name: &str) -> Result<Value, RuntimeError> {
         let def = self
             .store
-            .list_docs(t, agentd_store::DocKind::Agent)
+            .list_docs(t, agentd_store::DocKind::AGENT)
             .await?
             .into_iter()
             .filter_map(|d| serde_json::from_value::<AgentDef>(d).ok())
@@ -281,7 +281,7 @@ impl Runtime {
         let settings = def.settings(&crate::AgentSettings::default());
         let skills: Vec<Value> = self
             .store
-            .list_docs(t, agentd_store::DocKind::Skill)
+            .list_docs(t, agentd_store::DocKind::SKILL)
             .await?
             .into_iter()
             .filter(|s| s["name"].as_str().is_some_and(|n| settings.allows_skill(n)))
@@ -291,7 +291,7 @@ impl Runtime {
             let p = self.get_template(t, tpl).await?;
             templates.push(json!({"name": p.name, "content": p.content}));
         }
-        let version = self.store.doc_versions(t, agentd_store::DocKind::Agent, name).await?.last().map(|v| v.version);
+        let version = self.store.doc_versions(t, agentd_store::DocKind::AGENT, name).await?.last().map(|v| v.version);
         Ok(json!({
             "format": AGENT_EXPORT_FORMAT,
             "exported_at": agentd_store::now(),
@@ -331,10 +331,10 @@ impl Runtime {
         }
         self.check_agent(t, &def).await?;
         let have_agent =
-            self.store.list_docs(t, agentd_store::DocKind::Agent).await?.iter().any(|d| d["name"] == def.name);
+            self.store.list_docs(t, agentd_store::DocKind::AGENT).await?.iter().any(|d| d["name"] == def.name);
         let have_skills: Vec<String> = self
             .store
-            .list_docs(t, agentd_store::DocKind::Skill)
+            .list_docs(t, agentd_store::DocKind::SKILL)
             .await?
             .iter()
             .filter_map(|d| d["name"].as_str().map(str::to_string))
@@ -370,7 +370,7 @@ impl Runtime {
         }
         let agent = if have_agent { self.replace_agent(t, &def).await? } else { self.create_agent(t, &def).await? };
         let version =
-            self.store.doc_versions(t, agentd_store::DocKind::Agent, &def.name).await?.last().map(|v| v.version);
+            self.store.doc_versions(t, agentd_store::DocKind::AGENT, &def.name).await?.last().map(|v| v.version);
         Ok(json!({"agent": agent, "version": version, "skills": skills.len(), "templates": templates.len()}))
     }
 }

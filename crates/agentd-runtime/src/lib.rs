@@ -10,6 +10,7 @@ mod compaction;
 pub mod config;
 pub mod context;
 mod delegation;
+pub mod documents;
 pub mod files;
 mod fold;
 mod gate;
@@ -280,7 +281,7 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
-    pub(crate) fn bad(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub fn bad(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Invalid { code, message: message.into() }
     }
 
@@ -416,6 +417,8 @@ pub struct Runtime {
     secret_key: Option<secrets::MasterKey>,
     /// The model titles a session after its first exchange (`[sessions] model_titles`).
     model_titles: bool,
+    /// The tenant documents of the simple kinds.
+    documents: documents::Documents,
 }
 
 /// Everything a runtime is built from.
@@ -453,8 +456,10 @@ impl Runtime {
             secret_key,
             model_titles,
         } = parts;
+        let documents = documents::Documents::new(store.clone());
         Arc::new(Self {
             store,
+            documents,
             models,
             hub: Hub::default(),
             sched: scheduler::Scheduling::new(node_id, scheduler),
@@ -463,6 +468,11 @@ impl Runtime {
             secret_key,
             model_titles,
         })
+    }
+
+    /// The tenant documents of the simple kinds (saved prompts, …).
+    pub fn documents(&self) -> &documents::Documents {
+        &self.documents
     }
 
     /// The model providers and profiles.

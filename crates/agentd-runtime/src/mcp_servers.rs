@@ -13,7 +13,7 @@ use agentd_store::StoreError;
 
 use crate::{Runtime, RuntimeError};
 
-const KIND: agentd_store::DocKind = agentd_store::DocKind::McpServer;
+const KIND: agentd_store::DocKind = agentd_store::DocKind::MCP_SERVER;
 /// How often a node re-reads a tenant's stored servers (changes made elsewhere).
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 

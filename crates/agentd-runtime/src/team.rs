@@ -66,7 +66,7 @@ impl Runtime {
     /// Defines a team for the tenant (its agents must exist).
     pub async fn create_team(&self, t: &Tenant, def: &TeamDef) -> Result<Value, RuntimeError> {
         self.check_team(t, def).await?;
-        match self.store.create_doc(t, DocKind::Team, &def.name, &json!(def)).await {
+        match self.store.create_doc(t, DocKind::TEAM, &def.name, &json!(def)).await {
             Ok(()) => Ok(json!(def)),
             Err(agentd_store::StoreError::AlreadyExists) => {
                 Err(RuntimeError::exists(ErrorCode::TeamExists, format!("a team named {} exists", def.name)))
@@ -78,7 +78,7 @@ impl Runtime {
     /// Replaces a team (runs already started keep the team they started with).
     pub async fn replace_team(&self, t: &Tenant, def: &TeamDef) -> Result<Value, RuntimeError> {
         self.check_team(t, def).await?;
-        if self.store.replace_doc(t, DocKind::Team, &def.name, &json!(def)).await? {
+        if self.store.replace_doc(t, DocKind::TEAM, &def.name, &json!(def)).await? {
             Ok(json!(def))
         } else {
             Err(team_not_found(&def.name))
@@ -86,12 +86,12 @@ impl Runtime {
     }
 
     pub async fn list_teams(&self, t: &Tenant) -> Result<Vec<Value>, RuntimeError> {
-        Ok(self.store.list_docs(t, DocKind::Team).await?)
+        Ok(self.store.list_docs(t, DocKind::TEAM).await?)
     }
 
     pub async fn get_team(&self, t: &Tenant, name: &str) -> Result<TeamDef, RuntimeError> {
         self.store
-            .list_docs(t, DocKind::Team)
+            .list_docs(t, DocKind::TEAM)
             .await?
             .into_iter()
             .filter_map(|d| serde_json::from_value::<TeamDef>(d).ok())
@@ -100,7 +100,7 @@ impl Runtime {
     }
 
     pub async fn delete_team(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
-        if self.store.delete_doc(t, DocKind::Team, name).await? { Ok(()) } else { Err(team_not_found(name)) }
+        if self.store.delete_doc(t, DocKind::TEAM, name).await? { Ok(()) } else { Err(team_not_found(name)) }
     }
 
     /// Starts a team run on `input`.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::{Runtime, RuntimeError};
 
-const KIND: agentd_store::DocKind = agentd_store::DocKind::PromptTemplate;
+const KIND: agentd_store::DocKind = agentd_store::DocKind::PROMPT_TEMPLATE;
 /// Rendering steps a template may take (loops over huge inputs stop here).
 const FUEL: u64 = 100_000;
 /// Largest template accepted.

@@ -161,12 +161,12 @@ impl Runtime {
         t: &Tenant,
     ) -> Result<(BTreeMap<String, TenantProvider>, BTreeMap<String, TenantProfile>), RuntimeError> {
         let mut providers = BTreeMap::new();
-        for d in self.store.list_docs(t, DocKind::Provider).await? {
+        for d in self.store.list_docs(t, DocKind::PROVIDER).await? {
             let p: TenantProvider = serde_json::from_value(d).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             providers.insert(p.name.clone(), p);
         }
         let mut profiles = BTreeMap::new();
-        for d in self.store.list_docs(t, DocKind::ModelProfile).await? {
+        for d in self.store.list_docs(t, DocKind::MODEL_PROFILE).await? {
             let p: TenantProfile = serde_json::from_value(d).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             profiles.insert(p.name.clone(), p);
         }
@@ -236,7 +236,7 @@ impl Runtime {
         self.build_tenant_provider(t, &def).await?;
         def.created_at = agentd_store::now();
         let doc = serde_json::to_value(&def).map_err(|e| bad(e.to_string()))?;
-        match self.store.create_doc(t, DocKind::Provider, &def.name, &doc).await {
+        match self.store.create_doc(t, DocKind::PROVIDER, &def.name, &doc).await {
             Ok(()) => Ok(def),
             Err(StoreError::AlreadyExists) => {
                 Err(RuntimeError::exists(ErrorCode::ProviderExists, format!("a provider named {} exists", def.name)))
@@ -251,7 +251,7 @@ impl Runtime {
     }
 
     pub async fn delete_provider(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
-        if self.store.delete_doc(t, DocKind::Provider, name).await? {
+        if self.store.delete_doc(t, DocKind::PROVIDER, name).await? {
             Ok(())
         } else {
             Err(RuntimeError::not_found(ErrorCode::ProviderNotFound, format!("no provider named {name:?}")))
@@ -302,7 +302,7 @@ impl Runtime {
         self.models.plan_chain(&layer, &def.name).map_err(model_error)?;
         def.created_at = agentd_store::now();
         let doc = serde_json::to_value(&def).map_err(|e| bad(e.to_string()))?;
-        match self.store.create_doc(t, DocKind::ModelProfile, &def.name, &doc).await {
+        match self.store.create_doc(t, DocKind::MODEL_PROFILE, &def.name, &doc).await {
             Ok(()) => Ok(def),
             Err(StoreError::AlreadyExists) => Err(self.profile_exists(&def.name)),
             Err(e) => Err(e.into()),
@@ -319,7 +319,7 @@ impl Runtime {
     }
 
     pub async fn delete_model_profile(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
-        if self.store.delete_doc(t, DocKind::ModelProfile, name).await? {
+        if self.store.delete_doc(t, DocKind::MODEL_PROFILE, name).await? {
             Ok(())
         } else {
             Err(RuntimeError::not_found(ErrorCode::ModelProfileNotFound, format!("no model profile named {name:?}")))

@@ -126,7 +126,7 @@ impl Runtime {
     /// Every skill this agent may use.
     pub async fn skills_for_agent(&self, t: &Tenant, agent: &AgentSettings) -> Result<Vec<Skill>, StoreError> {
         let mut out: Vec<Skill> = self.catalog.config_skills.read().unwrap_or_else(|e| e.into_inner()).0.clone();
-        for d in self.store.list_docs(t, agentd_store::DocKind::Skill).await? {
+        for d in self.store.list_docs(t, agentd_store::DocKind::SKILL).await? {
             match serde_json::from_value::<Skill>(d) {
                 Ok(s) if !out.iter().any(|c| c.name == s.name) => out.push(s),
                 Ok(_) => {}
@@ -414,7 +414,7 @@ impl Runtime {
         if let Some(a) = self.catalog.config_agents.get(name) {
             return Ok(a.clone());
         }
-        for d in self.store.list_docs(t, agentd_store::DocKind::Agent).await? {
+        for d in self.store.list_docs(t, agentd_store::DocKind::AGENT).await? {
             if let Ok(def) = serde_json::from_value::<AgentDef>(d)
                 && def.name == name
             {
@@ -437,7 +437,7 @@ impl Runtime {
         // The current definition decides whether the agent exists: versions
         // outlive a deleted agent, for the runs pinned to them.
         let current = self.agent_for(t, name).await?;
-        let versions = self.store.doc_versions(t, agentd_store::DocKind::Agent, name).await?;
+        let versions = self.store.doc_versions(t, agentd_store::DocKind::AGENT, name).await?;
         Ok((current, versions.last().map(|v| v.version)))
     }
 
@@ -450,7 +450,7 @@ impl Runtime {
         ceiling: Option<&agentd_core::Ceiling>,
     ) -> Result<AgentSettings, RuntimeError> {
         let stored = match run.agent_version {
-            Some(v) => self.store.doc_version(t, agentd_store::DocKind::Agent, &run.agent, v).await?,
+            Some(v) => self.store.doc_version(t, agentd_store::DocKind::AGENT, &run.agent, v).await?,
             None => None,
         };
         let mut agent = match stored.and_then(|v| serde_json::from_value::<AgentDef>(v.doc).ok()) {

@@ -280,6 +280,21 @@ async function chat(sessionId) {
   const agent = el('select', { 'aria-label': 'Agent' });
   const model = el('select', { 'aria-label': 'Model' }, el('option', { value: '' }, 'default model'));
   const send = el('button', { type: 'submit' }, 'Send');
+  // A saved prompt (Manage → Saved prompts) is inserted at the caret.
+  const saved = el('select', { 'aria-label': 'Insert a saved prompt', class: 'saved-prompts' }, el('option', { value: '' }, 'Insert a saved prompt…'));
+  let savedPrompts = [];
+  api('GET', '/prompts').then((p) => {
+    savedPrompts = p.data;
+    saved.append(...p.data.map((d, i) => el('option', { value: String(i) }, (d.tags || []).length ? `${d.name} (${d.tags.join(', ')})` : d.name)));
+    saved.hidden = !p.data.length;
+  }).catch(() => { saved.hidden = true; });
+  saved.addEventListener('change', () => {
+    const d = savedPrompts[Number(saved.value)]; saved.value = '';
+    if (!d) return;
+    const [from, to] = [input.selectionStart, input.selectionEnd];
+    input.value = `${input.value.slice(0, from)}${d.text}${input.value.slice(to)}`;
+    input.focus(); input.selectionStart = input.selectionEnd = from + d.text.length;
+  });
   // Images: attached or pasted, sent as data URLs with the message.
   let images = [];
   const thumbs = el('div', { class: 'thumbs' });
@@ -333,7 +348,7 @@ async function chat(sessionId) {
   };
   input.addEventListener('input', openPicker);
   input.addEventListener('blur', () => setTimeout(closePicker, 150));
-  const form = el('form', { class: 'composer' }, el('div', { class: 'opts' }, agent, model), el('div', { class: 'grow' }, picker, thumbs, input), attachInput, attachLabel, send, stop);
+  const form = el('form', { class: 'composer' }, el('div', { class: 'opts' }, agent, model, saved), el('div', { class: 'grow' }, picker, thumbs, input), attachInput, attachLabel, send, stop);
   input.addEventListener('paste', (e) => { if (e.clipboardData?.files?.length) { e.preventDefault(); addImages(e.clipboardData.files); } });
   const filesLink = el('a', { href: sessionId ? `/chat/${encodeURIComponent(sessionId)}/files` : '#', hidden: !sessionId }, 'Files');
   const head = el('div', { class: 'conv-head' }, el('a', { href: '/', class: 'back' }, '← Sessions'), filesLink,
@@ -779,7 +794,7 @@ async function unzip(file) {
 async function manage() {
   const sections = [
     ['agents', 'Agents'], ['teams', 'Teams'], ['tools', 'Tools'], ['mcp', 'MCP servers'], ['skills', 'Skills'], ['templates', 'Templates'],
-    ['models', 'Providers and models'], ['keys', 'API keys'], ['usage', 'Usage'],
+    ['prompts', 'Saved prompts'], ['models', 'Providers and models'], ['keys', 'API keys'], ['usage', 'Usage'],
   ];
   const which = location.hash.slice(1) || 'agents';
   const body = el('div', {});
@@ -932,6 +947,25 @@ async function manage() {
       }, 250); };
       content.addEventListener('input', live); sample.addEventListener('input', live);
       body.append(table([['Name', (t) => t.name], ['Variables', (t) => (t.variables || []).join(', ')], ['Content', (t) => el('pre', {}, t.content)], ['', (t) => del(`/prompt-templates/${encodeURIComponent(t.name)}`, t.name)]], p.data, 'No templates.'), el('h2', {}, 'New template'), form, el('h3', {}, 'Preview'), rendered);
+    } else if (which === 'prompts') {
+      // Saved prompts: text kept to insert into the composer ("Insert a saved prompt").
+      const p = await api('GET', '/prompts');
+      const name = el('input', { id: 'prompt-name', required: true }); const text = el('textarea', { id: 'prompt-text', rows: 4, required: true });
+      const tags = el('input', { id: 'prompt-tags', placeholder: 'review, code' });
+      const submit = el('button', { type: 'submit' }, 'Save prompt');
+      let editing = null;
+      const form = el('form', { class: 'filters' }, el('label', { for: 'prompt-name' }, 'Name', name), el('label', { for: 'prompt-text' }, 'Text', text),
+        el('label', { for: 'prompt-tags' }, 'Tags (comma-separated)', tags), submit);
+      const edit = (d) => el('button', { type: 'button', class: 'ghost', 'aria-label': `Edit ${d.name}`, onclick: () => {
+        editing = d.name; name.value = d.name; name.disabled = true; text.value = d.text; tags.value = (d.tags || []).join(', '); submit.textContent = 'Replace prompt'; text.focus();
+      } }, 'edit');
+      form.addEventListener('submit', (e) => {
+        e.preventDefault();
+        const body = { text: text.value, tags: tags.value.split(',').map((t) => t.trim()).filter(Boolean) };
+        act(() => (editing ? api('PUT', `/prompts/${encodeURIComponent(editing)}`, body) : api('POST', '/prompts', { name: name.value, ...body })));
+      });
+      body.append(table([['Name', (d) => d.name], ['Tags', (d) => (d.tags || []).join(', ')], ['Text', (d) => el('pre', {}, d.text)],
+        ['', (d) => [edit(d), ' ', del(`/prompts/${encodeURIComponent(d.name)}`, d.name)]]], p.data, 'No saved prompts.'), el('h2', {}, 'New saved prompt'), form);
     } else if (which === 'models') {
       const [provs, profs] = await Promise.all([api('GET', '/providers'), api('GET', '/model-profiles')]);
       const health = (name) => { const out = el('span', { role: 'status' }); return [el('button', { type: 'button', class: 'ghost', onclick: async () => { out.textContent = '…'; try { const h = await api('GET', `/providers/${encodeURIComponent(name)}/health`); out.textContent = h.ok ? `ok: ${h.detail}` : `failed: ${h.error}`; } catch (e) { out.textContent = e.message; } } }, 'check'), ' ', out]; };

@@ -31,26 +31,6 @@ impl Caller {
     }
 }
 
-/// The least role a request needs: reads are for viewers, writes for
-/// members; what holds credentials or runs code (HTTP tools, MCP servers)
-/// and keys are for admins.
-pub(crate) fn needed_role(method: &Method, path: &str) -> KeyRole {
-    // Previews change nothing: they count as reads.
-    let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) && path != "/v1/template-preview";
-    let admin_area = ["/v1/http-tools", "/v1/mcp-servers", "/v1/providers", "/v1/model-profiles"]
-        .iter()
-        .any(|p| path.starts_with(p));
-    let admin_only =
-        ["/v1/api-keys", "/v1/audit", "/v1/secrets", "/v1/orgs", "/v1/diagnostics"].iter().any(|p| path.starts_with(p));
-    if admin_only || (write && admin_area) {
-        KeyRole::Admin
-    } else if write {
-        KeyRole::Member
-    } else {
-        KeyRole::Viewer
-    }
-}
-
 /// The secret a request carries, if any.
 fn secret_of(req: &Request) -> Option<&str> {
     let bearer = req
@@ -83,61 +63,42 @@ fn limited(e: agentd_runtime::RuntimeError) -> Response {
     resp
 }
 
-/// Changes that are audited: writes to these (runs, sessions and tool
-/// calls have their own journals).
-const AUDITED: &[&str] = &[
-    "/v1/api-keys",
-    "/v1/http-tools",
-    "/v1/mcp-servers",
-    "/v1/agents",
-    "/v1/skills",
-    "/v1/prompt-templates",
-    "/v1/approvals",
-    "/v1/secrets",
-    "/v1/orgs",
-    "/v1/providers",
-    "/v1/model-profiles",
-    "/v1/teams",
-];
-
-/// Whether a change to this path is audited: the prefixes above, and a
-/// session workspace's files (writes, renames, deletes).
-fn audited_path(path: &str) -> bool {
-    let workspace = path.starts_with("/v1/sessions/") && (path.contains("/files/") || path.ends_with("/rename-file"));
-    workspace || AUDITED.iter().any(|p| path.starts_with(p))
-}
-
 /// Checks the key of every `/v1` request when auth is on, puts the
 /// [`Caller`] in the request's extensions, gives the request an id
 /// (`x-request-id`) and records successful changes in the audit log.
 pub(crate) async fn authenticate(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
     let request_id = agentd_core::new_id("req");
+    // The route's row says who may call it and whether a change is audited;
+    // a path no route matches needs any key (and is then answered 404 / 405).
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_string());
+    let meta = route.as_deref().and_then(|r| s.routes.get(req.method(), r));
     let path = req.uri().path();
-    let caller = if !s.auth || !path.starts_with("/v1/") || agentd_api::openapi::is_open(path) {
+    let open = meta.is_some_and(|m| m.role.is_none());
+    let caller = if !s.auth || !path.starts_with("/v1/") || open {
         Caller::Open
     } else {
+        let needed = meta.and_then(|m| m.role).unwrap_or(KeyRole::Viewer);
         let secret = secret_of(&req).map(str::to_string);
-        let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        let method = req.method().clone();
         let checked = match (secret, login_of(req.headers())) {
             // The console: its login cookie, with the CSRF token on every change.
             (None, Some(token)) => {
                 let csrf = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_string);
-                check_login(&s, &token, csrf.as_deref(), method, path).await
+                check_login(&s, &token, csrf.as_deref(), &method, needed).await
             }
-            (secret, _) => check(&s, secret, method, path).await,
+            (secret, _) => check(&s, secret, needed).await,
         };
         match checked {
             Ok(p) => Caller::Key(p),
             Err(resp) => return resp,
         }
     };
-    let audited = req.method() != Method::GET && req.method() != Method::HEAD && audited_path(req.uri().path());
+    let audited = req.method() != Method::GET && req.method() != Method::HEAD && meta.is_some_and(|m| m.audited);
     let what = audited.then(|| {
-        let route = req.extensions().get::<axum::extract::MatchedPath>().map(|m| m.as_str().to_string());
         let tenant = crate::error::tenant_of(req.headers(), caller.principal()).ok();
         (
             req.method().to_string(),
-            route.unwrap_or_else(|| req.uri().path().to_string()),
+            route.clone().unwrap_or_else(|| req.uri().path().to_string()),
             req.uri().path().to_string(),
             tenant,
         )
@@ -197,24 +158,24 @@ async fn check_login(
     s: &AppState,
     token: &str,
     csrf: Option<&str>,
-    method: Method,
-    path: String,
+    method: &Method,
+    needed: KeyRole,
 ) -> Result<Principal, Response> {
     let (principal, expected) = match s.rt.authenticate_login(token).await {
         Ok(p) => p,
         Err(agentd_runtime::RuntimeError::Unauthorized(why)) => return Err(unauthorized(&why)),
         Err(e) => return Err(ApiError::from(e).into_response()),
     };
-    let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     if write && !csrf.is_some_and(|c| same(c, &expected)) {
         let msg = "a change from the console needs its `x-csrf-token`";
         return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, msg).into_response());
     }
-    authorize(s, principal, &method, &path).await
+    authorize(s, principal, needed).await
 }
 
 /// The key's principal, admitted by rate and allowed by role; else the answer to send.
-async fn check(s: &AppState, secret: Option<String>, method: Method, path: String) -> Result<Principal, Response> {
+async fn check(s: &AppState, secret: Option<String>, needed: KeyRole) -> Result<Principal, Response> {
     let Some(secret) = secret else {
         return Err(unauthorized("an API key is required: send `Authorization: Bearer <key>` or `x-api-key: <key>`"));
     };
@@ -223,43 +184,15 @@ async fn check(s: &AppState, secret: Option<String>, method: Method, path: Strin
         Err(agentd_runtime::RuntimeError::Unauthorized(why)) => return Err(unauthorized(&why)),
         Err(e) => return Err(ApiError::from(e).into_response()),
     };
-    authorize(s, principal, &method, &path).await
+    authorize(s, principal, needed).await
 }
 
 /// Admits the principal by rate and checks its role may do this.
-async fn authorize(s: &AppState, principal: Principal, method: &Method, path: &str) -> Result<Principal, Response> {
+async fn authorize(s: &AppState, principal: Principal, needed: KeyRole) -> Result<Principal, Response> {
     s.rt.admit(&principal).await.map_err(limited)?;
-    let needed = needed_role(method, path);
     if !principal.role.at_least(needed) {
         let msg = format!("a {} key may not do this; it needs {} or above", principal.role, needed);
         return Err(ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, msg).into_response());
     }
     Ok(principal)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_writes_and_credentials_need_rising_roles() {
-        assert_eq!(needed_role(&Method::GET, "/v1/runs"), KeyRole::Viewer);
-        assert_eq!(needed_role(&Method::POST, "/v1/runs"), KeyRole::Member);
-        assert_eq!(needed_role(&Method::POST, "/v1/tools/echo/call"), KeyRole::Member);
-        assert_eq!(needed_role(&Method::POST, "/v1/template-preview"), KeyRole::Viewer, "a preview is a read");
-        assert_eq!(needed_role(&Method::GET, "/v1/mcp-servers"), KeyRole::Viewer);
-        assert_eq!(needed_role(&Method::POST, "/v1/mcp-servers"), KeyRole::Admin);
-        assert_eq!(needed_role(&Method::DELETE, "/v1/http-tools/x"), KeyRole::Admin);
-        assert_eq!(needed_role(&Method::GET, "/v1/api-keys"), KeyRole::Admin);
-        assert_eq!(needed_role(&Method::GET, "/v1/secrets"), KeyRole::Admin);
-    }
-
-    #[test]
-    fn teams_and_workspace_files_are_audited() {
-        assert!(audited_path("/v1/teams/t1"));
-        assert!(audited_path("/v1/sessions/s1/files/a/b.txt"));
-        assert!(audited_path("/v1/sessions/s1/rename-file"));
-        assert!(!audited_path("/v1/sessions/s1"), "a session has its own journal");
-        assert!(!audited_path("/v1/runs"));
-    }
 }

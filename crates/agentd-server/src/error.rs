@@ -304,44 +304,33 @@ pub(crate) fn tenant_of(
     })
 }
 
-/// Query-string parameters, parsed by hand so errors are JSON too.
-pub(crate) struct Params(pub std::collections::HashMap<String, String>);
+/// A route's query string as its type (`agentd_api::query`); empty values
+/// count as absent, and a value of the wrong type is `400 invalid_query`.
+pub(crate) struct ApiQuery<T>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for Params {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        serde_urlencoded_pairs(q).map(Params)
-    }
-}
-
-fn serde_urlencoded_pairs(q: &str) -> Result<std::collections::HashMap<String, String>, ApiError> {
-    axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(
-        &format!("/?{q}")
+        let kept: Vec<&str> = q.split('&').filter(|kv| !kv.is_empty() && !kv.ends_with('=')).collect();
+        let uri: axum::http::Uri = format!("/?{}", kept.join("&"))
             .parse()
-            .map_err(|_| ApiError::bad_request(ErrorCode::InvalidQuery, "malformed query string"))?,
-    )
-    .map(|axum::extract::Query(m)| m)
-    .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.body_text()))
+            .map_err(|_| ApiError::bad_request(ErrorCode::InvalidQuery, "malformed query string"))?;
+        axum::extract::Query::<T>::try_from_uri(&uri)
+            .map(|axum::extract::Query(v)| ApiQuery(v))
+            .map_err(|e| ApiError::bad_request(ErrorCode::InvalidQuery, e.body_text()))
+    }
 }
 
-impl Params {
-    /// An integer parameter within `[min, max]`, or `default` when absent.
-    pub(crate) fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
-        match self.0.get(name) {
-            None => Ok(default),
-            Some(v) => match v.parse::<i64>() {
-                Ok(n) if (min..=max).contains(&n) => Ok(n),
-                _ => Err(ApiError::bad_request(
-                    ErrorCode::InvalidQuery,
-                    format!("`{name}` must be an integer between {min} and {max}"),
-                )),
-            },
-        }
-    }
-
-    pub(crate) fn str(&self, name: &str) -> Option<String> {
-        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+/// A page's `limit`: `default` when absent, else within `1..=max`.
+pub(crate) fn limit(v: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    match v {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad_request(
+            ErrorCode::InvalidQuery,
+            format!("`limit` must be an integer between 1 and {max}"),
+        )),
     }
 }

@@ -3,6 +3,9 @@
 //! SSE it streams from now (or after `Last-Event-ID`); as JSON it answers
 //! the events after `after` (default: the last day).
 
+use crate::routes::Route;
+use agentd_api as api;
+
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::AppState;
-use crate::error::{ApiError, Params, Scope};
+use crate::error::{ApiError, ApiQuery, Scope, limit};
 
 /// How far back each read looks before the cursor: commits that land late.
 const SLACK: Duration = Duration::from_secs(2);
@@ -62,11 +65,11 @@ pub(crate) async fn events(
     State(s): State<AppState>,
     Scope(t): Scope,
     headers: HeaderMap,
-    p: Params,
+    ApiQuery(p): ApiQuery<api::PageQuery>,
 ) -> Result<Response, ApiError> {
     let bad = || ApiError::bad_request(ErrorCode::InvalidLastEventId, "an event id is `created_at|run_id|seq`");
     let header = headers.get("last-event-id").map(|v| v.to_str().ok().and_then(parse_id).ok_or_else(bad));
-    let after = match (header.transpose()?, p.str("after")) {
+    let after = match (header.transpose()?, p.after) {
         (Some(k), _) => Some(k),
         (None, Some(a)) => Some(parse_id(&a).ok_or_else(bad)?),
         (None, None) => None,
@@ -76,7 +79,7 @@ pub(crate) async fn events(
     if wants_sse {
         return Ok(stream(s.rt.clone(), t, after));
     }
-    let limit = p.int("limit", 100, 1, 1000)? as u32;
+    let limit = limit(p.limit, 100, 1000)?;
     let since = match &after {
         Some(k) => Runtime::feed_since(Some(&k.0), SLACK),
         None => Runtime::feed_since(None, Duration::from_secs(86_400)),
@@ -138,4 +141,18 @@ fn stream(rt: Arc<Runtime>, t: Tenant, after: Option<Key>) -> Response {
         }
     });
     Sse::new(ReceiverStream::new(out)).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// This module's routes: method, path, least role, OpenAPI operation, handler.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::get(
+            "/v1/events",
+            "The tenant's run lifecycle events (SSE with `Accept: text/event-stream`, resumable by `Last-Event-ID`)",
+            events,
+        )
+        .query::<api::PageQuery>()
+        .answer::<api::Page<api::FeedItem>>(200)
+        .sse(),
+    ]
 }

@@ -2,6 +2,9 @@
 //! console's file manager). Files are served inert: never as HTML, with a
 //! sandboxing CSP, so a file a model wrote cannot run in agentd's origin.
 
+use crate::routes::Route;
+use agentd_api as api;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -11,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use agentd_api::{FileEntry, FileHit, FileListing, FileWritten};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiJson, Params, Scope, shape};
+use crate::error::{ApiError, ApiJson, ApiQuery, Scope, shape};
 
 fn listing(path: &str, entries: Vec<agentd_runtime::files::FileEntry>) -> Result<Response, ApiError> {
     let entries: Vec<FileEntry> = shape(&entries)?;
@@ -36,13 +39,13 @@ pub(crate) async fn root(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(id): Path<String>,
-    p: Params,
+    ApiQuery(p): ApiQuery<api::FilesQuery>,
 ) -> Result<Response, ApiError> {
-    if let Some(q) = p.str("q").filter(|q| !q.trim().is_empty()) {
+    if let Some(q) = p.q.filter(|q| !q.trim().is_empty()) {
         let hits: Vec<FileHit> = shape(&s.rt.search_files(&t, &id, q.trim()).await?)?;
         return Ok(Json(FileListing { path: ".".into(), entries: vec![], hits }).into_response());
     }
-    let path = p.str("path").unwrap_or_else(|| ".".into());
+    let path = p.path.unwrap_or_else(|| ".".into());
     match s.rt.list_files(&t, &id, &path).await? {
         Some(entries) => listing(&path, entries),
         None => read(&s, &t, &id, &path, false).await,
@@ -94,11 +97,11 @@ pub(crate) async fn get(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path((id, path)): Path<(String, String)>,
-    p: Params,
+    ApiQuery(p): ApiQuery<api::FileQuery>,
 ) -> Result<Response, ApiError> {
     match s.rt.list_files(&t, &id, &path).await? {
         Some(entries) => listing(&path, entries),
-        None => read(&s, &t, &id, &path, p.str("download").is_some_and(|v| v == "1" || v == "true")).await,
+        None => read(&s, &t, &id, &path, p.download.is_some_and(|v| v == "1" || v == "true")).await,
     }
 }
 
@@ -131,4 +134,37 @@ pub(crate) async fn rename(
 ) -> Result<Response, ApiError> {
     s.rt.rename_file(&t, &id, &b.from, &b.to).await?;
     Ok((StatusCode::OK, Json(FileWritten { path: b.to, size: 0 })).into_response())
+}
+
+/// This module's routes: method, path, least role, OpenAPI operation, handler.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::get(
+            "/v1/sessions/{id}/files",
+            "The session workspace's root (`path` for another directory, `q` to search names and text)",
+            root,
+        )
+        .query::<api::FilesQuery>()
+        .answer::<api::FileListing>(200),
+        Route::get(
+            "/v1/sessions/{id}/files/{*path}",
+            "A directory's entries, or a file's bytes (`download=1` as an attachment)",
+            get,
+        )
+        .query::<api::FileQuery>()
+        .raw()
+        .answer::<api::FileListing>(200),
+        Route::put("/v1/sessions/{id}/files/{*path}", "Upload a file (the raw body; parents are made)", put)
+            .raw()
+            .answer::<api::FileWritten>(201)
+            .audited()
+            .max_body(agentd_runtime::files::MAX_FILE),
+        Route::delete("/v1/sessions/{id}/files/{*path}", "Remove a file or an empty directory", delete)
+            .empty(204)
+            .audited(),
+        Route::post("/v1/sessions/{id}/rename-file", "Rename or move a file or directory (never over another)", rename)
+            .body::<api::RenameFile>()
+            .answer::<api::FileWritten>(200)
+            .audited(),
+    ]
 }

@@ -1,5 +1,8 @@
 //! `/v1/api-keys`: make, list, show and revoke API keys.
 
+use crate::routes::Route;
+use agentd_api as api;
+
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
@@ -56,11 +59,11 @@ pub(crate) async fn audit(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     crate::error::Scope(t): crate::error::Scope,
-    p: crate::error::Params,
+    crate::error::ApiQuery(p): crate::error::ApiQuery<api::AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = p.int("limit", 50, 1, 500)? as u32;
-    let page = agentd_runtime::Page { after: p.str("after"), limit: limit + 1 };
-    let rows = s.rt.list_audit(caller.principal(), &t.org, p.str("org").as_deref(), &page).await?;
+    let limit = crate::error::limit(p.limit, 50, 500)?;
+    let page = agentd_runtime::Page { after: p.after, limit: limit + 1 };
+    let rows = s.rt.list_audit(caller.principal(), &t.org, p.org.as_deref(), &page).await?;
     Ok(crate::page(rows, limit as usize, |a| agentd_api::Cursor::Id(a.id.clone())).into_response())
 }
 
@@ -70,19 +73,13 @@ pub(crate) async fn usage(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     crate::error::Scope(t): crate::error::Scope,
-    p: crate::error::Params,
+    crate::error::ApiQuery(p): crate::error::ApiQuery<api::UsageQuery>,
 ) -> Result<Json<agentd_api::UsageReport>, ApiError> {
-    let user = caller.principal().and_then(|k| k.user.clone()).or_else(|| p.str("user"));
+    let user = caller.principal().and_then(|k| k.user.clone()).or(p.user);
     let project = caller.principal().and_then(|k| k.project.clone());
-    let r =
-        s.rt.usage(
-            &t.org,
-            user.as_deref(),
-            project.as_deref(),
-            p.str("from").as_deref(),
-            p.str("to").as_deref(),
-            p.str("group_by").as_deref(),
-        )
+    let r = s
+        .rt
+        .usage(&t.org, user.as_deref(), project.as_deref(), p.from.as_deref(), p.to.as_deref(), p.group_by.as_deref())
         .await?;
     Ok(Json(crate::error::shape(&r)?))
 }
@@ -106,4 +103,33 @@ pub(crate) async fn get_limits(
 ) -> Result<Json<agentd_api::OrgLimits>, ApiError> {
     let l = s.rt.get_org_limits(caller.principal(), &org).await?;
     Ok(Json(crate::error::shape(&l)?))
+}
+
+/// This module's routes: method, path, least role, OpenAPI operation, handler.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/v1/api-keys", "Make an API key (its secret is shown once)", create)
+            .body::<api::CreateApiKey>()
+            .answer::<api::ApiKeyCreated>(201)
+            .admin()
+            .audited(),
+        Route::get("/v1/api-keys", "Keys the caller may manage", list).answer::<api::Page<api::ApiKey>>(200).admin(),
+        Route::get("/v1/api-keys/{id}", "One key", get_one).answer::<api::ApiKey>(200).admin(),
+        Route::delete("/v1/api-keys/{id}", "Revoke a key", revoke).answer::<api::ApiKey>(200).admin().audited(),
+        Route::get("/v1/audit", "Who changed what, oldest first", audit)
+            .query::<api::AuditQuery>()
+            .answer::<api::Page<api::AuditEntry>>(200)
+            .admin(),
+        Route::get("/v1/usage", "Tokens, cost, runs and tool calls, grouped", usage)
+            .query::<api::UsageQuery>()
+            .answer::<api::UsageReport>(200),
+        Route::put("/v1/orgs/{org}/limits", "Set an organisation's quotas (operators)", put_limits)
+            .body::<api::OrgLimits>()
+            .answer::<api::OrgLimits>(200)
+            .admin()
+            .audited(),
+        Route::get("/v1/orgs/{org}/limits", "An organisation's quotas as they apply", get_limits)
+            .answer::<api::OrgLimits>(200)
+            .admin(),
+    ]
 }

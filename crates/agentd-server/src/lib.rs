@@ -4,11 +4,14 @@ mod approvals;
 mod auth;
 mod browser;
 mod console;
+mod documents;
 mod error;
 mod feed;
 mod files;
 mod keys;
+mod kinds;
 mod providers;
+mod routes;
 mod runs;
 mod secrets;
 mod sessions;
@@ -20,12 +23,13 @@ mod tools;
 use agentd_core::ErrorCode;
 use std::sync::Arc;
 
+use agentd_api as api;
 use agentd_runtime::Runtime;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
 use axum::{Json, Router};
+use routes::Route;
 
 pub use browser::BrowserPolicy;
 pub use error::ApiError;
@@ -38,140 +42,45 @@ pub struct AppState {
     pub auth: bool,
     /// Names and origins browsers may reach the server under.
     pub browser: Arc<BrowserPolicy>,
+    /// Each route's least role and whether its changes are audited.
+    routes: Arc<routes::Table>,
+    /// The OpenAPI document, built once from the route rows.
+    openapi: Arc<serde_json::Value>,
 }
 
 /// Default largest request body: 1 MiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
-/// The `/v1` routes, each recorded as it is added: the OpenAPI document is
-/// checked against this table, so a route cannot exist undocumented.
-struct V1 {
-    router: Router<AppState>,
-    table: Vec<(&'static str, String)>,
-}
-
-impl V1 {
-    fn add<H, T>(self, method: &'static str, path: &'static str, h: H) -> Self
-    where
-        H: axum::handler::Handler<T, AppState>,
-        T: 'static,
-    {
-        self.route(method, path, axum::routing::on(method_filter(method), h))
+/// Every route of the server, from each module's rows.
+fn all_routes() -> Vec<Route> {
+    let mut all = routes();
+    for rows in [
+        runs::routes(),
+        feed::routes(),
+        sessions::routes(),
+        files::routes(),
+        tools::routes(),
+        teams::routes(),
+        templates::routes(),
+        approvals::routes(),
+        keys::routes(),
+        secrets::routes(),
+        providers::routes(),
+        kinds::routes(),
+    ] {
+        all.extend(rows);
     }
-
-    /// Like [`V1::add`], with its own largest body (file uploads).
-    fn add_large<H, T>(self, method: &'static str, path: &'static str, max: usize, h: H) -> Self
-    where
-        H: axum::handler::Handler<T, AppState>,
-        T: 'static,
-    {
-        self.route(method, path, axum::routing::on(method_filter(method), h).layer(DefaultBodyLimit::max(max)))
-    }
-
-    fn route(mut self, method: &'static str, path: &'static str, r: axum::routing::MethodRouter<AppState>) -> Self {
-        // A catch-all (`{*path}`) is one path parameter in the document.
-        self.table.push((method, path.replace("{*", "{")));
-        self.router = self.router.route(path, r);
-        self
-    }
-}
-
-fn method_filter(method: &str) -> axum::routing::MethodFilter {
-    match method {
-        "get" => axum::routing::MethodFilter::GET,
-        "post" => axum::routing::MethodFilter::POST,
-        "put" => axum::routing::MethodFilter::PUT,
-        _ => axum::routing::MethodFilter::DELETE,
-    }
-}
-
-fn v1_routes() -> V1 {
-    V1 { router: Router::new(), table: vec![] }
-        .add("post", "/runs", runs::create)
-        .add("get", "/runs", runs::list)
-        .add("get", "/runs/{id}", runs::get_one)
-        .add("post", "/runs/{id}/cancel", runs::cancel)
-        .add("get", "/runs/{id}/events", runs::events)
-        .add("get", "/runs/{id}/children", runs::children)
-        .add("post", "/runs/{id}/messages", runs::inject)
-        .add("get", "/runs/{id}/context", runs::context)
-        .add("get", "/events", feed::events)
-        .add("post", "/sessions", sessions::create)
-        .add("get", "/sessions", sessions::list)
-        .add("get", "/sessions/{id}", sessions::get_one)
-        .add("delete", "/sessions/{id}", sessions::delete)
-        .add("get", "/sessions/{id}/runs", sessions::runs)
-        .add("get", "/sessions/{id}/files", files::root)
-        .add("get", "/sessions/{id}/files/{*path}", files::get)
-        .add_large("put", "/sessions/{id}/files/{*path}", agentd_runtime::files::MAX_FILE, files::put)
-        .add("delete", "/sessions/{id}/files/{*path}", files::delete)
-        .add("post", "/sessions/{id}/rename-file", files::rename)
-        .add("get", "/tools", tools::list)
-        .add("post", "/tools/{name}/call", tools::call)
-        .add("get", "/tool-calls", tools::list_calls)
-        .add("post", "/http-tools", tools::create_http)
-        .add("get", "/http-tools", tools::list_http)
-        .add("delete", "/http-tools/{name}", tools::delete_http)
-        .add("post", "/mcp-servers", tools::add_mcp)
-        .add("get", "/mcp-servers", tools::list_mcp)
-        .add("delete", "/mcp-servers/{name}", tools::delete_mcp)
-        .add("post", "/mcp-servers/{name}/restart", tools::restart_mcp)
-        .add("post", "/agents", tools::create_agent)
-        .add("get", "/agents", tools::list_agents)
-        .add("put", "/agents/{name}", tools::replace_agent)
-        .add("get", "/agents/{name}/versions", tools::agent_versions)
-        .add("get", "/agents/{name}/export", tools::export_agent)
-        .add("post", "/agents/import", tools::import_agent)
-        .add("delete", "/agents/{name}", tools::delete_agent)
-        .add("post", "/teams", teams::create)
-        .add("get", "/teams", teams::list)
-        .add("get", "/teams/{name}", teams::get_one)
-        .add("put", "/teams/{name}", teams::replace)
-        .add("delete", "/teams/{name}", teams::delete)
-        .add("post", "/teams/{name}/runs", teams::run)
-        .add("get", "/teams/{name}/blackboard", teams::blackboard)
-        .add("post", "/teams/{name}/blackboard", teams::post)
-        .add("post", "/skills", tools::create_skill)
-        .add("get", "/skills", tools::list_skills)
-        .add("get", "/skills/{name}", tools::get_skill)
-        .add("put", "/skills/{name}", tools::replace_skill)
-        .add("delete", "/skills/{name}", tools::delete_skill)
-        .add("post", "/prompt-templates", templates::create)
-        .add("get", "/prompt-templates", templates::list)
-        .add("get", "/prompt-templates/{name}", templates::get_one)
-        .add("put", "/prompt-templates/{name}", templates::replace)
-        .add("delete", "/prompt-templates/{name}", templates::delete)
-        .add("post", "/template-preview", templates::preview)
-        .add("get", "/approvals", approvals::list)
-        .add("get", "/approvals/{id}", approvals::get_one)
-        .add("post", "/approvals/{id}", approvals::answer)
-        .add("post", "/api-keys", keys::create)
-        .add("get", "/api-keys", keys::list)
-        .add("get", "/api-keys/{id}", keys::get_one)
-        .add("delete", "/api-keys/{id}", keys::revoke)
-        .add("get", "/audit", keys::audit)
-        .add("get", "/usage", keys::usage)
-        .add("put", "/orgs/{org}/limits", keys::put_limits)
-        .add("get", "/orgs/{org}/limits", keys::get_limits)
-        .add("put", "/secrets/{name}", secrets::put)
-        .add("get", "/secrets", secrets::list)
-        .add("delete", "/secrets/{name}", secrets::delete)
-        .add("post", "/providers", providers::create)
-        .add("get", "/providers", providers::list)
-        .add("delete", "/providers/{name}", providers::delete)
-        .add("get", "/providers/{name}/health", providers::health)
-        .add("post", "/model-profiles", providers::create_profile)
-        .add("get", "/model-profiles", providers::list_profiles)
-        .add("delete", "/model-profiles/{name}", providers::delete_profile)
-        .add("get", "/diagnostics", diagnostics)
-        .add("get", "/openapi.json", openapi_document)
+    all
 }
 
 /// Every route of the API as (method, path), `/v1` included.
 pub fn route_table() -> Vec<(&'static str, String)> {
-    let mut t: Vec<(&'static str, String)> = vec![("get", "/healthz".into()), ("get", "/readyz".into())];
-    t.extend(v1_routes().table.into_iter().map(|(m, p)| (m, format!("/v1{p}"))));
-    t
+    all_routes().iter().map(|r| (r.op.method, r.op.path.replace("{*", "{"))).collect()
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> serde_json::Value {
+    agentd_api::openapi::document(&routes::build(all_routes()).2)
 }
 
 /// Whether the database answers; one that does not answer in 2 s is as
@@ -251,8 +160,12 @@ async fn diagnostics(
 }
 
 /// `GET /v1/openapi.json`.
-async fn openapi_document() -> Json<serde_json::Value> {
-    Json(agentd_api::openapi::document())
+async fn openapi_document(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json((*s.openapi).clone())
+}
+
+async fn healthz() -> Json<agentd_api::Health> {
+    Json(agentd_api::Health { status: "ok".into() })
 }
 
 /// Builds the router with every route and layer; with `auth`, `/v1` needs an API key.
@@ -262,13 +175,11 @@ pub fn router(rt: Arc<Runtime>, max_body: usize, auth: bool) -> Router {
 
 /// [`router`] with the names and origins browsers may use besides loopback.
 pub fn router_with(rt: Arc<Runtime>, max_body: usize, auth: bool, browser: BrowserPolicy) -> Router {
-    let state = AppState { rt, auth, browser: Arc::new(browser) };
+    let (routes, table, ops) = routes::build(all_routes());
+    let openapi = Arc::new(agentd_api::openapi::document(&ops));
+    let state = AppState { rt, auth, browser: Arc::new(browser), routes: Arc::new(table), openapi };
     STARTED.get_or_init(std::time::Instant::now);
-    let v1 = v1_routes().router;
-    Router::new()
-        .route("/healthz", get(|| async { Json(agentd_api::Health { status: "ok".into() }) }))
-        .route("/readyz", get(readyz))
-        .nest("/v1", v1)
+    routes
         .merge(console::routes())
         .fallback(|uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
             // A person's browser gets the console's page; programs get JSON.
@@ -333,6 +244,20 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     (code, Json(agentd_api::Readiness { status, missing, checks, auth }))
 }
 
+/// This module's routes: method, path, least role, OpenAPI operation, handler.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/healthz", "The process answers", healthz).answer::<api::Health>(200).open(),
+        Route::get("/readyz", "Database and a provider answer; whether auth is on", readyz)
+            .answer::<api::Readiness>(200)
+            .open(),
+        Route::get("/v1/diagnostics", "What `agentd doctor` checks, from this node (admins)", diagnostics)
+            .answer::<api::Diagnostics>(200)
+            .admin(),
+        Route::get("/v1/openapi.json", "This document", openapi_document).empty(200).open(),
+    ]
+}
+
 /// A page of a listing from up to `limit + 1` rows.
 pub(crate) fn page<T: serde::Serialize>(
     rows: Vec<T>,
@@ -344,20 +269,57 @@ pub(crate) fn page<T: serde::Serialize>(
 
 #[cfg(test)]
 mod tests {
-    /// The document names exactly the routes the router has.
+    use super::*;
+    use agentd_core::KeyRole;
+    use axum::http::Method;
+
+    fn role(method: Method, path: &str) -> Option<KeyRole> {
+        let (_, table, _) = routes::build(all_routes());
+        table.get(&method, path).and_then(|m| m.role)
+    }
+
+    /// Each (method, path) has one row.
     #[test]
-    fn every_route_is_in_the_openapi_document_and_back() {
-        let doc = agentd_api::openapi::document();
-        let mut documented: Vec<(String, String)> = vec![];
-        for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
-            for method in ops.as_object().into_iter().flatten().map(|(m, _)| m) {
-                documented.push((method.clone(), path.clone()));
+    fn every_route_is_declared_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (m, p) in route_table() {
+            assert!(seen.insert((m, p.clone())), "{m} {p} is declared twice");
+        }
+        assert!(seen.len() > 70, "the table lists the whole API");
+    }
+
+    #[test]
+    fn reads_writes_and_credentials_need_rising_roles() {
+        assert_eq!(role(Method::GET, "/v1/runs"), Some(KeyRole::Viewer));
+        assert_eq!(role(Method::HEAD, "/v1/runs"), Some(KeyRole::Viewer), "HEAD is GET's");
+        assert_eq!(role(Method::POST, "/v1/runs"), Some(KeyRole::Member));
+        assert_eq!(role(Method::POST, "/v1/tools/{name}/call"), Some(KeyRole::Member));
+        assert_eq!(role(Method::POST, "/v1/template-preview"), Some(KeyRole::Viewer), "a preview is a read");
+        assert_eq!(role(Method::GET, "/v1/mcp-servers"), Some(KeyRole::Viewer));
+        assert_eq!(role(Method::POST, "/v1/mcp-servers"), Some(KeyRole::Admin));
+        assert_eq!(role(Method::DELETE, "/v1/http-tools/{name}"), Some(KeyRole::Admin));
+        assert_eq!(role(Method::GET, "/v1/api-keys"), Some(KeyRole::Admin));
+        assert_eq!(role(Method::GET, "/v1/secrets"), Some(KeyRole::Admin));
+        assert_eq!(role(Method::GET, "/v1/openapi.json"), None, "the document is open");
+    }
+
+    #[test]
+    fn teams_and_workspace_files_are_audited() {
+        let (_, table, _) = routes::build(all_routes());
+        let audited = |m: Method, p: &str| table.get(&m, p).is_some_and(|r| r.audited);
+        assert!(audited(Method::PUT, "/v1/teams/{name}"));
+        assert!(audited(Method::PUT, "/v1/sessions/{id}/files/{*path}"));
+        assert!(audited(Method::POST, "/v1/sessions/{id}/rename-file"));
+        assert!(!audited(Method::DELETE, "/v1/sessions/{id}"), "a session has its own journal");
+        assert!(!audited(Method::POST, "/v1/runs"));
+        // Every change to what holds credentials or runs code is audited.
+        for (m, p) in route_table() {
+            let admin_area = ["/v1/http-tools", "/v1/mcp-servers", "/v1/api-keys", "/v1/secrets", "/v1/providers"];
+            if m != "get" && admin_area.iter().any(|a| p.starts_with(a)) {
+                let path = p.replace("{path}", "{*path}");
+                let method = Method::from_bytes(m.to_uppercase().as_bytes()).unwrap();
+                assert!(audited(method, &path), "{m} {p} is audited");
             }
         }
-        let mut routed: Vec<(String, String)> =
-            super::route_table().into_iter().map(|(m, p)| (m.to_string(), p)).collect();
-        documented.sort();
-        routed.sort();
-        assert_eq!(routed, documented);
     }
 }

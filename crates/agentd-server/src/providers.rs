@@ -1,6 +1,9 @@
 //! `/v1/providers` and `/v1/model-profiles`: the tenant's own model keys and
 //! profiles (editable by admins), listed beside the server's (read only).
 
+use crate::routes::Route;
+use agentd_api as api;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -121,4 +124,34 @@ pub(crate) async fn delete_profile(
 ) -> Result<Response, ApiError> {
     s.rt.delete_model_profile(&t, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// This module's routes: method, path, least role, OpenAPI operation, handler.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/v1/providers", "Add a provider for the tenant (its key a secret reference)", create)
+            .body::<api::CreateProvider>()
+            .answer::<api::ProviderInfo>(201)
+            .admin()
+            .audited(),
+        Route::get("/v1/providers", "The tenant's providers and the server's", list)
+            .answer::<api::Page<api::ProviderInfo>>(200),
+        Route::delete("/v1/providers/{name}", "Remove one of the tenant's providers", delete)
+            .empty(204)
+            .admin()
+            .audited(),
+        Route::get("/v1/providers/{name}/health", "Whether a provider answers with its credentials", health)
+            .answer::<api::ProviderHealth>(200),
+        Route::post("/v1/model-profiles", "Add a model profile for the tenant", create_profile)
+            .body::<api::CreateModelProfile>()
+            .answer::<api::ModelProfileInfo>(201)
+            .admin()
+            .audited(),
+        Route::get("/v1/model-profiles", "The tenant's model profiles and the server's", list_profiles)
+            .answer::<api::Page<api::ModelProfileInfo>>(200),
+        Route::delete("/v1/model-profiles/{name}", "Remove one of the tenant's model profiles", delete_profile)
+            .empty(204)
+            .admin()
+            .audited(),
+    ]
 }

@@ -1,5 +1,8 @@
 //! `/v1/runs` handlers.
 
+use crate::routes::Route;
+use agentd_api as api;
+
 use agentd_core::ErrorCode;
 use agentd_core::RunStatus;
 use agentd_runtime::{CreateRun, IfBusy};
@@ -9,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ApiError, ApiJson, MaybeJson, Params, Scope, shape};
+use crate::error::{ApiError, ApiJson, ApiQuery, MaybeJson, Scope, limit, shape};
 use crate::{AppState, page, sse};
 
 pub(crate) async fn create(
@@ -74,18 +77,22 @@ pub(crate) async fn get_one(
     Ok(Json(s.rt.get_run(&t, &id).await?).into_response())
 }
 
-pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
-    let status = match p.str("status") {
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    ApiQuery(p): ApiQuery<api::RunsQuery>,
+) -> Result<Response, ApiError> {
+    let status = match p.status {
         Some(v) => Some(
             RunStatus::parse(&v)
                 .ok_or_else(|| ApiError::bad_request(ErrorCode::InvalidQuery, format!("unknown status {v:?}")))?,
         ),
         None => None,
     };
-    let time = |name: &str| -> Result<Option<String>, ApiError> {
-        p.str(name)
+    let time = |name: &str, v: &Option<String>| -> Result<Option<String>, ApiError> {
+        v.as_ref()
             .map(|v| {
-                agentd_runtime::normalize_time(&v).ok_or_else(|| {
+                agentd_runtime::normalize_time(v).ok_or_else(|| {
                     ApiError::bad_request(
                         ErrorCode::InvalidRequest,
                         format!("`{name}` must be an RFC 3339 time or a date"),
@@ -95,24 +102,24 @@ pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) 
             .transpose()
     };
     let filter = RunFilter {
-        session_id: p.str("session_id"),
+        session_id: p.session_id,
         status,
-        agent: p.str("agent"),
-        model: p.str("model"),
-        from: time("from")?,
-        to: time("to")?,
+        agent: p.agent,
+        model: p.model,
+        from: time("from", &p.from)?,
+        to: time("to", &p.to)?,
     };
-    list_runs(&s, &t, filter, &p).await
+    list_runs(&s, &t, filter, api::PageQuery { after: p.after, limit: p.limit }).await
 }
 
 pub(crate) async fn list_runs(
     s: &AppState,
     t: &agentd_core::Tenant,
     filter: RunFilter,
-    p: &Params,
+    p: api::PageQuery,
 ) -> Result<Response, ApiError> {
-    let limit = p.int("limit", 20, 1, 100)? as u32;
-    let rows = s.rt.list_runs(t, &filter, &Page { after: p.str("after"), limit: limit + 1 }).await?;
+    let limit = limit(p.limit, 20, 100)?;
+    let rows = s.rt.list_runs(t, &filter, &Page { after: p.after, limit: limit + 1 }).await?;
     Ok(page(rows, limit as usize, |r| agentd_api::Cursor::Id(r.id.clone())).into_response())
 }
 
@@ -153,11 +160,14 @@ pub(crate) async fn events(
     Scope(t): Scope,
     Path(id): Path<String>,
     headers: HeaderMap,
-    p: Params,
+    ApiQuery(p): ApiQuery<api::EventsQuery>,
 ) -> Result<Response, ApiError> {
     // Existence check first, so unknown runs are a JSON 404 in both modes.
     s.rt.get_run(&t, &id).await?;
-    let mut after = p.int("after", 0, 0, i64::MAX)?;
+    let mut after = match p.after {
+        Some(n) if n < 0 => return Err(ApiError::bad_request(ErrorCode::InvalidQuery, "`after` must be at least 0")),
+        n => n.unwrap_or(0),
+    };
     let wants_sse =
         headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/event-stream"));
     if wants_sse {
@@ -169,8 +179,8 @@ pub(crate) async fn events(
         }
         return Ok(sse::run_events(s.rt.clone(), t, id, after, None).into_response());
     }
-    let limit = p.int("limit", 100, 1, 1000)? as u32;
-    let types = p.str("type").map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let limit = limit(p.limit, 100, 1000)?;
+    let types = p.types.map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     let rows = s.rt.run_events(&t, &id, &EventQuery { after, limit: limit + 1, types }).await?;
     Ok(page(rows, limit as usize, |e| agentd_api::Cursor::Seq(e.seq)).into_response())
 }
@@ -180,11 +190,48 @@ pub(crate) async fn context(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(id): Path<String>,
-    p: Params,
+    ApiQuery(p): ApiQuery<api::ContextQuery>,
 ) -> Result<Json<agentd_api::ModelContext>, ApiError> {
-    let step = match p.str("step") {
-        Some(_) => Some(p.int("step", 1, 1, i64::from(u32::MAX))? as u32),
-        None => None,
-    };
+    if p.step == Some(0) {
+        return Err(ApiError::bad_request(ErrorCode::InvalidQuery, "`step` must be at least 1"));
+    }
+    let step = p.step;
     Ok(Json(shape(&s.rt.model_context(&t, &id, step).await?)?))
+}
+
+/// This module's routes: method, path, least role, OpenAPI operation, handler.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/v1/runs", "Start a run (with `stream`, its events as SSE)", create)
+            .body::<api::CreateRun>()
+            .answer::<api::RunCreated>(202)
+            .sse(),
+        Route::get("/v1/runs", "List runs, newest first", list)
+            .query::<api::RunsQuery>()
+            .answer::<api::Page<api::Run>>(200),
+        Route::get("/v1/runs/{id}", "One run", get_one).answer::<api::Run>(200),
+        Route::post("/v1/runs/{id}/cancel", "Cancel a run and every run it delegated to", cancel)
+            .optional_body::<api::CancelRun>()
+            .answer::<api::Run>(200),
+        Route::get("/v1/runs/{id}/events", "The run's journal (SSE with `Accept: text/event-stream`)", events)
+            .query::<api::EventsQuery>()
+            .answer::<api::Page<api::StoredEvent>>(200)
+            .sse(),
+        Route::get("/v1/runs/{id}/children", "The runs this run delegated to, oldest first", children)
+            .answer::<api::Page<api::Run>>(200),
+        Route::post(
+            "/v1/runs/{id}/messages",
+            "Add a user message to a running or waiting run (taken at its next step)",
+            inject,
+        )
+        .body::<api::InjectMessage>()
+        .answer::<api::Injected>(202),
+        Route::get(
+            "/v1/runs/{id}/context",
+            "What the model saw at a step: messages, tools, parameters and tokens per part",
+            context,
+        )
+        .query::<api::ContextQuery>()
+        .answer::<api::ModelContext>(200),
+    ]
 }

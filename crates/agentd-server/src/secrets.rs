@@ -1,5 +1,8 @@
 //! `/v1/secrets`: a tenant's secrets, sealed at rest; values go in, never out.
 
+use crate::routes::Route;
+use agentd_api as api;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -35,4 +38,19 @@ pub(crate) async fn delete(
 ) -> Result<Response, ApiError> {
     s.rt.delete_secret(&t, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// This module's routes: method, path, least role, OpenAPI operation, handler.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::put("/v1/secrets/{name}", "Create or replace a secret (sealed at rest)", put)
+            .body::<api::PutSecret>()
+            .answer::<api::SecretInfo>(200)
+            .admin()
+            .audited(),
+        Route::get("/v1/secrets", "The tenant's secrets: names and times, never values", list)
+            .answer::<api::Page<api::SecretInfo>>(200)
+            .admin(),
+        Route::delete("/v1/secrets/{name}", "Remove a secret", delete).empty(204).admin().audited(),
+    ]
 }

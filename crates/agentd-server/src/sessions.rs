@@ -1,12 +1,15 @@
 //! `/v1/sessions` handlers.
 
+use crate::routes::Route;
+use agentd_api as api;
+
 use agentd_runtime::{Page, RunFilter};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ApiError, MaybeJson, Params, Scope};
+use crate::error::{ApiError, ApiQuery, MaybeJson, Scope, limit};
 use crate::{AppState, page, runs};
 
 pub(crate) async fn create(
@@ -19,9 +22,13 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
-pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
-    let limit = p.int("limit", 20, 1, 100)? as u32;
-    let rows = s.rt.list_sessions(&t, &Page { after: p.str("after"), limit: limit + 1 }).await?;
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    ApiQuery(p): ApiQuery<api::PageQuery>,
+) -> Result<Response, ApiError> {
+    let limit = limit(p.limit, 20, 100)?;
+    let rows = s.rt.list_sessions(&t, &Page { after: p.after, limit: limit + 1 }).await?;
     Ok(page(rows, limit as usize, |r| agentd_api::Cursor::Id(r.id.clone())).into_response())
 }
 
@@ -60,8 +67,26 @@ pub(crate) async fn runs(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(id): Path<String>,
-    p: Params,
+    ApiQuery(p): ApiQuery<api::PageQuery>,
 ) -> Result<Response, ApiError> {
     s.rt.get_session(&t, &id).await?;
-    runs::list_runs(&s, &t, RunFilter { session_id: Some(id), status: None, ..Default::default() }, &p).await
+    runs::list_runs(&s, &t, RunFilter { session_id: Some(id), status: None, ..Default::default() }, p).await
+}
+
+/// This module's routes: method, path, least role, OpenAPI operation, handler.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/v1/sessions", "Create a session", create)
+            .optional_body::<api::CreateSession>()
+            .answer::<api::Session>(201),
+        Route::get("/v1/sessions", "List sessions, newest first", list)
+            .query::<api::PageQuery>()
+            .answer::<api::Page<api::Session>>(200),
+        Route::get("/v1/sessions/{id}", "A session with its messages, usage and cost", get_one)
+            .answer::<api::SessionView>(200),
+        Route::delete("/v1/sessions/{id}", "Delete a session with its runs", delete).empty(204),
+        Route::get("/v1/sessions/{id}/runs", "The session's runs", runs)
+            .query::<api::PageQuery>()
+            .answer::<api::Page<api::Run>>(200),
+    ]
 }

@@ -1,5 +1,8 @@
 //! `/v1/teams`: teams, their runs and their blackboards.
 
+use crate::routes::Route;
+use agentd_api as api;
+
 use agentd_runtime::team::TeamDef;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -90,4 +93,28 @@ pub(crate) async fn post(
     let author = b.author.as_deref().filter(|a| !a.trim().is_empty()).unwrap_or("user");
     let e = s.rt.post_blackboard(&t, &name, author, &b.kind, &b.content, b.run_id).await?;
     Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::BlackboardEntry>(&e)?)).into_response())
+}
+
+/// This module's routes: method, path, least role, OpenAPI operation, handler.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/v1/teams", "Define a team", create).body::<api::TeamDef>().answer::<api::TeamDef>(201).audited(),
+        Route::get("/v1/teams", "The tenant's teams", list).answer::<api::Page<api::TeamDef>>(200),
+        Route::get("/v1/teams/{name}", "One team", get_one).answer::<api::TeamDef>(200),
+        Route::put("/v1/teams/{name}", "Replace a team (runs already started keep theirs)", replace)
+            .body::<api::TeamDef>()
+            .answer::<api::TeamDef>(200)
+            .audited(),
+        Route::delete("/v1/teams/{name}", "Remove a team", delete).empty(204).audited(),
+        Route::post("/v1/teams/{name}/runs", "Run the team on an input (a parent run with a child per member)", run)
+            .body::<api::CreateTeamRun>()
+            .answer::<api::Run>(202)
+            .audited(),
+        Route::get("/v1/teams/{name}/blackboard", "The team's blackboard, oldest first", blackboard)
+            .answer::<api::Page<api::BlackboardEntry>>(200),
+        Route::post("/v1/teams/{name}/blackboard", "Add an entry to the team's blackboard", post)
+            .body::<api::PostBlackboard>()
+            .answer::<api::BlackboardEntry>(201)
+            .audited(),
+    ]
 }

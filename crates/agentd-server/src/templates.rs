@@ -1,5 +1,8 @@
 //! `/v1/prompt-templates`: named prompt templates per tenant.
 
+use crate::routes::Route;
+use agentd_api as api;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -87,4 +90,26 @@ pub(crate) async fn preview(
         }
     };
     Ok(Json(answer).into_response())
+}
+
+/// This module's routes: method, path, least role, OpenAPI operation, handler.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::post("/v1/prompt-templates", "Create a prompt template", create)
+            .body::<api::CreateTemplate>()
+            .answer::<api::PromptTemplate>(201)
+            .audited(),
+        Route::get("/v1/prompt-templates", "The tenant's prompt templates", list)
+            .answer::<api::Page<api::PromptTemplate>>(200),
+        Route::get("/v1/prompt-templates/{name}", "One prompt template", get_one).answer::<api::PromptTemplate>(200),
+        Route::put("/v1/prompt-templates/{name}", "Replace a prompt template", replace)
+            .body::<api::ReplaceTemplate>()
+            .answer::<api::PromptTemplate>(200)
+            .audited(),
+        Route::delete("/v1/prompt-templates/{name}", "Remove a prompt template", delete).empty(204).audited(),
+        Route::post("/v1/template-preview", "Render a template's text with sample arguments (stores nothing)", preview)
+            .body::<api::PreviewTemplate>()
+            .answer::<api::TemplatePreview>(200)
+            .viewer(),
+    ]
 }

@@ -1,5 +1,8 @@
 //! `/v1/tools`: list tools, and call one without a model.
 
+use crate::routes::Route;
+use agentd_api as api;
+
 use agentd_core::ContentPart;
 use agentd_core::ErrorCode;
 use axum::Json;
@@ -9,16 +12,16 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiJson, Params, Scope, domain, shape};
+use crate::error::{ApiError, ApiJson, ApiQuery, Scope, domain, limit, shape};
 
 /// Every tool available to the caller, with source and schema.
 /// `?agent=NAME` lists that agent's tools.
 pub(crate) async fn list(
     State(s): State<AppState>,
     Scope(t): Scope,
-    p: Params,
+    ApiQuery(p): ApiQuery<api::ToolsQuery>,
 ) -> Result<Json<agentd_api::Page<agentd_api::ToolInfo>>, ApiError> {
-    let set = match p.str("agent") {
+    let set = match p.agent {
         Some(name) => s.rt.toolset_for_agent(&t, &name).await?,
         None => s.rt.toolset(&t).await?,
     };
@@ -41,7 +44,7 @@ pub(crate) async fn call(
     State(s): State<AppState>,
     Scope(t): Scope,
     Path(name): Path<String>,
-    p: Params,
+    ApiQuery(p): ApiQuery<api::CallToolQuery>,
     ApiJson(b): ApiJson<agentd_api::CallTool>,
 ) -> Result<Response, ApiError> {
     let out = s.rt.call_tool_direct(&t, &name, b.arguments, b.session_id.as_deref()).await?;
@@ -60,7 +63,7 @@ pub(crate) async fn call(
         v.error =
             Some(agentd_api::ToolRefusal { code: agentd_core::Refusal::SandboxUnavailable, message: text.clone() });
     }
-    if p.str("format").as_deref() == Some("json") {
+    if p.format.as_deref() == Some("json") {
         let text: String = v
             .content
             .iter()
@@ -284,11 +287,14 @@ pub(crate) async fn delete_skill(
 }
 
 /// Direct tool calls, newest first (`?session_id=&after=&limit=`).
-pub(crate) async fn list_calls(State(s): State<AppState>, Scope(t): Scope, p: Params) -> Result<Response, ApiError> {
-    let limit = p.int("limit", 20, 1, 100)? as u32;
-    let page = agentd_runtime::Page { after: p.str("after"), limit: limit + 1 };
-    let rows: Vec<agentd_api::DirectCall> =
-        shape(&s.rt.list_tool_calls(&t, p.str("session_id").as_deref(), &page).await?)?;
+pub(crate) async fn list_calls(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    ApiQuery(p): ApiQuery<api::ToolCallsQuery>,
+) -> Result<Response, ApiError> {
+    let limit = limit(p.limit, 20, 100)?;
+    let page = agentd_runtime::Page { after: p.after, limit: limit + 1 };
+    let rows: Vec<agentd_api::DirectCall> = shape(&s.rt.list_tool_calls(&t, p.session_id.as_deref(), &page).await?)?;
     Ok(crate::page(rows, limit as usize, |c| agentd_api::Cursor::Id(c.id.clone())).into_response())
 }
 
@@ -364,12 +370,86 @@ pub(crate) async fn export_agent(
 pub(crate) async fn import_agent(
     State(s): State<AppState>,
     Scope(t): Scope,
-    p: Params,
+    ApiQuery(p): ApiQuery<api::ImportQuery>,
     ApiJson(bundle): ApiJson<agentd_api::AgentExport>,
 ) -> Result<Response, ApiError> {
-    let replace = matches!(p.str("replace").as_deref(), Some("true" | "1"));
+    let replace = matches!(p.replace.as_deref(), Some("true" | "1"));
     let bundle =
         serde_json::to_value(&bundle).map_err(|e| ApiError::bad_request(ErrorCode::InvalidRequest, e.to_string()))?;
     let done = s.rt.import_agent(&t, &bundle, replace).await?;
     Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::AgentImported>(&done)?)).into_response())
+}
+
+/// This module's routes: method, path, least role, OpenAPI operation, handler.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/v1/tools", "Tools the caller can use", list)
+            .query::<api::ToolsQuery>()
+            .answer::<api::Page<api::ToolInfo>>(200),
+        Route::post("/v1/tools/{name}/call", "Call a tool without a model", call)
+            .query::<api::CallToolQuery>()
+            .body::<api::CallTool>()
+            .answer::<api::ToolCallResult>(200),
+        Route::get("/v1/tool-calls", "Direct tool calls, newest first", list_calls)
+            .query::<api::ToolCallsQuery>()
+            .answer::<api::Page<api::DirectCall>>(200),
+        Route::post("/v1/http-tools", "Register an HTTP tool", create_http)
+            .body::<api::CreateHttpTool>()
+            .answer::<api::HttpToolDef>(201)
+            .admin()
+            .audited(),
+        Route::get("/v1/http-tools", "The tenant's HTTP tools", list_http).answer::<api::Page<api::HttpToolDef>>(200),
+        Route::delete("/v1/http-tools/{name}", "Remove an HTTP tool", delete_http).empty(204).admin().audited(),
+        Route::post("/v1/mcp-servers", "Add an MCP server", add_mcp)
+            .body::<api::CreateMcpServer>()
+            .answer::<api::McpServerInfo>(201)
+            .admin()
+            .audited(),
+        Route::get("/v1/mcp-servers", "MCP servers and their state", list_mcp)
+            .answer::<api::Page<api::McpServerInfo>>(200),
+        Route::delete("/v1/mcp-servers/{name}", "Remove an MCP server", delete_mcp).empty(204).admin().audited(),
+        Route::post("/v1/mcp-servers/{name}/restart", "Restart an MCP server", restart_mcp)
+            .answer::<api::McpServerInfo>(202)
+            .admin()
+            .audited(),
+        Route::post("/v1/agents", "Define an agent", create_agent)
+            .body::<api::AgentDef>()
+            .answer::<api::AgentDef>(201)
+            .audited(),
+        Route::get("/v1/agents", "Configured and tenant agents", list_agents)
+            .answer::<api::Page<api::AgentListing>>(200),
+        Route::put("/v1/agents/{name}", "Replace a tenant agent's definition", replace_agent)
+            .body::<api::AgentDef>()
+            .answer::<api::AgentDef>(200)
+            .audited(),
+        Route::get("/v1/agents/{name}/versions", "Every version of a tenant agent, oldest first", agent_versions)
+            .answer::<api::Page<api::AgentVersion>>(200),
+        Route::get(
+            "/v1/agents/{name}/export",
+            "A tenant agent as one portable file (with its skills and template)",
+            export_agent,
+        )
+        .answer::<api::AgentExport>(200),
+        Route::post(
+            "/v1/agents/import",
+            "Take an exported agent back (409 on a name clash unless `replace=true`)",
+            import_agent,
+        )
+        .query::<api::ImportQuery>()
+        .body::<api::AgentExport>()
+        .answer::<api::AgentImported>(201)
+        .audited(),
+        Route::delete("/v1/agents/{name}", "Remove a tenant agent", delete_agent).empty(204).audited(),
+        Route::post("/v1/skills", "Upload a skill", create_skill)
+            .body::<api::UploadSkill>()
+            .answer::<api::SkillUploaded>(201)
+            .audited(),
+        Route::get("/v1/skills", "Skills the caller's agent can use", list_skills).answer::<api::SkillList>(200),
+        Route::get("/v1/skills/{name}", "One skill, whole", get_skill).answer::<api::Skill>(200),
+        Route::put("/v1/skills/{name}", "Replace an uploaded skill", replace_skill)
+            .body::<api::UploadSkill>()
+            .answer::<api::SkillUploaded>(200)
+            .audited(),
+        Route::delete("/v1/skills/{name}", "Remove an uploaded skill", delete_skill).empty(204).audited(),
+    ]
 }

@@ -304,32 +304,31 @@ pub struct EventQuery {
     pub types: Option<Vec<String>>,
 }
 
-/// The kinds of tenant documents (one table, one spelling each).
+/// A kind of tenant document: its spelling in the `kind` column. The
+/// kinds the store itself knows are constants here; a new simple kind is
+/// declared where it is defined ([`DocKind::new`]) and needs no store change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DocKind {
-    HttpTool,
-    Skill,
-    Agent,
-    PromptTemplate,
-    McpServer,
-    Provider,
-    ModelProfile,
-    Team,
-}
+pub struct DocKind(&'static str);
 
 impl DocKind {
+    pub const HTTP_TOOL: DocKind = DocKind("http_tool");
+    pub const SKILL: DocKind = DocKind("skill");
+    /// Agents keep every version (`doc_versions`).
+    pub const AGENT: DocKind = DocKind("agent");
+    pub const PROMPT_TEMPLATE: DocKind = DocKind("prompt_template");
+    pub const MCP_SERVER: DocKind = DocKind("mcp_server");
+    pub const PROVIDER: DocKind = DocKind("provider");
+    pub const MODEL_PROFILE: DocKind = DocKind("model_profile");
+    pub const TEAM: DocKind = DocKind("team");
+
+    /// A kind by its column value (lowercase words joined by `_`).
+    pub const fn new(name: &'static str) -> DocKind {
+        DocKind(name)
+    }
+
     /// The value stored in the `kind` column.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DocKind::HttpTool => "http_tool",
-            DocKind::Skill => "skill",
-            DocKind::Agent => "agent",
-            DocKind::PromptTemplate => "prompt_template",
-            DocKind::McpServer => "mcp_server",
-            DocKind::Provider => "provider",
-            DocKind::ModelProfile => "model_profile",
-            DocKind::Team => "team",
-        }
+        self.0
     }
 }
 
@@ -376,8 +375,8 @@ pub(crate) fn check_migration(version: i64, stored: Option<&str>, sql: &str) -> 
 pub fn masked_doc(t: &agentd_core::Tenant, kind: DocKind, doc: &serde_json::Value) -> serde_json::Value {
     // Maps whose values are the tenant's own credentials, by JSON pointer.
     let credentials: &[&str] = match kind {
-        DocKind::HttpTool | DocKind::Provider => &["/headers"],
-        DocKind::McpServer => &["/config/env", "/config/headers"],
+        DocKind::HTTP_TOOL | DocKind::PROVIDER => &["/headers"],
+        DocKind::MCP_SERVER => &["/config/env", "/config/headers"],
         _ => &[],
     };
     let mut d = doc.clone();
@@ -587,16 +586,16 @@ pub trait DocStore: Send + Sync + 'static {
     /// Registers an HTTP tool for the tenant.
     async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<()> {
         let doc = serde_json::to_value(def).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.create_doc(t, DocKind::HttpTool, &def.name, &doc).await
+        self.create_doc(t, DocKind::HTTP_TOOL, &def.name, &doc).await
     }
 
     async fn list_http_tools(&self, t: &Tenant) -> Result<Vec<HttpToolDef>> {
-        let docs = self.list_docs(t, DocKind::HttpTool).await?;
+        let docs = self.list_docs(t, DocKind::HTTP_TOOL).await?;
         docs.into_iter().map(|d| serde_json::from_value(d).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
     }
 
     async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<bool> {
-        self.delete_doc(t, DocKind::HttpTool, name).await
+        self.delete_doc(t, DocKind::HTTP_TOOL, name).await
     }
 }
 

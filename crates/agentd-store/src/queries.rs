@@ -924,7 +924,7 @@ pub(crate) async fn create_doc(e: &mut dyn Exec, t: &Tenant, kind: DocKind, name
 
 /// Agents keep every version: a run reads the one it started with.
 async fn add_version(e: &mut dyn Exec, t: &Tenant, kind: DocKind, name: &str, doc: &str) -> Result<()> {
-    if kind != DocKind::Agent {
+    if kind != DocKind::AGENT {
         return Ok(());
     }
     let last = count(

@@ -471,7 +471,7 @@ pub async fn secrets_are_masked_on_every_write(s: Arc<dyn Store>) {
     let ses = s.create_session(&t, Some(format!("title {secret}")), serde_json::json!({"k": [secret]})).await.unwrap();
     let back = s.get_session(&t, &ses.id).await.unwrap().unwrap();
     assert!(!format!("{back:?}").contains(secret), "{back:?}");
-    for kind in [crate::DocKind::Agent, crate::DocKind::PromptTemplate, crate::DocKind::Skill] {
+    for kind in [crate::DocKind::AGENT, crate::DocKind::PROMPT_TEMPLATE, crate::DocKind::SKILL] {
         s.create_doc(&t, kind, "x", &serde_json::json!({"content": format!("use {secret}")})).await.unwrap();
         s.replace_doc(&t, kind, "x", &serde_json::json!({"content": format!("now {secret}")})).await.unwrap();
         let docs = s.list_docs(&t, kind).await.unwrap();

@@ -142,6 +142,11 @@ pub(crate) enum Cmd {
         #[command(subcommand)]
         cmd: TeamsCmd,
     },
+    /// Tenant documents of a simple kind: `agentd docs list prompts`, `put prompts NAME --json …`.
+    Docs {
+        #[command(subcommand)]
+        cmd: crate::commands::docs::DocsCmd,
+    },
     /// List sessions.
     Sessions {
         #[arg(long, default_value_t = 20)]
@@ -428,6 +433,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Inject { run_id, input, remote } => crate::commands::tree::inject(&remote, &run_id, &input).await,
         Cmd::Agents { cmd } => crate::commands::tree::agents(cmd.remote(), &cmd).await,
         Cmd::Teams { cmd } => crate::commands::tree::teams(cmd.remote(), &cmd).await,
+        Cmd::Docs { cmd } => crate::commands::docs::run(cmd).await,
         Cmd::Sessions { limit, remote } => {
             crate::commands::list::sessions(&remote, &format!("/v1/sessions?limit={limit}")).await
         }

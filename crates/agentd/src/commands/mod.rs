@@ -4,6 +4,7 @@
 
 pub(crate) mod approvals;
 pub(crate) mod bench;
+pub(crate) mod docs;
 pub(crate) mod doctor;
 pub(crate) mod keys;
 pub(crate) mod list;

@@ -319,6 +319,7 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
     post("/v1/teams", json!({"name": "crew", "lead": {"agent": "helper", "role": "lead"}})).await;
     post("/v1/skills", json!({"content": "---\nname: notes\ndescription: d\n---\nbody\n"})).await;
     post("/v1/prompt-templates", json!({"name": "greet", "content": "Hi"})).await;
+    post("/v1/prompts", json!({"name": "hello", "text": "Hi"})).await;
     let (c, v) = call(&s, Some(&admin), Method::PUT, "/v1/secrets/db", Some(json!({"value": "db-pw-51c2e9"}))).await;
     assert_eq!(c, 200, "{v}");
     // A public address literal: built and stored without any connection.
@@ -362,6 +363,7 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                 .replace("/teams/{name}", "/teams/crew")
                 .replace("/skills/{name}", "/skills/notes")
                 .replace("/prompt-templates/{name}", "/prompt-templates/greet")
+                .replace("/prompts/{name}", "/prompts/hello")
                 .replace("/tools/{name}", "/tools/echo")
                 .replace("/secrets/{name}", "/secrets/db")
                 .replace("/files/{path}", "/files/notes.txt")
@@ -386,6 +388,7 @@ async fn every_documented_route_checks_keys_roles_and_tenants() {
                         Some(json!({"content": "---\nname: notes\ndescription: d\n---\nx\n"}))
                     }
                     ("put", "/v1/prompt-templates/{name}") => Some(json!({"content": "x"})),
+                    ("put", "/v1/prompts/{name}") => Some(json!({"text": "x"})),
                     ("put", "/v1/agents/{name}") => Some(json!({"name": "helper"})),
                     ("put", "/v1/teams/{name}") => {
                         Some(json!({"name": "crew", "lead": {"agent": "default", "role": "lead"}}))

@@ -2,6 +2,7 @@
 //! binary (one link instead of one per file). Each module is one area.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is a failed test
 
+mod code_map;
 mod common;
 mod console;
 
@@ -17,6 +18,7 @@ mod durability;
 mod files;
 mod hardening;
 mod mcp;
+mod prompts;
 mod providers;
 mod real_model;
 mod runs;

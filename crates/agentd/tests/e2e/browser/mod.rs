@@ -540,3 +540,58 @@ async fn a_run_page_shows_its_tree_and_the_chat_list_hides_child_sessions() {
     b.wait_until("the team row", "return document.body.innerText.includes('lead: lead (default)')").await;
     b.check("teams").await;
 }
+
+/// A prompt saved on the manage page is inserted into the composer at the
+/// caret and sent, at desktop and phone widths.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_prompt_is_inserted_into_the_composer() {
+    let mock = MockOpenAi::start(vec![Turn::text("reviewed")], 0).await.unwrap();
+    let (s, b, _tmp) = logged_in("saved-prompts", &mock, None).await;
+    b.goto(&format!("{}/manage#prompts", s.url)).await;
+    b.find("#prompt-name").await;
+    b.type_into("#prompt-name", "review").await;
+    b.type_into("#prompt-text", "Review this <diff> for bugs.").await;
+    b.type_into("#prompt-tags", "code, review").await;
+    b.click("form.filters button[type=submit]").await;
+    b.wait_until(
+        "the saved prompt in the table",
+        "return [...document.querySelectorAll('tbody pre')].some(p => p.innerText === 'Review this <diff> for bugs.')",
+    )
+    .await;
+    b.check("manage-prompts").await;
+    b.resize(390, 844).await;
+    b.check("manage-prompts-phone").await;
+    b.resize(1280, 900).await;
+
+    b.goto(&format!("{}/chat", s.url)).await;
+    b.wait_until(
+        "the saved prompts in the composer",
+        "return [...document.querySelectorAll('select.saved-prompts option')].some(o => o.innerText === 'review (code, review)')",
+    )
+    .await;
+    b.check("composer-saved-prompts").await;
+    b.type_into("textarea[aria-label=Message]", "Please: ").await;
+    b.exec(
+        "const s = document.querySelector('select.saved-prompts'); s.value = '0'; \
+         s.dispatchEvent(new Event('change')); return true",
+    )
+    .await;
+    assert_eq!(
+        b.exec("return document.querySelector('textarea').value").await,
+        "Please: Review this <diff> for bugs.",
+        "inserted at the caret, as text"
+    );
+    b.type_into("textarea[aria-label=Message]", "\u{E007}").await;
+    b.wait_until("the answer", "return document.body.innerText.includes('reviewed')").await;
+    let sent = mock.requests().last().unwrap()["messages"].to_string();
+    assert!(sent.contains("Please: Review this <diff> for bugs."), "{sent}");
+    // On a phone the open conversation's composer offers them too.
+    b.resize(390, 844).await;
+    b.wait_until(
+        "the picker on a phone",
+        "return document.querySelector('select.saved-prompts')?.offsetParent !== null",
+    )
+    .await;
+    b.check("composer-saved-prompts-phone").await;
+    drop(s);
+}

@@ -1,0 +1,100 @@
+//! `agentd docs list|show|put|delete KIND …`: the tenant documents of any simple kind
+//! (`prompts`, …) on a server: list, show, put (create or replace), delete.
+//! One command for every kind the server serves under `/v1/KIND`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::Value;
+
+use crate::cli::RemoteOpts;
+use crate::http::{client, fetch, send};
+
+#[derive(Subcommand)]
+pub(crate) enum DocsCmd {
+    /// The tenant's documents of the kind, one a line (name, then a field's start).
+    List {
+        /// The kind's collection, as in `/v1/KIND` (`prompts`).
+        kind: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// One document, as JSON.
+    Show {
+        kind: String,
+        name: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Creates a document, or replaces it when the name is taken (`--json '{"text": …}'`).
+    Put {
+        kind: String,
+        name: String,
+        /// The kind's fields as a JSON object.
+        #[arg(long)]
+        json: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Removes a document.
+    Delete {
+        kind: String,
+        name: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+}
+
+fn checked_kind(kind: &str) -> anyhow::Result<&str> {
+    let ok = !kind.is_empty() && kind.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+    anyhow::ensure!(ok, "a kind is the collection's name, e.g. `prompts`");
+    Ok(kind)
+}
+
+pub(crate) async fn run(cmd: DocsCmd) -> anyhow::Result<ExitCode> {
+    let (DocsCmd::List { kind, remote }
+    | DocsCmd::Show { kind, remote, .. }
+    | DocsCmd::Put { kind, remote, .. }
+    | DocsCmd::Delete { kind, remote, .. }) = &cmd;
+    let base = format!("{}/v1/{}", remote.url.trim_end_matches('/'), checked_kind(kind)?);
+    let http = client(Some(remote))?;
+    match &cmd {
+        DocsCmd::List { .. } => {
+            let page: Value = fetch(http.get(&base), &remote.url).await?;
+            for d in page["data"].as_array().into_iter().flatten() {
+                let first = d
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .find(|(k, v)| !["name", "created_at", "updated_at"].contains(&k.as_str()) && v.is_string())
+                    .and_then(|(_, v)| v.as_str())
+                    .unwrap_or_default();
+                let first: String = first.chars().take(60).map(|c| if c.is_control() { ' ' } else { c }).collect();
+                println!("{}  {first}", d["name"].as_str().unwrap_or_default());
+            }
+        }
+        DocsCmd::Show { name, .. } => {
+            let d: Value = fetch(http.get(format!("{base}/{name}")), &remote.url).await?;
+            println!("{}", serde_json::to_string_pretty(&d)?);
+        }
+        DocsCmd::Put { name, json, .. } => {
+            let mut body: Value = serde_json::from_str(json).context("--json is not a JSON object")?;
+            anyhow::ensure!(body.is_object(), "--json is not a JSON object");
+            let exists = http.get(format!("{base}/{name}")).send().await.is_ok_and(|r| r.status().is_success());
+            let req = if exists {
+                http.put(format!("{base}/{name}")).json(&body)
+            } else {
+                body["name"] = Value::String(name.clone());
+                http.post(&base).json(&body)
+            };
+            send(req, &remote.url).await?;
+            println!("{} {name}", if exists { "replaced" } else { "created" });
+        }
+        DocsCmd::Delete { name, .. } => {
+            send(http.delete(format!("{base}/{name}")), &remote.url).await?;
+            println!("deleted {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
