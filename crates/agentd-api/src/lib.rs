@@ -16,31 +16,27 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use agentd_core::{
-    ApiKey, Approval, ApprovalStatus, AuditEntry, ContentPart, Decision, ErrorCode, EventKind, EventType, HttpToolDef,
-    KeyRole, Message, Run, RunError, RunStatus, Session, StoredEvent, Usage,
+    ApiKey, Approval, ApprovalStatus, AuditEntry, ContentPart, ContextTokens, Decision, ErrorCode, EventKind,
+    EventType, HttpToolDef, KeyRole, Message, ModelContext, Run, RunError, RunStatus, Session, StoredEvent, Usage,
 };
 
+pub use agentd_core::{
+    AgentDef, AgentExport, AgentImported, AgentLimits, AgentListing, AgentSource, AgentVersion, BlackboardEntry,
+    DirectCall, FileEntry, FileHit, FileKind, ModelPrice, ModelProfile, OrgLimits, PromptTemplate, TeamDef, TeamMember,
+    TeamStrategy, UsageReport, UsageRow,
+};
 pub use catalog::{
-    AgentDef, AgentExport, AgentImported, AgentLimits, AgentListing, AgentVersion, BlackboardEntry, CreateMcpServer,
-    CreateTeamRun, CreateTemplate, DirectCall, McpServerConfig, McpServerInfo, PostBlackboard, PreviewTemplate,
-    PromptTemplate, ReplaceTemplate, Skill, SkillList, SkillLoadError, SkillSummary, SkillUploaded, TeamDef,
-    TeamMember, TemplatePreview, UploadSkill,
+    CreateMcpServer, CreateTeamRun, CreateTemplate, McpServerConfig, McpServerInfo, PostBlackboard, PreviewTemplate,
+    ReplaceTemplate, Skill, SkillList, SkillLoadError, SkillSummary, SkillUploaded, TemplatePreview, UploadSkill,
 };
 pub use models::{
-    CreateModelProfile, CreateProvider, ModelPrice, ModelProfileInfo, ModelProfileSpec, ProviderHealth, ProviderInfo,
-    Source, TenantProviderKind,
+    CreateModelProfile, CreateProvider, ModelProfileInfo, ProviderHealth, ProviderInfo, Source, TenantProviderKind,
 };
 pub use query::{
     ApprovalsQuery, AuditQuery, CallToolQuery, ContextQuery, EventsQuery, FileQuery, FilesQuery, ImportQuery,
     PageQuery, RunsQuery, ToolCallsQuery, ToolsQuery, UsageQuery,
 };
 pub use system::{Check, Diagnostics, Health, NamedCheck, Readiness, ReadinessChecks};
-
-/// Converts between a domain type and its API shape through their JSON
-/// (same field names): the API type decides what crosses the boundary.
-pub fn recast<A: Serialize, B: serde::de::DeserializeOwned>(a: &A) -> Result<B, serde_json::Error> {
-    serde_json::to_value(a).and_then(serde_json::from_value)
-}
 
 /// Every error answer: `{"error": {"code", "message", ...details}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -361,51 +357,6 @@ pub struct SecretInfo {
     pub updated_at: String,
 }
 
-/// One group of `GET /v1/usage`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-pub struct UsageRow {
-    /// The day (`YYYY-MM-DD`), model, agent or user; `total` for the sum.
-    pub key: String,
-    pub runs: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub total_tokens: u64,
-    pub cost_usd: f64,
-    pub tool_calls: u64,
-}
-
-/// `GET /v1/usage`: tokens, cost, runs and tool calls over `[from, to)`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct UsageReport {
-    pub from: String,
-    pub to: String,
-    /// `day`, `model`, `agent` or `user`.
-    pub group_by: String,
-    pub data: Vec<UsageRow>,
-    pub total: UsageRow,
-    /// The period held more runs than one report reads (100,000).
-    pub truncated: bool,
-}
-
-/// An organisation's quotas (`PUT/GET /v1/orgs/{org}/limits`); absent fields are unlimited.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrgLimits {
-    /// Runs the org may have executing at once across all nodes (default: the
-    /// scheduler's `per_tenant_concurrent_runs`); more wait queued.
-    #[serde(default)]
-    pub concurrent_runs: Option<u32>,
-    /// Requests a minute per API key of the org (GCRA; over it `429 rate_limited`).
-    #[serde(default)]
-    pub requests_per_minute: Option<u32>,
-    /// Model tokens the org's runs may use per UTC day (then `budget_exceeded`).
-    #[serde(default)]
-    pub tokens_per_day: Option<u64>,
-    /// USD the org's runs may spend per UTC day.
-    #[serde(default)]
-    pub cost_usd_per_day: Option<f64>,
-}
-
 /// One frame of `GET /v1/events`: a run lifecycle event of the caller's
 /// tenant with its run's session (the SSE `id` is `created_at|run_id|seq`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -421,17 +372,6 @@ pub struct FeedItem {
     pub created_at: String,
 }
 
-/// One entry of a workspace directory.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct FileEntry {
-    pub name: String,
-    /// Relative to the workspace root.
-    pub path: String,
-    /// `file`, `dir` or `link` (links are never followed).
-    pub kind: String,
-    pub size: u64,
-}
-
 /// `GET /v1/sessions/{id}/files[/{path}]` on a directory (or with `q`, the search hits).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct FileListing {
@@ -441,16 +381,6 @@ pub struct FileListing {
     /// With `q`: files whose path or a line of whose text contains it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hits: Vec<FileHit>,
-}
-
-/// A search hit: the path alone (a name match) or a matching line.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct FileHit {
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
 }
 
 /// The answer to an upload.
@@ -466,39 +396,4 @@ pub struct FileWritten {
 pub struct RenameFile {
     pub from: String,
     pub to: String,
-}
-
-/// `GET /v1/runs/{id}/context?step=N`: what the model saw at one step,
-/// rebuilt from the journal by the code that builds requests.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct ModelContext {
-    pub run_id: String,
-    pub step: u32,
-    /// The profile (or `provider/model`) that answered, when one did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
-    pub model: String,
-    /// Parameters sent with the request (the profile's `params`).
-    pub params: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u32>,
-    pub messages: Vec<Message>,
-    pub tools: Vec<agentd_core::ToolSpec>,
-    pub tokens: ContextTokens,
-    /// What the rebuild cannot know for certain.
-    #[serde(default)]
-    pub notes: Vec<String>,
-}
-
-/// Tokens of each part of a request (counted as the context manager counts them).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-pub struct ContextTokens {
-    pub system_prompt: u64,
-    pub skills: u64,
-    pub history: u64,
-    pub summary: u64,
-    pub tools: u64,
-    pub total: u64,
 }

@@ -1,11 +1,11 @@
 //! Routes of the models a tenant can use: its own providers and model
 //! profiles beside the server's.
 
+use agentd_core::ModelProfile;
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use agentd_core::{HeaderSpec, SecretRef};
 
@@ -94,52 +94,12 @@ pub struct ProviderHealth {
     pub error: Option<String>,
 }
 
-/// USD per million input / output tokens.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ModelPrice {
-    #[serde(default)]
-    pub input_per_mtok: f64,
-    #[serde(default)]
-    pub output_per_mtok: f64,
-}
-
-/// The keys of `[models.*]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
-pub struct ModelProfileSpec {
-    /// A provider of the tenant's, or of the server's.
-    pub provider: String,
-    /// The model id the provider knows.
-    pub model: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context_window: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u32>,
-    /// Sent with every request (`temperature`, `top_p`, …).
-    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
-    pub params: serde_json::Map<String, Value>,
-    /// Profiles (or `provider/model`) tried in order when this one fails.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fallback: Vec<String>,
-    /// `["text"]` for a text-only model (default text and images).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<ModelPrice>,
-    /// Share of the context window that triggers compaction (0.1-1.0, default 0.8).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compact_at: Option<f64>,
-    /// Exchanges kept verbatim when compacting (default 4).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_turns: Option<usize>,
-}
-
 /// Body of `POST /v1/model-profiles`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct CreateModelProfile {
     pub name: String,
     #[serde(flatten)]
-    pub profile: ModelProfileSpec,
+    pub profile: ModelProfile,
 }
 
 /// A model profile the caller can use.
@@ -147,7 +107,7 @@ pub struct CreateModelProfile {
 pub struct ModelProfileInfo {
     pub name: String,
     #[serde(flatten)]
-    pub profile: ModelProfileSpec,
+    pub profile: ModelProfile,
     pub source: Source,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,

@@ -16,7 +16,7 @@ pub struct Approval {
     pub arguments_sanitized: serde_json::Value,
     /// Lowercase hex sha256 of canonical JSON of (tool, sanitised request).
     pub approval_key: String,
-    pub risk: String,
+    pub risk: crate::policy::Risk,
     pub reasons: Vec<String>,
     /// The policy rule that asked.
     pub rule: String,
@@ -100,7 +100,7 @@ pub enum ApprovalChange {
         call_id: String,
         tool: String,
         approval_key: String,
-        risk: String,
+        risk: crate::policy::Risk,
         expires_at: Option<String>,
         /// JSON of `{arguments_sanitized, reasons, rule}`.
         request: serde_json::Value,

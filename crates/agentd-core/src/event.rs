@@ -144,7 +144,14 @@ pub enum EventKind {
     },
     /// The policy's decision on a call, with the rule that made it.
     #[serde(rename = "tool.policy")]
-    ToolPolicy { call_id: String, name: String, decision: String, rule: String, risk: String, reasons: Vec<String> },
+    ToolPolicy {
+        call_id: String,
+        name: String,
+        decision: crate::policy::Verdict,
+        rule: String,
+        risk: crate::policy::Risk,
+        reasons: Vec<String>,
+    },
     /// A call waits for a person; the run pauses (`waiting_approval`).
     #[serde(rename = "approval.requested")]
     ApprovalRequested {
@@ -153,7 +160,7 @@ pub enum EventKind {
         tool: String,
         arguments_sanitized: serde_json::Value,
         approval_key: String,
-        risk: String,
+        risk: crate::policy::Risk,
         reasons: Vec<String>,
         rule: String,
         expires_at: Option<String>,
@@ -344,7 +351,7 @@ impl EventKind {
                     call_id: call_id.clone(),
                     tool: tool.clone(),
                     approval_key: approval_key.clone(),
-                    risk: risk.clone(),
+                    risk: *risk,
                     expires_at: expires_at.clone(),
                     request: serde_json::json!({
                         "arguments_sanitized": arguments_sanitized, "reasons": reasons, "rule": rule

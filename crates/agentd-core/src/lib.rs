@@ -5,18 +5,26 @@
 pub mod vocab;
 pub mod access;
 pub mod approval;
+pub mod catalog;
 pub mod event;
 pub mod event_type;
 pub mod ids;
 pub mod message;
+pub mod policy;
 pub mod redact;
 pub mod run;
+pub mod text;
 
 pub use access::{ApiKey, AuditEntry};
 pub use approval::{Approval, ApprovalChange, ApprovalStatus, Decision, Resolution};
+pub use catalog::{
+    AGENT_EXPORT_FORMAT, AgentDef, AgentExport, AgentImported, AgentLimits, AgentListing, AgentSource, AgentVersion,
+    BlackboardEntry, DirectCall, FileEntry, FileHit, FileKind, ModelPrice, ModelProfile, OrgLimits, PromptTemplate,
+    TeamDef, TeamStrategy, UsageReport, UsageRow,
+};
 pub use event::{EventKind, StoredEvent};
 pub use event_type::EventType;
 pub use ids::{Tenant, new_id};
-pub use message::{ContentPart, Message, Role, ToolCall, ToolSpec, Usage};
+pub use message::{ContentPart, ContextTokens, Message, ModelContext, Role, ToolCall, ToolSpec, Usage};
 pub use run::{Ceiling, HeaderSpec, HttpToolDef, Run, RunError, RunStatus, SecretRef, Session, TeamMember, TeamSpec};
 pub use vocab::{ErrorCode, KeyRole, Refusal, ToolSource, ToolStatus};

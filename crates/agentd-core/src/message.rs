@@ -133,3 +133,40 @@ impl Usage {
         self.total_tokens += o.total_tokens;
     }
 }
+
+/// `GET /v1/runs/{id}/context?step=N`: what the model saw at one step,
+/// rebuilt from the journal by the code that builds requests.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelContext {
+    pub run_id: String,
+    pub step: u32,
+    /// The profile (or `provider/model`) that answered, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    pub model: String,
+    /// Parameters sent with the request (the profile's `params`).
+    pub params: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolSpec>,
+    pub tokens: ContextTokens,
+    /// What the rebuild cannot know for certain.
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+/// Tokens of each part of a request (counted as the context manager counts them).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContextTokens {
+    pub system_prompt: u64,
+    pub skills: u64,
+    pub history: u64,
+    pub summary: u64,
+    pub tools: u64,
+    pub total: u64,
+}

@@ -119,8 +119,7 @@ pub struct Run {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TeamSpec {
     pub name: String,
-    /// `serial` (members in order, then the lead) or `parallel` (members at once, then the lead).
-    pub strategy: String,
+    pub strategy: crate::TeamStrategy,
     pub members: Vec<TeamMember>,
     pub lead: TeamMember,
 }
@@ -143,17 +142,17 @@ pub struct Ceiling {
     pub tools: Option<Vec<String>>,
     /// Deny rules of its ancestors' policies (added to its own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deny: Vec<serde_json::Value>,
+    pub deny: Vec<crate::policy::RuleSpec>,
     /// Ask rules of its ancestors' policies (added to its own): policy only gets stricter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ask: Vec<serde_json::Value>,
-    /// The strictest `mode` of its ancestors (`allow`, `ask`, `deny`).
+    pub ask: Vec<crate::policy::RuleSpec>,
+    /// The strictest `mode` of its ancestors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
+    pub mode: Option<crate::policy::Verdict>,
     /// Its ancestors' whole policies, nearest first: every call of the
     /// child must pass each of them too (the strictest verdict wins).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub policies: Vec<serde_json::Value>,
+    pub policies: Vec<crate::policy::PolicyConfig>,
     /// Tokens the child (with its descendants) may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,

@@ -60,12 +60,7 @@ fn to_parts(result: &Value) -> Vec<ContentPart> {
     for p in &mut out {
         if let ContentPart::Text { text } = p {
             if text.len() > budget {
-                let mut end = budget;
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                text.truncate(end);
-                text.push_str("\n[… result truncated]");
+                *text = agentd_core::text::truncate(text, budget, "\n[… result truncated]");
             }
             budget = budget.saturating_sub(text.len());
         }

@@ -104,14 +104,7 @@ pub(crate) async fn http_error(resp: reqwest::Response) -> ProviderError {
 }
 
 pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+    agentd_core::text::truncate(s, max, "…")
 }
 
 /// A `data:` URL split into (media type, base64 payload).

@@ -457,9 +457,9 @@ impl Runtime {
     }
 
     /// An agent's delegation limits under the operator's caps.
-    pub(crate) fn capped(&self, l: crate::Limits) -> crate::Limits {
+    pub(crate) fn capped(&self, l: agentd_core::AgentLimits) -> agentd_core::AgentLimits {
         let c = &self.access.limits;
-        crate::Limits {
+        agentd_core::AgentLimits {
             max_depth: l.max_depth.min(c.max_depth),
             max_children: l.max_children.min(c.max_children),
             max_concurrent_children: l.max_concurrent_children.min(c.max_concurrent_children).max(1),

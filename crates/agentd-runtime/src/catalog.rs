@@ -7,7 +7,15 @@ use agentd_core::{HttpToolDef, RunStatus, Session, StoredEvent, Tenant};
 use agentd_store::{DirectCall, EventQuery, Page, RunFilter, SessionMessage, StoreError};
 use serde_json::{Value, json};
 
-use crate::{AgentDef, Runtime, RuntimeError};
+use agentd_core::{AGENT_EXPORT_FORMAT, AgentDef, AgentExport, AgentImported, AgentListing, AgentSource, AgentVersion};
+
+use crate::{Runtime, RuntimeError};
+
+/// An agent as stored and answered: the tenant's secrets masked.
+fn masked_agent(t: &Tenant, def: &AgentDef) -> AgentDef {
+    let masked = agentd_store::masked_doc(t, agentd_store::DocKind::AGENT, &json!(def));
+    serde_json::from_value(masked).unwrap_or_else(|_| def.clone())
+}
 
 /// A session with its messages and the usage and cost of all its runs.
 #[derive(Debug, Clone)]
@@ -169,10 +177,10 @@ impl Runtime {
 
     /// Defines an agent for the tenant (checked: name, steps, model, policy);
     /// answers it as stored, secrets masked.
-    pub async fn create_agent(&self, t: &Tenant, def: &AgentDef) -> Result<Value, RuntimeError> {
+    pub async fn create_agent(&self, t: &Tenant, def: &AgentDef) -> Result<AgentDef, RuntimeError> {
         self.check_agent(t, def).await?;
         match self.store.create_doc(t, agentd_store::DocKind::AGENT, &def.name, &json!(def)).await {
-            Ok(()) => Ok(agentd_store::masked_doc(t, agentd_store::DocKind::AGENT, &json!(def))),
+            Ok(()) => Ok(masked_agent(t, def)),
             Err(StoreError::AlreadyExists) => {
                 Err(RuntimeError::exists(ErrorCode::AgentExists, format!("an agent named {} exists", def.name)))
             }
@@ -181,10 +189,10 @@ impl Runtime {
     }
 
     /// Replaces a tenant agent's definition (checked as on creation).
-    pub async fn replace_agent(&self, t: &Tenant, def: &AgentDef) -> Result<Value, RuntimeError> {
+    pub async fn replace_agent(&self, t: &Tenant, def: &AgentDef) -> Result<AgentDef, RuntimeError> {
         self.check_agent(t, def).await?;
         if self.store.replace_doc(t, agentd_store::DocKind::AGENT, &def.name, &json!(def)).await? {
-            Ok(agentd_store::masked_doc(t, agentd_store::DocKind::AGENT, &json!(def)))
+            Ok(masked_agent(t, def))
         } else {
             Err(RuntimeError::not_found(
                 ErrorCode::AgentNotFound,
@@ -208,7 +216,7 @@ impl Runtime {
         if let Some(m) = &def.model {
             self.plan_model(t, m).await?;
         }
-        def.validate().map_err(|m| RuntimeError::bad(ErrorCode::InvalidPolicy, m))?;
+        crate::toolset::check_agent_policy(def).map_err(|m| RuntimeError::bad(ErrorCode::InvalidPolicy, m))?;
         if self.config_agent_names().contains(&def.name) {
             return Err(RuntimeError::exists(ErrorCode::AgentExists, format!("{} is defined in the config", def.name)));
         }
@@ -216,23 +224,25 @@ impl Runtime {
     }
 
     /// Configured agents (by name) and the tenant's own (whole).
-    pub async fn list_agents(&self, t: &Tenant) -> Result<Vec<Value>, RuntimeError> {
-        let mut data: Vec<Value> = self
+    pub async fn list_agents(&self, t: &Tenant) -> Result<Vec<AgentListing>, RuntimeError> {
+        let mut data: Vec<AgentListing> = self
             .config_agents()
             .into_iter()
-            .map(|a| {
-                let mut v = json!({"name": a.name, "source": if a.file.is_some() { "file" } else { "config" }});
-                if let Some(d) = a.description {
-                    v["description"] = json!(d);
-                }
-                v
+            .map(|a| AgentListing {
+                source: if a.file.is_some() { AgentSource::File } else { AgentSource::Config },
+                agent: AgentDef { name: a.name, description: a.description, ..Default::default() },
             })
             .collect();
-        for mut d in self.store.list_docs(t, agentd_store::DocKind::AGENT).await? {
-            d["source"] = json!("tenant");
-            data.push(d);
+        for d in self.tenant_agents(t).await? {
+            data.push(AgentListing { agent: d, source: AgentSource::Tenant });
         }
         Ok(data)
+    }
+
+    /// The tenant's agents (one that no longer reads as an agent is left out).
+    async fn tenant_agents(&self, t: &Tenant) -> Result<Vec<AgentDef>, RuntimeError> {
+        let docs = self.store.list_docs(t, agentd_store::DocKind::AGENT).await?;
+        Ok(docs.into_iter().filter_map(|d| serde_json::from_value(d).ok()).collect())
     }
 
     pub async fn delete_agent(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
@@ -247,13 +257,19 @@ impl Runtime {
     }
 }
 
-/// The format tag of an exported agent.
-pub(crate) const AGENT_EXPORT_FORMAT: &str = "agentd.agent/v1";
-
 impl Runtime {
     /// Every version of a tenant agent, oldest first (404 for an agent the tenant does not have).
-    pub async fn agent_versions(&self, t: &Tenant, name: &str) -> Result<Vec<agentd_store::DocVersion>, RuntimeError> {
-        let versions = self.store.doc_versions(t, agentd_store::DocKind::AGENT, name).await?;
+    pub async fn agent_versions(&self, t: &Tenant, name: &str) -> Result<Vec<AgentVersion>, RuntimeError> {
+        let versions: Vec<AgentVersion> = self
+            .store
+            .doc_versions(t, agentd_store::DocKind::AGENT, name)
+            .await?
+            .into_iter()
+            .filter_map(|v| {
+                let agent = serde_json::from_value(v.doc).ok()?;
+                Some(AgentVersion { version: v.version, agent, created_at: v.created_at })
+            })
+            .collect();
         if versions.is_empty() {
             return Err(RuntimeError::not_found(
                 ErrorCode::AgentNotFound,
@@ -264,21 +280,11 @@ impl Runtime {
     }
 
     /// One portable file with a tenant agent, the tenant skills it may use and its template.
-    pub async fn export_agent(&self, t: &Tenant, name: &str) -> Result<Value, RuntimeError> {
-        let def = self
-            .store
-            .list_docs(t, agentd_store::DocKind::AGENT)
-            .await?
-            .into_iter()
-            .filter_map(|d| serde_json::from_value::<AgentDef>(d).ok())
-            .find(|d| d.name == name)
-            .ok_or_else(|| {
-                RuntimeError::not_found(
-                    ErrorCode::AgentNotFound,
-                    format!("no agent named {name:?} defined over the API"),
-                )
-            })?;
-        let settings = def.settings(&crate::AgentSettings::default());
+    pub async fn export_agent(&self, t: &Tenant, name: &str) -> Result<AgentExport, RuntimeError> {
+        let def = self.tenant_agents(t).await?.into_iter().find(|d| d.name == name).ok_or_else(|| {
+            RuntimeError::not_found(ErrorCode::AgentNotFound, format!("no agent named {name:?} defined over the API"))
+        })?;
+        let settings = crate::toolset::agent_settings(&def, &crate::AgentSettings::default());
         let skills: Vec<Value> = self
             .store
             .list_docs(t, agentd_store::DocKind::SKILL)
@@ -292,29 +298,32 @@ impl Runtime {
             templates.push(json!({"name": p.name, "content": p.content}));
         }
         let version = self.store.doc_versions(t, agentd_store::DocKind::AGENT, name).await?.last().map(|v| v.version);
-        Ok(json!({
-            "format": AGENT_EXPORT_FORMAT,
-            "exported_at": agentd_store::now(),
-            "version": version,
-            "agent": def,
-            "skills": skills,
-            "templates": templates,
-        }))
+        Ok(AgentExport {
+            format: AGENT_EXPORT_FORMAT.into(),
+            exported_at: Some(agentd_store::now()),
+            version,
+            agent: def,
+            skills,
+            templates,
+        })
     }
 
     /// Takes an exported agent back (its templates and skills first). A name
     /// that exists is refused (409) before anything is written, unless
     /// `replace`, which makes a new version of the agent.
-    pub async fn import_agent(&self, t: &Tenant, bundle: &Value, replace: bool) -> Result<Value, RuntimeError> {
+    pub async fn import_agent(
+        &self,
+        t: &Tenant,
+        bundle: &AgentExport,
+        replace: bool,
+    ) -> Result<AgentImported, RuntimeError> {
         let bad = |m: String| RuntimeError::bad(ErrorCode::InvalidRequest, m);
-        if bundle["format"] != AGENT_EXPORT_FORMAT {
+        if bundle.format != AGENT_EXPORT_FORMAT {
             return Err(bad(format!("`format` must be {AGENT_EXPORT_FORMAT:?}")));
         }
-        let def: AgentDef =
-            serde_json::from_value(bundle["agent"].clone()).map_err(|e| bad(format!("`agent`: {e}")))?;
-        let list = |k: &str| bundle[k].as_array().cloned().unwrap_or_default();
+        let def = bundle.agent.clone();
         let mut skills = vec![];
-        for s in list("skills") {
+        for s in bundle.skills.iter().cloned() {
             let skill: agentd_tools::skills::Skill =
                 serde_json::from_value(s).map_err(|e| bad(format!("`skills`: {e}")))?;
             // Checked as an upload is: a bundle is tenant input like any other.
@@ -323,7 +332,7 @@ impl Runtime {
             skills.push(skill);
         }
         let mut templates = vec![];
-        for p in list("templates") {
+        for p in &bundle.templates {
             match (p["name"].as_str(), p["content"].as_str()) {
                 (Some(n), Some(c)) => templates.push((n.to_string(), c.to_string())),
                 _ => return Err(bad("`templates` entries need `name` and `content`".into())),
@@ -371,7 +380,7 @@ impl Runtime {
         let agent = if have_agent { self.replace_agent(t, &def).await? } else { self.create_agent(t, &def).await? };
         let version =
             self.store.doc_versions(t, agentd_store::DocKind::AGENT, &def.name).await?.last().map(|v| v.version);
-        Ok(json!({"agent": agent, "version": version, "skills": skills.len(), "templates": templates.len()}))
+        Ok(AgentImported { agent, version, skills: skills.len(), templates: templates.len() })
     }
 }
 

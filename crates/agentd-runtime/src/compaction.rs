@@ -101,6 +101,10 @@ impl Runtime {
         }
         // Deterministic: every part shortened, then the whole, to a quarter of the window.
         let bytes = ((window / 4) as f64 * 3.0) as usize;
-        (context::shorten(&context::transcript(older, 600), bytes.max(200)), "truncation", Usage::default())
+        (
+            agentd_core::text::shorten_middle(&context::transcript(older, 600), bytes.max(200)),
+            "truncation",
+            Usage::default(),
+        )
     }
 }

@@ -1,6 +1,7 @@
 //! `agentd.toml`: providers, model profiles and agent settings.
 //! Precedence is defaults < file < environment < command-line flags.
 
+pub use agentd_core::{ModelPrice as Price, ModelProfile, OrgLimits};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -143,21 +144,6 @@ impl LimitsConfig {
     }
 }
 
-/// One organisation's quotas (absent: unlimited).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct OrgLimits {
-    /// Runs the org may have executing at once, across all nodes (default
-    /// `[scheduler] per_tenant_concurrent_runs`); more wait in the queue.
-    pub concurrent_runs: Option<u32>,
-    /// Requests a minute, counted per API key (each key of the org gets this many).
-    pub requests_per_minute: Option<u32>,
-    /// Model tokens the org's runs may use per UTC day; a run at or over it fails `budget_exceeded`.
-    pub tokens_per_day: Option<u64>,
-    /// USD the org's runs may spend per UTC day (from the profiles' price tables).
-    pub cost_usd_per_day: Option<f64>,
-}
-
 /// One provider endpoint.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ProviderConfig {
@@ -192,46 +178,6 @@ fn default_kind() -> String {
     "openai".into()
 }
 
-/// A named model: which provider and model id, its limits, default
-/// parameters, and the profiles to fail over to.
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
-pub struct ModelProfile {
-    pub provider: String,
-    pub model: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context_window: Option<u64>,
-    /// Most output tokens per answer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_tokens: Option<u32>,
-    /// Sent with every request (`temperature`, `top_p`, `tool_choice`, …).
-    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
-    pub params: serde_json::Map<String, serde_json::Value>,
-    /// Profiles tried in order when this one fails with a provider error.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fallback: Vec<String>,
-    /// What the model accepts as input: `["text"]` makes images a 400 (default text and images).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<Vec<String>>,
-    /// Price per million tokens, for cost per run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub price: Option<Price>,
-    /// Share of the context window at which older turns are compacted (default 0.8).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compact_at: Option<f64>,
-    /// Exchanges kept verbatim when compacting (default 4).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_turns: Option<usize>,
-}
-
-/// USD per million input / output tokens.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, serde::Serialize)]
-pub struct Price {
-    #[serde(default)]
-    pub input_per_mtok: f64,
-    #[serde(default)]
-    pub output_per_mtok: f64,
-}
-
 /// Settings of an agent (`[agents.default]`).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AgentConfig {
@@ -261,7 +207,7 @@ pub struct AgentConfig {
     /// What the agent does, for people and for agents choosing whom to delegate to.
     pub description: Option<String>,
     /// Limits on delegation and tokens (`[agents.<name>.limits]`).
-    pub limits: Option<crate::Limits>,
+    pub limits: Option<agentd_core::AgentLimits>,
 }
 
 /// `on_interrupted` values.

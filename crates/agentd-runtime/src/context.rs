@@ -105,34 +105,10 @@ pub fn transcript(older: &[(i64, Message)], max_part: usize) -> String {
         }
         out.push_str(who);
         out.push_str(": ");
-        out.push_str(&shorten(&text, max_part));
+        out.push_str(&agentd_core::text::shorten_middle(&text, max_part));
         out.push('\n');
     }
     out
-}
-
-/// `s` cut to about `max` bytes, keeping its start and end.
-pub fn shorten(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let head = floor(s, max * 2 / 3);
-    let tail_start = ceil(s, s.len() - max / 3);
-    format!("{}\n[… {} bytes left out …]\n{}", &s[..head], tail_start - head, &s[tail_start..])
-}
-
-fn floor(s: &str, mut i: usize) -> usize {
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-fn ceil(s: &str, mut i: usize) -> usize {
-    while i < s.len() && !s.is_char_boundary(i) {
-        i += 1;
-    }
-    i
 }
 
 /// Words that providers use when a request does not fit.

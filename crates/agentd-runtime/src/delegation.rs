@@ -292,7 +292,7 @@ impl Runtime {
         &self,
         t: &agentd_core::Tenant,
         run_id: &str,
-        limits: crate::Limits,
+        limits: agentd_core::AgentLimits,
         ceiling: Option<&Ceiling>,
     ) -> Result<(Option<u64>, Option<f64>), Stop> {
         let tokens = tighter(limits.max_tokens, ceiling.and_then(|c| c.max_tokens), u64::min);
@@ -325,7 +325,7 @@ impl Runtime {
         &self,
         t: &agentd_core::Tenant,
         run: &Run,
-        limits: crate::Limits,
+        limits: agentd_core::AgentLimits,
         tree: &Tree,
         share_of: u32,
     ) -> Result<Result<(Option<u64>, Option<f64>), String>, Stop> {

@@ -4,6 +4,7 @@
 //! beneath the workspace in one step; no `..` out, no symlinks out).
 
 use agentd_core::{ErrorCode, Tenant};
+pub use agentd_core::{FileEntry, FileHit, FileKind};
 use agentd_tools::workspace::{PathError, Want};
 
 use crate::{Runtime, RuntimeError};
@@ -14,27 +15,6 @@ pub const MAX_FILE: usize = 10 << 20;
 const MAX_HITS: usize = 200;
 /// Bytes of a file searched for content.
 const SEARCH_CAP: usize = 1 << 20;
-
-/// One entry of a directory listing.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FileEntry {
-    pub name: String,
-    /// Relative to the workspace root.
-    pub path: String,
-    /// `file` or `dir` (symlinks are listed as `link` and never followed).
-    pub kind: &'static str,
-    pub size: u64,
-}
-
-/// A search hit: a file whose name matches, or a line of it that does.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FileHit {
-    pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-}
 
 fn path_error(e: PathError) -> RuntimeError {
     match e {
@@ -96,16 +76,16 @@ impl Runtime {
                     path: join(&path, &name),
                     name,
                     kind: if link {
-                        "link"
+                        FileKind::Link
                     } else if dir {
-                        "dir"
+                        FileKind::Dir
                     } else {
-                        "file"
+                        FileKind::File
                     },
                     size,
                 })
                 .collect();
-            out.sort_by(|a, b| (a.kind != "dir", &a.name).cmp(&(b.kind != "dir", &b.name)));
+            out.sort_by(|a, b| (a.kind != FileKind::Dir, &a.name).cmp(&(b.kind != FileKind::Dir, &b.name)));
             Ok(Some(out))
         })
         .await

@@ -28,7 +28,7 @@ pub struct Folded {
     pub last_text: String,
     pub last_seq: i64,
     /// Policy decisions on the last step's calls: call id → decision.
-    pub policy: HashMap<String, String>,
+    pub policy: HashMap<String, agentd_core::policy::Verdict>,
     /// Approvals of the last step's calls, by call id.
     pub approvals: HashMap<String, ApprovalState>,
     /// How often a person refused each approval key in this run.

@@ -27,7 +27,7 @@ pub(crate) enum Plan {
 /// What the journal already says about the calls of the current step.
 #[derive(Default)]
 pub(crate) struct Known {
-    pub policy: HashMap<String, String>,
+    pub policy: HashMap<String, Verdict>,
     pub approvals: HashMap<String, ApprovalState>,
 }
 
@@ -102,12 +102,12 @@ impl Runtime {
                 });
                 continue;
             }
-            let decided = known.policy.get(&c.id).map(String::as_str);
-            if decided == Some("allow") {
+            let decided = known.policy.get(&c.id).copied();
+            if decided == Some(Verdict::Allow) {
                 plans.push(Plan::Run(c.clone(), false));
                 continue;
             }
-            if decided == Some("deny") {
+            if decided == Some(Verdict::Deny) {
                 let out = ToolOutput::error(format!("permission denied: the policy refuses `{}`", c.name));
                 plans.push(Plan::Refuse { out, status: agentd_core::ToolStatus::Denied });
                 continue;
@@ -141,9 +141,9 @@ impl Runtime {
             carry.push(EventKind::ToolPolicy {
                 call_id: c.id.clone(),
                 name: c.name.clone(),
-                decision: d.decision.as_str().into(),
+                decision: d.decision,
                 rule: d.rule.clone(),
-                risk: d.risk.as_str().into(),
+                risk: d.risk,
                 reasons: d.reasons.clone(),
             });
             plans.push(match d.decision {
@@ -161,7 +161,7 @@ impl Runtime {
                         tool: c.name.clone(),
                         arguments_sanitized: sanitized,
                         approval_key: key,
-                        risk: d.risk.as_str().into(),
+                        risk: d.risk,
                         reasons: d.reasons,
                         rule: d.rule,
                         expires_at,
@@ -186,9 +186,9 @@ impl Runtime {
         carry.push(EventKind::ToolPolicy {
             call_id: c.id.clone(),
             name: c.name.clone(),
-            decision: "ask".into(),
+            decision: Verdict::Ask,
             rule: rule.clone(),
-            risk: a.risk.as_str().into(),
+            risk: a.risk,
             reasons: a.reasons.clone(),
         });
         let sanitized = agentd_safety::sanitize(&c.name, &c.arguments);
@@ -198,7 +198,7 @@ impl Runtime {
             tool: c.name.clone(),
             approval_key: agentd_safety::approval_key(&c.name, &sanitized),
             arguments_sanitized: sanitized,
-            risk: a.risk.as_str().into(),
+            risk: a.risk,
             reasons: a.reasons,
             rule,
             expires_at: expiry(set),

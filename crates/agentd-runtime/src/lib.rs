@@ -40,6 +40,7 @@ use agentd_store::{NewRun, Store, StoreError};
 use agentd_tools::ToolRegistry;
 use tokio::sync::broadcast;
 
+pub use agentd_core::{AgentDef, AgentLimits};
 pub use agentd_store::{ApprovalFilter, EventQuery, FeedEvent, Page, RunFilter, SecretMeta, now};
 pub use catalog::SessionView;
 pub use config::Config;
@@ -48,7 +49,7 @@ pub use hub::{Hub, Live, Partial};
 pub use mcp_servers::SecretRefs;
 pub use models::{ModelError, ModelRegistry, ResolvedModel};
 pub use scheduler::SchedulerSettings;
-pub use toolset::{AgentDef, ToolSet};
+pub use toolset::ToolSet;
 
 /// Hard upper bound for `max_steps`.
 pub const MAX_STEPS_LIMIT: u32 = 1000;
@@ -82,42 +83,11 @@ pub struct AgentSettings {
     /// What the agent does (shown to people and to agents that delegate).
     pub description: Option<String>,
     /// Delegation limits and the token budget.
-    pub limits: Limits,
+    pub limits: AgentLimits,
     /// `system_prompt` is a template rendered with each run's `arguments` (AGENT.md bodies).
     pub render_prompt: bool,
     /// The AGENT.md the agent was loaded from.
     pub file: Option<std::path::PathBuf>,
-}
-
-/// How far a run may delegate, and how many tokens its tree may use.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize, serde::Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Limits {
-    /// A run at this depth may not delegate (a top-level run has depth 0).
-    pub max_depth: u32,
-    /// Children one run may create in all.
-    pub max_children: u32,
-    /// Children of one run executing at once; more wait for a free slot.
-    pub max_concurrent_children: u32,
-    /// Wall time of each child in seconds; over it the child fails `timed_out`.
-    pub child_max_wall_secs: u64,
-    /// Tokens a run and its descendants may use (no limit when absent).
-    pub max_tokens: Option<u64>,
-    /// USD a run and its descendants may spend (priced profiles; no limit when absent).
-    pub max_cost_usd: Option<f64>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_depth: 3,
-            max_children: 16,
-            max_concurrent_children: 4,
-            child_max_wall_secs: 900,
-            max_tokens: None,
-            max_cost_usd: None,
-        }
-    }
 }
 
 /// A policy that denies everything: what a broken policy falls back to.
@@ -151,7 +121,7 @@ impl Default for AgentSettings {
             max_wall_secs: 3600,
             ask_on_interrupted: false,
             description: None,
-            limits: Limits::default(),
+            limits: AgentLimits::default(),
             render_prompt: false,
             file: None,
         }

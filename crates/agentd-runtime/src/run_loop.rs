@@ -721,7 +721,7 @@ impl Runtime {
             Some(_) if !call.arguments.is_object() => ToolOutput::error(format!(
                 "arguments for {} must be a JSON object, got: {}",
                 call.name,
-                truncate(&call.arguments.to_string(), 200)
+                agentd_core::text::truncate_chars(&call.arguments.to_string(), 200, "…")
             )),
             Some((_, Err(e))) => ToolOutput::error(e.to_string()),
             Some((tool, Ok(()))) => {
@@ -876,15 +876,10 @@ fn for_model(mut content: Vec<agentd_core::ContentPart>) -> Vec<agentd_core::Con
     for part in &mut content {
         if let agentd_core::ContentPart::Text { text } = part {
             if text.len() > budget {
-                let mut end = budget;
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                let cut = text.len() - end;
-                text.truncate(end);
-                text.push_str(&format!(
-                    "\n[… {cut} more bytes cut for the model; the whole result is in the run journal]"
-                ));
+                let cut = text.len() - agentd_core::text::prefix(text, budget).len();
+                let marker =
+                    format!("\n[… {cut} more bytes cut for the model; the whole result is in the run journal]");
+                *text = agentd_core::text::truncate(text, budget, &marker);
             }
             budget = budget.saturating_sub(text.len());
         }
@@ -894,13 +889,6 @@ fn for_model(mut content: Vec<agentd_core::ContentPart>) -> Vec<agentd_core::Con
 
 fn failed(code: &str, message: String) -> EventKind {
     EventKind::RunFailed { error: RunError::new(code, message) }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -3,38 +3,12 @@
 //! `request_messages`, `mentioned_skill`), and counted part by part with
 //! the context manager's counter.
 
+pub use agentd_core::{ContextTokens, ModelContext};
 use agentd_core::{ErrorCode, Message, Role, Tenant, ToolSpec};
 
 use crate::fold::Folded;
 use crate::run_loop::{mentioned_skill, request_messages, system_text};
 use crate::{Runtime, RuntimeError};
-
-/// A rebuilt request and its token counts.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ModelContext {
-    pub run_id: String,
-    pub step: u32,
-    pub profile: Option<String>,
-    pub provider: Option<String>,
-    pub model: String,
-    pub params: serde_json::Value,
-    pub max_tokens: Option<u32>,
-    pub messages: Vec<Message>,
-    pub tools: Vec<ToolSpec>,
-    pub tokens: ContextTokens,
-    pub notes: Vec<String>,
-}
-
-/// Tokens per part of a request.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct ContextTokens {
-    pub system_prompt: u64,
-    pub skills: u64,
-    pub history: u64,
-    pub summary: u64,
-    pub tools: u64,
-    pub total: u64,
-}
 
 impl Runtime {
     /// The request of `step` (the last step when `None`) of a run.

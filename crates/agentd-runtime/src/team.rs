@@ -5,12 +5,12 @@
 //! blackboard; the lead's answer is posted as the `decision` and is the
 //! team run's output.
 
+pub use agentd_core::{TeamDef, TeamStrategy};
 use std::collections::HashMap;
 
 use agentd_core::{Ceiling, ErrorCode, EventKind, Run, TeamMember, TeamSpec, Tenant, ToolCall, ToolStatus};
 use agentd_store::{BlackboardEntry, ChildOf, DocKind, NewRun};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::delegation::{Parent, Tree, result};
 use crate::run_loop::{Stop, Writer};
@@ -18,26 +18,6 @@ use crate::{Runtime, RuntimeError};
 
 /// Entry kinds of a blackboard.
 pub const ENTRY_KINDS: [&str; 5] = ["task", "proposal", "evidence", "decision", "note"];
-
-/// A team as defined over the API (`/v1/teams`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TeamDef {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// `serial` (default) or `parallel`.
-    #[serde(default = "serial")]
-    pub strategy: String,
-    /// In order.
-    #[serde(default)]
-    pub members: Vec<TeamMember>,
-    pub lead: TeamMember,
-}
-
-fn serial() -> String {
-    "serial".into()
-}
 
 /// Most members a team may have.
 const MAX_MEMBERS: usize = 32;
@@ -47,9 +27,6 @@ impl Runtime {
         let bad = |m: String| RuntimeError::bad(ErrorCode::InvalidRequest, m);
         if !crate::valid_catalog_name(&def.name) {
             return Err(bad("`name` must be 1-64 characters of [A-Za-z0-9_-]".into()));
-        }
-        if def.strategy != "serial" && def.strategy != "parallel" {
-            return Err(bad("`strategy` must be serial or parallel".into()));
         }
         if def.members.len() > MAX_MEMBERS {
             return Err(bad(format!("a team has at most {MAX_MEMBERS} members")));
@@ -64,10 +41,10 @@ impl Runtime {
     }
 
     /// Defines a team for the tenant (its agents must exist).
-    pub async fn create_team(&self, t: &Tenant, def: &TeamDef) -> Result<Value, RuntimeError> {
+    pub async fn create_team(&self, t: &Tenant, def: &TeamDef) -> Result<TeamDef, RuntimeError> {
         self.check_team(t, def).await?;
         match self.store.create_doc(t, DocKind::TEAM, &def.name, &json!(def)).await {
-            Ok(()) => Ok(json!(def)),
+            Ok(()) => Ok(def.clone()),
             Err(agentd_store::StoreError::AlreadyExists) => {
                 Err(RuntimeError::exists(ErrorCode::TeamExists, format!("a team named {} exists", def.name)))
             }
@@ -76,17 +53,19 @@ impl Runtime {
     }
 
     /// Replaces a team (runs already started keep the team they started with).
-    pub async fn replace_team(&self, t: &Tenant, def: &TeamDef) -> Result<Value, RuntimeError> {
+    pub async fn replace_team(&self, t: &Tenant, def: &TeamDef) -> Result<TeamDef, RuntimeError> {
         self.check_team(t, def).await?;
         if self.store.replace_doc(t, DocKind::TEAM, &def.name, &json!(def)).await? {
-            Ok(json!(def))
+            Ok(def.clone())
         } else {
             Err(team_not_found(&def.name))
         }
     }
 
-    pub async fn list_teams(&self, t: &Tenant) -> Result<Vec<Value>, RuntimeError> {
-        Ok(self.store.list_docs(t, DocKind::TEAM).await?)
+    /// The tenant's teams, by name (a stored one that no longer reads as a team is left out).
+    pub async fn list_teams(&self, t: &Tenant) -> Result<Vec<TeamDef>, RuntimeError> {
+        let docs = self.store.list_docs(t, DocKind::TEAM).await?;
+        Ok(docs.into_iter().filter_map(|d| serde_json::from_value(d).ok()).collect())
     }
 
     pub async fn get_team(&self, t: &Tenant, name: &str) -> Result<TeamDef, RuntimeError> {
@@ -200,7 +179,7 @@ impl Runtime {
             let done = tree.spawned.get(cid).and_then(|id| kids.get(id)).is_some_and(|r| r.status.is_terminal());
             if !done {
                 stage.push((cid.clone(), m));
-                if team.strategy == "serial" {
+                if team.strategy == TeamStrategy::Serial {
                     break;
                 }
             }
@@ -374,7 +353,7 @@ impl Runtime {
     ) -> Result<Result<(Option<u64>, Option<f64>), String>, Stop> {
         let limits = match self.agent_of_run(t, run, tree.ceiling.as_ref()).await {
             Ok(a) => a.limits,
-            Err(_) => crate::Limits::default(),
+            Err(_) => agentd_core::AgentLimits::default(),
         };
         self.reserve_share(t, run, limits, tree, new_members.max(1)).await
     }

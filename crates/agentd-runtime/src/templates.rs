@@ -3,8 +3,8 @@
 //! an error naming it, never a silent blank).
 
 use agentd_core::ErrorCode;
+pub use agentd_core::PromptTemplate;
 use agentd_core::Tenant;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{Runtime, RuntimeError};
@@ -16,18 +16,6 @@ const FUEL: u64 = 100_000;
 pub const MAX_TEMPLATE_BYTES: usize = 256 * 1024;
 /// Largest text a render may produce (counted while it renders).
 pub const MAX_OUTPUT_BYTES: usize = 1024 * 1024;
-
-/// A stored template.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PromptTemplate {
-    pub name: String,
-    pub content: String,
-    /// Variables the template uses, sorted.
-    #[serde(default)]
-    pub variables: Vec<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
 
 fn env() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();

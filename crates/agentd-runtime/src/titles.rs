@@ -1,6 +1,7 @@
 //! A session's title from its first exchange, written by the model that
 //! answered; the first words of the message stay when it cannot.
 
+use agentd_core::text::prefix_chars;
 use std::time::Duration;
 
 use agentd_core::{Message, Role, Run, Tenant, Usage};
@@ -40,7 +41,7 @@ impl Runtime {
         answer: &str,
         cancel: &CancellationToken,
     ) -> Option<(String, Usage)> {
-        let exchange = format!("User: {}\n\nAssistant: {}", clip(input, 1_500), clip(answer, 1_500));
+        let exchange = format!("User: {}\n\nAssistant: {}", prefix_chars(input, 1_500), prefix_chars(answer, 1_500));
         let msgs = vec![Message::text(Role::System, PROMPT), Message::text(Role::User, exchange)];
         let req = ChatRequest { model: &model.model, messages: &msgs, tools: &[], max_tokens: Some(24), params: None };
         let answer = tokio::select! {
@@ -55,13 +56,6 @@ impl Runtime {
             }
             Err(_) => None,
         }
-    }
-}
-
-fn clip(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }
 

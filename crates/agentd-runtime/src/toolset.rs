@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use agentd_core::Tenant;
+use agentd_core::{AgentDef, Tenant};
 use agentd_store::StoreError;
 use agentd_tools::ToolRegistry;
 use agentd_tools::skills::Skill;
@@ -338,73 +338,39 @@ impl Runtime {
     }
 }
 
-/// An agent defined over the API (`/v1/agents`), stored per tenant.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgentDef {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system_prompt: Option<String>,
-    /// One of the tenant's prompt templates, rendered with each run's `arguments`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system_template: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_steps: Option<u32>,
-    /// Tool names or globs (every tool when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tools: Option<Vec<String>>,
-    /// Skill names or globs (every skill when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skills: Option<Vec<String>>,
-    /// Policy layered over the operator's: its mode and allow / ask rules
-    /// apply, the operator's deny rules always stay.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<agentd_safety::PolicyConfig>,
-    /// What the agent does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Delegation limits and token budget (the default agent's when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limits: Option<crate::Limits>,
+/// The settings a run of a tenant agent uses; unset fields come from `base`.
+pub(crate) fn agent_settings(def: &AgentDef, base: &AgentSettings) -> AgentSettings {
+    AgentSettings {
+        name: def.name.clone(),
+        system_prompt: def.system_prompt.clone().unwrap_or_else(|| base.system_prompt.clone()),
+        system_template: def.system_template.clone(),
+        max_steps: def.max_steps.unwrap_or(base.max_steps).clamp(1, crate::MAX_STEPS_LIMIT),
+        tools: def.tools.clone(),
+        skills: def.skills.clone(),
+        model: def.model.clone(),
+        policy: match &def.policy {
+            Some(p) => base.policy.layered(p).map(Arc::new).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "invalid tenant policy; denying every tool call");
+                Arc::new(crate::deny_all())
+            }),
+            None => base.policy.clone(),
+        },
+        sandbox: base.sandbox.clone(),
+        max_repeated_calls: base.max_repeated_calls,
+        max_wall_secs: base.max_wall_secs,
+        ask_on_interrupted: base.ask_on_interrupted,
+        description: def.description.clone(),
+        limits: def.limits.unwrap_or(base.limits),
+        render_prompt: false,
+        file: None,
+    }
 }
 
-impl AgentDef {
-    /// The settings a run of this agent uses; unset fields come from `base`.
-    pub fn settings(&self, base: &AgentSettings) -> AgentSettings {
-        AgentSettings {
-            name: self.name.clone(),
-            system_prompt: self.system_prompt.clone().unwrap_or_else(|| base.system_prompt.clone()),
-            system_template: self.system_template.clone(),
-            max_steps: self.max_steps.unwrap_or(base.max_steps).clamp(1, crate::MAX_STEPS_LIMIT),
-            tools: self.tools.clone(),
-            skills: self.skills.clone(),
-            model: self.model.clone(),
-            policy: match &self.policy {
-                Some(p) => base.policy.layered(p).map(Arc::new).unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "invalid tenant policy; denying every tool call");
-                    Arc::new(crate::deny_all())
-                }),
-                None => base.policy.clone(),
-            },
-            sandbox: base.sandbox.clone(),
-            max_repeated_calls: base.max_repeated_calls,
-            max_wall_secs: base.max_wall_secs,
-            ask_on_interrupted: base.ask_on_interrupted,
-            description: self.description.clone(),
-            limits: self.limits.unwrap_or(base.limits),
-            render_prompt: false,
-            file: None,
-        }
-    }
-
-    /// Checks the policy rules parse.
-    pub fn validate(&self) -> Result<(), String> {
-        match &self.policy {
-            Some(p) => agentd_safety::Policy::new(p.clone()).map(|_| ()).map_err(|e| e.to_string()),
-            None => Ok(()),
-        }
+/// Checks a tenant agent's policy rules parse.
+pub(crate) fn check_agent_policy(def: &AgentDef) -> Result<(), String> {
+    match &def.policy {
+        Some(p) => agentd_safety::Policy::new(p.clone()).map(|_| ()).map_err(|e| e.to_string()),
+        None => Ok(()),
     }
 }
 
@@ -418,7 +384,7 @@ impl Runtime {
             if let Ok(def) = serde_json::from_value::<AgentDef>(d)
                 && def.name == name
             {
-                return Ok(def.settings(&self.catalog.agent));
+                return Ok(agent_settings(&def, &self.catalog.agent));
             }
         }
         Err(RuntimeError::not_found(ErrorCode::AgentNotFound, format!("no agent named {name:?}")))
@@ -454,7 +420,7 @@ impl Runtime {
             None => None,
         };
         let mut agent = match stored.and_then(|v| serde_json::from_value::<AgentDef>(v.doc).ok()) {
-            Some(def) => def.settings(&self.catalog.agent),
+            Some(def) => agent_settings(&def, &self.catalog.agent),
             None => self.agent_for(t, &run.agent).await?,
         };
         if let Some(c) = ceiling {

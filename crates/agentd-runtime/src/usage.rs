@@ -1,6 +1,7 @@
 //! What an organisation used: tokens, cost, runs and tool calls, grouped by
 //! day, model, agent or user, summed from the runs' derived rows.
 
+pub use agentd_core::{UsageReport, UsageRow};
 use std::collections::BTreeMap;
 
 use agentd_core::ErrorCode;
@@ -9,31 +10,6 @@ use crate::{Runtime, RuntimeError};
 
 /// Most runs one report reads.
 const MAX_RUNS: u32 = 100_000;
-
-/// One group of a usage report.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct UsageRow {
-    /// The day (`YYYY-MM-DD`), model, agent or user.
-    pub key: String,
-    pub runs: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub total_tokens: u64,
-    pub cost_usd: f64,
-    pub tool_calls: u64,
-}
-
-/// A usage report over `[from, to)`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct UsageReport {
-    pub from: String,
-    pub to: String,
-    pub group_by: String,
-    pub data: Vec<UsageRow>,
-    pub total: UsageRow,
-    /// True when the period held more runs than one report reads.
-    pub truncated: bool,
-}
 
 /// A bound as stored: RFC 3339 as given, or a `YYYY-MM-DD` day at midnight UTC.
 fn bound(v: &str, what: &str) -> Result<String, RuntimeError> {

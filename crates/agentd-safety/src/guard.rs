@@ -8,25 +8,7 @@ use serde_json::Value;
 
 use crate::shellparse::{self, Pipeline, Script, SimpleCommand, Word};
 
-/// How much harm a call could do.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Risk {
-    #[default]
-    Low,
-    Medium,
-    High,
-}
-
-impl Risk {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Risk::Low => "low",
-            Risk::Medium => "medium",
-            Risk::High => "high",
-        }
-    }
-}
+pub use agentd_core::policy::Risk;
 
 /// The guard's verdict on one call.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -3,123 +3,12 @@
 //! parentheses, an argv prefix for `shell` or a path prefix for file tools:
 //! `"mcp__github__*"`, `"shell(git status)"`, `"write_file(docs/)"`.
 
+pub use agentd_core::policy::{PolicyConfig, RuleSpec, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::guard::{self, Assessment, Risk, ToolFacts};
 use crate::shellparse;
-
-/// What happens to a call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    #[default]
-    Allow,
-    Ask,
-    Deny,
-}
-
-impl Verdict {
-    /// How strict a verdict is: `deny` > `ask` > `allow`.
-    pub fn strictness(self) -> u8 {
-        match self {
-            Verdict::Allow => 0,
-            Verdict::Ask => 1,
-            Verdict::Deny => 2,
-        }
-    }
-
-    /// The stricter of two verdicts.
-    pub fn strictest(self, other: Verdict) -> Verdict {
-        if other.strictness() > self.strictness() { other } else { self }
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Verdict::Allow => "allow",
-            Verdict::Ask => "ask",
-            Verdict::Deny => "deny",
-        }
-    }
-}
-
-/// One rule as written in config: `"shell(git push)"`, or a table
-/// `{ tool = "shell", command = "git push" }` / `{ tool = "shell", argv = [...] }`
-/// / `{ tool = "write_file", path = "docs/" }`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum RuleSpec {
-    Text(String),
-    Table {
-        tool: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        command: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        argv: Option<Vec<String>>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        path: Option<String>,
-    },
-}
-
-impl RuleSpec {
-    /// The rule in its text form (as journaled).
-    pub fn text(&self) -> String {
-        match self {
-            RuleSpec::Text(t) => t.clone(),
-            RuleSpec::Table { tool, command, argv, path } => {
-                let args = command.clone().or_else(|| argv.as_ref().map(|a| a.join(" "))).or_else(|| path.clone());
-                match args {
-                    Some(a) => format!("{tool}({a})"),
-                    None => tool.clone(),
-                }
-            }
-        }
-    }
-}
-
-impl From<&str> for RuleSpec {
-    fn from(s: &str) -> Self {
-        RuleSpec::Text(s.to_string())
-    }
-}
-
-/// `[agents.<name>.policy]`. Unknown keys are ignored, like the rest of the file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PolicyConfig {
-    /// What calls no rule matches get.
-    #[serde(default)]
-    pub mode: Verdict,
-    #[serde(default)]
-    pub allow: Vec<RuleSpec>,
-    #[serde(default)]
-    pub ask: Vec<RuleSpec>,
-    #[serde(default)]
-    pub deny: Vec<RuleSpec>,
-    /// What calls the guard rates high risk get when no deny or ask rule
-    /// matched (before allow rules): `ask` unless configured otherwise.
-    #[serde(default = "ask")]
-    pub high_risk: Verdict,
-    /// Seconds a pending approval waits before it resolves as denied (forever when absent).
-    #[serde(default)]
-    pub approval_timeout_secs: Option<u64>,
-}
-
-fn ask() -> Verdict {
-    Verdict::Ask
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        Self {
-            mode: Verdict::Allow,
-            allow: vec![],
-            ask: vec![],
-            deny: vec![],
-            high_risk: Verdict::Ask,
-            approval_timeout_secs: None,
-        }
-    }
-}
 
 /// One rule, parsed.
 #[derive(Debug, Clone)]
@@ -243,7 +132,7 @@ impl Policy {
         let mut d = self.evaluate_own(tool, args);
         for (i, a) in self.ancestors.iter().enumerate() {
             let theirs = a.evaluate_own(tool, args);
-            if theirs.decision.strictness() > d.decision.strictness() {
+            if theirs.decision > d.decision {
                 d = Decision { rule: format!("inherited from ancestor {}: {}", i + 1, theirs.rule), ..theirs };
             }
         }

@@ -81,23 +81,6 @@ pub(crate) async fn log_failures(req: axum::extract::Request, next: axum::middle
     resp
 }
 
-/// A domain value in its API shape; a mismatch is a server bug (`500`).
-pub(crate) fn shape<A: serde::Serialize, B: DeserializeOwned>(a: &A) -> Result<B, ApiError> {
-    agentd_api::recast(a).map_err(|e| ApiError {
-        cause: Some(format!("answer does not fit its API type: {e}")),
-        ..ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::InternalError,
-            "the server could not form its answer",
-        )
-    })
-}
-
-/// A request in its domain shape; a mismatch is the caller's (`400 invalid_request`).
-pub(crate) fn domain<A: serde::Serialize, B: DeserializeOwned>(a: &A) -> Result<B, ApiError> {
-    agentd_api::recast(a).map_err(|e| ApiError::bad_request(ErrorCode::InvalidRequest, e.to_string()))
-}
-
 /// The one place runtime errors become HTTP statuses.
 fn status_of(e: &RuntimeError) -> StatusCode {
     match e {

@@ -11,13 +11,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use agentd_api::{FileEntry, FileHit, FileListing, FileWritten};
+use agentd_api::{FileHit, FileListing, FileWritten};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiJson, ApiQuery, Scope, shape};
+use crate::error::{ApiError, ApiJson, ApiQuery, Scope};
 
 fn listing(path: &str, entries: Vec<agentd_runtime::files::FileEntry>) -> Result<Response, ApiError> {
-    let entries: Vec<FileEntry> = shape(&entries)?;
     Ok(Json(FileListing { path: path.to_string(), entries, hits: vec![] }).into_response())
 }
 
@@ -42,7 +41,7 @@ pub(crate) async fn root(
     ApiQuery(p): ApiQuery<api::FilesQuery>,
 ) -> Result<Response, ApiError> {
     if let Some(q) = p.q.filter(|q| !q.trim().is_empty()) {
-        let hits: Vec<FileHit> = shape(&s.rt.search_files(&t, &id, q.trim()).await?)?;
+        let hits: Vec<FileHit> = s.rt.search_files(&t, &id, q.trim()).await?;
         return Ok(Json(FileListing { path: ".".into(), entries: vec![], hits }).into_response());
     }
     let path = p.path.unwrap_or_else(|| ".".into());

@@ -81,7 +81,7 @@ pub(crate) async fn usage(
         .rt
         .usage(&t.org, user.as_deref(), project.as_deref(), p.from.as_deref(), p.to.as_deref(), p.group_by.as_deref())
         .await?;
-    Ok(Json(crate::error::shape(&r)?))
+    Ok(Json(r))
 }
 
 /// Sets an organisation's quotas (operators; they replace the config's for that org).
@@ -91,8 +91,8 @@ pub(crate) async fn put_limits(
     Path(org): Path<String>,
     ApiJson(b): ApiJson<agentd_api::OrgLimits>,
 ) -> Result<Json<agentd_api::OrgLimits>, ApiError> {
-    let set = s.rt.set_org_limits(caller.principal(), &org, crate::error::domain(&b)?).await?;
-    Ok(Json(crate::error::shape(&set)?))
+    let set = s.rt.set_org_limits(caller.principal(), &org, b).await?;
+    Ok(Json(set))
 }
 
 /// An organisation's quotas as they apply (an operator any org's, an admin its own).
@@ -102,7 +102,7 @@ pub(crate) async fn get_limits(
     Path(org): Path<String>,
 ) -> Result<Json<agentd_api::OrgLimits>, ApiError> {
     let l = s.rt.get_org_limits(caller.principal(), &org).await?;
-    Ok(Json(crate::error::shape(&l)?))
+    Ok(Json(l))
 }
 
 /// This module's routes: method, path, least role, OpenAPI operation, handler.

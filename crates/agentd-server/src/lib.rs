@@ -19,6 +19,7 @@ mod sse;
 mod teams;
 mod templates;
 mod tools;
+mod wire;
 
 use agentd_core::ErrorCode;
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use agentd_api::{ModelProfileInfo, ProviderInfo, Source};
 use agentd_runtime::tenant_models::{TenantProfile, TenantProvider};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiJson, Scope, domain, shape};
+use crate::error::{ApiError, ApiJson, Scope};
 
 fn provider_info(p: TenantProvider) -> ProviderInfo {
     ProviderInfo {
@@ -28,14 +28,14 @@ fn provider_info(p: TenantProvider) -> ProviderInfo {
     }
 }
 
-fn profile_info(p: TenantProfile) -> Result<ModelProfileInfo, ApiError> {
-    Ok(ModelProfileInfo {
+fn profile_info(p: TenantProfile) -> ModelProfileInfo {
+    ModelProfileInfo {
         name: p.name,
-        profile: shape(&p.profile)?,
+        profile: p.profile,
         source: Source::Tenant,
         created_at: Some(p.created_at),
         shadowed: false,
-    })
+    }
 }
 
 pub(crate) async fn create(
@@ -43,7 +43,7 @@ pub(crate) async fn create(
     Scope(t): Scope,
     ApiJson(b): ApiJson<agentd_api::CreateProvider>,
 ) -> Result<Response, ApiError> {
-    let def = s.rt.add_provider(&t, domain(&b)?).await?;
+    let def = s.rt.add_provider(&t, crate::wire::provider_in(b)).await?;
     Ok((StatusCode::CREATED, Json(provider_info(def))).into_response())
 }
 
@@ -94,21 +94,21 @@ pub(crate) async fn create_profile(
     Scope(t): Scope,
     ApiJson(b): ApiJson<agentd_api::CreateModelProfile>,
 ) -> Result<Response, ApiError> {
-    let def = TenantProfile { name: b.name.clone(), profile: domain(&b.profile)?, created_at: String::new() };
+    let def = TenantProfile { name: b.name, profile: b.profile, created_at: String::new() };
     let def = s.rt.add_model_profile(&t, def).await?;
-    Ok((StatusCode::CREATED, Json(profile_info(def)?)).into_response())
+    Ok((StatusCode::CREATED, Json(profile_info(def))).into_response())
 }
 
 pub(crate) async fn list_profiles(
     State(s): State<AppState>,
     Scope(t): Scope,
 ) -> Result<Json<agentd_api::Page<ModelProfileInfo>>, ApiError> {
-    let mut out = s.rt.list_model_profiles(&t).await?.into_iter().map(profile_info).collect::<Result<Vec<_>, _>>()?;
+    let mut out: Vec<ModelProfileInfo> = s.rt.list_model_profiles(&t).await?.into_iter().map(profile_info).collect();
     let own: Vec<String> = out.iter().map(|p| p.name.clone()).collect();
     for (name, p) in s.rt.models().profiles() {
         out.push(ModelProfileInfo {
             name: name.clone(),
-            profile: shape(p)?,
+            profile: p.clone(),
             source: Source::Server,
             created_at: None,
             shadowed: own.contains(name),

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::{ApiError, ApiJson, ApiQuery, MaybeJson, Scope, limit, shape};
+use crate::error::{ApiError, ApiJson, ApiQuery, MaybeJson, Scope, limit};
 use crate::{AppState, page, sse};
 
 pub(crate) async fn create(
@@ -196,7 +196,7 @@ pub(crate) async fn context(
         return Err(ApiError::bad_request(ErrorCode::InvalidQuery, "`step` must be at least 1"));
     }
     let step = p.step;
-    Ok(Json(shape(&s.rt.model_context(&t, &id, step).await?)?))
+    Ok(Json(s.rt.model_context(&t, &id, step).await?))
 }
 
 /// This module's routes: method, path, least role, OpenAPI operation, handler.

@@ -3,32 +3,25 @@
 use crate::routes::Route;
 use agentd_api as api;
 
-use agentd_runtime::team::TeamDef;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::error::{ApiError, ApiJson, Scope, domain, shape};
-
-fn team_def(def: &agentd_api::TeamDef) -> Result<TeamDef, ApiError> {
-    let mut def = def.clone();
-    def.strategy.get_or_insert_with(|| "serial".into());
-    domain(&def)
-}
+use crate::error::{ApiError, ApiJson, Scope};
 
 pub(crate) async fn create(
     State(s): State<AppState>,
     Scope(t): Scope,
     ApiJson(def): ApiJson<agentd_api::TeamDef>,
 ) -> Result<Response, ApiError> {
-    let created = s.rt.create_team(&t, &team_def(&def)?).await?;
-    Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::TeamDef>(&created)?)).into_response())
+    let created = s.rt.create_team(&t, &def).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 pub(crate) async fn list(State(s): State<AppState>, Scope(t): Scope) -> Result<Response, ApiError> {
-    let data: Vec<agentd_api::TeamDef> = shape(&s.rt.list_teams(&t).await?)?;
+    let data: Vec<agentd_api::TeamDef> = s.rt.list_teams(&t).await?;
     Ok(Json(agentd_api::Page::all(data)).into_response())
 }
 
@@ -37,7 +30,7 @@ pub(crate) async fn get_one(
     Scope(t): Scope,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(shape::<_, agentd_api::TeamDef>(&s.rt.get_team(&t, &name).await?)?).into_response())
+    Ok(Json(s.rt.get_team(&t, &name).await?).into_response())
 }
 
 pub(crate) async fn replace(
@@ -52,8 +45,8 @@ pub(crate) async fn replace(
             format!("the body names {:?}, the path {name:?}", def.name),
         ));
     }
-    let replaced = s.rt.replace_team(&t, &team_def(&def)?).await?;
-    Ok(Json(shape::<_, agentd_api::TeamDef>(&replaced)?).into_response())
+    let replaced = s.rt.replace_team(&t, &def).await?;
+    Ok(Json(replaced).into_response())
 }
 
 pub(crate) async fn delete(
@@ -80,7 +73,7 @@ pub(crate) async fn blackboard(
     Scope(t): Scope,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let data: Vec<agentd_api::BlackboardEntry> = shape(&s.rt.blackboard(&t, &name).await?)?;
+    let data: Vec<agentd_api::BlackboardEntry> = s.rt.blackboard(&t, &name).await?;
     Ok(Json(agentd_api::Page::all(data)).into_response())
 }
 
@@ -92,7 +85,7 @@ pub(crate) async fn post(
 ) -> Result<Response, ApiError> {
     let author = b.author.as_deref().filter(|a| !a.trim().is_empty()).unwrap_or("user");
     let e = s.rt.post_blackboard(&t, &name, author, &b.kind, &b.content, b.run_id).await?;
-    Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::BlackboardEntry>(&e)?)).into_response())
+    Ok((StatusCode::CREATED, Json(e)).into_response())
 }
 
 /// This module's routes: method, path, least role, OpenAPI operation, handler.

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiJson, ApiQuery, Scope, domain, limit, shape};
+use crate::error::{ApiError, ApiJson, ApiQuery, Scope, limit};
 
 /// Every tool available to the caller, with source and schema.
 /// `?agent=NAME` lists that agent's tools.
@@ -132,23 +132,12 @@ pub(crate) async fn add_mcp(
     Scope(t): Scope,
     ApiJson(b): ApiJson<agentd_api::CreateMcpServer>,
 ) -> Result<Response, ApiError> {
-    // Variables and headers naming a secret go apart: the runtime opens them at each connect.
-    let mut config = b.config.clone();
-    let mut refs = agentd_runtime::SecretRefs::default();
-    let split = |map: &mut std::collections::BTreeMap<String, agentd_core::HeaderSpec>,
-                 out: &mut std::collections::BTreeMap<String, String>| {
-        map.retain(|k, v| match v {
-            agentd_core::HeaderSpec::Secret { secret } => {
-                out.insert(k.clone(), secret.clone());
-                false
-            }
-            agentd_core::HeaderSpec::Value(_) => true,
-        })
+    let (config, refs) = crate::wire::mcp_config_in(b.config);
+    let Some(info) = s.rt.add_mcp_server(&t, &b.name, config, refs).await? else {
+        let msg = format!("MCP server {:?} was stored but is not listed; it is picked up within a second", b.name);
+        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, agentd_core::ErrorCode::InternalError, msg));
     };
-    split(&mut config.env, &mut refs.env);
-    split(&mut config.headers, &mut refs.headers);
-    let info = s.rt.add_mcp_server(&t, &b.name, domain(&config)?, refs).await?;
-    Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::McpServerInfo>(&info)?)).into_response())
+    Ok((StatusCode::CREATED, Json(crate::wire::mcp_info(info))).into_response())
 }
 
 /// Whether the caller sees the server's own configuration (operators, and
@@ -166,7 +155,7 @@ pub(crate) async fn list_mcp(
     if !sees_server_config(&caller) {
         all = all.into_iter().map(agentd_runtime::mcp_servers::as_seen_by_tenant).collect();
     }
-    Ok(Json(agentd_api::Page::all(shape(&all)?)))
+    Ok(Json(agentd_api::Page::all(all.into_iter().map(crate::wire::mcp_info).collect())))
 }
 
 pub(crate) async fn delete_mcp(
@@ -184,11 +173,14 @@ pub(crate) async fn restart_mcp(
     Scope(t): Scope,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let mut info = s.rt.restart_mcp_server(&t, &name).await?;
+    let Some(mut info) = s.rt.restart_mcp_server(&t, &name).await? else {
+        let msg = format!("no MCP server named {name:?}");
+        return Err(ApiError::not_found(agentd_core::ErrorCode::McpServerNotFound, msg));
+    };
     if !sees_server_config(&caller) {
-        info = info.map(agentd_runtime::mcp_servers::as_seen_by_tenant);
+        info = agentd_runtime::mcp_servers::as_seen_by_tenant(info);
     }
-    Ok((StatusCode::ACCEPTED, Json(shape::<_, agentd_api::McpServerInfo>(&info)?)).into_response())
+    Ok((StatusCode::ACCEPTED, Json(crate::wire::mcp_info(info))).into_response())
 }
 
 /// A skill from an upload, checked: SKILL.md parses, file paths stay relative, sizes bounded.
@@ -294,7 +286,7 @@ pub(crate) async fn list_calls(
 ) -> Result<Response, ApiError> {
     let limit = limit(p.limit, 20, 100)?;
     let page = agentd_runtime::Page { after: p.after, limit: limit + 1 };
-    let rows: Vec<agentd_api::DirectCall> = shape(&s.rt.list_tool_calls(&t, p.session_id.as_deref(), &page).await?)?;
+    let rows: Vec<agentd_api::DirectCall> = s.rt.list_tool_calls(&t, p.session_id.as_deref(), &page).await?;
     Ok(crate::page(rows, limit as usize, |c| agentd_api::Cursor::Id(c.id.clone())).into_response())
 }
 
@@ -305,13 +297,13 @@ pub(crate) async fn create_agent(
     Scope(t): Scope,
     ApiJson(def): ApiJson<agentd_api::AgentDef>,
 ) -> Result<Response, ApiError> {
-    let created = s.rt.create_agent(&t, &domain(&def)?).await?;
-    Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::AgentDef>(&created)?)).into_response())
+    let created = s.rt.create_agent(&t, &def).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// Configured agents (by name) and the tenant's own (whole).
 pub(crate) async fn list_agents(State(s): State<AppState>, Scope(t): Scope) -> Result<Response, ApiError> {
-    let data: Vec<agentd_api::AgentListing> = shape(&s.rt.list_agents(&t).await?)?;
+    let data = s.rt.list_agents(&t).await?;
     Ok(Json(agentd_api::Page::all(data)).into_response())
 }
 
@@ -328,8 +320,7 @@ pub(crate) async fn replace_agent(
             format!("the body names {:?}, the path {name:?}", def.name),
         ));
     }
-    let replaced = s.rt.replace_agent(&t, &domain(&def)?).await?;
-    Ok(Json(shape::<_, agentd_api::AgentDef>(&replaced)?).into_response())
+    Ok(Json(s.rt.replace_agent(&t, &def).await?).into_response())
 }
 
 pub(crate) async fn delete_agent(
@@ -347,7 +338,7 @@ pub(crate) async fn agent_versions(
     Scope(t): Scope,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let data: Vec<agentd_api::AgentVersion> = shape(&s.rt.agent_versions(&t, &name).await?)?;
+    let data = s.rt.agent_versions(&t, &name).await?;
     Ok(Json(agentd_api::Page::all(data)).into_response())
 }
 
@@ -359,7 +350,7 @@ pub(crate) async fn export_agent(
 ) -> Result<Response, ApiError> {
     let bundle = s.rt.export_agent(&t, &name).await?;
     let file = format!("attachment; filename=\"{name}.agent.json\"");
-    let mut resp = Json(shape::<_, agentd_api::AgentExport>(&bundle)?).into_response();
+    let mut resp = Json(bundle).into_response();
     if let Ok(v) = axum::http::HeaderValue::from_str(&file) {
         resp.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, v);
     }
@@ -374,10 +365,8 @@ pub(crate) async fn import_agent(
     ApiJson(bundle): ApiJson<agentd_api::AgentExport>,
 ) -> Result<Response, ApiError> {
     let replace = matches!(p.replace.as_deref(), Some("true" | "1"));
-    let bundle =
-        serde_json::to_value(&bundle).map_err(|e| ApiError::bad_request(ErrorCode::InvalidRequest, e.to_string()))?;
     let done = s.rt.import_agent(&t, &bundle, replace).await?;
-    Ok((StatusCode::CREATED, Json(shape::<_, agentd_api::AgentImported>(&done)?)).into_response())
+    Ok((StatusCode::CREATED, Json(done)).into_response())
 }
 
 /// This module's routes: method, path, least role, OpenAPI operation, handler.

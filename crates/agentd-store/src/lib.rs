@@ -19,6 +19,7 @@ pub mod suite;
 use agentd_core::{
     Approval, EventKind, HttpToolDef, Message, Resolution, Run, RunStatus, Session, StoredEvent, Tenant,
 };
+pub use agentd_core::{BlackboardEntry, DirectCall};
 use async_trait::async_trait;
 
 #[cfg(feature = "postgres")]
@@ -179,19 +180,6 @@ pub struct DocVersion {
     pub created_at: String,
 }
 
-/// An entry of a team's blackboard.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct BlackboardEntry {
-    pub id: String,
-    pub team: String,
-    pub author: String,
-    /// `task`, `proposal`, `evidence`, `decision` or `note`.
-    pub kind: String,
-    pub content: String,
-    pub run_id: Option<String>,
-    pub created_at: String,
-}
-
 impl NewRun {
     /// A run of the default agent with a fresh id, allowed to queue behind others.
     pub fn new(
@@ -260,19 +248,6 @@ pub struct PruneStats {
     pub sessions: u64,
     pub messages: u64,
     pub tool_calls: u64,
-}
-
-/// A tool call made without a model, as journaled.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DirectCall {
-    pub id: String,
-    pub session_id: Option<String>,
-    pub tool: String,
-    pub arguments: serde_json::Value,
-    pub content: Vec<agentd_core::ContentPart>,
-    pub is_error: bool,
-    pub duration_ms: u64,
-    pub created_at: String,
 }
 
 /// Which tenants a prune applies to.

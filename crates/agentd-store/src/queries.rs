@@ -108,7 +108,10 @@ fn approval_from_row(r: &Row) -> Result<Approval> {
         tool: r.get("tool")?,
         arguments_sanitized: request["arguments_sanitized"].clone(),
         approval_key: r.get("approval_key")?,
-        risk: r.get("risk")?,
+        risk: {
+            let risk: String = r.get("risk")?;
+            agentd_core::policy::Risk::parse(&risk).ok_or_else(|| StoreError::Corrupt(format!("risk: {risk:?}")))?
+        },
         reasons: serde_json::from_value(request["reasons"].clone()).unwrap_or_default(),
         rule: request["rule"].as_str().unwrap_or_default().to_string(),
         status,
@@ -490,7 +493,7 @@ async fn append_inner(
                         call_id,
                         tool,
                         approval_key,
-                        risk,
+                        risk.as_str(),
                         &to_json(request)?,
                         ts,
                         expires_at

@@ -365,7 +365,7 @@ fn ask(approval_id: &str, call_id: &str, key: &str, expires_at: Option<String>) 
         tool: "shell".into(),
         arguments_sanitized: serde_json::json!({"commands": [["rm", "-rf", "x"]]}),
         approval_key: key.into(),
-        risk: "high".into(),
+        risk: agentd_core::policy::Risk::High,
         reasons: vec!["rm -rf".into()],
         rule: "high_risk".into(),
         expires_at,

@@ -92,16 +92,8 @@ fn read_lines(r: impl std::io::Read, offset: usize, limit: usize) -> std::io::Re
     Ok((String::from_utf8_lossy(&out).into_owned(), None))
 }
 
-fn truncate_output(mut s: String) -> String {
-    if s.len() > MAX_OUTPUT {
-        let mut end = MAX_OUTPUT;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push_str("\n[… output truncated]");
-    }
-    s
+fn truncate_output(s: String) -> String {
+    if s.len() > MAX_OUTPUT { agentd_core::text::truncate(&s, MAX_OUTPUT, "\n[… output truncated]") } else { s }
 }
 
 macro_rules! tool_body {

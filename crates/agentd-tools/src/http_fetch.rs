@@ -140,11 +140,7 @@ impl Tool for HttpFetch {
         let raw = String::from_utf8_lossy(&body);
         let mut text = if ctype.contains("html") { html_to_text(&raw) } else { raw.into_owned() };
         if text.len() > MAX_TEXT {
-            let mut end = MAX_TEXT;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
+            text = agentd_core::text::prefix(&text, MAX_TEXT).to_string();
             cut = true;
         }
         if cut {

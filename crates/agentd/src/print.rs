@@ -49,7 +49,7 @@ impl Printer {
 pub(crate) struct Asked {
     pub(crate) id: String,
     pub(crate) status: String,
-    pub(crate) risk: String,
+    pub(crate) risk: agentd_core::policy::Risk,
     pub(crate) tool: String,
     pub(crate) arguments_sanitized: serde_json::Value,
     pub(crate) reasons: Vec<String>,
@@ -60,7 +60,7 @@ impl From<&agentd_api::Approval> for Asked {
         Self {
             id: a.id.clone(),
             status: a.status.to_string(),
-            risk: a.risk.clone(),
+            risk: a.risk,
             tool: a.tool.clone(),
             arguments_sanitized: a.arguments_sanitized.clone(),
             reasons: a.reasons.clone(),
@@ -71,5 +71,5 @@ impl From<&agentd_api::Approval> for Asked {
 /// One line describing an approval.
 pub(crate) fn describe(a: &Asked) -> String {
     let why = if a.reasons.is_empty() { String::new() } else { format!(" ({})", a.reasons.join("; ")) };
-    format!("{}  {:<9} {:<6} {} {}{why}", a.id, a.status, a.risk, a.tool, a.arguments_sanitized)
+    format!("{}  {:<9} {:<6} {} {}{why}", a.id, a.status, a.risk.as_str(), a.tool, a.arguments_sanitized)
 }

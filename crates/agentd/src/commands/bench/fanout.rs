@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agentd_core::AgentLimits;
 use agentd_core::{RunStatus, StoredEvent, Tenant};
-use agentd_runtime::{CreateRun, Limits, Runtime};
+use agentd_runtime::{CreateRun, Runtime};
 use agentd_store::{EventQuery, Page, RunFilter};
 use agentd_testkit::{MockOpenAi, Turn};
 use serde_json::json;
@@ -71,8 +72,11 @@ async fn count(store: &Arc<dyn agentd_store::Store>, status: RunStatus) -> anyho
 
 pub(super) async fn fanout(o: BenchOpts) -> anyhow::Result<ExitCode> {
     const CHILDREN: usize = 100;
-    let limits =
-        Limits { max_children: CHILDREN as u32, max_concurrent_children: CHILDREN as u32, ..Limits::default() };
+    let limits = AgentLimits {
+        max_children: CHILDREN as u32,
+        max_concurrent_children: CHILDREN as u32,
+        ..AgentLimits::default()
+    };
     let o = BenchOpts { rounds: 1, ..o };
     let r = rig_with(&o, 256, "bench", CHILDREN, |a| a.limits = limits).await?;
     r.rt.start().await?;
@@ -133,7 +137,7 @@ pub(super) async fn fanout(o: BenchOpts) -> anyhow::Result<ExitCode> {
     let parents = o.runs.clamp(10, 5_000);
     let policy: agentd_safety::PolicyConfig = serde_json::from_value(json!({"ask": ["echo"]}))?;
     let r = rig_with(&o, 64, "bench", 10, |a| {
-        a.limits = Limits { max_concurrent_children: 10, ..Limits::default() };
+        a.limits = AgentLimits { max_concurrent_children: 10, ..AgentLimits::default() };
         a.policy = agentd_runtime::policy_from(&policy);
     })
     .await?;
@@ -184,8 +188,12 @@ async fn cancel_tree(o: &BenchOpts) -> anyhow::Result<()> {
     const N: usize = 70;
     let policy: agentd_safety::PolicyConfig = serde_json::from_value(json!({"ask": ["echo"]}))?;
     let r = rig_with(o, 64, "bench", N, |a| {
-        a.limits =
-            Limits { max_depth: 4, max_children: N as u32, max_concurrent_children: N as u32, ..Limits::default() };
+        a.limits = AgentLimits {
+            max_depth: 4,
+            max_children: N as u32,
+            max_concurrent_children: N as u32,
+            ..AgentLimits::default()
+        };
         a.policy = agentd_runtime::policy_from(&policy);
     })
     .await?;
