@@ -7,21 +7,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Body of `POST /v1/prompt-templates`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateTemplate {
-    pub name: String,
-    pub content: String,
-}
-
-/// Body of `PUT /v1/prompt-templates/{name}`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReplaceTemplate {
-    pub content: String,
-}
-
 /// Body of `POST /v1/template-preview`: a template's text and sample arguments.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

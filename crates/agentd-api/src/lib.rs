@@ -20,14 +20,17 @@ pub use agentd_core::{
     EventType, HttpToolDef, KeyRole, Message, ModelContext, Run, RunError, RunStatus, Session, StoredEvent, Usage,
 };
 
+/// A prompt template as the API shows it.
+pub type PromptTemplate = Document<Template>;
+
 pub use agentd_core::{
     AgentDef, AgentExport, AgentImported, AgentLimits, AgentListing, AgentSource, AgentVersion, BlackboardEntry,
-    DirectCall, FileEntry, FileHit, FileKind, ModelPrice, ModelProfile, OrgLimits, PromptTemplate, TeamDef, TeamMember,
-    TeamStrategy, UsageReport, UsageRow,
+    DirectCall, Document, FileEntry, FileHit, FileKind, ModelPrice, ModelProfile, Named, OrgLimits, TeamDef,
+    TeamMember, TeamStrategy, Template, UsageReport, UsageRow,
 };
 pub use catalog::{
-    CreateMcpServer, CreateTeamRun, CreateTemplate, McpServerConfig, McpServerInfo, PostBlackboard, PreviewTemplate,
-    ReplaceTemplate, Skill, SkillList, SkillLoadError, SkillSummary, SkillUploaded, TemplatePreview, UploadSkill,
+    CreateMcpServer, CreateTeamRun, McpServerConfig, McpServerInfo, PostBlackboard, PreviewTemplate, Skill, SkillList,
+    SkillLoadError, SkillSummary, SkillUploaded, TemplatePreview, UploadSkill,
 };
 pub use models::{
     CreateModelProfile, CreateProvider, ModelProfileInfo, ProviderHealth, ProviderInfo, Source, TenantProviderKind,

@@ -7,17 +7,36 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ContentPart, TeamMember};
 
-/// A tenant's prompt template (minijinja).
+/// A tenant document of a simple kind as stored and shown: its name, the
+/// kind's fields and its times.
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PromptTemplate {
+pub struct Document<K> {
     pub name: String,
-    pub content: String,
-    /// Variables the template uses, sorted.
-    #[serde(default)]
-    pub variables: Vec<String>,
+    #[serde(flatten)]
+    pub body: K,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// The body that creates a document: its name and the kind's fields.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Named<K> {
+    pub name: String,
+    #[serde(flatten)]
+    pub body: K,
+}
+
+/// A prompt template (minijinja), the fields of the tenant document kind
+/// `/v1/prompt-templates`.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    pub content: String,
+    /// Variables the template uses, sorted (worked out when it is stored; ignored on input).
+    #[serde(default)]
+    pub variables: Vec<String>,
 }
 
 /// How a team works.

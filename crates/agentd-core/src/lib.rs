@@ -19,8 +19,8 @@ pub use access::{ApiKey, AuditEntry};
 pub use approval::{Approval, ApprovalChange, ApprovalStatus, Decision, Resolution};
 pub use catalog::{
     AGENT_EXPORT_FORMAT, AgentDef, AgentExport, AgentImported, AgentLimits, AgentListing, AgentSource, AgentVersion,
-    BlackboardEntry, DirectCall, FileEntry, FileHit, FileKind, ModelPrice, ModelProfile, OrgLimits, PromptTemplate,
-    TeamDef, TeamStrategy, UsageReport, UsageRow,
+    BlackboardEntry, DirectCall, Document, FileEntry, FileHit, FileKind, ModelPrice, ModelProfile, Named, OrgLimits,
+    TeamDef, TeamStrategy, Template, UsageReport, UsageRow,
 };
 pub use event::{EventKind, StoredEvent};
 pub use event_type::EventType;

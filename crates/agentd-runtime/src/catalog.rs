@@ -7,7 +7,9 @@ use agentd_core::{HttpToolDef, RunStatus, Session, StoredEvent, Tenant};
 use agentd_store::{DirectCall, EventQuery, Page, RunFilter, SessionMessage, StoreError};
 use serde_json::{Value, json};
 
-use agentd_core::{AGENT_EXPORT_FORMAT, AgentDef, AgentExport, AgentImported, AgentListing, AgentSource, AgentVersion};
+use agentd_core::{
+    AGENT_EXPORT_FORMAT, AgentDef, AgentExport, AgentImported, AgentListing, AgentSource, AgentVersion, Template,
+};
 
 use crate::{Runtime, RuntimeError};
 
@@ -294,8 +296,8 @@ impl Runtime {
             .collect();
         let mut templates = vec![];
         if let Some(tpl) = &def.system_template {
-            let p = self.get_template(t, tpl).await?;
-            templates.push(json!({"name": p.name, "content": p.content}));
+            let p = self.documents().get::<Template>(t, tpl).await?;
+            templates.push(json!({"name": p.name, "content": p.body.content}));
         }
         let version = self.store.doc_versions(t, agentd_store::DocKind::AGENT, name).await?.last().map(|v| v.version);
         Ok(AgentExport {
@@ -348,7 +350,8 @@ impl Runtime {
             .iter()
             .filter_map(|d| d["name"].as_str().map(str::to_string))
             .collect();
-        let have_templates: Vec<String> = self.list_templates(t).await?.into_iter().map(|p| p.name).collect();
+        let have_templates: Vec<String> =
+            self.documents().list::<Template>(t).await?.into_iter().map(|p| p.name).collect();
         if !replace {
             let clash = have_agent.then(|| format!("agent {:?}", def.name)).into_iter().chain(
                 skills.iter().filter(|s| have_skills.contains(&s.name)).map(|s| format!("skill {:?}", s.name)).chain(
@@ -364,10 +367,11 @@ impl Runtime {
             }
         }
         for (name, content) in &templates {
+            let tpl = Template { content: content.clone(), variables: vec![] };
             if have_templates.contains(name) {
-                self.replace_template(t, name, content).await?;
+                self.documents().replace(t, name, tpl).await?;
             } else {
-                self.create_template(t, name, content).await?;
+                self.documents().create(t, name, tpl).await?;
             }
         }
         for s in &skills {

@@ -7,12 +7,22 @@ use agentd_core::{EventKind, Message, Role, Run, Tenant, ToolSpec, Usage};
 use agentd_providers::ChatRequest;
 
 use crate::context::{self, Counter};
-use crate::run_loop::{Stop, Writer, model_view};
+use crate::request::model_view;
+use crate::writer::{Stop, Writer};
 use crate::{ResolvedModel, Runtime};
 
 const SUMMARY_PROMPT: &str = "You compress conversations. Summarise the transcript below so the assistant can \
 continue the work without it: keep goals, decisions, facts learned, file names, identifiers, numbers, open \
 questions and what the user asked for. Write plain prose or bullet points, no preamble.";
+
+/// How hard to compact before a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fit {
+    /// Only when the request is over the profile's share of the window, keeping `keep_turns`.
+    IfOver,
+    /// Now, keeping only the last exchange: the provider said the request does not fit.
+    Harder,
+}
 
 impl Runtime {
     /// Compacts the session if `messages` (system prompt first) would take
@@ -27,9 +37,10 @@ impl Runtime {
         messages: &mut Vec<Message>,
         tools: &[ToolSpec],
         (t, run): (&Tenant, &Run),
-        force: bool,
+        how: Fit,
         w: &mut Writer<'_>,
     ) -> Result<(), Stop> {
+        let force = how == Fit::Harder;
         let counter = Counter::for_model(&model.model);
         let reserve = u64::from(model.max_tokens.unwrap_or(1024)).min(window / 4);
         let limit = ((window as f64 * model.compact_at) as u64).saturating_sub(reserve).max(1);

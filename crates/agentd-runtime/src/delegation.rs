@@ -11,7 +11,7 @@ use agentd_core::{Ceiling, EventKind, Message, Run, RunStatus, ToolCall, ToolSta
 use agentd_store::{ChildOf, NewRun};
 use serde::Deserialize;
 
-use crate::run_loop::{Stop, Writer};
+use crate::writer::{Stop, Writer};
 use crate::{Runtime, ToolSet};
 
 /// What the journal says about a run's children.

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use agentd_core::{ErrorCode, Tenant};
 use agentd_store::{DocStore, StoreError};
 
+pub use agentd_core::Document;
 pub use agentd_store::DocKind;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
 use crate::RuntimeError;
 
@@ -31,16 +32,6 @@ pub trait DocumentKind: Serialize + DeserializeOwned + Clone + Send + Sync + 'st
     fn check(&mut self) -> Result<(), RuntimeError> {
         Ok(())
     }
-}
-
-/// A stored document: its name, its kind's fields and its times.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Document<K> {
-    pub name: String,
-    #[serde(flatten)]
-    pub body: K,
-    pub created_at: String,
-    pub updated_at: String,
 }
 
 /// The one rule for a document's name: 1-128 characters of `[A-Za-z0-9_.-]`, not starting with a dot.

@@ -5,6 +5,8 @@
 pub mod access;
 pub mod agent_files;
 mod approvals;
+mod ask;
+mod calls;
 mod catalog;
 mod compaction;
 pub mod config;
@@ -20,6 +22,7 @@ mod inherit;
 pub mod logins;
 pub mod mcp_servers;
 pub mod models;
+mod request;
 mod run_loop;
 mod scheduler;
 pub mod secrets;
@@ -31,6 +34,7 @@ pub mod tenant_models;
 mod titles;
 mod toolset;
 pub mod usage;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -513,7 +517,7 @@ impl Runtime {
         let system_prompt = match &agent.system_template {
             Some(name) => Some(self.render_template(t, name, arguments).await?),
             None if agent.render_prompt => {
-                Some(templates::render(&t.org, &agent.name, &agent.system_prompt, arguments).await?)
+                Some(template_worker::render(&t.org, &agent.name, &agent.system_prompt, arguments).await?)
             }
             None => None,
         };

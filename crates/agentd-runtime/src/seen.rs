@@ -7,7 +7,7 @@ pub use agentd_core::{ContextTokens, ModelContext};
 use agentd_core::{ErrorCode, Message, Role, Tenant, ToolSpec};
 
 use crate::fold::Folded;
-use crate::run_loop::{mentioned_skill, request_messages, system_text};
+use crate::request::{mentioned_skill, request_messages, system_text};
 use crate::{Runtime, RuntimeError};
 
 impl Runtime {

@@ -13,7 +13,7 @@ use agentd_store::{BlackboardEntry, ChildOf, DocKind, NewRun};
 use serde_json::json;
 
 use crate::delegation::{Parent, Tree, result};
-use crate::run_loop::{Stop, Writer};
+use crate::writer::{Stop, Writer};
 use crate::{Runtime, RuntimeError};
 
 /// Entry kinds of a blackboard.

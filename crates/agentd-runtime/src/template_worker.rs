@@ -7,6 +7,7 @@
 //! caller gets `400 template_too_large`. Without a worker set (library
 //! tests), renders run on a thread here.
 
+use agentd_core::Tenant;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -98,8 +99,24 @@ fn org_slots(org: &str) -> std::sync::Arc<tokio::sync::Semaphore> {
         .clone()
 }
 
+/// Renders a tenant's `content` with `arguments` (a JSON object), bounded
+/// in steps (fuel), output, memory and CPU (in a worker process).
+pub async fn render(org: &str, name: &str, content: &str, arguments: &Value) -> Result<String, RuntimeError> {
+    let args = crate::templates::object_args(arguments)?;
+    crate::templates::check_complexity(content)?;
+    render_checked(org, name, content, args).await
+}
+
+impl crate::Runtime {
+    /// Renders the tenant's template `name` with `arguments`.
+    pub async fn render_template(&self, t: &Tenant, name: &str, arguments: &Value) -> Result<String, RuntimeError> {
+        let tpl = self.documents().get::<crate::templates::Template>(t, name).await?;
+        render(&t.org, name, &tpl.body.content, arguments).await
+    }
+}
+
 /// Renders `content` (already checked) with `args` (a JSON object) for `org`.
-pub(crate) async fn render(org: &str, name: &str, content: &str, args: Value) -> Result<String, RuntimeError> {
+async fn render_checked(org: &str, name: &str, content: &str, args: Value) -> Result<String, RuntimeError> {
     match tokio::time::timeout(WORKER_WALL, render_inner(org, name, content, args)).await {
         Ok(r) => r,
         // Dropping the future kills the worker (kill_on_drop).

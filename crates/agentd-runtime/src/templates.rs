@@ -1,15 +1,15 @@
 //! Prompt templates: named minijinja templates with `{{variable}}`
-//! placeholders, stored per tenant, rendered strictly (a missing variable is
-//! an error naming it, never a silent blank).
+//! placeholders, stored per tenant as a document kind, rendered strictly (a
+//! missing variable is an error naming it, never a silent blank). Tenants'
+//! templates render in a worker process (`template_worker`).
 
 use agentd_core::ErrorCode;
-pub use agentd_core::PromptTemplate;
-use agentd_core::Tenant;
+pub use agentd_core::Template;
 use serde_json::Value;
 
-use crate::{Runtime, RuntimeError};
+use crate::RuntimeError;
+use crate::documents::{DocKind, DocumentKind};
 
-const KIND: agentd_store::DocKind = agentd_store::DocKind::PROMPT_TEMPLATE;
 /// Rendering steps a template may take (loops over huge inputs stop here).
 const FUEL: u64 = 100_000;
 /// Largest template accepted.
@@ -36,7 +36,7 @@ const TEMPLATE_STACK: usize = 16 * 1024 * 1024;
 
 /// Refuses templates too large or whose tags chain too many operators,
 /// before the parser sees them.
-fn check_complexity(content: &str) -> Result<(), RuntimeError> {
+pub(crate) fn check_complexity(content: &str) -> Result<(), RuntimeError> {
     if content.len() > MAX_TEMPLATE_BYTES {
         return Err(RuntimeError::bad(
             ErrorCode::TemplateTooLarge,
@@ -144,21 +144,12 @@ fn variables_of(t: &minijinja::Template<'_, '_>) -> Vec<String> {
     v
 }
 
-fn object_args(arguments: &Value) -> Result<Value, RuntimeError> {
+pub(crate) fn object_args(arguments: &Value) -> Result<Value, RuntimeError> {
     match arguments {
         Value::Object(_) => Ok(arguments.clone()),
         Value::Null => Ok(Value::Object(Default::default())),
         _ => Err(RuntimeError::bad(ErrorCode::InvalidArguments, "`arguments` must be a JSON object")),
     }
-}
-
-/// Renders a tenant's `content` with `arguments` (a JSON object), bounded
-/// in steps (fuel), output ([`MAX_OUTPUT_BYTES`]), memory and CPU (a worker
-/// process, see `template_worker`).
-pub async fn render(org: &str, name: &str, content: &str, arguments: &Value) -> Result<String, RuntimeError> {
-    let args = object_args(arguments)?;
-    check_complexity(content)?;
-    crate::template_worker::render(org, name, content, args).await
 }
 
 /// Renders on a thread of this process: for the operator's own files read
@@ -218,83 +209,16 @@ fn render_unchecked(name: &str, content: &str, args: &Value) -> Result<String, R
     String::from_utf8(out.out).map_err(|_| RuntimeError::bad(ErrorCode::TemplateError, "the output is not UTF-8"))
 }
 
-fn check_name(name: &str) -> Result<(), RuntimeError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !name.starts_with('.');
-    if ok {
+impl DocumentKind for Template {
+    const KIND: DocKind = DocKind::PROMPT_TEMPLATE;
+    const NOUN: &'static str = "prompt template";
+    const NOT_FOUND: ErrorCode = ErrorCode::TemplateNotFound;
+    const EXISTS: ErrorCode = ErrorCode::TemplateExists;
+
+    /// A template parses and stays within its bounds; its variables are worked out here.
+    fn check(&mut self) -> Result<(), RuntimeError> {
+        self.variables = variables(&self.content)?;
         Ok(())
-    } else {
-        Err(RuntimeError::bad(ErrorCode::InvalidRequest, "`name` must be 1-128 characters of [A-Za-z0-9_.-]"))
-    }
-}
-
-fn not_found(name: &str) -> RuntimeError {
-    RuntimeError::not_found(ErrorCode::TemplateNotFound, format!("no prompt template named {name:?}"))
-}
-
-impl Runtime {
-    pub async fn create_template(&self, t: &Tenant, name: &str, content: &str) -> Result<PromptTemplate, RuntimeError> {
-        check_name(name)?;
-        // Stored (and answered) with secrets masked, like every tenant write.
-        let content = &agentd_core::redact::redact_for(t, content).into_owned();
-        let now = agentd_store::now();
-        let tpl = PromptTemplate {
-            name: name.to_string(),
-            content: content.to_string(),
-            variables: variables(content)?,
-            created_at: now.clone(),
-            updated_at: now,
-        };
-        let doc =
-            serde_json::to_value(&tpl).map_err(|e| RuntimeError::bad(ErrorCode::InvalidTemplate, e.to_string()))?;
-        match self.store.create_doc(t, KIND, name, &doc).await {
-            Ok(()) => Ok(tpl),
-            Err(agentd_store::StoreError::AlreadyExists) => Err(RuntimeError::exists(
-                ErrorCode::TemplateExists,
-                format!("a prompt template named {name:?} exists; PUT replaces it"),
-            )),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    pub async fn list_templates(&self, t: &Tenant) -> Result<Vec<PromptTemplate>, RuntimeError> {
-        let docs = self.store.list_docs(t, KIND).await?;
-        Ok(docs.into_iter().filter_map(|d| serde_json::from_value(d).ok()).collect())
-    }
-
-    pub async fn get_template(&self, t: &Tenant, name: &str) -> Result<PromptTemplate, RuntimeError> {
-        self.list_templates(t).await?.into_iter().find(|p| p.name == name).ok_or_else(|| not_found(name))
-    }
-
-    pub async fn replace_template(
-        &self,
-        t: &Tenant,
-        name: &str,
-        content: &str,
-    ) -> Result<PromptTemplate, RuntimeError> {
-        let content = &agentd_core::redact::redact_for(t, content).into_owned();
-        let mut tpl = self.get_template(t, name).await?;
-        tpl.variables = variables(content)?;
-        tpl.content = content.to_string();
-        tpl.updated_at = agentd_store::now();
-        let doc =
-            serde_json::to_value(&tpl).map_err(|e| RuntimeError::bad(ErrorCode::InvalidTemplate, e.to_string()))?;
-        if !self.store.replace_doc(t, KIND, name, &doc).await? {
-            return Err(not_found(name));
-        }
-        Ok(tpl)
-    }
-
-    pub async fn delete_template(&self, t: &Tenant, name: &str) -> Result<(), RuntimeError> {
-        if self.store.delete_doc(t, KIND, name).await? { Ok(()) } else { Err(not_found(name)) }
-    }
-
-    /// Renders the tenant's template `name` with `arguments`.
-    pub async fn render_template(&self, t: &Tenant, name: &str, arguments: &Value) -> Result<String, RuntimeError> {
-        let tpl = self.get_template(t, name).await?;
-        render(&t.org, name, &tpl.content, arguments).await
     }
 }
 

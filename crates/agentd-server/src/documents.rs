@@ -4,13 +4,13 @@
 
 use agentd_api as api;
 use agentd_api::openapi::op;
-use agentd_runtime::documents::{Document, DocumentKind};
+use agentd_api::{Document, Named};
+use agentd_runtime::documents::DocumentKind;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiJson, Scope};
@@ -24,41 +24,17 @@ pub(crate) trait Resource: DocumentKind + JsonSchema {
     const ITEM: &'static str;
 }
 
-/// A document as the API shows it: its name, its kind's fields, its times.
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
-pub(crate) struct Doc<K> {
-    pub name: String,
-    #[serde(flatten)]
-    pub body: K,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl<K> From<Document<K>> for Doc<K> {
-    fn from(d: Document<K>) -> Self {
-        Doc { name: d.name, body: d.body, created_at: d.created_at, updated_at: d.updated_at }
-    }
-}
-
-/// The body of a create: a name and the kind's fields.
-#[derive(Debug, Deserialize, JsonSchema)]
-pub(crate) struct Named<K> {
-    pub name: String,
-    #[serde(flatten)]
-    pub body: K,
-}
-
 async fn create<K: Resource>(
     State(s): State<AppState>,
     Scope(t): Scope,
     ApiJson(b): ApiJson<Named<K>>,
 ) -> Result<Response, ApiError> {
     let d = s.rt.documents().create(&t, &b.name, b.body).await?;
-    Ok((StatusCode::CREATED, Json(Doc::from(d))).into_response())
+    Ok((StatusCode::CREATED, Json(d)).into_response())
 }
 
 async fn list<K: Resource>(State(s): State<AppState>, Scope(t): Scope) -> Result<Response, ApiError> {
-    let all: Vec<Doc<K>> = s.rt.documents().list::<K>(&t).await?.into_iter().map(Doc::from).collect();
+    let all: Vec<Document<K>> = s.rt.documents().list::<K>(&t).await?;
     Ok(Json(api::Page::all(all)).into_response())
 }
 
@@ -67,7 +43,7 @@ async fn get_one<K: Resource>(
     Scope(t): Scope,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(Doc::from(s.rt.documents().get::<K>(&t, &name).await?)).into_response())
+    Ok(Json(s.rt.documents().get::<K>(&t, &name).await?).into_response())
 }
 
 async fn replace<K: Resource>(
@@ -76,7 +52,7 @@ async fn replace<K: Resource>(
     Path(name): Path<String>,
     ApiJson(b): ApiJson<K>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(Doc::from(s.rt.documents().replace(&t, &name, b).await?)).into_response())
+    Ok(Json(s.rt.documents().replace(&t, &name, b).await?).into_response())
 }
 
 async fn delete<K: Resource>(
@@ -93,17 +69,20 @@ pub(crate) fn rows<K: Resource>() -> Vec<Route> {
     let noun = K::NOUN;
     vec![
         Route::with_op(
-            op("post", K::PATH, format!("Create a {noun}")).body::<Named<K>>().answer::<Doc<K>>(201),
+            op("post", K::PATH, format!("Create a {noun}")).body::<Named<K>>().answer::<Document<K>>(201),
             create::<K>,
         )
         .audited(),
         Route::with_op(
-            op("get", K::PATH, format!("The tenant's {noun}s, by name")).answer::<api::Page<Doc<K>>>(200),
+            op("get", K::PATH, format!("The tenant's {noun}s, by name")).answer::<api::Page<Document<K>>>(200),
             list::<K>,
         ),
-        Route::with_op(op("get", K::ITEM, format!("One {noun}")).answer::<Doc<K>>(200), get_one::<K>),
-        Route::with_op(op("put", K::ITEM, format!("Replace a {noun}")).body::<K>().answer::<Doc<K>>(200), replace::<K>)
-            .audited(),
+        Route::with_op(op("get", K::ITEM, format!("One {noun}")).answer::<Document<K>>(200), get_one::<K>),
+        Route::with_op(
+            op("put", K::ITEM, format!("Replace a {noun}")).body::<K>().answer::<Document<K>>(200),
+            replace::<K>,
+        )
+        .audited(),
         Route::with_op(op("delete", K::ITEM, format!("Remove a {noun}")).empty(204), delete::<K>).audited(),
     ]
 }

@@ -5,6 +5,7 @@
 use agentd_core::ErrorCode;
 use agentd_runtime::RuntimeError;
 use agentd_runtime::documents::{DocKind, DocumentKind};
+use agentd_runtime::templates::Template;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +14,13 @@ use crate::routes::Route;
 
 /// Every simple kind's routes.
 pub(crate) fn routes() -> Vec<Route> {
-    rows::<Prompt>()
+    [rows::<Template>(), rows::<Prompt>()].into_iter().flatten().collect()
+}
+
+/// Prompt templates: the kind and its check live in the runtime (it renders them).
+impl Resource for Template {
+    const PATH: &'static str = "/v1/prompt-templates";
+    const ITEM: &'static str = "/v1/prompt-templates/{name}";
 }
 
 fn bad(message: String) -> RuntimeError {

@@ -116,7 +116,7 @@ async fn templates() -> anyhow::Result<()> {
     let t0 = Instant::now();
     let rounds = 50;
     for _ in 0..rounds {
-        agentd_runtime::templates::render("bench", "t", "Hello {{ name }}", &serde_json::json!({"name": "Ada"}))
+        agentd_runtime::template_worker::render("bench", "t", "Hello {{ name }}", &serde_json::json!({"name": "Ada"}))
             .await?;
     }
     println!(
@@ -126,7 +126,7 @@ async fn templates() -> anyhow::Result<()> {
     let mut largest = 0;
     for n in 10..=40u32 {
         let t0 = Instant::now();
-        let r = agentd_runtime::templates::render("bench", "t", &doubling(n), &serde_json::json!({})).await;
+        let r = agentd_runtime::template_worker::render("bench", "t", &doubling(n), &serde_json::json!({})).await;
         let took = t0.elapsed();
         match r {
             Ok(_) => largest = n,
