@@ -351,3 +351,28 @@ pub struct ModelPrice {
     #[serde(default)]
     pub output_per_mtok: f64,
 }
+
+/// A provider's API dialect (`type` of `[providers.*]`).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible chat-completions server.
+    #[default]
+    Openai,
+    Anthropic,
+    Ollama,
+    /// Canned turns from the config (operators only: it reads files).
+    Scripted,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::Scripted => "scripted",
+        }
+    }
+}

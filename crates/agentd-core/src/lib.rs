@@ -20,7 +20,7 @@ pub use approval::{Approval, ApprovalChange, ApprovalStatus, Decision, Resolutio
 pub use catalog::{
     AGENT_EXPORT_FORMAT, AgentDef, AgentExport, AgentImported, AgentLimits, AgentListing, AgentSource, AgentVersion,
     BlackboardEntry, DirectCall, Document, FileEntry, FileHit, FileKind, ModelPrice, ModelProfile, Named, OrgLimits,
-    TeamDef, TeamStrategy, Template, UsageReport, UsageRow,
+    ProviderKind, TeamDef, TeamStrategy, Template, UsageReport, UsageRow,
 };
 pub use event::{EventKind, StoredEvent};
 pub use event_type::EventType;

@@ -148,8 +148,8 @@ impl LimitsConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ProviderConfig {
     /// `openai` (any OpenAI-compatible server), `anthropic`, `ollama` or `scripted`.
-    #[serde(rename = "type", default = "default_kind")]
-    pub kind: String,
+    #[serde(rename = "type", default)]
+    pub kind: agentd_core::ProviderKind,
     pub base_url: Option<String>,
     /// Name of the environment variable holding the API key.
     pub api_key_env: Option<String>,
@@ -172,10 +172,6 @@ pub struct ProviderConfig {
     pub max_retries: Option<u32>,
     /// First backoff in ms (doubles each retry, with jitter; `Retry-After` wins). Default 500.
     pub retry_base_ms: Option<u64>,
-}
-
-fn default_kind() -> String {
-    "openai".into()
 }
 
 /// Settings of an agent (`[agents.default]`).

@@ -243,11 +243,16 @@ impl Runtime {
                 crate::first_words(&args.task),
                 self.tree_caps(),
             )),
-            ceiling: Some(Ceiling {
-                tools: Some(tools),
-                max_wall_secs: Some(limits.child_max_wall_secs.min(agent.max_wall_secs)),
-                ..crate::inherit::child_ceiling(&p.set.agent, tree.ceiling.as_ref(), reserved)
-            }),
+            ceiling: Some(crate::inherit::child_ceiling(
+                &p.set.agent,
+                tree.ceiling.as_ref(),
+                crate::inherit::Grant {
+                    tools: Some(tools),
+                    reserved,
+                    max_wall_secs: limits.child_max_wall_secs.min(agent.max_wall_secs),
+                    team: None,
+                },
+            )),
             ..NewRun::new(agentd_core::new_id("ses"), input, model, agent.max_steps)
         };
         let spawned = EventKind::ChildSpawned {

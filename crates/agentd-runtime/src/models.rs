@@ -1,5 +1,6 @@
 //! Provider instances and model-name resolution (`profile` or `provider/model`).
 
+use agentd_core::ProviderKind;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,7 +96,8 @@ impl ModelError {
 struct ServerProvider {
     provider: Arc<dyn Provider>,
     retry: RetryPolicy,
-    kind: String,
+    /// `None`: a provider added in code (tests, the bench).
+    kind: Option<ProviderKind>,
 }
 
 /// Builds an HTTP provider (`openai`, `anthropic`, `ollama`) with its key
@@ -110,14 +112,14 @@ pub(crate) fn build_provider(
     let stream = p.stream.unwrap_or(true);
     let base = |default: &str| p.base_url.clone().unwrap_or_else(|| default.into());
     let invalid = |e: agentd_providers::ProviderError| e.to_string();
-    Ok(match p.kind.as_str() {
-        "openai" => {
+    Ok(match p.kind {
+        ProviderKind::Openai => {
             let max_tokens_field = p.max_tokens_field.clone();
             let base_url = base("https://api.openai.com/v1");
             let c = OpenAiConfig { base_url, api_key, headers, timeout, stream, max_tokens_field, guard };
             Arc::new(OpenAiProvider::new(c).map_err(invalid)?)
         }
-        "anthropic" => {
+        ProviderKind::Anthropic => {
             let c = AnthropicConfig {
                 base_url: base("https://api.anthropic.com"),
                 api_key,
@@ -128,16 +130,12 @@ pub(crate) fn build_provider(
             };
             Arc::new(AnthropicProvider::new(c).map_err(invalid)?)
         }
-        "ollama" => {
+        ProviderKind::Ollama => {
             let base_url = base("http://127.0.0.1:11434");
             let c = OllamaConfig { base_url, headers, timeout, stream, think: p.think, guard };
             Arc::new(OllamaProvider::new(c).map_err(invalid)?)
         }
-        other => {
-            return Err(format!(
-                "unknown type {other:?} (expected \"openai\", \"anthropic\", \"ollama\" or \"scripted\")"
-            ));
-        }
+        ProviderKind::Scripted => return Err("a scripted provider is built from the config's turns".into()),
     })
 }
 
@@ -268,14 +266,16 @@ impl ModelRegistry {
         if !entries.contains_key("openai")
             && (env.get("OPENAI_API_KEY").is_some() || env.get("OPENAI_BASE_URL").is_some())
         {
-            entries
-                .insert("openai".into(), crate::config::ProviderConfig { kind: "openai".into(), ..Default::default() });
+            entries.insert(
+                "openai".into(),
+                crate::config::ProviderConfig { kind: ProviderKind::Openai, ..Default::default() },
+            );
         }
         let mut secrets: Vec<String> = env.values().cloned().collect();
         for (name, p) in &entries {
-            let default_key_var = match p.kind.as_str() {
-                "openai" if name == "openai" => Some("OPENAI_API_KEY"),
-                "anthropic" => Some("ANTHROPIC_API_KEY"),
+            let default_key_var = match p.kind {
+                ProviderKind::Openai if name == "openai" => Some("OPENAI_API_KEY"),
+                ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY"),
                 _ => None,
             };
             let api_key = match &p.api_key_env {
@@ -283,18 +283,18 @@ impl ModelRegistry {
                 None => default_key_var.and_then(|v| env.get(v)),
             };
             secrets.extend(api_key.clone());
-            let provider: Arc<dyn Provider> = if p.kind == "scripted" {
+            let provider: Arc<dyn Provider> = if p.kind == ProviderKind::Scripted {
                 Arc::new(scripted(cfg, name, p)?)
             } else {
                 let mut p = p.clone();
-                if name == "openai" && p.kind == "openai" && p.base_url.is_none() {
+                if name == "openai" && p.kind == ProviderKind::Openai && p.base_url.is_none() {
                     p.base_url = env.get("OPENAI_BASE_URL");
                 }
                 let headers = p.headers.clone().into_iter().collect();
                 build_provider(&p, api_key, headers, None)
                     .map_err(|e| ConfigError::Invalid(format!("provider {name}: {e}")))?
             };
-            let kind = p.kind.clone();
+            let kind = Some(p.kind);
             providers.insert(name.clone(), ServerProvider { provider, retry: retry_of(p), kind });
         }
         // Keys read from the .env file are as secret as environment ones.
@@ -320,8 +320,7 @@ impl ModelRegistry {
 
     /// Adds or replaces a provider (used by tests and the bench).
     pub fn insert_provider(&mut self, name: &str, p: Arc<dyn Provider>) {
-        self.providers
-            .insert(name.into(), ServerProvider { provider: p, retry: RetryPolicy::default(), kind: "custom".into() });
+        self.providers.insert(name.into(), ServerProvider { provider: p, retry: RetryPolicy::default(), kind: None });
     }
 
     pub fn set_default_model(&mut self, m: Option<String>) {
@@ -338,7 +337,7 @@ impl ModelRegistry {
 
     /// The configured providers' names and types.
     pub fn provider_kinds(&self) -> impl Iterator<Item = (&String, &str)> {
-        self.providers.iter().map(|(k, p)| (k, p.kind.as_str()))
+        self.providers.iter().map(|(k, p)| (k, p.kind.map_or("custom", ProviderKind::as_str)))
     }
 
     /// The configured profiles.
@@ -484,7 +483,8 @@ mod tests {
 
     #[test]
     fn bad_provider_type_is_a_config_error() {
-        let cfg = Config::parse("[providers.x]\ntype = \"carrier-pigeon\"").unwrap();
-        assert!(ModelRegistry::from_config(&cfg).is_err());
+        // A closed vocabulary: the file does not read, and says what it expected.
+        let e = Config::parse("[providers.x]\ntype = \"carrier-pigeon\"").unwrap_err();
+        assert!(e.contains("carrier-pigeon") && e.contains("openai"), "{e}");
     }
 }

@@ -4,7 +4,7 @@
 //! the context manager's counter.
 
 pub use agentd_core::{ContextTokens, ModelContext};
-use agentd_core::{ErrorCode, Message, Role, Tenant, ToolSpec};
+use agentd_core::{ErrorCode, EventType, Message, Role, Tenant, ToolSpec};
 
 use crate::fold::Folded;
 use crate::request::{mentioned_skill, request_messages, system_text};
@@ -24,16 +24,16 @@ impl Runtime {
         let step = step.unwrap_or(f.step.max(1));
         let of_step = |e: &&agentd_core::StoredEvent| e.data["step"].as_u64() == Some(u64::from(step));
         let started =
-            events.iter().filter(of_step).find(|e| e.type_name == "step.started").ok_or_else(|| {
-                RuntimeError::not_found(ErrorCode::NotFound, format!("run {run_id} has no step {step}"))
-            })?;
+            events.iter().filter(of_step).find(|e| e.event_type() == Some(EventType::StepStarted)).ok_or_else(
+                || RuntimeError::not_found(ErrorCode::NotFound, format!("run {run_id} has no step {step}")),
+            )?;
         // The request went out after everything journaled before the step's first model event.
         let cutoff = events
             .iter()
             .filter(of_step)
             .find(|e| e.seq > started.seq && e.type_name.starts_with("llm."))
             .map(|e| e.seq);
-        let answered = events.iter().filter(of_step).find(|e| e.type_name == "llm.completed");
+        let answered = events.iter().filter(of_step).find(|e| e.event_type() == Some(EventType::LlmCompleted));
         let agent = self.agent_of_run(t, &run, f.tree.ceiling.as_ref()).await?;
         let toolset = self.run_toolset(t, &agent, f.tree.ceiling.as_ref()).await?;
         let base = f.system.as_deref().unwrap_or(&agent.system_prompt).to_string();
@@ -54,7 +54,7 @@ impl Runtime {
         // Skills the input named were loaded right after it.
         let named: Vec<&str> = events
             .iter()
-            .filter(|e| e.type_name == "skill.loaded" && e.data["call_id"] == "mentioned")
+            .filter(|e| e.event_type() == Some(EventType::SkillLoaded) && e.data["call_id"] == "mentioned")
             .filter_map(|e| e.data["name"].as_str())
             .collect();
         let mut skill_messages = 0;

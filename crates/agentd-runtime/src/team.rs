@@ -330,12 +330,16 @@ impl Runtime {
                 format!("{} · {}", team.name, m.role),
                 self.tree_caps(),
             )),
-            ceiling: Some(Ceiling {
-                max_wall_secs: Some(limits.child_max_wall_secs.min(agent.max_wall_secs)),
-                team: Some(team.name.clone()),
-                role: Some(m.role.clone()),
-                ..crate::inherit::child_ceiling(&parent, run_ceiling, budget)
-            }),
+            ceiling: Some(crate::inherit::child_ceiling(
+                &parent,
+                run_ceiling,
+                crate::inherit::Grant {
+                    tools: None,
+                    reserved: budget,
+                    max_wall_secs: limits.child_max_wall_secs.min(agent.max_wall_secs),
+                    team: Some((team.name.clone(), m.role.clone())),
+                },
+            )),
             ..NewRun::new(agentd_core::new_id("ses"), task, model, agent.max_steps)
         })
     }

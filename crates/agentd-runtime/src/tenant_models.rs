@@ -27,7 +27,7 @@ const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 pub struct TenantProvider {
     pub name: String,
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: agentd_core::ProviderKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,7 +53,7 @@ pub struct TenantProvider {
 impl TenantProvider {
     fn config(&self) -> ProviderConfig {
         ProviderConfig {
-            kind: self.kind.clone(),
+            kind: self.kind,
             base_url: Some(self.base_url()),
             timeout_secs: self.timeout_secs,
             stream: self.stream,
@@ -67,8 +67,8 @@ impl TenantProvider {
 
     fn base_url(&self) -> String {
         self.base_url.clone().unwrap_or_else(|| {
-            match self.kind.as_str() {
-                "anthropic" => "https://api.anthropic.com",
+            match self.kind {
+                agentd_core::ProviderKind::Anthropic => "https://api.anthropic.com",
                 _ => "https://api.openai.com/v1",
             }
             .into()
@@ -210,10 +210,10 @@ impl Runtime {
     /// guard and its secrets exist, or it is refused now.
     pub async fn add_provider(&self, t: &Tenant, mut def: TenantProvider) -> Result<TenantProvider, RuntimeError> {
         check_name("provider", &def.name)?;
-        if !TENANT_KINDS.contains(&def.kind.as_str()) {
+        if def.kind == agentd_core::ProviderKind::Scripted {
             return Err(bad(format!("`type` must be one of {}", TENANT_KINDS.join(", "))));
         }
-        if def.kind == "ollama" && def.base_url.is_none() {
+        if def.kind == agentd_core::ProviderKind::Ollama && def.base_url.is_none() {
             return Err(bad("an ollama provider needs `base_url`"));
         }
         if def.timeout_secs.is_some_and(|s| s == 0 || s > 3600) {

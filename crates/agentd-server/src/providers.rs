@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiJson, Scope};
 fn provider_info(p: TenantProvider) -> ProviderInfo {
     ProviderInfo {
         name: p.name,
-        kind: p.kind,
+        kind: p.kind.as_str().to_string(),
         source: Source::Tenant,
         base_url: p.base_url,
         api_key: p.api_key,

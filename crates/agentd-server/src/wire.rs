@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use agentd_api as api;
-use agentd_core::HeaderSpec;
+use agentd_core::{HeaderSpec, ProviderKind};
 use agentd_mcp::{McpServerConfig, ServerInfo, ServerState};
 use agentd_runtime::SecretRefs;
 use agentd_runtime::tenant_models::TenantProvider;
@@ -87,13 +87,13 @@ pub(crate) fn mcp_config_in(c: api::McpServerConfig) -> (McpServerConfig, Secret
 /// A provider a tenant adds, as the runtime keeps it.
 pub(crate) fn provider_in(b: api::CreateProvider) -> TenantProvider {
     let kind = match b.kind {
-        api::TenantProviderKind::Openai => "openai",
-        api::TenantProviderKind::Anthropic => "anthropic",
-        api::TenantProviderKind::Ollama => "ollama",
+        api::TenantProviderKind::Openai => ProviderKind::Openai,
+        api::TenantProviderKind::Anthropic => ProviderKind::Anthropic,
+        api::TenantProviderKind::Ollama => ProviderKind::Ollama,
     };
     TenantProvider {
         name: b.name,
-        kind: kind.to_string(),
+        kind,
         base_url: b.base_url,
         api_key: b.api_key,
         headers: b.headers,

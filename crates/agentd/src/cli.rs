@@ -1,9 +1,14 @@
 //! Command-line definitions.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
+
+use crate::commands::keys::KeysCmd;
+use crate::commands::secrets::SecretsCmd;
+use crate::commands::tool::ToolCmd;
+use crate::commands::tree::{AgentsCmd, TeamsCmd};
+use crate::opts::{LocalOpts, RemoteOpts};
 
 #[derive(Parser)]
 #[command(name = "agentd", version, about = "A self-hosted, durable agent runtime")]
@@ -13,46 +18,6 @@ pub(crate) struct Cli {
     pub verbose: bool,
     #[command(subcommand)]
     pub cmd: Cmd,
-}
-
-/// Where the local database and config are.
-#[derive(Args, Clone)]
-pub(crate) struct LocalOpts {
-    /// Data directory holding the SQLite database.
-    #[arg(long, env = "AGENTD_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Config file (default: ./agentd.toml when present).
-    #[arg(long, env = "AGENTD_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// PostgreSQL URL (postgres://…); SQLite under the data dir when absent.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database: Option<String>,
-    /// This node's name in leases and run events.
-    #[arg(long, env = "AGENTD_NODE_ID")]
-    pub node_id: Option<String>,
-    /// Register the test-only tools (`test_append` writes to FILE, `test_sleep`);
-    /// only in builds with the `test-tools` feature.
-    #[cfg(feature = "test-tools")]
-    #[arg(long, env = "AGENTD_TEST_TOOLS_FILE", hide = true)]
-    pub enable_test_tools: Option<PathBuf>,
-}
-
-/// How to reach a running server.
-#[derive(Args, Clone)]
-pub(crate) struct RemoteOpts {
-    /// Server URL.
-    #[arg(long, env = "AGENTD_URL", default_value = "http://127.0.0.1:7700")]
-    pub url: String,
-    /// Tenant scope sent as x-org-id / x-user-id / x-project-id.
-    #[arg(long, env = "AGENTD_ORG")]
-    pub org: Option<String>,
-    #[arg(long, env = "AGENTD_USER")]
-    pub user: Option<String>,
-    #[arg(long, env = "AGENTD_PROJECT")]
-    pub project: Option<String>,
-    /// API key sent as `Authorization: Bearer` (when the server has auth on).
-    #[arg(long, env = "AGENTD_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -258,159 +223,6 @@ pub(crate) enum Cmd {
     },
 }
 
-/// Where `agentd keys` works: a server (`--url`, with `--api-key`) or the database.
-#[derive(Args)]
-pub(crate) struct KeyTarget {
-    /// A server to ask instead of opening the database.
-    #[arg(long)]
-    pub url: Option<String>,
-    /// With --url: the admin or operator key to ask with.
-    #[arg(long, env = "AGENTD_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
-    #[command(flatten)]
-    pub local: LocalOpts,
-}
-
-#[derive(Subcommand)]
-pub(crate) enum AgentsCmd {
-    /// Configured, file and tenant agents.
-    List {
-        #[command(flatten)]
-        remote: RemoteOpts,
-    },
-    /// Every version of a tenant agent.
-    Versions {
-        name: String,
-        #[command(flatten)]
-        remote: RemoteOpts,
-    },
-    /// Print an agent as one portable JSON file (with its skills and template).
-    Export {
-        name: String,
-        #[command(flatten)]
-        remote: RemoteOpts,
-    },
-    /// Take an exported agent back.
-    Import {
-        file: std::path::PathBuf,
-        /// Overwrite what exists (a new version of the agent).
-        #[arg(long)]
-        replace: bool,
-        #[command(flatten)]
-        remote: RemoteOpts,
-    },
-}
-
-impl AgentsCmd {
-    pub(crate) fn remote(&self) -> &RemoteOpts {
-        match self {
-            Self::List { remote }
-            | Self::Versions { remote, .. }
-            | Self::Export { remote, .. }
-            | Self::Import { remote, .. } => remote,
-        }
-    }
-}
-
-#[derive(Subcommand)]
-pub(crate) enum TeamsCmd {
-    List {
-        #[command(flatten)]
-        remote: RemoteOpts,
-    },
-    /// Start a team run; prints its id (follow it with `agentd tail` or `agentd tree`).
-    Run {
-        name: String,
-        input: String,
-        #[command(flatten)]
-        remote: RemoteOpts,
-    },
-    /// The team's blackboard.
-    Board {
-        name: String,
-        #[command(flatten)]
-        remote: RemoteOpts,
-    },
-}
-
-impl TeamsCmd {
-    pub(crate) fn remote(&self) -> &RemoteOpts {
-        match self {
-            Self::List { remote } | Self::Run { remote, .. } | Self::Board { remote, .. } => remote,
-        }
-    }
-}
-
-#[derive(Subcommand)]
-pub(crate) enum KeysCmd {
-    /// Make a key; it is printed alone on the last line (shown only this once).
-    Create {
-        /// operator, admin, member or viewer.
-        #[arg(long)]
-        role: String,
-        /// The organisation (required except for operator keys).
-        #[arg(long)]
-        org: Option<String>,
-        /// Fix the user (otherwise the key may act for any user via x-user-id).
-        #[arg(long)]
-        user: Option<String>,
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(long)]
-        name: Option<String>,
-        /// Lifetime such as 90d, 12h, 30m, 45s, or an RFC 3339 time.
-        #[arg(long)]
-        expires: Option<String>,
-        #[command(flatten)]
-        target: KeyTarget,
-    },
-    /// List keys (never their secrets).
-    List {
-        #[command(flatten)]
-        target: KeyTarget,
-    },
-    /// Revoke a key: refused from the next request on.
-    Revoke {
-        id: String,
-        #[command(flatten)]
-        target: KeyTarget,
-    },
-}
-
-#[derive(Subcommand)]
-pub(crate) enum SecretsCmd {
-    /// Re-seal every tenant's secrets under a new master key, in one
-    /// transaction (stop every server of this database first).
-    RotateKey {
-        /// A file holding the new key (base64 of 32 bytes); a random one when absent.
-        #[arg(long)]
-        new_key_file: Option<std::path::PathBuf>,
-        #[command(flatten)]
-        local: LocalOpts,
-    },
-}
-
-#[derive(Subcommand)]
-pub(crate) enum ToolCmd {
-    /// List the tools the server offers.
-    List {
-        #[command(flatten)]
-        remote: RemoteOpts,
-    },
-    /// Call a tool directly with JSON arguments.
-    Call {
-        name: String,
-        /// Arguments as a JSON object.
-        #[arg(long, default_value = "{}")]
-        args: String,
-        /// Use this session's workspace (the tenant's scratch workspace otherwise).
-        #[arg(long)]
-        session: Option<String>,
-        #[command(flatten)]
-        remote: RemoteOpts,
-    },
-}
-
 pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Serve { listen, auth, local } => crate::commands::serve::serve(listen, auth, local).await,
@@ -447,14 +259,14 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Approvals { run, status, remote } => crate::commands::approvals::list(&remote, run, &status).await,
         Cmd::Approve { id, for_session, deny, reason, args, remote } => {
             let decision = match (deny, for_session) {
-                (true, _) => "deny",
-                (false, true) => "approve_for_session",
-                (false, false) => "approve",
+                (true, _) => agentd_core::Decision::Deny,
+                (false, true) => agentd_core::Decision::ApproveForSession,
+                (false, false) => agentd_core::Decision::Approve,
             };
             crate::commands::approvals::answer(&remote, &id, decision, reason, args).await
         }
         Cmd::Deny { id, reason, remote } => {
-            crate::commands::approvals::answer(&remote, &id, "deny", reason, None).await
+            crate::commands::approvals::answer(&remote, &id, agentd_core::Decision::Deny, reason, None).await
         }
         Cmd::Doctor { local } => crate::commands::doctor::doctor(local).await,
         Cmd::Prune { older_than, org, local } => crate::commands::prune::prune(local, &older_than, org).await,

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use serde::de::DeserializeOwned;
 
-use crate::cli::RemoteOpts;
+use crate::opts::RemoteOpts;
 
 pub(crate) fn client(remote: Option<&RemoteOpts>) -> anyhow::Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();

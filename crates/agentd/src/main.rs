@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod http;
+mod opts;
 mod print;
 mod prompt;
 mod setup;

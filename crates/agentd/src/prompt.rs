@@ -2,6 +2,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use agentd_core::Decision;
+
 use crate::print::{Asked, describe};
 
 /// Whether `agentd run` can ask the person at the keyboard.
@@ -10,7 +12,7 @@ pub(crate) fn interactive() -> bool {
 }
 
 /// Asks at the terminal; `None` if stdin closed. Returns (decision, reason).
-pub(crate) async fn prompt(a: &Asked) -> Option<(String, Option<String>)> {
+pub(crate) async fn prompt(a: &Asked) -> Option<(Decision, Option<String>)> {
     let text = describe(a);
     tokio::task::spawn_blocking(move || {
         let mut err = std::io::stderr();
@@ -23,15 +25,15 @@ pub(crate) async fn prompt(a: &Asked) -> Option<(String, Option<String>)> {
                 return None;
             }
             match line.trim().to_ascii_lowercase().as_str() {
-                "y" | "yes" => return Some(("approve".into(), None)),
-                "s" | "session" => return Some(("approve_for_session".into(), None)),
+                "y" | "yes" => return Some((Decision::Approve, None)),
+                "s" | "session" => return Some((Decision::ApproveForSession, None)),
                 "n" | "no" => {
                     let _ = write!(err, "reason (optional): ");
                     let _ = err.flush();
                     let mut reason = String::new();
                     let _ = std::io::stdin().lock().read_line(&mut reason);
                     let reason = Some(reason.trim().to_string()).filter(|r| !r.is_empty());
-                    return Some(("deny".into(), reason));
+                    return Some((Decision::Deny, reason));
                 }
                 _ => {}
             }

@@ -10,7 +10,7 @@ use agentd_store::{SqliteStore, Store};
 use agentd_tools::ToolRegistry;
 use anyhow::{Context, bail};
 
-use crate::cli::LocalOpts;
+use crate::opts::LocalOpts;
 
 /// Loaded configuration with flags and environment applied.
 pub(crate) struct Setup {

@@ -60,7 +60,11 @@ pub(crate) async fn follow_answering(
                         };
                         if let Some((decision, reason)) = crate::prompt::prompt(&shown).await {
                             let url = format!("{base}/v1/approvals/{id}");
-                            let body = agentd_api::AnswerApproval { decision, reason, arguments: None };
+                            let body = agentd_api::AnswerApproval {
+                                decision: decision.as_str().into(),
+                                reason,
+                                arguments: None,
+                            };
                             let req = client.post(url).json(&body);
                             if let Err(e) = crate::http::send(req, base).await {
                                 eprintln!("answering failed: {e:#}");

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use agentd_api::{AnswerApproval, Approval, Page};
 use anyhow::Context;
 
-use crate::cli::RemoteOpts;
 use crate::http::{client, fetch};
+use crate::opts::RemoteOpts;
 use crate::print::describe;
 
 pub(crate) async fn list(remote: &RemoteOpts, run: Option<String>, status: &str) -> anyhow::Result<ExitCode> {
@@ -30,12 +30,12 @@ pub(crate) async fn list(remote: &RemoteOpts, run: Option<String>, status: &str)
 pub(crate) async fn answer(
     remote: &RemoteOpts,
     id: &str,
-    decision: &str,
+    decision: agentd_core::Decision,
     reason: Option<String>,
     args: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let arguments = args.map(|a| serde_json::from_str(&a).context("--args must be a JSON object")).transpose()?;
-    let body = AnswerApproval { decision: decision.to_string(), reason, arguments };
+    let body = AnswerApproval { decision: decision.as_str().to_string(), reason, arguments };
     let url = format!("{}/v1/approvals/{id}", remote.url.trim_end_matches('/'));
     let a: Approval = fetch(client(Some(remote))?.post(url).json(&body), &remote.url).await?;
     println!("{}", describe(&(&a).into()));

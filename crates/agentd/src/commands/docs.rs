@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
 
-use crate::cli::RemoteOpts;
 use crate::http::{client, fetch, send};
+use crate::opts::RemoteOpts;
 
 #[derive(Subcommand)]
 pub(crate) enum DocsCmd {

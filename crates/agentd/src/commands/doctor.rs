@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::LocalOpts;
+use crate::opts::LocalOpts;
 
 pub(crate) async fn doctor(local: LocalOpts) -> anyhow::Result<ExitCode> {
     let mut ok = true;

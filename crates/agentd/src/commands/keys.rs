@@ -6,8 +6,60 @@ use std::process::ExitCode;
 use agentd_api::{ApiKey, ApiKeyCreated, CreateApiKey, KeyRole, Page};
 use anyhow::Context;
 
-use crate::cli::{KeyTarget, KeysCmd};
 use crate::http::fetch;
+
+use clap::{Args, Subcommand};
+
+use crate::opts::LocalOpts;
+
+/// Where `agentd keys` works: a server (`--url`, with `--api-key`) or the database.
+#[derive(Args)]
+pub(crate) struct KeyTarget {
+    /// A server to ask instead of opening the database.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// With --url: the admin or operator key to ask with.
+    #[arg(long, env = "AGENTD_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    #[command(flatten)]
+    pub local: LocalOpts,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum KeysCmd {
+    /// Make a key; it is printed alone on the last line (shown only this once).
+    Create {
+        /// operator, admin, member or viewer.
+        #[arg(long)]
+        role: String,
+        /// The organisation (required except for operator keys).
+        #[arg(long)]
+        org: Option<String>,
+        /// Fix the user (otherwise the key may act for any user via x-user-id).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime such as 90d, 12h, 30m, 45s, or an RFC 3339 time.
+        #[arg(long)]
+        expires: Option<String>,
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+    /// Revoke a key: refused from the next request on.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        target: KeyTarget,
+    },
+}
 
 pub(crate) async fn run(cmd: KeysCmd) -> anyhow::Result<ExitCode> {
     match cmd {

@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use agentd_api::{Page, Run, Session};
 
-use crate::cli::RemoteOpts;
 use crate::http::{client, fetch};
+use crate::opts::RemoteOpts;
 
 async fn page<T: serde::de::DeserializeOwned>(remote: &RemoteOpts, path: &str) -> anyhow::Result<Page<T>> {
     fetch(client(Some(remote))?.get(format!("{}{path}", remote.url.trim_end_matches('/'))), &remote.url).await

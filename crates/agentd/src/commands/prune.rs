@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use agentd_store::PruneScope;
 
-use crate::cli::LocalOpts;
+use crate::opts::LocalOpts;
 use crate::setup::{open_store, parse_age, setup};
 
 /// `agentd prune --older-than AGE`.

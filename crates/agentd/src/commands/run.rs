@@ -8,7 +8,7 @@ use agentd_core::Tenant;
 use agentd_runtime::{CreateRun, Live, Runtime};
 use anyhow::Context;
 
-use crate::cli::LocalOpts;
+use crate::opts::LocalOpts;
 use crate::print::Printer;
 use crate::setup::{build_runtime, open_store, setup};
 
@@ -90,7 +90,7 @@ async fn answer_locally(rt: &Arc<Runtime>, t: &Tenant, run_id: &str) -> anyhow::
         .map_err(|e| anyhow::anyhow!(e))?;
     for a in pending {
         let Some((decision, reason)) = crate::prompt::prompt(&(&a).into()).await else { return Ok(false) };
-        rt.answer_approval(t, &a.id, &decision, reason, None, None).await.map_err(|e| anyhow::anyhow!(e))?;
+        rt.answer_approval(t, &a.id, decision.as_str(), reason, None, None).await.map_err(|e| anyhow::anyhow!(e))?;
     }
     Ok(true)
 }

@@ -10,7 +10,22 @@ use std::process::ExitCode;
 use agentd_runtime::secrets::MasterKey;
 use anyhow::Context;
 
-use crate::cli::SecretsCmd;
+use clap::Subcommand;
+
+use crate::opts::LocalOpts;
+
+#[derive(Subcommand)]
+pub(crate) enum SecretsCmd {
+    /// Re-seal every tenant's secrets under a new master key, in one
+    /// transaction (stop every server of this database first).
+    RotateKey {
+        /// A file holding the new key (base64 of 32 bytes); a random one when absent.
+        #[arg(long)]
+        new_key_file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        local: LocalOpts,
+    },
+}
 
 pub(crate) async fn run(cmd: SecretsCmd) -> anyhow::Result<ExitCode> {
     let SecretsCmd::RotateKey { new_key_file, local } = cmd;

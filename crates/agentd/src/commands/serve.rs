@@ -8,7 +8,7 @@ use agentd_runtime::config::RetentionConfig;
 use agentd_store::{PruneScope, Store};
 use anyhow::Context;
 
-use crate::cli::LocalOpts;
+use crate::opts::LocalOpts;
 
 pub(crate) async fn serve(listen: Option<String>, auth: Option<String>, local: LocalOpts) -> anyhow::Result<ExitCode> {
     let s = crate::setup::setup(&local)?;

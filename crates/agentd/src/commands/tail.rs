@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use crate::cli::RemoteOpts;
 use crate::http::{client, send};
+use crate::opts::RemoteOpts;
 
 pub(crate) async fn tail(remote: &RemoteOpts, run_id: &str, after: i64) -> anyhow::Result<ExitCode> {
     let resp = send(

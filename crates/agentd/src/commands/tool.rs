@@ -5,8 +5,31 @@ use std::process::ExitCode;
 use agentd_api::{CallTool, ContentPart, Page, ToolCallResult, ToolInfo};
 use anyhow::Context;
 
-use crate::cli::RemoteOpts;
 use crate::http::{client, fetch};
+use crate::opts::RemoteOpts;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub(crate) enum ToolCmd {
+    /// List the tools the server offers.
+    List {
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Call a tool directly with JSON arguments.
+    Call {
+        name: String,
+        /// Arguments as a JSON object.
+        #[arg(long, default_value = "{}")]
+        args: String,
+        /// Use this session's workspace (the tenant's scratch workspace otherwise).
+        #[arg(long)]
+        session: Option<String>,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+}
 
 pub(crate) async fn tool_list(remote: &RemoteOpts) -> anyhow::Result<ExitCode> {
     let url = format!("{}/v1/tools", remote.url.trim_end_matches('/'));

@@ -6,8 +6,80 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::cli::RemoteOpts;
 use crate::http::{client, fetch};
+use crate::opts::RemoteOpts;
+
+use clap::Subcommand;
+
+#[derive(Subcommand)]
+pub(crate) enum AgentsCmd {
+    /// Configured, file and tenant agents.
+    List {
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Every version of a tenant agent.
+    Versions {
+        name: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Print an agent as one portable JSON file (with its skills and template).
+    Export {
+        name: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Take an exported agent back.
+    Import {
+        file: std::path::PathBuf,
+        /// Overwrite what exists (a new version of the agent).
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+}
+
+impl AgentsCmd {
+    pub(crate) fn remote(&self) -> &RemoteOpts {
+        match self {
+            Self::List { remote }
+            | Self::Versions { remote, .. }
+            | Self::Export { remote, .. }
+            | Self::Import { remote, .. } => remote,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TeamsCmd {
+    List {
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// Start a team run; prints its id (follow it with `agentd tail` or `agentd tree`).
+    Run {
+        name: String,
+        input: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+    /// The team's blackboard.
+    Board {
+        name: String,
+        #[command(flatten)]
+        remote: RemoteOpts,
+    },
+}
+
+impl TeamsCmd {
+    pub(crate) fn remote(&self) -> &RemoteOpts {
+        match self {
+            Self::List { remote } | Self::Run { remote, .. } | Self::Board { remote, .. } => remote,
+        }
+    }
+}
 
 fn url(remote: &RemoteOpts, path: &str) -> String {
     format!("{}{path}", remote.url.trim_end_matches('/'))
@@ -53,8 +125,8 @@ pub(crate) async fn inject(remote: &RemoteOpts, run_id: &str, input: &str) -> an
 }
 
 /// `agentd agents list | versions NAME | export NAME | import FILE [--replace]`.
-pub(crate) async fn agents(remote: &RemoteOpts, cmd: &crate::cli::AgentsCmd) -> anyhow::Result<ExitCode> {
-    use crate::cli::AgentsCmd::*;
+pub(crate) async fn agents(remote: &RemoteOpts, cmd: &AgentsCmd) -> anyhow::Result<ExitCode> {
+    use AgentsCmd::*;
     match cmd {
         List { .. } => {
             for a in get(remote, "/v1/agents").await?["data"].as_array().into_iter().flatten() {
@@ -82,8 +154,8 @@ pub(crate) async fn agents(remote: &RemoteOpts, cmd: &crate::cli::AgentsCmd) -> 
 }
 
 /// `agentd teams list | run NAME INPUT | board NAME`.
-pub(crate) async fn teams(remote: &RemoteOpts, cmd: &crate::cli::TeamsCmd) -> anyhow::Result<ExitCode> {
-    use crate::cli::TeamsCmd::*;
+pub(crate) async fn teams(remote: &RemoteOpts, cmd: &TeamsCmd) -> anyhow::Result<ExitCode> {
+    use TeamsCmd::*;
     match cmd {
         List { .. } => {
             for t in get(remote, "/v1/teams").await?["data"].as_array().into_iter().flatten() {
