@@ -25,8 +25,8 @@ pub trait DocumentKind: Serialize + DeserializeOwned + Clone + Send + Sync + 'st
     const NOT_FOUND: ErrorCode = ErrorCode::NotFound;
     /// The code of a name taken.
     const EXISTS: ErrorCode = ErrorCode::AlreadyExists;
-    /// How many one tenant may keep.
-    const MAX_PER_TENANT: usize = 1000;
+    /// How many one organisation may keep (all its users and projects together).
+    const MAX_PER_ORG: u32 = 1000;
 
     /// Checks (and completes) a document before it is stored, after masking.
     fn check(&mut self) -> Result<(), RuntimeError> {
@@ -66,13 +66,18 @@ impl Documents {
         Self { store }
     }
 
-    /// The document as it is stored: masked for its tenant, then checked.
+    /// The document as it is stored: masked for its tenant, then checked. A
+    /// name is an identifier, never masked: one that holds a secret is refused.
     fn prepare<K: DocumentKind>(
         t: &Tenant,
         doc: &Document<K>,
     ) -> Result<(Document<K>, serde_json::Value), RuntimeError> {
+        if agentd_core::redact::redact_for(t, &doc.name) != doc.name.as_str() {
+            return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "`name` must not hold a secret"));
+        }
         let value = serde_json::to_value(doc).map_err(corrupt)?;
-        let masked = agentd_store::masked_doc(t, K::KIND, &value);
+        let mut masked = agentd_store::masked_doc(t, K::KIND, &value);
+        masked["name"] = serde_json::Value::String(doc.name.clone());
         let mut doc: Document<K> =
             serde_json::from_value(masked).map_err(|e| RuntimeError::bad(ErrorCode::InvalidRequest, e.to_string()))?;
         doc.body.check()?;
@@ -82,20 +87,18 @@ impl Documents {
 
     pub async fn create<K: DocumentKind>(&self, t: &Tenant, name: &str, body: K) -> Result<Document<K>, RuntimeError> {
         check_name(name)?;
-        if self.store.list_docs(t, K::KIND).await?.len() >= K::MAX_PER_TENANT {
-            return Err(RuntimeError::bad(
-                ErrorCode::LimitExceeded,
-                format!("a tenant keeps at most {} of these ({}s)", K::MAX_PER_TENANT, K::NOUN),
-            ));
-        }
         let now = agentd_store::now();
         let doc = Document { name: name.to_string(), body, created_at: now.clone(), updated_at: now };
         let (doc, value) = Self::prepare(t, &doc)?;
-        match self.store.create_doc(t, K::KIND, name, &value).await {
+        match self.store.create_doc_capped(t, K::KIND, name, &value, K::MAX_PER_ORG).await {
             Ok(()) => Ok(doc),
             Err(StoreError::AlreadyExists) => {
                 Err(RuntimeError::exists(K::EXISTS, format!("a {} named {name:?} exists; PUT replaces it", K::NOUN)))
             }
+            Err(StoreError::Full(n)) => Err(RuntimeError::bad(
+                ErrorCode::LimitExceeded,
+                format!("an organisation keeps at most {n} {}s", K::NOUN),
+            )),
             Err(e) => Err(e.into()),
         }
     }
@@ -106,8 +109,20 @@ impl Documents {
         Ok(docs.into_iter().filter_map(|d| serde_json::from_value(d).ok()).collect())
     }
 
+    /// A page of the tenant's documents of a kind, by name, after `after`.
+    pub async fn page<K: DocumentKind>(
+        &self,
+        t: &Tenant,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Document<K>>, RuntimeError> {
+        let docs = self.store.list_docs_page(t, K::KIND, after, limit).await?;
+        Ok(docs.into_iter().filter_map(|d| serde_json::from_value(d).ok()).collect())
+    }
+
     pub async fn get<K: DocumentKind>(&self, t: &Tenant, name: &str) -> Result<Document<K>, RuntimeError> {
-        self.list::<K>(t).await?.into_iter().find(|d| d.name == name).ok_or_else(|| not_found::<K>(name))
+        let doc = self.store.get_doc(t, K::KIND, name).await?.ok_or_else(|| not_found::<K>(name))?;
+        serde_json::from_value(doc).map_err(corrupt)
     }
 
     /// Replaces a document's fields (its creation time stays).

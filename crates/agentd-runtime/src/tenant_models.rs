@@ -294,6 +294,16 @@ impl Runtime {
         if p.compact_at.is_some_and(|c| !(0.1..=1.0).contains(&c)) {
             return Err(bad("`compact_at` must be between 0.1 and 1.0"));
         }
+        // A negative price would earn the org credit against its daily budget.
+        let fair = |x: f64| x.is_finite() && (0.0..=1e6).contains(&x);
+        if p.price.is_some_and(|pr| !fair(pr.input_per_mtok) || !fair(pr.output_per_mtok)) {
+            return Err(bad("prices must be between 0 and 1,000,000 USD per million tokens"));
+        }
+        // What the request is made of is the adapter's, never a profile's parameter.
+        const RESERVED: [&str; 5] = ["model", "messages", "stream", "tools", "stream_options"];
+        if let Some(k) = p.params.keys().find(|k| RESERVED.contains(&k.as_str())) {
+            return Err(bad(format!("`params` may not set {k:?}")));
+        }
         let (mut layer, _) = self.layer(t).await?;
         if layer.profiles.contains_key(&def.name) {
             return Err(self.profile_exists(&def.name));

@@ -2,7 +2,7 @@
 //! (`Authorization: Bearer` or `x-api-key`) checked by the runtime, and
 //! the least role each route needs.
 
-use agentd_core::{ErrorCode, KeyRole};
+use agentd_core::{ErrorCode, KeyRole, Tenant};
 use agentd_runtime::access::Principal;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -95,7 +95,12 @@ pub(crate) async fn authenticate(State(s): State<AppState>, mut req: Request, ne
     };
     let audited = req.method() != Method::GET && req.method() != Method::HEAD && meta.is_some_and(|m| m.audited);
     let what = audited.then(|| {
-        let tenant = crate::error::tenant_of(req.headers(), caller.principal()).ok();
+        // A change is recorded even when the scope headers do not read (a
+        // handler that never looks at them still succeeds): under the key's org.
+        let tenant = crate::error::tenant_of(req.headers(), caller.principal()).ok().or_else(|| {
+            let p = caller.principal()?;
+            Tenant::from_parts(p.org.as_deref(), p.user.as_deref(), p.project.as_deref()).ok()
+        });
         (
             req.method().to_string(),
             route.clone().unwrap_or_else(|| req.uri().path().to_string()),

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use schemars::JsonSchema;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiJson, Scope};
+use crate::error::{ApiError, ApiJson, ApiQuery, Scope, limit};
 use crate::routes::Route;
 
 /// A kind served over HTTP: its paths.
@@ -33,9 +33,14 @@ async fn create<K: Resource>(
     Ok((StatusCode::CREATED, Json(d)).into_response())
 }
 
-async fn list<K: Resource>(State(s): State<AppState>, Scope(t): Scope) -> Result<Response, ApiError> {
-    let all: Vec<Document<K>> = s.rt.documents().list::<K>(&t).await?;
-    Ok(Json(api::Page::all(all)).into_response())
+async fn list<K: Resource>(
+    State(s): State<AppState>,
+    Scope(t): Scope,
+    ApiQuery(p): ApiQuery<api::PageQuery>,
+) -> Result<Response, ApiError> {
+    let limit = limit(p.limit, 100, 1000)?;
+    let rows: Vec<Document<K>> = s.rt.documents().page::<K>(&t, p.after.as_deref(), limit + 1).await?;
+    Ok(crate::page(rows, limit as usize, |d| api::Cursor::Id(d.name.clone())).into_response())
 }
 
 async fn get_one<K: Resource>(
@@ -74,7 +79,9 @@ pub(crate) fn rows<K: Resource>() -> Vec<Route> {
         )
         .audited(),
         Route::with_op(
-            op("get", K::PATH, format!("The tenant's {noun}s, by name")).answer::<api::Page<Document<K>>>(200),
+            op("get", K::PATH, format!("The tenant's {noun}s, by name"))
+                .query::<api::PageQuery>()
+                .answer::<api::Page<Document<K>>>(200),
             list::<K>,
         ),
         Route::with_op(op("get", K::ITEM, format!("One {noun}")).answer::<Document<K>>(200), get_one::<K>),

@@ -65,6 +65,29 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A refusal axum answers itself in plain text (a path segment that is
+/// not UTF-8, say) becomes the API's JSON error body too.
+pub(crate) async fn json_refusals(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let plain = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(resp.status().is_client_error() && plain) {
+        return resp;
+    }
+    let status = resp.status();
+    let text = match axum::body::to_bytes(resp.into_body(), 4096).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
+    };
+    let message = agentd_core::text::truncate(text.trim(), 300, "…");
+    let code = if status == StatusCode::BAD_REQUEST { ErrorCode::InvalidRequest } else { ErrorCode::NotFound };
+    let message = if message.is_empty() { "the request was refused".to_string() } else { message };
+    ApiError::new(status, code, message).into_response()
+}
+
 /// Logs every failed answer in one place: 5xx as errors with their cause,
 /// 4xx at debug level. Conversions into [`ApiError`] never log.
 pub(crate) async fn log_failures(req: axum::extract::Request, next: axum::middleware::Next) -> Response {

@@ -45,6 +45,10 @@ impl DocumentKind for Prompt {
         if self.text.trim().is_empty() || self.text.len() > 64 * 1024 {
             return Err(bad("`text` must be 1 byte to 64 KiB and not only white space".into()));
         }
+        // Bounded before anything else looks at them.
+        if self.tags.len() > 32 {
+            return Err(bad("at most 32 tags".into()));
+        }
         let mut tags: Vec<String> = vec![];
         for tag in self.tags.drain(..) {
             let tag = tag.trim().to_string();
@@ -54,9 +58,6 @@ impl DocumentKind for Prompt {
             if !tags.contains(&tag) {
                 tags.push(tag);
             }
-        }
-        if tags.len() > 32 {
-            return Err(bad("at most 32 tags".into()));
         }
         self.tags = tags;
         Ok(())

@@ -200,6 +200,7 @@ pub fn router_with(rt: Arc<Runtime>, max_body: usize, auth: bool, browser: Brows
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate))
         .layer(axum::middleware::from_fn_with_state(state.clone(), browser::guard))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(error::json_refusals))
         .layer(axum::middleware::from_fn(error::reject_nul))
         .layer(axum::middleware::from_fn(error::log_failures))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {

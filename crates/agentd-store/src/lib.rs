@@ -3,10 +3,20 @@
 //! backend sits behind its cargo feature (`sqlite`, `postgres`; both default).
 #![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 
+mod approvals;
+mod audit;
+mod docs;
+mod journal;
+mod keys;
+mod leases;
+mod limits;
+mod migrations;
 mod plan;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod queries;
+mod secrets;
+mod sessions;
 #[doc(hidden)]
 pub mod sql;
 #[cfg(feature = "sqlite")]
@@ -15,18 +25,23 @@ mod store;
 #[doc(hidden)]
 #[cfg(feature = "suite")]
 pub mod suite;
+mod tool_calls;
+mod tree;
+mod usage;
 
-use agentd_core::{
-    Approval, EventKind, HttpToolDef, Message, Resolution, Run, RunStatus, Session, StoredEvent, Tenant,
-};
 pub use agentd_core::{BlackboardEntry, DirectCall};
-use async_trait::async_trait;
+use agentd_core::{Message, Run, RunStatus, StoredEvent, Tenant};
 
 #[cfg(feature = "postgres")]
 pub use postgres::{Pg, PgStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{Sqlite, SqliteStore};
 pub use store::SqlStore;
+pub use {
+    approvals::ApprovalStore, audit::AuditStore, docs::DocStore, journal::JournalStore, keys::KeyStore,
+    leases::LeaseStore, limits::LimitStore, secrets::SecretStore, sessions::SessionStore, tool_calls::ToolCallStore,
+    usage::UsageStore,
+};
 
 /// A journal append seen through the database (other nodes' writes too).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -72,6 +87,9 @@ pub enum StoreError {
     /// A child would take its tree or its org over the operator's cap.
     #[error("{0}")]
     TreeFull(String),
+    /// The org keeps as many documents of this kind as it may.
+    #[error("the organisation keeps {0} of these already")]
+    Full(u32),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -424,219 +442,6 @@ pub mod prelude {
     };
 }
 
-/// Runs and their journal: creation, appends with their derived rows, reads, pruning.
-#[async_trait]
-pub trait JournalStore: Send + Sync + 'static {
-    /// Checks the database answers.
-    async fn ping(&self) -> Result<()>;
-
-    /// Inserts the run row and its `run.created` event in one transaction.
-    async fn create_run(&self, t: &Tenant, new: &NewRun) -> Result<(Run, StoredEvent)>;
-
-    async fn get_run(&self, t: &Tenant, id: &str) -> Result<Option<Run>>;
-
-    async fn list_runs(&self, t: &Tenant, filter: &RunFilter, page: &Page) -> Result<Vec<Run>>;
-
-    /// Appends events with the next sequence numbers and applies their
-    /// effects to the run and session rows, all in one transaction.
-    /// Fails with [`StoreError::RunFinished`] once the run is terminal, and
-    /// with `LeaseLost` / `SeqConflict` when the guard does not hold.
-    async fn append_guarded(
-        &self,
-        t: &Tenant,
-        run_id: &str,
-        guard: &AppendGuard,
-        events: &[EventKind],
-    ) -> Result<Vec<StoredEvent>>;
-
-    /// Appends without conditions (API writes such as cancel).
-    async fn append(&self, t: &Tenant, run_id: &str, events: &[EventKind]) -> Result<Vec<StoredEvent>> {
-        self.append_guarded(t, run_id, &AppendGuard::default(), events).await
-    }
-
-    async fn events(&self, t: &Tenant, run_id: &str, q: &EventQuery) -> Result<Vec<StoredEvent>>;
-
-    /// The tenant's events of these types written at or after `since`
-    /// (RFC 3339), oldest first, each with its run's session.
-    async fn tenant_feed(&self, t: &Tenant, types: &[String], since: &str, limit: u32) -> Result<Vec<FeedEvent>>;
-
-    /// Creates a child run (with its own session) and appends `spawned`
-    /// (`child.spawned`) to the parent under `guard`, in one transaction;
-    /// the child is held back when the parent already has `max_concurrent`
-    /// children running. Returns the child and the parent's new events.
-    async fn create_child_run(
-        &self,
-        t: &Tenant,
-        parent_id: &str,
-        guard: &AppendGuard,
-        new: &NewRun,
-        spawned: &EventKind,
-    ) -> Result<(Run, Vec<StoredEvent>)>;
-
-    /// The children of a run, oldest first.
-    async fn list_children(&self, t: &Tenant, run_id: &str) -> Result<Vec<Run>>;
-
-    /// Every run below this one in its tree, with its status, in one query.
-    async fn descendants(&self, t: &Tenant, run_id: &str) -> Result<Vec<(String, agentd_core::RunStatus)>>;
-
-    /// Runs of every tenant that have not reached a terminal state.
-    async fn unfinished_runs(&self) -> Result<Vec<(Tenant, Run)>>;
-
-    /// The oldest unfinished run of a session: the one its lane is serving.
-    async fn active_run(&self, t: &Tenant, session_id: &str) -> Result<Option<Run>>;
-
-    /// Appends made anywhere (including other nodes), when the database can
-    /// tell (PostgreSQL LISTEN/NOTIFY); `None` for a single-process store.
-    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
-        None
-    }
-
-    /// Deletes finished runs (and their events) last updated before `cutoff`,
-    /// and sessions idle since then that have no runs left.
-    async fn prune(&self, cutoff: &str, scope: &PruneScope) -> Result<PruneStats>;
-}
-
-/// Sessions and their messages.
-#[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
-    async fn create_session(&self, t: &Tenant, title: Option<String>, metadata: serde_json::Value) -> Result<Session>;
-
-    async fn get_session(&self, t: &Tenant, id: &str) -> Result<Option<Session>>;
-
-    async fn list_sessions(&self, t: &Tenant, page: &Page) -> Result<Vec<Session>>;
-
-    /// Deletes a session with its runs, events and messages. False if unknown.
-    async fn delete_session(&self, t: &Tenant, id: &str) -> Result<bool>;
-
-    async fn session_messages(&self, t: &Tenant, session_id: &str) -> Result<Vec<SessionMessage>>;
-}
-
-/// Claiming runs and holding them: the scheduler's leases.
-#[async_trait]
-pub trait LeaseStore: Send + Sync + 'static {
-    /// Leases up to `limits.max` claimable runs to `node`: unfinished, not
-    /// leased (or lease expired), first in their session's lane, within the
-    /// per-tenant limit, taken round-robin across tenants.
-    async fn claim_runs(&self, node: &str, limits: &ClaimLimits) -> Result<Vec<(Tenant, Run)>>;
-
-    /// Extends `node`'s leases; returns the ids it no longer holds (taken
-    /// over, finished or deleted).
-    async fn renew_leases(&self, node: &str, run_ids: &[String], lease_ms: i64) -> Result<Vec<String>>;
-
-    /// Gives up `node`'s leases on these runs (all of them when `run_ids` is `None`).
-    async fn release_leases(&self, node: &str, run_ids: Option<&[String]>) -> Result<u64>;
-}
-
-/// Tenant documents: agents, skills, templates, HTTP tools, MCP servers.
-#[async_trait]
-pub trait DocStore: Send + Sync + 'static {
-    /// Stores a named document of a kind (`http_tool`, `skill`) for the
-    /// tenant; `AlreadyExists` if the name is taken.
-    async fn create_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<()>;
-
-    /// The tenant's documents of a kind, by name.
-    async fn list_docs(&self, t: &Tenant, kind: DocKind) -> Result<Vec<serde_json::Value>>;
-
-    /// Every tenant's documents of a kind (for what a node sets up at start).
-    async fn list_docs_all(&self, kind: DocKind) -> Result<Vec<(Tenant, serde_json::Value)>>;
-
-    /// Replaces one's content; false if the tenant has none by that name.
-    async fn replace_doc(&self, t: &Tenant, kind: DocKind, name: &str, doc: &serde_json::Value) -> Result<bool>;
-
-    /// Removes one; false if the tenant has none by that name.
-    async fn delete_doc(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<bool>;
-
-    /// Every version of an agent (each create or replace adds one), oldest first.
-    async fn doc_versions(&self, t: &Tenant, kind: DocKind, name: &str) -> Result<Vec<DocVersion>>;
-
-    /// One version of an agent.
-    async fn doc_version(&self, t: &Tenant, kind: DocKind, name: &str, version: i64) -> Result<Option<DocVersion>>;
-
-    /// Adds an entry to a team's blackboard; false if its id exists (a retried write).
-    async fn post_blackboard(&self, t: &Tenant, entry: &BlackboardEntry) -> Result<bool>;
-
-    /// A team's blackboard, oldest first.
-    async fn blackboard(&self, t: &Tenant, team: &str) -> Result<Vec<BlackboardEntry>>;
-
-    /// Registers an HTTP tool for the tenant.
-    async fn create_http_tool(&self, t: &Tenant, def: &HttpToolDef) -> Result<()> {
-        let doc = serde_json::to_value(def).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.create_doc(t, DocKind::HTTP_TOOL, &def.name, &doc).await
-    }
-
-    async fn list_http_tools(&self, t: &Tenant) -> Result<Vec<HttpToolDef>> {
-        let docs = self.list_docs(t, DocKind::HTTP_TOOL).await?;
-        docs.into_iter().map(|d| serde_json::from_value(d).map_err(|e| StoreError::Corrupt(e.to_string()))).collect()
-    }
-
-    async fn delete_http_tool(&self, t: &Tenant, name: &str) -> Result<bool> {
-        self.delete_doc(t, DocKind::HTTP_TOOL, name).await
-    }
-}
-
-/// The journal of direct tool calls.
-#[async_trait]
-pub trait ToolCallStore: Send + Sync + 'static {
-    /// Journals a tool call made without a model.
-    async fn record_tool_call(&self, t: &Tenant, call: &DirectCall) -> Result<()>;
-
-    /// Direct tool calls, newest first (optionally of one session).
-    async fn list_tool_calls(&self, t: &Tenant, session_id: Option<&str>, page: &Page) -> Result<Vec<DirectCall>>;
-}
-
-/// Approvals: the rows derived from approval events, answers and grants.
-#[async_trait]
-pub trait ApprovalStore: Send + Sync + 'static {
-    /// The tenant's approvals, oldest first.
-    async fn list_approvals(&self, t: &Tenant, f: &ApprovalFilter, page: &Page) -> Result<Vec<Approval>>;
-
-    async fn get_approval(&self, t: &Tenant, id: &str) -> Result<Option<Approval>>;
-
-    /// Answers a pending approval: appends `approval.resolved` to its run (which
-    /// is queued again once none of its approvals is pending) in one transaction.
-    /// `NotFound` for an unknown id, `NotPending` if it was answered already.
-    async fn resolve_approval(&self, t: &Tenant, id: &str, r: &Resolution) -> Result<(Approval, Vec<StoredEvent>)>;
-
-    /// Whether a person approved this key for the whole session.
-    async fn session_grant(&self, t: &Tenant, session_id: &str, approval_key: &str) -> Result<bool>;
-
-    /// Pending approvals of every tenant whose expiry is before `now`.
-    async fn expired_approvals(&self, now: &str, limit: u32) -> Result<Vec<(Tenant, String)>>;
-}
-
-/// API keys: stored as hashes, found by prefix.
-#[async_trait]
-pub trait KeyStore: Send + Sync + 'static {
-    /// Stores a new key with the SHA-256 (hex) of its secret.
-    async fn create_key(&self, key: &agentd_core::ApiKey, hash: &str) -> Result<()>;
-
-    /// Keys whose lookup prefix is this, each with its stored hash.
-    async fn keys_by_prefix(&self, prefix: &str) -> Result<Vec<(agentd_core::ApiKey, String)>>;
-
-    async fn get_key(&self, id: &str) -> Result<Option<agentd_core::ApiKey>>;
-
-    /// Keys of one organisation (`None`: every key), newest first.
-    async fn list_keys(&self, org: Option<&str>) -> Result<Vec<agentd_core::ApiKey>>;
-
-    /// Marks a key revoked; false if unknown or revoked already.
-    async fn revoke_key(&self, id: &str, at: &str) -> Result<bool>;
-
-    /// Records when the key was last used.
-    async fn touch_key(&self, id: &str, at: &str) -> Result<()>;
-
-    /// Whether any key that is not revoked exists.
-    async fn any_active_key(&self) -> Result<bool>;
-
-    /// Stores a console login (its token only as a hash).
-    async fn create_login(&self, login: &Login) -> Result<()>;
-
-    /// The login whose token hashes to this.
-    async fn get_login(&self, hash: &str) -> Result<Option<Login>>;
-
-    /// Ends a login; false if unknown or ended already.
-    async fn revoke_login(&self, hash: &str, at: &str) -> Result<bool>;
-}
-
 /// A console login: a session cookie that acts as the API key it was made with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Login {
@@ -650,43 +455,12 @@ pub struct Login {
     pub revoked_at: Option<String>,
 }
 
-/// The audit log: who changed what through the API.
-#[async_trait]
-pub trait AuditStore: Send + Sync + 'static {
-    async fn record_audit(&self, e: &agentd_core::AuditEntry) -> Result<()>;
-
-    /// Entries oldest first (of one organisation; every org when `None`).
-    async fn list_audit(&self, org: Option<&str>, page: &Page) -> Result<Vec<agentd_core::AuditEntry>>;
-}
-
 /// A tenant's secret as listed: its name and times, never its value.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SecretMeta {
     pub name: String,
     pub created_at: String,
     pub updated_at: String,
-}
-
-/// Per-tenant secrets, stored sealed (the store never sees a value).
-#[async_trait]
-pub trait SecretStore: Send + Sync + 'static {
-    /// Creates or replaces a sealed secret.
-    async fn put_secret(&self, t: &Tenant, name: &str, sealed: &str) -> Result<()>;
-
-    /// The sealed value, if the tenant has a secret by that name.
-    async fn get_secret(&self, t: &Tenant, name: &str) -> Result<Option<String>>;
-
-    async fn list_secrets(&self, t: &Tenant) -> Result<Vec<SecretMeta>>;
-
-    /// False if the tenant has no secret by that name.
-    async fn delete_secret(&self, t: &Tenant, name: &str) -> Result<bool>;
-
-    /// Every tenant's sealed secrets (for re-sealing under a new master key).
-    async fn all_sealed_secrets(&self) -> Result<Vec<SealedSecret>>;
-
-    /// Replaces sealed values in one transaction, each only if it still
-    /// holds `sealed`; an error (and nothing changed) if any was changed meanwhile.
-    async fn reseal_secrets(&self, changes: &[(SealedSecret, String)]) -> Result<()>;
 }
 
 /// An event of the tenant-wide feed: the event and its run's session.
@@ -716,38 +490,6 @@ pub struct RunUsage {
     pub created_at: String,
     /// `tool.result` events of the run (0 unless asked for).
     pub tool_calls: i64,
-}
-
-/// What runs used, from the journal's derived rows.
-#[async_trait]
-pub trait UsageStore: Send + Sync + 'static {
-    /// Runs of one organisation created in `[from, to)` (of one user, one
-    /// project when given), at most `max`; their tool calls are counted only
-    /// when `tool_calls` (it reads the journal).
-    #[allow(clippy::too_many_arguments)]
-    async fn run_usage(
-        &self,
-        org: &str,
-        user: Option<&str>,
-        project: Option<&str>,
-        from: &str,
-        to: &str,
-        max: u32,
-        tool_calls: bool,
-    ) -> Result<Vec<RunUsage>>;
-}
-
-/// Quotas set per organisation over the API (JSON, read by the runtime).
-#[async_trait]
-pub trait LimitStore: Send + Sync + 'static {
-    /// Sets (replaces) an organisation's quotas.
-    async fn put_org_limits(&self, org: &str, limits: &serde_json::Value) -> Result<()>;
-
-    /// An organisation's quotas, if any were set.
-    async fn get_org_limits(&self, org: &str) -> Result<Option<serde_json::Value>>;
-
-    /// Every organisation's quotas that were set.
-    async fn list_org_limits(&self) -> Result<Vec<(String, serde_json::Value)>>;
 }
 
 /// The current time as stored: RFC 3339 UTC with milliseconds.

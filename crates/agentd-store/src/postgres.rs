@@ -13,27 +13,6 @@ use crate::sql::{Arg, Backend, Exec, Row, Val, Work};
 use crate::store::SqlStore;
 use crate::{Change, Result, StoreError};
 
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../migrations/postgres/0001_init.sql")),
-    (2, include_str!("../migrations/postgres/0002_tenant_docs.sql")),
-    (3, include_str!("../migrations/postgres/0003_tool_calls.sql")),
-    (4, include_str!("../migrations/postgres/0004_run_agent.sql")),
-    (5, include_str!("../migrations/postgres/0005_approvals.sql")),
-    (6, include_str!("../migrations/postgres/0006_run_profiles.sql")),
-    (7, include_str!("../migrations/postgres/0007_run_cost.sql")),
-    (8, include_str!("../migrations/postgres/0008_expired_status.sql")),
-    // From here on one file serves both backends (migrations/common).
-    (9, include_str!("../migrations/common/api_keys.sql")),
-    (10, include_str!("../migrations/common/audit.sql")),
-    (11, include_str!("../migrations/common/resolved_by.sql")),
-    (12, include_str!("../migrations/common/secrets.sql")),
-    (13, include_str!("../migrations/common/org_limits.sql")),
-    (14, include_str!("../migrations/common/events_feed.sql")),
-    (15, include_str!("../migrations/common/console_logins.sql")),
-    (16, include_str!("../migrations/common/run_tree.sql")),
-    (17, include_str!("../migrations/common/run_tree_cost.sql")),
-    (18, include_str!("../migrations/common/run_tree_caps.sql")),
-];
 /// Advisory lock key serialising migrations when several nodes start at once.
 const MIGRATION_LOCK: i64 = 0x6167_656e_7464;
 const CHANNEL: &str = "agentd_events";
@@ -90,7 +69,7 @@ impl SqlStore<Pg> {
 async fn migrate(pool: &PgPool) -> Result<()> {
     let mut conn = pool.acquire().await?;
     sqlx::query("SELECT pg_advisory_lock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
-    let res = crate::queries::migrate(&mut PgExec::Conn(&mut conn), MIGRATIONS).await;
+    let res = crate::queries::migrate(&mut PgExec::Conn(&mut conn), &crate::migrations::postgres()).await;
     sqlx::query("SELECT pg_advisory_unlock($1)").bind(MIGRATION_LOCK).execute(&mut *conn).await?;
     res
 }

@@ -20,30 +20,6 @@ use crate::sql::{Arg, Backend, Exec, Row, Val, Work};
 use crate::store::SqlStore;
 use crate::{Result, StoreError};
 
-/// Schema versions, applied in order; each runs once.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../migrations/sqlite/0001_init.sql")),
-    (2, include_str!("../migrations/sqlite/0002_leases.sql")),
-    (3, include_str!("../migrations/sqlite/0003_tenant_docs.sql")),
-    (4, include_str!("../migrations/sqlite/0004_tool_calls.sql")),
-    (5, include_str!("../migrations/sqlite/0005_run_agent.sql")),
-    (6, include_str!("../migrations/sqlite/0006_approvals.sql")),
-    (7, include_str!("../migrations/sqlite/0007_run_profiles.sql")),
-    (8, include_str!("../migrations/sqlite/0008_run_cost.sql")),
-    (9, include_str!("../migrations/sqlite/0009_expired_status.sql")),
-    // From here on one file serves both backends (migrations/common).
-    (10, include_str!("../migrations/common/api_keys.sql")),
-    (11, include_str!("../migrations/common/audit.sql")),
-    (12, include_str!("../migrations/common/resolved_by.sql")),
-    (13, include_str!("../migrations/common/secrets.sql")),
-    (14, include_str!("../migrations/common/org_limits.sql")),
-    (15, include_str!("../migrations/common/events_feed.sql")),
-    (16, include_str!("../migrations/common/console_logins.sql")),
-    (17, include_str!("../migrations/common/run_tree.sql")),
-    (18, include_str!("../migrations/common/run_tree_cost.sql")),
-    (19, include_str!("../migrations/common/run_tree_caps.sql")),
-];
-
 /// Most requests committed together in one transaction.
 const MAX_BATCH: usize = 128;
 /// Threads (each with its own read-only connection) serving reads.
@@ -124,7 +100,7 @@ impl SqlStore<Sqlite> {
             if !mode.eq_ignore_ascii_case("wal") {
                 tracing::warn!(%mode, "SQLite refused WAL mode");
             }
-            futures::executor::block_on(crate::queries::migrate(&mut Conn(&mut conn), MIGRATIONS))?;
+            futures::executor::block_on(crate::queries::migrate(&mut Conn(&mut conn), &crate::migrations::sqlite()))?;
             Ok(conn)
         })
         .await

@@ -333,6 +333,32 @@ pub async fn http_tools_are_tenant_scoped(s: Arc<dyn Store>) {
     assert!(!s.delete_http_tool(&tenant("c"), "lookup").await.unwrap());
 }
 
+/// Documents of a simple kind: capped per org (all its users together, in
+/// the insert itself), one read by name, pages by name.
+pub async fn documents_are_capped_paged_and_read_by_name(s: Arc<dyn Store>) {
+    let kind = crate::DocKind::new("note");
+    let alice = Tenant::from_parts(Some("capped"), Some("alice"), None).unwrap();
+    let bob = Tenant::from_parts(Some("capped"), Some("bob"), None).unwrap();
+    let doc = |n: &str| serde_json::json!({"name": n, "text": n});
+    s.create_doc_capped(&alice, kind, "a", &doc("a"), 2).await.unwrap();
+    s.create_doc_capped(&bob, kind, "b", &doc("b"), 2).await.unwrap();
+    let full = s.create_doc_capped(&bob, kind, "c", &doc("c"), 2).await;
+    assert!(matches!(full, Err(StoreError::Full(2))), "another user of the org counts too: {full:?}");
+    let taken = s.create_doc_capped(&alice, kind, "a", &doc("a"), 10).await;
+    assert!(matches!(taken, Err(StoreError::AlreadyExists)), "{taken:?}");
+    // Another org has its own room.
+    s.create_doc_capped(&tenant("other"), kind, "c", &doc("c"), 2).await.unwrap();
+    assert_eq!(s.get_doc(&alice, kind, "a").await.unwrap(), Some(doc("a")));
+    assert_eq!(s.get_doc(&bob, kind, "a").await.unwrap(), None, "by name within the tenant only");
+    for n in ["d", "e"] {
+        s.create_doc_capped(&alice, kind, n, &doc(n), 10).await.unwrap();
+    }
+    let first = s.list_docs_page(&alice, kind, None, 2).await.unwrap();
+    assert_eq!(first, vec![doc("a"), doc("d")]);
+    let next = s.list_docs_page(&alice, kind, Some("d"), 2).await.unwrap();
+    assert_eq!(next, vec![doc("e")]);
+}
+
 /// Direct tool calls are journaled per tenant and listed newest first.
 pub async fn direct_calls_are_journaled(s: Arc<dyn Store>) {
     let a = tenant("a");

@@ -45,6 +45,7 @@ suite_tests!(
     busy_sessions_reject,
     prune_removes_old_finished_runs,
     http_tools_are_tenant_scoped,
+    documents_are_capped_paged_and_read_by_name,
     direct_calls_are_journaled,
     approvals_pause_and_resume_runs,
     a_long_backlog_never_hides_another_tenant,

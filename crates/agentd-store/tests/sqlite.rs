@@ -36,6 +36,7 @@ suite_tests!(
     busy_sessions_reject,
     prune_removes_old_finished_runs,
     http_tools_are_tenant_scoped,
+    documents_are_capped_paged_and_read_by_name,
     direct_calls_are_journaled,
     approvals_pause_and_resume_runs,
     a_long_backlog_never_hides_another_tenant,
@@ -124,4 +125,37 @@ async fn a_changed_migration_is_refused() {
     drop(conn);
     let err = SqliteStore::open(&path).await.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("migration 1 was changed"), "{err}");
+}
+
+/// A database whose common migrations carry the numbers they had before
+/// versions came from file names (10..19 on SQLite) is renumbered once and
+/// runs none of them again.
+#[tokio::test]
+async fn old_migration_numbers_are_renumbered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agentd.db");
+    {
+        let s = SqliteStore::open(&path).await.unwrap();
+        s.create_session(&Tenant::default(), None, serde_json::json!({})).await.unwrap();
+    }
+    let versions = |c: &rusqlite::Connection| -> Vec<i64> {
+        let mut st = c.prepare("SELECT version FROM schema_migrations ORDER BY version").unwrap();
+        st.query_map([], |r| r.get(0)).unwrap().map(|v| v.unwrap()).collect()
+    };
+    let fresh = {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        let fresh = versions(&c);
+        assert_eq!(fresh.iter().filter(|v| **v >= 1001).count(), 10, "{fresh:?}");
+        c.execute("UPDATE schema_migrations SET version = version - 1001 + 10 WHERE version >= 1001", []).unwrap();
+        assert!(versions(&c).iter().all(|v| *v < 1001));
+        fresh
+    };
+    let s = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        s.list_sessions(&Tenant::default(), &agentd_store::Page { after: None, limit: 10 }).await.unwrap().len(),
+        1
+    );
+    drop(s);
+    let c = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(versions(&c), fresh, "renumbered, nothing applied twice");
 }

@@ -46,6 +46,22 @@ pub(crate) enum DocsCmd {
     },
 }
 
+/// A document's name as one path segment: it must follow the server's name rule.
+fn checked_name(name: &str) -> anyhow::Result<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !name.starts_with('.');
+    anyhow::ensure!(ok, "a name is 1-128 characters of [A-Za-z0-9_.-], not starting with a dot");
+    Ok(name)
+}
+
+/// Text from the server as it may reach a terminal: no control characters
+/// (escape sequences from a hostile server), C1 included.
+fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() && c != '\n' { ' ' } else { c }).collect()
+}
+
 fn checked_kind(kind: &str) -> anyhow::Result<&str> {
     let ok = !kind.is_empty() && kind.chars().all(|c| c.is_ascii_lowercase() || c == '-');
     anyhow::ensure!(ok, "a kind is the collection's name, e.g. `prompts`");
@@ -70,29 +86,34 @@ pub(crate) async fn run(cmd: DocsCmd) -> anyhow::Result<ExitCode> {
                     .find(|(k, v)| !["name", "created_at", "updated_at"].contains(&k.as_str()) && v.is_string())
                     .and_then(|(_, v)| v.as_str())
                     .unwrap_or_default();
-                let first: String = first.chars().take(60).map(|c| if c.is_control() { ' ' } else { c }).collect();
-                println!("{}  {first}", d["name"].as_str().unwrap_or_default());
+                let first: String = first.chars().take(60).collect();
+                println!(
+                    "{}  {}",
+                    printable(d["name"].as_str().unwrap_or_default()),
+                    printable(&first).replace('\n', " ")
+                );
             }
         }
         DocsCmd::Show { name, .. } => {
-            let d: Value = fetch(http.get(format!("{base}/{name}")), &remote.url).await?;
-            println!("{}", serde_json::to_string_pretty(&d)?);
+            let d: Value = fetch(http.get(format!("{base}/{}", checked_name(name)?)), &remote.url).await?;
+            println!("{}", printable(&serde_json::to_string_pretty(&d)?));
         }
         DocsCmd::Put { name, json, .. } => {
+            let name = checked_name(name)?;
             let mut body: Value = serde_json::from_str(json).context("--json is not a JSON object")?;
             anyhow::ensure!(body.is_object(), "--json is not a JSON object");
             let exists = http.get(format!("{base}/{name}")).send().await.is_ok_and(|r| r.status().is_success());
             let req = if exists {
                 http.put(format!("{base}/{name}")).json(&body)
             } else {
-                body["name"] = Value::String(name.clone());
+                body["name"] = Value::String(name.to_string());
                 http.post(&base).json(&body)
             };
             send(req, &remote.url).await?;
             println!("{} {name}", if exists { "replaced" } else { "created" });
         }
         DocsCmd::Delete { name, .. } => {
-            send(http.delete(format!("{base}/{name}")), &remote.url).await?;
+            send(http.delete(format!("{base}/{}", checked_name(name)?)), &remote.url).await?;
             println!("deleted {name}");
         }
     }

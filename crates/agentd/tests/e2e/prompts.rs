@@ -186,3 +186,89 @@ async fn a_saved_prompt_is_stored_with_its_tenants_secrets_masked() {
     assert_eq!(code, 201);
     assert!(theirs["text"].as_str().unwrap().contains(SECRET), "{theirs}");
 }
+
+/// What the attack on this change found, each kept fixed: a name holding a
+/// secret is refused (not stored as `[REDACTED]` and lost), lists are paged,
+/// a path that is not UTF-8 is a JSON 400, the CLI sends names as one path
+/// segment, prices cannot go negative nor params replace the request's own
+/// keys, and a change with unreadable scope headers is still audited.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_attack_rounds_findings_stay_fixed() {
+    const SECRET: &str = "Zq9-Xk7_Wm3Lp2Rt";
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let admin = make_key(&data, &["--role", "admin", "--org", "acme"]);
+    let member = make_key(&data, &["--role", "member", "--org", "acme"]);
+    let mock = agentd_testkit::MockOpenAi::start(vec![], 0).await.unwrap();
+    let s = Server::start_with(Opts { mock: Some(&mock.base_url), data_dir: Some(&data), ..Default::default() });
+    let c = |key: &str, m: Method, path: &str, body: Option<Value>| {
+        let (s, key, path) = (&s, key.to_string(), path.to_string());
+        async move { call(s, Some(&key), m, &path, body).await }
+    };
+    let (code, v) = c(&admin, Method::PUT, "/v1/secrets/vault", Some(json!({ "value": SECRET }))).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = c(&member, Method::POST, "/v1/prompts", Some(json!({"name": SECRET, "text": "t"}))).await;
+    assert_eq!((code, code_of(&v)), (400, "invalid_request"), "{v}");
+    assert!(!v.to_string().contains(SECRET) || v["error"]["message"].as_str().unwrap().contains("secret"));
+
+    // Pages, by name.
+    for n in ["p1", "p2", "p3"] {
+        let (code, _) = c(&member, Method::POST, "/v1/prompts", Some(json!({"name": n, "text": n}))).await;
+        assert_eq!(code, 201);
+    }
+    let (_, first) = c(&member, Method::GET, "/v1/prompts?limit=2", None).await;
+    let names: Vec<&str> = first["data"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["p1", "p2"]);
+    assert_eq!(first["next_cursor"], "p2");
+    let (_, next) = c(&member, Method::GET, "/v1/prompts?limit=2&after=p2", None).await;
+    assert_eq!(next["data"].as_array().unwrap().len(), 1);
+    assert_eq!(next["next_cursor"], Value::Null);
+    let (code, v) = c(&member, Method::GET, "/v1/prompts?limit=5000", None).await;
+    assert_eq!((code, code_of(&v)), (400, "invalid_query"));
+
+    // A path segment that is not UTF-8: JSON, like every refusal.
+    let resp = s.req(Method::GET, "/v1/prompts/%ff").bearer_auth(&member).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(code_of(&v), "invalid_request", "{v}");
+
+    // The CLI never lets a name walk to another route.
+    let out = Command::new(common::bin())
+        .args(["docs", "show", "prompts", "../api-keys", "--url", &s.url, "--api-key", &admin])
+        .env_remove("AGENTD_CONFIG")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && !stdout.contains("agk_") && stderr.contains("a name is"), "{stdout}{stderr}");
+
+    // Model profiles: no negative prices, no params that replace the request's own keys.
+    let profile = |extra: Value| {
+        let mut p = json!({"name": "cheap", "provider": "openai", "model": "m"});
+        p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        p
+    };
+    for bad in [json!({"price": {"input_per_mtok": -100.0, "output_per_mtok": 0.0}}), json!({"params": {"model": "x"}})]
+    {
+        let (code, v) = c(&admin, Method::POST, "/v1/model-profiles", Some(profile(bad.clone()))).await;
+        assert_eq!((code, code_of(&v)), (400, "invalid_request"), "{bad}: {v}");
+    }
+
+    // A change whose scope headers do not read is audited under the key's org.
+    let (_, keys) = c(&admin, Method::GET, "/v1/api-keys", None).await;
+    let member_id = keys["data"].as_array().unwrap().iter().find(|k| k["role"] == "member").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resp = s
+        .req(Method::DELETE, &format!("/v1/api-keys/{member_id}"))
+        .bearer_auth(&admin)
+        .header("x-user-id", "bad user/..")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let (_, log) = c(&admin, Method::GET, "/v1/audit", None).await;
+    let revoked =
+        log["data"].as_array().unwrap().iter().any(|r| r["method"] == "DELETE" && r["route"] == "/v1/api-keys/{id}");
+    assert!(revoked, "{log}");
+}
