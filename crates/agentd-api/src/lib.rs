@@ -17,7 +17,8 @@ use serde_json::Value;
 
 pub use agentd_core::{
     ApiKey, Approval, ApprovalStatus, AuditEntry, ContentPart, ContextTokens, Decision, ErrorCode, EventKind,
-    EventType, HttpToolDef, KeyRole, Message, ModelContext, Run, RunError, RunStatus, Session, StoredEvent, Usage,
+    EventType, HttpToolDef, IfBusy, KeyRole, Message, ModelContext, Run, RunError, RunStatus, Session, SessionMessage,
+    StoredEvent, Usage,
 };
 
 /// A prompt template as the API shows it.
@@ -106,32 +107,6 @@ pub struct SessionView {
     /// Token usage of the whole session, summed over its runs.
     pub usage: Usage,
     pub cost_usd: Option<f64>,
-}
-
-/// A message of a session with where it came from.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct SessionMessage {
-    pub index: i64,
-    pub run_id: String,
-    pub seq: i64,
-    #[serde(flatten)]
-    pub message: Message,
-    pub created_at: String,
-}
-
-/// What to do when a message arrives for a session that has an unfinished run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum IfBusy {
-    /// Queue a new run behind the active one (FIFO per session).
-    #[default]
-    Enqueue,
-    /// Refuse with the active run's id (`409 session_busy`).
-    Reject,
-    /// Cancel the active run(s), then start.
-    Interrupt,
-    /// Hand the message to the active run at its next step.
-    Steer,
 }
 
 /// Body of `POST /v1/runs`.

@@ -26,5 +26,8 @@ pub use event::{EventKind, StoredEvent};
 pub use event_type::EventType;
 pub use ids::{Tenant, new_id};
 pub use message::{ContentPart, ContextTokens, Message, ModelContext, Role, ToolCall, ToolSpec, Usage};
-pub use run::{Ceiling, HeaderSpec, HttpToolDef, Run, RunError, RunStatus, SecretRef, Session, TeamMember, TeamSpec};
+pub use run::{
+    Ceiling, HeaderSpec, HttpToolDef, IfBusy, Run, RunError, RunStatus, SecretRef, Session, SessionMessage, TeamMember,
+    TeamSpec,
+};
 pub use vocab::{ErrorCode, KeyRole, Refusal, ToolSource, ToolStatus};

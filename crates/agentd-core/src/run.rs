@@ -222,3 +222,31 @@ pub struct HttpToolDef {
 fn default_http_timeout() -> u64 {
     30_000
 }
+
+/// What to do when a message arrives for a session that has an unfinished run.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IfBusy {
+    /// Queue a new run behind the active one (FIFO per session).
+    #[default]
+    Enqueue,
+    /// Refuse with the active run's id (`409 session_busy`).
+    Reject,
+    /// Cancel the active run(s), then start.
+    Interrupt,
+    /// Hand the message to the active run at its next step.
+    Steer,
+}
+
+/// A message of a session with where it came from.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionMessage {
+    pub index: i64,
+    pub run_id: String,
+    pub seq: i64,
+    #[serde(flatten)]
+    pub message: crate::Message,
+    pub created_at: String,
+}

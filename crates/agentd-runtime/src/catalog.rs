@@ -212,6 +212,10 @@ impl Runtime {
                 "`name` must be 1-64 characters of [A-Za-z0-9_-]",
             ));
         }
+        // Every version is kept a while: one is bounded in size.
+        if serde_json::to_vec(def).map_or(usize::MAX, |v| v.len()) > 128 * 1024 {
+            return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "an agent's definition is at most 128 KiB"));
+        }
         if def.max_steps.is_some_and(|n| n == 0 || n > crate::MAX_STEPS_LIMIT) {
             return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "`max_steps` is out of range"));
         }
@@ -339,6 +343,14 @@ impl Runtime {
                 (Some(n), Some(c)) => templates.push((n.to_string(), c.to_string())),
                 _ => return Err(bad("`templates` entries need `name` and `content`".into())),
             }
+        }
+        // Everything is checked before anything is written.
+        for (i, (name, content)) in templates.iter().enumerate() {
+            if templates[..i].iter().any(|(n, _)| n == name) {
+                return Err(bad(format!("`templates` names {name:?} twice")));
+            }
+            crate::documents::check_name(name)?;
+            crate::templates::variables(content)?;
         }
         self.check_agent(t, &def).await?;
         let have_agent =

@@ -75,6 +75,10 @@ impl Documents {
         if agentd_core::redact::redact_for(t, &doc.name) != doc.name.as_str() {
             return Err(RuntimeError::bad(ErrorCode::InvalidRequest, "`name` must not hold a secret"));
         }
+        // The kind's bounds first (masking walks every string of the body),
+        // then again on what is stored.
+        let mut probe = doc.body.clone();
+        probe.check()?;
         let value = serde_json::to_value(doc).map_err(corrupt)?;
         let mut masked = agentd_store::masked_doc(t, K::KIND, &value);
         masked["name"] = serde_json::Value::String(doc.name.clone());

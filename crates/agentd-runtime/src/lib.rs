@@ -3,6 +3,7 @@
 //! live events out to subscribers.
 
 pub mod access;
+mod agent;
 pub mod agent_files;
 mod approvals;
 mod ask;
@@ -13,6 +14,7 @@ pub mod config;
 pub mod context;
 mod delegation;
 pub mod documents;
+mod error;
 pub mod files;
 mod fold;
 mod gate;
@@ -39,15 +41,18 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentd_core::{ErrorCode, EventKind, Run, RunStatus, StoredEvent, Tenant};
+use agentd_core::{ErrorCode, EventKind, Run, StoredEvent, Tenant};
 use agentd_store::{NewRun, Store, StoreError};
 use agentd_tools::ToolRegistry;
 use tokio::sync::broadcast;
 
-pub use agentd_core::{AgentDef, AgentLimits};
+pub(crate) use agent::deny_all;
+pub use agent::{AgentSettings, policy_from};
+pub use agentd_core::{AgentDef, AgentLimits, IfBusy};
 pub use agentd_store::{ApprovalFilter, EventQuery, FeedEvent, Page, RunFilter, SecretMeta, now};
 pub use catalog::SessionView;
 pub use config::Config;
+pub use error::RuntimeError;
 pub use fold::Folded;
 pub use hub::{Hub, Live, Partial};
 pub use mcp_servers::SecretRefs;
@@ -57,265 +62,6 @@ pub use toolset::ToolSet;
 
 /// Hard upper bound for `max_steps`.
 pub const MAX_STEPS_LIMIT: u32 = 1000;
-
-/// Settings of the agent that runs execute.
-#[derive(Debug, Clone)]
-pub struct AgentSettings {
-    /// `default` for `[agents.default]`.
-    pub name: String,
-    /// The model a run uses when it names none.
-    pub model: Option<String>,
-    pub system_prompt: String,
-    /// A tenant's prompt template rendered as the system prompt (with the run's `arguments`).
-    pub system_template: Option<String>,
-    pub max_steps: u32,
-    /// Tool names the agent may use; `None` means all registered tools.
-    pub tools: Option<Vec<String>>,
-    /// Skill names or globs the agent may use; `None` means all skills.
-    pub skills: Option<Vec<String>>,
-    /// The tool policy (allow / ask / deny).
-    pub policy: Arc<agentd_safety::Policy>,
-    /// The fence around shell commands.
-    pub sandbox: agentd_tools::SandboxSettings,
-    /// Identical calls in a row before the loop guard refuses one (0: off).
-    pub max_repeated_calls: u32,
-    /// Wall-time budget of a run, waiting for people excluded.
-    pub max_wall_secs: u64,
-    /// A non-idempotent call a crash interrupted asks a person whether to run
-    /// it again (instead of telling the model its outcome is unknown).
-    pub ask_on_interrupted: bool,
-    /// What the agent does (shown to people and to agents that delegate).
-    pub description: Option<String>,
-    /// Delegation limits and the token budget.
-    pub limits: AgentLimits,
-    /// `system_prompt` is a template rendered with each run's `arguments` (AGENT.md bodies).
-    pub render_prompt: bool,
-    /// The AGENT.md the agent was loaded from.
-    pub file: Option<std::path::PathBuf>,
-}
-
-/// A policy that denies everything: what a broken policy falls back to.
-pub(crate) fn deny_all() -> agentd_safety::Policy {
-    let c = agentd_safety::PolicyConfig { mode: agentd_safety::Verdict::Deny, ..Default::default() };
-    agentd_safety::Policy::new(c).unwrap_or_else(|_| unreachable!("a policy without rules always parses"))
-}
-
-/// A policy from config; rules are checked when the config loads, so a
-/// failure here means a bug, and the agent fails closed.
-pub fn policy_from(c: &agentd_safety::PolicyConfig) -> Arc<agentd_safety::Policy> {
-    Arc::new(agentd_safety::Policy::new(c.clone()).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "invalid policy; denying every tool call");
-        deny_all()
-    }))
-}
-
-impl Default for AgentSettings {
-    fn default() -> Self {
-        Self {
-            name: "default".into(),
-            model: None,
-            system_prompt: "You are a helpful assistant. Use the tools you have when they help.".into(),
-            system_template: None,
-            max_steps: 20,
-            tools: None,
-            skills: None,
-            policy: policy_from(&agentd_safety::PolicyConfig::default()),
-            sandbox: agentd_tools::SandboxSettings::default(),
-            max_repeated_calls: 3,
-            max_wall_secs: 3600,
-            ask_on_interrupted: false,
-            description: None,
-            limits: AgentLimits::default(),
-            render_prompt: false,
-            file: None,
-        }
-    }
-}
-
-impl AgentSettings {
-    pub fn from_config(cfg: &Config) -> Self {
-        Self::from_agent_config("default", &cfg.default_agent(), &Self::default())
-    }
-
-    /// Every `[agents.<name>]` of the config; fields a named agent leaves
-    /// unset come from `[agents.default]`.
-    pub fn all_from_config(cfg: &Config) -> Vec<Self> {
-        let default = Self::from_config(cfg);
-        let mut out = vec![default.clone()];
-        for (name, a) in &cfg.agents {
-            if name != "default" {
-                out.push(Self::from_agent_config(name, a, &default));
-            }
-        }
-        out
-    }
-
-    /// Settings of `[agents.<name>]`; unset fields come from `base`.
-    pub fn from_agent_config(name: &str, a: &config::AgentConfig, base: &Self) -> Self {
-        let a = a.clone();
-        let d = base.clone();
-        Self {
-            name: name.into(),
-            model: a.model,
-            system_prompt: a.system_prompt.unwrap_or(d.system_prompt),
-            system_template: a.system_template.or(d.system_template),
-            max_steps: a.max_steps.unwrap_or(d.max_steps).clamp(1, MAX_STEPS_LIMIT),
-            tools: a.tools,
-            skills: a.skills,
-            policy: a.policy.as_ref().map(policy_from).unwrap_or(d.policy),
-            sandbox: a.sandbox.unwrap_or(d.sandbox),
-            max_repeated_calls: a.max_repeated_calls.unwrap_or(d.max_repeated_calls),
-            max_wall_secs: a.max_wall_secs.unwrap_or(d.max_wall_secs).max(1),
-            ask_on_interrupted: a.on_interrupted.map_or(d.ask_on_interrupted, |o| o == config::OnInterrupted::Ask),
-            description: a.description,
-            limits: a.limits.unwrap_or(d.limits),
-            render_prompt: false,
-            file: None,
-        }
-    }
-
-    /// Whether the agent may use this tool: its list names it exactly or by
-    /// a glob (`mcp__github__*`); no list means every tool.
-    pub fn allows(&self, name: &str) -> bool {
-        matches_any(self.tools.as_deref(), name)
-    }
-
-    /// Whether the agent may use this skill (exact name or glob).
-    pub fn allows_skill(&self, name: &str) -> bool {
-        matches_any(self.skills.as_deref(), name)
-    }
-}
-
-/// No list allows everything; otherwise an exact name or a glob must match.
-fn matches_any(list: Option<&[String]>, name: &str) -> bool {
-    list.is_none_or(|a| {
-        a.iter()
-            .any(|p| p == name || globset::Glob::new(p).map(|g| g.compile_matcher().is_match(name)).unwrap_or(false))
-    })
-}
-
-/// What a runtime call refused or failed with. Each error has an
-/// [`ErrorCode`]; which HTTP status it becomes is the server's business.
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    /// The request is not valid: a field, a value, a template.
-    #[error("{message}")]
-    Invalid { code: ErrorCode, message: String },
-    #[error("session {0} not found")]
-    SessionNotFound(String),
-    #[error("run {0} not found")]
-    RunNotFound(String),
-    #[error("approval {0} not found")]
-    ApprovalNotFound(String),
-    /// A named catalog entry (template, tool, skill, agent, MCP server) the tenant does not have.
-    #[error("{message}")]
-    NotFound { code: ErrorCode, message: String },
-    /// The name is taken.
-    #[error("{message}")]
-    AlreadyExists { code: ErrorCode, message: String },
-    /// The run reached a terminal state; it takes nothing more.
-    #[error("run {run_id} already finished with status {}", status.as_str())]
-    RunAlreadyFinished { run_id: String, status: RunStatus },
-    /// The approval was answered already, or its run ended.
-    #[error("the approval is {status}, not pending")]
-    ApprovalNotPending { status: String },
-    /// The session has an unfinished run and the caller asked to reject.
-    #[error("session is busy with run {active_run_id}")]
-    SessionBusy { active_run_id: String },
-    /// The tool an approval was for is gone from the run's tool set.
-    #[error("the tool {tool} is no longer available to this run")]
-    ToolUnavailable { tool: String },
-    /// A template variable the caller did not give.
-    #[error("template {template} needs the variable {variable:?}")]
-    MissingVariable { template: String, variable: String },
-    /// Tool arguments that violate the tool's schema.
-    #[error("{0}")]
-    InvalidArguments(agentd_tools::InvalidArguments),
-    /// The policy refuses a direct call.
-    #[error("{message}")]
-    PermissionDenied { message: String, details: serde_json::Value },
-    /// The policy wants a person to approve a direct call, which cannot wait.
-    #[error("{message}")]
-    ApprovalRequired { message: String, details: serde_json::Value },
-    /// No key, or one that is unknown, revoked or expired.
-    #[error("{0}")]
-    Unauthorized(String),
-    /// The caller's role may not do this.
-    #[error("{0}")]
-    Forbidden(String),
-    /// Over an operator's cap on things in flight at once (downloads); try again soon.
-    #[error("{0}")]
-    Busy(String),
-    /// Over the organisation's request rate; try again after this long.
-    #[error("over the request limit of {per_minute} a minute for this key; retry in {} s", retry_after.as_secs().max(1))]
-    RateLimited { per_minute: u32, retry_after: std::time::Duration },
-    /// The database failed (the cause is for the log, not the caller).
-    #[error("the database reported an error: {0}")]
-    Store(StoreError),
-}
-
-impl RuntimeError {
-    pub fn bad(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::Invalid { code, message: message.into() }
-    }
-
-    pub(crate) fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::NotFound { code, message: message.into() }
-    }
-
-    pub(crate) fn exists(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::AlreadyExists { code, message: message.into() }
-    }
-
-    /// The error's code in the API.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            Self::Invalid { code, .. } | Self::NotFound { code, .. } | Self::AlreadyExists { code, .. } => *code,
-            Self::SessionNotFound(_) => ErrorCode::SessionNotFound,
-            Self::RunNotFound(_) => ErrorCode::RunNotFound,
-            Self::ApprovalNotFound(_) => ErrorCode::ApprovalNotFound,
-            Self::RunAlreadyFinished { .. } => ErrorCode::RunAlreadyFinished,
-            Self::ApprovalNotPending { .. } => ErrorCode::ApprovalNotPending,
-            Self::SessionBusy { .. } => ErrorCode::SessionBusy,
-            Self::ToolUnavailable { .. } => ErrorCode::ToolUnavailable,
-            Self::MissingVariable { .. } => ErrorCode::MissingVariable,
-            Self::InvalidArguments(_) => ErrorCode::InvalidArguments,
-            Self::PermissionDenied { .. } => ErrorCode::PermissionDenied,
-            Self::ApprovalRequired { .. } => ErrorCode::ApprovalRequired,
-            Self::Unauthorized(_) => ErrorCode::Unauthorized,
-            Self::Forbidden(_) => ErrorCode::Forbidden,
-            Self::RateLimited { .. } => ErrorCode::RateLimited,
-            Self::Busy(_) => ErrorCode::LimitExceeded,
-            Self::Store(StoreError::NotFound) => ErrorCode::NotFound,
-            Self::Store(_) => ErrorCode::InternalError,
-        }
-    }
-}
-
-impl From<StoreError> for RuntimeError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotPending(status) => Self::ApprovalNotPending { status },
-            StoreError::SessionBusy(active_run_id) => Self::SessionBusy { active_run_id },
-            other => Self::Store(other),
-        }
-    }
-}
-
-/// What to do when a message arrives for a session that has an unfinished run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IfBusy {
-    /// Queue a new run behind the active one (FIFO per session).
-    #[default]
-    Enqueue,
-    /// Refuse with the active run's id.
-    Reject,
-    /// Cancel the active run(s), then start.
-    Interrupt,
-    /// Hand the message to the active run at its next step.
-    Steer,
-}
 
 /// A request to start a run.
 #[derive(Debug, Clone, Default)]

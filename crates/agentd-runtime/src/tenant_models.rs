@@ -299,10 +299,22 @@ impl Runtime {
         if p.price.is_some_and(|pr| !fair(pr.input_per_mtok) || !fair(pr.output_per_mtok)) {
             return Err(bad("prices must be between 0 and 1,000,000 USD per million tokens"));
         }
-        // What the request is made of is the adapter's, never a profile's parameter.
-        const RESERVED: [&str; 5] = ["model", "messages", "stream", "tools", "stream_options"];
-        if let Some(k) = p.params.keys().find(|k| RESERVED.contains(&k.as_str())) {
-            return Err(bad(format!("`params` may not set {k:?}")));
+        // A tenant's profile may name the operator's providers: its params are
+        // sampling settings only, never what the request is made of, how much it
+        // may cost (`n`, token caps, tiers) or where it reaches (tools, servers).
+        const SAMPLING: [&str; 9] = [
+            "temperature",
+            "top_p",
+            "top_k",
+            "min_p",
+            "seed",
+            "stop",
+            "presence_penalty",
+            "frequency_penalty",
+            "repeat_penalty",
+        ];
+        if let Some(k) = p.params.keys().find(|k| !SAMPLING.contains(&k.as_str())) {
+            return Err(bad(format!("`params` may set only {}; not {k:?}", SAMPLING.join(", "))));
         }
         let (mut layer, _) = self.layer(t).await?;
         if layer.profiles.contains_key(&def.name) {

@@ -5,7 +5,7 @@ use agentd_api as api;
 
 use agentd_core::ErrorCode;
 use agentd_core::RunStatus;
-use agentd_runtime::{CreateRun, IfBusy};
+use agentd_runtime::CreateRun;
 use agentd_runtime::{EventQuery, Page, RunFilter};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -47,12 +47,7 @@ pub(crate) async fn create(
         session_id: b.session_id,
         model: b.model,
         max_steps: b.max_steps,
-        if_busy: match b.if_busy {
-            agentd_api::IfBusy::Enqueue => IfBusy::Enqueue,
-            agentd_api::IfBusy::Reject => IfBusy::Reject,
-            agentd_api::IfBusy::Interrupt => IfBusy::Interrupt,
-            agentd_api::IfBusy::Steer => IfBusy::Steer,
-        },
+        if_busy: b.if_busy,
         agent: b.agent,
     };
     let created = s.rt.create_run(&t, req, b.stream).await?;

@@ -203,6 +203,16 @@ pub(crate) async fn add_version(e: &mut dyn Exec, t: &Tenant, kind: DocKind, nam
         args![kind.as_str(), &t.org, &t.user, &t.project, name, last + 1, doc, &now()],
     )
     .await?;
+    // The newest versions are kept, and any an unfinished run still reads.
+    e.execute(
+        "DELETE FROM doc_versions
+          WHERE kind = $1 AND org = $2 AND usr = $3 AND project = $4 AND name = $5 AND version <= $6
+            AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.org = $2 AND r.usr = $3 AND r.project = $4
+                              AND r.agent = $5 AND r.agent_version = doc_versions.version
+                              AND r.status NOT IN ('completed', 'failed', 'cancelled'))",
+        args![kind.as_str(), &t.org, &t.user, &t.project, name, last + 1 - i64::from(crate::MAX_AGENT_VERSIONS)],
+    )
+    .await?;
     Ok(())
 }
 

@@ -29,8 +29,8 @@ mod tool_calls;
 mod tree;
 mod usage;
 
-pub use agentd_core::{BlackboardEntry, DirectCall};
-use agentd_core::{Message, Run, RunStatus, StoredEvent, Tenant};
+pub use agentd_core::{BlackboardEntry, DirectCall, SessionMessage};
+use agentd_core::{Run, RunStatus, StoredEvent, Tenant};
 
 #[cfg(feature = "postgres")]
 pub use postgres::{Pg, PgStore};
@@ -277,17 +277,6 @@ pub struct PruneScope {
     pub except_orgs: Vec<String>,
 }
 
-/// A message of a session with where it came from.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SessionMessage {
-    pub index: i64,
-    pub run_id: String,
-    pub seq: i64,
-    #[serde(flatten)]
-    pub message: Message,
-    pub created_at: String,
-}
-
 /// Events read from a run's journal.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
@@ -296,6 +285,9 @@ pub struct EventQuery {
     /// Only these event types (all when `None`).
     pub types: Option<Vec<String>>,
 }
+
+/// Versions of one agent kept (older ones go, unless an unfinished run reads them).
+pub const MAX_AGENT_VERSIONS: u32 = 50;
 
 /// A kind of tenant document: its spelling in the `kind` column. The
 /// kinds the store itself knows are constants here; a new simple kind is

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use agentd_core::{EventKind, Tenant, Usage};
 use agentd_store::prelude::*;
-use agentd_store::{EventQuery, NewRun, SqliteStore, suite};
+use agentd_store::{EventQuery, NewRun, SqliteStore};
 
 async fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
@@ -14,38 +14,7 @@ async fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
     (dir, Arc::new(s))
 }
 
-macro_rules! suite_tests {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test(flavor = "multi_thread")]
-        async fn $name() {
-            let (_dir, s) = fresh().await;
-            suite::$name(s).await;
-        }
-    )*};
-}
-
-suite_tests!(
-    append_derives_rows,
-    terminal_runs_are_sealed,
-    tenant_scope_on_every_query,
-    concurrent_appends_are_gap_free,
-    listing_and_deletion,
-    guarded_appends,
-    claiming_respects_lanes_limits_and_leases,
-    per_org_caps_replace_the_default,
-    busy_sessions_reject,
-    prune_removes_old_finished_runs,
-    http_tools_are_tenant_scoped,
-    documents_are_capped_paged_and_read_by_name,
-    direct_calls_are_journaled,
-    approvals_pause_and_resume_runs,
-    a_long_backlog_never_hides_another_tenant,
-    secrets_are_masked_on_every_write,
-    api_keys_are_stored_as_hashes,
-    secrets_are_tenant_scoped,
-    usage_counts_runs_and_tool_calls,
-    trees_are_capped_and_listed_whole,
-);
+agentd_store::suite_tests!(fresh().await);
 
 #[tokio::test]
 async fn reopening_keeps_everything_and_migrations_run_once() {

@@ -59,7 +59,12 @@ fn checked_name(name: &str) -> anyhow::Result<&str> {
 /// Text from the server as it may reach a terminal: no control characters
 /// (escape sequences from a hostile server), C1 included.
 fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() && c != '\n' { ' ' } else { c }).collect()
+    s.chars().map(|c| if (c.is_control() && c != '\n') || is_format(c) { ' ' } else { c }).collect()
+}
+
+/// Invisible characters that reorder or hide text (bidirectional overrides, zero-width marks).
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 fn checked_kind(kind: &str) -> anyhow::Result<&str> {
@@ -73,6 +78,7 @@ pub(crate) async fn run(cmd: DocsCmd) -> anyhow::Result<ExitCode> {
     | DocsCmd::Show { kind, remote, .. }
     | DocsCmd::Put { kind, remote, .. }
     | DocsCmd::Delete { kind, remote, .. }) = &cmd;
+    anyhow::ensure!(!remote.url.contains(['?', '#']), "--url is a server's address, without a query or fragment");
     let base = format!("{}/v1/{}", remote.url.trim_end_matches('/'), checked_kind(kind)?);
     let http = client(Some(remote))?;
     match &cmd {

@@ -247,11 +247,40 @@ async fn the_attack_rounds_findings_stay_fixed() {
         p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         p
     };
-    for bad in [json!({"price": {"input_per_mtok": -100.0, "output_per_mtok": 0.0}}), json!({"params": {"model": "x"}})]
-    {
+    for bad in [
+        json!({"price": {"input_per_mtok": -100.0, "output_per_mtok": 0.0}}),
+        json!({"params": {"model": "x"}}),
+        json!({"params": {"n": 64}}),
+        json!({"params": {"max_tokens": 64000}}),
+        json!({"params": {"system": "overridden"}}),
+    ] {
         let (code, v) = c(&admin, Method::POST, "/v1/model-profiles", Some(profile(bad.clone()))).await;
         assert_eq!((code, code_of(&v)), (400, "invalid_request"), "{bad}: {v}");
     }
+
+    // Sampling settings are a profile's to choose.
+    let (code, v) =
+        c(&admin, Method::POST, "/v1/model-profiles", Some(profile(json!({"params": {"temperature": 0.2}})))).await;
+    assert_eq!(code, 201, "{v}");
+
+    // An import is checked whole before anything is written.
+    let (code, _) = c(&member, Method::POST, "/v1/agents", Some(json!({"name": "exp"}))).await;
+    assert_eq!(code, 201);
+    let (_, mut bundle) = c(&member, Method::GET, "/v1/agents/exp/export", None).await;
+    bundle["agent"]["name"] = json!("imp");
+    bundle["templates"] = json!([{"name": "dupt", "content": "one {{x}}"}, {"name": "dupt", "content": "two"}]);
+    let (code, v) = c(&member, Method::POST, "/v1/agents/import", Some(bundle)).await;
+    assert_eq!((code, code_of(&v)), (400, "invalid_request"), "{v}");
+    let (code, _) = c(&member, Method::GET, "/v1/prompt-templates/dupt", None).await;
+    assert_eq!(code, 404, "nothing of a refused import is written");
+
+    // The CLI's --url is an address, never a place to smuggle a path into a query.
+    let out = Command::new(common::bin())
+        .args(["docs", "list", "prompts", "--url", &format!("{}/x?y=", s.url), "--api-key", &member])
+        .env_remove("AGENTD_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("without a query"));
 
     // A change whose scope headers do not read is audited under the key's org.
     let (_, keys) = c(&admin, Method::GET, "/v1/api-keys", None).await;

@@ -8,6 +8,27 @@ use agentd_core::{ContentPart, EventKind, Message, Role, RunError, RunStatus, Te
 
 use crate::{EventQuery, NewRun, Page, RunFilter, Store, StoreError};
 
+mod documents;
+pub use documents::*;
+
+/// One `#[tokio::test]` per function of the suite, each over a fresh store:
+/// `$fresh` is an expression (awaited inside the test) that gives
+/// `(something to keep alive, Arc<dyn Store>)`. Both backends' test files
+/// call it, so the list lives here once.
+#[macro_export]
+macro_rules! suite_tests {
+    ($fresh:expr) => {
+        $crate::suite_tests!(@each $fresh; append_derives_rows, terminal_runs_are_sealed, tenant_scope_on_every_query, concurrent_appends_are_gap_free, listing_and_deletion, guarded_appends, claiming_respects_lanes_limits_and_leases, per_org_caps_replace_the_default, busy_sessions_reject, prune_removes_old_finished_runs, http_tools_are_tenant_scoped, documents_are_capped_paged_and_read_by_name, agent_versions_are_bounded, direct_calls_are_journaled, approvals_pause_and_resume_runs, a_long_backlog_never_hides_another_tenant, secrets_are_masked_on_every_write, api_keys_are_stored_as_hashes, secrets_are_tenant_scoped, usage_counts_runs_and_tool_calls, trees_are_capped_and_listed_whole);
+    };
+    (@each $fresh:expr; $($name:ident),*) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $name() {
+            let (_keep, s) = $fresh;
+            $crate::suite::$name(s).await;
+        }
+    )*};
+}
+
 fn tenant(org: &str) -> Tenant {
     Tenant { org: org.into(), user: "u".into(), project: "p".into() }
 }
@@ -309,56 +330,6 @@ pub async fn prune_removes_old_finished_runs(s: Arc<dyn Store>) {
     assert!(s.get_session(&a, &sa).await.unwrap().is_none());
 }
 
-/// HTTP tools belong to their tenant; names are unique per tenant.
-pub async fn http_tools_are_tenant_scoped(s: Arc<dyn Store>) {
-    let a = tenant("a");
-    let b = tenant("b");
-    let def = agentd_core::HttpToolDef {
-        name: "lookup".into(),
-        description: "d".into(),
-        input_schema: serde_json::json!({"type": "object"}),
-        url: "http://127.0.0.1:9/x".into(),
-        headers: Default::default(),
-        secret_headers: [("Authorization".to_string(), "AGENTD_SECRET_X".to_string())].into(),
-        timeout_ms: 1000,
-        created_at: crate::now(),
-    };
-    s.create_http_tool(&a, &def).await.unwrap();
-    assert!(matches!(s.create_http_tool(&a, &def).await, Err(StoreError::AlreadyExists)));
-    s.create_http_tool(&b, &def).await.unwrap();
-    assert_eq!(s.list_http_tools(&a).await.unwrap(), vec![def.clone()]);
-    assert!(s.delete_http_tool(&b, "lookup").await.unwrap());
-    assert!(s.list_http_tools(&b).await.unwrap().is_empty());
-    assert_eq!(s.list_http_tools(&a).await.unwrap().len(), 1, "deleting b's left a's alone");
-    assert!(!s.delete_http_tool(&tenant("c"), "lookup").await.unwrap());
-}
-
-/// Documents of a simple kind: capped per org (all its users together, in
-/// the insert itself), one read by name, pages by name.
-pub async fn documents_are_capped_paged_and_read_by_name(s: Arc<dyn Store>) {
-    let kind = crate::DocKind::new("note");
-    let alice = Tenant::from_parts(Some("capped"), Some("alice"), None).unwrap();
-    let bob = Tenant::from_parts(Some("capped"), Some("bob"), None).unwrap();
-    let doc = |n: &str| serde_json::json!({"name": n, "text": n});
-    s.create_doc_capped(&alice, kind, "a", &doc("a"), 2).await.unwrap();
-    s.create_doc_capped(&bob, kind, "b", &doc("b"), 2).await.unwrap();
-    let full = s.create_doc_capped(&bob, kind, "c", &doc("c"), 2).await;
-    assert!(matches!(full, Err(StoreError::Full(2))), "another user of the org counts too: {full:?}");
-    let taken = s.create_doc_capped(&alice, kind, "a", &doc("a"), 10).await;
-    assert!(matches!(taken, Err(StoreError::AlreadyExists)), "{taken:?}");
-    // Another org has its own room.
-    s.create_doc_capped(&tenant("other"), kind, "c", &doc("c"), 2).await.unwrap();
-    assert_eq!(s.get_doc(&alice, kind, "a").await.unwrap(), Some(doc("a")));
-    assert_eq!(s.get_doc(&bob, kind, "a").await.unwrap(), None, "by name within the tenant only");
-    for n in ["d", "e"] {
-        s.create_doc_capped(&alice, kind, n, &doc(n), 10).await.unwrap();
-    }
-    let first = s.list_docs_page(&alice, kind, None, 2).await.unwrap();
-    assert_eq!(first, vec![doc("a"), doc("d")]);
-    let next = s.list_docs_page(&alice, kind, Some("d"), 2).await.unwrap();
-    assert_eq!(next, vec![doc("e")]);
-}
-
 /// Direct tool calls are journaled per tenant and listed newest first.
 pub async fn direct_calls_are_journaled(s: Arc<dyn Store>) {
     let a = tenant("a");
@@ -488,21 +459,6 @@ pub async fn a_long_backlog_never_hides_another_tenant(s: Arc<dyn Store>) {
     let (_, later) = new_run(&*s, &tenant("third"), None).await;
     let got = s.claim_runs("n1", &claim(1, 1, 60_000)).await.unwrap();
     assert_eq!(got.iter().map(|(_, r)| r.id.as_str()).collect::<Vec<_>>(), [later.as_str()]);
-}
-
-/// Hardening finding 11: secrets are masked on every write path, not only in the journal.
-pub async fn secrets_are_masked_on_every_write(s: Arc<dyn Store>) {
-    let secret = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789";
-    let t = tenant("a");
-    let ses = s.create_session(&t, Some(format!("title {secret}")), serde_json::json!({"k": [secret]})).await.unwrap();
-    let back = s.get_session(&t, &ses.id).await.unwrap().unwrap();
-    assert!(!format!("{back:?}").contains(secret), "{back:?}");
-    for kind in [crate::DocKind::AGENT, crate::DocKind::PROMPT_TEMPLATE, crate::DocKind::SKILL] {
-        s.create_doc(&t, kind, "x", &serde_json::json!({"content": format!("use {secret}")})).await.unwrap();
-        s.replace_doc(&t, kind, "x", &serde_json::json!({"content": format!("now {secret}")})).await.unwrap();
-        let docs = s.list_docs(&t, kind).await.unwrap();
-        assert!(!serde_json::to_string(&docs).unwrap().contains(secret), "{kind:?}: {docs:?}");
-    }
 }
 
 /// API keys: found by prefix with their hash, listed per organisation,
