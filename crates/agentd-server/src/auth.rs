@@ -103,6 +103,19 @@ pub(crate) async fn authenticate(State(s): State<AppState>, mut req: Request, ne
                 // Auth off: the default tenant.
                 None => Some(Tenant::default()),
             });
+        // A change to an organisation (`/v1/orgs/{org}/…`) is that org's record,
+        // whoever made it (an operator acts from its own scope).
+        let tenant = match (route.as_deref(), tenant) {
+            (Some(r), Some(mut t)) if r.starts_with("/v1/orgs/{org}") => {
+                if let Some(org) =
+                    req.uri().path().split('/').nth(3).and_then(|o| Tenant::from_parts(Some(o), None, None).ok())
+                {
+                    t.org = org.org;
+                }
+                Some(t)
+            }
+            (_, t) => t,
+        };
         (
             req.method().to_string(),
             route.clone().unwrap_or_else(|| req.uri().path().to_string()),

@@ -199,6 +199,7 @@ async fn the_attack_rounds_findings_stay_fixed() {
     let data = tmp.path().join("data");
     let admin = make_key(&data, &["--role", "admin", "--org", "acme"]);
     let member = make_key(&data, &["--role", "member", "--org", "acme"]);
+    let operator = make_key(&data, &["--role", "operator"]);
     let mock = agentd_testkit::MockOpenAi::start(vec![], 0).await.unwrap();
     let s = Server::start_with(Opts { mock: Some(&mock.base_url), data_dir: Some(&data), ..Default::default() });
     let c = |key: &str, m: Method, path: &str, body: Option<Value>| {
@@ -296,8 +297,15 @@ async fn the_attack_rounds_findings_stay_fixed() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
+    // An operator's change to an org is that org's record.
+    let limits = json!({"requests_per_minute": 600});
+    let (code, v) = c(&operator, Method::PUT, "/v1/orgs/acme/limits", Some(limits)).await;
+    assert_eq!(code, 200, "{v}");
     let (_, log) = c(&admin, Method::GET, "/v1/audit", None).await;
-    let revoked =
-        log["data"].as_array().unwrap().iter().any(|r| r["method"] == "DELETE" && r["route"] == "/v1/api-keys/{id}");
+    let rows = log["data"].as_array().unwrap();
+    let revoked = rows.iter().any(|r| r["method"] == "DELETE" && r["route"] == "/v1/api-keys/{id}");
     assert!(revoked, "{log}");
+    let by_operator =
+        rows.iter().any(|r| r["route"] == "/v1/orgs/{org}/limits" && r["role"] == "operator" && r["org"] == "acme");
+    assert!(by_operator, "acme's admin sees the operator's change to acme: {log}");
 }
