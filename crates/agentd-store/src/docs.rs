@@ -312,6 +312,8 @@ pub(crate) async fn create_doc_capped(
     doc: &str,
     max_per_org: u32,
 ) -> Result<()> {
+    // Concurrent creates of one org's kind take turns (PostgreSQL; SQLite has one writer).
+    e.lock(&format!("doc-cap/{}/{}", kind.as_str(), t.org)).await?;
     let n = e
         .execute(
             "INSERT INTO tenant_docs (kind, org, usr, project, name, doc, created_at)

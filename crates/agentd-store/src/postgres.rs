@@ -169,6 +169,10 @@ impl Exec for PgExec<'_> {
         Ok(())
     }
 
+    async fn lock(&mut self, key: &str) -> Result<()> {
+        self.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", crate::args![key]).await.map(drop)
+    }
+
     async fn notify(&mut self, change: &Change) -> Result<()> {
         let payload = serde_json::to_string(change).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.execute("SELECT pg_notify($1, $2)", crate::args![CHANNEL, payload.as_str()]).await.map(drop)

@@ -171,6 +171,13 @@ pub trait Exec: Send {
         Ok(())
     }
 
+    /// Holds a lock named `key` until the transaction ends, so a count and
+    /// the insert it allows are one step across nodes. A no-op where writes
+    /// are serialised anyway (SQLite's single writer).
+    async fn lock(&mut self, _key: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// The first row, if any.
     async fn query_opt(&mut self, sql: &'static str, args: &[Arg<'_>]) -> Result<Option<Row>> {
         Ok(self.query(sql, args).await?.into_iter().next())

@@ -90,3 +90,36 @@ async fn a_changed_migration_is_refused() {
     let err = PgStore::connect(&url).await.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("migration 1 was changed"), "{err}");
 }
+
+/// The per-org document cap holds exactly under concurrent creates from
+/// several nodes: the count and the insert take turns under one lock.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_document_cap_holds_under_concurrent_creates_across_nodes() {
+    let url = fresh_database().await;
+    let nodes: Vec<Arc<dyn Store>> = vec![
+        Arc::new(PgStore::connect(&url).await.expect("node a")),
+        Arc::new(PgStore::connect(&url).await.expect("node b")),
+    ];
+    let kind = agentd_store::DocKind::new("note");
+    // Rounds over fresh orgs: a race that slips past the count shows in one of them.
+    for round in 0..4 {
+        let org = format!("capped{round}");
+        let mut tasks = vec![];
+        for i in 0..60 {
+            let (s, org) = (nodes[i % 2].clone(), org.clone());
+            tasks.push(tokio::spawn(async move {
+                let t = agentd_core::Tenant::from_parts(Some(&org), Some(&format!("u{}", i % 4)), None).unwrap();
+                s.create_doc_capped(&t, kind, &format!("n{i}"), &serde_json::json!({"i": i}), 5).await
+            }));
+        }
+        let mut created = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => created += 1,
+                Err(agentd_store::StoreError::Full(5)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(created, 5, "round {round}: exactly the cap, never past it");
+    }
+}
