@@ -33,9 +33,7 @@ impl Route {
         H: axum::handler::Handler<T, AppState>,
         T: 'static,
     {
-        let handler = axum::routing::on(method_filter(method), h);
-        let role = if method == "get" { KeyRole::Viewer } else { KeyRole::Member };
-        Route { op: agentd_api::openapi::op(method, path, summary), role: Some(role), audited: false, handler }
+        Self::with_op(agentd_api::openapi::op(method, path, summary), h)
     }
 
     pub(crate) fn get<H: axum::handler::Handler<T, AppState>, T: 'static>(
@@ -76,7 +74,7 @@ impl Route {
         H: axum::handler::Handler<T, AppState>,
         T: 'static,
     {
-        let handler = axum::routing::on(method_filter(op.method), h);
+        let handler = axum::routing::on(MethodFilter::try_from(method_of(op.method)).unwrap_or(MethodFilter::GET), h);
         let role = if op.method == "get" { KeyRole::Viewer } else { KeyRole::Member };
         Route { op, role: Some(role), audited: false, handler }
     }
@@ -155,12 +153,13 @@ impl Route {
     }
 }
 
-fn method_filter(method: &str) -> MethodFilter {
+/// The HTTP method of an operation's spelling (`get`, `post`, `put`, `delete`).
+fn method_of(method: &str) -> Method {
     match method {
-        "get" => MethodFilter::GET,
-        "post" => MethodFilter::POST,
-        "put" => MethodFilter::PUT,
-        _ => MethodFilter::DELETE,
+        "get" => Method::GET,
+        "post" => Method::POST,
+        "put" => Method::PUT,
+        _ => Method::DELETE,
     }
 }
 
@@ -189,13 +188,10 @@ pub(crate) fn build(routes: Vec<Route>) -> (Router<AppState>, Table, Vec<Op>) {
     let mut table: HashMap<Method, HashMap<String, Meta>> = HashMap::new();
     let mut ops = Vec::with_capacity(routes.len());
     for r in routes {
-        let method = match r.op.method {
-            "get" => Method::GET,
-            "post" => Method::POST,
-            "put" => Method::PUT,
-            _ => Method::DELETE,
-        };
-        table.entry(method).or_default().insert(r.op.path.to_string(), Meta { role: r.role, audited: r.audited });
+        table
+            .entry(method_of(r.op.method))
+            .or_default()
+            .insert(r.op.path.to_string(), Meta { role: r.role, audited: r.audited });
         router = router.route(&r.op.path, r.handler);
         ops.push(r.op);
     }

@@ -46,13 +46,9 @@ pub(crate) enum DocsCmd {
     },
 }
 
-/// A document's name as one path segment: it must follow the server's name rule.
+/// A document's name as one path segment: the server's name rule, checked here first.
 fn checked_name(name: &str) -> anyhow::Result<&str> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !name.starts_with('.');
-    anyhow::ensure!(ok, "a name is 1-128 characters of [A-Za-z0-9_.-], not starting with a dot");
+    agentd_runtime::documents::check_name(name).map_err(|e| anyhow::anyhow!("a name is not valid here: {e}"))?;
     Ok(name)
 }
 
